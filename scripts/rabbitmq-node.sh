@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# Start and stop a throwaway RabbitMQ node (Debian's rabbitmq-server package) with the
+# management plugin, under its own node name, ports, cookie and data directory. It never
+# touches the system service, /etc/rabbitmq or /var/lib/rabbitmq, and it stops only the
+# processes it started (by process group of the PID it recorded).
+#
+# Usage:
+#   scripts/rabbitmq-node.sh start DIR [--amqp-port N] [--mgmt-port N] [--dist-port N]
+#                                      [--watch-pid PID] [--conf LINE]...
+#       Starts a node whose files all live under DIR, waits until its management API
+#       answers, and prints its settings as shell assignments (also written to DIR/node.env):
+#       NODE_NAME, NODE_PID, AMQP_PORT, MGMT_PORT, DIST_PORT, MGMT_URL, AMQP_URL.
+#       Ports default to free ones. Restarting an existing DIR reuses its name and ports.
+#       --watch-pid: stop the node and delete DIR once process PID exits (test harnesses).
+#       --conf: an extra rabbitmq.conf line (repeatable).
+#   scripts/rabbitmq-node.sh stop DIR     stop the node, keep DIR (it can be started again)
+#   scripts/rabbitmq-node.sh clean DIR    stop the node and delete DIR
+#   scripts/rabbitmq-node.sh ctl DIR ARGS...   run rabbitmqctl against the node
+set -euo pipefail
+
+RMQ_BIN=/usr/lib/rabbitmq/bin
+
+die() { echo "rabbitmq-node: $*" >&2; exit 1; }
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+free_port() {
+  local p i
+  for i in $(seq 1 200); do
+    p=$((20000 + RANDOM % 30000))
+    if ! port_in_use "$p"; then echo "$p"; return; fi
+  done
+  die "no free TCP port found"
+}
+
+# The environment every RabbitMQ command of this node runs in: nothing from the caller's
+# environment or /etc/rabbitmq leaks in.
+node_env() {
+  local dir=$1
+  echo env -i \
+    "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin" \
+    "HOME=$dir" \
+    "LANG=C.UTF-8" \
+    "RABBITMQ_NODENAME=$NODE_NAME" \
+    "RABBITMQ_NODE_PORT=$AMQP_PORT" \
+    "RABBITMQ_DIST_PORT=$DIST_PORT" \
+    "RABBITMQ_MNESIA_BASE=$dir/mnesia" \
+    "RABBITMQ_LOG_BASE=$dir/log" \
+    "RABBITMQ_PID_FILE=$dir/rabbitmq.pid" \
+    "RABBITMQ_CONFIG_FILE=$dir/rabbitmq.conf" \
+    "RABBITMQ_ADVANCED_CONFIG_FILE=$dir/advanced.config" \
+    "RABBITMQ_CONF_ENV_FILE=$dir/rabbitmq-env.conf" \
+    "RABBITMQ_ENABLED_PLUGINS_FILE=$dir/enabled_plugins"
+}
+
+load_env() {
+  local dir=$1
+  [ -f "$dir/node.env" ] || die "$dir/node.env not found: was the node started with this DIR?"
+  # shellcheck disable=SC1091
+  . "$dir/node.env"
+}
+
+stop_node() {
+  local dir=$1 i
+  [ -f "$dir/node.env" ] || return 0
+  load_env "$dir"
+  if [ -n "${NODE_PID:-}" ] && kill -0 "$NODE_PID" 2>/dev/null; then
+    # The node runs in its own session: its process group holds beam and its helpers.
+    kill -TERM -- "-$NODE_PID" 2>/dev/null || kill -TERM "$NODE_PID" 2>/dev/null || true
+    for i in $(seq 1 100); do
+      kill -0 "$NODE_PID" 2>/dev/null || break
+      sleep 0.2
+    done
+    kill -KILL -- "-$NODE_PID" 2>/dev/null || true
+  fi
+  if [ -n "${WATCHDOG_PID:-}" ] && [ -z "${FROM_WATCHDOG:-}" ]; then
+    kill "$WATCHDOG_PID" 2>/dev/null || true
+  fi
+}
+
+cmd=${1:-}
+[ -n "$cmd" ] || die "usage: $0 start|stop|clean|ctl DIR ..."
+shift
+dir=${1:-}
+[ -n "$dir" ] || die "usage: $0 $cmd DIR ..."
+shift
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+
+case "$cmd" in
+start)
+  [ -x "$RMQ_BIN/rabbitmq-server" ] || die "$RMQ_BIN/rabbitmq-server not found: install Debian's rabbitmq-server package (apt-get install rabbitmq-server)"
+  AMQP_PORT="" MGMT_PORT="" DIST_PORT="" WATCH_PID="" NODE_NAME=""
+  extra_conf=()
+  if [ -f "$dir/node.env" ]; then
+    load_env "$dir"
+    if [ -n "${NODE_PID:-}" ] && kill -0 "$NODE_PID" 2>/dev/null; then
+      die "node $NODE_NAME (pid $NODE_PID) is already running in $dir"
+    fi
+  fi
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --amqp-port) AMQP_PORT=$2; shift 2 ;;
+      --mgmt-port) MGMT_PORT=$2; shift 2 ;;
+      --dist-port) DIST_PORT=$2; shift 2 ;;
+      --watch-pid) WATCH_PID=$2; shift 2 ;;
+      --conf) extra_conf+=("$2"); shift 2 ;;
+      *) die "unknown option $1" ;;
+    esac
+  done
+  AMQP_PORT=${AMQP_PORT:-$(free_port)}
+  MGMT_PORT=${MGMT_PORT:-$(free_port)}
+  DIST_PORT=${DIST_PORT:-$(free_port)}
+  NODE_NAME=${NODE_NAME:-rabbitmq-watch-$$-$RANDOM@localhost}
+  for p in "$AMQP_PORT" "$MGMT_PORT" "$DIST_PORT"; do
+    port_in_use "$p" && die "port $p is already in use"
+  done
+
+  mkdir -p "$dir/mnesia" "$dir/log"
+  if [ ! -f "$dir/.erlang.cookie" ]; then
+    head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$dir/.erlang.cookie"
+    chmod 400 "$dir/.erlang.cookie"
+  fi
+  : > "$dir/rabbitmq-env.conf"
+  echo '[].' > "$dir/advanced.config"
+  echo '[rabbitmq_management].' > "$dir/enabled_plugins"
+  {
+    echo "listeners.tcp.default = 127.0.0.1:$AMQP_PORT"
+    echo "management.tcp.port = $MGMT_PORT"
+    echo "management.tcp.ip = 127.0.0.1"
+    # Fresh statistics for tests (the default is 5000 ms).
+    echo "collect_statistics_interval = 500"
+    echo "log.console = false"
+    echo "log.file.level = info"
+    for line in "${extra_conf[@]+"${extra_conf[@]}"}"; do echo "$line"; done
+  } > "$dir/rabbitmq.conf"
+
+  # setsid: the node gets its own session and process group, which `stop` kills whole.
+  # shellcheck disable=SC2046
+  setsid $(node_env "$dir") "$RMQ_BIN/rabbitmq-server" > "$dir/log/stdout.log" 2>&1 < /dev/null &
+  NODE_PID=$!
+
+  WATCHDOG_PID=""
+  if [ -n "$WATCH_PID" ]; then
+    # Detached: survives this script, ends the node (and DIR) when the watched process exits.
+    setsid bash -c '
+      while kill -0 "$1" 2>/dev/null && kill -0 "$2" 2>/dev/null; do sleep 1; done
+      FROM_WATCHDOG=1 "$3" clean "$4" >/dev/null 2>&1
+    ' watchdog "$WATCH_PID" "$NODE_PID" "$(cd "$(dirname "$0")" && pwd)/$(basename "$0")" "$dir" \
+      > /dev/null 2>&1 < /dev/null &
+    WATCHDOG_PID=$!
+  fi
+
+  MGMT_URL="http://127.0.0.1:$MGMT_PORT"
+  AMQP_URL="amqp://guest:guest@127.0.0.1:$AMQP_PORT/%2f"
+  cat > "$dir/node.env" <<ENV
+NODE_NAME=$NODE_NAME
+NODE_PID=$NODE_PID
+WATCHDOG_PID=$WATCHDOG_PID
+AMQP_PORT=$AMQP_PORT
+MGMT_PORT=$MGMT_PORT
+DIST_PORT=$DIST_PORT
+MGMT_URL=$MGMT_URL
+AMQP_URL=$AMQP_URL
+ENV
+
+  for i in $(seq 1 300); do
+    if ! kill -0 "$NODE_PID" 2>/dev/null; then
+      echo "rabbitmq-node: the node exited during start-up; last lines of its logs:" >&2
+      tail -n 30 "$dir/log/stdout.log" "$dir"/log/*.log >&2 || true
+      exit 1
+    fi
+    if curl -sf -o /dev/null -u guest:guest "$MGMT_URL/api/overview"; then
+      cat "$dir/node.env"
+      exit 0
+    fi
+    sleep 0.2
+  done
+  echo "rabbitmq-node: the management API did not answer within 60 s; log tail:" >&2
+  tail -n 30 "$dir"/log/*.log >&2 || true
+  stop_node "$dir"
+  exit 1
+  ;;
+stop)
+  stop_node "$dir"
+  ;;
+clean)
+  stop_node "$dir"
+  rm -rf "$dir"
+  ;;
+ctl)
+  load_env "$dir"
+  # shellcheck disable=SC2046
+  exec $(node_env "$dir") "$RMQ_BIN/rabbitmqctl" -n "$NODE_NAME" "$@"
+  ;;
+*)
+  die "unknown command $cmd (start|stop|clean|ctl)"
+  ;;
+esac

@@ -1,0 +1,531 @@
+//! Configuration: the YAML file, `RABBITMQ_WATCH__SECTION__KEY` environment overrides and CLI
+//! overrides, layered in that order over the defaults, then validated into a [`Config`].
+//!
+//! Everything is read as text first and parsed here, so every error names the key, the bad
+//! value and what is allowed (see [`ConfigError`]). Secrets are held in [`Secret`], which never
+//! prints its value.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use reqwest::Url;
+use serde::{Deserialize, Serialize, Serializer};
+
+/// Prefix of environment overrides: `RABBITMQ_WATCH__RABBITMQ__URL` sets `rabbitmq.url`.
+pub const ENV_PREFIX: &str = "RABBITMQ_WATCH";
+
+/// Default management API URL (RabbitMQ's own default).
+pub const DEFAULT_URL: &str = "http://localhost:15672";
+/// Default management API user and password (RabbitMQ's default user, loopback only).
+pub const DEFAULT_USERNAME: &str = "guest";
+/// Default password of [`DEFAULT_USERNAME`].
+pub const DEFAULT_PASSWORD: &str = "guest";
+/// Default per-request timeout for management API calls.
+pub const DEFAULT_TIMEOUT: &str = "10s";
+/// Default interval between two polls of the management API.
+pub const DEFAULT_INTERVAL: &str = "15s";
+/// Default listen address of the HTTP server (port 9419).
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:9419";
+/// Default log level filter.
+pub const DEFAULT_LOG_LEVEL: &str = "info";
+
+/// Shortest accepted `poll.interval`: polling faster only loads the broker, whose own
+/// statistics refresh every 5 s by default.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A validated configuration. Built only by [`load`]; every field has a default.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// How to reach the RabbitMQ management API (`rabbitmq.*`).
+    pub rabbitmq: RabbitmqConfig,
+    /// When to poll (`poll.*`).
+    pub poll: PollConfig,
+    /// Address the HTTP server binds (`listen`, default `0.0.0.0:9419`).
+    pub listen: SocketAddr,
+    /// Logging (`log.*`).
+    pub log: LogConfig,
+}
+
+/// `rabbitmq.*`: the management API endpoint and its credentials.
+#[derive(Debug, Clone, Serialize)]
+pub struct RabbitmqConfig {
+    /// `rabbitmq.url`: base URL of the management API, `http` or `https`, without credentials;
+    /// a path prefix (reverse proxy) is kept. Default `http://localhost:15672`.
+    #[serde(serialize_with = "ser_display")]
+    pub url: Url,
+    /// `rabbitmq.username`: management user; needs at least the `monitoring` tag. Default `guest`.
+    pub username: String,
+    /// `rabbitmq.password`, or the first line of the file named by `rabbitmq.password_file`.
+    /// Default `guest`.
+    pub password: Secret,
+    /// `rabbitmq.password_file`: where the password was read from, if it was.
+    pub password_file: Option<PathBuf>,
+    /// `rabbitmq.timeout`: timeout of one HTTP request to the management API. Default 10 s.
+    #[serde(serialize_with = "ser_duration")]
+    pub timeout: Duration,
+    /// `rabbitmq.ca_file`: PEM file with extra CA certificates trusted for `https` URLs,
+    /// in addition to the system's roots. Default: none.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// `poll.*`: the polling schedule.
+#[derive(Debug, Clone, Serialize)]
+pub struct PollConfig {
+    /// `poll.interval`: time between the starts of two polls; a poll that overruns delays the
+    /// next one (polls never overlap). Default 15 s, at least 100 ms.
+    #[serde(serialize_with = "ser_duration")]
+    pub interval: Duration,
+}
+
+/// `log.*`: the sidecar's own logs (to stderr).
+#[derive(Debug, Clone, Serialize)]
+pub struct LogConfig {
+    /// `log.level`: a `tracing` filter such as `info` or `rabbitmq_watch=debug,info`; the
+    /// `RUST_LOG` environment variable wins when set. Default `info`.
+    pub level: String,
+    /// `log.format`: `text` (default) or `json` (one JSON object per line).
+    pub format: LogFormat,
+}
+
+/// Log line format, `log.format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines with `key=value` fields.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A secret string (password). `Debug`, `Display` and `Serialize` print `<redacted>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The secret value itself: only for sending it where it belongs (HTTP basic auth).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("<redacted>")
+    }
+}
+
+fn ser_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&humantime::format_duration(*d).to_string())
+}
+
+fn ser_display<S: Serializer, T: fmt::Display>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+/// Why a configuration was rejected. The messages name the key, the value and what is allowed;
+/// they never contain a password.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read or parsed, or a key is unknown or of the wrong shape
+    /// (the message comes from the `config` crate and names the key).
+    #[error("cannot load configuration: {0}")]
+    Load(String),
+    /// A key has a value outside what is allowed.
+    #[error("invalid value for `{key}`: {value}; expected {allowed}")]
+    Invalid {
+        /// Dotted key, e.g. `poll.interval`.
+        key: &'static str,
+        /// The offending value as given (quoted), or a description for secrets.
+        value: String,
+        /// What is allowed.
+        allowed: String,
+    },
+    /// A file named by the configuration could not be read.
+    #[error("cannot read `{key}` file {path}: {source}")]
+    File {
+        /// Dotted key naming the file.
+        key: &'static str,
+        /// The path as given.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// The configuration as read, before validation: every value is text.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawConfig {
+    rabbitmq: RawRabbitmq,
+    poll: RawPoll,
+    listen: Option<String>,
+    log: RawLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawRabbitmq {
+    url: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    password_file: Option<String>,
+    timeout: Option<String>,
+    ca_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawPoll {
+    interval: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawLog {
+    level: Option<String>,
+    format: Option<String>,
+}
+
+/// Loads and validates the configuration.
+///
+/// Layers, lowest first: built-in defaults, the YAML `file` (if any), the variables in `env`
+/// that start with `RABBITMQ_WATCH__` (`RABBITMQ_WATCH__POLL__INTERVAL=30s` sets
+/// `poll.interval`; pass `std::env::vars()` in production, a map in tests), then `overrides`
+/// (dotted key, value) from CLI flags.
+///
+/// # Errors
+/// [`ConfigError`] naming the first offending key.
+pub fn load(
+    file: Option<&Path>,
+    env: HashMap<String, String>,
+    overrides: &[(&str, String)],
+) -> Result<Config, ConfigError> {
+    let mut builder = config::Config::builder();
+    if let Some(path) = file {
+        builder = builder.add_source(
+            config::File::from(path)
+                .format(config::FileFormat::Yaml)
+                .required(true),
+        );
+    }
+    builder = builder.add_source(
+        config::Environment::with_prefix(ENV_PREFIX)
+            .prefix_separator("__")
+            .separator("__")
+            .source(Some(env)),
+    );
+    for (key, value) in overrides {
+        builder = builder
+            .set_override(*key, value.as_str())
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+    }
+    let raw: RawConfig = builder
+        .build()
+        .and_then(|c| c.try_deserialize())
+        .map_err(|e| ConfigError::Load(e.to_string()))?;
+    validate(raw)
+}
+
+fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+    let r = raw.rabbitmq;
+    let url = parse_url(r.url.as_deref().unwrap_or(DEFAULT_URL))?;
+    let username = r.username.unwrap_or_else(|| DEFAULT_USERNAME.to_owned());
+    if username.is_empty() {
+        return Err(invalid("rabbitmq.username", "", "a non-empty user name"));
+    }
+    let password_file = r.password_file.map(PathBuf::from);
+    let password = match (r.password, &password_file) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::Invalid {
+                key: "rabbitmq.password_file",
+                value: "set together with rabbitmq.password".to_owned(),
+                allowed: "only one of rabbitmq.password and rabbitmq.password_file".to_owned(),
+            });
+        }
+        (Some(p), None) => Secret::new(p),
+        (None, Some(path)) => Secret::new(read_password_file(path)?),
+        (None, None) => Secret::new(DEFAULT_PASSWORD),
+    };
+    let timeout = parse_duration(
+        "rabbitmq.timeout",
+        r.timeout.as_deref().unwrap_or(DEFAULT_TIMEOUT),
+    )?;
+    let ca_file = r.ca_file.map(PathBuf::from);
+    if let Some(path) = &ca_file {
+        std::fs::metadata(path).map_err(|source| ConfigError::File {
+            key: "rabbitmq.ca_file",
+            path: path.clone(),
+            source,
+        })?;
+    }
+
+    let interval = parse_duration(
+        "poll.interval",
+        raw.poll.interval.as_deref().unwrap_or(DEFAULT_INTERVAL),
+    )?;
+    if interval < MIN_INTERVAL {
+        return Err(invalid(
+            "poll.interval",
+            &humantime::format_duration(interval).to_string(),
+            "a duration of at least 100ms",
+        ));
+    }
+
+    let listen_text = raw.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+    let listen = listen_text.parse::<SocketAddr>().map_err(|_| {
+        invalid(
+            "listen",
+            &listen_text,
+            "an IP address and port such as 0.0.0.0:9419 or [::]:9419",
+        )
+    })?;
+
+    let level = raw
+        .log
+        .level
+        .unwrap_or_else(|| DEFAULT_LOG_LEVEL.to_owned());
+    if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
+        return Err(invalid(
+            "log.level",
+            &level,
+            "a log filter such as error, warn, info, debug, trace or rabbitmq_watch=debug,info",
+        ));
+    }
+    let format = match raw.log.format.as_deref().unwrap_or("text") {
+        "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        other => return Err(invalid("log.format", other, "one of: text, json")),
+    };
+
+    Ok(Config {
+        rabbitmq: RabbitmqConfig {
+            url,
+            username,
+            password,
+            password_file,
+            timeout,
+            ca_file,
+        },
+        poll: PollConfig { interval },
+        listen,
+        log: LogConfig { level, format },
+    })
+}
+
+impl Config {
+    /// The effective configuration as pretty JSON (which is also YAML), secrets redacted:
+    /// what `rabbitmq-watch check-config` prints.
+    pub fn to_redacted_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("<unprintable: {e}>"))
+    }
+
+    /// Warnings about a valid but doubtful configuration, e.g. a request timeout at least as
+    /// long as the poll interval (a hanging broker then delays every poll).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.rabbitmq.timeout >= self.poll.interval {
+            out.push(format!(
+                "rabbitmq.timeout ({}) is not shorter than poll.interval ({}): a slow broker will delay polls",
+                humantime::format_duration(self.rabbitmq.timeout),
+                humantime::format_duration(self.poll.interval)
+            ));
+        }
+        out
+    }
+}
+
+fn invalid(key: &'static str, value: &str, allowed: &str) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        value: format!("{value:?}"),
+        allowed: allowed.to_owned(),
+    }
+}
+
+fn parse_duration(key: &'static str, text: &str) -> Result<Duration, ConfigError> {
+    let allowed = "a duration with a unit, such as 500ms, 15s, 1m or 1h30m";
+    let d = humantime::parse_duration(text.trim()).map_err(|_| invalid(key, text, allowed))?;
+    if d.is_zero() {
+        return Err(invalid(key, text, &format!("{allowed}, greater than zero")));
+    }
+    Ok(d)
+}
+
+fn parse_url(text: &str) -> Result<Url, ConfigError> {
+    const KEY: &str = "rabbitmq.url";
+    let mut url = Url::parse(text.trim()).map_err(|e| ConfigError::Invalid {
+        key: KEY,
+        value: format!("{:?} ({e})", redact_url_text(text)),
+        allowed: "an absolute http:// or https:// URL such as http://localhost:15672".to_owned(),
+    })?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(invalid(
+            KEY,
+            &redact_url_text(text),
+            "a URL with scheme http or https",
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            KEY,
+            &redact_url_text(text),
+            "a URL without credentials; set rabbitmq.username and rabbitmq.password instead",
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid(
+            KEY,
+            text,
+            "a URL without query or fragment, such as http://localhost:15672",
+        ));
+    }
+    // A trailing slash makes `Url::join("api/...")` keep any path prefix.
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+/// Replaces the user-info part of a URL-looking string with `<redacted>`, so an error about a
+/// URL with embedded credentials never echoes the password.
+fn redact_url_text(text: &str) -> String {
+    match (text.find("://"), text.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}<redacted>{}", &text[..scheme_end + 3], &text[at..])
+        }
+        _ => text.to_owned(),
+    }
+}
+
+fn read_password_file(path: &Path) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::File {
+        key: "rabbitmq.password_file",
+        path: path.to_owned(),
+        source,
+    })?;
+    let password = text.lines().next().unwrap_or("").to_owned();
+    if password.is_empty() {
+        return Err(ConfigError::Invalid {
+            key: "rabbitmq.password_file",
+            value: format!("{path:?} (empty first line)"),
+            allowed: "a file whose first line is the password".to_owned(),
+        });
+    }
+    Ok(password)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_rabbitmq_defaults() {
+        let c = load(None, HashMap::new(), &[]).unwrap();
+        assert_eq!(c.rabbitmq.url.as_str(), "http://localhost:15672/");
+        assert_eq!(c.rabbitmq.username, "guest");
+        assert_eq!(c.rabbitmq.password.expose(), "guest");
+        assert_eq!(c.rabbitmq.timeout, Duration::from_secs(10));
+        assert_eq!(c.poll.interval, Duration::from_secs(15));
+        assert_eq!(c.listen, "0.0.0.0:9419".parse().unwrap());
+        assert_eq!(c.log.format, LogFormat::Text);
+        assert!(c.warnings().is_empty());
+    }
+
+    #[test]
+    fn env_overrides_with_double_underscore() {
+        let c = load(
+            None,
+            env(&[
+                (
+                    "RABBITMQ_WATCH__RABBITMQ__URL",
+                    "https://mq.example:15671/admin",
+                ),
+                ("RABBITMQ_WATCH__POLL__INTERVAL", "1m"),
+                ("RABBITMQ_WATCH__RABBITMQ__PASSWORD", "s3cret"),
+                ("RABBITMQ_WATCH_CONFIG", "ignored.yaml"),
+                ("UNRELATED", "x"),
+            ]),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.rabbitmq.url.as_str(), "https://mq.example:15671/admin/");
+        assert_eq!(c.poll.interval, Duration::from_secs(60));
+        assert_eq!(c.rabbitmq.password.expose(), "s3cret");
+    }
+
+    #[test]
+    fn cli_overrides_beat_env() {
+        let c = load(
+            None,
+            env(&[("RABBITMQ_WATCH__LISTEN", "127.0.0.1:1")]),
+            &[("listen", "127.0.0.1:2".to_owned())],
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 2);
+    }
+
+    #[test]
+    fn secrets_are_redacted_everywhere() {
+        let c = load(
+            None,
+            env(&[("RABBITMQ_WATCH__RABBITMQ__PASSWORD", "hunter2")]),
+            &[],
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+        let json = c.to_redacted_json();
+        assert!(!json.contains("hunter2"));
+        assert!(json.contains("<redacted>"));
+    }
+
+    #[test]
+    fn url_with_credentials_is_rejected_without_echoing_them() {
+        let err = load(
+            None,
+            env(&[(
+                "RABBITMQ_WATCH__RABBITMQ__URL",
+                "http://admin:hunter2@mq:15672",
+            )]),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(err.contains("rabbitmq.url"), "{err}");
+    }
+
+    #[test]
+    fn warns_when_timeout_not_below_interval() {
+        let c = load(
+            None,
+            env(&[
+                ("RABBITMQ_WATCH__RABBITMQ__TIMEOUT", "20s"),
+                ("RABBITMQ_WATCH__POLL__INTERVAL", "15s"),
+            ]),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.warnings().len(), 1);
+    }
+}

@@ -1,0 +1,182 @@
+//! The HTTP server's routes: `/` (status page), `/metrics` (the pre-encoded exposition),
+//! `/-/healthy` (the process is alive) and `/-/ready` (a poll succeeded recently). Handlers only
+//! read the latest snapshot and exposition; none reaches the broker.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use tokio::sync::watch;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::metrics::{CONTENT_TYPE, Exposition};
+use crate::poller::SnapshotReceiver;
+use crate::rabbitmq::Endpoint;
+use crate::snapshot::Snapshot;
+
+/// Time limit for handling one HTTP request.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the routes read. Cheap to clone: watch receivers and an `Arc`.
+#[derive(Clone)]
+pub struct AppState {
+    /// Latest snapshot (`None` before the first poll).
+    pub snapshots: SnapshotReceiver,
+    /// Latest encoded exposition.
+    pub exposition: watch::Receiver<Arc<Exposition>>,
+    /// Static facts for the status page and readiness.
+    pub info: Arc<ServerInfo>,
+}
+
+/// Static facts the routes need.
+#[derive(Debug, Clone)]
+pub struct ServerInfo {
+    /// The management API base URL (never holds credentials), for the status page.
+    pub target: String,
+    /// `poll.interval`.
+    pub poll_interval: Duration,
+    /// `/-/ready` answers 200 while the last fully successful poll ended at most this long ago:
+    /// `2 × poll.interval + rabbitmq.timeout`.
+    pub ready_max_age: Duration,
+}
+
+/// The router with every route, request tracing and the request timeout.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/metrics", get(metrics))
+        .route("/-/healthy", get(healthy))
+        .route("/-/ready", get(ready))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let body = state.exposition.borrow().body.clone();
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
+}
+
+async fn healthy() -> &'static str {
+    "OK\n"
+}
+
+/// Whether a poll that read every endpoint ended within `max_age` of `now`; the reason if not.
+pub fn readiness(
+    snapshot: Option<&Snapshot>,
+    max_age: Duration,
+    now: SystemTime,
+) -> Result<(), String> {
+    let Some(s) = snapshot else {
+        return Err("no poll has finished yet".to_owned());
+    };
+    let Some(last) = s.totals.last_success else {
+        return Err("no poll has succeeded yet".to_owned());
+    };
+    let age = now.duration_since(last).unwrap_or_default();
+    if age > max_age {
+        return Err(format!(
+            "the last successful poll ended {} ago (limit {})",
+            humantime::format_duration(Duration::from_secs(age.as_secs())),
+            humantime::format_duration(max_age)
+        ));
+    }
+    Ok(())
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    let snapshot = state.snapshots.borrow().clone();
+    match readiness(
+        snapshot.as_deref(),
+        state.info.ready_max_age,
+        SystemTime::now(),
+    ) {
+        Ok(()) => (StatusCode::OK, "OK\n").into_response(),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {reason}\n"),
+        )
+            .into_response(),
+    }
+}
+
+async fn index(State(state): State<AppState>) -> Html<String> {
+    let snapshot = state.snapshots.borrow().clone();
+    Html(status_page(&state.info, snapshot.as_deref()))
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn ago(t: SystemTime) -> String {
+    let secs = SystemTime::now()
+        .duration_since(t)
+        .unwrap_or_default()
+        .as_secs();
+    format!(
+        "{} ago",
+        humantime::format_duration(Duration::from_secs(secs))
+    )
+}
+
+fn status_page(info: &ServerInfo, snapshot: Option<&Snapshot>) -> String {
+    let mut html = String::with_capacity(4096);
+    let _ = write!(
+        html,
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>rabbitmq-watch</title></head><body>\n\
+         <h1>rabbitmq-watch {}</h1>\n\
+         <p><a href=\"metrics\">/metrics</a> · <a href=\"-/healthy\">/-/healthy</a> · <a href=\"-/ready\">/-/ready</a></p>\n\
+         <p>Management API: <code>{}</code>, polled every {}.</p>\n",
+        env!("CARGO_PKG_VERSION"),
+        escape(&info.target),
+        humantime::format_duration(info.poll_interval),
+    );
+    let Some(s) = snapshot else {
+        html.push_str("<p>Status: <b>no poll has finished yet</b>.</p>\n</body></html>\n");
+        return html;
+    };
+    let _ = write!(
+        html,
+        "<p>Status: <b>{}</b>. Poll #{} ended {}, took {} ms. Last fully successful poll: {}.</p>\n",
+        if s.is_up() { "up" } else { "DOWN" },
+        s.seq,
+        ago(s.finished_at()),
+        s.duration.as_millis(),
+        s.totals
+            .last_success
+            .map_or_else(|| "never".to_owned(), ago),
+    );
+    html.push_str("<table border=\"1\" cellpadding=\"4\"><tr><th>endpoint</th><th>outcome</th><th>duration</th></tr>\n");
+    for endpoint in Endpoint::ALL {
+        let outcome = match s.error(endpoint) {
+            None => "ok".to_owned(),
+            Some(e) => escape(&e.to_string()),
+        };
+        let _ = writeln!(
+            html,
+            "<tr><td><code>{}</code></td><td>{}</td><td>{} ms</td></tr>",
+            endpoint.path(),
+            outcome,
+            s.duration_of(endpoint).as_millis()
+        );
+    }
+    html.push_str("</table>\n");
+    if let Some(queues) = s.queues.ok() {
+        let _ = writeln!(html, "<p>{} queues.</p>", queues.len());
+    }
+    html.push_str("</body></html>\n");
+    html
+}

@@ -1,0 +1,137 @@
+//! The `rabbitmq-watch` binary: parse the command line, set up logging, load and validate the
+//! configuration, bind the listener, run until SIGTERM or Ctrl-C.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use rabbitmq_watch::config::{self, Config, LogFormat};
+use tokio_util::sync::CancellationToken;
+
+/// Prometheus exporter and alerting sidecar for RabbitMQ.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// YAML configuration file. Environment variables RABBITMQ_WATCH__SECTION__KEY override it.
+    #[arg(long, short = 'c', global = true, env = "RABBITMQ_WATCH_CONFIG")]
+    config: Option<PathBuf>,
+    /// Listen address, overrides `listen` (e.g. 127.0.0.1:9419).
+    #[arg(long, global = true)]
+    listen: Option<String>,
+    /// Management API URL, overrides `rabbitmq.url`.
+    #[arg(long, global = true)]
+    rabbitmq_url: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the sidecar (the default).
+    Run,
+    /// Validate the configuration and print it, secrets redacted; exit 2 if it is invalid.
+    CheckConfig,
+}
+
+fn load_config(cli: &Cli) -> Result<Config, config::ConfigError> {
+    let mut overrides = Vec::new();
+    if let Some(listen) = &cli.listen {
+        overrides.push(("listen", listen.clone()));
+    }
+    if let Some(url) = &cli.rabbitmq_url {
+        overrides.push(("rabbitmq.url", url.clone()));
+    }
+    config::load(
+        cli.config.as_deref(),
+        std::env::vars().collect(),
+        &overrides,
+    )
+}
+
+fn init_tracing(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match load_config(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rabbitmq-watch: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(Command::CheckConfig) = cli.command {
+        for warning in config.warnings() {
+            eprintln!("warning: {warning}");
+        }
+        println!("{}", config.to_redacted_json());
+        return ExitCode::SUCCESS;
+    }
+    init_tracing(&config);
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(config.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(listen = %config.listen, error = %e, "cannot bind the listen address");
+                return ExitCode::FAILURE;
+            }
+        };
+        let shutdown = CancellationToken::new();
+        tokio::spawn(cancel_on_signal(shutdown.clone()));
+        match rabbitmq_watch::run(config, listener, shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %e, "stopped on error");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// Cancels `shutdown` on SIGTERM or Ctrl-C (SIGINT).
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    tracing::info!("shutdown requested");
+    shutdown.cancel();
+}

@@ -1,0 +1,218 @@
+//! Snapshot → Prometheus exposition (OpenMetrics text).
+//!
+//! The exposition is a pure function of the latest [`Snapshot`] ([`encode`]); [`run`] encodes
+//! it once per snapshot and publishes the bytes, so a scrape only copies a buffer and never
+//! reaches the broker. Series of objects that are gone from the snapshot are gone from the
+//! output; a field the broker did not report gives no series (absent = unknown, never 0).
+//!
+//! One file per family group: [`cluster`] (`/api/overview`), [`nodes`] (`/api/nodes` and the
+//! alarm check), [`queues`] (`/api/queues`), [`sidecar`] (the sidecar's own health).
+
+pub mod cluster;
+pub mod nodes;
+pub mod queues;
+pub mod sidecar;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeGaugeValue, EncodeLabelSet, EncodeMetric,
+};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::{Registry, Unit};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::poller::SnapshotReceiver;
+use crate::snapshot::Snapshot;
+
+/// Content type of the exposition served on `/metrics`.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Facts about the sidecar that are not in a snapshot but go into the exposition.
+#[derive(Debug, Clone)]
+pub struct SidecarInfo {
+    /// `poll.interval`, exported as `rabbitmq_watch_poll_interval_seconds`.
+    pub poll_interval: Duration,
+}
+
+/// An encoded exposition and the poll it was built from.
+#[derive(Debug, Clone)]
+pub struct Exposition {
+    /// [`Snapshot::seq`] of the snapshot encoded; 0 before the first poll.
+    pub seq: u64,
+    /// The OpenMetrics text, `# EOF` included.
+    pub body: Bytes,
+}
+
+/// A metric family: what every family in this module declares once, as a constant, so the
+/// name, help, unit and source live in one place.
+#[derive(Debug)]
+pub struct Family {
+    /// Name without the unit or `_total`/`_info` suffix (prometheus-client appends those).
+    pub name: &'static str,
+    /// What the value means.
+    pub help: &'static str,
+    /// Base unit, appended to the name (`_bytes`, `_seconds`).
+    pub unit: Option<Unit>,
+    /// Where the value comes from: management API endpoint and field, or `sidecar`.
+    pub source: &'static str,
+}
+
+impl Family {
+    fn help_text(&self) -> String {
+        if self.source == "sidecar" {
+            self.help.to_owned()
+        } else {
+            format!(
+                "{} Source: {}. As of the last poll (up to one poll interval old).",
+                self.help, self.source
+            )
+        }
+    }
+
+    /// Writes this family as a gauge with one sample per `(labels, value)`.
+    fn gauge<L, V>(
+        &self,
+        enc: &mut DescriptorEncoder,
+        samples: impl IntoIterator<Item = (L, V)>,
+    ) -> fmt::Result
+    where
+        L: EncodeLabelSet,
+        V: EncodeGaugeValue,
+    {
+        let help = self.help_text();
+        let mut family =
+            enc.encode_descriptor(self.name, &help, self.unit.as_ref(), MetricType::Gauge)?;
+        for (labels, value) in samples {
+            ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+
+    /// Writes this family as a gauge with one unlabelled sample, or none when `value` is unknown.
+    fn gauge_value<V: EncodeGaugeValue>(
+        &self,
+        enc: &mut DescriptorEncoder,
+        value: Option<V>,
+    ) -> fmt::Result {
+        let help = self.help_text();
+        let family =
+            enc.encode_descriptor(self.name, &help, self.unit.as_ref(), MetricType::Gauge)?;
+        match value {
+            Some(v) => ConstGauge::new(v).encode(family),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes this family as a counter with one unlabelled sample.
+    fn counter_value(&self, enc: &mut DescriptorEncoder, value: u64) -> fmt::Result {
+        let help = self.help_text();
+        let family =
+            enc.encode_descriptor(self.name, &help, self.unit.as_ref(), MetricType::Counter)?;
+        ConstCounter::new(value).encode(family)
+    }
+
+    /// Writes this family as a counter (`_total`) with one sample per `(labels, value)`.
+    fn counter<L: EncodeLabelSet>(
+        &self,
+        enc: &mut DescriptorEncoder,
+        samples: impl IntoIterator<Item = (L, u64)>,
+    ) -> fmt::Result {
+        let help = self.help_text();
+        let mut family =
+            enc.encode_descriptor(self.name, &help, self.unit.as_ref(), MetricType::Counter)?;
+        for (labels, value) in samples {
+            ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+
+    /// Writes this family as an info metric (`_info`, value 1) with one sample per label set.
+    fn info<L: EncodeLabelSet>(
+        &self,
+        enc: &mut DescriptorEncoder,
+        samples: impl IntoIterator<Item = L>,
+    ) -> fmt::Result {
+        let help = self.help_text();
+        let mut family = enc.encode_descriptor(self.name, &help, None, MetricType::Info)?;
+        for labels in samples {
+            family.encode_info(&labels)?;
+        }
+        Ok(())
+    }
+}
+
+/// Converts a flag to a 0/1 sample value.
+fn flag(b: bool) -> i64 {
+    i64::from(b)
+}
+
+/// The collector handed to prometheus-client: encodes one snapshot.
+#[derive(Debug)]
+struct SnapshotCollector {
+    snapshot: Option<Arc<Snapshot>>,
+    info: SidecarInfo,
+}
+
+impl prometheus_client::collector::Collector for SnapshotCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
+        sidecar::encode(&mut enc, self.snapshot.as_deref(), &self.info)?;
+        if let Some(s) = &self.snapshot {
+            cluster::encode(&mut enc, s)?;
+            nodes::encode(&mut enc, s)?;
+            queues::encode(&mut enc, s)?;
+        }
+        Ok(())
+    }
+}
+
+/// Encodes the exposition for `snapshot` (`None`: before the first poll, only the sidecar's
+/// own families, with `rabbitmq_up 0`).
+pub fn encode(snapshot: Option<Arc<Snapshot>>, info: &SidecarInfo) -> Exposition {
+    let seq = snapshot.as_ref().map_or(0, |s| s.seq);
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(SnapshotCollector {
+        snapshot,
+        info: info.clone(),
+    }));
+    let mut text = String::with_capacity(64 * 1024);
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
+        // Writing to a String cannot fail; keep serving the sidecar's word rather than panic.
+        tracing::error!(error = %e, "encoding the exposition failed");
+        text = "# EOF\n".to_owned();
+    }
+    Exposition {
+        seq,
+        body: Bytes::from(text),
+    }
+}
+
+/// Encodes every new snapshot once and publishes the result on `tx` until `shutdown`.
+pub async fn run(
+    mut snapshots: SnapshotReceiver,
+    tx: watch::Sender<Arc<Exposition>>,
+    info: SidecarInfo,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            changed = snapshots.changed() => if changed.is_err() { break },
+        }
+        let snapshot = snapshots.borrow_and_update().clone();
+        let info = info.clone();
+        // Encoding 10k queues takes milliseconds of CPU: keep it off the async workers.
+        match tokio::task::spawn_blocking(move || encode(snapshot, &info)).await {
+            Ok(exposition) => {
+                tx.send_replace(Arc::new(exposition));
+            }
+            Err(e) => tracing::error!(error = %e, "encoding task failed"),
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! The sidecar's own health: `rabbitmq_up`, per-endpoint success, duration and failures,
+//! poll counters and timestamps, build info.
+
+use std::fmt;
+use std::time::SystemTime;
+
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::registry::Unit;
+
+use super::{Family, SidecarInfo, flag};
+use crate::rabbitmq::{Endpoint, Error};
+use crate::snapshot::{PollTotals, Snapshot};
+
+/// `rabbitmq_up`: 1 when the last poll read every endpoint, else 0 (also before the first poll).
+pub const UP: Family = Family {
+    name: "rabbitmq_up",
+    help: "1 when the last poll of the management API read every endpoint successfully, else 0 (also before the first poll).",
+    unit: None,
+    source: "sidecar",
+};
+
+/// `rabbitmq_watch_endpoint_success{endpoint}`: 1 when the endpoint's last read succeeded.
+pub const ENDPOINT_SUCCESS: Family = Family {
+    name: "rabbitmq_watch_endpoint_success",
+    help: "1 when the last poll read this management API endpoint successfully, else 0.",
+    unit: None,
+    source: "sidecar",
+};
+
+/// `rabbitmq_watch_endpoint_duration_seconds{endpoint}`: wall time of the endpoint's last read.
+pub const ENDPOINT_DURATION: Family = Family {
+    name: "rabbitmq_watch_endpoint_duration",
+    help: "Wall time of the last read of this management API endpoint (all pages), failed reads included.",
+    unit: Some(Unit::Seconds),
+    source: "sidecar",
+};
+
+/// `rabbitmq_watch_endpoint_failures_total{endpoint,reason}`: failed reads since start.
+pub const ENDPOINT_FAILURES: Family = Family {
+    name: "rabbitmq_watch_endpoint_failures",
+    help: "Failed reads of this management API endpoint since the sidecar started, by reason: timeout, connect, status (unexpected HTTP status), decode (unexpected body), request (other transport error).",
+    unit: None,
+    source: "sidecar",
+};
+
+/// `rabbitmq_watch_polls_total`: polls completed since start.
+pub const POLLS: Family = Family {
+    name: "rabbitmq_watch_polls",
+    help: "Polls of the management API completed since the sidecar started, failed ones included.",
+    unit: None,
+    source: "sidecar",
+};
+
+/// `rabbitmq_watch_poll_duration_seconds`: wall time of the last poll.
+pub const POLL_DURATION: Family = Family {
+    name: "rabbitmq_watch_poll_duration",
+    help: "Wall time of the last poll (endpoints are read concurrently).",
+    unit: Some(Unit::Seconds),
+    source: "sidecar",
+};
+
+/// `rabbitmq_watch_poll_interval_seconds`: the configured `poll.interval`.
+pub const POLL_INTERVAL: Family = Family {
+    name: "rabbitmq_watch_poll_interval",
+    help: "Configured time between two polls (poll.interval): how old the values can be.",
+    unit: Some(Unit::Seconds),
+    source: "sidecar",
+};
+
+/// `rabbitmq_watch_last_poll_timestamp_seconds`: end of the last poll (0 before the first).
+pub const LAST_POLL: Family = Family {
+    name: "rabbitmq_watch_last_poll_timestamp",
+    help: "Unix time at which the last poll ended, successful or not; 0 before the first poll.",
+    unit: Some(Unit::Seconds),
+    source: "sidecar",
+};
+
+/// `rabbitmq_watch_last_successful_poll_timestamp_seconds`: end of the last fully successful
+/// poll (0 if none yet).
+pub const LAST_SUCCESS: Family = Family {
+    name: "rabbitmq_watch_last_successful_poll_timestamp",
+    help: "Unix time at which the last poll that read every endpoint successfully ended; 0 if none has yet.",
+    unit: Some(Unit::Seconds),
+    source: "sidecar",
+};
+
+/// `rabbitmq_watch_build_info{version}`: the sidecar's version.
+pub const BUILD_INFO: Family = Family {
+    name: "rabbitmq_watch_build",
+    help: "Version of the rabbitmq-watch sidecar serving these metrics.",
+    unit: None,
+    source: "sidecar",
+};
+
+fn unix_seconds(t: Option<SystemTime>) -> f64 {
+    t.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Writes the sidecar's families for `snapshot` (`None` before the first poll).
+pub fn encode(
+    enc: &mut DescriptorEncoder,
+    snapshot: Option<&Snapshot>,
+    info: &SidecarInfo,
+) -> fmt::Result {
+    BUILD_INFO.info(enc, [[("version", env!("CARGO_PKG_VERSION"))]])?;
+    UP.gauge_value(enc, Some(flag(snapshot.is_some_and(Snapshot::is_up))))?;
+    POLL_INTERVAL.gauge_value(enc, Some(info.poll_interval.as_secs_f64()))?;
+    POLLS.counter_value(enc, snapshot.map_or(0, |s| s.totals.polls))?;
+    LAST_POLL.gauge_value(enc, Some(unix_seconds(snapshot.map(Snapshot::finished_at))))?;
+    LAST_SUCCESS.gauge_value(
+        enc,
+        Some(unix_seconds(snapshot.and_then(|s| s.totals.last_success))),
+    )?;
+    let no_polls = PollTotals::default();
+    let totals = snapshot.map_or(&no_polls, |s| &s.totals);
+    // Every (endpoint, reason) pair, at 0 until it happens: "absent" means "gone".
+    ENDPOINT_FAILURES.counter(
+        enc,
+        Endpoint::ALL.iter().flat_map(|e| {
+            Error::REASONS.iter().map(move |r| {
+                (
+                    [("endpoint", e.path()), ("reason", *r)],
+                    totals.failures_of(*e, r),
+                )
+            })
+        }),
+    )?;
+    let Some(s) = snapshot else {
+        return Ok(());
+    };
+    POLL_DURATION.gauge_value(enc, Some(s.duration.as_secs_f64()))?;
+    ENDPOINT_SUCCESS.gauge(
+        enc,
+        Endpoint::ALL
+            .iter()
+            .map(|e| ([("endpoint", e.path())], flag(s.error(*e).is_none()))),
+    )?;
+    ENDPOINT_DURATION.gauge(
+        enc,
+        Endpoint::ALL
+            .iter()
+            .map(|e| ([("endpoint", e.path())], s.duration_of(*e).as_secs_f64())),
+    )?;
+    Ok(())
+}

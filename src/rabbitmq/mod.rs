@@ -1,0 +1,129 @@
+//! The RabbitMQ management HTTP API: the HTTP client ([`client`]), the response types
+//! ([`model`]), the endpoints read ([`Endpoint`]) and the ways a read can fail ([`Error`]).
+//!
+//! This is the only module that talks to the broker.
+
+pub mod client;
+pub mod model;
+
+pub use client::Client;
+
+use std::fmt;
+
+/// A management API endpoint read on every poll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Endpoint {
+    /// `GET /api/overview`: cluster name, versions, object and message totals.
+    Overview,
+    /// `GET /api/nodes`: cluster members, memory, disk, alarms, partitions.
+    Nodes,
+    /// `GET /api/queues`, paged: per-queue depth and consumers.
+    Queues,
+    /// `GET /api/health/checks/alarms`: resource alarms in effect (answers even while
+    /// `/api/nodes` hangs).
+    Alarms,
+}
+
+impl Endpoint {
+    /// Every endpoint, in poll order.
+    pub const ALL: [Endpoint; 4] = [
+        Endpoint::Overview,
+        Endpoint::Nodes,
+        Endpoint::Queues,
+        Endpoint::Alarms,
+    ];
+
+    /// The path below the management API's base URL, e.g. `/api/queues`; also the value of
+    /// the `endpoint` label on the sidecar's own metrics.
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::Overview => "/api/overview",
+            Endpoint::Nodes => "/api/nodes",
+            Endpoint::Queues => "/api/queues",
+            Endpoint::Alarms => "/api/health/checks/alarms",
+        }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.path())
+    }
+}
+
+/// Why reading an endpoint failed. Messages name the endpoint and never contain credentials.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// No complete answer within `rabbitmq.timeout`.
+    #[error("{endpoint}: timed out after {timeout_ms} ms")]
+    Timeout {
+        /// The endpoint read.
+        endpoint: Endpoint,
+        /// The timeout that expired, in milliseconds.
+        timeout_ms: u128,
+    },
+    /// The TCP or TLS connection could not be established (refused, unreachable, bad certificate).
+    #[error("{endpoint}: cannot connect: {detail}")]
+    Connect {
+        /// The endpoint read.
+        endpoint: Endpoint,
+        /// What the connection attempt said.
+        detail: String,
+    },
+    /// The broker answered with an unexpected HTTP status.
+    #[error("{endpoint}: HTTP {status}{hint}: {body}")]
+    Status {
+        /// The endpoint read.
+        endpoint: Endpoint,
+        /// The HTTP status code.
+        status: u16,
+        /// An operator hint for well-known causes (401, 403, 404), else empty.
+        hint: &'static str,
+        /// The start of the response body (at most 200 bytes).
+        body: String,
+    },
+    /// The answer was not the JSON expected.
+    #[error("{endpoint}: cannot decode response: {detail}")]
+    Decode {
+        /// The endpoint read.
+        endpoint: Endpoint,
+        /// The parser's message (position and expectation).
+        detail: String,
+    },
+    /// Any other transport failure (connection reset mid-body, protocol error).
+    #[error("{endpoint}: request failed: {detail}")]
+    Request {
+        /// The endpoint read.
+        endpoint: Endpoint,
+        /// The error chain of the HTTP client.
+        detail: String,
+    },
+}
+
+impl Error {
+    /// Every value of [`Error::reason`], for exporting failure counters at 0 up front.
+    pub const REASONS: [&'static str; 5] = ["timeout", "connect", "status", "decode", "request"];
+
+    /// A short, bounded name of the failure kind: the `reason` label of
+    /// `rabbitmq_watch_endpoint_failures_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Timeout { .. } => "timeout",
+            Error::Connect { .. } => "connect",
+            Error::Status { .. } => "status",
+            Error::Decode { .. } => "decode",
+            Error::Request { .. } => "request",
+        }
+    }
+
+    /// The endpoint whose read failed.
+    pub fn endpoint(&self) -> Endpoint {
+        match self {
+            Error::Timeout { endpoint, .. }
+            | Error::Connect { endpoint, .. }
+            | Error::Status { endpoint, .. }
+            | Error::Decode { endpoint, .. }
+            | Error::Request { endpoint, .. } => *endpoint,
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! [`Snapshot`]: one immutable record per poll of what was read from the management API,
+//! when, and how each endpoint's read went. Everything downstream (metrics, the status page,
+//! later the alert rules) is a function of the latest snapshot; nothing downstream calls the
+//! broker.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use crate::rabbitmq::model::{Alarms, Node, Overview, Queue};
+use crate::rabbitmq::{Endpoint, Error};
+
+/// The outcome of reading one endpoint during one poll.
+#[derive(Debug, Clone)]
+pub struct Fetched<T> {
+    /// The decoded answer, or why there is none. An `Err` means "unknown", not "empty".
+    pub result: Result<T, Error>,
+    /// Wall time of the read (all pages, for `/api/queues`).
+    pub duration: Duration,
+}
+
+impl<T> Fetched<T> {
+    /// The value when the read succeeded.
+    pub fn ok(&self) -> Option<&T> {
+        self.result.as_ref().ok()
+    }
+
+    /// The error when the read failed.
+    pub fn err(&self) -> Option<&Error> {
+        self.result.as_ref().err()
+    }
+}
+
+/// One poll of the management API. Published as `Arc<Snapshot>`; never mutated.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Poll number, from 1, increasing by one per poll.
+    pub seq: u64,
+    /// When the poll started (wall clock).
+    pub started_at: SystemTime,
+    /// Wall time of the whole poll (endpoints are read concurrently).
+    pub duration: Duration,
+    /// `GET /api/overview`.
+    pub overview: Fetched<Overview>,
+    /// `GET /api/nodes`.
+    pub nodes: Fetched<Vec<Node>>,
+    /// `GET /api/queues`, all pages, sorted by (vhost, name).
+    pub queues: Fetched<Vec<Queue>>,
+    /// `GET /api/health/checks/alarms`.
+    pub alarms: Fetched<Alarms>,
+    /// Counters over the sidecar's lifetime, as of this poll.
+    pub totals: PollTotals,
+}
+
+impl Snapshot {
+    /// The error of `endpoint` in this poll, if its read failed.
+    pub fn error(&self, endpoint: Endpoint) -> Option<&Error> {
+        match endpoint {
+            Endpoint::Overview => self.overview.err(),
+            Endpoint::Nodes => self.nodes.err(),
+            Endpoint::Queues => self.queues.err(),
+            Endpoint::Alarms => self.alarms.err(),
+        }
+    }
+
+    /// How long reading `endpoint` took in this poll.
+    pub fn duration_of(&self, endpoint: Endpoint) -> Duration {
+        match endpoint {
+            Endpoint::Overview => self.overview.duration,
+            Endpoint::Nodes => self.nodes.duration,
+            Endpoint::Queues => self.queues.duration,
+            Endpoint::Alarms => self.alarms.duration,
+        }
+    }
+
+    /// Whether every endpoint was read successfully: the value of `rabbitmq_up`.
+    pub fn is_up(&self) -> bool {
+        Endpoint::ALL.iter().all(|e| self.error(*e).is_none())
+    }
+
+    /// When this poll ended.
+    pub fn finished_at(&self) -> SystemTime {
+        self.started_at + self.duration
+    }
+}
+
+/// Counters over the sidecar's lifetime, carried from poll to poll by the poller and copied
+/// into each [`Snapshot`], so that metrics stay a function of the latest snapshot.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PollTotals {
+    /// Polls completed.
+    pub polls: u64,
+    /// Failed endpoint reads by (endpoint, [`Error::reason`]).
+    pub failures: BTreeMap<(Endpoint, &'static str), u64>,
+    /// When the last poll that read every endpoint successfully ended; `None` before the first.
+    pub last_success: Option<SystemTime>,
+}
+
+impl PollTotals {
+    /// Counts a finished poll: one more poll, one more failure per failed endpoint, and the
+    /// success time if every endpoint succeeded.
+    pub fn record(&mut self, snapshot: &Snapshot) {
+        self.polls += 1;
+        for endpoint in Endpoint::ALL {
+            if let Some(e) = snapshot.error(endpoint) {
+                *self.failures.entry((endpoint, e.reason())).or_default() += 1;
+            }
+        }
+        if snapshot.is_up() {
+            self.last_success = Some(snapshot.finished_at());
+        }
+    }
+
+    /// Failed reads of `endpoint` for `reason` so far (0 when none).
+    pub fn failures_of(&self, endpoint: Endpoint, reason: &str) -> u64 {
+        self.failures
+            .iter()
+            .find(|((e, r), _)| *e == endpoint && *r == reason)
+            .map_or(0, |(_, n)| *n)
+    }
+}
