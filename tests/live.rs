@@ -1,0 +1,396 @@
+//! Integration tests against one real RabbitMQ node (shared by this binary): real messages
+//! published and consumed over AMQP, the real `rabbitmq-watch` binary, a real Prometheus.
+//!
+//! Tests that change broker-wide state (alarms) or depend on publishing hold `BROKER`, so they
+//! do not disturb each other.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use lapin::options::{
+    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use support::{RabbitNode, Sidecar, eventually, free_port};
+
+static BROKER: Mutex<()> = Mutex::new(());
+
+fn broker_lock() -> MutexGuard<'static, ()> {
+    BROKER.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn amqp(node: &RabbitNode, vhost: &str) -> (Connection, Channel) {
+    let url = node
+        .amqp_url
+        .replace("/%2f", &format!("/{}", vhost.replace('/', "%2f")));
+    let conn = Connection::connect(&url, ConnectionProperties::default())
+        .await
+        .expect("AMQP connect");
+    let ch = conn.create_channel().await.expect("channel");
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirm.select");
+    (conn, ch)
+}
+
+async fn declare(ch: &Channel, queue: &str) {
+    ch.queue_declare(
+        queue.into(),
+        QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .expect("queue.declare");
+}
+
+/// Publishes `n` messages to `queue` through the default exchange, each confirmed.
+async fn publish(ch: &Channel, queue: &str, n: usize) {
+    for i in 0..n {
+        let confirm = ch
+            .basic_publish(
+                "".into(),
+                queue.into(),
+                BasicPublishOptions::default(),
+                format!("message {i}").as_bytes(),
+                BasicProperties::default(),
+            )
+            .await
+            .expect("basic.publish")
+            .await
+            .expect("publisher confirm");
+        assert!(confirm.is_ack(), "broker nacked message {i} to {queue}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exact_queue_depths_appear_and_deleted_queue_vanishes() {
+    let node = RabbitNode::shared();
+    let _lock = broker_lock();
+    node.ctl(&["add_vhost", "live-vh"]);
+    node.ctl(&[
+        "set_permissions",
+        "-p",
+        "live-vh",
+        "guest",
+        ".*",
+        ".*",
+        ".*",
+    ]);
+
+    let (_conn, ch) = amqp(node, "/").await;
+    let tricky = "tricky \"name\" \\ é";
+    for q in ["live-depth", "live-unacked", tricky] {
+        declare(&ch, q).await;
+    }
+    publish(&ch, "live-depth", 7).await;
+    publish(&ch, "live-unacked", 5).await;
+    publish(&ch, tricky, 2).await;
+    // A consumer with prefetch 2 that never acks: 2 unacked, 3 ready.
+    let (_conn2, consumer_ch) = amqp(node, "/").await;
+    consumer_ch
+        .basic_qos(2, BasicQosOptions::default())
+        .await
+        .expect("basic.qos");
+    let _consumer = consumer_ch
+        .basic_consume(
+            "live-unacked".into(),
+            "live-test-consumer".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("basic.consume");
+    let (_conn3, vh_ch) = amqp(node, "live-vh").await;
+    declare(&vh_ch, "live-depth").await;
+    publish(&vh_ch, "live-depth", 3).await;
+
+    let sidecar = Sidecar::start(&node.mgmt_url, &[]);
+    let expected: &[(&str, &str, &str, f64)] = &[
+        ("/", "live-depth", "rabbitmq_queue_messages", 7.0),
+        ("/", "live-depth", "rabbitmq_queue_messages_ready", 7.0),
+        ("/", "live-depth", "rabbitmq_queue_messages_unacked", 0.0),
+        ("/", "live-depth", "rabbitmq_queue_consumers", 0.0),
+        ("/", "live-unacked", "rabbitmq_queue_messages", 5.0),
+        ("/", "live-unacked", "rabbitmq_queue_messages_ready", 3.0),
+        ("/", "live-unacked", "rabbitmq_queue_messages_unacked", 2.0),
+        ("/", "live-unacked", "rabbitmq_queue_consumers", 1.0),
+        ("/", tricky, "rabbitmq_queue_messages_ready", 2.0),
+        (
+            "live-vh",
+            "live-depth",
+            "rabbitmq_queue_messages_ready",
+            3.0,
+        ),
+    ];
+    eventually(WAIT, "exact queue depths on /metrics", || {
+        let m = sidecar.metrics();
+        let all = expected.iter().all(|(vhost, queue, name, want)| {
+            m.get(name, &[("vhost", vhost), ("queue", queue)]) == Some(*want)
+        });
+        all.then_some(())
+    });
+    let m = sidecar.metrics();
+    assert_eq!(m.get("rabbitmq_up", &[]), Some(1.0));
+    for endpoint in [
+        "/api/overview",
+        "/api/nodes",
+        "/api/queues",
+        "/api/health/checks/alarms",
+    ] {
+        assert_eq!(
+            m.get("rabbitmq_watch_endpoint_success", &[("endpoint", endpoint)]),
+            Some(1.0),
+            "{endpoint}"
+        );
+    }
+    assert_eq!(
+        m.get("rabbitmq_node_running", &[("node", node.name.as_str())]),
+        Some(1.0)
+    );
+    assert!(m.get("rabbitmq_queues", &[]).unwrap() >= 4.0);
+    assert!(m.get("rabbitmq_connections", &[]).unwrap() >= 3.0);
+    assert!(
+        m.get(
+            "rabbitmq_process_resident_memory_bytes",
+            &[("node", node.name.as_str())]
+        )
+        .unwrap()
+            > 0.0
+    );
+    assert_eq!(sidecar.get("/-/ready").0, 200);
+    let (status, page) = sidecar.get("/");
+    assert_eq!(status, 200);
+    assert!(page.contains("Status: <b>up</b>"), "{page}");
+
+    ch.queue_delete("live-depth".into(), QueueDeleteOptions::default())
+        .await
+        .expect("queue.delete");
+    eventually(WAIT, "deleted queue gone from /metrics", || {
+        let m = sidecar.metrics();
+        let gone = m
+            .samples
+            .iter()
+            .filter(|s| s.name.starts_with("rabbitmq_queue_"))
+            .all(|s| {
+                !(s.labels.contains(&("vhost".into(), "/".into()))
+                    && s.labels.contains(&("queue".into(), "live-depth".into())))
+            });
+        gone.then_some(())
+    });
+    // The same name in the other vhost is untouched.
+    let m = sidecar.metrics();
+    assert_eq!(
+        m.get(
+            "rabbitmq_queue_messages_ready",
+            &[("vhost", "live-vh"), ("queue", "live-depth")]
+        ),
+        Some(3.0)
+    );
+    let logs = sidecar.terminate();
+    assert!(
+        logs.contains("stopped"),
+        "no clean shutdown in logs:\n{logs}"
+    );
+}
+
+#[test]
+fn memory_alarm_is_reported_for_the_node_and_clears() {
+    let node = RabbitNode::shared();
+    let _lock = broker_lock();
+    let sidecar = Sidecar::start(&node.mgmt_url, &[]);
+    let alarm = |m: &support::Exposition| {
+        m.get(
+            "rabbitmq_alarms_memory_used_watermark",
+            &[("node", node.name.as_str())],
+        )
+    };
+    eventually(WAIT, "memory alarm 0", || {
+        (alarm(&sidecar.metrics()) == Some(0.0)).then_some(())
+    });
+    node.ctl(&["set_vm_memory_high_watermark", "0.0001"]);
+    let raised = std::panic::catch_unwind(|| {
+        eventually(WAIT, "memory alarm 1", || {
+            (alarm(&sidecar.metrics()) == Some(1.0)).then_some(())
+        })
+    });
+    node.ctl(&["set_vm_memory_high_watermark", "0.4"]);
+    raised.expect("memory alarm was not reported");
+    eventually(WAIT, "memory alarm cleared", || {
+        (alarm(&sidecar.metrics()) == Some(0.0)).then_some(())
+    });
+}
+
+#[test]
+fn wrong_password_reports_401_and_never_leaks_the_password() {
+    let node = RabbitNode::shared();
+    let secret = "Wr0ng-Pa55word-xyzzy";
+    let sidecar = Sidecar::start(
+        &node.mgmt_url,
+        &[("RABBITMQ_WATCH__RABBITMQ__PASSWORD", secret)],
+    );
+    let m = eventually(WAIT, "status failures counted", || {
+        let m = sidecar.metrics();
+        let failures = m
+            .get(
+                "rabbitmq_watch_endpoint_failures_total",
+                &[("endpoint", "/api/queues"), ("reason", "status")],
+            )
+            .unwrap_or(0.0);
+        (failures >= 2.0).then_some(m)
+    });
+    assert_eq!(m.get("rabbitmq_up", &[]), Some(0.0));
+    assert_eq!(
+        m.get(
+            "rabbitmq_watch_endpoint_success",
+            &[("endpoint", "/api/overview")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        m.get("rabbitmq_watch_last_successful_poll_timestamp_seconds", &[]),
+        Some(0.0)
+    );
+    // Unknown, not zero: no broker series at all.
+    assert!(m.find("rabbitmq_queue_messages", &[]).is_empty());
+    assert!(m.find("rabbitmq_node_running", &[]).is_empty());
+    let (status, body) = sidecar.get("/-/ready");
+    assert_eq!(status, 503, "{body}");
+    let (_, page) = sidecar.get("/");
+    assert!(page.contains("HTTP 401"), "{page}");
+    assert!(!page.contains(secret));
+    assert!(!m.text.contains(secret));
+    let logs = sidecar.terminate();
+    assert!(logs.contains("poll failed"), "{logs}");
+    assert!(logs.contains("HTTP 401"), "{logs}");
+    assert!(!logs.contains(secret), "password in logs:\n{logs}");
+}
+
+/// A Prometheus server (Debian's `prometheus`) scraping one target every second.
+struct Prometheus {
+    child: Child,
+    base: String,
+    _dir: TempDir,
+}
+
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Prometheus {
+    fn start(target: &str) -> Prometheus {
+        let binary = "/usr/bin/prometheus";
+        assert!(
+            std::path::Path::new(binary).exists(),
+            "{binary} not found: install Debian's prometheus package (scripts/test.sh does)"
+        );
+        let dir = std::env::temp_dir().join(format!("rabbitmq-watch-prom-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: rabbitmq-watch\n    static_configs:\n      - targets: ['{target}']\n"
+            ),
+        )
+        .unwrap();
+        let port = free_port();
+        let child = Command::new(binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--log.level=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prometheus");
+        Prometheus {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            _dir: TempDir(dir),
+        }
+    }
+
+    /// Runs an instant query; returns the `data.result` array.
+    fn query(&self, promql: &str) -> Vec<serde_json::Value> {
+        let out = Command::new("curl")
+            .args(["-s", "-m", "5", "-G"])
+            .arg(format!("{}/api/v1/query", self.base))
+            .arg("--data-urlencode")
+            .arg(format!("query={promql}"))
+            .output()
+            .expect("curl");
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v["data"]["result"].as_array().cloned())
+            .unwrap_or_default()
+    }
+
+    fn targets(&self) -> serde_json::Value {
+        let (_, body) = support::http_get(&format!("{}/api/v1/targets", self.base));
+        serde_json::from_str(&body).unwrap_or_default()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_scrapes_the_sidecar_and_queries_a_queue_metric() {
+    let node = RabbitNode::shared();
+    let (_conn, ch) = {
+        let _lock = broker_lock();
+        let (conn, ch) = amqp(node, "/").await;
+        declare(&ch, "live-prometheus").await;
+        publish(&ch, "live-prometheus", 4).await;
+        (conn, ch)
+    };
+    let sidecar = Sidecar::start(&node.mgmt_url, &[]);
+    let prometheus = Prometheus::start(sidecar.base.trim_start_matches("http://"));
+
+    let value = eventually(
+        Duration::from_secs(40),
+        "Prometheus returns the queue's ready count",
+        || {
+            let result = prometheus
+                .query(r#"rabbitmq_queue_messages_ready{vhost="/",queue="live-prometheus"}"#);
+            result
+                .first()
+                .and_then(|r| r["value"][1].as_str().map(str::to_owned))
+        },
+    );
+    assert_eq!(value, "4");
+    // The whole exposition parsed: the target is healthy with no scrape error, and a counter
+    // and an info series came through.
+    let targets = prometheus.targets();
+    let target = &targets["data"]["activeTargets"][0];
+    assert_eq!(target["health"], "up", "{target}");
+    assert_eq!(target["lastError"], "", "{target}");
+    assert!(!prometheus.query("rabbitmq_watch_polls_total").is_empty());
+    assert!(
+        !prometheus
+            .query(r#"rabbitmq_watch_build_info{version!=""}"#)
+            .is_empty()
+    );
+    drop(ch);
+}

@@ -1,0 +1,365 @@
+//! Test harness shared by the integration tests: a throwaway RabbitMQ node (through
+//! `scripts/rabbitmq-node.sh`), the real `rabbitmq-watch` binary as a child process, an
+//! exposition parser, and polling helpers.
+//!
+//! Nothing here skips: a missing `rabbitmq-server` or `prometheus` fails the test with the
+//! command that installs it.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Path of the node script.
+fn node_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/rabbitmq-node.sh")
+}
+
+/// A throwaway RabbitMQ node with the management plugin, started by `scripts/rabbitmq-node.sh`
+/// under a directory of its own. A watchdog stops it when the test process exits, and `Drop`
+/// stops it earlier for nodes a test owns.
+#[derive(Debug)]
+pub struct RabbitNode {
+    /// The node's directory (data, logs, cookie, `node.env`).
+    pub dir: PathBuf,
+    /// Erlang node name, e.g. `rabbitmq-watch-123-456@localhost`.
+    pub name: String,
+    /// Management API base URL, e.g. `http://127.0.0.1:40306`.
+    pub mgmt_url: String,
+    /// AMQP URL with the default vhost, e.g. `amqp://guest:guest@127.0.0.1:20976/%2f`.
+    pub amqp_url: String,
+}
+
+impl RabbitNode {
+    /// Starts a node tagged `tag` (part of its directory name). Panics with the script's
+    /// output when the node does not come up.
+    pub fn start(tag: &str) -> RabbitNode {
+        let dir =
+            std::env::temp_dir().join(format!("rabbitmq-watch-test-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = Command::new("bash")
+            .arg(node_script())
+            .arg("start")
+            .arg(&dir)
+            .arg("--watch-pid")
+            .arg(std::process::id().to_string())
+            .output()
+            .expect("run scripts/rabbitmq-node.sh");
+        assert!(
+            out.status.success(),
+            "starting a RabbitMQ node failed (is Debian's rabbitmq-server installed? scripts/test.sh installs it):\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let env = parse_env(&String::from_utf8_lossy(&out.stdout));
+        RabbitNode {
+            dir,
+            name: env["NODE_NAME"].clone(),
+            mgmt_url: env["MGMT_URL"].clone(),
+            amqp_url: env["AMQP_URL"].clone(),
+        }
+    }
+
+    /// The node shared by every test of this test binary, started on first use.
+    pub fn shared() -> &'static RabbitNode {
+        static NODE: OnceLock<RabbitNode> = OnceLock::new();
+        NODE.get_or_init(|| RabbitNode::start("shared"))
+    }
+
+    fn script(&self, args: &[&str]) -> std::process::Output {
+        Command::new("bash")
+            .arg(node_script())
+            .arg(args[0])
+            .arg(&self.dir)
+            .args(&args[1..])
+            .output()
+            .expect("run scripts/rabbitmq-node.sh")
+    }
+
+    /// Runs `rabbitmqctl ARGS` against this node; panics when it fails.
+    pub fn ctl(&self, args: &[&str]) -> String {
+        let mut all = vec!["ctl"];
+        all.extend_from_slice(args);
+        let out = self.script(&all);
+        assert!(
+            out.status.success(),
+            "rabbitmqctl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Stops the node, keeping its data so that [`RabbitNode::restart`] brings it back.
+    pub fn stop(&self) {
+        let out = self.script(&["stop"]);
+        assert!(out.status.success(), "stop failed: {out:?}");
+    }
+
+    /// Starts a stopped node again on the same ports and name.
+    pub fn restart(&self) {
+        let pid = std::process::id().to_string();
+        let out = self.script(&["start", "--watch-pid", &pid]);
+        assert!(
+            out.status.success(),
+            "restart failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for RabbitNode {
+    fn drop(&mut self) {
+        let _ = self.script(&["clean"]);
+    }
+}
+
+fn parse_env(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// The `rabbitmq-watch` binary running as a child process, its stderr collected.
+pub struct Sidecar {
+    /// The child process.
+    child: Child,
+    /// `http://ADDR` the sidecar serves on.
+    pub base: String,
+    /// Every stderr line so far.
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Sidecar {
+    /// Starts `rabbitmq-watch` against `url` with a 300 ms poll interval, a 2 s request timeout,
+    /// on a free loopback port, with `env` added (`RABBITMQ_WATCH__…` variables). Waits until
+    /// it serves.
+    pub fn start(url: &str, env: &[(&str, &str)]) -> Sidecar {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rabbitmq-watch"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info")
+            .env("RABBITMQ_WATCH__RABBITMQ__URL", url)
+            .env("RABBITMQ_WATCH__POLL__INTERVAL", "300ms")
+            .env("RABBITMQ_WATCH__RABBITMQ__TIMEOUT", "2s")
+            .env("RABBITMQ_WATCH__LISTEN", "127.0.0.1:0")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn rabbitmq-watch");
+        let stderr = child.stderr.take().expect("stderr");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("addr=").nth(1) {
+                    let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
+                    let _ = addr_tx.send(addr);
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("rabbitmq-watch did not start: {:?}", logs.lock().unwrap()));
+        Sidecar {
+            child,
+            base: format!("http://{addr}"),
+            logs,
+        }
+    }
+
+    /// Every log line so far, joined.
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    /// GET `path`: (status, body).
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http_get(&format!("{}{path}", self.base))
+    }
+
+    /// Scrapes `/metrics` and parses it.
+    pub fn metrics(&self) -> Exposition {
+        let (status, body) = self.get("/metrics");
+        assert_eq!(status, 200, "GET /metrics: {body}");
+        Exposition::parse(&body)
+    }
+
+    /// Sends SIGTERM and waits for the exit; panics unless it exits 0 within 10 s.
+    pub fn terminate(mut self) -> String {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                assert!(status.success(), "rabbitmq-watch exited with {status}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "rabbitmq-watch ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        self.logs()
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain HTTP GET with a 10 s timeout: (status, body). Panics on transport errors.
+pub fn http_get(url: &str) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-m", "10", "-w", "\n%{http_code}", url])
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+/// One sample of an exposition: name, labels, value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Series name as written (with `_total`, `_info` suffixes).
+    pub name: String,
+    /// Labels in the order written, values unescaped.
+    pub labels: Vec<(String, String)>,
+    /// Value.
+    pub value: f64,
+}
+
+/// A parsed text exposition (OpenMetrics or Prometheus text), comments dropped.
+#[derive(Debug, Clone)]
+pub struct Exposition {
+    /// Every sample in order.
+    pub samples: Vec<Sample>,
+    /// The raw text.
+    pub text: String,
+}
+
+impl Exposition {
+    /// Parses sample lines: `name{k="v",...} value`, with `\\`, `\"` and `\n` escapes.
+    pub fn parse(text: &str) -> Exposition {
+        let mut samples = Vec::new();
+        for line in text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
+            let (name_end, labels, rest) = match line.find('{') {
+                Some(i) => {
+                    let (labels, used) = parse_labels(&line[i + 1..]);
+                    (i, labels, &line[i + 1 + used..])
+                }
+                None => {
+                    let i = line.find(' ').expect("sample without value");
+                    (i, Vec::new(), &line[i..])
+                }
+            };
+            let value = rest
+                .split_whitespace()
+                .next()
+                .expect("value")
+                .parse::<f64>()
+                .unwrap_or_else(|e| panic!("bad value in {line:?}: {e}"));
+            samples.push(Sample {
+                name: line[..name_end].to_owned(),
+                labels,
+                value,
+            });
+        }
+        Exposition {
+            samples,
+            text: text.to_owned(),
+        }
+    }
+
+    /// The value of the one sample named `name` whose labels include `labels`.
+    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let found: Vec<&Sample> = self.find(name, labels);
+        assert!(found.len() <= 1, "{name} {labels:?} matches {found:?}");
+        found.first().map(|s| s.value)
+    }
+
+    /// Every sample named `name` whose labels include `labels`.
+    pub fn find(&self, name: &str, labels: &[(&str, &str)]) -> Vec<&Sample> {
+        self.samples
+            .iter()
+            .filter(|s| {
+                s.name == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| s.labels.iter().any(|(lk, lv)| lk == k && lv == v))
+            })
+            .collect()
+    }
+}
+
+/// Parses `k="v",k2="v2"}` and returns the labels and the bytes consumed (through `}`).
+fn parse_labels(s: &str) -> (Vec<(String, String)>, usize) {
+    let b = s.as_bytes();
+    let mut labels = Vec::new();
+    let mut i = 0;
+    loop {
+        match b[i] {
+            b'}' => return (labels, i + 1),
+            b',' => {
+                i += 1;
+                continue;
+            }
+            _ => {}
+        }
+        let eq = i + s[i..].find('=').expect("label without =");
+        let key = s[i..eq].to_owned();
+        i = eq + 2; // past `="`
+        let mut value = Vec::new();
+        while b[i] != b'"' {
+            if b[i] == b'\\' {
+                i += 1;
+                value.push(if b[i] == b'n' { b'\n' } else { b[i] });
+            } else {
+                value.push(b[i]);
+            }
+            i += 1;
+        }
+        i += 1;
+        labels.push((key, String::from_utf8(value).expect("UTF-8 label value")));
+    }
+}
+
+/// Calls `check` every 200 ms until it returns `Some`, or panics after `timeout` with `what`
+/// and the last value seen by `describe`.
+pub fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
