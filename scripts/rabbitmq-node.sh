@@ -16,6 +16,9 @@
 #   scripts/rabbitmq-node.sh stop DIR     stop the node, keep DIR (it can be started again)
 #   scripts/rabbitmq-node.sh clean DIR    stop the node and delete DIR
 #   scripts/rabbitmq-node.sh ctl DIR ARGS...   run rabbitmqctl against the node
+#
+# epmd (Erlang's port mapper, shared by every node on the machine) is started by the first node
+# if none runs, and left running.
 set -euo pipefail
 
 RMQ_BIN=/usr/lib/rabbitmq/bin
@@ -33,11 +36,11 @@ free_port() {
   die "no free TCP port found"
 }
 
-# The environment every RabbitMQ command of this node runs in: nothing from the caller's
-# environment or /etc/rabbitmq leaks in.
+# The environment every RabbitMQ command of this node runs in, as the array NODE_ENV:
+# nothing from the caller's environment or /etc/rabbitmq leaks in.
 node_env() {
   local dir=$1
-  echo env -i \
+  NODE_ENV=(env -i \
     "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin" \
     "HOME=$dir" \
     "LANG=C.UTF-8" \
@@ -50,7 +53,7 @@ node_env() {
     "RABBITMQ_CONFIG_FILE=$dir/rabbitmq.conf" \
     "RABBITMQ_ADVANCED_CONFIG_FILE=$dir/advanced.config" \
     "RABBITMQ_CONF_ENV_FILE=$dir/rabbitmq-env.conf" \
-    "RABBITMQ_ENABLED_PLUGINS_FILE=$dir/enabled_plugins"
+    "RABBITMQ_ENABLED_PLUGINS_FILE=$dir/enabled_plugins")
 }
 
 load_env() {
@@ -64,6 +67,11 @@ stop_node() {
   local dir=$1 i
   [ -f "$dir/node.env" ] || return 0
   load_env "$dir"
+  # The watchdog first (its whole process group, including a `clean` it may have started),
+  # so that it cannot delete DIR under a node that is only being stopped.
+  if [ -n "${WATCHDOG_PID:-}" ] && [ -z "${FROM_WATCHDOG:-}" ]; then
+    kill -TERM -- "-$WATCHDOG_PID" 2>/dev/null || true
+  fi
   if [ -n "${NODE_PID:-}" ] && kill -0 "$NODE_PID" 2>/dev/null; then
     # The node runs in its own session: its process group holds beam and its helpers.
     kill -TERM -- "-$NODE_PID" 2>/dev/null || kill -TERM "$NODE_PID" 2>/dev/null || true
@@ -73,9 +81,8 @@ stop_node() {
     done
     kill -KILL -- "-$NODE_PID" 2>/dev/null || true
   fi
-  if [ -n "${WATCHDOG_PID:-}" ] && [ -z "${FROM_WATCHDOG:-}" ]; then
-    kill "$WATCHDOG_PID" 2>/dev/null || true
-  fi
+  # Forget the PIDs: they may be reused by unrelated processes later.
+  sed -i 's/^NODE_PID=.*/NODE_PID=/; s/^WATCHDOG_PID=.*/WATCHDOG_PID=/' "$dir/node.env"
 }
 
 cmd=${1:-}
@@ -136,8 +143,8 @@ start)
   } > "$dir/rabbitmq.conf"
 
   # setsid: the node gets its own session and process group, which `stop` kills whole.
-  # shellcheck disable=SC2046
-  setsid $(node_env "$dir") "$RMQ_BIN/rabbitmq-server" > "$dir/log/stdout.log" 2>&1 < /dev/null &
+  node_env "$dir"
+  setsid "${NODE_ENV[@]}" "$RMQ_BIN/rabbitmq-server" > "$dir/log/stdout.log" 2>&1 < /dev/null &
   NODE_PID=$!
 
   WATCHDOG_PID=""
@@ -190,8 +197,8 @@ clean)
   ;;
 ctl)
   load_env "$dir"
-  # shellcheck disable=SC2046
-  exec $(node_env "$dir") "$RMQ_BIN/rabbitmqctl" -n "$NODE_NAME" "$@"
+  node_env "$dir"
+  exec "${NODE_ENV[@]}" "$RMQ_BIN/rabbitmqctl" -n "$NODE_NAME" "$@"
   ;;
 *)
   die "unknown command $cmd (start|stop|clean|ctl)"

@@ -388,7 +388,7 @@ fn parse_url(text: &str) -> Result<Url, ConfigError> {
     if url.query().is_some() || url.fragment().is_some() {
         return Err(invalid(
             KEY,
-            text,
+            &redact_url_text(text),
             "a URL without query or fragment, such as http://localhost:15672",
         ));
     }
@@ -400,14 +400,18 @@ fn parse_url(text: &str) -> Result<Url, ConfigError> {
     Ok(url)
 }
 
-/// Replaces the user-info part of a URL-looking string with `<redacted>`, so an error about a
-/// URL with embedded credentials never echoes the password.
+/// Replaces whatever stands before the last `@` (after a `scheme://`, if any) with
+/// `<redacted>`, so an error about a URL with embedded credentials never echoes the password,
+/// however malformed the URL.
 fn redact_url_text(text: &str) -> String {
-    match (text.find("://"), text.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
+    let Some(at) = text.rfind('@') else {
+        return text.to_owned();
+    };
+    match text.find("://") {
+        Some(scheme_end) if scheme_end < at => {
             format!("{}<redacted>{}", &text[..scheme_end + 3], &text[at..])
         }
-        _ => text.to_owned(),
+        _ => format!("<redacted>{}", &text[at..]),
     }
 }
 
@@ -513,6 +517,23 @@ mod tests {
         .to_string();
         assert!(!err.contains("hunter2"), "{err}");
         assert!(err.contains("rabbitmq.url"), "{err}");
+    }
+
+    #[test]
+    fn malformed_urls_with_credentials_are_redacted_too() {
+        for url in [
+            "http:/admin:hunter2@mq",
+            "http:admin:hunter2@mq",
+            "admin:hunter2@mq:15672",
+            "http//admin:hunter2@mq",
+            "http://admin:hunter2@mq:15672/?x=1",
+        ] {
+            let err = load(None, env(&[("RABBITMQ_WATCH__RABBITMQ__URL", url)]), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(!err.contains("hunter2"), "{url}: {err}");
+            assert!(err.contains("rabbitmq.url"), "{url}: {err}");
+        }
     }
 
     #[test]

@@ -148,9 +148,9 @@ fn status_page(info: &ServerInfo, snapshot: Option<&Snapshot>) -> String {
         html.push_str("<p>Status: <b>no poll has finished yet</b>.</p>\n</body></html>\n");
         return html;
     };
-    let _ = write!(
+    let _ = writeln!(
         html,
-        "<p>Status: <b>{}</b>. Poll #{} ended {}, took {} ms. Last fully successful poll: {}.</p>\n",
+        "<p>Status: <b>{}</b>. Poll #{} ended {}, took {} ms. Last fully successful poll: {}.</p>",
         if s.is_up() { "up" } else { "DOWN" },
         s.seq,
         ago(s.finished_at()),
@@ -179,4 +179,65 @@ fn status_page(info: &ServerInfo, snapshot: Option<&Snapshot>) -> String {
     }
     html.push_str("</body></html>\n");
     html
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rabbitmq::model::{Alarms, Overview};
+    use crate::snapshot::{Fetched, PollTotals};
+
+    fn snapshot_with_last_success(last: Option<SystemTime>) -> Snapshot {
+        fn ok<T>(v: T) -> Fetched<T> {
+            Fetched {
+                result: Ok(v),
+                duration: Duration::ZERO,
+            }
+        }
+        Snapshot {
+            seq: 3,
+            started_at: SystemTime::UNIX_EPOCH,
+            duration: Duration::ZERO,
+            overview: ok(Overview::default()),
+            nodes: ok(vec![]),
+            queues: ok(vec![]),
+            alarms: ok(Alarms::default()),
+            totals: PollTotals {
+                polls: 3,
+                failures: Default::default(),
+                last_success: last,
+            },
+        }
+    }
+
+    #[test]
+    fn ready_only_while_the_last_success_is_recent() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        let max = Duration::from_secs(40);
+        assert!(readiness(None, max, now).is_err());
+        assert!(readiness(Some(&snapshot_with_last_success(None)), max, now).is_err());
+        let recent = snapshot_with_last_success(Some(now - Duration::from_secs(40)));
+        assert!(readiness(Some(&recent), max, now).is_ok());
+        let stale = snapshot_with_last_success(Some(now - Duration::from_secs(41)));
+        let reason = readiness(Some(&stale), max, now).unwrap_err();
+        assert!(reason.contains("41s ago"), "{reason}");
+    }
+
+    #[test]
+    fn status_page_escapes_error_text() {
+        let mut s = snapshot_with_last_success(None);
+        s.queues.result = Err(crate::rabbitmq::Error::Decode {
+            endpoint: Endpoint::Queues,
+            detail: "<script>alert(1)</script>".into(),
+        });
+        let info = ServerInfo {
+            target: "http://mq/".into(),
+            poll_interval: Duration::from_secs(15),
+            ready_max_age: Duration::from_secs(40),
+        };
+        let page = status_page(&info, Some(&s));
+        assert!(page.contains("&lt;script&gt;"));
+        assert!(!page.contains("<script>"));
+        assert!(page.contains("DOWN"));
+    }
 }

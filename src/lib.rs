@@ -86,7 +86,11 @@ pub async fn run(
         info: Arc::new(http::ServerInfo {
             target: config.rabbitmq.url.to_string(),
             poll_interval: config.poll.interval,
-            ready_max_age: config.poll.interval * 2 + config.rabbitmq.timeout,
+            ready_max_age: config
+                .poll
+                .interval
+                .saturating_mul(2)
+                .saturating_add(config.rabbitmq.timeout),
         }),
     };
     if let Ok(addr) = listener.local_addr() {

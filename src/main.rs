@@ -1,6 +1,7 @@
 //! The `rabbitmq-watch` binary: parse the command line, set up logging, load and validate the
 //! configuration, bind the listener, run until SIGTERM or Ctrl-C.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -41,11 +42,11 @@ fn load_config(cli: &Cli) -> Result<Config, config::ConfigError> {
     if let Some(url) = &cli.rabbitmq_url {
         overrides.push(("rabbitmq.url", url.clone()));
     }
-    config::load(
-        cli.config.as_deref(),
-        std::env::vars().collect(),
-        &overrides,
-    )
+    // Variables that are not valid UTF-8 cannot be ours; skip them rather than panic.
+    let env = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    config::load(cli.config.as_deref(), env, &overrides)
 }
 
 fn init_tracing(config: &Config) {
@@ -53,6 +54,7 @@ fn init_tracing(config: &Config) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .with_writer(std::io::stderr);
     match config.log.format {
         LogFormat::Text => builder.init(),
@@ -70,6 +72,12 @@ fn main() -> ExitCode {
         }
     };
     if let Some(Command::CheckConfig) = cli.command {
+        // Building the client also validates the TLS setup (rabbitmq.ca_file).
+        rabbitmq_watch::install_crypto_provider();
+        if let Err(e) = rabbitmq_watch::rabbitmq::Client::new(&config.rabbitmq) {
+            eprintln!("rabbitmq-watch: {e}");
+            return ExitCode::from(2);
+        }
         for warning in config.warnings() {
             eprintln!("warning: {warning}");
         }

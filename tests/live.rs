@@ -1,13 +1,12 @@
 //! Integration tests against one real RabbitMQ node (shared by this binary): real messages
 //! published and consumed over AMQP, the real `rabbitmq-watch` binary, a real Prometheus.
 //!
-//! Tests that change broker-wide state (alarms) or depend on publishing hold `BROKER`, so they
-//! do not disturb each other.
+//! Tests that change broker-wide state (alarms) or publish hold `BROKER`, so they do not
+//! disturb each other.
 
 mod support;
 
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use lapin::options::{
@@ -18,11 +17,8 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use support::{RabbitNode, Sidecar, eventually, free_port};
 
-static BROKER: Mutex<()> = Mutex::new(());
-
-fn broker_lock() -> MutexGuard<'static, ()> {
-    BROKER.lock().unwrap_or_else(|e| e.into_inner())
-}
+/// Held by tests that publish or change broker-wide state (an alarm blocks publishers).
+static BROKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -75,7 +71,7 @@ async fn publish(ch: &Channel, queue: &str, n: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exact_queue_depths_appear_and_deleted_queue_vanishes() {
     let node = RabbitNode::shared();
-    let _lock = broker_lock();
+    let _lock = BROKER.lock().await;
     node.ctl(&["add_vhost", "live-vh"]);
     node.ctl(&[
         "set_permissions",
@@ -167,6 +163,15 @@ async fn exact_queue_depths_appear_and_deleted_queue_vanishes() {
         .unwrap()
             > 0.0
     );
+    // Every family exported is documented in the README.
+    let readme = include_str!("../README.md");
+    for sample in &m.samples {
+        assert!(
+            readme.contains(&format!("`{}`", sample.name)),
+            "{} is not documented in README.md",
+            sample.name
+        );
+    }
     assert_eq!(sidecar.get("/-/ready").0, 200);
     let (status, page) = sidecar.get("/");
     assert_eq!(status, 200);
@@ -206,7 +211,7 @@ async fn exact_queue_depths_appear_and_deleted_queue_vanishes() {
 #[test]
 fn memory_alarm_is_reported_for_the_node_and_clears() {
     let node = RabbitNode::shared();
-    let _lock = broker_lock();
+    let _lock = BROKER.blocking_lock();
     let sidecar = Sidecar::start(&node.mgmt_url, &[]);
     let alarm = |m: &support::Exposition| {
         m.get(
@@ -218,11 +223,11 @@ fn memory_alarm_is_reported_for_the_node_and_clears() {
         (alarm(&sidecar.metrics()) == Some(0.0)).then_some(())
     });
     node.ctl(&["set_vm_memory_high_watermark", "0.0001"]);
-    let raised = std::panic::catch_unwind(|| {
+    let raised = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         eventually(WAIT, "memory alarm 1", || {
             (alarm(&sidecar.metrics()) == Some(1.0)).then_some(())
         })
-    });
+    }));
     node.ctl(&["set_vm_memory_high_watermark", "0.4"]);
     raised.expect("memory alarm was not reported");
     eventually(WAIT, "memory alarm cleared", || {
@@ -279,7 +284,7 @@ fn wrong_password_reports_401_and_never_leaks_the_password() {
 struct Prometheus {
     child: Child,
     base: String,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 struct TempDir(std::path::PathBuf);
@@ -317,13 +322,21 @@ impl Prometheus {
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--log.level=warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
             .spawn()
             .expect("start prometheus");
         Prometheus {
             child,
             base: format!("http://127.0.0.1:{port}"),
-            _dir: TempDir(dir),
+            dir: TempDir(dir),
+        }
+    }
+
+    /// Panics with Prometheus's own log if it has exited (e.g. its port was taken).
+    fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            let log = std::fs::read_to_string(self.dir.0.join("stderr.log")).unwrap_or_default();
+            panic!("prometheus exited with {status}:\n{log}");
         }
     }
 
@@ -359,19 +372,20 @@ impl Drop for Prometheus {
 async fn prometheus_scrapes_the_sidecar_and_queries_a_queue_metric() {
     let node = RabbitNode::shared();
     let (_conn, ch) = {
-        let _lock = broker_lock();
+        let _lock = BROKER.lock().await;
         let (conn, ch) = amqp(node, "/").await;
         declare(&ch, "live-prometheus").await;
         publish(&ch, "live-prometheus", 4).await;
         (conn, ch)
     };
     let sidecar = Sidecar::start(&node.mgmt_url, &[]);
-    let prometheus = Prometheus::start(sidecar.base.trim_start_matches("http://"));
+    let mut prometheus = Prometheus::start(sidecar.base.trim_start_matches("http://"));
 
     let value = eventually(
         Duration::from_secs(40),
         "Prometheus returns the queue's ready count",
         || {
+            prometheus.assert_running();
             let result = prometheus
                 .query(r#"rabbitmq_queue_messages_ready{vhost="/",queue="live-prometheus"}"#);
             result

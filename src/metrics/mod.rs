@@ -148,6 +148,9 @@ impl Family {
     }
 }
 
+/// A family fed by one numeric field of an API object (`None`: the broker did not report it).
+type Field<T> = (&'static Family, fn(&T) -> Option<u64>);
+
 /// Converts a flag to a 0/1 sample value.
 fn flag(b: bool) -> i64 {
     i64::from(b)
@@ -214,5 +217,133 @@ pub async fn run(
             }
             Err(e) => tracing::error!(error = %e, "encoding task failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::rabbitmq::model::{Alarms, Node, Overview, Queue};
+    use crate::rabbitmq::{Endpoint, Error};
+    use crate::snapshot::{Fetched, PollTotals};
+
+    fn fetched<T>(result: Result<T, Error>) -> Fetched<T> {
+        Fetched {
+            result,
+            duration: Duration::from_millis(5),
+        }
+    }
+
+    fn snapshot(nodes: Result<Vec<Node>, Error>, queues: Vec<Queue>) -> Arc<Snapshot> {
+        let mut s = Snapshot {
+            seq: 1,
+            started_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            duration: Duration::from_millis(7),
+            overview: fetched(Ok(Overview::default())),
+            nodes: fetched(nodes),
+            queues: fetched(Ok(queues)),
+            alarms: fetched(Ok(Alarms {
+                status: "ok".into(),
+                alarms: vec![],
+            })),
+            totals: PollTotals::default(),
+        };
+        let mut totals = PollTotals::default();
+        totals.record(&s);
+        s.totals = totals;
+        Arc::new(s)
+    }
+
+    fn text(s: Arc<Snapshot>) -> String {
+        let info = SidecarInfo {
+            poll_interval: Duration::from_secs(15),
+        };
+        String::from_utf8(encode(Some(s), &info).body.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn a_down_node_reports_running_0_and_nothing_it_did_not_say() {
+        let nodes = vec![
+            Node {
+                name: "rabbit@up".into(),
+                running: Some(true),
+                mem_used: Some(100),
+                mem_limit: Some(1000),
+                mem_alarm: Some(false),
+                ..Node::default()
+            },
+            Node {
+                name: "rabbit@down".into(),
+                running: Some(false),
+                ..Node::default()
+            },
+        ];
+        let t = text(snapshot(Ok(nodes), vec![]));
+        assert!(
+            t.contains("rabbitmq_node_running{node=\"rabbit@down\"} 0\n"),
+            "{t}"
+        );
+        assert!(t.contains("rabbitmq_process_resident_memory_bytes{node=\"rabbit@up\"} 100\n"));
+        assert!(!t.contains("rabbitmq_process_resident_memory_bytes{node=\"rabbit@down\"}"));
+        // The alarm check covers running nodes only: the down node's alarm is unknown.
+        assert!(t.contains("rabbitmq_alarms_memory_used_watermark{node=\"rabbit@up\"} 0\n"));
+        assert!(!t.contains("rabbitmq_alarms_memory_used_watermark{node=\"rabbit@down\"}"));
+        assert!(t.contains("rabbitmq_up 1\n"));
+        assert!(t.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn a_queue_without_statistics_has_no_series_rather_than_zero() {
+        let queues = vec![
+            Queue {
+                vhost: "/".into(),
+                name: "fresh".into(),
+                ..Queue::default()
+            },
+            Queue {
+                vhost: "/".into(),
+                name: "busy".into(),
+                messages: Some(3),
+                messages_ready: Some(2),
+                messages_unacknowledged: Some(1),
+                consumers: Some(1),
+                ..Queue::default()
+            },
+        ];
+        let t = text(snapshot(Ok(vec![]), queues));
+        assert!(t.contains("rabbitmq_queue_messages_unacked{vhost=\"/\",queue=\"busy\"} 1\n"));
+        assert!(!t.contains("queue=\"fresh\""), "{t}");
+    }
+
+    #[test]
+    fn a_failed_endpoint_removes_its_families_and_sets_up_0() {
+        let err = Error::Timeout {
+            endpoint: Endpoint::Nodes,
+            timeout_ms: 2000,
+        };
+        let t = text(snapshot(Err(err), vec![]));
+        assert!(t.contains("rabbitmq_up 0\n"));
+        assert!(!t.contains("rabbitmq_node_running{"));
+        assert!(t.contains("rabbitmq_watch_endpoint_success{endpoint=\"/api/nodes\"} 0\n"));
+        assert!(t.contains(
+            "rabbitmq_watch_endpoint_failures_total{endpoint=\"/api/nodes\",reason=\"timeout\"} 1\n"
+        ));
+        assert!(t.contains("rabbitmq_watch_last_successful_poll_timestamp_seconds 0.0\n"));
+    }
+
+    #[test]
+    fn before_the_first_poll_only_sidecar_families_with_up_0() {
+        let info = SidecarInfo {
+            poll_interval: Duration::from_secs(15),
+        };
+        let t = String::from_utf8(encode(None, &info).body.to_vec()).unwrap();
+        assert!(t.contains("rabbitmq_up 0\n"));
+        assert!(t.contains("rabbitmq_watch_polls_total 0\n"));
+        assert!(t.contains(
+            "rabbitmq_watch_endpoint_failures_total{endpoint=\"/api/queues\",reason=\"connect\"} 0\n"
+        ));
+        assert!(!t.contains("rabbitmq_queue_"));
     }
 }

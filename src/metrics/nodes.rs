@@ -8,7 +8,7 @@ use std::fmt;
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Unit;
 
-use super::{Family, flag};
+use super::{Family, Field, flag};
 use crate::rabbitmq::model::{Alarms, Node};
 use crate::snapshot::Snapshot;
 
@@ -122,7 +122,8 @@ const MEMORY_RESOURCE: &str = "memory";
 const DISK_RESOURCE: &str = "disk space";
 
 /// Whether `resource`'s alarm is in effect on `node`: 1 when either the node's own flag or the
-/// alarm check says so, unknown when neither source answered.
+/// alarm check says so, unknown when neither source answered. Pass `check: None` for a node
+/// that is not running: the check only covers running nodes.
 pub fn alarm_in_effect(
     node: &str,
     node_flag: Option<bool>,
@@ -147,7 +148,7 @@ pub fn encode(enc: &mut DescriptorEncoder, s: &Snapshot) -> fmt::Result {
     let nodes: &[Node] = s.nodes.ok().map_or(&[], Vec::as_slice);
     let labels = |n: &Node| [("node", n.name.clone())];
 
-    let fields: [(&Family, fn(&Node) -> Option<u64>); 9] = [
+    let fields: [Field<Node>; 9] = [
         (&MEM_USED, |n| n.mem_used),
         (&MEM_LIMIT, |n| n.mem_limit),
         (&DISK_FREE, |n| n.disk_free),
@@ -195,6 +196,8 @@ pub fn encode(enc: &mut DescriptorEncoder, s: &Snapshot) -> fmt::Result {
         let mut samples: Vec<([(&str, String); 1], i64)> = nodes
             .iter()
             .filter_map(|n| {
+                // The alarm check cannot speak for a member that is down.
+                let check = check.filter(|_| n.running != Some(false));
                 alarm_in_effect(&n.name, node_flag(n), check, resource)
                     .map(|a| (labels(n), flag(a)))
             })

@@ -5,7 +5,7 @@ use std::fmt;
 
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::Family;
+use super::{Family, Field};
 use crate::rabbitmq::model::Queue;
 use crate::snapshot::Snapshot;
 
@@ -47,7 +47,7 @@ pub fn encode(enc: &mut DescriptorEncoder, s: &Snapshot) -> fmt::Result {
     let Some(queues) = s.queues.ok() else {
         return Ok(());
     };
-    let fields: [(&Family, fn(&Queue) -> Option<u64>); 4] = [
+    let fields: [Field<Queue>; 4] = [
         (&MESSAGES, |q| q.messages),
         (&MESSAGES_READY, |q| q.messages_ready),
         (&MESSAGES_UNACKED, |q| q.messages_unacknowledged),

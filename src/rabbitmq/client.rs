@@ -163,8 +163,14 @@ impl Client {
     /// # Errors
     /// [`Error`] for [`Endpoint::Alarms`].
     pub async fn alarms(&self) -> Result<Alarms, Error> {
-        self.get_json(Endpoint::Alarms, &[], &[StatusCode::SERVICE_UNAVAILABLE])
-            .await
+        let alarms: Alarms = self
+            .get_json(Endpoint::Alarms, &[], &[StatusCode::SERVICE_UNAVAILABLE])
+            .await?;
+        alarms.validate().map_err(|detail| Error::Decode {
+            endpoint: Endpoint::Alarms,
+            detail,
+        })?;
+        Ok(alarms)
     }
 
     /// GETs `endpoint` with `query`, accepts 200 and `also_ok`, decodes the body as `T`.

@@ -142,13 +142,32 @@ pub struct Page<T> {
 }
 
 /// `GET /api/health/checks/alarms`: 200 `{"status":"ok"}` or 503 with the alarms in effect.
+/// `status` is required, so an unrelated JSON body never reads as "no alarms".
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default)]
 pub struct Alarms {
-    /// `status`: `ok` or `failed`.
+    /// `status`: `ok` or `failed` (checked by [`Alarms::validate`]).
     pub status: String,
     /// `alarms`: resource alarms in effect in the cluster (empty when `status` is `ok`).
+    #[serde(default)]
     pub alarms: Vec<Alarm>,
+}
+
+impl Alarms {
+    /// Checks that the answer is one of the two shapes RabbitMQ gives: `ok` without alarms, or
+    /// `failed` with at least one.
+    ///
+    /// # Errors
+    /// A description of the unexpected shape.
+    pub fn validate(&self) -> Result<(), String> {
+        match (self.status.as_str(), self.alarms.is_empty()) {
+            ("ok", true) | ("failed", false) => Ok(()),
+            ("failed", true) => Err("status \"failed\" without any alarm listed".to_owned()),
+            ("ok", false) => Err("status \"ok\" with alarms listed".to_owned()),
+            (other, _) => Err(format!(
+                "unexpected status {other:?}, expected \"ok\" or \"failed\""
+            )),
+        }
+    }
 }
 
 /// One resource alarm from `/api/health/checks/alarms`.
@@ -237,5 +256,14 @@ mod tests {
         assert_eq!(failed.status, "failed");
         assert_eq!(failed.alarms.len(), 1);
         assert_eq!(failed.alarms[0].resource, "memory");
+        assert_eq!(ok.validate(), Ok(()));
+        assert_eq!(failed.validate(), Ok(()));
+    }
+
+    #[test]
+    fn unrelated_json_is_not_read_as_no_alarms() {
+        assert!(serde_json::from_str::<Alarms>(r#"{"error":"service_unavailable"}"#).is_err());
+        let odd: Alarms = serde_json::from_str(r#"{"status":"failed","reason":"x"}"#).unwrap();
+        assert!(odd.validate().is_err());
     }
 }

@@ -133,6 +133,8 @@ pub struct Sidecar {
     pub base: String,
     /// Every stderr line so far.
     logs: Arc<Mutex<Vec<String>>>,
+    /// The thread collecting stderr; it ends when the process closes stderr.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Sidecar {
@@ -159,7 +161,7 @@ impl Sidecar {
         let logs = Arc::new(Mutex::new(Vec::new()));
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let sink = logs.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(rest) = line.split("addr=").nth(1) {
                     let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
@@ -175,6 +177,7 @@ impl Sidecar {
             child,
             base: format!("http://{addr}"),
             logs,
+            reader: Some(reader),
         }
     }
 
@@ -208,7 +211,9 @@ impl Sidecar {
             assert!(Instant::now() < deadline, "rabbitmq-watch ignored SIGTERM");
             std::thread::sleep(Duration::from_millis(50));
         }
-        std::thread::sleep(Duration::from_millis(100));
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join(); // every line, up to the last, is collected
+        }
         self.logs()
     }
 }

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the sidecar's scripts and tests need, only those missing:
+#   rabbitmq     rabbitmq-server (a throwaway node is started from it; the system service is
+#                never started: a policy-rc.d denies service starts during the install)
+#   prometheus   prometheus (a real server scrapes the sidecar in the tests)
+# curl is always installed. Needs root (or sudo) when something is missing.
+set -euo pipefail
+
+want=(curl)
+for component in "$@"; do
+  case "$component" in
+    rabbitmq) want+=(rabbitmq-server) ;;
+    prometheus) want+=(prometheus) ;;
+    *) echo "install-deps: unknown component $component (rabbitmq|prometheus)" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for pkg in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: need root to install ${missing[*]}" >&2; exit 1; }
+  sudo=sudo
+fi
+
+echo "install-deps: installing ${missing[*]}" >&2
+policy=/usr/sbin/policy-rc.d
+created_policy=""
+if [ ! -e "$policy" ]; then
+  # Keep the packages' system services (rabbitmq-server on 5672/15672, prometheus on 9090)
+  # from starting: tests and the quick start run their own instances.
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+  $sudo chmod +x "$policy"
+  created_policy=1
+fi
+cleanup() {
+  if [ -n "$created_policy" ]; then $sudo rm -f "$policy"; fi
+}
+trap cleanup EXIT
+
+$sudo apt-get update -qq
+$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
