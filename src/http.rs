@@ -192,6 +192,7 @@ mod tests {
             Fetched {
                 result: Ok(v),
                 duration: Duration::ZERO,
+                bytes: 0,
             }
         }
         Snapshot {

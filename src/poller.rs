@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use crate::rabbitmq::{Client, Endpoint, Error};
+use crate::rabbitmq::{Body, Client, Endpoint, Error};
 use crate::snapshot::{Fetched, PollTotals, Snapshot};
 
 /// The receiving side of the snapshot channel: `None` until the first poll has finished.
@@ -85,12 +85,16 @@ impl Poller {
     }
 }
 
-async fn timed<T>(f: impl Future<Output = Result<T, Error>>) -> Fetched<T> {
+async fn timed<T>(f: impl Future<Output = Result<Body<T>, Error>>) -> Fetched<T> {
     let start = Instant::now();
-    let result = f.await;
+    let (result, bytes) = match f.await {
+        Ok(body) => (Ok(body.value), body.bytes),
+        Err(e) => (Err(e), 0),
+    };
     Fetched {
         result,
         duration: start.elapsed(),
+        bytes,
     }
 }
 

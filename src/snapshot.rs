@@ -16,6 +16,8 @@ pub struct Fetched<T> {
     pub result: Result<T, Error>,
     /// Wall time of the read (all pages, for `/api/queues`).
     pub duration: Duration,
+    /// Response body bytes received by a successful read (all pages); 0 for a failed one.
+    pub bytes: u64,
 }
 
 impl<T> Fetched<T> {
@@ -59,6 +61,16 @@ impl Snapshot {
             Endpoint::Nodes => self.nodes.err(),
             Endpoint::Queues => self.queues.err(),
             Endpoint::Alarms => self.alarms.err(),
+        }
+    }
+
+    /// Body bytes received from `endpoint` in this poll (0 when the read failed).
+    pub fn bytes_of(&self, endpoint: Endpoint) -> u64 {
+        match endpoint {
+            Endpoint::Overview => self.overview.bytes,
+            Endpoint::Nodes => self.nodes.bytes,
+            Endpoint::Queues => self.queues.bytes,
+            Endpoint::Alarms => self.alarms.bytes,
         }
     }
 

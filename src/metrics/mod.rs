@@ -233,6 +233,7 @@ mod tests {
         Fetched {
             result,
             duration: Duration::from_millis(5),
+            bytes: 100,
         }
     }
 

@@ -35,6 +35,14 @@ pub const ENDPOINT_DURATION: Family = Family {
     source: "sidecar",
 };
 
+/// `rabbitmq_watch_endpoint_response_bytes{endpoint}`: body bytes of the endpoint's last read.
+pub const ENDPOINT_BYTES: Family = Family {
+    name: "rabbitmq_watch_endpoint_response",
+    help: "Response body bytes received by the last successful read of this management API endpoint (all pages); 0 when it failed.",
+    unit: Some(Unit::Bytes),
+    source: "sidecar",
+};
+
 /// `rabbitmq_watch_endpoint_failures_total{endpoint,reason}`: failed reads since start.
 pub const ENDPOINT_FAILURES: Family = Family {
     name: "rabbitmq_watch_endpoint_failures",
@@ -141,6 +149,12 @@ pub fn encode(
         Endpoint::ALL
             .iter()
             .map(|e| ([("endpoint", e.path())], s.duration_of(*e).as_secs_f64())),
+    )?;
+    ENDPOINT_BYTES.gauge(
+        enc,
+        Endpoint::ALL
+            .iter()
+            .map(|e| ([("endpoint", e.path())], s.bytes_of(*e))),
     )?;
     Ok(())
 }

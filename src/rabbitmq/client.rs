@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use super::model::{
     Alarms, NODE_COLUMNS, Node, OVERVIEW_COLUMNS, Overview, Page, QUEUE_COLUMNS, Queue,
 };
-use super::{Endpoint, Error};
+use super::{Body, Endpoint, Error};
 use crate::config::{RabbitmqConfig, Secret};
 
 /// Queues requested per page of `/api/queues`: the API's maximum, 500.
@@ -96,7 +96,7 @@ impl Client {
     ///
     /// # Errors
     /// [`Error`] for [`Endpoint::Overview`].
-    pub async fn overview(&self) -> Result<Overview, Error> {
+    pub async fn overview(&self) -> Result<Body<Overview>, Error> {
         self.get_json(
             Endpoint::Overview,
             &[("columns", OVERVIEW_COLUMNS.to_owned())],
@@ -109,7 +109,7 @@ impl Client {
     ///
     /// # Errors
     /// [`Error`] for [`Endpoint::Nodes`].
-    pub async fn nodes(&self) -> Result<Vec<Node>, Error> {
+    pub async fn nodes(&self) -> Result<Body<Vec<Node>>, Error> {
         self.get_json(
             Endpoint::Nodes,
             &[("columns", NODE_COLUMNS.to_owned())],
@@ -124,8 +124,9 @@ impl Client {
     ///
     /// # Errors
     /// [`Error`] for [`Endpoint::Queues`] when any page fails.
-    pub async fn queues(&self) -> Result<Vec<Queue>, Error> {
+    pub async fn queues(&self) -> Result<Body<Vec<Queue>>, Error> {
         let mut queues = Vec::new();
+        let mut bytes = 0;
         let mut page = 1u64;
         loop {
             let query = [
@@ -134,10 +135,13 @@ impl Client {
                 ("pagination", "true".to_owned()),
                 ("columns", QUEUE_COLUMNS.to_owned()),
             ];
-            let result: Result<Page<Queue>, Error> =
+            let result: Result<Body<Page<Queue>>, Error> =
                 self.get_json(Endpoint::Queues, &query, &[]).await;
             let p = match result {
-                Ok(p) => p,
+                Ok(body) => {
+                    bytes += body.bytes;
+                    body.value
+                }
                 // Queues were deleted since the first page: there is no page `page` any more.
                 Err(Error::Status {
                     status: 400, body, ..
@@ -154,7 +158,10 @@ impl Client {
         }
         queues.sort_unstable_by(|a, b| (&a.vhost, &a.name).cmp(&(&b.vhost, &b.name)));
         queues.dedup_by(|a, b| a.vhost == b.vhost && a.name == b.name);
-        Ok(queues)
+        Ok(Body {
+            value: queues,
+            bytes,
+        })
     }
 
     /// Reads `GET /api/health/checks/alarms`. Both 200 (no alarm) and 503 (alarms in effect)
@@ -162,11 +169,11 @@ impl Client {
     ///
     /// # Errors
     /// [`Error`] for [`Endpoint::Alarms`].
-    pub async fn alarms(&self) -> Result<Alarms, Error> {
-        let alarms: Alarms = self
+    pub async fn alarms(&self) -> Result<Body<Alarms>, Error> {
+        let alarms: Body<Alarms> = self
             .get_json(Endpoint::Alarms, &[], &[StatusCode::SERVICE_UNAVAILABLE])
             .await?;
-        alarms.validate().map_err(|detail| Error::Decode {
+        alarms.value.validate().map_err(|detail| Error::Decode {
             endpoint: Endpoint::Alarms,
             detail,
         })?;
@@ -174,12 +181,13 @@ impl Client {
     }
 
     /// GETs `endpoint` with `query`, accepts 200 and `also_ok`, decodes the body as `T`.
+    /// Reads the whole body into memory (at most one page for `/api/queues`).
     async fn get_json<T: DeserializeOwned>(
         &self,
         endpoint: Endpoint,
         query: &[(&str, String)],
         also_ok: &[StatusCode],
-    ) -> Result<T, Error> {
+    ) -> Result<Body<T>, Error> {
         let url = self
             .base
             .join(endpoint.path().trim_start_matches('/'))
@@ -187,6 +195,7 @@ impl Client {
                 endpoint,
                 detail: e.to_string(),
             })?;
+        tracing::debug!(endpoint = endpoint.path(), url = %url, query = ?query, "request");
         let response = self
             .http
             .get(url)
@@ -208,9 +217,13 @@ impl Client {
                 body: body_excerpt(&body),
             });
         }
-        serde_json::from_slice(&body).map_err(|e| Error::Decode {
+        let value = serde_json::from_slice(&body).map_err(|e| Error::Decode {
             endpoint,
             detail: e.to_string(),
+        })?;
+        Ok(Body {
+            value,
+            bytes: body.len() as u64,
         })
     }
 

@@ -10,6 +10,15 @@ pub use client::Client;
 
 use std::fmt;
 
+/// A decoded answer and how many body bytes it took (all pages, for paged reads).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Body<T> {
+    /// The decoded value.
+    pub value: T,
+    /// Response body bytes received (after any transfer decoding).
+    pub bytes: u64,
+}
+
 /// A management API endpoint read on every poll.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Endpoint {
