@@ -31,6 +31,10 @@ pub const DEFAULT_INTERVAL: &str = "15s";
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:9419";
 /// Default log level filter.
 pub const DEFAULT_LOG_LEVEL: &str = "info";
+/// Default `queues.exclude`: server-named queues (`amq.gen-…`).
+pub const DEFAULT_QUEUE_EXCLUDE: &str = r"amq\.gen-.*";
+/// Default `queues.max_total`.
+pub const DEFAULT_MAX_QUEUES: u64 = 25_000;
 
 /// Shortest accepted `poll.interval`: polling faster only loads the broker, whose own
 /// statistics refresh every 5 s by default.
@@ -43,6 +47,8 @@ pub struct Config {
     pub rabbitmq: RabbitmqConfig,
     /// When to poll (`poll.*`).
     pub poll: PollConfig,
+    /// Which queues to export, and how many at most (`queues.*`).
+    pub queues: QueuesConfig,
     /// Address the HTTP server binds (`listen`, default `0.0.0.0:9419`).
     pub listen: SocketAddr,
     /// Logging (`log.*`).
@@ -78,6 +84,94 @@ pub struct PollConfig {
     /// next one (polls never overlap). Default 15 s, at least 100 ms.
     #[serde(serialize_with = "ser_duration")]
     pub interval: Duration,
+}
+
+/// `queues.*`: which queues are exported. Regexes are RE2-style (Rust `regex`) and fully
+/// anchored, like Prometheus relabelling: `orders` matches only the queue named `orders`.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueuesConfig {
+    /// `queues.include`: queue names to export. Default `.*`. When set, it is also sent to the
+    /// management API (`name=^(?:RE)$&use_regex=true`) so that other queues are not downloaded;
+    /// the API matches case-insensitively, so it is applied again exactly here.
+    #[serde(serialize_with = "ser_display")]
+    pub include: Regex,
+    /// `queues.exclude`: queue names not to export. Default `amq\.gen-.*` (server-named
+    /// queues); set `""` to exclude nothing.
+    #[serde(serialize_with = "ser_opt_display")]
+    pub exclude: Option<Regex>,
+    /// `queues.include_vhosts`: vhosts whose queues are exported. Default `.*`. When this or
+    /// `exclude_vhosts` is set, queues are listed per vhost (`/api/queues/{vhost}`) so that
+    /// other vhosts' queues are not downloaded.
+    #[serde(serialize_with = "ser_display")]
+    pub include_vhosts: Regex,
+    /// `queues.exclude_vhosts`: vhosts whose queues are not exported. Default: none.
+    #[serde(serialize_with = "ser_opt_display")]
+    pub exclude_vhosts: Option<Regex>,
+    /// `queues.exclude_exclusive`: skip exclusive queues (owned by one connection, usually
+    /// short-lived). Default `true`.
+    pub exclude_exclusive: bool,
+    /// `queues.max_total`: at most this many queues are exported; the rest (last by vhost,
+    /// name) are dropped and counted in `rabbitmq_watch_queues_dropped`. Default 25000; 0 means
+    /// no limit.
+    pub max_total: u64,
+    /// `queues.max_per_vhost`: at most this many queues per vhost. Default 0 (no limit).
+    pub max_per_vhost: u64,
+}
+
+/// A validated, anchored regex that prints as the user wrote it.
+#[derive(Debug, Clone)]
+pub struct Regex {
+    /// The pattern as configured.
+    source: String,
+    /// `^(?:source)$`, compiled.
+    anchored: regex::Regex,
+}
+
+impl Regex {
+    /// Compiles `source` fully anchored.
+    ///
+    /// # Errors
+    /// The regex crate's message.
+    pub fn new(source: &str) -> Result<Self, String> {
+        let anchored = regex::Regex::new(&format!("^(?:{source})$")).map_err(|e| e.to_string())?;
+        Ok(Self {
+            source: source.to_owned(),
+            anchored,
+        })
+    }
+
+    /// Whether the whole of `text` matches.
+    pub fn is_match(&self, text: &str) -> bool {
+        self.anchored.is_match(text)
+    }
+
+    /// The pattern as configured.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// The anchored pattern, `^(?:source)$`.
+    pub fn anchored(&self) -> &str {
+        self.anchored.as_str()
+    }
+
+    /// Whether it matches everything (`.*`), i.e. filters nothing.
+    pub fn is_match_all(&self) -> bool {
+        self.source == ".*"
+    }
+}
+
+impl fmt::Display for Regex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.source)
+    }
+}
+
+fn ser_opt_display<S: Serializer, T: fmt::Display>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => s.collect_str(v),
+        None => s.serialize_str(""),
+    }
 }
 
 /// `log.*`: the sidecar's own logs (to stderr).
@@ -171,6 +265,7 @@ pub enum ConfigError {
 struct RawConfig {
     rabbitmq: RawRabbitmq,
     poll: RawPoll,
+    queues: RawQueues,
     listen: Option<String>,
     log: RawLog,
 }
@@ -190,6 +285,18 @@ struct RawRabbitmq {
 #[serde(default, deny_unknown_fields)]
 struct RawPoll {
     interval: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawQueues {
+    include: Option<String>,
+    exclude: Option<String>,
+    include_vhosts: Option<String>,
+    exclude_vhosts: Option<String>,
+    exclude_exclusive: Option<String>,
+    max_total: Option<String>,
+    max_per_vhost: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -284,6 +391,8 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         ));
     }
 
+    let queues = validate_queues(raw.queues)?;
+
     let listen_text = raw.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
     let listen = listen_text.parse::<SocketAddr>().map_err(|_| {
         invalid(
@@ -320,9 +429,68 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             ca_file,
         },
         poll: PollConfig { interval },
+        queues,
         listen,
         log: LogConfig { level, format },
     })
+}
+
+fn validate_queues(q: RawQueues) -> Result<QueuesConfig, ConfigError> {
+    let regex = |key: &'static str, text: &str| {
+        Regex::new(text).map_err(|e| ConfigError::Invalid {
+            key,
+            value: format!("{text:?}"),
+            allowed: format!(
+                "a regular expression (RE2 syntax, matched against the whole name): {}",
+                e.lines().last().unwrap_or("invalid").trim()
+            ),
+        })
+    };
+    // An empty pattern means "no exclusion".
+    let optional = |key: &'static str, text: Option<String>, default: Option<&str>| match text
+        .as_deref()
+        .or(default)
+    {
+        None | Some("") => Ok(None),
+        Some(t) => regex(key, t).map(Some),
+    };
+    Ok(QueuesConfig {
+        include: regex("queues.include", q.include.as_deref().unwrap_or(".*"))?,
+        exclude: optional("queues.exclude", q.exclude, Some(DEFAULT_QUEUE_EXCLUDE))?,
+        include_vhosts: regex(
+            "queues.include_vhosts",
+            q.include_vhosts.as_deref().unwrap_or(".*"),
+        )?,
+        exclude_vhosts: optional("queues.exclude_vhosts", q.exclude_vhosts, None)?,
+        exclude_exclusive: parse_bool(
+            "queues.exclude_exclusive",
+            q.exclude_exclusive.as_deref().unwrap_or("true"),
+        )?,
+        max_total: parse_count(
+            "queues.max_total",
+            q.max_total.as_deref(),
+            DEFAULT_MAX_QUEUES,
+        )?,
+        max_per_vhost: parse_count("queues.max_per_vhost", q.max_per_vhost.as_deref(), 0)?,
+    })
+}
+
+fn parse_bool(key: &'static str, text: &str) -> Result<bool, ConfigError> {
+    match text.trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(invalid(key, text, "true or false")),
+    }
+}
+
+fn parse_count(key: &'static str, text: Option<&str>, default: u64) -> Result<u64, ConfigError> {
+    match text {
+        None => Ok(default),
+        Some(t) => t
+            .trim()
+            .parse()
+            .map_err(|_| invalid(key, t, "a whole number, 0 for no limit")),
+    }
 }
 
 impl Config {
@@ -453,6 +621,18 @@ mod tests {
         assert_eq!(c.poll.interval, Duration::from_secs(15));
         assert_eq!(c.listen, "0.0.0.0:9419".parse().unwrap());
         assert_eq!(c.log.format, LogFormat::Text);
+        assert!(c.queues.include.is_match_all());
+        assert!(
+            c.queues
+                .exclude
+                .as_ref()
+                .unwrap()
+                .is_match("amq.gen-JzTY20BRgKO")
+        );
+        assert!(!c.queues.exclude.as_ref().unwrap().is_match("orders"));
+        assert!(c.queues.exclude_exclusive);
+        assert_eq!(c.queues.max_total, 25_000);
+        assert_eq!(c.queues.max_per_vhost, 0);
         assert!(c.warnings().is_empty());
     }
 
@@ -476,6 +656,24 @@ mod tests {
         assert_eq!(c.rabbitmq.url.as_str(), "https://mq.example:15671/admin/");
         assert_eq!(c.poll.interval, Duration::from_secs(60));
         assert_eq!(c.rabbitmq.password.expose(), "s3cret");
+    }
+
+    #[test]
+    fn queue_regexes_are_anchored_and_empty_exclude_means_none() {
+        let c = load(
+            None,
+            env(&[
+                ("RABBITMQ_WATCH__QUEUES__INCLUDE", "orders|payments\\..*"),
+                ("RABBITMQ_WATCH__QUEUES__EXCLUDE", ""),
+            ]),
+            &[],
+        )
+        .unwrap();
+        assert!(c.queues.include.is_match("orders"));
+        assert!(c.queues.include.is_match("payments.eu"));
+        assert!(!c.queues.include.is_match("old-orders"));
+        assert_eq!(c.queues.include.anchored(), "^(?:orders|payments\\..*)$");
+        assert!(c.queues.exclude.is_none());
     }
 
     #[test]

@@ -203,6 +203,7 @@ mod tests {
             nodes: ok(vec![]),
             queues: ok(vec![]),
             alarms: ok(Alarms::default()),
+            selection: Default::default(),
             totals: PollTotals {
                 polls: 3,
                 failures: Default::default(),

@@ -8,6 +8,7 @@
 //! - [`config`]: YAML + environment + CLI layers, validated into [`config::Config`].
 //! - [`rabbitmq`]: the management API client and its response types; the only module that
 //!   talks to the broker.
+//! - [`selection`]: the `queues.*` filters and caps applied to each queue listing.
 //! - [`snapshot`]: one immutable [`snapshot::Snapshot`] per poll.
 //! - [`poller`]: the interval loop that reads the API and publishes snapshots.
 //! - [`metrics`]: snapshot → OpenMetrics text, encoded once per snapshot.
@@ -21,6 +22,7 @@ pub mod http;
 pub mod metrics;
 pub mod poller;
 pub mod rabbitmq;
+pub mod selection;
 pub mod snapshot;
 
 use std::sync::Arc;
@@ -71,7 +73,10 @@ pub async fn run(
     let (exposition_tx, exposition_rx) = watch::channel(Arc::new(metrics::encode(None, &sidecar)));
 
     let tasks = TaskTracker::new();
-    tasks.spawn(Poller::new(client, config.poll.interval).run(snapshot_tx, shutdown.clone()));
+    tasks.spawn(
+        Poller::new(client, config.poll.interval, config.queues.clone())
+            .run(snapshot_tx, shutdown.clone()),
+    );
     tasks.spawn(metrics::run(
         snapshot_rx.clone(),
         exposition_tx,

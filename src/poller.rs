@@ -11,7 +11,10 @@ use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::QueuesConfig;
+use crate::rabbitmq::model::{Overview, has_detailed_queues};
 use crate::rabbitmq::{Body, Client, Endpoint, Error};
+use crate::selection::{Selection, select};
 use crate::snapshot::{Fetched, PollTotals, Snapshot};
 
 /// The receiving side of the snapshot channel: `None` until the first poll has finished.
@@ -26,12 +29,29 @@ pub struct Poller {
     client: Client,
     /// Time between the starts of two polls (`poll.interval`).
     interval: Duration,
+    /// Which queues to read and export (`queues.*`).
+    queues: QueuesConfig,
+}
+
+/// What the poller learns from one poll for the next.
+#[derive(Debug, Clone, Default)]
+pub struct PollState {
+    /// Lifetime counters.
+    pub totals: PollTotals,
+    /// Whether queues are read from `/api/queues/detailed` (RabbitMQ 3.13+); `None` until an
+    /// overview has told the version.
+    pub detailed_queues: Option<bool>,
 }
 
 impl Poller {
-    /// A poller reading through `client` every `interval`.
-    pub fn new(client: Client, interval: Duration) -> Self {
-        Self { client, interval }
+    /// A poller reading through `client` every `interval`, exporting the queues `queues`
+    /// selects.
+    pub fn new(client: Client, interval: Duration, queues: QueuesConfig) -> Self {
+        Self {
+            client,
+            interval,
+            queues,
+        }
     }
 
     /// Polls until `shutdown` is cancelled, publishing each snapshot on `tx`. The first poll
@@ -39,8 +59,9 @@ impl Poller {
     pub async fn run(self, tx: SnapshotSender, shutdown: CancellationToken) {
         let mut ticker = tokio::time::interval(self.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut totals = PollTotals::default();
+        let mut state = PollState::default();
         let mut was_up = true;
+        let mut last_dropped = 0;
         for seq in 1.. {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -48,26 +69,61 @@ impl Poller {
             }
             let snapshot = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                s = self.poll(seq, &totals) => s,
+                s = self.poll(seq, &state) => s,
             };
-            totals = snapshot.totals.clone();
+            state = snapshot_state(&snapshot, &state);
             log_outcome(&snapshot, &mut was_up);
+            log_caps(&snapshot, &mut last_dropped);
             tx.send_replace(Some(Arc::new(snapshot)));
         }
         tracing::debug!("poller stopped");
     }
 
-    /// Reads every endpoint once, concurrently, and returns the snapshot numbered `seq` with
-    /// `previous` totals updated by this poll.
-    pub async fn poll(&self, seq: u64, previous: &PollTotals) -> Snapshot {
+    /// Reads every endpoint once and returns the snapshot numbered `seq`, with the totals of
+    /// `previous` updated by this poll. Endpoints are read concurrently; only while the broker
+    /// version is unknown is the overview read first (it decides how queues are listed).
+    pub async fn poll(&self, seq: u64, previous: &PollState) -> Snapshot {
         let started_at = SystemTime::now();
         let start = Instant::now();
-        let (overview, nodes, queues, alarms) = tokio::join!(
-            timed(self.client.overview()),
-            timed(self.client.nodes()),
-            timed(self.client.queues()),
-            timed(self.client.alarms()),
-        );
+        let (overview, nodes, queues, alarms) = match previous.detailed_queues {
+            Some(detailed) => {
+                tokio::join!(
+                    timed(self.client.overview()),
+                    timed(self.client.nodes()),
+                    timed(self.client.queues(&self.queues, detailed)),
+                    timed(self.client.alarms()),
+                )
+            }
+            None => {
+                let overview = timed(self.client.overview()).await;
+                let detailed = overview.ok().is_some_and(detailed_queues);
+                let (nodes, queues, alarms) = tokio::join!(
+                    timed(self.client.nodes()),
+                    timed(self.client.queues(&self.queues, detailed)),
+                    timed(self.client.alarms()),
+                );
+                (overview, nodes, queues, alarms)
+            }
+        };
+        let (queues, selection) = match queues.result {
+            Ok(listed) => {
+                let (kept, selection) = select(&self.queues, listed);
+                (
+                    Fetched {
+                        result: Ok(kept),
+                        ..queues
+                    },
+                    selection,
+                )
+            }
+            Err(e) => (
+                Fetched {
+                    result: Err(e),
+                    ..queues
+                },
+                Selection::default(),
+            ),
+        };
         let mut snapshot = Snapshot {
             seq,
             started_at,
@@ -76,13 +132,55 @@ impl Poller {
             nodes,
             queues,
             alarms,
-            totals: previous.clone(),
+            selection,
+            totals: previous.totals.clone(),
         };
-        let mut totals = previous.clone();
-        totals.record(&snapshot);
+        let mut totals = previous.totals.clone();
+        totals.record_poll(&snapshot);
         snapshot.totals = totals;
         snapshot
     }
+}
+
+fn detailed_queues(overview: &Overview) -> bool {
+    overview
+        .management_version
+        .as_deref()
+        .or(overview.rabbitmq_version.as_deref())
+        .is_some_and(has_detailed_queues)
+}
+
+/// The state carried to the next poll: this poll's totals, and the queue listing style from
+/// this poll's overview (or the previous one's, when this overview failed).
+fn snapshot_state(snapshot: &Snapshot, previous: &PollState) -> PollState {
+    PollState {
+        totals: snapshot.totals.clone(),
+        detailed_queues: snapshot
+            .overview
+            .ok()
+            .map(detailed_queues)
+            .or(previous.detailed_queues),
+    }
+}
+
+/// One warning when the queue caps start (or change) dropping queues, one info when they stop.
+fn log_caps(snapshot: &Snapshot, last_dropped: &mut u64) {
+    let s = &snapshot.selection;
+    let dropped = s.dropped_total + s.dropped_per_vhost;
+    if snapshot.queues.ok().is_none() || dropped == *last_dropped {
+        return;
+    }
+    if dropped > 0 {
+        tracing::warn!(
+            dropped_max_total = s.dropped_total,
+            dropped_max_per_vhost = s.dropped_per_vhost,
+            exported = s.exported,
+            "queue caps hit: some queues are not exported (raise queues.max_total / queues.max_per_vhost or narrow the filters)"
+        );
+    } else {
+        tracing::info!(exported = s.exported, "queue caps no longer hit");
+    }
+    *last_dropped = dropped;
 }
 
 async fn timed<T>(f: impl Future<Output = Result<Body<T>, Error>>) -> Fetched<T> {

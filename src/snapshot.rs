@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::rabbitmq::model::{Alarms, Node, Overview, Queue};
 use crate::rabbitmq::{Endpoint, Error};
+use crate::selection::Selection;
 
 /// The outcome of reading one endpoint during one poll.
 #[derive(Debug, Clone)]
@@ -45,10 +46,13 @@ pub struct Snapshot {
     pub overview: Fetched<Overview>,
     /// `GET /api/nodes`.
     pub nodes: Fetched<Vec<Node>>,
-    /// `GET /api/queues`, all pages, sorted by (vhost, name).
+    /// `GET /api/queues`, all pages, sorted by (vhost, name), narrowed down to the exported
+    /// queues by [`crate::selection::select`].
     pub queues: Fetched<Vec<Queue>>,
     /// `GET /api/health/checks/alarms`.
     pub alarms: Fetched<Alarms>,
+    /// How the queue listing was narrowed down (all 0 when `/api/queues` failed).
+    pub selection: Selection,
     /// Counters over the sidecar's lifetime, as of this poll.
     pub totals: PollTotals,
 }
@@ -110,7 +114,7 @@ pub struct PollTotals {
 impl PollTotals {
     /// Counts a finished poll: one more poll, one more failure per failed endpoint, and the
     /// success time if every endpoint succeeded.
-    pub fn record(&mut self, snapshot: &Snapshot) {
+    pub fn record_poll(&mut self, snapshot: &Snapshot) {
         self.polls += 1;
         for endpoint in Endpoint::ALL {
             if let Some(e) = snapshot.error(endpoint) {

@@ -88,6 +88,85 @@ pub const MESSAGES_UNACKED: Family = Family {
     source: "/api/overview queue_totals.messages_unacknowledged",
 };
 
+macro_rules! counter {
+    ($id:ident, $name:literal, $field:literal, $help:literal) => {
+        #[doc = concat!("`", $name, "_total`: ", $help)]
+        pub const $id: Family = Family {
+            name: $name,
+            help: $help,
+            unit: None,
+            source: concat!("/api/overview message_stats.", $field),
+        };
+    };
+}
+
+counter!(
+    PUBLISHED,
+    "rabbitmq_channel_messages_published",
+    "publish",
+    "Messages published by all channels of the cluster."
+);
+counter!(
+    CONFIRMED,
+    "rabbitmq_channel_messages_confirmed",
+    "confirm",
+    "Messages confirmed to publishers, cluster-wide."
+);
+counter!(
+    UNROUTABLE_RETURNED,
+    "rabbitmq_channel_messages_unroutable_returned",
+    "return_unroutable",
+    "Mandatory messages returned to publishers as unroutable, cluster-wide."
+);
+counter!(
+    UNROUTABLE_DROPPED,
+    "rabbitmq_channel_messages_unroutable_dropped",
+    "drop_unroutable",
+    "Non-mandatory messages dropped as unroutable, cluster-wide."
+);
+counter!(
+    DELIVERED_ACK,
+    "rabbitmq_channel_messages_delivered_ack",
+    "deliver",
+    "Messages delivered to consumers in manual acknowledgement mode, cluster-wide."
+);
+counter!(
+    DELIVERED,
+    "rabbitmq_channel_messages_delivered",
+    "deliver_no_ack",
+    "Messages delivered to consumers in automatic acknowledgement mode, cluster-wide."
+);
+counter!(
+    GET_ACK,
+    "rabbitmq_channel_get_ack",
+    "get",
+    "Messages fetched with basic.get in manual acknowledgement mode, cluster-wide."
+);
+counter!(
+    GET,
+    "rabbitmq_channel_get",
+    "get_no_ack",
+    "Messages fetched with basic.get in automatic acknowledgement mode, cluster-wide."
+);
+counter!(
+    GET_EMPTY,
+    "rabbitmq_channel_get_empty",
+    "get_empty",
+    "basic.get calls that found a queue empty, cluster-wide."
+);
+counter!(
+    ACKED,
+    "rabbitmq_channel_messages_acked",
+    "ack",
+    "Messages acknowledged by consumers, cluster-wide."
+);
+counter!(
+    REDELIVERED,
+    "rabbitmq_channel_messages_redelivered",
+    "redeliver",
+    "Redeliveries, cluster-wide."
+);
+
 /// Writes the cluster families; nothing when `/api/overview` failed, and no series for a
 /// field the broker left out.
 pub fn encode(enc: &mut DescriptorEncoder, s: &Snapshot) -> fmt::Result {
@@ -136,6 +215,24 @@ pub fn encode(enc: &mut DescriptorEncoder, s: &Snapshot) -> fmt::Result {
         (&MESSAGES_UNACKED, messages.messages_unacknowledged),
     ] {
         family.gauge_value(enc, value)?;
+    }
+    // A counter RabbitMQ has not started yet is 0 while statistics are collected.
+    let stats = o.message_stats.clone().unwrap_or_default();
+    let zero = o.stats_enabled().then_some(0);
+    for (family, value) in [
+        (&PUBLISHED, stats.publish),
+        (&CONFIRMED, stats.confirm),
+        (&UNROUTABLE_RETURNED, stats.return_unroutable),
+        (&UNROUTABLE_DROPPED, stats.drop_unroutable),
+        (&DELIVERED_ACK, stats.deliver),
+        (&DELIVERED, stats.deliver_no_ack),
+        (&GET_ACK, stats.get),
+        (&GET, stats.get_no_ack),
+        (&GET_EMPTY, stats.get_empty),
+        (&ACKED, stats.ack),
+        (&REDELIVERED, stats.redeliver),
+    ] {
+        family.counter_opt(enc, value.or(zero))?;
     }
     Ok(())
 }

@@ -29,6 +29,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::poller::SnapshotReceiver;
+use crate::rabbitmq::Endpoint;
 use crate::snapshot::Snapshot;
 
 /// Content type of the exposition served on `/metrics`.
@@ -112,10 +113,18 @@ impl Family {
 
     /// Writes this family as a counter with one unlabelled sample.
     fn counter_value(&self, enc: &mut DescriptorEncoder, value: u64) -> fmt::Result {
+        self.counter_opt(enc, Some(value))
+    }
+
+    /// Writes this family as a counter with one unlabelled sample, or none when unknown.
+    fn counter_opt(&self, enc: &mut DescriptorEncoder, value: Option<u64>) -> fmt::Result {
         let help = self.help_text();
         let family =
             enc.encode_descriptor(self.name, &help, self.unit.as_ref(), MetricType::Counter)?;
-        ConstCounter::new(value).encode(family)
+        match value {
+            Some(v) => ConstCounter::new(v).encode(family),
+            None => Ok(()),
+        }
     }
 
     /// Writes this family as a counter (`_total`) with one sample per `(labels, value)`.
@@ -148,6 +157,33 @@ impl Family {
     }
 }
 
+/// Per (endpoint, field): how many objects of the last poll lacked a field the sidecar exports
+/// (their series are absent). Filled while encoding, written last as
+/// `rabbitmq_watch_missing_fields`.
+#[derive(Debug, Default)]
+pub struct MissingFields(Vec<(Endpoint, String, u64)>);
+
+impl MissingFields {
+    /// Records `misses` objects lacking `source`'s field; `source` is a [`Family::source`]
+    /// such as `/api/queues messages_ready` (the endpoint prefix is dropped).
+    pub fn count(&mut self, endpoint: Endpoint, source: &str, misses: usize) {
+        let field = source
+            .strip_prefix(endpoint.path())
+            .unwrap_or(source)
+            .trim()
+            .to_owned();
+        self.0.push((endpoint, field, misses as u64));
+    }
+}
+
+/// `rabbitmq_watch_missing_fields{endpoint,field}`.
+pub const MISSING: Family = Family {
+    name: "rabbitmq_watch_missing_fields",
+    help: "Objects (queues, nodes) in the last poll that did not report this field, so their series for it are absent: statistics not emitted yet (new queue), a node that is down, or statistics disabled on the broker (RabbitMQ 4.x management_agent.disable_metrics_collector).",
+    unit: None,
+    source: "sidecar",
+};
+
 /// A family fed by one numeric field of an API object (`None`: the broker did not report it).
 type Field<T> = (&'static Family, fn(&T) -> Option<u64>);
 
@@ -167,9 +203,17 @@ impl prometheus_client::collector::Collector for SnapshotCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
         sidecar::encode(&mut enc, self.snapshot.as_deref(), &self.info)?;
         if let Some(s) = &self.snapshot {
+            let mut missing = MissingFields::default();
             cluster::encode(&mut enc, s)?;
-            nodes::encode(&mut enc, s)?;
-            queues::encode(&mut enc, s)?;
+            nodes::encode(&mut enc, s, &mut missing)?;
+            queues::encode(&mut enc, s, &mut missing)?;
+            MISSING.gauge(
+                &mut enc,
+                missing
+                    .0
+                    .iter()
+                    .map(|(e, f, n)| ([("endpoint", e.path()), ("field", f.as_str())], *n)),
+            )?;
         }
         Ok(())
     }
@@ -249,10 +293,11 @@ mod tests {
                 status: "ok".into(),
                 alarms: vec![],
             })),
+            selection: Default::default(),
             totals: PollTotals::default(),
         };
         let mut totals = PollTotals::default();
-        totals.record(&s);
+        totals.record_poll(&s);
         s.totals = totals;
         Arc::new(s)
     }
@@ -315,7 +360,15 @@ mod tests {
         ];
         let t = text(snapshot(Ok(vec![]), queues));
         assert!(t.contains("rabbitmq_queue_messages_unacked{vhost=\"/\",queue=\"busy\"} 1\n"));
-        assert!(!t.contains("queue=\"fresh\""), "{t}");
+        // Its static facts are known; none of its figures are.
+        assert!(t.contains("rabbitmq_queue_info{vhost=\"/\",queue=\"fresh\""), "{t}");
+        let figures = t
+            .lines()
+            .filter(|l| l.contains("queue=\"fresh\"") && !l.starts_with("rabbitmq_queue_info"));
+        assert_eq!(figures.count(), 0, "{t}");
+        assert!(t.contains(
+            "rabbitmq_watch_missing_fields{endpoint=\"/api/queues\",field=\"messages_ready\"} 1\n"
+        ));
     }
 
     #[test]

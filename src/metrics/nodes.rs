@@ -8,7 +8,8 @@ use std::fmt;
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Unit;
 
-use super::{Family, Field, flag};
+use super::{Family, Field, MissingFields, flag};
+use crate::rabbitmq::Endpoint;
 use crate::rabbitmq::model::{Alarms, Node};
 use crate::snapshot::Snapshot;
 
@@ -100,6 +101,14 @@ pub const PARTITIONS: Family = Family {
     source: "/api/nodes partitions",
 };
 
+/// `rabbitmq_node_partition_info{node,peer}`: one series per peer a node reports a partition with.
+pub const PARTITION: Family = Family {
+    name: "rabbitmq_node_partition",
+    help: "One series (value 1) per cluster member (peer) that the node reports a network partition with; none while the cluster is whole.",
+    unit: None,
+    source: "/api/nodes partitions",
+};
+
 /// `rabbitmq_alarms_memory_used_watermark{node}`: 1 while the memory alarm is in effect.
 pub const MEM_ALARM: Family = Family {
     name: "rabbitmq_alarms_memory_used_watermark",
@@ -143,7 +152,11 @@ pub fn alarm_in_effect(
 
 /// Writes the node families. Without `/api/nodes` only the alarms the alarm check reports
 /// are written (nodes it does not list are unknown, so they get no series).
-pub fn encode(enc: &mut DescriptorEncoder, s: &Snapshot) -> fmt::Result {
+pub fn encode(
+    enc: &mut DescriptorEncoder,
+    s: &Snapshot,
+    missing: &mut MissingFields,
+) -> fmt::Result {
     let check = s.alarms.ok();
     let nodes: &[Node] = s.nodes.ok().map_or(&[], Vec::as_slice);
     let labels = |n: &Node| [("node", n.name.clone())];
@@ -169,6 +182,8 @@ pub fn encode(enc: &mut DescriptorEncoder, s: &Snapshot) -> fmt::Result {
                 .filter_map(|n| n.running.map(|r| (labels(n), flag(r)))),
         )?;
         for (family, field) in fields {
+            let misses = nodes.iter().filter(|n| field(n).is_none()).count();
+            missing.count(Endpoint::Nodes, family.source, misses);
             family.gauge(
                 enc,
                 nodes
@@ -181,6 +196,15 @@ pub fn encode(enc: &mut DescriptorEncoder, s: &Snapshot) -> fmt::Result {
             nodes
                 .iter()
                 .filter_map(|n| n.uptime.map(|ms| (labels(n), ms as f64 / 1000.0))),
+        )?;
+        PARTITION.info(
+            enc,
+            nodes.iter().flat_map(|n| {
+                n.partitions
+                    .iter()
+                    .flatten()
+                    .map(|peer| [("node", n.name.clone()), ("peer", peer.clone())])
+            }),
         )?;
     }
 

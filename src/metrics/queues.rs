@@ -1,65 +1,342 @@
 //! Per-queue families from `GET /api/queues`, labelled `vhost` and `queue` (the names
-//! rabbitmq_prometheus uses for its per-object metrics).
+//! rabbitmq_prometheus uses for its per-object metrics), for the queues the `queues.*` filters
+//! and caps select.
 
 use std::fmt;
+use std::time::UNIX_EPOCH;
 
 use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::registry::Unit;
 
-use super::{Family, Field};
-use crate::rabbitmq::model::Queue;
+use super::{Family, Field, MissingFields};
+use crate::rabbitmq::Endpoint;
+use crate::rabbitmq::model::{MessageStats, Queue};
 use crate::snapshot::Snapshot;
 
-/// `rabbitmq_queue_messages{vhost,queue}`: ready + unacknowledged.
-pub const MESSAGES: Family = Family {
-    name: "rabbitmq_queue_messages",
-    help: "Messages in the queue, ready or unacknowledged (queue depth).",
+macro_rules! gauge {
+    ($id:ident, $name:literal, $unit:expr, $field:literal, $help:literal) => {
+        #[doc = concat!("`", $name, "{vhost,queue}`: ", $help)]
+        pub const $id: Family = Family {
+            name: $name,
+            help: $help,
+            unit: $unit,
+            source: concat!("/api/queues ", $field),
+        };
+    };
+}
+
+gauge!(
+    MESSAGES,
+    "rabbitmq_queue_messages",
+    None,
+    "messages",
+    "Messages in the queue, ready or unacknowledged (queue depth)."
+);
+gauge!(
+    MESSAGES_READY,
+    "rabbitmq_queue_messages_ready",
+    None,
+    "messages_ready",
+    "Messages ready to be delivered to consumers."
+);
+gauge!(
+    MESSAGES_UNACKED,
+    "rabbitmq_queue_messages_unacked",
+    None,
+    "messages_unacknowledged",
+    "Messages delivered to consumers but not yet acknowledged."
+);
+gauge!(
+    MESSAGES_PERSISTENT,
+    "rabbitmq_queue_messages_persistent",
+    None,
+    "messages_persistent",
+    "Persistent messages in the queue."
+);
+gauge!(
+    MESSAGES_BYTES,
+    "rabbitmq_queue_messages",
+    Some(Unit::Bytes),
+    "message_bytes",
+    "Body bytes of all messages in the queue."
+);
+gauge!(
+    READY_BYTES,
+    "rabbitmq_queue_messages_ready",
+    Some(Unit::Bytes),
+    "message_bytes_ready",
+    "Body bytes of the ready messages."
+);
+gauge!(
+    UNACKED_BYTES,
+    "rabbitmq_queue_messages_unacked",
+    Some(Unit::Bytes),
+    "message_bytes_unacknowledged",
+    "Body bytes of the unacknowledged messages."
+);
+gauge!(
+    CONSUMERS,
+    "rabbitmq_queue_consumers",
+    None,
+    "consumers",
+    "Consumers attached to the queue."
+);
+gauge!(
+    UTILISATION,
+    "rabbitmq_queue_consumer_utilisation",
+    None,
+    "consumer_capacity (consumer_utilisation before 3.9)",
+    "Ratio (0..1) of time the queue can deliver to its consumers at once; below 1 consumers are the bottleneck (prefetch full, slow acks or network)."
+);
+gauge!(
+    MEMORY,
+    "rabbitmq_queue_process_memory",
+    Some(Unit::Bytes),
+    "memory",
+    "Memory used by the queue's Erlang process(es)."
+);
+gauge!(
+    HEAD_AGE,
+    "rabbitmq_queue_head_message_age",
+    Some(Unit::Seconds),
+    "head_message_timestamp",
+    "Age of the oldest message at poll time, from its timestamp property; only for queues whose publishers set it."
+);
+gauge!(
+    MAX_LENGTH,
+    "rabbitmq_queue_max_length",
+    None,
+    "arguments x-max-length / effective_policy_definition max-length (the smaller)",
+    "Maximum number of ready messages (max-length); what happens beyond it is the overflow label of rabbitmq_queue_info."
+);
+gauge!(
+    MAX_LENGTH_BYTES,
+    "rabbitmq_queue_max_length",
+    Some(Unit::Bytes),
+    "arguments x-max-length-bytes / effective_policy_definition max-length-bytes (the smaller)",
+    "Maximum total body bytes of ready messages (max-length-bytes)."
+);
+
+macro_rules! counter {
+    ($id:ident, $name:literal, $field:literal, $help:literal) => {
+        #[doc = concat!("`", $name, "_total{vhost,queue}`: ", $help)]
+        pub const $id: Family = Family {
+            name: $name,
+            help: $help,
+            unit: None,
+            source: concat!("/api/queues message_stats.", $field),
+        };
+    };
+}
+
+counter!(
+    PUBLISHED,
+    "rabbitmq_queue_messages_published",
+    "publish",
+    "Messages published to the queue."
+);
+counter!(
+    DELIVERED_ACK,
+    "rabbitmq_queue_messages_delivered_ack",
+    "deliver",
+    "Messages delivered to consumers in manual acknowledgement mode."
+);
+counter!(
+    DELIVERED,
+    "rabbitmq_queue_messages_delivered",
+    "deliver_no_ack",
+    "Messages delivered to consumers in automatic acknowledgement mode."
+);
+counter!(
+    GET_ACK,
+    "rabbitmq_queue_get_ack",
+    "get",
+    "Messages fetched with basic.get in manual acknowledgement mode."
+);
+counter!(
+    GET,
+    "rabbitmq_queue_get",
+    "get_no_ack",
+    "Messages fetched with basic.get in automatic acknowledgement mode."
+);
+counter!(
+    GET_EMPTY,
+    "rabbitmq_queue_get_empty",
+    "get_empty",
+    "basic.get calls that found the queue empty."
+);
+counter!(
+    ACKED,
+    "rabbitmq_queue_messages_acked",
+    "ack",
+    "Messages acknowledged by consumers."
+);
+counter!(
+    REDELIVERED,
+    "rabbitmq_queue_messages_redelivered",
+    "redeliver",
+    "Deliveries of messages that had been delivered before (requeued after a reject, nack or consumer loss)."
+);
+
+/// `rabbitmq_queue_info{vhost,queue,…}`: the queue's static facts.
+pub const INFO: Family = Family {
+    name: "rabbitmq_queue",
+    help: "Static facts of the queue (value 1): type, durable, auto_delete, exclusive, node, policy, operator_policy, dead_letter_exchange, dead_letter_routing_key, overflow, max_length, max_length_bytes, message_ttl (ms), max_priority; an empty label means unset.",
     unit: None,
-    source: "/api/queues messages",
+    source: "/api/queues type, durable, auto_delete, exclusive, node, policy, operator_policy, arguments, effective_policy_definition",
 };
 
-/// `rabbitmq_queue_messages_ready{vhost,queue}`.
-pub const MESSAGES_READY: Family = Family {
-    name: "rabbitmq_queue_messages_ready",
-    help: "Messages ready to be delivered to consumers.",
-    unit: None,
-    source: "/api/queues messages_ready",
-};
+/// The gauges fed by one numeric field, in output order.
+const GAUGES: [Field<Queue>; 11] = [
+    (&MESSAGES, |q| q.messages),
+    (&MESSAGES_READY, |q| q.messages_ready),
+    (&MESSAGES_UNACKED, |q| q.messages_unacknowledged),
+    (&MESSAGES_PERSISTENT, |q| q.messages_persistent),
+    (&MESSAGES_BYTES, |q| q.message_bytes),
+    (&READY_BYTES, |q| q.message_bytes_ready),
+    (&UNACKED_BYTES, |q| q.message_bytes_unacknowledged),
+    (&CONSUMERS, |q| q.consumers),
+    (&MEMORY, |q| q.memory),
+    (&MAX_LENGTH, |q| q.limit("max-length")),
+    (&MAX_LENGTH_BYTES, |q| q.limit("max-length-bytes")),
+];
 
-/// `rabbitmq_queue_messages_unacked{vhost,queue}`.
-pub const MESSAGES_UNACKED: Family = Family {
-    name: "rabbitmq_queue_messages_unacked",
-    help: "Messages delivered to consumers but not yet acknowledged.",
-    unit: None,
-    source: "/api/queues messages_unacknowledged",
-};
+/// The counters, each fed by one `message_stats` field.
+const COUNTERS: [(&Family, fn(&MessageStats) -> Option<u64>); 8] = [
+    (&PUBLISHED, |m| m.publish),
+    (&DELIVERED_ACK, |m| m.deliver),
+    (&DELIVERED, |m| m.deliver_no_ack),
+    (&GET_ACK, |m| m.get),
+    (&GET, |m| m.get_no_ack),
+    (&GET_EMPTY, |m| m.get_empty),
+    (&ACKED, |m| m.ack),
+    (&REDELIVERED, |m| m.redeliver),
+];
 
-/// `rabbitmq_queue_consumers{vhost,queue}`.
-pub const CONSUMERS: Family = Family {
-    name: "rabbitmq_queue_consumers",
-    help: "Consumers attached to the queue.",
-    unit: None,
-    source: "/api/queues consumers",
-};
+fn labels(q: &Queue) -> [(&'static str, &str); 2] {
+    [("vhost", q.vhost.as_str()), ("queue", q.name.as_str())]
+}
+
+fn text(v: Option<String>) -> String {
+    v.unwrap_or_default()
+}
+
+fn flag_text(v: Option<bool>) -> String {
+    v.map(|b| b.to_string()).unwrap_or_default()
+}
 
 /// Writes the per-queue families; nothing when `/api/queues` failed. A queue whose field is
-/// not reported yet (statistics not emitted) has no series in that family.
-pub fn encode(enc: &mut DescriptorEncoder, s: &Snapshot) -> fmt::Result {
+/// not reported (statistics not emitted yet, stats disabled) has no series in that family,
+/// and the miss is counted in `missing`. A counter RabbitMQ has not started yet is 0 when the
+/// broker collects statistics and the queue has been reported on.
+pub fn encode(
+    enc: &mut DescriptorEncoder,
+    s: &Snapshot,
+    missing: &mut MissingFields,
+) -> fmt::Result {
     let Some(queues) = s.queues.ok() else {
         return Ok(());
     };
-    let fields: [Field<Queue>; 4] = [
-        (&MESSAGES, |q| q.messages),
-        (&MESSAGES_READY, |q| q.messages_ready),
-        (&MESSAGES_UNACKED, |q| q.messages_unacknowledged),
-        (&CONSUMERS, |q| q.consumers),
-    ];
-    for (family, field) in fields {
+    for (family, field) in GAUGES {
+        let limit = family.name.starts_with("rabbitmq_queue_max_length");
+        if !limit {
+            let misses = queues.iter().filter(|q| field(q).is_none()).count();
+            missing.count(Endpoint::Queues, family.source, misses);
+        }
         family.gauge(
             enc,
-            queues.iter().filter_map(|q| {
-                field(q).map(|v| ([("vhost", q.vhost.as_str()), ("queue", q.name.as_str())], v))
-            }),
+            queues
+                .iter()
+                .filter_map(|q| field(q).map(|v| (labels(q), v))),
         )?;
     }
-    Ok(())
+    missing.count(
+        Endpoint::Queues,
+        "/api/queues consumer_capacity",
+        queues.iter().filter(|q| q.utilisation().is_none()).count(),
+    );
+    UTILISATION.gauge(
+        enc,
+        queues
+            .iter()
+            .filter_map(|q| q.utilisation().map(|v| (labels(q), v))),
+    )?;
+    let poll_time = s
+        .started_at
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    HEAD_AGE.gauge(
+        enc,
+        queues.iter().filter_map(|q| {
+            q.head_message_timestamp
+                .map(|ts| (labels(q), (poll_time - ts).max(0.0)))
+        }),
+    )?;
+
+    let stats_enabled = s.overview.ok().is_some_and(|o| o.stats_enabled());
+    for (family, field) in COUNTERS {
+        let mut missed = 0;
+        family.counter(
+            enc,
+            queues.iter().filter_map(|q| {
+                let value = match &q.message_stats {
+                    Some(m) => field(m).or(stats_enabled.then_some(0)),
+                    // No message_stats at all: nothing counted yet, if the queue is reported on.
+                    None => (stats_enabled && q.messages.is_some()).then_some(0),
+                };
+                if value.is_none() {
+                    missed += 1;
+                }
+                value.map(|v| (labels(q), v))
+            }),
+        )?;
+        missing.count(Endpoint::Queues, family.source, missed);
+    }
+
+    INFO.info(
+        enc,
+        queues.iter().map(|q| {
+            let limit = |key| q.limit(key).map(|v| v.to_string());
+            let setting = |key| q.setting(key).map(str::to_owned);
+            [
+                ("vhost", q.vhost.clone()),
+                ("queue", q.name.clone()),
+                ("type", text(q.queue_type.clone())),
+                ("durable", flag_text(q.durable)),
+                ("auto_delete", flag_text(q.auto_delete)),
+                ("exclusive", flag_text(q.exclusive)),
+                ("node", text(q.node.clone())),
+                ("policy", text(q.policy.clone())),
+                ("operator_policy", text(q.operator_policy.clone())),
+                (
+                    "dead_letter_exchange",
+                    text(setting("dead-letter-exchange")),
+                ),
+                (
+                    "dead_letter_routing_key",
+                    text(setting("dead-letter-routing-key")),
+                ),
+                (
+                    "overflow",
+                    text(setting("overflow").or_else(|| {
+                        limit("max-length")
+                            .or(limit("max-length-bytes"))
+                            .map(|_| "drop-head".to_owned())
+                    })),
+                ),
+                ("max_length", text(limit("max-length"))),
+                ("max_length_bytes", text(limit("max-length-bytes"))),
+                ("message_ttl", text(limit("message-ttl"))),
+                (
+                    "max_priority",
+                    text(
+                        q.argument("x-max-priority")
+                            .and_then(|v| v.as_u64())
+                            .map(|v| v.to_string()),
+                    ),
+                ),
+            ]
+        }),
+    )
 }

@@ -92,6 +92,38 @@ pub const LAST_SUCCESS: Family = Family {
     source: "sidecar",
 };
 
+/// `rabbitmq_watch_queues_listed`: queues the API returned.
+pub const QUEUES_LISTED: Family = Family {
+    name: "rabbitmq_watch_queues_listed",
+    help: "Queues the management API returned in the last poll, after any server-side filtering (queues.include, vhost filters).",
+    unit: None,
+    source: "sidecar",
+};
+
+/// `rabbitmq_watch_queues_excluded`: queues removed by the `queues.*` filters.
+pub const QUEUES_EXCLUDED: Family = Family {
+    name: "rabbitmq_watch_queues_excluded",
+    help: "Queues of the last listing removed by the queues.* filters (names, vhosts, exclusive queues).",
+    unit: None,
+    source: "sidecar",
+};
+
+/// `rabbitmq_watch_queues_dropped{limit}`: queues dropped by a cap.
+pub const QUEUES_DROPPED: Family = Family {
+    name: "rabbitmq_watch_queues_dropped",
+    help: "Queues of the last poll not exported because a cap was hit (limit: max_total or max_per_vhost); above 0 some queues have no series.",
+    unit: None,
+    source: "sidecar",
+};
+
+/// `rabbitmq_watch_queues_exported`: queues with series.
+pub const QUEUES_EXPORTED: Family = Family {
+    name: "rabbitmq_watch_queues_exported",
+    help: "Queues exported with per-queue series in the last poll.",
+    unit: None,
+    source: "sidecar",
+};
+
 /// `rabbitmq_watch_build_info{version}`: the sidecar's version.
 pub const BUILD_INFO: Family = Family {
     name: "rabbitmq_watch_build",
@@ -150,6 +182,19 @@ pub fn encode(
             .iter()
             .map(|e| ([("endpoint", e.path())], s.duration_of(*e).as_secs_f64())),
     )?;
+    if s.queues.ok().is_some() {
+        let q = &s.selection;
+        QUEUES_LISTED.gauge_value(enc, Some(q.listed))?;
+        QUEUES_EXCLUDED.gauge_value(enc, Some(q.excluded))?;
+        QUEUES_DROPPED.gauge(
+            enc,
+            [
+                ([("limit", "max_total")], q.dropped_total),
+                ([("limit", "max_per_vhost")], q.dropped_per_vhost),
+            ],
+        )?;
+        QUEUES_EXPORTED.gauge_value(enc, Some(q.exported))?;
+    }
     ENDPOINT_BYTES.gauge(
         enc,
         Endpoint::ALL

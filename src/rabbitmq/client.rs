@@ -7,10 +7,10 @@ use reqwest::{StatusCode, Url};
 use serde::de::DeserializeOwned;
 
 use super::model::{
-    Alarms, NODE_COLUMNS, Node, OVERVIEW_COLUMNS, Overview, Page, QUEUE_COLUMNS, Queue,
+    Alarms, NODE_COLUMNS, Node, OVERVIEW_COLUMNS, Overview, Page, QUEUE_COLUMNS, Queue, Vhost,
 };
 use super::{Body, Endpoint, Error};
-use crate::config::{RabbitmqConfig, Secret};
+use crate::config::{QueuesConfig, RabbitmqConfig, Secret};
 
 /// Queues requested per page of `/api/queues`: the API's maximum, 500.
 pub const QUEUE_PAGE_SIZE: u32 = 500;
@@ -97,8 +97,11 @@ impl Client {
     /// # Errors
     /// [`Error`] for [`Endpoint::Overview`].
     pub async fn overview(&self) -> Result<Body<Overview>, Error> {
+        let endpoint = Endpoint::Overview;
+        let url = self.endpoint_url(endpoint)?;
         self.get_json(
-            Endpoint::Overview,
+            endpoint,
+            url,
             &[("columns", OVERVIEW_COLUMNS.to_owned())],
             &[],
         )
@@ -110,51 +113,103 @@ impl Client {
     /// # Errors
     /// [`Error`] for [`Endpoint::Nodes`].
     pub async fn nodes(&self) -> Result<Body<Vec<Node>>, Error> {
-        self.get_json(
-            Endpoint::Nodes,
-            &[("columns", NODE_COLUMNS.to_owned())],
-            &[],
-        )
-        .await
+        let endpoint = Endpoint::Nodes;
+        let url = self.endpoint_url(endpoint)?;
+        self.get_json(endpoint, url, &[("columns", NODE_COLUMNS.to_owned())], &[])
+            .await
     }
 
-    /// Reads every queue from `GET /api/queues`, [`QUEUE_PAGE_SIZE`] per request, with only
-    /// the columns in [`QUEUE_COLUMNS`]. The result is sorted by (vhost, name) and free of
-    /// duplicates (pages can shift while queues come and go).
+    /// Reads every queue from `GET /api/queues` (`/api/queues/detailed` when `detailed`, for
+    /// RabbitMQ 3.13+), [`QUEUE_PAGE_SIZE`] per request, with only the columns in
+    /// [`QUEUE_COLUMNS`]. Asks the API to leave out what `filter` excludes where it can: a
+    /// `queues.include` other than `.*` is sent as `name=^(?:RE)$&use_regex=true`, and with a
+    /// vhost filter the vhosts are listed (`/api/vhosts`) and only the wanted ones' queues are
+    /// read (`/api/queues/{vhost}`). The result is sorted by (vhost, name) and free of
+    /// duplicates (pages can shift while queues come and go); the caller still applies the
+    /// exact filters ([`crate::selection`]).
     ///
     /// # Errors
-    /// [`Error`] for [`Endpoint::Queues`] when any page fails.
-    pub async fn queues(&self) -> Result<Body<Vec<Queue>>, Error> {
-        let mut queues = Vec::new();
+    /// [`Error`] for [`Endpoint::Queues`] when any request fails.
+    pub async fn queues(
+        &self,
+        filter: &QueuesConfig,
+        detailed: bool,
+    ) -> Result<Body<Vec<Queue>>, Error> {
+        let endpoint = Endpoint::Queues;
         let mut bytes = 0;
-        let mut page = 1u64;
-        loop {
-            let query = [
-                ("page", page.to_string()),
-                ("page_size", QUEUE_PAGE_SIZE.to_string()),
-                ("pagination", "true".to_owned()),
-                ("columns", QUEUE_COLUMNS.to_owned()),
-            ];
-            let result: Result<Body<Page<Queue>>, Error> =
-                self.get_json(Endpoint::Queues, &query, &[]).await;
-            let p = match result {
-                Ok(body) => {
-                    bytes += body.bytes;
-                    body.value
-                }
-                // Queues were deleted since the first page: there is no page `page` any more.
-                Err(Error::Status {
-                    status: 400, body, ..
-                }) if page > 1 && body.contains("page_out_of_range") => {
+        let vhosts: Vec<Option<String>> =
+            if filter.include_vhosts.is_match_all() && filter.exclude_vhosts.is_none() {
+                vec![None]
+            } else {
+                let listed: Body<Vec<Vhost>> = self
+                    .get_json(
+                        endpoint,
+                        self.url(&["api", "vhosts"], endpoint)?,
+                        &[("columns", "name".to_owned())],
+                        &[],
+                    )
+                    .await?;
+                bytes += listed.bytes;
+                listed
+                    .value
+                    .into_iter()
+                    .map(|v| v.name)
+                    .filter(|name| {
+                        filter.include_vhosts.is_match(name)
+                            && !filter
+                                .exclude_vhosts
+                                .as_ref()
+                                .is_some_and(|r| r.is_match(name))
+                    })
+                    .map(Some)
+                    .collect()
+            };
+        let mut base_query = vec![
+            ("page_size", QUEUE_PAGE_SIZE.to_string()),
+            ("pagination", "true".to_owned()),
+            ("columns", QUEUE_COLUMNS.to_owned()),
+        ];
+        if !filter.include.is_match_all() {
+            base_query.push(("name", filter.include.anchored().to_owned()));
+            base_query.push(("use_regex", "true".to_owned()));
+        }
+        let mut queues = Vec::new();
+        for vhost in &vhosts {
+            let mut segments = vec!["api", "queues"];
+            if detailed {
+                segments.push("detailed");
+            }
+            if let Some(v) = vhost {
+                segments.push(v);
+            }
+            let url = self.url(&segments, endpoint)?;
+            let mut page = 1u64;
+            loop {
+                let mut query = base_query.clone();
+                query.push(("page", page.to_string()));
+                let result: Result<Body<Page<Queue>>, Error> =
+                    self.get_json(endpoint, url.clone(), &query, &[]).await;
+                let p = match result {
+                    Ok(body) => {
+                        bytes += body.bytes;
+                        body.value
+                    }
+                    // Queues were deleted since the first page: there is no page `page` any more.
+                    Err(Error::Status {
+                        status: 400, body, ..
+                    }) if page > 1 && body.contains("page_out_of_range") => {
+                        break;
+                    }
+                    // The vhost was deleted since it was listed.
+                    Err(Error::Status { status: 404, .. }) if vhost.is_some() => break,
+                    Err(e) => return Err(e),
+                };
+                queues.extend(p.items);
+                if page >= p.page_count {
                     break;
                 }
-                Err(e) => return Err(e),
-            };
-            queues.extend(p.items);
-            if page >= p.page_count {
-                break;
+                page += 1;
             }
-            page += 1;
         }
         queues.sort_unstable_by(|a, b| (&a.vhost, &a.name).cmp(&(&b.vhost, &b.name)));
         queues.dedup_by(|a, b| a.vhost == b.vhost && a.name == b.name);
@@ -170,8 +225,10 @@ impl Client {
     /// # Errors
     /// [`Error`] for [`Endpoint::Alarms`].
     pub async fn alarms(&self) -> Result<Body<Alarms>, Error> {
+        let endpoint = Endpoint::Alarms;
+        let url = self.endpoint_url(endpoint)?;
         let alarms: Body<Alarms> = self
-            .get_json(Endpoint::Alarms, &[], &[StatusCode::SERVICE_UNAVAILABLE])
+            .get_json(endpoint, url, &[], &[StatusCode::SERVICE_UNAVAILABLE])
             .await?;
         alarms.value.validate().map_err(|detail| Error::Decode {
             endpoint: Endpoint::Alarms,
@@ -185,16 +242,10 @@ impl Client {
     async fn get_json<T: DeserializeOwned>(
         &self,
         endpoint: Endpoint,
+        url: Url,
         query: &[(&str, String)],
         also_ok: &[StatusCode],
     ) -> Result<Body<T>, Error> {
-        let url = self
-            .base
-            .join(endpoint.path().trim_start_matches('/'))
-            .map_err(|e| Error::Request {
-                endpoint,
-                detail: e.to_string(),
-            })?;
         tracing::debug!(endpoint = endpoint.path(), url = %url, query = ?query, "request");
         let response = self
             .http
@@ -225,6 +276,29 @@ impl Client {
             value,
             bytes: body.len() as u64,
         })
+    }
+
+    /// The base URL with `segments` appended, each percent-encoded (a vhost `/` becomes `%2F`).
+    fn url(&self, segments: &[&str], endpoint: Endpoint) -> Result<Url, Error> {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .map_err(|()| Error::Request {
+                endpoint,
+                detail: "rabbitmq.url cannot be a base URL".to_owned(),
+            })?
+            .pop_if_empty()
+            .extend(segments);
+        Ok(url)
+    }
+
+    /// The URL of `endpoint`'s fixed path.
+    fn endpoint_url(&self, endpoint: Endpoint) -> Result<Url, Error> {
+        let segments: Vec<&str> = endpoint
+            .path()
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .collect();
+        self.url(&segments, endpoint)
     }
 
     fn transport_error(&self, endpoint: Endpoint, e: reqwest::Error) -> Error {

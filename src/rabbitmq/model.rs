@@ -5,26 +5,98 @@
 //! `management_agent.disable_metrics_collector = true`. `None` means "unknown", never 0.
 //! Unknown fields are ignored, so newer brokers parse.
 
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+
+/// Reads a field as `T` when it has `T`'s shape and as unknown (`None`) otherwise (null, `""`,
+/// an unexpected type), so one odd field never fails a whole page.
+fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
+    let value = Value::deserialize(d)?;
+    Ok(serde_json::from_value(value).ok())
+}
 
 /// `GET /api/overview`: cluster-wide facts and totals.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct Overview {
     /// `cluster_name`: the cluster's name (settable with `rabbitmqctl set_cluster_name`).
+    #[serde(deserialize_with = "lenient")]
     pub cluster_name: Option<String>,
     /// `rabbitmq_version` of the node that answered.
+    #[serde(deserialize_with = "lenient")]
     pub rabbitmq_version: Option<String>,
     /// `erlang_version` of the node that answered.
+    #[serde(deserialize_with = "lenient")]
     pub erlang_version: Option<String>,
     /// `management_version` of the node that answered.
+    #[serde(deserialize_with = "lenient")]
     pub management_version: Option<String>,
     /// `node`: name of the node that answered, e.g. `rabbit@host`.
+    #[serde(deserialize_with = "lenient")]
     pub node: Option<String>,
     /// `object_totals`: cluster-wide object counts.
+    #[serde(deserialize_with = "lenient")]
     pub object_totals: Option<ObjectTotals>,
     /// `queue_totals`: messages summed over all queues.
+    #[serde(deserialize_with = "lenient")]
     pub queue_totals: Option<QueueTotals>,
+    /// `message_stats`: cluster-wide message counters (channels' publishes, deliveries, …).
+    #[serde(deserialize_with = "lenient")]
+    pub message_stats: Option<MessageStats>,
+    /// `disable_stats`: whether the management plugin collects no statistics (4.x
+    /// `management_agent.disable_metrics_collector`, or `management.disable_stats`).
+    #[serde(deserialize_with = "lenient")]
+    pub disable_stats: Option<bool>,
+}
+
+impl Overview {
+    /// Whether statistics are known to be collected: then a counter missing from
+    /// `message_stats` has simply not counted anything yet (0).
+    pub fn stats_enabled(&self) -> bool {
+        self.disable_stats == Some(false)
+    }
+}
+
+/// `message_stats` of a queue (`/api/queues`) or of the cluster (`/api/overview`): counters
+/// since the statistics entry was created (they restart at 0 when it is recreated, e.g. after
+/// a node restart). RabbitMQ leaves out a counter until it first counts.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct MessageStats {
+    /// `publish`: messages published (to the queue, or by all channels).
+    #[serde(deserialize_with = "lenient")]
+    pub publish: Option<u64>,
+    /// `deliver`: messages delivered to consumers in manual acknowledgement mode.
+    #[serde(deserialize_with = "lenient")]
+    pub deliver: Option<u64>,
+    /// `deliver_no_ack`: messages delivered to consumers in automatic acknowledgement mode.
+    #[serde(deserialize_with = "lenient")]
+    pub deliver_no_ack: Option<u64>,
+    /// `get`: messages fetched with basic.get in manual acknowledgement mode.
+    #[serde(deserialize_with = "lenient")]
+    pub get: Option<u64>,
+    /// `get_no_ack`: messages fetched with basic.get in automatic acknowledgement mode.
+    #[serde(deserialize_with = "lenient")]
+    pub get_no_ack: Option<u64>,
+    /// `get_empty`: basic.get calls that found the queue empty.
+    #[serde(deserialize_with = "lenient")]
+    pub get_empty: Option<u64>,
+    /// `ack`: messages acknowledged by consumers.
+    #[serde(deserialize_with = "lenient")]
+    pub ack: Option<u64>,
+    /// `redeliver`: deliveries of messages that had been delivered before (flag `redelivered`).
+    #[serde(deserialize_with = "lenient")]
+    pub redeliver: Option<u64>,
+    /// `confirm`: publisher confirms sent (cluster only).
+    #[serde(deserialize_with = "lenient")]
+    pub confirm: Option<u64>,
+    /// `return_unroutable`: mandatory messages returned as unroutable (cluster only).
+    #[serde(deserialize_with = "lenient")]
+    pub return_unroutable: Option<u64>,
+    /// `drop_unroutable`: non-mandatory messages dropped as unroutable (cluster only).
+    #[serde(deserialize_with = "lenient")]
+    pub drop_unroutable: Option<u64>,
 }
 
 /// `object_totals` of `/api/overview`: number of objects in the cluster.
@@ -32,14 +104,19 @@ pub struct Overview {
 #[serde(default)]
 pub struct ObjectTotals {
     /// `connections`: open client connections.
+    #[serde(deserialize_with = "lenient")]
     pub connections: Option<u64>,
     /// `channels`: open channels.
+    #[serde(deserialize_with = "lenient")]
     pub channels: Option<u64>,
     /// `exchanges`: declared exchanges, built-in ones included.
+    #[serde(deserialize_with = "lenient")]
     pub exchanges: Option<u64>,
     /// `queues`: declared queues.
+    #[serde(deserialize_with = "lenient")]
     pub queues: Option<u64>,
     /// `consumers`: consumers over all queues.
+    #[serde(deserialize_with = "lenient")]
     pub consumers: Option<u64>,
 }
 
@@ -48,15 +125,18 @@ pub struct ObjectTotals {
 #[serde(default)]
 pub struct QueueTotals {
     /// `messages`: ready + unacknowledged.
+    #[serde(deserialize_with = "lenient")]
     pub messages: Option<u64>,
     /// `messages_ready`: waiting to be delivered.
+    #[serde(deserialize_with = "lenient")]
     pub messages_ready: Option<u64>,
     /// `messages_unacknowledged`: delivered, not yet acknowledged.
+    #[serde(deserialize_with = "lenient")]
     pub messages_unacknowledged: Option<u64>,
 }
 
 /// The fields of `/api/overview` the sidecar asks for (`columns=`).
-pub const OVERVIEW_COLUMNS: &str = "cluster_name,rabbitmq_version,erlang_version,management_version,node,object_totals,queue_totals";
+pub const OVERVIEW_COLUMNS: &str = "cluster_name,rabbitmq_version,erlang_version,management_version,node,object_totals,queue_totals,message_stats,disable_stats";
 
 /// One element of `GET /api/nodes`: a cluster member as seen by the node that answered.
 ///
@@ -67,34 +147,48 @@ pub struct Node {
     /// `name`, e.g. `rabbit@host`.
     pub name: String,
     /// `running`: whether the answering node sees this member running.
+    #[serde(deserialize_with = "lenient")]
     pub running: Option<bool>,
     /// `type`: `disc` or `ram`.
     #[serde(rename = "type")]
+    #[serde(deserialize_with = "lenient")]
     pub node_type: Option<String>,
     /// `mem_used`: memory used in bytes, as the memory alarm counts it.
+    #[serde(deserialize_with = "lenient")]
     pub mem_used: Option<u64>,
     /// `mem_limit`: memory high watermark in bytes; above it publishers are blocked.
+    #[serde(deserialize_with = "lenient")]
     pub mem_limit: Option<u64>,
     /// `mem_alarm`: whether the memory alarm is in effect on this node.
+    #[serde(deserialize_with = "lenient")]
     pub mem_alarm: Option<bool>,
     /// `disk_free`: free disk space in bytes on the data directory's partition.
+    #[serde(deserialize_with = "lenient")]
     pub disk_free: Option<u64>,
     /// `disk_free_limit`: free-disk low watermark in bytes; below it publishers are blocked.
+    #[serde(deserialize_with = "lenient")]
     pub disk_free_limit: Option<u64>,
     /// `disk_free_alarm`: whether the disk alarm is in effect on this node.
+    #[serde(deserialize_with = "lenient")]
     pub disk_free_alarm: Option<bool>,
     /// `fd_used`: open file descriptors.
+    #[serde(deserialize_with = "lenient")]
     pub fd_used: Option<u64>,
     /// `fd_total`: file descriptor limit.
+    #[serde(deserialize_with = "lenient")]
     pub fd_total: Option<u64>,
     /// `proc_used`: Erlang processes.
+    #[serde(deserialize_with = "lenient")]
     pub proc_used: Option<u64>,
     /// `proc_total`: Erlang process limit.
+    #[serde(deserialize_with = "lenient")]
     pub proc_total: Option<u64>,
     /// `uptime`: milliseconds since the node started.
+    #[serde(deserialize_with = "lenient")]
     pub uptime: Option<u64>,
     /// `partitions`: names of nodes this node is partitioned from. Empty on 4.3+ always; absent
     /// when stats are disabled.
+    #[serde(deserialize_with = "lenient")]
     pub partitions: Option<Vec<String>>,
 }
 
@@ -111,24 +205,133 @@ pub struct Queue {
     pub name: String,
     /// `type`: `classic`, `quorum` or `stream`.
     #[serde(rename = "type")]
+    #[serde(deserialize_with = "lenient")]
     pub queue_type: Option<String>,
     /// `state`: e.g. `running`, `idle`, `flow`, `down`, `crashed`, `minority`.
+    #[serde(deserialize_with = "lenient")]
     pub state: Option<String>,
     /// `node`: node hosting the queue (the leader for quorum queues).
+    #[serde(deserialize_with = "lenient")]
     pub node: Option<String>,
     /// `messages`: ready + unacknowledged.
+    #[serde(deserialize_with = "lenient")]
     pub messages: Option<u64>,
     /// `messages_ready`: waiting to be delivered.
+    #[serde(deserialize_with = "lenient")]
     pub messages_ready: Option<u64>,
     /// `messages_unacknowledged`: delivered, not yet acknowledged.
+    #[serde(deserialize_with = "lenient")]
     pub messages_unacknowledged: Option<u64>,
     /// `consumers`: attached consumers.
+    #[serde(deserialize_with = "lenient")]
     pub consumers: Option<u64>,
+    /// `durable`: survives a broker restart.
+    #[serde(deserialize_with = "lenient")]
+    pub durable: Option<bool>,
+    /// `auto_delete`: deleted when its last consumer goes.
+    #[serde(deserialize_with = "lenient")]
+    pub auto_delete: Option<bool>,
+    /// `exclusive`: owned by one connection, deleted with it.
+    #[serde(deserialize_with = "lenient")]
+    pub exclusive: Option<bool>,
+    /// `arguments`: the declare arguments (`x-max-length`, `x-message-ttl`, …).
+    #[serde(deserialize_with = "lenient")]
+    pub arguments: Option<serde_json::Map<String, Value>>,
+    /// `policy`: name of the policy applied, if any.
+    #[serde(deserialize_with = "lenient")]
+    pub policy: Option<String>,
+    /// `operator_policy`: name of the operator policy applied, if any.
+    #[serde(deserialize_with = "lenient")]
+    pub operator_policy: Option<String>,
+    /// `effective_policy_definition`: the keys the policies set (`max-length`, `overflow`, …).
+    #[serde(deserialize_with = "lenient")]
+    pub effective_policy_definition: Option<serde_json::Map<String, Value>>,
+    /// `messages_persistent`: persistent messages in the queue.
+    #[serde(deserialize_with = "lenient")]
+    pub messages_persistent: Option<u64>,
+    /// `message_bytes`: body bytes of all messages in the queue.
+    #[serde(deserialize_with = "lenient")]
+    pub message_bytes: Option<u64>,
+    /// `message_bytes_ready`: body bytes of ready messages.
+    #[serde(deserialize_with = "lenient")]
+    pub message_bytes_ready: Option<u64>,
+    /// `message_bytes_unacknowledged`: body bytes of unacknowledged messages.
+    #[serde(deserialize_with = "lenient")]
+    pub message_bytes_unacknowledged: Option<u64>,
+    /// `consumer_utilisation`: share of time the queue can deliver to consumers at once,
+    /// 0..1 (a.k.a. consumer capacity).
+    #[serde(deserialize_with = "lenient")]
+    pub consumer_utilisation: Option<f64>,
+    /// `consumer_capacity`: the newer name of `consumer_utilisation` (3.9+).
+    #[serde(deserialize_with = "lenient")]
+    pub consumer_capacity: Option<f64>,
+    /// `memory`: bytes of memory used by the queue's Erlang process(es).
+    #[serde(deserialize_with = "lenient")]
+    pub memory: Option<u64>,
+    /// `head_message_timestamp`: the `timestamp` property (Unix seconds) of the oldest message,
+    /// when its publisher set it.
+    #[serde(deserialize_with = "lenient")]
+    pub head_message_timestamp: Option<f64>,
+    /// `message_stats`: the queue's message counters.
+    #[serde(deserialize_with = "lenient")]
+    pub message_stats: Option<MessageStats>,
+}
+
+impl Queue {
+    /// A declare argument (`x-max-length`, …), if set.
+    pub fn argument(&self, key: &str) -> Option<&Value> {
+        self.arguments.as_ref()?.get(key)
+    }
+
+    /// A key of the effective policy definition (`max-length`, …), if set.
+    pub fn policy_key(&self, key: &str) -> Option<&Value> {
+        self.effective_policy_definition.as_ref()?.get(key)
+    }
+
+    /// A numeric limit set by argument `x-KEY` and/or policy key `KEY`; when both are set the
+    /// smaller applies (RabbitMQ's rule for lengths, TTLs and limits).
+    pub fn limit(&self, key: &str) -> Option<u64> {
+        let arg = self.argument(&format!("x-{key}")).and_then(Value::as_u64);
+        let pol = self.policy_key(key).and_then(Value::as_u64);
+        match (arg, pol) {
+            (Some(a), Some(p)) => Some(a.min(p)),
+            (a, p) => a.or(p),
+        }
+    }
+
+    /// A text setting from argument `x-KEY`, else from policy key `KEY` (the argument wins, as
+    /// in RabbitMQ for `overflow` and `dead-letter-exchange`).
+    pub fn setting(&self, key: &str) -> Option<&str> {
+        self.argument(&format!("x-{key}"))
+            .and_then(Value::as_str)
+            .or_else(|| self.policy_key(key).and_then(Value::as_str))
+    }
+
+    /// Consumer utilisation (0..1) under either of its names.
+    pub fn utilisation(&self) -> Option<f64> {
+        self.consumer_capacity.or(self.consumer_utilisation)
+    }
 }
 
 /// The fields of `/api/queues` the sidecar asks for (`columns=`).
-pub const QUEUE_COLUMNS: &str =
-    "vhost,name,type,state,node,messages,messages_ready,messages_unacknowledged,consumers";
+pub const QUEUE_COLUMNS: &str = "vhost,name,type,state,node,durable,auto_delete,exclusive,arguments,policy,operator_policy,effective_policy_definition,messages,messages_ready,messages_unacknowledged,messages_persistent,message_bytes,message_bytes_ready,message_bytes_unacknowledged,consumers,consumer_utilisation,consumer_capacity,memory,head_message_timestamp,message_stats.publish,message_stats.deliver,message_stats.deliver_no_ack,message_stats.get,message_stats.get_no_ack,message_stats.get_empty,message_stats.ack,message_stats.redeliver";
+
+/// One element of `GET /api/vhosts?columns=name`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Vhost {
+    /// `name` of the virtual host.
+    pub name: String,
+}
+
+/// Whether this broker version keeps the full queue fields under `/api/queues/detailed`
+/// (3.13 and later, where `/api/queues` returns a reduced set). `version` is e.g. `3.13.7`.
+pub fn has_detailed_queues(version: &str) -> bool {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let major = parts.next().unwrap_or(0);
+    let minor = parts.next().unwrap_or(0);
+    (major, minor) >= (3, 13)
+}
 
 /// The paginated shape of a listing (`?page=N&page_size=M&pagination=true`).
 #[derive(Debug, Clone, Deserialize)]
@@ -245,6 +448,39 @@ mod tests {
         let page: Page<Queue> = serde_json::from_str(json).unwrap();
         assert_eq!(page.items[0].messages, None);
         assert_eq!(page.items[0].consumers, None);
+    }
+
+    #[test]
+    fn detailed_queue_listing_from_3_13_on() {
+        assert!(!has_detailed_queues("3.10.8"));
+        assert!(!has_detailed_queues("3.12.14"));
+        assert!(has_detailed_queues("3.13.0"));
+        assert!(has_detailed_queues("4.1.2"));
+        assert!(!has_detailed_queues("garbage"));
+    }
+
+    #[test]
+    fn odd_field_types_read_as_unknown_without_failing_the_page() {
+        let json = r#"{"items":[{"name":"q","vhost":"/","consumer_utilisation":"","messages":"many","head_message_timestamp":null,"arguments":[]}],"page":1,"page_count":1}"#;
+        let page: Page<Queue> = serde_json::from_str(json).unwrap();
+        let q = &page.items[0];
+        assert_eq!(q.consumer_utilisation, None);
+        assert_eq!(q.messages, None);
+        assert_eq!(q.head_message_timestamp, None);
+        assert_eq!(q.arguments, None);
+    }
+
+    #[test]
+    fn limits_take_the_smaller_of_argument_and_policy() {
+        let q: Queue = serde_json::from_str(
+            r#"{"name":"q","vhost":"/","arguments":{"x-max-length":1000,"x-overflow":"reject-publish"},"effective_policy_definition":{"max-length":500,"max-length-bytes":1048576,"overflow":"drop-head","dead-letter-exchange":"dlx"}}"#,
+        )
+        .unwrap();
+        assert_eq!(q.limit("max-length"), Some(500));
+        assert_eq!(q.limit("max-length-bytes"), Some(1_048_576));
+        assert_eq!(q.limit("message-ttl"), None);
+        assert_eq!(q.setting("overflow"), Some("reject-publish"));
+        assert_eq!(q.setting("dead-letter-exchange"), Some("dlx"));
     }
 
     #[test]
