@@ -8,14 +8,15 @@ use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use tokio::sync::watch;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::metrics::{CONTENT_TYPE, Exposition};
+use crate::metrics::Exposition;
+use crate::metrics::format::{Format, accepts_gzip};
 use crate::poller::SnapshotReceiver;
 use crate::rabbitmq::Endpoint;
 use crate::snapshot::Snapshot;
@@ -61,9 +62,37 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
-    let body = state.exposition.borrow().body.clone();
-    ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
+/// Serves the latest exposition in the format `Accept` prefers, gzip-compressed when
+/// `Accept-Encoding` allows; a variant not built yet for this snapshot is built off the async
+/// workers, once.
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let format = Format::negotiate(text(header::ACCEPT));
+    let gzip = accepts_gzip(text(header::ACCEPT_ENCODING));
+    let exposition = state.exposition.borrow().clone();
+    let body = if exposition.variants.is_built(format, gzip) {
+        exposition.variants.get(format, gzip)
+    } else {
+        match tokio::task::spawn_blocking(move || exposition.variants.get(format, gzip)).await {
+            Ok(body) => body,
+            Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        }
+    };
+    let mut response = (
+        [
+            (header::CONTENT_TYPE, format.content_type()),
+            (header::VARY, "Accept, Accept-Encoding"),
+        ],
+        body,
+    )
+        .into_response();
+    if gzip {
+        response.headers_mut().insert(
+            header::CONTENT_ENCODING,
+            axum::http::HeaderValue::from_static("gzip"),
+        );
+    }
+    response
 }
 
 async fn healthy() -> &'static str {

@@ -9,6 +9,7 @@
 //! alarm check), [`queues`] (`/api/queues`), [`sidecar`] (the sidecar's own health).
 
 pub mod cluster;
+pub mod format;
 pub mod nodes;
 pub mod queues;
 pub mod sidecar;
@@ -32,9 +33,6 @@ use crate::poller::SnapshotReceiver;
 use crate::rabbitmq::Endpoint;
 use crate::snapshot::Snapshot;
 
-/// Content type of the exposition served on `/metrics`.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
 /// Facts about the sidecar that are not in a snapshot but go into the exposition.
 #[derive(Debug, Clone)]
 pub struct SidecarInfo {
@@ -43,12 +41,12 @@ pub struct SidecarInfo {
 }
 
 /// An encoded exposition and the poll it was built from.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Exposition {
     /// [`Snapshot::seq`] of the snapshot encoded; 0 before the first poll.
     pub seq: u64,
-    /// The OpenMetrics text, `# EOF` included.
-    pub body: Bytes,
+    /// The exposition in every format and encoding, each built once.
+    pub variants: format::Variants,
 }
 
 /// A metric family: what every family in this module declares once, as a constant, so the
@@ -236,7 +234,7 @@ pub fn encode(snapshot: Option<Arc<Snapshot>>, info: &SidecarInfo) -> Exposition
     }
     Exposition {
         seq,
-        body: Bytes::from(text),
+        variants: format::Variants::new(Bytes::from(text)),
     }
 }
 
@@ -306,7 +304,14 @@ mod tests {
         let info = SidecarInfo {
             poll_interval: Duration::from_secs(15),
         };
-        String::from_utf8(encode(Some(s), &info).body.to_vec()).unwrap()
+        let exposition = encode(Some(s), &info);
+        String::from_utf8(
+            exposition
+                .variants
+                .get(format::Format::OpenMetrics, false)
+                .to_vec(),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -361,7 +366,10 @@ mod tests {
         let t = text(snapshot(Ok(vec![]), queues));
         assert!(t.contains("rabbitmq_queue_messages_unacked{vhost=\"/\",queue=\"busy\"} 1\n"));
         // Its static facts are known; none of its figures are.
-        assert!(t.contains("rabbitmq_queue_info{vhost=\"/\",queue=\"fresh\""), "{t}");
+        assert!(
+            t.contains("rabbitmq_queue_info{vhost=\"/\",queue=\"fresh\""),
+            "{t}"
+        );
         let figures = t
             .lines()
             .filter(|l| l.contains("queue=\"fresh\"") && !l.starts_with("rabbitmq_queue_info"));
@@ -392,7 +400,14 @@ mod tests {
         let info = SidecarInfo {
             poll_interval: Duration::from_secs(15),
         };
-        let t = String::from_utf8(encode(None, &info).body.to_vec()).unwrap();
+        let exposition = encode(None, &info);
+        let t = String::from_utf8(
+            exposition
+                .variants
+                .get(format::Format::OpenMetrics, false)
+                .to_vec(),
+        )
+        .unwrap();
         assert!(t.contains("rabbitmq_up 0\n"));
         assert!(t.contains("rabbitmq_watch_polls_total 0\n"));
         assert!(t.contains(

@@ -430,9 +430,21 @@ mod tests {
         assert_eq!(page.page_count, 1);
         let orders = page.items.iter().find(|q| q.name == "orders").unwrap();
         assert_eq!(orders.vhost, "/");
-        assert_eq!(orders.messages_ready, Some(5));
+        assert_eq!(orders.messages_ready, Some(3));
         assert_eq!(orders.consumers, Some(0));
         assert_eq!(orders.queue_type.as_deref(), Some("classic"));
+        assert_eq!(orders.limit("max-length"), Some(1000));
+        let stats = orders.message_stats.as_ref().unwrap();
+        assert_eq!(
+            (stats.publish, stats.get, stats.redeliver),
+            (Some(5), Some(3), Some(2))
+        );
+        let prio = page.items.iter().find(|q| q.name == "prio").unwrap();
+        assert_eq!(prio.limit("message-ttl"), Some(60_000));
+        assert!(prio.head_message_timestamp.is_some());
+        let emails = page.items.iter().find(|q| q.name == "emails").unwrap();
+        assert_eq!(emails.policy.as_deref(), Some("lim"));
+        assert_eq!(emails.setting("overflow"), Some("reject-publish"));
     }
 
     #[test]

@@ -1,0 +1,238 @@
+//! Exposition formats: OpenMetrics 1.0 (what prometheus-client writes) and the classic
+//! Prometheus text format 0.0.4 (derived from it), chosen by the scraper's `Accept` header, each
+//! optionally gzip-compressed per `Accept-Encoding`. Every variant of one snapshot's exposition
+//! is built at most once and then shared by all scrapes.
+
+use std::io::Write as _;
+use std::sync::OnceLock;
+
+use axum::body::Bytes;
+use flate2::Compression;
+use flate2::write::GzEncoder;
+
+/// An exposition format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `application/openmetrics-text; version=1.0.0` (Prometheus asks for it first).
+    OpenMetrics,
+    /// `text/plain; version=0.0.4` (the default without an `Accept` header: curl, browsers,
+    /// promtool, older scrapers).
+    Text,
+}
+
+impl Format {
+    /// The `Content-Type` of this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Format::Text => "text/plain; version=0.0.4; charset=utf-8",
+        }
+    }
+
+    /// The format an `Accept` header prefers: OpenMetrics when it is accepted with a quality
+    /// at least that of `text/plain` (or `*/*`), else the text format.
+    pub fn negotiate(accept: Option<&str>) -> Format {
+        let Some(accept) = accept else {
+            return Format::Text;
+        };
+        let (mut openmetrics, mut text) = (0.0f32, 0.0f32);
+        for range in accept.split(',') {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or("").to_ascii_lowercase();
+            let q = quality(parts);
+            match media.as_str() {
+                "application/openmetrics-text" => openmetrics = openmetrics.max(q),
+                "text/plain" | "text/*" | "*/*" => text = text.max(q),
+                _ => {}
+            }
+        }
+        if openmetrics > 0.0 && openmetrics >= text {
+            Format::OpenMetrics
+        } else {
+            Format::Text
+        }
+    }
+}
+
+/// The `q=` parameter among `params` (1 when absent or malformed).
+fn quality<'a>(params: impl Iterator<Item = &'a str>) -> f32 {
+    params
+        .filter_map(|p| p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")))
+        .filter_map(|q| q.trim().parse::<f32>().ok())
+        .next()
+        .unwrap_or(1.0)
+}
+
+/// Whether an `Accept-Encoding` header accepts gzip (with a quality above 0).
+pub fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
+    accept_encoding.is_some_and(|header| {
+        header.split(',').any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or("").to_ascii_lowercase();
+            (name == "gzip" || name == "x-gzip") && quality(parts) > 0.0
+        })
+    })
+}
+
+/// One snapshot's exposition in every variant, each built on first use.
+#[derive(Debug)]
+pub struct Variants {
+    /// The OpenMetrics text, `# EOF` included.
+    openmetrics: Bytes,
+    /// The 0.0.4 text.
+    text: OnceLock<Bytes>,
+    /// gzip of `openmetrics`.
+    openmetrics_gzip: OnceLock<Bytes>,
+    /// gzip of `text`.
+    text_gzip: OnceLock<Bytes>,
+}
+
+impl Variants {
+    /// Wraps an OpenMetrics exposition.
+    pub fn new(openmetrics: Bytes) -> Self {
+        Self {
+            openmetrics,
+            text: OnceLock::new(),
+            openmetrics_gzip: OnceLock::new(),
+            text_gzip: OnceLock::new(),
+        }
+    }
+
+    /// Whether `get(format, gzip)` is ready without work.
+    pub fn is_built(&self, format: Format, gzip: bool) -> bool {
+        match (format, gzip) {
+            (Format::OpenMetrics, false) => true,
+            (Format::Text, false) => self.text.get().is_some(),
+            (Format::OpenMetrics, true) => self.openmetrics_gzip.get().is_some(),
+            (Format::Text, true) => self.text_gzip.get().is_some(),
+        }
+    }
+
+    /// The body for `format`, gzip-compressed when `gzip`; built now if it is the first ask
+    /// (milliseconds for thousands of queues: call from a blocking-friendly thread).
+    pub fn get(&self, format: Format, gzip: bool) -> Bytes {
+        match (format, gzip) {
+            (Format::OpenMetrics, false) => self.openmetrics.clone(),
+            (Format::Text, false) => self
+                .text
+                .get_or_init(|| Bytes::from(openmetrics_to_text(&self.openmetrics)))
+                .clone(),
+            (Format::OpenMetrics, true) => self
+                .openmetrics_gzip
+                .get_or_init(|| gzip_bytes(&self.openmetrics))
+                .clone(),
+            (Format::Text, true) => self
+                .text_gzip
+                .get_or_init(|| gzip_bytes(&self.get(Format::Text, false)))
+                .clone(),
+        }
+    }
+}
+
+fn gzip_bytes(data: &[u8]) -> Bytes {
+    let mut encoder = GzEncoder::new(Vec::with_capacity(data.len() / 8), Compression::fast());
+    // Writing into a Vec cannot fail.
+    let _ = encoder.write_all(data);
+    Bytes::from(encoder.finish().unwrap_or_default())
+}
+
+/// Converts prometheus-client's OpenMetrics output to the text format 0.0.4: `# EOF` and
+/// `# UNIT` lines go; a counter's `HELP`/`TYPE` name its `_total` samples; an info family
+/// becomes a gauge named `…_info`; `\"` in HELP (not an escape in 0.0.4) becomes `"`.
+pub fn openmetrics_to_text(openmetrics: &[u8]) -> String {
+    let input = String::from_utf8_lossy(openmetrics);
+    let mut out = String::with_capacity(input.len());
+    let mut lines = input.lines().peekable();
+    while let Some(line) = lines.next() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
+            let kind = lines
+                .peek()
+                .and_then(|next| next.strip_prefix("# TYPE "))
+                .and_then(|t| t.split_once(' '))
+                .filter(|(type_name, _)| *type_name == name)
+                .map(|(_, kind)| kind);
+            let (name, kind) = match kind {
+                Some("counter") => (format!("{name}_total"), "counter"),
+                Some("info") => (format!("{name}_info"), "gauge"),
+                Some(other) => (name.to_owned(), other),
+                None => (name.to_owned(), "untyped"),
+            };
+            out.push_str(&format!("# HELP {name} {}\n", help.replace("\\\"", "\"")));
+            out.push_str(&format!("# TYPE {name} {kind}\n"));
+            lines.next(); // the TYPE line, rewritten above
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_gets_openmetrics_and_plain_clients_get_text() {
+        let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert_eq!(Format::negotiate(Some(prometheus)), Format::OpenMetrics);
+        assert_eq!(Format::negotiate(None), Format::Text);
+        assert_eq!(Format::negotiate(Some("*/*")), Format::Text);
+        assert_eq!(
+            Format::negotiate(Some("text/plain;version=0.0.4")),
+            Format::Text
+        );
+        assert_eq!(
+            Format::negotiate(Some("application/openmetrics-text;q=0, text/plain")),
+            Format::Text
+        );
+        assert_eq!(
+            Format::negotiate(Some("text/plain;q=0.2, application/openmetrics-text;q=0.3")),
+            Format::OpenMetrics
+        );
+    }
+
+    #[test]
+    fn gzip_is_used_only_when_accepted() {
+        assert!(accepts_gzip(Some("gzip")));
+        assert!(accepts_gzip(Some("br, gzip;q=0.5, deflate")));
+        assert!(!accepts_gzip(Some("gzip;q=0")));
+        assert!(!accepts_gzip(Some("identity")));
+        assert!(!accepts_gzip(None));
+    }
+
+    #[test]
+    fn converts_counters_infos_and_units() {
+        let om = "# HELP a_polls Polls.\n# TYPE a_polls counter\na_polls_total 3\n\
+                  # HELP a_build Build.\n# TYPE a_build info\na_build_info{version=\"1\"} 1\n\
+                  # HELP a_mem_bytes Memory \\\"used\\\".\n# TYPE a_mem_bytes gauge\n# UNIT a_mem_bytes bytes\na_mem_bytes{node=\"n\"} 5\n# EOF\n";
+        let text = openmetrics_to_text(om.as_bytes());
+        assert_eq!(
+            text,
+            "# HELP a_polls_total Polls.\n# TYPE a_polls_total counter\na_polls_total 3\n\
+             # HELP a_build_info Build.\n# TYPE a_build_info gauge\na_build_info{version=\"1\"} 1\n\
+             # HELP a_mem_bytes Memory \"used\".\n# TYPE a_mem_bytes gauge\na_mem_bytes{node=\"n\"} 5\n"
+        );
+    }
+
+    #[test]
+    fn each_variant_is_built_once_and_gzip_round_trips() {
+        use std::io::Read as _;
+        let v = Variants::new(Bytes::from_static(
+            b"# HELP x X.\n# TYPE x gauge\nx 1\n# EOF\n",
+        ));
+        assert!(!v.is_built(Format::Text, true));
+        let gz = v.get(Format::Text, true);
+        assert!(v.is_built(Format::Text, true));
+        assert!(v.get(Format::Text, true).as_ptr() == gz.as_ptr());
+        let mut plain = String::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_string(&mut plain)
+            .unwrap();
+        assert_eq!(plain, "# HELP x X.\n# TYPE x gauge\nx 1\n");
+    }
+}

@@ -1,0 +1,140 @@
+//! The whole `/metrics` output for a fixed snapshot built from responses recorded on RabbitMQ
+//! 3.10.8 (`tests/fixtures/3.10/*-columns.json`, `queues-page.json`), in both formats, compared
+//! with `tests/golden/`. Regenerate after an intended change with `UPDATE_GOLDEN=1 cargo test
+//! --test golden` and review the diff. The text format is also linted by `promtool check
+//! metrics` (Debian's prometheus package; scripts/test.sh installs it).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use rabbitmq_watch::config;
+use rabbitmq_watch::metrics::format::Format;
+use rabbitmq_watch::metrics::{SidecarInfo, encode};
+use rabbitmq_watch::rabbitmq::Endpoint;
+use rabbitmq_watch::rabbitmq::model::{Alarms, Node, Overview, Page, Queue};
+use rabbitmq_watch::selection::select;
+use rabbitmq_watch::snapshot::{Fetched, PollTotals, Snapshot};
+
+fn fixture<T: serde::de::DeserializeOwned>(name: &str) -> T {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/3.10")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+fn fetched<T>(value: T, millis: u64, bytes: u64) -> Fetched<T> {
+    Fetched {
+        result: Ok(value),
+        duration: Duration::from_millis(millis),
+        bytes,
+    }
+}
+
+/// The snapshot of a poll that started 120 s after the `prio` queue's head message was
+/// published (so its age is 120 s), with a memory alarm from the alarm check.
+fn snapshot() -> Arc<Snapshot> {
+    let page: Page<Queue> = fixture("queues-page.json");
+    let head = page
+        .items
+        .iter()
+        .find_map(|q| q.head_message_timestamp)
+        .unwrap();
+    let started_at = SystemTime::UNIX_EPOCH + Duration::from_secs_f64(head + 120.0);
+    let cfg = config::load(None, Default::default(), &[]).unwrap();
+    let mut queues = page.items;
+    queues.sort_by(|a, b| (&a.vhost, &a.name).cmp(&(&b.vhost, &b.name)));
+    let (queues, selection) = select(&cfg.queues, queues);
+    let mut snapshot = Snapshot {
+        seq: 7,
+        started_at,
+        duration: Duration::from_millis(42),
+        overview: fetched(fixture::<Overview>("overview-columns.json"), 12, 2021),
+        nodes: fetched(fixture::<Vec<Node>>("nodes-columns.json"), 9, 476),
+        queues: fetched(queues, 41, 4513),
+        alarms: fetched(fixture::<Alarms>("alarms-failed.json"), 3, 150),
+        selection,
+        totals: PollTotals::default(),
+    };
+    // Six earlier polls, two of which timed out reading /api/queues.
+    let mut totals = PollTotals::default();
+    totals.polls = 6;
+    totals.failures.insert((Endpoint::Queues, "timeout"), 2);
+    totals.record_poll(&snapshot);
+    snapshot.totals = totals;
+    Arc::new(snapshot)
+}
+
+fn golden(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name)
+}
+
+fn check(name: &str, actual: &str) {
+    let path = golden(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 creates it)", path.display()));
+    if actual != expected {
+        let first = actual
+            .lines()
+            .zip(expected.lines())
+            .position(|(a, e)| a != e)
+            .unwrap_or(actual.lines().count().min(expected.lines().count()));
+        panic!(
+            "{name} differs from the golden file at line {}:\n  actual:   {:?}\n  expected: {:?}",
+            first + 1,
+            actual.lines().nth(first),
+            expected.lines().nth(first)
+        );
+    }
+}
+
+fn exposition(format: Format) -> String {
+    let info = SidecarInfo {
+        poll_interval: Duration::from_secs(15),
+    };
+    let e = encode(Some(snapshot()), &info);
+    String::from_utf8(e.variants.get(format, false).to_vec()).unwrap()
+}
+
+#[test]
+fn openmetrics_output_matches_the_golden_file() {
+    check("metrics.openmetrics.txt", &exposition(Format::OpenMetrics));
+}
+
+#[test]
+fn text_output_matches_the_golden_file_and_passes_promtool() {
+    let text = exposition(Format::Text);
+    check("metrics.prometheus.txt", &text);
+    let promtool = "/usr/bin/promtool";
+    assert!(
+        Path::new(promtool).exists(),
+        "{promtool} not found: install Debian's prometheus package (scripts/test.sh does)"
+    );
+    let mut child = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
