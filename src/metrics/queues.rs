@@ -202,7 +202,7 @@ const GAUGES: [Field<Queue>; 11] = [
 ];
 
 /// The counters, each fed by one `message_stats` field.
-const COUNTERS: [(&Family, fn(&MessageStats) -> Option<u64>); 8] = [
+const COUNTERS: [Field<MessageStats>; 8] = [
     (&PUBLISHED, |m| m.publish),
     (&DELIVERED_ACK, |m| m.deliver),
     (&DELIVERED, |m| m.deliver_no_ack),
