@@ -57,9 +57,11 @@ fn snapshot() -> Arc<Snapshot> {
         totals: PollTotals::default(),
     };
     // Six earlier polls, two of which timed out reading /api/queues.
-    let mut totals = PollTotals::default();
-    totals.polls = 6;
-    totals.failures.insert((Endpoint::Queues, "timeout"), 2);
+    let mut totals = PollTotals {
+        polls: 6,
+        failures: [((Endpoint::Queues, "timeout"), 2)].into(),
+        last_success: None,
+    };
     totals.record_poll(&snapshot);
     snapshot.totals = totals;
     Arc::new(snapshot)
