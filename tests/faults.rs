@@ -4,64 +4,31 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
-use support::{Sidecar, eventually};
+use support::{FakeApi, Sidecar, eventually, json_response};
 
-/// Answers each request according to its path, one thread per connection.
-fn fake_management_api() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || serve(stream));
-        }
-    });
-    format!("http://{addr}")
-}
-
-fn serve(mut stream: TcpStream) {
-    let mut request = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => request.extend_from_slice(&buf[..n]),
-        }
-    }
-    let text = String::from_utf8_lossy(&request);
-    let path = text.split_whitespace().nth(1).unwrap_or("");
-    let response: Vec<u8> = if path.starts_with("/api/overview") {
+/// Answers each request according to its path with one kind of fault.
+fn faulty(target: &str) -> Vec<u8> {
+    if target.starts_with("/api/overview") {
         json_response("200 OK", "{\"cluster_name\": \"broken\", ")
-    } else if path.starts_with("/api/nodes") {
+    } else if target.starts_with("/api/nodes") {
         json_response("500 Internal Server Error", "{\"error\":\"boom\"}")
-    } else if path.starts_with("/api/queues") {
+    } else if target.starts_with("/api/queues") {
         std::thread::sleep(Duration::from_secs(5)); // the sidecar's timeout is 2 s
         json_response("200 OK", "{\"items\":[],\"page\":1,\"page_count\":0}")
-    } else if path.starts_with("/api/health/checks/alarms") {
+    } else if target.starts_with("/api/health/checks/alarms") {
         // Promises 1000 bytes, sends 12, hangs up.
         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"status\":\"o".to_vec()
     } else {
         json_response("404 Not Found", "{}")
-    };
-    let _ = stream.write_all(&response);
-    let _ = stream.flush();
-}
-
-fn json_response(status: &str, body: &str) -> Vec<u8> {
-    format!(
-        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
+    }
 }
 
 #[test]
 fn garbled_failing_slow_and_cut_answers_are_reported_and_the_sidecar_keeps_serving() {
-    let url = fake_management_api();
-    let sidecar = Sidecar::start(&url, &[]);
+    let api = FakeApi::start(faulty);
+    let sidecar = Sidecar::start(&api.url, &[]);
     let expected = [
         ("/api/overview", "decode"),
         ("/api/nodes", "status"),
