@@ -10,10 +10,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
-    QueueDeclareOptions, QueueDeleteOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions,
+    BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use support::{RabbitNode, Sidecar, eventually, free_port};
 
@@ -51,6 +51,11 @@ async fn declare(ch: &Channel, queue: &str) {
 
 /// Publishes `n` messages to `queue` through the default exchange, each confirmed.
 async fn publish(ch: &Channel, queue: &str, n: usize) {
+    publish_with(ch, queue, n, BasicProperties::default()).await;
+}
+
+/// Publishes `n` messages with `properties`, each confirmed.
+async fn publish_with(ch: &Channel, queue: &str, n: usize, properties: BasicProperties) {
     for i in 0..n {
         let confirm = ch
             .basic_publish(
@@ -58,7 +63,7 @@ async fn publish(ch: &Channel, queue: &str, n: usize) {
                 queue.into(),
                 BasicPublishOptions::default(),
                 format!("message {i}").as_bytes(),
-                BasicProperties::default(),
+                properties.clone(),
             )
             .await
             .expect("basic.publish")
@@ -407,4 +412,183 @@ async fn prometheus_scrapes_the_sidecar_and_queries_a_queue_metric() {
             .is_empty()
     );
     drop(ch);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_counters_limits_and_head_age_follow_real_traffic() {
+    let node = RabbitNode::shared();
+    let _lock = BROKER.lock().await;
+    let (_conn, ch) = amqp(node, "/").await;
+    let queue = "live-counters";
+    let mut args = FieldTable::default();
+    args.insert("x-max-length".into(), AMQPValue::LongInt(50));
+    args.insert(
+        "x-overflow".into(),
+        AMQPValue::LongString("reject-publish".into()),
+    );
+    args.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString("live-dlx".into()),
+    );
+    ch.queue_declare(
+        queue.into(),
+        QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        args,
+    )
+    .await
+    .expect("queue.declare");
+    let published_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 30;
+    publish_with(
+        &ch,
+        queue,
+        6,
+        BasicProperties::default().with_timestamp(published_at),
+    )
+    .await;
+    // basic.get in manual-ack mode: the first is nacked and requeued (one redelivery), then
+    // four are acked.
+    let get = |ch: Channel| async move {
+        ch.basic_get(queue.into(), BasicGetOptions { no_ack: false })
+            .await
+            .expect("basic.get")
+            .expect("a message")
+            .delivery
+    };
+    get(ch.clone())
+        .await
+        .nack(BasicNackOptions {
+            requeue: true,
+            ..Default::default()
+        })
+        .await
+        .expect("nack");
+    for _ in 0..4 {
+        get(ch.clone())
+            .await
+            .ack(BasicAckOptions::default())
+            .await
+            .expect("ack");
+    }
+
+    let sidecar = Sidecar::start(&node.mgmt_url, &[]);
+    let labels = [("vhost", "/"), ("queue", queue)];
+    let expected = [
+        ("rabbitmq_queue_messages_ready", 2.0),
+        ("rabbitmq_queue_messages_published_total", 6.0),
+        ("rabbitmq_queue_get_ack_total", 5.0),
+        ("rabbitmq_queue_messages_acked_total", 4.0),
+        ("rabbitmq_queue_messages_redelivered_total", 1.0),
+        ("rabbitmq_queue_messages_delivered_ack_total", 0.0),
+        ("rabbitmq_queue_max_length", 50.0),
+    ];
+    let m = eventually(WAIT, "exact counters on /metrics", || {
+        let m = sidecar.metrics();
+        expected
+            .iter()
+            .all(|(name, want)| m.get(name, &labels) == Some(*want))
+            .then_some(m)
+    });
+    let age = m
+        .get("rabbitmq_queue_head_message_age_seconds", &labels)
+        .expect("head message age");
+    assert!((29.0..300.0).contains(&age), "age {age}");
+    let info = m.find("rabbitmq_queue_info", &labels);
+    assert_eq!(info.len(), 1);
+    let label = |k: &str| {
+        info[0]
+            .labels
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(label("overflow"), "reject-publish");
+    assert_eq!(label("dead_letter_exchange"), "live-dlx");
+    assert_eq!(label("max_length"), "50");
+    assert_eq!(label("type"), "classic");
+    assert_eq!(label("durable"), "true");
+    assert!(
+        m.get("rabbitmq_channel_messages_published_total", &[])
+            .unwrap()
+            >= 6.0
+    );
+    ch.queue_delete(queue.into(), QueueDeleteOptions::default())
+        .await
+        .expect("queue.delete");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_and_caps_select_queues_and_say_what_they_dropped() {
+    let node = RabbitNode::shared();
+    for vhost in ["filt-a", "filt-b"] {
+        node.ctl(&["add_vhost", vhost]);
+        node.ctl(&["set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"]);
+    }
+    let (_a, ch_a) = amqp(node, "filt-a").await;
+    for q in ["a1", "a2", "a3", "tmp-x"] {
+        declare(&ch_a, q).await;
+    }
+    let (_b, ch_b) = amqp(node, "filt-b").await;
+    declare(&ch_b, "b1").await;
+    let (_c, ch_root) = amqp(node, "/").await;
+    declare(&ch_root, "filt-elsewhere").await;
+
+    let sidecar = Sidecar::start(
+        &node.mgmt_url,
+        &[
+            ("RABBITMQ_WATCH__QUEUES__INCLUDE_VHOSTS", "filt-.*"),
+            ("RABBITMQ_WATCH__QUEUES__EXCLUDE", "tmp-.*"),
+            ("RABBITMQ_WATCH__QUEUES__MAX_PER_VHOST", "2"),
+            ("RUST_LOG", "rabbitmq_watch=debug,info"),
+        ],
+    );
+    let m = eventually(WAIT, "the filtered selection", || {
+        let m = sidecar.metrics();
+        (m.get("rabbitmq_watch_queues_exported", &[]) == Some(3.0)).then_some(m)
+    });
+    let exported: Vec<String> = m
+        .find("rabbitmq_queue_info", &[])
+        .iter()
+        .map(|s| {
+            let get = |k: &str| {
+                s.labels
+                    .iter()
+                    .find(|(key, _)| key == k)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            };
+            format!("{}/{}", get("vhost"), get("queue"))
+        })
+        .collect();
+    assert_eq!(exported, ["filt-a/a1", "filt-a/a2", "filt-b/b1"]);
+    assert_eq!(m.get("rabbitmq_watch_queues_listed", &[]), Some(5.0));
+    assert_eq!(m.get("rabbitmq_watch_queues_excluded", &[]), Some(1.0));
+    assert_eq!(
+        m.get(
+            "rabbitmq_watch_queues_dropped",
+            &[("limit", "max_per_vhost")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.get("rabbitmq_watch_queues_dropped", &[("limit", "max_total")]),
+        Some(0.0)
+    );
+    let logs = sidecar.terminate();
+    // Only the wanted vhosts' queues were downloaded.
+    assert!(logs.contains("/api/vhosts"), "{logs}");
+    assert!(logs.contains("/api/queues/filt-a"), "{logs}");
+    assert!(logs.contains("/api/queues/filt-b"), "{logs}");
+    assert!(
+        !logs.contains("/api/queues query="),
+        "all vhosts were listed:\n{logs}"
+    );
+    assert!(logs.contains("queue caps hit"), "{logs}");
 }
