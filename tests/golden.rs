@@ -51,7 +51,7 @@ fn snapshot() -> Arc<Snapshot> {
         duration: Duration::from_millis(42),
         overview: fetched(fixture::<Overview>("overview-columns.json"), 12, 2021),
         nodes: fetched(fixture::<Vec<Node>>("nodes-columns.json"), 9, 476),
-        queues: fetched(queues, 41, 4513),
+        queues: fetched(queues, 41, 3960),
         alarms: fetched(fixture::<Alarms>("alarms-failed.json"), 3, 150),
         selection,
         totals: PollTotals::default(),

@@ -29,7 +29,7 @@ gauge!(
     MESSAGES,
     "rabbitmq_queue_messages",
     None,
-    "messages",
+    "messages_ready + messages_unacknowledged",
     "Messages in the queue, ready or unacknowledged (queue depth)."
 );
 gauge!(
@@ -57,7 +57,7 @@ gauge!(
     MESSAGES_BYTES,
     "rabbitmq_queue_messages",
     Some(Unit::Bytes),
-    "message_bytes",
+    "message_bytes_ready + message_bytes_unacknowledged",
     "Body bytes of all messages in the queue."
 );
 gauge!(
@@ -85,7 +85,7 @@ gauge!(
     UTILISATION,
     "rabbitmq_queue_consumer_utilisation",
     None,
-    "consumer_capacity (consumer_utilisation before 3.9)",
+    "consumer_capacity (RabbitMQ 3.9+)",
     "Ratio (0..1) of time the queue can deliver to its consumers at once; below 1 consumers are the bottleneck (prefetch full, slow acks or network)."
 );
 gauge!(
@@ -160,12 +160,6 @@ counter!(
     "Messages fetched with basic.get in automatic acknowledgement mode."
 );
 counter!(
-    GET_EMPTY,
-    "rabbitmq_queue_get_empty",
-    "get_empty",
-    "basic.get calls that found the queue empty."
-);
-counter!(
     ACKED,
     "rabbitmq_queue_messages_acked",
     "ack",
@@ -188,11 +182,11 @@ pub const INFO: Family = Family {
 
 /// The gauges fed by one numeric field, in output order.
 const GAUGES: [Field<Queue>; 11] = [
-    (&MESSAGES, |q| q.messages),
+    (&MESSAGES, Queue::total_messages),
     (&MESSAGES_READY, |q| q.messages_ready),
     (&MESSAGES_UNACKED, |q| q.messages_unacknowledged),
     (&MESSAGES_PERSISTENT, |q| q.messages_persistent),
-    (&MESSAGES_BYTES, |q| q.message_bytes),
+    (&MESSAGES_BYTES, Queue::total_bytes),
     (&READY_BYTES, |q| q.message_bytes_ready),
     (&UNACKED_BYTES, |q| q.message_bytes_unacknowledged),
     (&CONSUMERS, |q| q.consumers),
@@ -202,13 +196,12 @@ const GAUGES: [Field<Queue>; 11] = [
 ];
 
 /// The counters, each fed by one `message_stats` field.
-const COUNTERS: [Field<MessageStats>; 8] = [
+const COUNTERS: [Field<MessageStats>; 7] = [
     (&PUBLISHED, |m| m.publish),
     (&DELIVERED_ACK, |m| m.deliver),
     (&DELIVERED, |m| m.deliver_no_ack),
     (&GET_ACK, |m| m.get),
     (&GET, |m| m.get_no_ack),
-    (&GET_EMPTY, |m| m.get_empty),
     (&ACKED, |m| m.ack),
     (&REDELIVERED, |m| m.redeliver),
 ];
@@ -238,8 +231,10 @@ pub fn encode(
         return Ok(());
     };
     for (family, field) in GAUGES {
-        let limit = family.name.starts_with("rabbitmq_queue_max_length");
-        if !limit {
+        // Limits are optional settings and sums are derived: neither is a field that can miss.
+        let counted =
+            !family.name.starts_with("rabbitmq_queue_max_length") && !family.source.contains(" + ");
+        if counted {
             let misses = queues.iter().filter(|q| field(q).is_none()).count();
             missing.count(Endpoint::Queues, family.source, misses);
         }
@@ -283,7 +278,7 @@ pub fn encode(
                 let value = match &q.message_stats {
                     Some(m) => field(m).or(stats_enabled.then_some(0)),
                     // No message_stats at all: nothing counted yet, if the queue is reported on.
-                    None => (stats_enabled && q.messages.is_some()).then_some(0),
+                    None => (stats_enabled && q.messages_ready.is_some()).then_some(0),
                 };
                 if value.is_none() {
                     missed += 1;
