@@ -254,6 +254,75 @@ mod tests {
         assert!(reason.contains("41s ago"), "{reason}");
     }
 
+    fn state() -> AppState {
+        let info = crate::metrics::SidecarInfo {
+            poll_interval: Duration::from_secs(15),
+        };
+        let snapshot = Arc::new(snapshot_with_last_success(Some(SystemTime::now())));
+        let exposition = crate::metrics::encode(Some(snapshot.clone()), &info);
+        let (_snapshot_tx, snapshots) = watch::channel(Some(snapshot));
+        let (_exposition_tx, exposition) = watch::channel(Arc::new(exposition));
+        AppState {
+            snapshots,
+            exposition,
+            info: Arc::new(ServerInfo {
+                target: "http://mq/".into(),
+                poll_interval: Duration::from_secs(15),
+                ready_max_age: Duration::from_secs(40),
+            }),
+        }
+    }
+
+    async fn get(headers: &[(&str, &str)]) -> Response {
+        use tower::ServiceExt as _;
+        let mut request = axum::http::Request::get("/metrics");
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        app(state())
+            .oneshot(request.body(axum::body::Body::empty()).unwrap())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn metrics_negotiates_format_and_gzip() {
+        let prometheus = get(&[
+            (
+                "accept",
+                "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+            ),
+            ("accept-encoding", "gzip"),
+        ])
+        .await;
+        assert_eq!(prometheus.status(), StatusCode::OK);
+        let h = prometheus.headers();
+        assert!(
+            h[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("application/openmetrics-text")
+        );
+        assert_eq!(h[header::CONTENT_ENCODING], "gzip");
+        assert_eq!(h[header::VARY], "Accept, Accept-Encoding");
+
+        let plain = get(&[]).await;
+        let h = plain.headers();
+        assert!(
+            h[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain; version=0.0.4")
+        );
+        assert!(h.get(header::CONTENT_ENCODING).is_none());
+        let body = axum::body::to_bytes(plain.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        assert!(text.contains("# TYPE rabbitmq_watch_polls_total counter\n"));
+        assert!(!text.contains("# EOF"));
+    }
+
     #[test]
     fn status_page_escapes_error_text() {
         let mut s = snapshot_with_last_success(None);
