@@ -3,11 +3,13 @@
 //! optionally gzip-compressed per `Accept-Encoding`. Every variant of one snapshot's exposition
 //! is built at most once and then shared by all scrapes.
 
-use std::io::Write as _;
+use std::fmt;
+use std::io::{Read as _, Write as _};
 use std::sync::OnceLock;
 
 use axum::body::Bytes;
 use flate2::Compression;
+use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 
 /// An exposition format.
@@ -74,26 +76,28 @@ pub fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
     })
 }
 
-/// One snapshot's exposition in every variant, each built on first use.
+/// One snapshot's exposition in every variant. Only the gzip-compressed OpenMetrics text (what
+/// Prometheus asks for, typically 1/25 of the plain size) is kept from the start; the plain
+/// and text-format variants are built from it on first request and then kept.
 #[derive(Debug)]
 pub struct Variants {
-    /// The OpenMetrics text, `# EOF` included.
-    openmetrics: Bytes,
+    /// gzip of the OpenMetrics text, `# EOF` included.
+    openmetrics_gzip: Bytes,
+    /// The OpenMetrics text.
+    openmetrics: OnceLock<Bytes>,
     /// The 0.0.4 text.
     text: OnceLock<Bytes>,
-    /// gzip of `openmetrics`.
-    openmetrics_gzip: OnceLock<Bytes>,
     /// gzip of `text`.
     text_gzip: OnceLock<Bytes>,
 }
 
 impl Variants {
-    /// Wraps an OpenMetrics exposition.
-    pub fn new(openmetrics: Bytes) -> Self {
+    /// Wraps a gzip-compressed OpenMetrics exposition (see [`GzipWriter`]).
+    pub fn from_openmetrics_gzip(openmetrics_gzip: Bytes) -> Self {
         Self {
-            openmetrics,
+            openmetrics_gzip,
+            openmetrics: OnceLock::new(),
             text: OnceLock::new(),
-            openmetrics_gzip: OnceLock::new(),
             text_gzip: OnceLock::new(),
         }
     }
@@ -101,9 +105,9 @@ impl Variants {
     /// Whether `get(format, gzip)` is ready without work.
     pub fn is_built(&self, format: Format, gzip: bool) -> bool {
         match (format, gzip) {
-            (Format::OpenMetrics, false) => true,
+            (Format::OpenMetrics, true) => true,
+            (Format::OpenMetrics, false) => self.openmetrics.get().is_some(),
             (Format::Text, false) => self.text.get().is_some(),
-            (Format::OpenMetrics, true) => self.openmetrics_gzip.get().is_some(),
             (Format::Text, true) => self.text_gzip.get().is_some(),
         }
     }
@@ -112,28 +116,84 @@ impl Variants {
     /// (milliseconds for thousands of queues: call from a blocking-friendly thread).
     pub fn get(&self, format: Format, gzip: bool) -> Bytes {
         match (format, gzip) {
-            (Format::OpenMetrics, false) => self.openmetrics.clone(),
+            (Format::OpenMetrics, true) => self.openmetrics_gzip.clone(),
+            (Format::OpenMetrics, false) => self
+                .openmetrics
+                .get_or_init(|| gunzip(&self.openmetrics_gzip))
+                .clone(),
             (Format::Text, false) => self
                 .text
-                .get_or_init(|| Bytes::from(openmetrics_to_text(&self.openmetrics)))
-                .clone(),
-            (Format::OpenMetrics, true) => self
-                .openmetrics_gzip
-                .get_or_init(|| gzip_bytes(&self.openmetrics))
+                .get_or_init(|| {
+                    Bytes::from(openmetrics_to_text(&self.get(Format::OpenMetrics, false)))
+                })
                 .clone(),
             (Format::Text, true) => self
                 .text_gzip
-                .get_or_init(|| gzip_bytes(&self.get(Format::Text, false)))
+                .get_or_init(|| {
+                    let mut w = GzipWriter::new();
+                    let _ = fmt::Write::write_str(
+                        &mut w,
+                        &String::from_utf8_lossy(&self.get(Format::Text, false)),
+                    );
+                    w.finish()
+                })
                 .clone(),
         }
     }
 }
 
-fn gzip_bytes(data: &[u8]) -> Bytes {
-    let mut encoder = GzEncoder::new(Vec::with_capacity(data.len() / 8), Compression::fast());
-    // Writing into a Vec cannot fail.
-    let _ = encoder.write_all(data);
-    Bytes::from(encoder.finish().unwrap_or_default())
+/// A `fmt::Write` that gzip-compresses what is written (fast level), buffering small writes,
+/// so an exposition is compressed as it is encoded without ever being held uncompressed.
+pub struct GzipWriter {
+    /// Text not yet handed to the compressor.
+    buffer: String,
+    /// The compressor and its output.
+    encoder: GzEncoder<Vec<u8>>,
+}
+
+impl GzipWriter {
+    const BUFFER: usize = 64 * 1024;
+
+    /// An empty writer.
+    pub fn new() -> Self {
+        Self {
+            buffer: String::with_capacity(Self::BUFFER),
+            encoder: GzEncoder::new(Vec::with_capacity(64 * 1024), Compression::fast()),
+        }
+    }
+
+    /// The compressed bytes of everything written.
+    pub fn finish(mut self) -> Bytes {
+        // Writing into a Vec cannot fail.
+        let _ = self.encoder.write_all(self.buffer.as_bytes());
+        Bytes::from(self.encoder.finish().unwrap_or_default())
+    }
+}
+
+impl Default for GzipWriter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Write for GzipWriter {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.buffer.push_str(s);
+        if self.buffer.len() >= Self::BUFFER {
+            self.encoder
+                .write_all(self.buffer.as_bytes())
+                .map_err(|_| fmt::Error)?;
+            self.buffer.clear();
+        }
+        Ok(())
+    }
+}
+
+fn gunzip(data: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(data.len() * 20);
+    // Our own gzip output: cannot be corrupt short of a bug; serve what decodes.
+    let _ = GzDecoder::new(data).read_to_end(&mut out);
+    Bytes::from(out)
 }
 
 /// Converts prometheus-client's OpenMetrics output to the text format 0.0.4: `# EOF` and
@@ -219,20 +279,35 @@ mod tests {
         );
     }
 
+    fn gunzip_text(data: &[u8]) -> String {
+        String::from_utf8(gunzip(data).to_vec()).unwrap()
+    }
+
     #[test]
     fn each_variant_is_built_once_and_gzip_round_trips() {
-        use std::io::Read as _;
-        let v = Variants::new(Bytes::from_static(
-            b"# HELP x X.\n# TYPE x gauge\nx 1\n# EOF\n",
-        ));
+        let om = "# HELP x X.\n# TYPE x gauge\nx 1\n# EOF\n";
+        let mut w = GzipWriter::new();
+        fmt::Write::write_str(&mut w, om).unwrap();
+        let v = Variants::from_openmetrics_gzip(w.finish());
+        assert!(v.is_built(Format::OpenMetrics, true));
+        assert!(!v.is_built(Format::OpenMetrics, false));
+        assert_eq!(v.get(Format::OpenMetrics, false), om.as_bytes());
         assert!(!v.is_built(Format::Text, true));
         let gz = v.get(Format::Text, true);
         assert!(v.is_built(Format::Text, true));
         assert!(v.get(Format::Text, true).as_ptr() == gz.as_ptr());
-        let mut plain = String::new();
-        flate2::read::GzDecoder::new(&gz[..])
-            .read_to_string(&mut plain)
-            .unwrap();
-        assert_eq!(plain, "# HELP x X.\n# TYPE x gauge\nx 1\n");
+        assert_eq!(gunzip_text(&gz), "# HELP x X.\n# TYPE x gauge\nx 1\n");
+    }
+
+    #[test]
+    fn gzip_writer_handles_more_than_its_buffer() {
+        let line = "rabbitmq_queue_messages{vhost=\"/\",queue=\"q\"} 1\n";
+        let mut w = GzipWriter::new();
+        let mut expected = String::new();
+        for _ in 0..5000 {
+            fmt::Write::write_str(&mut w, line).unwrap();
+            expected.push_str(line);
+        }
+        assert_eq!(gunzip_text(&w.finish()), expected);
     }
 }

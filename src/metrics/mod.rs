@@ -18,7 +18,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeGaugeValue, EncodeLabelSet, EncodeMetric,
 };
@@ -226,15 +225,16 @@ pub fn encode(snapshot: Option<Arc<Snapshot>>, info: &SidecarInfo) -> Exposition
         snapshot,
         info: info.clone(),
     }));
-    let mut text = String::with_capacity(64 * 1024);
-    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
-        // Writing to a String cannot fail; keep serving the sidecar's word rather than panic.
+    let mut writer = format::GzipWriter::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut writer, &registry) {
+        // Our collectors and the compressor do not fail; keep serving rather than panic.
         tracing::error!(error = %e, "encoding the exposition failed");
-        text = "# EOF\n".to_owned();
+        writer = format::GzipWriter::new();
+        let _ = fmt::Write::write_str(&mut writer, "# EOF\n");
     }
     Exposition {
         seq,
-        variants: format::Variants::new(Bytes::from(text)),
+        variants: format::Variants::from_openmetrics_gzip(writer.finish()),
     }
 }
 

@@ -2,6 +2,7 @@
 //! rabbitmq_prometheus uses for its per-object metrics), for the queues the `queues.*` filters
 //! and caps select.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::UNIX_EPOCH;
 
@@ -210,12 +211,53 @@ fn labels(q: &Queue) -> [(&'static str, &str); 2] {
     [("vhost", q.vhost.as_str()), ("queue", q.name.as_str())]
 }
 
-fn text(v: Option<String>) -> String {
-    v.unwrap_or_default()
-}
-
-fn flag_text(v: Option<bool>) -> String {
-    v.map(|b| b.to_string()).unwrap_or_default()
+/// The labels of a queue's `rabbitmq_queue_info` series, borrowed where possible (this runs
+/// once per queue per poll). Unset facts are empty strings.
+fn info_labels(q: &Queue) -> [(&'static str, Cow<'_, str>); 16] {
+    fn text(v: Option<&str>) -> Cow<'_, str> {
+        Cow::Borrowed(v.unwrap_or(""))
+    }
+    fn flag(v: Option<bool>) -> Cow<'static, str> {
+        Cow::Borrowed(match v {
+            Some(true) => "true",
+            Some(false) => "false",
+            None => "",
+        })
+    }
+    let number = |v: Option<u64>| v.map_or(Cow::Borrowed(""), |n| Cow::Owned(n.to_string()));
+    let max_length = q.limit("max-length");
+    let max_length_bytes = q.limit("max-length-bytes");
+    // drop-head is RabbitMQ's overflow behaviour when a limit is set and none is chosen.
+    let overflow = q
+        .setting("overflow")
+        .or_else(|| (max_length.is_some() || max_length_bytes.is_some()).then_some("drop-head"));
+    [
+        ("vhost", Cow::Borrowed(q.vhost.as_str())),
+        ("queue", Cow::Borrowed(q.name.as_str())),
+        ("type", text(q.queue_type.as_deref())),
+        ("durable", flag(q.durable)),
+        ("auto_delete", flag(q.auto_delete)),
+        ("exclusive", flag(q.exclusive)),
+        ("node", text(q.node.as_deref())),
+        ("policy", text(q.policy.as_deref())),
+        ("operator_policy", text(q.operator_policy.as_deref())),
+        (
+            "dead_letter_exchange",
+            text(q.setting("dead-letter-exchange")),
+        ),
+        (
+            "dead_letter_routing_key",
+            text(q.setting("dead-letter-routing-key")),
+        ),
+        ("overflow", text(overflow)),
+        ("max_length", number(max_length)),
+        ("max_length_bytes", number(max_length_bytes)),
+        ("message_ttl", number(q.limit("message-ttl"))),
+        (
+            "max_priority",
+            number(q.argument("x-max-priority").and_then(|v| v.as_u64())),
+        ),
+    ]
 }
 
 /// Writes the per-queue families; nothing when `/api/queues` failed. A queue whose field is
@@ -289,49 +331,5 @@ pub fn encode(
         missing.count(Endpoint::Queues, family.source, missed);
     }
 
-    INFO.info(
-        enc,
-        queues.iter().map(|q| {
-            let limit = |key| q.limit(key).map(|v| v.to_string());
-            let setting = |key| q.setting(key).map(str::to_owned);
-            [
-                ("vhost", q.vhost.clone()),
-                ("queue", q.name.clone()),
-                ("type", text(q.queue_type.clone())),
-                ("durable", flag_text(q.durable)),
-                ("auto_delete", flag_text(q.auto_delete)),
-                ("exclusive", flag_text(q.exclusive)),
-                ("node", text(q.node.clone())),
-                ("policy", text(q.policy.clone())),
-                ("operator_policy", text(q.operator_policy.clone())),
-                (
-                    "dead_letter_exchange",
-                    text(setting("dead-letter-exchange")),
-                ),
-                (
-                    "dead_letter_routing_key",
-                    text(setting("dead-letter-routing-key")),
-                ),
-                (
-                    "overflow",
-                    text(setting("overflow").or_else(|| {
-                        limit("max-length")
-                            .or(limit("max-length-bytes"))
-                            .map(|_| "drop-head".to_owned())
-                    })),
-                ),
-                ("max_length", text(limit("max-length"))),
-                ("max_length_bytes", text(limit("max-length-bytes"))),
-                ("message_ttl", text(limit("message-ttl"))),
-                (
-                    "max_priority",
-                    text(
-                        q.argument("x-max-priority")
-                            .and_then(|v| v.as_u64())
-                            .map(|v| v.to_string()),
-                    ),
-                ),
-            ]
-        }),
-    )
+    INFO.info(enc, queues.iter().map(info_labels))
 }

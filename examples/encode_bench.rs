@@ -1,0 +1,121 @@
+//! Micro-benchmark of the sidecar's own CPU work per poll, without a broker: decoding queue
+//! pages shaped like RabbitMQ 3.10's answer (the recorded `tests/fixtures/3.10/queues-page.json`
+//! items, renamed), encoding the exposition, and building its text and gzip variants.
+//! Prints figures; asserts nothing.
+//!
+//! `cargo run --release --example encode_bench -- 10000`
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use rabbitmq_watch::metrics::format::Format;
+use rabbitmq_watch::metrics::{SidecarInfo, encode};
+use rabbitmq_watch::rabbitmq::model::{Alarms, Overview, Page, Queue};
+use rabbitmq_watch::selection::select;
+use rabbitmq_watch::snapshot::{Fetched, PollTotals, Snapshot};
+
+fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(10_000);
+    let fixture = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/3.10/queues-page.json"
+    ))
+    .expect("fixture");
+    let template: serde_json::Value = serde_json::from_str(&fixture).unwrap();
+    let items = template["items"].as_array().unwrap();
+    // Pages of 500, as the broker sends them.
+    let pages: Vec<String> = (0..n.div_ceil(500))
+        .map(|p| {
+            let page_items: Vec<serde_json::Value> = (p * 500..((p + 1) * 500).min(n))
+                .map(|i| {
+                    let mut q = items[i % items.len()].clone();
+                    q["name"] = format!("bench-queue-{i:05}").into();
+                    q["vhost"] = format!("vhost-{}", i % 10).into();
+                    q
+                })
+                .collect();
+            serde_json::json!({"items": page_items, "page": p + 1, "page_count": n.div_ceil(500)})
+                .to_string()
+        })
+        .collect();
+    let bytes: usize = pages.iter().map(String::len).sum();
+
+    let start = Instant::now();
+    let mut queues: Vec<Queue> = Vec::with_capacity(n);
+    for page in &pages {
+        let p: Page<Queue> = serde_json::from_str(page).unwrap();
+        queues.extend(p.items);
+    }
+    queues.sort_unstable_by(|a, b| (&a.vhost, &a.name).cmp(&(&b.vhost, &b.name)));
+    let decode = start.elapsed();
+
+    let cfg = rabbitmq_watch::config::load(None, Default::default(), &[]).unwrap();
+    let (queues, selection) = select(&cfg.queues, queues);
+    let fetched = |v| Fetched {
+        result: Ok(v),
+        duration: Duration::ZERO,
+        bytes: 0,
+    };
+    let snapshot = Arc::new(Snapshot {
+        seq: 1,
+        started_at: SystemTime::now(),
+        duration: Duration::ZERO,
+        overview: fetched(Overview::default()),
+        nodes: Fetched {
+            result: Ok(vec![]),
+            duration: Duration::ZERO,
+            bytes: 0,
+        },
+        queues: Fetched {
+            result: Ok(queues),
+            duration: Duration::ZERO,
+            bytes: 0,
+        },
+        alarms: Fetched {
+            result: Ok(Alarms::default()),
+            duration: Duration::ZERO,
+            bytes: 0,
+        },
+        selection,
+        totals: PollTotals::default(),
+    });
+    let info = SidecarInfo {
+        poll_interval: Duration::from_secs(15),
+    };
+
+    let start = Instant::now();
+    let exposition = encode(Some(snapshot), &info);
+    let encoding = start.elapsed();
+    let om_gz = exposition.variants.get(Format::OpenMetrics, true);
+    let start = Instant::now();
+    let om = exposition.variants.get(Format::OpenMetrics, false);
+    let plain = start.elapsed();
+    let start = Instant::now();
+    let text = exposition.variants.get(Format::Text, false);
+    let to_text = start.elapsed();
+
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let mb = |b: usize| b as f64 / 1e6;
+    println!("queues                              {n}");
+    println!("JSON pages                          {:.2} MB", mb(bytes));
+    println!("decode + sort                       {:.1} ms", ms(decode));
+    println!(
+        "encode OpenMetrics, gzip streamed   {:.1} ms ({:.2} MB gzip of {:.2} MB)",
+        ms(encoding),
+        mb(om_gz.len()),
+        mb(om.len())
+    );
+    println!("plain OpenMetrics (first ask)       {:.1} ms", ms(plain));
+    println!(
+        "text 0.0.4 (first ask)              {:.1} ms ({:.2} MB)",
+        ms(to_text),
+        mb(text.len())
+    );
+    println!(
+        "per poll, Prometheus scraping       {:.1} ms (decode + encode)",
+        ms(decode + encoding)
+    );
+}
