@@ -17,6 +17,7 @@
 //! [`run`] wires them together; the binary (`src/main.rs`) only parses the command line, sets
 //! up logging, loads the configuration, binds the listener and turns signals into shutdown.
 
+pub mod alerting;
 pub mod config;
 pub mod http;
 pub mod metrics;

@@ -1,0 +1,468 @@
+//! The alert engine: rules ([`rules`]) evaluated on every snapshot, and the state of each alert
+//! instance (identified by its label set) moving inactive → pending → firing → resolved, with
+//! `for` and `keep_firing_for`. What cannot be evaluated (an endpoint failed, a field is
+//! unknown) keeps its state: an alert never resolves because the broker could not be seen.
+//!
+//! Pure: [`Engine::evaluate`] takes the snapshot and `now`; the task in [`run`] feeds it and
+//! publishes the alerts for the HTTP API, the metrics and the notifier.
+
+pub mod rules;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::poller::SnapshotReceiver;
+use crate::snapshot::Snapshot;
+use rules::{Evaluation, Labels, Rule, render};
+
+/// How long a resolved alert stays listed (and available to notifiers) after resolving.
+pub const RESOLVED_RETENTION: Duration = Duration::from_secs(15 * 60);
+
+/// The state of an alert instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// The condition holds, not yet for `for`.
+    Pending,
+    /// The condition has held for `for` (or stopped holding less than `keep_firing_for` ago).
+    Firing,
+    /// It was firing and no longer is.
+    Resolved,
+}
+
+/// One alert instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Stable identity: 16 hex digits of a hash of `labels`.
+    pub fingerprint: String,
+    /// `alertname`, `severity`, the rule's labels, the object's labels (`vhost`, `queue`, `node`).
+    pub labels: Labels,
+    /// Rendered annotations (`summary`, `description`, …) as of the last evaluation that held.
+    pub annotations: BTreeMap<String, String>,
+    /// Current state.
+    pub state: State,
+    /// The value of the condition's first comparison at the last evaluation that could tell.
+    pub value: f64,
+    /// When the condition started to hold (start of pending).
+    #[serde(with = "rfc3339")]
+    pub active_since: SystemTime,
+    /// When it started firing.
+    #[serde(with = "rfc3339_opt")]
+    pub fired_at: Option<SystemTime>,
+    /// When it resolved.
+    #[serde(with = "rfc3339_opt")]
+    pub resolved_at: Option<SystemTime>,
+    /// The last time the condition was seen holding.
+    #[serde(with = "rfc3339")]
+    pub last_true: SystemTime,
+    /// Whether the last evaluation could not tell (data unknown); the state is then held.
+    pub unknown: bool,
+}
+
+/// Serde for `SystemTime` as RFC 3339 with milliseconds.
+pub mod rfc3339 {
+    use std::time::SystemTime;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes `t` as RFC 3339.
+    pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_rfc3339_millis(*t))
+    }
+
+    /// Reads RFC 3339.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_rfc3339_weak(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Serde for `Option<SystemTime>` as RFC 3339 or null.
+pub mod rfc3339_opt {
+    use std::time::SystemTime;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes `t` as RFC 3339 or null.
+    pub fn serialize<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.collect_str(&humantime::format_rfc3339_millis(*t)),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Reads RFC 3339 or null.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|text| humantime::parse_rfc3339_weak(&text).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+/// 16 hex digits of FNV-1a over the sorted label pairs (stable across restarts and versions).
+pub fn fingerprint(labels: &Labels) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for (k, v) in labels {
+        for byte in k.bytes().chain([0xff]).chain(v.bytes()).chain([0xff]) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{hash:016x}")
+}
+
+/// The rules and the state of every alert instance.
+#[derive(Debug)]
+pub struct Engine {
+    /// The rules, evaluated in order.
+    rules: Vec<Rule>,
+    /// Alert instances by fingerprint.
+    alerts: BTreeMap<String, Alert>,
+}
+
+impl Engine {
+    /// An engine with `rules` and no alerts.
+    pub fn new(rules: Vec<Rule>) -> Self {
+        Self {
+            rules,
+            alerts: BTreeMap::new(),
+        }
+    }
+
+    /// The rules.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Restores alerts saved before a restart (those of rules that no longer exist are dropped).
+    pub fn restore(&mut self, alerts: impl IntoIterator<Item = Alert>) {
+        for alert in alerts {
+            let name = alert.labels.get("alertname").cloned().unwrap_or_default();
+            if self.rules.iter().any(|r| r.name == name) {
+                self.alerts.insert(alert.fingerprint.clone(), alert);
+            }
+        }
+    }
+
+    /// Every alert instance, pending, firing or recently resolved, by fingerprint.
+    pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
+        self.alerts.values()
+    }
+
+    /// Evaluates every rule against `snapshot` at `now` and moves the alerts on.
+    pub fn evaluate(&mut self, snapshot: &Snapshot, now: SystemTime) {
+        for rule in &self.rules {
+            let evaluation = rule.evaluate(snapshot);
+            step(&mut self.alerts, rule, evaluation, now);
+        }
+        // Alerts of removed rules and long-resolved alerts go.
+        self.alerts.retain(|_, a| {
+            !(a.state == State::Resolved
+                && a.resolved_at
+                    .is_some_and(|t| elapsed(t, now) > RESOLVED_RETENTION))
+        });
+    }
+}
+
+fn elapsed(since: SystemTime, now: SystemTime) -> Duration {
+    now.duration_since(since).unwrap_or_default()
+}
+
+/// One rule's evaluation applied to its alerts.
+fn step(
+    alerts: &mut BTreeMap<String, Alert>,
+    rule: &Rule,
+    evaluation: Evaluation,
+    now: SystemTime,
+) {
+    let of_rule = |a: &Alert| a.labels.get("alertname") == Some(&rule.name);
+    let (active, unknown) = match evaluation {
+        Evaluation::Unknown => {
+            for alert in alerts
+                .values_mut()
+                .filter(|a| of_rule(a) && a.state != State::Resolved)
+            {
+                alert.unknown = true;
+            }
+            return;
+        }
+        Evaluation::Known { active, unknown } => (active, unknown),
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for (labels, value) in active {
+        let fp = fingerprint(&labels);
+        let annotations = rule
+            .annotations
+            .iter()
+            .map(|(k, t)| (k.clone(), render(t, &labels, value)))
+            .collect();
+        let alert = alerts
+            .entry(fp.clone())
+            .and_modify(|a| {
+                if a.state == State::Resolved {
+                    // It comes back: a new episode.
+                    a.state = State::Pending;
+                    a.active_since = now;
+                    a.fired_at = None;
+                    a.resolved_at = None;
+                }
+            })
+            .or_insert_with(|| Alert {
+                fingerprint: fp.clone(),
+                labels: labels.clone(),
+                annotations: BTreeMap::new(),
+                state: State::Pending,
+                value,
+                active_since: now,
+                fired_at: None,
+                resolved_at: None,
+                last_true: now,
+                unknown: false,
+            });
+        alert.value = value;
+        alert.annotations = annotations;
+        alert.last_true = now;
+        alert.unknown = false;
+        if alert.state == State::Pending && elapsed(alert.active_since, now) >= rule.for_ {
+            alert.state = State::Firing;
+            alert.fired_at = Some(now);
+        }
+        seen.insert(fp);
+    }
+    for labels in unknown {
+        let fp = fingerprint(&labels);
+        if let Some(alert) = alerts.get_mut(&fp) {
+            if alert.state != State::Resolved {
+                alert.unknown = true;
+            }
+        }
+        seen.insert(fp);
+    }
+    // Known not to hold (or the object is gone).
+    alerts.retain(|fp, a| {
+        if !of_rule(a) || seen.contains(fp) {
+            return true;
+        }
+        a.unknown = false;
+        match a.state {
+            State::Pending => false,
+            State::Firing => {
+                if elapsed(a.last_true, now) >= rule.keep_firing_for {
+                    a.state = State::Resolved;
+                    a.resolved_at = Some(now);
+                }
+                true
+            }
+            State::Resolved => true,
+        }
+    });
+}
+
+/// The alerts after an evaluation, sorted by fingerprint, as published to readers.
+pub type AlertList = Arc<Vec<Alert>>;
+
+/// Evaluates every new snapshot with `engine` and publishes the alerts on `tx`, until
+/// `shutdown`. `on_change` is called with the engine after each evaluation (state saving).
+pub async fn run(
+    mut engine: Engine,
+    mut snapshots: SnapshotReceiver,
+    tx: watch::Sender<AlertList>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            changed = snapshots.changed() => if changed.is_err() { break },
+        }
+        let Some(snapshot) = snapshots.borrow_and_update().clone() else {
+            continue;
+        };
+        engine.evaluate(&snapshot, SystemTime::now());
+        tx.send_replace(Arc::new(engine.alerts().cloned().collect()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::UNIX_EPOCH;
+
+    use super::*;
+    use crate::alerting::rules::{Condition, Kind, Selector};
+    use crate::rabbitmq::model::{Alarms, Overview, Queue};
+    use crate::rabbitmq::{Endpoint, Error};
+    use crate::snapshot::{Fetched, PollTotals};
+
+    fn rule(expr: &str, for_: u64, keep: u64) -> Rule {
+        Rule {
+            name: "Backlog".into(),
+            kind: Kind::Queue,
+            condition: Condition::parse(expr, Kind::Queue).unwrap(),
+            selector: Selector::default(),
+            for_: Duration::from_secs(for_),
+            keep_firing_for: Duration::from_secs(keep),
+            severity: "warning".into(),
+            labels: [("team".to_owned(), "core".to_owned())].into(),
+            annotations: [(
+                "summary".to_owned(),
+                "{{ $labels.queue }}: {{ $value }}".to_owned(),
+            )]
+            .into(),
+        }
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
+    }
+
+    fn ok<T>(v: T) -> Fetched<T> {
+        Fetched {
+            result: Ok(v),
+            duration: Duration::ZERO,
+            bytes: 0,
+        }
+    }
+
+    /// A snapshot with queue `q` holding `ready` messages (`None`: the queue is gone; a failed
+    /// queue listing when `failed`).
+    fn snap(ready: Option<Option<u64>>, failed: bool) -> Snapshot {
+        let queues = ready
+            .map(|r| {
+                vec![Queue {
+                    vhost: "/".into(),
+                    name: "q".into(),
+                    messages_ready: r,
+                    consumers: Some(0),
+                    ..Queue::default()
+                }]
+            })
+            .unwrap_or_default();
+        Snapshot {
+            seq: 1,
+            started_at: at(0),
+            duration: Duration::ZERO,
+            overview: ok(Overview::default()),
+            nodes: ok(vec![]),
+            queues: if failed {
+                Fetched {
+                    result: Err(Error::Timeout {
+                        endpoint: Endpoint::Queues,
+                        timeout_ms: 1,
+                    }),
+                    duration: Duration::ZERO,
+                    bytes: 0,
+                }
+            } else {
+                ok(queues)
+            },
+            alarms: ok(Alarms::default()),
+            selection: Default::default(),
+            totals: PollTotals::default(),
+        }
+    }
+
+    fn state(e: &Engine) -> Option<State> {
+        e.alerts().next().map(|a| a.state)
+    }
+
+    #[test]
+    fn pending_then_firing_after_for_then_resolved() {
+        let mut e = Engine::new(vec![rule("messages_ready > 10", 60, 0)]);
+        e.evaluate(&snap(Some(Some(5)), false), at(0));
+        assert_eq!(state(&e), None);
+        e.evaluate(&snap(Some(Some(50)), false), at(10));
+        assert_eq!(state(&e), Some(State::Pending));
+        e.evaluate(&snap(Some(Some(50)), false), at(69));
+        assert_eq!(state(&e), Some(State::Pending));
+        e.evaluate(&snap(Some(Some(60)), false), at(70));
+        let a = e.alerts().next().unwrap().clone();
+        assert_eq!(a.state, State::Firing);
+        assert_eq!(a.fired_at, Some(at(70)));
+        assert_eq!(a.active_since, at(10));
+        assert_eq!(a.value, 60.0);
+        assert_eq!(a.annotations["summary"], "q: 60");
+        assert_eq!(a.labels["alertname"], "Backlog");
+        assert_eq!(a.labels["team"], "core");
+        assert_eq!(a.labels["vhost"], "/");
+        e.evaluate(&snap(Some(Some(0)), false), at(80));
+        let a = e.alerts().next().unwrap();
+        assert_eq!(a.state, State::Resolved);
+        assert_eq!(a.resolved_at, Some(at(80)));
+        // Kept for the notifier, then dropped.
+        e.evaluate(&snap(Some(Some(0)), false), at(80 + 15 * 60 + 1));
+        assert_eq!(state(&e), None);
+    }
+
+    #[test]
+    fn pending_that_stops_holding_never_fires() {
+        let mut e = Engine::new(vec![rule("messages_ready > 10", 60, 0)]);
+        e.evaluate(&snap(Some(Some(50)), false), at(0));
+        e.evaluate(&snap(Some(Some(1)), false), at(30));
+        assert_eq!(state(&e), None);
+        e.evaluate(&snap(Some(Some(50)), false), at(40));
+        e.evaluate(&snap(Some(Some(50)), false), at(90));
+        assert_eq!(
+            state(&e),
+            Some(State::Pending),
+            "the timer restarted at 40 s"
+        );
+    }
+
+    #[test]
+    fn keep_firing_for_rides_out_a_dip() {
+        let mut e = Engine::new(vec![rule("messages_ready > 10", 0, 30)]);
+        e.evaluate(&snap(Some(Some(50)), false), at(0));
+        assert_eq!(state(&e), Some(State::Firing), "for 0 fires at once");
+        e.evaluate(&snap(Some(Some(1)), false), at(15));
+        assert_eq!(state(&e), Some(State::Firing));
+        e.evaluate(&snap(Some(Some(50)), false), at(20));
+        e.evaluate(&snap(Some(Some(1)), false), at(45));
+        assert_eq!(
+            state(&e),
+            Some(State::Firing),
+            "30 s counted from the last true at 20 s"
+        );
+        e.evaluate(&snap(Some(Some(1)), false), at(50));
+        assert_eq!(state(&e), Some(State::Resolved));
+    }
+
+    #[test]
+    fn unknown_data_holds_the_state_instead_of_resolving() {
+        let mut e = Engine::new(vec![rule("messages_ready > 10", 0, 0)]);
+        e.evaluate(&snap(Some(Some(50)), false), at(0));
+        assert_eq!(state(&e), Some(State::Firing));
+        // The queue listing failed: nothing is known.
+        e.evaluate(&snap(None, true), at(10));
+        let a = e.alerts().next().unwrap();
+        assert_eq!((a.state, a.unknown), (State::Firing, true));
+        // The queue is there but its figure is not reported.
+        e.evaluate(&snap(Some(None), false), at(20));
+        assert_eq!(state(&e), Some(State::Firing));
+        // Known again, and low: now it resolves.
+        e.evaluate(&snap(Some(Some(1)), false), at(30));
+        let a = e.alerts().next().unwrap();
+        assert_eq!((a.state, a.unknown), (State::Resolved, false));
+    }
+
+    #[test]
+    fn a_deleted_queue_resolves_its_alert() {
+        let mut e = Engine::new(vec![rule("messages_ready > 10", 0, 0)]);
+        e.evaluate(&snap(Some(Some(50)), false), at(0));
+        e.evaluate(&snap(None, false), at(10));
+        assert_eq!(state(&e), Some(State::Resolved));
+    }
+
+    #[test]
+    fn fingerprints_are_stable_and_label_sensitive() {
+        let a: Labels = [("alertname".to_owned(), "X".to_owned())].into();
+        let mut b = a.clone();
+        b.insert("queue".into(), "q".into());
+        assert_eq!(fingerprint(&a), fingerprint(&a.clone()));
+        assert_ne!(fingerprint(&a), fingerprint(&b));
+        assert_eq!(fingerprint(&a).len(), 16);
+    }
+}
