@@ -5,7 +5,7 @@
 //! value and what is allowed (see [`ConfigError`]). Secrets are held in [`Secret`], which never
 //! prints its value.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use reqwest::Url;
 use serde::{Deserialize, Serialize, Serializer};
+
+use crate::alerting::rules::{Condition, DEFAULTS, Kind, Rule, Selector};
 
 /// Prefix of environment overrides: `RABBITMQ_WATCH__RABBITMQ__URL` sets `rabbitmq.url`.
 pub const ENV_PREFIX: &str = "RABBITMQ_WATCH";
@@ -53,6 +55,35 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Logging (`log.*`).
     pub log: LogConfig,
+    /// Alert rules (`alerting.*`).
+    pub alerting: AlertingConfig,
+}
+
+/// `alerting.*`: the effective alert rules.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertingConfig {
+    /// The default rules (unless `alerting.default_rules` is false, minus `alerting.disable`),
+    /// with the fields given under `alerting.rules` for the same name replacing theirs, followed
+    /// by the other rules of `alerting.rules`.
+    #[serde(serialize_with = "ser_rules")]
+    pub rules: Vec<Rule>,
+}
+
+fn ser_rules<S: Serializer>(rules: &[Rule], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(rules.len()))?;
+    for r in rules {
+        seq.serialize_element(&serde_json::json!({
+            "alert": r.name,
+            "kind": format!("{:?}", r.kind).to_lowercase(),
+            "expr": r.condition.to_string(),
+            "for": humantime::format_duration(r.for_).to_string(),
+            "keep_firing_for": humantime::format_duration(r.keep_firing_for).to_string(),
+            "severity": r.severity,
+            "labels": r.labels,
+        }))?;
+    }
+    seq.end()
 }
 
 /// `rabbitmq.*`: the management API endpoint and its credentials.
@@ -240,8 +271,8 @@ pub enum ConfigError {
     /// A key has a value outside what is allowed.
     #[error("invalid value for `{key}`: {value}; expected {allowed}")]
     Invalid {
-        /// Dotted key, e.g. `poll.interval`.
-        key: &'static str,
+        /// Dotted key, e.g. `poll.interval` or `alerting.rules[2].expr`.
+        key: String,
         /// The offending value as given (quoted), or a description for secrets.
         value: String,
         /// What is allowed.
@@ -251,7 +282,7 @@ pub enum ConfigError {
     #[error("cannot read `{key}` file {path}: {source}")]
     File {
         /// Dotted key naming the file.
-        key: &'static str,
+        key: String,
         /// The path as given.
         path: PathBuf,
         /// The I/O error.
@@ -266,6 +297,7 @@ struct RawConfig {
     rabbitmq: RawRabbitmq,
     poll: RawPoll,
     queues: RawQueues,
+    alerting: RawAlerting,
     listen: Option<String>,
     log: RawLog,
 }
@@ -297,6 +329,37 @@ struct RawQueues {
     exclude_exclusive: Option<String>,
     max_total: Option<String>,
     max_per_vhost: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawAlerting {
+    default_rules: Option<String>,
+    disable: Vec<String>,
+    rules: Vec<RawRule>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawRule {
+    alert: Option<String>,
+    kind: Option<String>,
+    expr: Option<String>,
+    select: RawSelect,
+    #[serde(rename = "for")]
+    for_: Option<String>,
+    keep_firing_for: Option<String>,
+    severity: Option<String>,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawSelect {
+    vhost: Option<String>,
+    queue: Option<String>,
+    node: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -357,7 +420,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let password = match (r.password, &password_file) {
         (Some(_), Some(_)) => {
             return Err(ConfigError::Invalid {
-                key: "rabbitmq.password_file",
+                key: "rabbitmq.password_file".to_owned(),
                 value: "set together with rabbitmq.password".to_owned(),
                 allowed: "only one of rabbitmq.password and rabbitmq.password_file".to_owned(),
             });
@@ -373,7 +436,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let ca_file = r.ca_file.map(PathBuf::from);
     if let Some(path) = &ca_file {
         std::fs::metadata(path).map_err(|source| ConfigError::File {
-            key: "rabbitmq.ca_file",
+            key: "rabbitmq.ca_file".to_owned(),
             path: path.clone(),
             source,
         })?;
@@ -392,6 +455,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     }
 
     let queues = validate_queues(raw.queues)?;
+    let alerting = validate_alerting(raw.alerting)?;
 
     let listen_text = raw.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
     let listen = listen_text.parse::<SocketAddr>().map_err(|_| {
@@ -432,13 +496,14 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         queues,
         listen,
         log: LogConfig { level, format },
+        alerting,
     })
 }
 
 fn validate_queues(q: RawQueues) -> Result<QueuesConfig, ConfigError> {
-    let regex = |key: &'static str, text: &str| {
+    let regex = |key: &str, text: &str| {
         Regex::new(text).map_err(|e| ConfigError::Invalid {
-            key,
+            key: key.to_owned(),
             value: format!("{text:?}"),
             allowed: format!(
                 "a regular expression (RE2 syntax, matched against the whole name): {}",
@@ -447,7 +512,7 @@ fn validate_queues(q: RawQueues) -> Result<QueuesConfig, ConfigError> {
         })
     };
     // An empty pattern means "no exclusion".
-    let optional = |key: &'static str, text: Option<String>, default: Option<&str>| match text
+    let optional = |key: &str, text: Option<String>, default: Option<&str>| match text
         .as_deref()
         .or(default)
     {
@@ -475,7 +540,232 @@ fn validate_queues(q: RawQueues) -> Result<QueuesConfig, ConfigError> {
     })
 }
 
-fn parse_bool(key: &'static str, text: &str) -> Result<bool, ConfigError> {
+/// Severities a rule may have.
+const SEVERITIES: [&str; 3] = ["critical", "warning", "info"];
+
+fn validate_alerting(raw: RawAlerting) -> Result<AlertingConfig, ConfigError> {
+    let with_defaults = parse_bool(
+        "alerting.default_rules",
+        raw.default_rules.as_deref().unwrap_or("true"),
+    )?;
+    let default_names: Vec<&str> = DEFAULTS.iter().map(|d| d.name).collect();
+    for (i, name) in raw.disable.iter().enumerate() {
+        if !default_names.contains(&name.as_str()) {
+            return Err(ConfigError::Invalid {
+                key: format!("alerting.disable[{i}]"),
+                value: format!("{name:?}"),
+                allowed: format!("a default rule: {}", default_names.join(", ")),
+            });
+        }
+    }
+    let mut rules: Vec<Rule> = Vec::new();
+    if with_defaults {
+        for d in DEFAULTS
+            .iter()
+            .filter(|d| !raw.disable.iter().any(|n| n == d.name))
+        {
+            rules.push(Rule {
+                name: d.name.to_owned(),
+                kind: d.kind,
+                // The catalogue is checked by the rules tests; an error here is a bug.
+                condition: Condition::parse(d.expr, d.kind).unwrap_or(Condition(Vec::new())),
+                selector: Selector::default(),
+                for_: humantime::parse_duration(d.for_).unwrap_or_default(),
+                keep_firing_for: humantime::parse_duration(d.keep_firing_for).unwrap_or_default(),
+                severity: d.severity.to_owned(),
+                labels: BTreeMap::new(),
+                annotations: [
+                    ("summary".to_owned(), d.summary.to_owned()),
+                    ("description".to_owned(), d.description.to_owned()),
+                ]
+                .into(),
+            });
+        }
+    }
+    let mut own: Vec<String> = Vec::new();
+    for (i, r) in raw.rules.into_iter().enumerate() {
+        let key = |field: &str| format!("alerting.rules[{i}].{field}");
+        let name =
+            r.alert
+                .clone()
+                .filter(|n| !n.is_empty())
+                .ok_or_else(|| ConfigError::Invalid {
+                    key: key("alert"),
+                    value: "missing".to_owned(),
+                    allowed: "the alert's name, e.g. OrdersBacklog".to_owned(),
+                })?;
+        if own.contains(&name) {
+            return Err(invalid(
+                &key("alert"),
+                &name,
+                "a name not used by another rule",
+            ));
+        }
+        own.push(name.clone());
+        let existing = rules.iter().position(|rule| rule.name == name);
+        let rule = match existing {
+            Some(at) => rules[at].clone(),
+            None => {
+                let kind_text = r.kind.as_deref().ok_or_else(|| ConfigError::Invalid {
+                    key: key("kind"),
+                    value: "missing".to_owned(),
+                    allowed: "queue, node or cluster".to_owned(),
+                })?;
+                let kind = Kind::parse(kind_text)
+                    .ok_or_else(|| invalid(&key("kind"), kind_text, "queue, node or cluster"))?;
+                if r.expr.is_none() {
+                    return Err(ConfigError::Invalid {
+                        key: key("expr"),
+                        value: "missing".to_owned(),
+                        allowed: "a condition such as `messages_ready > 1000`".to_owned(),
+                    });
+                }
+                Rule {
+                    name: name.clone(),
+                    kind,
+                    condition: Condition(Vec::new()),
+                    selector: Selector::default(),
+                    for_: Duration::ZERO,
+                    keep_firing_for: Duration::ZERO,
+                    severity: "warning".to_owned(),
+                    labels: BTreeMap::new(),
+                    annotations: [("summary".to_owned(), format!("{name}: {{{{ $value }}}}"))]
+                        .into(),
+                }
+            }
+        };
+        let rule = override_rule(rule, r, &key)?;
+        match existing {
+            Some(at) => rules[at] = rule,
+            None => rules.push(rule),
+        }
+    }
+    Ok(AlertingConfig { rules })
+}
+
+/// Applies the fields given in `r` to `rule`.
+fn override_rule(
+    mut rule: Rule,
+    r: RawRule,
+    key: &dyn Fn(&str) -> String,
+) -> Result<Rule, ConfigError> {
+    if let Some(text) = &r.kind {
+        rule.kind = Kind::parse(text)
+            .ok_or_else(|| invalid(&key("kind"), text, "queue, node or cluster"))?;
+    }
+    if let Some(text) = &r.expr {
+        rule.condition = Condition::parse(text, rule.kind).map_err(|e| ConfigError::Invalid {
+            key: key("expr"),
+            value: format!("{text:?}"),
+            allowed: format!("a condition such as `messages_ready > 1000`: {e}"),
+        })?;
+    } else if r.kind.is_some() {
+        // A new kind needs a condition over its own fields.
+        rule.condition = Condition::parse(&rule.condition.to_string(), rule.kind).map_err(|e| {
+            ConfigError::Invalid {
+                key: key("expr"),
+                value: "missing".to_owned(),
+                allowed: format!("a condition for kind {:?}: {e}", rule.kind),
+            }
+        })?;
+    }
+    let regex = |field: &str, text: &Option<String>| -> Result<Option<Regex>, ConfigError> {
+        text.as_deref()
+            .map(|t| {
+                Regex::new(t).map_err(|e| ConfigError::Invalid {
+                    key: key(&format!("select.{field}")),
+                    value: format!("{t:?}"),
+                    allowed: format!(
+                        "a regular expression: {}",
+                        e.lines().last().unwrap_or("").trim()
+                    ),
+                })
+            })
+            .transpose()
+    };
+    let allowed: &[&str] = match rule.kind {
+        Kind::Queue => &["vhost", "queue"],
+        Kind::Node => &["node"],
+        Kind::Cluster => &[],
+    };
+    for (field, given) in [
+        ("vhost", &r.select.vhost),
+        ("queue", &r.select.queue),
+        ("node", &r.select.node),
+    ] {
+        if given.is_some() && !allowed.contains(&field) {
+            return Err(ConfigError::Invalid {
+                key: key(&format!("select.{field}")),
+                value: format!("{:?}", given.as_deref().unwrap_or("")),
+                allowed: format!(
+                    "select keys of a {:?} rule: {}",
+                    rule.kind,
+                    if allowed.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        allowed.join(", ")
+                    }
+                ),
+            });
+        }
+    }
+    if let Some(v) = regex("vhost", &r.select.vhost)? {
+        rule.selector.vhost = Some(v);
+    }
+    if let Some(v) = regex("queue", &r.select.queue)? {
+        rule.selector.queue = Some(v);
+    }
+    if let Some(v) = regex("node", &r.select.node)? {
+        rule.selector.node = Some(v);
+    }
+    if let Some(text) = &r.for_ {
+        rule.for_ = parse_duration_or_zero(&key("for"), text)?;
+    }
+    if let Some(text) = &r.keep_firing_for {
+        rule.keep_firing_for = parse_duration_or_zero(&key("keep_firing_for"), text)?;
+    }
+    if let Some(text) = &r.severity {
+        if !SEVERITIES.contains(&text.as_str()) {
+            return Err(invalid(&key("severity"), text, "critical, warning or info"));
+        }
+        rule.severity = text.clone();
+    }
+    for (name, _) in r.labels.iter() {
+        if name == "alertname" || name == "severity" || !valid_label_name(name) {
+            return Err(invalid(
+                &key("labels"),
+                name,
+                "label names of letters, digits and _ (not starting with a digit), other than alertname and severity",
+            ));
+        }
+    }
+    rule.labels.extend(r.labels);
+    rule.annotations.extend(r.annotations);
+    Ok(rule)
+}
+
+fn valid_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn parse_duration_or_zero(key: &str, text: &str) -> Result<Duration, ConfigError> {
+    if text.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(text.trim()).map_err(|_| {
+        invalid(
+            key,
+            text,
+            "a duration with a unit, such as 0s, 30s, 5m or 1h",
+        )
+    })
+}
+
+fn parse_bool(key: &str, text: &str) -> Result<bool, ConfigError> {
     match text.trim() {
         "true" => Ok(true),
         "false" => Ok(false),
@@ -483,7 +773,7 @@ fn parse_bool(key: &'static str, text: &str) -> Result<bool, ConfigError> {
     }
 }
 
-fn parse_count(key: &'static str, text: Option<&str>, default: u64) -> Result<u64, ConfigError> {
+fn parse_count(key: &str, text: Option<&str>, default: u64) -> Result<u64, ConfigError> {
     match text {
         None => Ok(default),
         Some(t) => t
@@ -515,15 +805,15 @@ impl Config {
     }
 }
 
-fn invalid(key: &'static str, value: &str, allowed: &str) -> ConfigError {
+fn invalid(key: &str, value: &str, allowed: &str) -> ConfigError {
     ConfigError::Invalid {
-        key,
+        key: key.to_owned(),
         value: format!("{value:?}"),
         allowed: allowed.to_owned(),
     }
 }
 
-fn parse_duration(key: &'static str, text: &str) -> Result<Duration, ConfigError> {
+fn parse_duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
     let allowed = "a duration with a unit, such as 500ms, 15s, 1m or 1h30m";
     let d = humantime::parse_duration(text.trim()).map_err(|_| invalid(key, text, allowed))?;
     if d.is_zero() {
@@ -535,7 +825,7 @@ fn parse_duration(key: &'static str, text: &str) -> Result<Duration, ConfigError
 fn parse_url(text: &str) -> Result<Url, ConfigError> {
     const KEY: &str = "rabbitmq.url";
     let mut url = Url::parse(text.trim()).map_err(|e| ConfigError::Invalid {
-        key: KEY,
+        key: KEY.to_owned(),
         value: format!("{:?} ({e})", redact_url_text(text)),
         allowed: "an absolute http:// or https:// URL such as http://localhost:15672".to_owned(),
     })?;
@@ -585,14 +875,14 @@ fn redact_url_text(text: &str) -> String {
 
 fn read_password_file(path: &Path) -> Result<String, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::File {
-        key: "rabbitmq.password_file",
+        key: "rabbitmq.password_file".to_owned(),
         path: path.to_owned(),
         source,
     })?;
     let password = text.lines().next().unwrap_or("").to_owned();
     if password.is_empty() {
         return Err(ConfigError::Invalid {
-            key: "rabbitmq.password_file",
+            key: "rabbitmq.password_file".to_owned(),
             value: format!("{path:?} (empty first line)"),
             allowed: "a file whose first line is the password".to_owned(),
         });

@@ -236,10 +236,8 @@ fn step(
     }
     for labels in unknown {
         let fp = fingerprint(&labels);
-        if let Some(alert) = alerts.get_mut(&fp) {
-            if alert.state != State::Resolved {
-                alert.unknown = true;
-            }
+        if let Some(alert) = alerts.get_mut(&fp).filter(|a| a.state != State::Resolved) {
+            alert.unknown = true;
         }
         seen.insert(fp);
     }
