@@ -84,10 +84,11 @@ fn main() {
     });
     let info = SidecarInfo {
         poll_interval: Duration::from_secs(15),
+        rule_names: vec![],
     };
 
     let start = Instant::now();
-    let exposition = encode(Some(snapshot), &info);
+    let exposition = encode(Some(snapshot), &[], &info);
     let encoding = start.elapsed();
     let om_gz = exposition.variants.get(Format::OpenMetrics, true);
     let start = Instant::now();

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::alerting::AssessmentReceiver;
 use crate::metrics::Exposition;
 use crate::metrics::format::{Format, accepts_gzip};
 use crate::poller::SnapshotReceiver;
@@ -29,6 +30,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct AppState {
     /// Latest snapshot (`None` before the first poll).
     pub snapshots: SnapshotReceiver,
+    /// Latest snapshot with its alerts (`None` before the first evaluation).
+    pub assessments: AssessmentReceiver,
     /// Latest encoded exposition.
     pub exposition: watch::Receiver<Arc<Exposition>>,
     /// Static facts for the status page and readiness.
@@ -54,6 +57,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
+        .route("/api/v1/alerts", get(alerts))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
@@ -93,6 +97,20 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
         );
     }
     response
+}
+
+/// `GET /api/v1/alerts`: `{"status":"success","data":{"alerts":[…]}}`, each alert with
+/// `fingerprint`, `labels`, `annotations`, `state` (pending, firing, resolved), `value`,
+/// `active_since`, `fired_at`, `resolved_at`, `last_true` (RFC 3339) and `unknown` (the last
+/// evaluation could not tell; the state is held).
+async fn alerts(State(state): State<AppState>) -> Response {
+    let assessment = state.assessments.borrow().clone();
+    let alerts = assessment.as_ref().map_or(&[][..], |a| a.alerts.as_slice());
+    axum::Json(serde_json::json!({
+        "status": "success",
+        "data": { "alerts": alerts },
+    }))
+    .into_response()
 }
 
 async fn healthy() -> &'static str {
@@ -257,13 +275,16 @@ mod tests {
     fn state() -> AppState {
         let info = crate::metrics::SidecarInfo {
             poll_interval: Duration::from_secs(15),
+            rule_names: vec![],
         };
         let snapshot = Arc::new(snapshot_with_last_success(Some(SystemTime::now())));
-        let exposition = crate::metrics::encode(Some(snapshot.clone()), &info);
+        let exposition = crate::metrics::encode(Some(snapshot.clone()), &[], &info);
         let (_snapshot_tx, snapshots) = watch::channel(Some(snapshot));
+        let (_assessment_tx, assessments) = watch::channel(None);
         let (_exposition_tx, exposition) = watch::channel(Arc::new(exposition));
         AppState {
             snapshots,
+            assessments,
             exposition,
             info: Arc::new(ServerInfo {
                 target: "http://mq/".into(),

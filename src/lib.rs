@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //!
-//! Data flows one way: **poll → snapshot → metrics** (alerting comes later, beside metrics).
+//! Data flows one way: **poll → snapshot → alert evaluation → (metrics | HTTP API | notifier)**:
+//! each snapshot is evaluated by the alert rules first, and the pair is what every reader sees.
 //!
 //! - [`config`]: YAML + environment + CLI layers, validated into [`config::Config`].
 //! - [`rabbitmq`]: the management API client and its response types; the only module that
@@ -11,7 +12,8 @@
 //! - [`selection`]: the `queues.*` filters and caps applied to each queue listing.
 //! - [`snapshot`]: one immutable [`snapshot::Snapshot`] per poll.
 //! - [`poller`]: the interval loop that reads the API and publishes snapshots.
-//! - [`metrics`]: snapshot → OpenMetrics text, encoded once per snapshot.
+//! - [`alerting`]: alert rules and the state machine of alert instances.
+//! - [`metrics`]: snapshot (+ alerts) → OpenMetrics text, encoded once per snapshot.
 //! - [`http`]: the axum routes (`/`, `/metrics`, `/-/healthy`, `/-/ready`).
 //!
 //! [`run`] wires them together; the binary (`src/main.rs`) only parses the command line, sets
@@ -69,17 +71,32 @@ pub async fn run(
     let client = rabbitmq::Client::new(&config.rabbitmq)?;
     let sidecar = SidecarInfo {
         poll_interval: config.poll.interval,
+        rule_names: config
+            .alerting
+            .rules
+            .iter()
+            .map(|r| r.name.clone())
+            .collect(),
     };
     let (snapshot_tx, snapshot_rx) = watch::channel(None);
-    let (exposition_tx, exposition_rx) = watch::channel(Arc::new(metrics::encode(None, &sidecar)));
+    let (assessment_tx, assessment_rx) = watch::channel(None);
+    let (exposition_tx, exposition_rx) =
+        watch::channel(Arc::new(metrics::encode(None, &[], &sidecar)));
+    let engine = alerting::Engine::new(config.alerting.rules.clone());
 
     let tasks = TaskTracker::new();
     tasks.spawn(
         Poller::new(client, config.poll.interval, config.queues.clone())
             .run(snapshot_tx, shutdown.clone()),
     );
-    tasks.spawn(metrics::run(
+    tasks.spawn(alerting::run(
+        engine,
         snapshot_rx.clone(),
+        assessment_tx,
+        shutdown.clone(),
+    ));
+    tasks.spawn(metrics::run(
+        assessment_rx.clone(),
         exposition_tx,
         sidecar,
         shutdown.clone(),
@@ -88,6 +105,7 @@ pub async fn run(
 
     let state = http::AppState {
         snapshots: snapshot_rx,
+        assessments: assessment_rx,
         exposition: exposition_rx,
         info: Arc::new(http::ServerInfo {
             target: config.rabbitmq.url.to_string(),

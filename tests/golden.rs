@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use rabbitmq_watch::alerting::Engine;
 use rabbitmq_watch::config;
 use rabbitmq_watch::metrics::format::Format;
 use rabbitmq_watch::metrics::{SidecarInfo, encode};
@@ -96,11 +97,34 @@ fn check(name: &str, actual: &str) {
     }
 }
 
+/// The exposition with the default alert rules evaluated on the snapshot: the recorded memory
+/// alarm makes RabbitmqMemoryAlarm fire at once; three queues with ready messages and no
+/// consumer make RabbitmqQueueNoConsumers pending.
 fn exposition(format: Format) -> String {
+    let cfg = config::load(None, Default::default(), &[]).unwrap();
     let info = SidecarInfo {
         poll_interval: Duration::from_secs(15),
+        rule_names: cfg.alerting.rules.iter().map(|r| r.name.clone()).collect(),
     };
-    let e = encode(Some(snapshot()), &info);
+    let snapshot = snapshot();
+    let mut engine = Engine::new(cfg.alerting.rules);
+    engine.evaluate(&snapshot, snapshot.started_at);
+    let alerts: Vec<_> = engine.alerts().cloned().collect();
+    let mut states: Vec<(String, String)> = alerts
+        .iter()
+        .map(|a| (a.labels["alertname"].clone(), format!("{:?}", a.state)))
+        .collect();
+    states.sort();
+    assert_eq!(
+        states,
+        [
+            ("RabbitmqMemoryAlarm".into(), "Firing".into()),
+            ("RabbitmqQueueNoConsumers".into(), "Pending".into()),
+            ("RabbitmqQueueNoConsumers".into(), "Pending".into()),
+            ("RabbitmqQueueNoConsumers".into(), "Pending".into()),
+        ]
+    );
+    let e = encode(Some(snapshot), &alerts, &info);
     String::from_utf8(e.variants.get(format, false).to_vec()).unwrap()
 }
 

@@ -261,15 +261,28 @@ fn step(
     });
 }
 
-/// The alerts after an evaluation, sorted by fingerprint, as published to readers.
-pub type AlertList = Arc<Vec<Alert>>;
+/// A snapshot and the alerts evaluated on it: what metrics, the HTTP API and the notifier read,
+/// so they always agree with each other.
+#[derive(Debug)]
+pub struct Assessment {
+    /// The snapshot evaluated.
+    pub snapshot: Arc<Snapshot>,
+    /// Every alert instance after the evaluation (pending, firing, recently resolved), sorted
+    /// by fingerprint.
+    pub alerts: Vec<Alert>,
+    /// When the evaluation ran.
+    pub evaluated_at: SystemTime,
+}
 
-/// Evaluates every new snapshot with `engine` and publishes the alerts on `tx`, until
-/// `shutdown`. `on_change` is called with the engine after each evaluation (state saving).
+/// The receiving side of the assessment channel: `None` until the first snapshot is evaluated.
+pub type AssessmentReceiver = watch::Receiver<Option<Arc<Assessment>>>;
+
+/// Evaluates every new snapshot with `engine` and publishes the result on `tx`, until
+/// `shutdown`.
 pub async fn run(
     mut engine: Engine,
     mut snapshots: SnapshotReceiver,
-    tx: watch::Sender<AlertList>,
+    tx: watch::Sender<Option<Arc<Assessment>>>,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -280,8 +293,13 @@ pub async fn run(
         let Some(snapshot) = snapshots.borrow_and_update().clone() else {
             continue;
         };
-        engine.evaluate(&snapshot, SystemTime::now());
-        tx.send_replace(Arc::new(engine.alerts().cloned().collect()));
+        let now = SystemTime::now();
+        engine.evaluate(&snapshot, now);
+        tx.send_replace(Some(Arc::new(Assessment {
+            snapshot,
+            alerts: engine.alerts().cloned().collect(),
+            evaluated_at: now,
+        })));
     }
 }
 

@@ -8,6 +8,7 @@
 //! One file per family group: [`cluster`] (`/api/overview`), [`nodes`] (`/api/nodes` and the
 //! alarm check), [`queues`] (`/api/queues`), [`sidecar`] (the sidecar's own health).
 
+pub mod alerts;
 pub mod cluster;
 pub mod format;
 pub mod nodes;
@@ -28,7 +29,7 @@ use prometheus_client::registry::{Registry, Unit};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::poller::SnapshotReceiver;
+use crate::alerting::AssessmentReceiver;
 use crate::rabbitmq::Endpoint;
 use crate::snapshot::Snapshot;
 
@@ -37,6 +38,8 @@ use crate::snapshot::Snapshot;
 pub struct SidecarInfo {
     /// `poll.interval`, exported as `rabbitmq_watch_poll_interval_seconds`.
     pub poll_interval: Duration,
+    /// Names of the alert rules, so `rabbitmq_watch_alerts` has a 0 series for each.
+    pub rule_names: Vec<String>,
 }
 
 /// An encoded exposition and the poll it was built from.
@@ -189,16 +192,18 @@ fn flag(b: bool) -> i64 {
     i64::from(b)
 }
 
-/// The collector handed to prometheus-client: encodes one snapshot.
+/// The collector handed to prometheus-client: encodes one snapshot and its alerts.
 #[derive(Debug)]
 struct SnapshotCollector {
     snapshot: Option<Arc<Snapshot>>,
+    alerts: Vec<crate::alerting::Alert>,
     info: SidecarInfo,
 }
 
 impl prometheus_client::collector::Collector for SnapshotCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
         sidecar::encode(&mut enc, self.snapshot.as_deref(), &self.info)?;
+        alerts::encode(&mut enc, &self.alerts, &self.info)?;
         if let Some(s) = &self.snapshot {
             let mut missing = MissingFields::default();
             cluster::encode(&mut enc, s)?;
@@ -216,13 +221,18 @@ impl prometheus_client::collector::Collector for SnapshotCollector {
     }
 }
 
-/// Encodes the exposition for `snapshot` (`None`: before the first poll, only the sidecar's
-/// own families, with `rabbitmq_up 0`).
-pub fn encode(snapshot: Option<Arc<Snapshot>>, info: &SidecarInfo) -> Exposition {
+/// Encodes the exposition for `snapshot` and the alerts evaluated on it (`None`: before the
+/// first poll, only the sidecar's own families, with `rabbitmq_up 0`).
+pub fn encode(
+    snapshot: Option<Arc<Snapshot>>,
+    alerts: &[crate::alerting::Alert],
+    info: &SidecarInfo,
+) -> Exposition {
     let seq = snapshot.as_ref().map_or(0, |s| s.seq);
     let mut registry = Registry::default();
     registry.register_collector(Box::new(SnapshotCollector {
         snapshot,
+        alerts: alerts.to_vec(),
         info: info.clone(),
     }));
     let mut writer = format::GzipWriter::new();
@@ -238,9 +248,10 @@ pub fn encode(snapshot: Option<Arc<Snapshot>>, info: &SidecarInfo) -> Exposition
     }
 }
 
-/// Encodes every new snapshot once and publishes the result on `tx` until `shutdown`.
+/// Encodes every new assessment (snapshot + alerts) once and publishes the result on `tx`
+/// until `shutdown`.
 pub async fn run(
-    mut snapshots: SnapshotReceiver,
+    mut assessments: AssessmentReceiver,
     tx: watch::Sender<Arc<Exposition>>,
     info: SidecarInfo,
     shutdown: CancellationToken,
@@ -248,12 +259,15 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            changed = snapshots.changed() => if changed.is_err() { break },
+            changed = assessments.changed() => if changed.is_err() { break },
         }
-        let snapshot = snapshots.borrow_and_update().clone();
+        let Some(assessment) = assessments.borrow_and_update().clone() else {
+            continue;
+        };
         let info = info.clone();
-        // Encoding 10k queues takes milliseconds of CPU: keep it off the async workers.
-        match tokio::task::spawn_blocking(move || encode(snapshot, &info)).await {
+        // Encoding 10k queues takes tens of milliseconds of CPU: keep it off the async workers.
+        let job = move || encode(Some(assessment.snapshot.clone()), &assessment.alerts, &info);
+        match tokio::task::spawn_blocking(job).await {
             Ok(exposition) => {
                 tx.send_replace(Arc::new(exposition));
             }
@@ -303,8 +317,9 @@ mod tests {
     fn text(s: Arc<Snapshot>) -> String {
         let info = SidecarInfo {
             poll_interval: Duration::from_secs(15),
+            rule_names: vec![],
         };
-        let exposition = encode(Some(s), &info);
+        let exposition = encode(Some(s), &[], &info);
         String::from_utf8(
             exposition
                 .variants
@@ -399,8 +414,9 @@ mod tests {
     fn before_the_first_poll_only_sidecar_families_with_up_0() {
         let info = SidecarInfo {
             poll_interval: Duration::from_secs(15),
+            rule_names: vec![],
         };
-        let exposition = encode(None, &info);
+        let exposition = encode(None, &[], &info);
         let t = String::from_utf8(
             exposition
                 .variants

@@ -1,0 +1,42 @@
+//! The alert engine's state as metrics: how many alert instances of each rule are pending
+//! and firing.
+
+use std::fmt;
+
+use prometheus_client::encoding::DescriptorEncoder;
+
+use super::{Family, SidecarInfo};
+use crate::alerting::{Alert, State};
+
+/// `rabbitmq_watch_alerts{alertname,state}`: alert instances by rule and state.
+pub const ALERTS: Family = Family {
+    name: "rabbitmq_watch_alerts",
+    help: "Alert instances of the sidecar's own rules by state (pending: condition holds, not yet for its `for`; firing). One 0 series per rule and state when none.",
+    unit: None,
+    source: "sidecar",
+};
+
+/// Writes the alert counts: every rule × pending/firing, 0 when none.
+pub fn encode(enc: &mut DescriptorEncoder, alerts: &[Alert], info: &SidecarInfo) -> fmt::Result {
+    let count = |name: &str, state: State| {
+        alerts
+            .iter()
+            .filter(|a| {
+                a.state == state && a.labels.get("alertname").map(String::as_str) == Some(name)
+            })
+            .count() as u64
+    };
+    ALERTS.gauge(
+        enc,
+        info.rule_names.iter().flat_map(|name| {
+            [(State::Pending, "pending"), (State::Firing, "firing")]
+                .into_iter()
+                .map(move |(state, text)| {
+                    (
+                        [("alertname", name.as_str()), ("state", text)],
+                        count(name, state),
+                    )
+                })
+        }),
+    )
+}
