@@ -23,6 +23,7 @@ pub mod alerting;
 pub mod config;
 pub mod http;
 pub mod metrics;
+pub mod notify;
 pub mod poller;
 pub mod rabbitmq;
 pub mod selection;

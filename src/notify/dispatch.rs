@@ -1,0 +1,3 @@
+//! Routing, grouping, silences and inhibition.
+//!
+//! STUB: to be implemented.

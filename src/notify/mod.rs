@@ -1,0 +1,397 @@
+//! Notifications: what is sent ([`Message`], Alertmanager's webhook payload, version 4), how a
+//! delivery fails ([`NotifyError`]: retryable or not), and the one place that retries
+//! ([`deliver`], capped exponential backoff). One file per integration:
+//! [`webhook`], [`email`], [`alertmanager`]. Routing, grouping, silences and inhibition live
+//! in [`dispatch`].
+
+pub mod alertmanager;
+pub mod dispatch;
+pub mod email;
+pub mod webhook;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::alerting::{Alert, State};
+
+/// A notification for one group of alerts: Alertmanager's webhook payload (version "4"), so
+/// every existing webhook receiver understands it. The email integration renders the same data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    /// Always `"4"`.
+    pub version: String,
+    /// Identifies the group: the route's id and the group labels.
+    pub group_key: String,
+    /// Alerts left out (always 0: nothing is truncated).
+    pub truncated_alerts: u64,
+    /// `firing` if any alert in `alerts` fires, else `resolved`.
+    pub status: String,
+    /// The receiver's name.
+    pub receiver: String,
+    /// The labels the group is keyed by (`group_by`).
+    pub group_labels: BTreeMap<String, String>,
+    /// Labels every alert in `alerts` has with the same value.
+    pub common_labels: BTreeMap<String, String>,
+    /// Annotations every alert in `alerts` has with the same value.
+    pub common_annotations: BTreeMap<String, String>,
+    /// The sidecar's URL (`notify.external_url`).
+    #[serde(rename = "externalURL")]
+    pub external_url: String,
+    /// The alerts: firing ones, and resolved ones when the receiver sends resolved.
+    pub alerts: Vec<MessageAlert>,
+}
+
+/// One alert in a [`Message`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageAlert {
+    /// `firing` or `resolved`.
+    pub status: String,
+    /// The alert's labels.
+    pub labels: BTreeMap<String, String>,
+    /// The alert's annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// When it started firing (RFC 3339).
+    pub starts_at: String,
+    /// When it resolved; `0001-01-01T00:00:00Z` while firing (as Alertmanager sends).
+    pub ends_at: String,
+    /// Where to see it: the sidecar's `/api/v1/alerts`.
+    #[serde(rename = "generatorURL")]
+    pub generator_url: String,
+    /// 16 hex digits identifying the label set.
+    pub fingerprint: String,
+}
+
+/// `endsAt` of an alert that has not ended.
+pub const NO_END: &str = "0001-01-01T00:00:00Z";
+
+/// RFC 3339 with milliseconds, UTC.
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+impl MessageAlert {
+    /// The message form of `alert` (which must be firing or resolved).
+    pub fn from_alert(alert: &Alert, external_url: &str) -> Self {
+        let resolved = alert.state == State::Resolved;
+        MessageAlert {
+            status: if resolved { "resolved" } else { "firing" }.to_owned(),
+            labels: alert.labels.clone(),
+            annotations: alert.annotations.clone(),
+            starts_at: rfc3339(alert.fired_at.unwrap_or(alert.active_since)),
+            ends_at: match (resolved, alert.resolved_at) {
+                (true, Some(t)) => rfc3339(t),
+                _ => NO_END.to_owned(),
+            },
+            generator_url: format!("{}/api/v1/alerts", external_url.trim_end_matches('/')),
+            fingerprint: alert.fingerprint.clone(),
+        }
+    }
+}
+
+impl Message {
+    /// A message for `alerts` of one group.
+    pub fn new(
+        receiver: &str,
+        group_key: &str,
+        group_labels: BTreeMap<String, String>,
+        alerts: Vec<MessageAlert>,
+        external_url: &str,
+    ) -> Self {
+        let status = if alerts.iter().any(|a| a.status == "firing") {
+            "firing"
+        } else {
+            "resolved"
+        };
+        Message {
+            version: "4".to_owned(),
+            group_key: group_key.to_owned(),
+            truncated_alerts: 0,
+            status: status.to_owned(),
+            receiver: receiver.to_owned(),
+            group_labels,
+            common_labels: common(alerts.iter().map(|a| &a.labels)),
+            common_annotations: common(alerts.iter().map(|a| &a.annotations)),
+            external_url: external_url.to_owned(),
+            alerts,
+        }
+    }
+}
+
+/// The pairs every map of `maps` has with the same value.
+fn common<'a>(
+    mut maps: impl Iterator<Item = &'a BTreeMap<String, String>>,
+) -> BTreeMap<String, String> {
+    let Some(first) = maps.next() else {
+        return BTreeMap::new();
+    };
+    let mut common = first.clone();
+    for m in maps {
+        common.retain(|k, v| m.get(k) == Some(v));
+    }
+    common
+}
+
+/// Why a delivery failed. Messages never contain credentials or full URLs with secrets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct NotifyError {
+    /// Whether trying again may succeed (connection errors, timeouts, 5xx, SMTP 4xx): yes;
+    /// bad address, HTTP 4xx, SMTP 5xx: no.
+    pub retryable: bool,
+    /// A short bounded name for the `reason` label: `connect`, `timeout`, `http_4xx`,
+    /// `http_5xx`, `smtp`, `invalid`, `other`.
+    pub reason: &'static str,
+    /// What happened, for logs.
+    pub message: String,
+}
+
+impl NotifyError {
+    /// A failure worth retrying.
+    pub fn retryable(reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            retryable: true,
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// A failure that retrying will not fix.
+    pub fn permanent(reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            retryable: false,
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// Every value of `reason`, for exporting failure counters at 0 up front.
+    pub const REASONS: [&'static str; 7] = [
+        "connect", "timeout", "http_4xx", "http_5xx", "smtp", "invalid", "other",
+    ];
+}
+
+/// The classification of a reqwest error (for the HTTP integrations), URL stripped.
+pub fn http_error(e: reqwest::Error) -> NotifyError {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    if e.is_timeout() {
+        NotifyError::retryable("timeout", text)
+    } else if e.is_connect() {
+        NotifyError::retryable("connect", text)
+    } else if e.is_builder() {
+        NotifyError::permanent("invalid", text)
+    } else {
+        NotifyError::retryable("other", text)
+    }
+}
+
+/// The classification of an HTTP status answered to a notification.
+pub fn http_status_error(status: reqwest::StatusCode, body: &str) -> NotifyError {
+    let excerpt: String = body.chars().take(200).collect();
+    let message = format!("HTTP {status}: {excerpt}");
+    if status.is_server_error() || status.as_u16() == 429 {
+        NotifyError::retryable("http_5xx", message)
+    } else {
+        NotifyError::permanent("http_4xx", message)
+    }
+}
+
+/// Backoff between delivery attempts.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    /// Wait after the first failure.
+    pub initial: Duration,
+    /// Longest wait between attempts.
+    pub max: Duration,
+    /// Stop retrying after this long since the first attempt.
+    pub give_up_after: Duration,
+}
+
+impl Default for Backoff {
+    /// 1 s, doubling to at most 1 min, for at most 1 h.
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(60),
+            give_up_after: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// The outcome of [`deliver`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Attempts made.
+    pub attempts: u32,
+    /// `Ok` when delivered; the last error otherwise.
+    pub result: Result<(), NotifyError>,
+    /// Time from the first attempt to the outcome.
+    pub latency: Duration,
+}
+
+/// Calls `attempt` until it succeeds, fails permanently, or `backoff.give_up_after` has
+/// passed, sleeping with capped exponential backoff between retryable failures: the only retry
+/// loop of the notifiers. `on_retry` is told about each failure that will be retried.
+pub async fn deliver<F, Fut>(
+    backoff: Backoff,
+    mut attempt: F,
+    mut on_retry: impl FnMut(u32, &NotifyError, Duration),
+) -> Delivery
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), NotifyError>>,
+{
+    let start = Instant::now();
+    let mut wait = backoff.initial;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let result = attempt().await;
+        let done = match &result {
+            Ok(()) => true,
+            Err(e) => !e.retryable || start.elapsed() + wait > backoff.give_up_after,
+        };
+        if done {
+            return Delivery {
+                attempts,
+                result,
+                latency: start.elapsed(),
+            };
+        }
+        if let Err(e) = &result {
+            on_retry(attempts, e, wait);
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(backoff.max);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_retryable_failures_with_capped_backoff() {
+        let calls = AtomicU32::new(0);
+        let mut waits = Vec::new();
+        let backoff = Backoff {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(4),
+            give_up_after: Duration::from_secs(3600),
+        };
+        let d = deliver(
+            backoff,
+            || async {
+                match calls.fetch_add(1, Ordering::SeqCst) {
+                    0..=3 => Err(NotifyError::retryable("http_5xx", "HTTP 500")),
+                    _ => Ok(()),
+                }
+            },
+            |_, _, wait| waits.push(wait.as_secs()),
+        )
+        .await;
+        assert_eq!(d.attempts, 5);
+        assert_eq!(d.result, Ok(()));
+        assert_eq!(waits, [1, 2, 4, 4]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn does_not_retry_permanent_failures() {
+        let calls = AtomicU32::new(0);
+        let d = deliver(
+            Backoff::default(),
+            || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(NotifyError::permanent("http_4xx", "HTTP 400"))
+            },
+            |_, _, _| {},
+        )
+        .await;
+        assert_eq!(d.attempts, 1);
+        assert!(d.result.is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gives_up_after_the_deadline() {
+        let backoff = Backoff {
+            initial: Duration::from_secs(10),
+            max: Duration::from_secs(10),
+            give_up_after: Duration::from_secs(35),
+        };
+        let d = deliver(
+            backoff,
+            || async { Err(NotifyError::retryable("connect", "refused")) },
+            |_, _, _| {},
+        )
+        .await;
+        assert_eq!(
+            d.attempts, 4,
+            "at 0, 10, 20, 30 s; the next wait would pass 35 s"
+        );
+    }
+
+    #[test]
+    fn message_has_common_labels_and_alertmanager_field_names() {
+        let a = |q: &str| MessageAlert {
+            status: "firing".into(),
+            labels: [("alertname", "X"), ("queue", q)]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .into(),
+            annotations: BTreeMap::new(),
+            starts_at: "2026-01-01T00:00:00.000Z".into(),
+            ends_at: NO_END.into(),
+            generator_url: "http://w/api/v1/alerts".into(),
+            fingerprint: "0123456789abcdef".into(),
+        };
+        let m = Message::new(
+            "team",
+            "{}:{}",
+            BTreeMap::new(),
+            vec![a("q1"), a("q2")],
+            "http://w",
+        );
+        assert_eq!(m.status, "firing");
+        assert_eq!(m.common_labels.len(), 1);
+        let json = serde_json::to_value(&m).unwrap();
+        for key in [
+            "version",
+            "groupKey",
+            "truncatedAlerts",
+            "status",
+            "receiver",
+            "groupLabels",
+            "commonLabels",
+            "commonAnnotations",
+            "externalURL",
+            "alerts",
+        ] {
+            assert!(json.get(key).is_some(), "{key}");
+        }
+        for key in [
+            "status",
+            "labels",
+            "annotations",
+            "startsAt",
+            "endsAt",
+            "generatorURL",
+            "fingerprint",
+        ] {
+            assert!(json["alerts"][0].get(key).is_some(), "{key}");
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Webhook integration: POST of the [`super::Message`] as JSON.
+//!
+//! STUB: to be implemented.
