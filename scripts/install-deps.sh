@@ -2,7 +2,9 @@
 # Installs the Debian packages the sidecar's scripts and tests need, only those missing:
 #   rabbitmq     rabbitmq-server (a throwaway node is started from it; the system service is
 #                never started: a policy-rc.d denies service starts during the install)
-#   prometheus   prometheus (a real server scrapes the sidecar in the tests)
+#   prometheus   prometheus (a real server scrapes the sidecar in the tests; promtool)
+#   alertmanager prometheus-alertmanager (a real Alertmanager receives the sidecar's alerts)
+#   smtp         python3-aiosmtpd (a real SMTP server receives the sidecar's emails)
 # curl is always installed. Needs root (or sudo) when something is missing.
 set -euo pipefail
 
@@ -11,7 +13,9 @@ for component in "$@"; do
   case "$component" in
     rabbitmq) want+=(rabbitmq-server) ;;
     prometheus) want+=(prometheus) ;;
-    *) echo "install-deps: unknown component $component (rabbitmq|prometheus)" >&2; exit 2 ;;
+    alertmanager) want+=(prometheus-alertmanager) ;;
+    smtp) want+=(python3-aiosmtpd) ;;
+    *) echo "install-deps: unknown component $component (rabbitmq|prometheus|alertmanager|smtp)" >&2; exit 2 ;;
   esac
 done
 

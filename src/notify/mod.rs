@@ -209,6 +209,53 @@ pub fn http_status_error(status: reqwest::StatusCode, body: &str) -> NotifyError
     }
 }
 
+/// Delivery counters per (receiver, integration), shared by the notifiers (which record) and
+/// the metrics encoder (which reads a copy at each encoding).
+#[derive(Debug, Default)]
+pub struct NotifyStats {
+    inner: std::sync::Mutex<BTreeMap<(String, &'static str), IntegrationStats>>,
+}
+
+/// Counters of one (receiver, integration).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IntegrationStats {
+    /// Notifications delivered.
+    pub sent: u64,
+    /// Notifications given up on, by [`NotifyError::reason`] of the last attempt.
+    pub failed: BTreeMap<&'static str, u64>,
+    /// Sum of delivery latencies (first attempt to outcome, retries included), seconds.
+    pub latency_sum: f64,
+    /// Number of latencies summed.
+    pub latency_count: u64,
+}
+
+impl NotifyStats {
+    /// Creates the (receiver, integration) entry at 0, so its series exist before any delivery.
+    pub fn register(&self, receiver: &str, integration: &'static str) {
+        if let Ok(mut map) = self.inner.lock() {
+            map.entry((receiver.to_owned(), integration)).or_default();
+        }
+    }
+
+    /// Records the outcome of one delivery.
+    pub fn record(&self, receiver: &str, integration: &'static str, delivery: &Delivery) {
+        if let Ok(mut map) = self.inner.lock() {
+            let stats = map.entry((receiver.to_owned(), integration)).or_default();
+            match &delivery.result {
+                Ok(()) => stats.sent += 1,
+                Err(e) => *stats.failed.entry(e.reason).or_default() += 1,
+            }
+            stats.latency_sum += delivery.latency.as_secs_f64();
+            stats.latency_count += 1;
+        }
+    }
+
+    /// A copy of every entry.
+    pub fn snapshot(&self) -> BTreeMap<(String, &'static str), IntegrationStats> {
+        self.inner.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+}
+
 /// Backoff between delivery attempts.
 #[derive(Debug, Clone, Copy)]
 pub struct Backoff {
