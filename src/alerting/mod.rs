@@ -24,7 +24,7 @@ use rules::{Evaluation, Labels, Rule, render};
 pub const RESOLVED_RETENTION: Duration = Duration::from_secs(15 * 60);
 
 /// The state of an alert instance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
     /// The condition holds, not yet for `for`.
