@@ -85,6 +85,7 @@ fn main() {
     let info = SidecarInfo {
         poll_interval: Duration::from_secs(15),
         rule_names: vec![],
+        notify_stats: None,
     };
 
     let start = Instant::now();

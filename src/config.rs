@@ -15,6 +15,10 @@ use reqwest::Url;
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::alerting::rules::{Condition, DEFAULTS, Kind, Rule, Selector};
+use crate::notify::alertmanager::{AlertmanagerConfig, RawAlertmanager};
+use crate::notify::dispatch::{InhibitRule, Matcher, Route};
+use crate::notify::email::{EmailConfig, RawEmail};
+use crate::notify::webhook::{RawWebhook, WebhookConfig};
 
 /// Prefix of environment overrides: `RABBITMQ_WATCH__RABBITMQ__URL` sets `rabbitmq.url`.
 pub const ENV_PREFIX: &str = "RABBITMQ_WATCH";
@@ -57,6 +61,98 @@ pub struct Config {
     pub log: LogConfig,
     /// Alert rules (`alerting.*`).
     pub alerting: AlertingConfig,
+    /// Notifications (`notify.*`).
+    pub notify: NotifyConfig,
+}
+
+/// `notify.*`: where alerts go, with Alertmanager's vocabulary.
+#[derive(Debug, Clone, Serialize)]
+pub struct NotifyConfig {
+    /// `notify.external_url`: the sidecar's URL as receivers should link to it. Default
+    /// `http://localhost:PORT` (PORT of `listen`).
+    pub external_url: String,
+    /// `notify.state_file`: where alert states, the notification log, undelivered
+    /// notifications and silences are saved (atomically). Default: none (kept in memory; a
+    /// restart forgets them).
+    pub state_file: Option<PathBuf>,
+    /// `notify.route`: the routing tree.
+    #[serde(serialize_with = "ser_route")]
+    pub route: Route,
+    /// `notify.receivers`.
+    #[serde(serialize_with = "ser_receivers")]
+    pub receivers: Vec<ReceiverConfig>,
+    /// `notify.inhibit_rules`.
+    #[serde(serialize_with = "ser_inhibit")]
+    pub inhibit_rules: Vec<InhibitRule>,
+    /// `notify.alertmanagers`: Alertmanagers to push alerts to.
+    #[serde(serialize_with = "ser_count")]
+    pub alertmanagers: Vec<AlertmanagerConfig>,
+    /// `notify.alertmanager_resend_delay`: how often firing alerts are re-sent to
+    /// Alertmanagers. Default 1 min.
+    #[serde(serialize_with = "ser_duration")]
+    pub alertmanager_resend_delay: Duration,
+}
+
+/// A `notify.receivers` entry.
+#[derive(Debug, Clone)]
+pub struct ReceiverConfig {
+    /// `name`, referenced by routes.
+    pub name: String,
+    /// `webhook_configs`.
+    pub webhooks: Vec<WebhookConfig>,
+    /// `email_configs`.
+    pub emails: Vec<EmailConfig>,
+}
+
+fn route_json(r: &Route) -> serde_json::Value {
+    serde_json::json!({
+        "receiver": r.receiver,
+        "group_by": r.group_by.clone().unwrap_or_else(|| vec!["...".to_owned()]),
+        "group_wait": humantime::format_duration(r.group_wait).to_string(),
+        "group_interval": humantime::format_duration(r.group_interval).to_string(),
+        "repeat_interval": humantime::format_duration(r.repeat_interval).to_string(),
+        "matchers": r.matchers.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "continue": r.continue_,
+        "routes": r.routes.iter().map(route_json).collect::<Vec<_>>(),
+    })
+}
+
+fn ser_route<S: Serializer>(r: &Route, s: S) -> Result<S::Ok, S::Error> {
+    route_json(r).serialize(s)
+}
+
+fn ser_receivers<S: Serializer>(rs: &[ReceiverConfig], s: S) -> Result<S::Ok, S::Error> {
+    // URLs, headers and credentials are secrets: only the shape is shown.
+    let v: Vec<serde_json::Value> = rs
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "name": r.name,
+                "webhook_configs": r.webhooks.len(),
+                "email_configs": r.emails.len(),
+            })
+        })
+        .collect();
+    v.serialize(s)
+}
+
+fn ser_inhibit<S: Serializer>(rules: &[InhibitRule], s: S) -> Result<S::Ok, S::Error> {
+    let text = |ms: &[Matcher]| ms.iter().map(ToString::to_string).collect::<Vec<_>>();
+    let v: Vec<serde_json::Value> = rules
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "source_matchers": text(&r.source),
+                "target_matchers": text(&r.target),
+                "equal": r.equal,
+            })
+        })
+        .collect();
+    v.serialize(s)
+}
+
+fn ser_count<S: Serializer, T>(v: &[T], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(v.len() as u64)
 }
 
 /// `alerting.*`: the effective alert rules.
@@ -298,6 +394,7 @@ struct RawConfig {
     poll: RawPoll,
     queues: RawQueues,
     alerting: RawAlerting,
+    notify: RawNotify,
     listen: Option<String>,
     log: RawLog,
 }
@@ -360,6 +457,48 @@ struct RawSelect {
     vhost: Option<String>,
     queue: Option<String>,
     node: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawNotify {
+    external_url: Option<String>,
+    state_file: Option<String>,
+    route: Option<RawRoute>,
+    receivers: Vec<RawReceiver>,
+    inhibit_rules: Vec<RawInhibit>,
+    alertmanagers: Vec<RawAlertmanager>,
+    alertmanager_resend_delay: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawRoute {
+    receiver: Option<String>,
+    group_by: Option<Vec<String>>,
+    group_wait: Option<String>,
+    group_interval: Option<String>,
+    repeat_interval: Option<String>,
+    matchers: Vec<String>,
+    #[serde(rename = "continue")]
+    continue_: Option<String>,
+    routes: Vec<RawRoute>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawReceiver {
+    name: Option<String>,
+    webhook_configs: Vec<RawWebhook>,
+    email_configs: Vec<RawEmail>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawInhibit {
+    source_matchers: Vec<String>,
+    target_matchers: Vec<String>,
+    equal: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -466,6 +605,8 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         )
     })?;
 
+    let notify = validate_notify(raw.notify, listen.port())?;
+
     let level = raw
         .log
         .level
@@ -497,6 +638,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         listen,
         log: LogConfig { level, format },
         alerting,
+        notify,
     })
 }
 
@@ -538,6 +680,168 @@ fn validate_queues(q: RawQueues) -> Result<QueuesConfig, ConfigError> {
         )?,
         max_per_vhost: parse_count("queues.max_per_vhost", q.max_per_vhost.as_deref(), 0)?,
     })
+}
+
+fn validate_notify(raw: RawNotify, port: u16) -> Result<NotifyConfig, ConfigError> {
+    let external_url = raw
+        .external_url
+        .unwrap_or_else(|| format!("http://localhost:{port}"));
+    if reqwest::Url::parse(&external_url).is_err() {
+        return Err(invalid(
+            "notify.external_url",
+            &external_url,
+            "an absolute URL such as http://rabbitmq-watch.example:9419",
+        ));
+    }
+    let mut receivers = Vec::new();
+    for (i, r) in raw.receivers.into_iter().enumerate() {
+        let key = format!("notify.receivers[{i}]");
+        let name = r
+            .name
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| ConfigError::Invalid {
+                key: format!("{key}.name"),
+                value: "missing".to_owned(),
+                allowed: "the receiver's name".to_owned(),
+            })?;
+        if receivers.iter().any(|x: &ReceiverConfig| x.name == name) {
+            return Err(invalid(
+                &format!("{key}.name"),
+                &name,
+                "a name not used by another receiver",
+            ));
+        }
+        let webhooks = r
+            .webhook_configs
+            .into_iter()
+            .enumerate()
+            .map(|(j, w)| WebhookConfig::from_raw(w, &format!("{key}.webhook_configs[{j}]")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let emails = r
+            .email_configs
+            .into_iter()
+            .enumerate()
+            .map(|(j, e)| EmailConfig::from_raw(e, &format!("{key}.email_configs[{j}]")))
+            .collect::<Result<Vec<_>, _>>()?;
+        receivers.push(ReceiverConfig {
+            name,
+            webhooks,
+            emails,
+        });
+    }
+    let names: Vec<String> = receivers.iter().map(|r| r.name.clone()).collect();
+    let root_defaults = Route {
+        receiver: names.first().cloned().unwrap_or_default(),
+        group_by: Some(Vec::new()),
+        group_wait: Duration::from_secs(30),
+        group_interval: Duration::from_secs(300),
+        repeat_interval: Duration::from_secs(4 * 3600),
+        matchers: Vec::new(),
+        continue_: false,
+        routes: Vec::new(),
+    };
+    let route = match raw.route {
+        Some(r) => validate_route(r, &root_defaults, "notify.route", &names)?,
+        None => root_defaults,
+    };
+    let matchers = |key: String, texts: Vec<String>| -> Result<Vec<Matcher>, ConfigError> {
+        texts
+            .iter()
+            .enumerate()
+            .map(|(j, t)| {
+                Matcher::parse(t).map_err(|e| ConfigError::Invalid {
+                    key: format!("{key}[{j}]"),
+                    value: format!("{t:?}"),
+                    allowed: format!(
+                        "a matcher such as severity=\"critical\" or alertname=~\"Rabbitmq.*\": {e}"
+                    ),
+                })
+            })
+            .collect()
+    };
+    let mut inhibit_rules = Vec::new();
+    for (i, r) in raw.inhibit_rules.into_iter().enumerate() {
+        let key = format!("notify.inhibit_rules[{i}]");
+        inhibit_rules.push(InhibitRule {
+            source: matchers(format!("{key}.source_matchers"), r.source_matchers)?,
+            target: matchers(format!("{key}.target_matchers"), r.target_matchers)?,
+            equal: r.equal,
+        });
+    }
+    let alertmanagers = raw
+        .alertmanagers
+        .into_iter()
+        .enumerate()
+        .map(|(i, a)| AlertmanagerConfig::from_raw(a, &format!("notify.alertmanagers[{i}]")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let alertmanager_resend_delay = parse_duration(
+        "notify.alertmanager_resend_delay",
+        raw.alertmanager_resend_delay.as_deref().unwrap_or("1m"),
+    )?;
+    Ok(NotifyConfig {
+        external_url,
+        state_file: raw.state_file.filter(|s| !s.is_empty()).map(PathBuf::from),
+        route,
+        receivers,
+        inhibit_rules,
+        alertmanagers,
+        alertmanager_resend_delay,
+    })
+}
+
+fn validate_route(
+    r: RawRoute,
+    parent: &Route,
+    key: &str,
+    receivers: &[String],
+) -> Result<Route, ConfigError> {
+    let receiver = r.receiver.unwrap_or_else(|| parent.receiver.clone());
+    if !receivers.contains(&receiver) {
+        return Err(ConfigError::Invalid {
+            key: format!("{key}.receiver"),
+            value: format!("{receiver:?}"),
+            allowed: if receivers.is_empty() {
+                "a receiver defined under notify.receivers (there is none)".to_owned()
+            } else {
+                format!("one of the receivers: {}", receivers.join(", "))
+            },
+        });
+    }
+    let timing = |field: &str, text: Option<String>, inherited: Duration| match text {
+        None => Ok(inherited),
+        Some(t) => parse_duration(&format!("{key}.{field}"), &t),
+    };
+    let group_by = match r.group_by {
+        None => parent.group_by.clone(),
+        Some(names) if names.iter().any(|n| n == "...") => None,
+        Some(names) => Some(names),
+    };
+    let mut matchers = Vec::new();
+    for (j, t) in r.matchers.iter().enumerate() {
+        matchers.push(Matcher::parse(t).map_err(|e| ConfigError::Invalid {
+            key: format!("{key}.matchers[{j}]"),
+            value: format!("{t:?}"),
+            allowed: format!("a matcher such as severity=\"critical\": {e}"),
+        })?);
+    }
+    let mut route = Route {
+        receiver,
+        group_by,
+        group_wait: timing("group_wait", r.group_wait, parent.group_wait)?,
+        group_interval: timing("group_interval", r.group_interval, parent.group_interval)?,
+        repeat_interval: timing("repeat_interval", r.repeat_interval, parent.repeat_interval)?,
+        matchers,
+        continue_: parse_bool(
+            &format!("{key}.continue"),
+            r.continue_.as_deref().unwrap_or("false"),
+        )?,
+        routes: Vec::new(),
+    };
+    for (i, child) in r.routes.into_iter().enumerate() {
+        let child = validate_route(child, &route, &format!("{key}.routes[{i}]"), receivers)?;
+        route.routes.push(child);
+    }
+    Ok(route)
 }
 
 /// Severities a rule may have.

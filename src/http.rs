@@ -18,6 +18,7 @@ use tower_http::trace::TraceLayer;
 use crate::alerting::AssessmentReceiver;
 use crate::metrics::Exposition;
 use crate::metrics::format::{Format, accepts_gzip};
+use crate::notify::dispatch::{Silence, Silences, parse_time};
 use crate::poller::SnapshotReceiver;
 use crate::rabbitmq::Endpoint;
 use crate::snapshot::Snapshot;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub exposition: watch::Receiver<Arc<Exposition>>,
     /// Static facts for the status page and readiness.
     pub info: Arc<ServerInfo>,
+    /// Silences (created, listed and expired through the API).
+    pub silences: Arc<Silences>,
 }
 
 /// Static facts the routes need.
@@ -58,6 +61,11 @@ pub fn app(state: AppState) -> Router {
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
         .route("/api/v1/alerts", get(alerts))
+        .route("/api/v1/silences", get(list_silences).post(create_silence))
+        .route(
+            "/api/v1/silences/{id}",
+            axum::routing::delete(expire_silence),
+        )
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
@@ -111,6 +119,120 @@ async fn alerts(State(state): State<AppState>) -> Response {
         "data": { "alerts": alerts },
     }))
     .into_response()
+}
+
+/// Body of `POST /api/v1/silences`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewSilence {
+    /// Matchers such as `alertname="RabbitmqQueueMessagesReady"`, `queue=~"orders.*"`.
+    matchers: Vec<String>,
+    /// Start (RFC 3339); default now.
+    #[serde(default, rename = "startsAt")]
+    starts_at: Option<String>,
+    /// End (RFC 3339); or give `duration`.
+    #[serde(default, rename = "endsAt")]
+    ends_at: Option<String>,
+    /// Length from the start, e.g. `2h`, instead of `endsAt`.
+    #[serde(default)]
+    duration: Option<String>,
+    /// Who silences.
+    #[serde(default, rename = "createdBy")]
+    created_by: String,
+    /// Why.
+    #[serde(default)]
+    comment: String,
+}
+
+fn silence_json(s: &Silence, now: SystemTime) -> serde_json::Value {
+    serde_json::json!({
+        "id": s.id,
+        "matchers": s.matchers,
+        "startsAt": crate::notify::rfc3339(s.starts_at),
+        "endsAt": crate::notify::rfc3339(s.ends_at),
+        "createdBy": s.created_by,
+        "comment": s.comment,
+        "status": {"state": s.state(now)},
+    })
+}
+
+fn bad_request(message: String) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(serde_json::json!({"status": "error", "error": message})),
+    )
+        .into_response()
+}
+
+/// `GET /api/v1/silences`: every silence (expired ones for a day), with `status.state`
+/// `active`, `pending` or `expired`.
+async fn list_silences(State(state): State<AppState>) -> Response {
+    let now = SystemTime::now();
+    let list: Vec<serde_json::Value> = state
+        .silences
+        .list(now)
+        .iter()
+        .map(|s| silence_json(s, now))
+        .collect();
+    axum::Json(serde_json::json!({"status": "success", "data": list})).into_response()
+}
+
+/// `POST /api/v1/silences` with [`NewSilence`]: 200 `{"status":"success","data":{"silenceId":…}}`
+/// or 400 with the error.
+async fn create_silence(
+    State(state): State<AppState>,
+    body: Result<axum::Json<NewSilence>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let axum::Json(new) = match body {
+        Ok(b) => b,
+        Err(e) => return bad_request(e.body_text()),
+    };
+    let now = SystemTime::now();
+    let starts_at = match new.starts_at.as_deref().map(parse_time) {
+        None => now,
+        Some(Ok(t)) => t,
+        Some(Err(e)) => return bad_request(format!("startsAt: {e}")),
+    };
+    let ends_at = match (new.ends_at.as_deref(), new.duration.as_deref()) {
+        (Some(t), None) => match parse_time(t) {
+            Ok(t) => t,
+            Err(e) => return bad_request(format!("endsAt: {e}")),
+        },
+        (None, Some(d)) => match humantime::parse_duration(d) {
+            Ok(d) => starts_at + d,
+            Err(e) => return bad_request(format!("duration: `{d}`: {e}")),
+        },
+        _ => return bad_request("give exactly one of endsAt and duration".to_owned()),
+    };
+    let silence = Silence {
+        id: String::new(),
+        matchers: new.matchers,
+        starts_at,
+        ends_at,
+        created_by: new.created_by,
+        comment: new.comment,
+    };
+    match state.silences.add(silence) {
+        Ok(id) => axum::Json(serde_json::json!({"status": "success", "data": {"silenceId": id}}))
+            .into_response(),
+        Err(e) => bad_request(e),
+    }
+}
+
+/// `DELETE /api/v1/silences/{id}`: expires the silence now; 404 when unknown.
+async fn expire_silence(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    if state.silences.expire(&id, SystemTime::now()) {
+        axum::Json(serde_json::json!({"status": "success"})).into_response()
+    } else {
+        (
+            StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({"status": "error", "error": format!("no silence {id}")})),
+        )
+            .into_response()
+    }
 }
 
 async fn healthy() -> &'static str {
@@ -276,6 +398,7 @@ mod tests {
         let info = crate::metrics::SidecarInfo {
             poll_interval: Duration::from_secs(15),
             rule_names: vec![],
+            notify_stats: None,
         };
         let snapshot = Arc::new(snapshot_with_last_success(Some(SystemTime::now())));
         let exposition = crate::metrics::encode(Some(snapshot.clone()), &[], &info);
@@ -283,6 +406,7 @@ mod tests {
         let (_assessment_tx, assessments) = watch::channel(None);
         let (_exposition_tx, exposition) = watch::channel(Arc::new(exposition));
         AppState {
+            silences: Arc::new(Silences::default()),
             snapshots,
             assessments,
             exposition,

@@ -14,6 +14,8 @@
 //! - [`poller`]: the interval loop that reads the API and publishes snapshots.
 //! - [`alerting`]: alert rules and the state machine of alert instances.
 //! - [`metrics`]: snapshot (+ alerts) → OpenMetrics text, encoded once per snapshot.
+//! - [`notify`]: routing, grouping, silences, inhibition, delivery with retries, the state
+//!   file; one file per integration (webhook, email, Alertmanager).
 //! - [`http`]: the axum routes (`/`, `/metrics`, `/-/healthy`, `/-/ready`).
 //!
 //! [`run`] wires them together; the binary (`src/main.rs`) only parses the command line, sets
@@ -46,6 +48,12 @@ pub enum RunError {
     /// The management API client could not be built (TLS, CA file).
     #[error(transparent)]
     Client(#[from] rabbitmq::client::BuildError),
+    /// The state file exists but cannot be read.
+    #[error("{0}")]
+    State(String),
+    /// A notification integration could not be set up.
+    #[error("notify.receivers: {0}")]
+    Notify(#[from] notify::NotifyError),
     /// The HTTP server failed.
     #[error("HTTP server: {0}")]
     Serve(#[from] std::io::Error),
@@ -56,6 +64,33 @@ pub enum RunError {
 pub fn install_crypto_provider() {
     // Err means a provider is installed already, which is what we want.
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The dispatcher of `notify.*`, with every integration built (HTTP clients, SMTP transports).
+fn build_dispatcher(config: &Config) -> Result<notify::dispatch::Dispatcher, RunError> {
+    use notify::dispatch::{Integration, Receiver};
+    let mut receivers = Vec::new();
+    for r in &config.notify.receivers {
+        let mut integrations = Vec::new();
+        for w in &r.webhooks {
+            integrations.push(Integration::Webhook(notify::webhook::Webhook::new(
+                w.clone(),
+            )?));
+        }
+        for e in &r.emails {
+            integrations.push(Integration::Email(notify::email::Email::new(e.clone())?));
+        }
+        receivers.push(Receiver {
+            name: r.name.clone(),
+            integrations,
+        });
+    }
+    Ok(notify::dispatch::Dispatcher {
+        route: config.notify.route.clone(),
+        receivers,
+        inhibit_rules: config.notify.inhibit_rules.clone(),
+        external_url: config.notify.external_url.clone(),
+    })
 }
 
 /// Runs the sidecar until `shutdown` is cancelled: polls the management API, encodes metrics
@@ -70,6 +105,12 @@ pub async fn run(
 ) -> Result<(), RunError> {
     install_crypto_provider();
     let client = rabbitmq::Client::new(&config.rabbitmq)?;
+    let saved = match &config.notify.state_file {
+        Some(path) => notify::dispatch::SavedState::load(path).map_err(RunError::State)?,
+        None => notify::dispatch::SavedState::default(),
+    };
+    let notify_stats = Arc::new(notify::NotifyStats::default());
+    let dispatcher = build_dispatcher(&config)?;
     let sidecar = SidecarInfo {
         poll_interval: config.poll.interval,
         rule_names: config
@@ -78,12 +119,17 @@ pub async fn run(
             .iter()
             .map(|r| r.name.clone())
             .collect(),
+        notify_stats: Some(notify_stats.clone()),
     };
     let (snapshot_tx, snapshot_rx) = watch::channel(None);
     let (assessment_tx, assessment_rx) = watch::channel(None);
     let (exposition_tx, exposition_rx) =
         watch::channel(Arc::new(metrics::encode(None, &[], &sidecar)));
-    let engine = alerting::Engine::new(config.alerting.rules.clone());
+    let mut engine = alerting::Engine::new(config.alerting.rules.clone());
+    engine.restore(saved.alerts.clone());
+    let silences = Arc::new(notify::dispatch::Silences::from_saved(
+        saved.silences.clone(),
+    ));
 
     let tasks = TaskTracker::new();
     tasks.spawn(
@@ -102,9 +148,31 @@ pub async fn run(
         sidecar,
         shutdown.clone(),
     ));
+    tasks.spawn(notify::dispatch::run(
+        dispatcher,
+        notify::dispatch::Runtime {
+            state_file: config.notify.state_file.clone(),
+            saved,
+            silences: silences.clone(),
+            stats: notify_stats.clone(),
+            backoff: notify::Backoff::default(),
+        },
+        assessment_rx.clone(),
+        shutdown.clone(),
+    ));
+    if !config.notify.alertmanagers.is_empty() {
+        let pusher = notify::alertmanager::Alertmanagers::new(
+            config.notify.alertmanagers.clone(),
+            config.notify.alertmanager_resend_delay,
+            config.notify.external_url.clone(),
+            notify_stats.clone(),
+        );
+        tasks.spawn(pusher.run(assessment_rx.clone(), shutdown.clone()));
+    }
     tasks.close();
 
     let state = http::AppState {
+        silences,
         snapshots: snapshot_rx,
         assessments: assessment_rx,
         exposition: exposition_rx,

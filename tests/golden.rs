@@ -105,6 +105,7 @@ fn exposition(format: Format) -> String {
     let info = SidecarInfo {
         poll_interval: Duration::from_secs(15),
         rule_names: cfg.alerting.rules.iter().map(|r| r.name.clone()).collect(),
+        notify_stats: None,
     };
     let snapshot = snapshot();
     let mut engine = Engine::new(cfg.alerting.rules);

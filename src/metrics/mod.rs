@@ -12,6 +12,7 @@ pub mod alerts;
 pub mod cluster;
 pub mod format;
 pub mod nodes;
+pub mod notify;
 pub mod queues;
 pub mod sidecar;
 
@@ -40,6 +41,8 @@ pub struct SidecarInfo {
     pub poll_interval: Duration,
     /// Names of the alert rules, so `rabbitmq_watch_alerts` has a 0 series for each.
     pub rule_names: Vec<String>,
+    /// Delivery counters of the notifiers (`None`: no notifier runs).
+    pub notify_stats: Option<Arc<crate::notify::NotifyStats>>,
 }
 
 /// An encoded exposition and the poll it was built from.
@@ -204,6 +207,9 @@ impl prometheus_client::collector::Collector for SnapshotCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
         sidecar::encode(&mut enc, self.snapshot.as_deref(), &self.info)?;
         alerts::encode(&mut enc, &self.alerts, &self.info)?;
+        if let Some(stats) = &self.info.notify_stats {
+            notify::encode(&mut enc, stats)?;
+        }
         if let Some(s) = &self.snapshot {
             let mut missing = MissingFields::default();
             cluster::encode(&mut enc, s)?;
@@ -318,6 +324,7 @@ mod tests {
         let info = SidecarInfo {
             poll_interval: Duration::from_secs(15),
             rule_names: vec![],
+            notify_stats: None,
         };
         let exposition = encode(Some(s), &[], &info);
         String::from_utf8(
@@ -415,6 +422,7 @@ mod tests {
         let info = SidecarInfo {
             poll_interval: Duration::from_secs(15),
             rule_names: vec![],
+            notify_stats: None,
         };
         let exposition = encode(None, &[], &info);
         let t = String::from_utf8(

@@ -227,7 +227,12 @@ pub struct IntegrationStats {
     pub latency_sum: f64,
     /// Number of latencies summed.
     pub latency_count: u64,
+    /// Latencies per bucket of [`LATENCY_BUCKETS`] (not cumulative; the last is +Inf).
+    pub latency_buckets: [u64; LATENCY_BUCKETS.len() + 1],
 }
+
+/// Upper bounds (seconds) of the delivery latency histogram.
+pub const LATENCY_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0, 600.0];
 
 impl NotifyStats {
     /// Creates the (receiver, integration) entry at 0, so its series exist before any delivery.
@@ -245,8 +250,14 @@ impl NotifyStats {
                 Ok(()) => stats.sent += 1,
                 Err(e) => *stats.failed.entry(e.reason).or_default() += 1,
             }
-            stats.latency_sum += delivery.latency.as_secs_f64();
+            let seconds = delivery.latency.as_secs_f64();
+            stats.latency_sum += seconds;
             stats.latency_count += 1;
+            let bucket = LATENCY_BUCKETS
+                .iter()
+                .position(|b| seconds <= *b)
+                .unwrap_or(LATENCY_BUCKETS.len());
+            stats.latency_buckets[bucket] += 1;
         }
     }
 

@@ -1,0 +1,85 @@
+//! Notification delivery metrics, per receiver and integration, from the notifiers' shared
+//! [`NotifyStats`] (read at each encoding, so up to one poll interval old).
+
+use std::collections::HashMap;
+use std::fmt;
+
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::exemplar::Exemplar;
+use prometheus_client::registry::Unit;
+
+use super::Family;
+use crate::notify::{LATENCY_BUCKETS, NotifyError, NotifyStats};
+
+/// `rabbitmq_watch_notifications_total{receiver,integration}`: notifications delivered.
+pub const SENT: Family = Family {
+    name: "rabbitmq_watch_notifications",
+    help: "Notifications delivered, per receiver and integration (webhook, email, alertmanager).",
+    unit: None,
+    source: "sidecar",
+};
+
+/// `rabbitmq_watch_notifications_failed_total{receiver,integration,reason}`: given up.
+pub const FAILED: Family = Family {
+    name: "rabbitmq_watch_notifications_failed",
+    help: "Notifications given up on (permanent error, or retries exhausted), by the reason of the last attempt: connect, timeout, http_4xx, http_5xx, smtp, invalid, other.",
+    unit: None,
+    source: "sidecar",
+};
+
+/// `rabbitmq_watch_notification_latency_seconds{receiver,integration}`: histogram.
+pub const LATENCY: Family = Family {
+    name: "rabbitmq_watch_notification_latency",
+    help: "Time from the first delivery attempt of a notification to its outcome, retries included.",
+    unit: Some(Unit::Seconds),
+    source: "sidecar",
+};
+
+/// Writes the notification families.
+pub fn encode(enc: &mut DescriptorEncoder, stats: &NotifyStats) -> fmt::Result {
+    let all = stats.snapshot();
+    let labels = |(receiver, integration): &(String, &'static str)| {
+        [
+            ("receiver", receiver.clone()),
+            ("integration", (*integration).to_owned()),
+        ]
+    };
+    SENT.counter(enc, all.iter().map(|(k, s)| (labels(k), s.sent)))?;
+    FAILED.counter(
+        enc,
+        all.iter().flat_map(|(k, s)| {
+            NotifyError::REASONS.iter().map(move |reason| {
+                let [r, i] = labels(k);
+                (
+                    [r, i, ("reason", (*reason).to_owned())],
+                    s.failed.get(reason).copied().unwrap_or(0),
+                )
+            })
+        }),
+    )?;
+    let help = LATENCY.help.to_owned();
+    let mut family = enc.encode_descriptor(
+        LATENCY.name,
+        &help,
+        LATENCY.unit.as_ref(),
+        MetricType::Histogram,
+    )?;
+    for (k, s) in &all {
+        let mut buckets: Vec<(f64, u64)> = LATENCY_BUCKETS
+            .iter()
+            .copied()
+            .zip(s.latency_buckets.iter().copied())
+            .collect();
+        buckets.push((f64::MAX, s.latency_buckets[LATENCY_BUCKETS.len()]));
+        let label_set = labels(k);
+        let mut metric = family.encode_family(&label_set)?;
+        metric.encode_histogram::<NoLabelSet>(
+            s.latency_sum,
+            s.latency_count,
+            &buckets,
+            None::<&HashMap<usize, Exemplar<NoLabelSet, f64>>>,
+        )?;
+    }
+    Ok(())
+}
