@@ -10,68 +10,17 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions,
-    BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicQosOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
-use support::{RabbitNode, Sidecar, eventually, free_port};
+use lapin::{BasicProperties, Channel};
+use support::{RabbitNode, Sidecar, amqp, declare, eventually, free_port, publish, publish_with};
 
 /// Held by tests that publish or change broker-wide state (an alarm blocks publishers).
 static BROKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const WAIT: Duration = Duration::from_secs(20);
-
-async fn amqp(node: &RabbitNode, vhost: &str) -> (Connection, Channel) {
-    let url = node
-        .amqp_url
-        .replace("/%2f", &format!("/{}", vhost.replace('/', "%2f")));
-    let conn = Connection::connect(&url, ConnectionProperties::default())
-        .await
-        .expect("AMQP connect");
-    let ch = conn.create_channel().await.expect("channel");
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .expect("confirm.select");
-    (conn, ch)
-}
-
-async fn declare(ch: &Channel, queue: &str) {
-    ch.queue_declare(
-        queue.into(),
-        QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await
-    .expect("queue.declare");
-}
-
-/// Publishes `n` messages to `queue` through the default exchange, each confirmed.
-async fn publish(ch: &Channel, queue: &str, n: usize) {
-    publish_with(ch, queue, n, BasicProperties::default()).await;
-}
-
-/// Publishes `n` messages with `properties`, each confirmed.
-async fn publish_with(ch: &Channel, queue: &str, n: usize, properties: BasicProperties) {
-    for i in 0..n {
-        let confirm = ch
-            .basic_publish(
-                "".into(),
-                queue.into(),
-                BasicPublishOptions::default(),
-                format!("message {i}").as_bytes(),
-                properties.clone(),
-            )
-            .await
-            .expect("basic.publish")
-            .await
-            .expect("publisher confirm");
-        assert!(confirm.is_ack(), "broker nacked message {i} to {queue}");
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exact_queue_depths_appear_and_deleted_queue_vanishes() {

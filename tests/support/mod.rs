@@ -425,3 +425,186 @@ pub fn json_response(status: &str, body: &str) -> Vec<u8> {
     )
     .into_bytes()
 }
+
+/// A request received by [`HttpReceiver`].
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// Request line target.
+    pub path: String,
+    /// Headers, names lowercased.
+    pub headers: BTreeMap<String, String>,
+    /// The body.
+    pub body: String,
+    /// The status answered.
+    pub status: u16,
+}
+
+/// A real HTTP server that records every request and answers with scripted statuses (then 200).
+pub struct HttpReceiver {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl HttpReceiver {
+    /// Starts on a free port (or `port`), answering `statuses` in order, then 200.
+    pub fn start(port: Option<u16>, statuses: Vec<u16>) -> HttpReceiver {
+        use std::io::{Read, Write};
+        let listener =
+            std::net::TcpListener::bind(("127.0.0.1", port.unwrap_or(0))).expect("bind receiver");
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let script = Arc::new(Mutex::new(statuses.into_iter()));
+        let log = received.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let log = log.clone();
+                let script = script.clone();
+                std::thread::spawn(move || {
+                    let mut stream = stream;
+                    let mut data = Vec::new();
+                    let mut buf = [0u8; 8192];
+                    let header_end = loop {
+                        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        match stream.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => data.extend_from_slice(&buf[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&data[..header_end]).to_string();
+                    let mut lines = head.lines();
+                    let path = lines
+                        .next()
+                        .and_then(|l| l.split_whitespace().nth(1))
+                        .unwrap_or("")
+                        .to_owned();
+                    let headers: BTreeMap<String, String> = lines
+                        .filter_map(|l| l.split_once(':'))
+                        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+                        .collect();
+                    let length: usize = headers
+                        .get("content-length")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    while data.len() < header_end + length {
+                        match stream.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => data.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let body = String::from_utf8_lossy(&data[header_end..]).to_string();
+                    let status = script.lock().unwrap().next().unwrap_or(200);
+                    log.lock().unwrap().push(Received {
+                        path,
+                        headers,
+                        body,
+                        status,
+                    });
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+                    );
+                });
+            }
+        });
+        HttpReceiver { url, received }
+    }
+
+    /// Every request so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+impl Sidecar {
+    /// Starts `rabbitmq-watch --config FILE` with `yaml` written to a temporary file (kept
+    /// until the process exits), plus the defaults and `env` of [`Sidecar::start`].
+    pub fn start_with_config(url: &str, yaml: &str, env: &[(&str, &str)]) -> Sidecar {
+        let dir = std::env::temp_dir().join(format!(
+            "rabbitmq-watch-config-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        let path = path.to_string_lossy().into_owned();
+        let mut all: Vec<(&str, &str)> = vec![("RABBITMQ_WATCH_CONFIG", path.as_str())];
+        all.extend_from_slice(env);
+        Sidecar::start(url, &all)
+    }
+}
+
+static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A fresh empty directory under the system temp dir.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "rabbitmq-watch-{tag}-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+// AMQP helpers (lapin), shared by the tests that publish and consume real messages.
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+
+/// An AMQP connection to `vhost` of `node` and a channel in confirm mode.
+pub async fn amqp(node: &RabbitNode, vhost: &str) -> (Connection, Channel) {
+    let url = node
+        .amqp_url
+        .replace("/%2f", &format!("/{}", vhost.replace('/', "%2f")));
+    let conn = Connection::connect(&url, ConnectionProperties::default())
+        .await
+        .expect("AMQP connect");
+    let ch = conn.create_channel().await.expect("channel");
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirm.select");
+    (conn, ch)
+}
+
+/// Declares a durable classic queue.
+pub async fn declare(ch: &Channel, queue: &str) {
+    ch.queue_declare(
+        queue.into(),
+        QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .expect("queue.declare");
+}
+
+/// Publishes `n` messages to `queue` through the default exchange, each confirmed.
+pub async fn publish(ch: &Channel, queue: &str, n: usize) {
+    publish_with(ch, queue, n, BasicProperties::default()).await;
+}
+
+/// Publishes `n` messages with `properties`, each confirmed.
+pub async fn publish_with(ch: &Channel, queue: &str, n: usize, properties: BasicProperties) {
+    for i in 0..n {
+        let confirm = ch
+            .basic_publish(
+                "".into(),
+                queue.into(),
+                BasicPublishOptions::default(),
+                format!("message {i}").as_bytes(),
+                properties.clone(),
+            )
+            .await
+            .expect("basic.publish")
+            .await
+            .expect("publisher confirm");
+        assert!(confirm.is_ack(), "broker nacked message {i} to {queue}");
+    }
+}

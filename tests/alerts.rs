@@ -1,0 +1,350 @@
+//! Alerts end to end on a real RabbitMQ node (shared by this binary): real messages over a
+//! threshold make the real `rabbitmq-watch` binary fire an alert, which a real HTTP receiver
+//! gets as Alertmanager's webhook payload; consuming them resolves it. Also: a receiver
+//! answering 500 then 200 gets the notification once after retries; a receiver down across a
+//! sidecar restart gets it once after recovery; the silences API.
+
+mod support;
+
+use std::time::Duration;
+
+use lapin::options::{BasicAckOptions, BasicGetOptions};
+use support::{
+    HttpReceiver, RabbitNode, Received, Sidecar, amqp, declare, eventually, free_port, publish,
+    temp_dir,
+};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A configuration with one rule on `queue` (ready > 5, fires at once) and one webhook
+/// receiver at `url`; `extra_notify` is added under `notify:`.
+fn config(queue: &str, url: &str, extra_notify: &str) -> String {
+    format!(
+        r#"
+alerting:
+  default_rules: false
+  rules:
+    - alert: LiveBacklog
+      kind: queue
+      select: {{queue: "{queue}"}}
+      expr: messages_ready > 5
+      severity: critical
+      labels: {{team: core}}
+      annotations:
+        summary: "{{{{ $labels.queue }}}} has {{{{ $value }}}} ready messages"
+notify:
+  external_url: http://watch.example:9419
+{extra_notify}
+  route:
+    receiver: team
+    group_by: [alertname, queue]
+    group_wait: 1s
+    group_interval: 1s
+    repeat_interval: 1h
+  receivers:
+    - name: team
+      webhook_configs:
+        - url: {url}/hook
+          hmac_secret: s3cr3t-key
+          headers: {{X-Team: core}}
+"#
+    )
+}
+
+fn payload(r: &Received) -> serde_json::Value {
+    serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("{e}: {}", r.body))
+}
+
+/// Payloads delivered (answered 200) with `status`.
+fn delivered(receiver: &HttpReceiver, status: &str) -> Vec<serde_json::Value> {
+    receiver
+        .received()
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(payload)
+        .filter(|p| p["status"] == status)
+        .collect()
+}
+
+async fn drain(node: &RabbitNode, queue: &str) {
+    let (_conn, ch) = amqp(node, "/").await;
+    while let Some(m) = ch
+        .basic_get(queue.into(), BasicGetOptions { no_ack: false })
+        .await
+        .expect("basic.get")
+    {
+        m.delivery
+            .ack(BasicAckOptions::default())
+            .await
+            .expect("ack");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firing_then_resolved_reach_a_webhook_as_alertmanager_payloads() {
+    let node = RabbitNode::shared();
+    let queue = "alerts-webhook";
+    let (_conn, ch) = amqp(node, "/").await;
+    declare(&ch, queue).await;
+    let receiver = HttpReceiver::start(None, vec![]);
+    let sidecar =
+        Sidecar::start_with_config(&node.mgmt_url, &config(queue, &receiver.url, ""), &[]);
+    publish(&ch, queue, 8).await;
+
+    let firing = eventually(WAIT, "a firing notification", || {
+        delivered(&receiver, "firing").into_iter().next()
+    });
+    let request = receiver
+        .received()
+        .into_iter()
+        .find(|r| r.status == 200)
+        .unwrap();
+    assert_eq!(request.path, "/hook");
+    assert_eq!(request.headers["content-type"], "application/json");
+    assert_eq!(request.headers["x-team"], "core");
+    assert_eq!(
+        request.headers["x-rabbitmq-watch-signature"],
+        rabbitmq_watch::notify::webhook::signature("s3cr3t-key", request.body.as_bytes())
+    );
+    assert_eq!(firing["version"], "4");
+    assert_eq!(firing["status"], "firing");
+    assert_eq!(firing["receiver"], "team");
+    assert_eq!(firing["externalURL"], "http://watch.example:9419");
+    assert_eq!(firing["truncatedAlerts"], 0);
+    assert_eq!(
+        firing["groupLabels"],
+        serde_json::json!({"alertname": "LiveBacklog", "queue": queue})
+    );
+    assert_eq!(
+        firing["groupKey"],
+        format!("0:{{alertname=\"LiveBacklog\",queue=\"{queue}\"}}")
+    );
+    assert_eq!(firing["commonLabels"]["severity"], "critical");
+    assert_eq!(firing["commonLabels"]["team"], "core");
+    let alerts = firing["alerts"].as_array().unwrap();
+    assert_eq!(alerts.len(), 1);
+    let alert = &alerts[0];
+    assert_eq!(alert["status"], "firing");
+    assert_eq!(
+        alert["labels"],
+        serde_json::json!({
+            "alertname": "LiveBacklog", "severity": "critical", "team": "core",
+            "vhost": "/", "queue": queue,
+        })
+    );
+    assert_eq!(
+        alert["annotations"]["summary"],
+        format!("{queue} has 8 ready messages")
+    );
+    assert_eq!(alert["endsAt"], "0001-01-01T00:00:00Z");
+    let starts_at = alert["startsAt"].as_str().unwrap();
+    assert!(
+        humantime::parse_rfc3339_weak(starts_at).is_ok(),
+        "{starts_at}"
+    );
+    assert_eq!(
+        alert["generatorURL"],
+        "http://watch.example:9419/api/v1/alerts"
+    );
+    let fingerprint = alert["fingerprint"].as_str().unwrap();
+    assert_eq!(fingerprint.len(), 16);
+
+    // The alert API agrees.
+    let (_, body) = sidecar.get("/api/v1/alerts");
+    let api: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let listed = &api["data"]["alerts"][0];
+    assert_eq!(listed["state"], "firing");
+    assert_eq!(listed["fingerprint"], fingerprint);
+    assert_eq!(listed["value"], 8.0);
+    let m = sidecar.metrics();
+    assert_eq!(
+        m.get(
+            "rabbitmq_watch_alerts",
+            &[("alertname", "LiveBacklog"), ("state", "firing")]
+        ),
+        Some(1.0)
+    );
+
+    // Consume them all: resolved.
+    drain(node, queue).await;
+    let resolved = eventually(WAIT, "a resolved notification", || {
+        delivered(&receiver, "resolved").into_iter().next()
+    });
+    let alert = &resolved["alerts"][0];
+    assert_eq!(alert["status"], "resolved");
+    assert_eq!(alert["fingerprint"], fingerprint);
+    assert_ne!(alert["endsAt"], "0001-01-01T00:00:00Z");
+    assert_eq!(delivered(&receiver, "firing").len(), 1, "no repeat");
+    let m = sidecar.metrics();
+    assert_eq!(
+        m.get(
+            "rabbitmq_watch_notifications_total",
+            &[("receiver", "team"), ("integration", "webhook")]
+        ),
+        Some(2.0)
+    );
+    sidecar.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_answering_500_then_200_gets_the_notification_once() {
+    let node = RabbitNode::shared();
+    let queue = "alerts-retry";
+    let (_conn, ch) = amqp(node, "/").await;
+    declare(&ch, queue).await;
+    let receiver = HttpReceiver::start(None, vec![500, 503]);
+    let sidecar =
+        Sidecar::start_with_config(&node.mgmt_url, &config(queue, &receiver.url, ""), &[]);
+    publish(&ch, queue, 7).await;
+
+    eventually(WAIT, "delivered after two 5xx", || {
+        (delivered(&receiver, "firing").len() == 1).then_some(())
+    });
+    let statuses: Vec<u16> = receiver.received().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [500, 503, 200]);
+    let bodies: Vec<String> = receiver.received().iter().map(|r| r.body.clone()).collect();
+    assert!(
+        bodies.iter().all(|b| b == &bodies[0]),
+        "the same message each time"
+    );
+    // Nothing more comes (no duplicate, no repeat within repeat_interval).
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(receiver.received().len(), 3);
+    let m = sidecar.metrics();
+    let labels = [("receiver", "team"), ("integration", "webhook")];
+    assert_eq!(
+        m.get("rabbitmq_watch_notifications_total", &labels),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.get(
+            "rabbitmq_watch_notifications_failed_total",
+            &[
+                ("receiver", "team"),
+                ("integration", "webhook"),
+                ("reason", "http_5xx")
+            ]
+        ),
+        Some(0.0),
+        "retried, not given up"
+    );
+    let logs = sidecar.terminate();
+    assert!(logs.contains("notification failed, retrying"), "{logs}");
+    drain(node, queue).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_down_across_a_restart_gets_the_notification_once_after_recovery() {
+    let node = RabbitNode::shared();
+    let queue = "alerts-restart";
+    let (_conn, ch) = amqp(node, "/").await;
+    declare(&ch, queue).await;
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let state = temp_dir("state").join("state.json");
+    let yaml = config(queue, &url, &format!("  state_file: {}", state.display()));
+    publish(&ch, queue, 9).await;
+
+    // Nobody listens: deliveries fail and are retried.
+    let first = Sidecar::start_with_config(&node.mgmt_url, &yaml, &[]);
+    eventually(WAIT, "a failed delivery attempt", || {
+        first
+            .logs()
+            .contains("notification failed, retrying")
+            .then_some(())
+    });
+    let logs = first.terminate();
+    assert!(
+        logs.contains("reason=\"connect\"") || logs.contains("reason=connect"),
+        "{logs}"
+    );
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(saved["pending"].as_array().unwrap().len(), 1, "{saved}");
+    assert_eq!(saved["alerts"][0]["state"], "firing");
+
+    // The receiver is back, then the sidecar: the saved notification is delivered once.
+    let receiver = HttpReceiver::start(Some(port), vec![]);
+    let second = Sidecar::start_with_config(&node.mgmt_url, &yaml, &[]);
+    eventually(WAIT, "the saved notification", || {
+        (delivered(&receiver, "firing").len() == 1).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        receiver.received().len(),
+        1,
+        "announced once: {:?}",
+        receiver.received()
+    );
+    let logs = second.terminate();
+    assert!(
+        logs.contains("resending a notification left undelivered"),
+        "{logs}"
+    );
+    drain(node, queue).await;
+}
+
+#[test]
+fn silences_are_created_listed_and_expired_through_the_api() {
+    let node = RabbitNode::shared();
+    let receiver = HttpReceiver::start(None, vec![]);
+    let sidecar = Sidecar::start_with_config(
+        &node.mgmt_url,
+        &config("alerts-none", &receiver.url, ""),
+        &[],
+    );
+    let post = |body: &str| {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-s",
+                "-w",
+                "\n%{http_code}",
+                "-X",
+                "POST",
+                "-H",
+                "content-type: application/json",
+                "-d",
+                body,
+            ])
+            .arg(format!("{}/api/v1/silences", sidecar.base))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        (code.to_owned(), body.to_owned())
+    };
+    let (code, body) = post(
+        r#"{"matchers":["queue=\"orders\""],"duration":"2h","createdBy":"ops","comment":"maintenance"}"#,
+    );
+    assert_eq!(code, "200", "{body}");
+    let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["data"]["silenceId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (code, body) = post(r#"{"matchers":["queue"],"duration":"2h"}"#);
+    assert_eq!(code, "400");
+    assert!(body.contains("has no =, !=, =~ or !~"), "{body}");
+    let list = |sidecar: &Sidecar| {
+        let (_, body) = sidecar.get("/api/v1/silences");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["data"].clone()
+    };
+    let silences = list(&sidecar);
+    assert_eq!(silences[0]["id"], id);
+    assert_eq!(silences[0]["status"]["state"], "active");
+    assert_eq!(silences[0]["matchers"][0], "queue=\"orders\"");
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "DELETE",
+        ])
+        .arg(format!("{}/api/v1/silences/{id}", sidecar.base))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+    assert_eq!(list(&sidecar)[0]["status"]["state"], "expired");
+}
