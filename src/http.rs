@@ -280,7 +280,55 @@ async fn ready(State(state): State<AppState>) -> Response {
 
 async fn index(State(state): State<AppState>) -> Html<String> {
     let snapshot = state.snapshots.borrow().clone();
-    Html(status_page(&state.info, snapshot.as_deref()))
+    let assessment = state.assessments.borrow().clone();
+    let mut page = status_page(&state.info, snapshot.as_deref());
+    if let Some(a) = assessment {
+        let section = alerts_section(&a.alerts);
+        page = page.replace("</body></html>\n", &format!("{section}</body></html>\n"));
+    }
+    Html(page)
+}
+
+/// Firing and pending alerts as an HTML table (escaped).
+fn alerts_section(alerts: &[crate::alerting::Alert]) -> String {
+    use crate::alerting::State as AlertState;
+    let active: Vec<_> = alerts
+        .iter()
+        .filter(|a| a.state != AlertState::Resolved)
+        .collect();
+    if active.is_empty() {
+        return "<p>Alerts: none firing or pending. (<a href=\"api/v1/alerts\">/api/v1/alerts</a>)</p>\n".to_owned();
+    }
+    let mut html = String::from(
+        "<h2>Alerts</h2>\n<table border=\"1\" cellpadding=\"4\"><tr><th>state</th><th>alert</th><th>labels</th><th>summary</th></tr>\n",
+    );
+    for a in active {
+        let labels: Vec<String> = a
+            .labels
+            .iter()
+            .filter(|(k, _)| k.as_str() != "alertname")
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let _ = writeln!(
+            html,
+            "<tr><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            if a.state == AlertState::Firing {
+                "FIRING"
+            } else {
+                "pending"
+            },
+            if a.unknown {
+                " (unknown: data missing)"
+            } else {
+                ""
+            },
+            escape(a.labels.get("alertname").map_or("", String::as_str)),
+            escape(&labels.join(", ")),
+            escape(a.annotations.get("summary").map_or("", String::as_str)),
+        );
+    }
+    html.push_str("</table>\n");
+    html
 }
 
 fn escape(text: &str) -> String {
