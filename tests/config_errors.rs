@@ -88,3 +88,17 @@ fn check_config_rejects_a_broken_file_with_exit_code_2() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("`poll.interval`: \"fast\""), "{stderr}");
 }
+
+#[test]
+fn the_example_configuration_is_valid() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/rabbitmq-watch.yaml");
+    let c = config::load(Some(&example), HashMap::new(), &[]).unwrap();
+    assert_eq!(c.notify.receivers.len(), 3);
+    assert_eq!(c.notify.route.routes.len(), 2);
+    assert!(
+        c.alerting
+            .rules
+            .iter()
+            .any(|r| r.name == "OrdersQueueNearlyFull")
+    );
+}

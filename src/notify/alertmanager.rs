@@ -2,56 +2,701 @@
 //! every configured Alertmanager's `/api/v2/alerts`, and re-sent while they fire, as Prometheus
 //! does, so an Alertmanager cluster can dedup, route, silence and inhibit them at scale.
 //!
-//! STUB: to be implemented. Interface used by the rest of the crate:
-//! - `RawAlertmanager` (YAML entry of `notify.alertmanagers`), validated by
-//!   `AlertmanagerConfig::from_raw(raw, key)`.
-//! - `Alertmanagers::new(configs, resend_delay, external_url, stats)` and
-//!   `Alertmanagers::run(self, assessments, shutdown)`.
+//! - [`RawAlertmanager`] is a `notify.alertmanagers` entry as written; [`AlertmanagerConfig`]
+//!   is the validated form ([`AlertmanagerConfig::from_raw`]).
+//! - [`postable_alerts`] is the pure part: the alerts of an assessment → the API v2 payload.
+//!   Pending alerts are never sent. A firing alert's `endsAt` is `now + 4 × resend_delay`, so
+//!   Alertmanager resolves it by itself if the sidecar stops re-sending (as Prometheus does); a
+//!   resolved one's is when it resolved.
+//! - [`Alertmanagers::run`] pushes to every Alertmanager independently (one slow or down
+//!   Alertmanager never delays the others): whenever the set of (fingerprint, state) differs
+//!   from the last one that Alertmanager accepted, and at least every `resend_delay` while there
+//!   is anything to send. Each push goes through [`super::deliver`] (the one retry loop), giving
+//!   up after `resend_delay` since the next resend takes over, and is counted in
+//!   [`NotifyStats`] under receiver `alertmanager[i]` (its index in the list: URLs may hold
+//!   secrets) and integration `alertmanager`.
 
+use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use serde::Deserialize;
+use reqwest::Url;
+use serde::{Deserialize, Serialize, Serializer};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::NotifyStats;
-use crate::alerting::AssessmentReceiver;
+use super::{Backoff, NotifyError, NotifyStats, deliver, http_error, http_status_error, rfc3339};
+use crate::alerting::{Alert, AssessmentReceiver, State};
 use crate::config::ConfigError;
 
-/// A `notify.alertmanagers` entry as written in YAML.
+/// The `integration` label of every Alertmanager delivery in [`NotifyStats`].
+pub const INTEGRATION: &str = "alertmanager";
+
+/// Default `timeout` of one push (one HTTP request).
+pub const DEFAULT_TIMEOUT: &str = "10s";
+
+/// Longest `endsAt` horizon ever sent (4 × `resend_delay`, capped): keeps the arithmetic in
+/// range whatever the configuration.
+const MAX_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// A `notify.alertmanagers` entry as written in YAML: every value is text, checked by
+/// [`AlertmanagerConfig::from_raw`].
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct RawAlertmanager {}
+pub struct RawAlertmanager {
+    /// `url`: base URL of the Alertmanager (required), e.g. `http://alertmanager:9093`.
+    pub url: Option<String>,
+    /// `timeout`: timeout of one HTTP request, e.g. `10s` (default).
+    pub timeout: Option<String>,
+}
 
 /// A validated `notify.alertmanagers` entry.
-#[derive(Debug, Clone)]
-pub struct AlertmanagerConfig {}
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertmanagerConfig {
+    /// `url`: base URL of the Alertmanager, `http` or `https`, without credentials, query or
+    /// fragment; a path prefix (reverse proxy, `--web.route-prefix`) is kept, and always ends
+    /// with `/`. Alerts go to `{url}api/v2/alerts`.
+    #[serde(serialize_with = "ser_display")]
+    pub url: Url,
+    /// `timeout`: timeout of one HTTP request to it (connecting included). Default 10 s.
+    #[serde(serialize_with = "ser_duration")]
+    pub timeout: Duration,
+}
+
+fn ser_display<S: Serializer, T: fmt::Display>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+fn ser_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&humantime::format_duration(*d))
+}
 
 impl AlertmanagerConfig {
     /// Validates `raw`; `key` is its dotted key, e.g. `notify.alertmanagers[0]`.
     ///
     /// # Errors
-    /// [`ConfigError`] naming the key.
-    pub fn from_raw(_raw: RawAlertmanager, _key: &str) -> Result<AlertmanagerConfig, ConfigError> {
-        Ok(AlertmanagerConfig {})
+    /// [`ConfigError::Invalid`] naming `{key}.url` or `{key}.timeout`, the value (credentials
+    /// in a URL redacted) and what is allowed.
+    pub fn from_raw(raw: RawAlertmanager, key: &str) -> Result<AlertmanagerConfig, ConfigError> {
+        let url_key = format!("{key}.url");
+        let url = match raw.url.as_deref() {
+            None => {
+                return Err(ConfigError::Invalid {
+                    key: url_key,
+                    value: "(not set)".to_owned(),
+                    allowed: format!("the base URL of an Alertmanager, such as {EXAMPLE_URL}"),
+                });
+            }
+            Some(text) => parse_url(&url_key, text)?,
+        };
+        let timeout_key = format!("{key}.timeout");
+        let text = raw.timeout.as_deref().unwrap_or(DEFAULT_TIMEOUT);
+        let allowed = "a duration with a unit greater than zero, such as 500ms, 10s or 1m";
+        let timeout = humantime::parse_duration(text.trim())
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| invalid(&timeout_key, text, allowed))?;
+        Ok(AlertmanagerConfig { url, timeout })
+    }
+
+    /// Where alerts are POSTed: `{url}api/v2/alerts`.
+    pub fn alerts_endpoint(&self) -> Url {
+        // `url` ends with `/`, so the prefix is kept; joining a relative path cannot fail.
+        self.url
+            .join("api/v2/alerts")
+            .unwrap_or_else(|_| self.url.clone())
     }
 }
 
-/// The Alertmanager pusher.
+/// An example URL for error messages.
+const EXAMPLE_URL: &str = "http://alertmanager:9093";
+
+fn invalid(key: &str, value: &str, allowed: &str) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        value: format!("{value:?}"),
+        allowed: allowed.to_owned(),
+    }
+}
+
+/// Parses an Alertmanager base URL; errors never echo credentials.
+fn parse_url(key: &str, text: &str) -> Result<Url, ConfigError> {
+    let shown = redact_url_text(text);
+    let mut url = Url::parse(text.trim()).map_err(|e| ConfigError::Invalid {
+        key: key.to_owned(),
+        value: format!("{shown:?} ({e})"),
+        allowed: format!("an absolute http:// or https:// URL such as {EXAMPLE_URL}"),
+    })?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(invalid(key, &shown, "a URL with scheme http or https"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            key,
+            &shown,
+            "a URL without credentials (user:password@); put an authenticating proxy's \
+             credentials elsewhere",
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid(
+            key,
+            &shown,
+            &format!("a base URL without query or fragment, such as {EXAMPLE_URL}"),
+        ));
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+/// Replaces whatever stands before the last `@` (after a `scheme://`, if any) with
+/// `<redacted>`, so an error about a URL never echoes a password, however malformed the URL.
+fn redact_url_text(text: &str) -> String {
+    let Some(at) = text.rfind('@') else {
+        return text.to_owned();
+    };
+    match text.find("://") {
+        Some(scheme_end) if scheme_end < at => {
+            format!("{}<redacted>{}", &text[..scheme_end + 3], &text[at..])
+        }
+        _ => format!("<redacted>{}", &text[at..]),
+    }
+}
+
+/// One alert as Alertmanager's API v2 accepts it (`postableAlert`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PostableAlert {
+    /// The alert's labels (its identity for Alertmanager).
+    pub labels: BTreeMap<String, String>,
+    /// The alert's annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// When it started firing (RFC 3339).
+    pub starts_at: String,
+    /// When it ended (resolved), or until when it is valid without a resend (firing).
+    pub ends_at: String,
+    /// Where to see it: the sidecar's `/api/v1/alerts`.
+    #[serde(rename = "generatorURL")]
+    pub generator_url: String,
+}
+
+/// Whether Alertmanager is told about `alert`: firing and resolved ones, never pending ones.
+fn is_sent(alert: &Alert) -> bool {
+    matches!(alert.state, State::Firing | State::Resolved)
+}
+
+/// The Alertmanager API v2 payload for `alerts` at `now`: every firing and resolved alert
+/// (pending ones are left out), in the order given. `startsAt` is when it started firing (or
+/// became active, if that is unknown); `endsAt` is `now + 4 × resend_delay` for a firing alert
+/// (Alertmanager resolves it by itself unless re-sent in time) and when it resolved for a
+/// resolved one. `generatorURL` is `{external_url}/api/v1/alerts`.
+pub fn postable_alerts(
+    alerts: &[Alert],
+    now: SystemTime,
+    resend_delay: Duration,
+    external_url: &str,
+) -> Vec<PostableAlert> {
+    let lifetime = resend_delay.saturating_mul(4).min(MAX_LIFETIME);
+    let firing_until = now.checked_add(lifetime).unwrap_or(now);
+    let generator_url = format!("{}/api/v1/alerts", external_url.trim_end_matches('/'));
+    alerts
+        .iter()
+        .filter(|a| is_sent(a))
+        .map(|a| {
+            let ends_at = match a.state {
+                State::Resolved => a.resolved_at.unwrap_or(now),
+                _ => firing_until,
+            };
+            PostableAlert {
+                labels: a.labels.clone(),
+                annotations: a.annotations.clone(),
+                starts_at: rfc3339(a.fired_at.unwrap_or(a.active_since)),
+                ends_at: rfc3339(ends_at),
+                generator_url: generator_url.clone(),
+            }
+        })
+        .collect()
+}
+
+/// What a push tells Alertmanager, for deciding whether to push again: the state of every
+/// alert sent, by fingerprint.
+fn sent_set(alerts: &[Alert]) -> BTreeMap<String, State> {
+    alerts
+        .iter()
+        .filter(|a| is_sent(a))
+        .map(|a| (a.fingerprint.clone(), a.state))
+        .collect()
+}
+
+/// The backoff of one push: retries for at most `resend_delay` (the next resend takes over),
+/// starting at a quarter of it (at most 1 s) and waiting at most a quarter of it.
+fn backoff(resend_delay: Duration) -> Backoff {
+    let initial = (resend_delay / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    Backoff {
+        initial,
+        max: (resend_delay / 4).max(initial),
+        give_up_after: resend_delay,
+    }
+}
+
+/// The Alertmanager pusher: one independent push loop per configured Alertmanager.
 #[derive(Debug)]
-pub struct Alertmanagers {}
+pub struct Alertmanagers {
+    /// One per `notify.alertmanagers` entry, in order.
+    targets: Vec<Target>,
+    /// What every push loop shares.
+    shared: Arc<Shared>,
+}
+
+/// What the push loops share (read only).
+#[derive(Debug)]
+struct Shared {
+    /// `notify.resend_delay`: how often alerts are re-sent while there are any, and how long a
+    /// push is retried.
+    resend_delay: Duration,
+    /// `notify.external_url`: the sidecar's own URL, for `generatorURL`.
+    external_url: String,
+    /// Delivery counters, shared with the metrics.
+    stats: Arc<NotifyStats>,
+}
+
+/// One Alertmanager.
+struct Target {
+    /// Index in `notify.alertmanagers`: names it in logs and stats.
+    index: usize,
+    /// `alertmanager[{index}]`: the `receiver` in [`NotifyStats`].
+    receiver: String,
+    /// `{url}api/v2/alerts`; never logged (it may hold secrets).
+    endpoint: Url,
+    /// The HTTP client (with the configured timeout), or why it could not be built.
+    client: Result<reqwest::Client, NotifyError>,
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Target")
+            .field("receiver", &self.receiver)
+            .field("client_ok", &self.client.is_ok())
+            .finish_non_exhaustive()
+    }
+}
 
 impl Alertmanagers {
-    /// A pusher to `configs`, re-sending firing alerts every `resend_delay`.
+    /// A pusher to `configs`, re-sending alerts every `resend_delay` while there are any, with
+    /// `generatorURL`s under `external_url`. Registers `alertmanager[i]` (integration
+    /// `alertmanager`) in `stats` at 0 for each entry. Installs the rustls crypto provider; a
+    /// client that cannot be built is logged here and counted as a failure at each push.
     pub fn new(
-        _configs: Vec<AlertmanagerConfig>,
-        _resend_delay: Duration,
-        _external_url: String,
-        _stats: Arc<NotifyStats>,
+        configs: Vec<AlertmanagerConfig>,
+        resend_delay: Duration,
+        external_url: String,
+        stats: Arc<NotifyStats>,
     ) -> Self {
-        Alertmanagers {}
+        crate::install_crypto_provider();
+        let targets = configs
+            .into_iter()
+            .enumerate()
+            .map(|(index, cfg)| {
+                let receiver = format!("alertmanager[{index}]");
+                stats.register(&receiver, INTEGRATION);
+                let client = reqwest::Client::builder()
+                    .timeout(cfg.timeout)
+                    .connect_timeout(cfg.timeout.min(Duration::from_secs(5)))
+                    .user_agent(concat!("rabbitmq-watch/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .map_err(|e| {
+                        let e = http_error(e);
+                        NotifyError::permanent("invalid", e.message)
+                    });
+                if let Err(e) = &client {
+                    tracing::error!(
+                        alertmanager = index,
+                        error = %e,
+                        "cannot build the Alertmanager HTTP client"
+                    );
+                }
+                Target {
+                    index,
+                    receiver,
+                    endpoint: cfg.alerts_endpoint(),
+                    client,
+                }
+            })
+            .collect();
+        Alertmanagers {
+            targets,
+            shared: Arc::new(Shared {
+                resend_delay,
+                external_url,
+                stats,
+            }),
+        }
     }
 
-    /// Pushes alerts of every new assessment (and re-sends) until `shutdown`.
-    pub async fn run(self, _assessments: AssessmentReceiver, _shutdown: CancellationToken) {}
+    /// Pushes the alerts of every new assessment (the current one first, if any), and re-sends
+    /// them every `resend_delay` while there are any, to every Alertmanager concurrently, until
+    /// `shutdown` (which also interrupts a push in progress) or until the assessment channel
+    /// closes. Returns at once when no Alertmanager is configured.
+    pub async fn run(self, assessments: AssessmentReceiver, shutdown: CancellationToken) {
+        if self.targets.is_empty() {
+            return;
+        }
+        tracing::info!(
+            alertmanagers = self.targets.len(),
+            resend_delay = ?self.shared.resend_delay,
+            "pushing alerts to Alertmanager"
+        );
+        let mut loops = JoinSet::new();
+        for target in self.targets {
+            loops.spawn(target.run(
+                Arc::clone(&self.shared),
+                assessments.clone(),
+                shutdown.clone(),
+            ));
+        }
+        while loops.join_next().await.is_some() {}
+    }
+}
+
+impl Target {
+    /// The push loop of one Alertmanager.
+    async fn run(
+        self,
+        shared: Arc<Shared>,
+        mut assessments: AssessmentReceiver,
+        shutdown: CancellationToken,
+    ) {
+        // What this Alertmanager last accepted, and when the last push started.
+        let mut accepted: BTreeMap<String, State> = BTreeMap::new();
+        let mut last_push: Option<Instant> = None;
+        // When to re-send, while there is anything to send.
+        let mut resend_at: Option<Instant> = None;
+        let mut first = true;
+        loop {
+            if !first {
+                let deadline = resend_at.unwrap_or_else(Instant::now);
+                tokio::select! {
+                    biased;
+                    () = shutdown.cancelled() => return,
+                    changed = assessments.changed() => if changed.is_err() { return },
+                    () = tokio::time::sleep_until(deadline), if resend_at.is_some() => {}
+                }
+            }
+            first = false;
+            let Some(assessment) = assessments.borrow_and_update().clone() else {
+                continue;
+            };
+            let current = sent_set(&assessment.alerts);
+            if current.is_empty() {
+                // Nothing to tell: what was sent before resolves in Alertmanager by itself.
+                accepted.clear();
+                resend_at = None;
+                continue;
+            }
+            let resend_due = last_push.is_none_or(|t| t.elapsed() >= shared.resend_delay);
+            if current != accepted || resend_due {
+                let now = SystemTime::now();
+                let payload = postable_alerts(
+                    &assessment.alerts,
+                    now,
+                    shared.resend_delay,
+                    &shared.external_url,
+                );
+                last_push = Some(Instant::now());
+                tokio::select! {
+                    biased;
+                    () = shutdown.cancelled() => return,
+                    ok = self.push(&shared, &payload) => if ok { accepted = current },
+                }
+            }
+            resend_at = last_push.map(|t| t + shared.resend_delay);
+        }
+    }
+
+    /// One push of `payload` through [`deliver`], recorded in the stats and logged; whether
+    /// Alertmanager accepted it.
+    async fn push(&self, shared: &Shared, payload: &[PostableAlert]) -> bool {
+        let index = self.index;
+        let delivery = deliver(
+            backoff(shared.resend_delay),
+            || self.attempt(payload),
+            |attempt, e, wait| {
+                tracing::debug!(
+                    alertmanager = index,
+                    attempt,
+                    reason = e.reason,
+                    error = %e,
+                    wait = ?wait,
+                    "pushing alerts to Alertmanager failed, retrying"
+                );
+            },
+        )
+        .await;
+        shared.stats.record(&self.receiver, INTEGRATION, &delivery);
+        match &delivery.result {
+            Ok(()) => {
+                tracing::debug!(
+                    alertmanager = index,
+                    alerts = payload.len(),
+                    attempts = delivery.attempts,
+                    "pushed alerts to Alertmanager"
+                );
+                true
+            }
+            Err(e) => {
+                tracing::warn!(
+                    alertmanager = index,
+                    reason = e.reason,
+                    error = %e,
+                    attempts = delivery.attempts,
+                    "pushing alerts to Alertmanager failed"
+                );
+                false
+            }
+        }
+    }
+
+    /// One HTTP request: `POST {url}api/v2/alerts` with `payload`.
+    async fn attempt(&self, payload: &[PostableAlert]) -> Result<(), NotifyError> {
+        let client = self.client.as_ref().map_err(Clone::clone)?;
+        let response = client
+            .post(self.endpoint.clone())
+            .json(payload)
+            .send()
+            .await
+            .map_err(http_error)?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = response.text().await.unwrap_or_default();
+        Err(http_status_error(status, &body))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::UNIX_EPOCH;
+
+    use super::*;
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
+    }
+
+    fn alert(queue: &str, state: State) -> Alert {
+        let labels: BTreeMap<String, String> = [("alertname", "Backlog"), ("queue", queue)]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .into();
+        Alert {
+            fingerprint: crate::alerting::fingerprint(&labels),
+            labels,
+            annotations: [("summary".to_owned(), format!("{queue} is backed up"))].into(),
+            state,
+            value: 1.0,
+            active_since: at(0),
+            fired_at: (state != State::Pending).then(|| at(60)),
+            resolved_at: (state == State::Resolved).then(|| at(300)),
+            last_true: at(240),
+            unknown: false,
+        }
+    }
+
+    fn raw(url: Option<&str>, timeout: Option<&str>) -> RawAlertmanager {
+        RawAlertmanager {
+            url: url.map(str::to_owned),
+            timeout: timeout.map(str::to_owned),
+        }
+    }
+
+    fn err(raw: RawAlertmanager) -> String {
+        AlertmanagerConfig::from_raw(raw, "notify.alertmanagers[1]")
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn payload_has_firing_and_resolved_alerts_but_never_pending_ones() {
+        let alerts = [
+            alert("a", State::Firing),
+            alert("b", State::Pending),
+            alert("c", State::Resolved),
+        ];
+        let now = at(400);
+        let p = postable_alerts(&alerts, now, Duration::from_secs(60), "http://watch:9419/");
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[0].labels["queue"], "a");
+        assert_eq!(p[0].annotations["summary"], "a is backed up");
+        assert_eq!(p[0].starts_at, rfc3339(at(60)));
+        assert_eq!(
+            p[0].ends_at,
+            rfc3339(at(400 + 240)),
+            "now + 4 × resend_delay"
+        );
+        assert_eq!(p[1].labels["queue"], "c");
+        assert_eq!(p[1].starts_at, rfc3339(at(60)));
+        assert_eq!(p[1].ends_at, rfc3339(at(300)), "when it resolved");
+        assert_eq!(p[0].generator_url, "http://watch:9419/api/v1/alerts");
+    }
+
+    #[test]
+    fn firing_end_moves_with_now_and_resend_delay() {
+        let a = [alert("a", State::Firing)];
+        let p = postable_alerts(&a, at(1000), Duration::from_millis(1500), "http://w");
+        assert_eq!(p[0].ends_at, rfc3339(at(1006)));
+        let p = postable_alerts(&a, at(2000), Duration::from_secs(1), "http://w");
+        assert_eq!(p[0].ends_at, rfc3339(at(2004)));
+        // Absurd delays stay in range.
+        let p = postable_alerts(&a, at(0), Duration::MAX, "http://w");
+        assert_eq!(p[0].ends_at, rfc3339(at(0) + MAX_LIFETIME));
+    }
+
+    #[test]
+    fn start_falls_back_to_active_since() {
+        let mut a = alert("a", State::Firing);
+        a.fired_at = None;
+        let p = postable_alerts(&[a], at(100), Duration::from_secs(60), "http://w");
+        assert_eq!(p[0].starts_at, rfc3339(at(0)));
+    }
+
+    #[test]
+    fn payload_uses_api_v2_field_names() {
+        let p = postable_alerts(
+            &[alert("a", State::Firing)],
+            at(100),
+            Duration::from_secs(60),
+            "http://w",
+        );
+        let json = serde_json::to_value(&p).unwrap();
+        let obj = json[0].as_object().unwrap();
+        let mut keys: Vec<_> = obj.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "annotations",
+                "endsAt",
+                "generatorURL",
+                "labels",
+                "startsAt"
+            ]
+        );
+    }
+
+    #[test]
+    fn sent_set_ignores_pending_alerts_and_tracks_state() {
+        let firing = sent_set(&[alert("a", State::Firing), alert("b", State::Pending)]);
+        let resolved = sent_set(&[alert("a", State::Resolved), alert("b", State::Pending)]);
+        assert_eq!(firing.len(), 1);
+        assert_ne!(firing, resolved);
+        assert!(sent_set(&[alert("b", State::Pending)]).is_empty());
+    }
+
+    #[test]
+    fn backoff_gives_up_at_the_resend_delay() {
+        let b = backoff(Duration::from_secs(60));
+        assert_eq!(b.initial, Duration::from_secs(1));
+        assert_eq!(b.max, Duration::from_secs(15));
+        assert_eq!(b.give_up_after, Duration::from_secs(60));
+        let b = backoff(Duration::from_secs(1));
+        assert_eq!(b.initial, Duration::from_millis(250));
+        assert_eq!(b.give_up_after, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn valid_entry_keeps_the_path_prefix_and_defaults_the_timeout() {
+        let c =
+            AlertmanagerConfig::from_raw(raw(Some("https://am.example/am"), None), "k").unwrap();
+        assert_eq!(c.url.as_str(), "https://am.example/am/");
+        assert_eq!(
+            c.alerts_endpoint().as_str(),
+            "https://am.example/am/api/v2/alerts"
+        );
+        assert_eq!(c.timeout, Duration::from_secs(10));
+        let c = AlertmanagerConfig::from_raw(raw(Some("http://am:9093"), Some("2s")), "k").unwrap();
+        assert_eq!(c.alerts_endpoint().as_str(), "http://am:9093/api/v2/alerts");
+        assert_eq!(c.timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn errors_name_the_key_the_value_and_what_is_allowed() {
+        let e = err(raw(None, None));
+        assert!(e.contains("`notify.alertmanagers[1].url`"), "{e}");
+        assert!(e.contains("not set"), "{e}");
+        assert!(e.contains("http://alertmanager:9093"), "{e}");
+
+        let e = err(raw(Some("ftp://am:21"), None));
+        assert_eq!(
+            e,
+            "invalid value for `notify.alertmanagers[1].url`: \"ftp://am:21\"; expected a URL with scheme http or https"
+        );
+
+        let e = err(raw(Some("am:9093/x y"), None));
+        assert!(e.contains("`notify.alertmanagers[1].url`"), "{e}");
+
+        let e = err(raw(Some("http://am:9093/?x=1"), None));
+        assert!(e.contains("without query or fragment"), "{e}");
+
+        let e = err(raw(Some("http://am:9093"), Some("soon")));
+        assert_eq!(
+            e,
+            "invalid value for `notify.alertmanagers[1].timeout`: \"soon\"; expected a duration with a unit greater than zero, such as 500ms, 10s or 1m"
+        );
+        let e = err(raw(Some("http://am:9093"), Some("0s")));
+        assert!(e.contains("`notify.alertmanagers[1].timeout`"), "{e}");
+    }
+
+    #[test]
+    fn credentials_in_the_url_are_rejected_without_being_echoed() {
+        for url in [
+            "http://admin:hunter2@am:9093",
+            "http://hunter2@am:9093",
+            "http://admin:hunter2@am:99999",
+            "admin:hunter2@am:9093",
+        ] {
+            let e = err(raw(Some(url), None));
+            assert!(!e.contains("hunter2"), "{url}: {e}");
+            assert!(e.contains("notify.alertmanagers[1].url"), "{url}: {e}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let e =
+            serde_json::from_str::<RawAlertmanager>(r#"{"url":"http://am","api_version":"v1"}"#)
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("api_version"), "{e}");
+    }
+
+    #[test]
+    fn stats_are_registered_at_zero_under_the_index() {
+        let stats = Arc::new(NotifyStats::default());
+        let cfg = |u: &str| AlertmanagerConfig::from_raw(raw(Some(u), None), "k").unwrap();
+        let am = Alertmanagers::new(
+            vec![
+                cfg("http://a:9093"),
+                cfg("http://user-token.example/secret"),
+            ],
+            Duration::from_secs(60),
+            "http://w".into(),
+            Arc::clone(&stats),
+        );
+        let snap = stats.snapshot();
+        let keys: Vec<_> = snap.keys().cloned().collect();
+        assert_eq!(
+            keys,
+            [
+                ("alertmanager[0]".to_owned(), INTEGRATION),
+                ("alertmanager[1]".to_owned(), INTEGRATION)
+            ]
+        );
+        assert!(snap.values().all(|s| s.sent == 0 && s.failed.is_empty()));
+        assert!(!format!("{am:?}").contains("secret"));
+    }
 }

@@ -449,6 +449,18 @@ pub struct Dispatcher {
     pub external_url: String,
 }
 
+/// The alerts of one group, as computed for one evaluation.
+struct Members<'a> {
+    /// The route that made the group.
+    route: &'a Route,
+    /// The route's id.
+    id: String,
+    /// The group labels.
+    labels: BTreeMap<String, String>,
+    /// The group's alerts (firing or resolved, not muted).
+    alerts: Vec<&'a Alert>,
+}
+
 /// A decision of [`Dispatcher::plan`]: notify `receiver` for group `key` with `alerts`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Flush {
@@ -478,16 +490,15 @@ impl Dispatcher {
         })
     }
 
-    /// The groups every notifiable alert belongs to: key → (route, group labels, alerts).
+    /// The groups every notifiable alert belongs to, by group key.
     fn group<'a>(
         &'a self,
         alerts: &'a [Alert],
         silences: &Silences,
         now: SystemTime,
-    ) -> BTreeMap<String, (&'a Route, String, BTreeMap<String, String>, Vec<&'a Alert>)> {
+    ) -> BTreeMap<String, Members<'a>> {
         let firing: Vec<&Alert> = alerts.iter().filter(|a| a.state == State::Firing).collect();
-        let mut groups: BTreeMap<String, (&Route, String, BTreeMap<String, String>, Vec<&Alert>)> =
-            BTreeMap::new();
+        let mut groups: BTreeMap<String, Members<'a>> = BTreeMap::new();
         for alert in alerts.iter().filter(|a| a.state != State::Pending) {
             if silences.mutes(&alert.labels, now) || self.inhibited(alert, &firing) {
                 continue;
@@ -503,8 +514,13 @@ impl Dispatcher {
                 let key = format!("{id}:{}", label_text(&labels));
                 groups
                     .entry(key)
-                    .or_insert_with(|| (route, id.clone(), labels, Vec::new()))
-                    .3
+                    .or_insert_with(|| Members {
+                        route,
+                        id: id.clone(),
+                        labels,
+                        alerts: Vec::new(),
+                    })
+                    .alerts
                     .push(alert);
             }
         }
@@ -523,7 +539,13 @@ impl Dispatcher {
         let mut flushes = Vec::new();
         // Groups whose alerts are all gone: announce nothing more.
         groups.retain(|key, _| current.contains_key(key));
-        for (key, (route, id, labels, members)) in current {
+        for (key, group) in current {
+            let Members {
+                route,
+                id,
+                labels,
+                alerts: members,
+            } = group;
             let firing: BTreeSet<String> = members
                 .iter()
                 .filter(|a| a.state == State::Firing)
@@ -872,7 +894,7 @@ mod tests {
         let a2 = alert("Backlog", "q2", "warning", State::Firing);
         // New group: nothing before group_wait.
         assert!(
-            d.plan(&[a1.clone()], &mut groups, &silences, at(0))
+            d.plan(std::slice::from_ref(&a1), &mut groups, &silences, at(0))
                 .is_empty()
         );
         assert!(
@@ -944,7 +966,7 @@ mod tests {
         );
         let r = alert("Backlog", "q1", "warning", State::Resolved);
         assert!(
-            d.plan(&[r.clone()], &mut groups, &silences, at(30))
+            d.plan(std::slice::from_ref(&r), &mut groups, &silences, at(30))
                 .is_empty()
         );
         assert!(d.plan(&[r], &mut groups, &silences, at(400)).is_empty());

@@ -1,0 +1,447 @@
+//! The Alertmanager pusher against a real Alertmanager (Debian's `prometheus-alertmanager`,
+//! installed by `scripts/install-deps.sh alertmanager`), started by each test as a child
+//! process with its own directory and port, no clustering, and one receiver `null` without
+//! integrations. Everything is checked through Alertmanager's own API (`GET /api/v2/alerts`).
+//!
+//! Nothing here skips: without the binary the tests fail and say how to install it.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use rabbitmq_watch::alerting::{Alert, Assessment, State, fingerprint};
+use rabbitmq_watch::notify::NotifyStats;
+use rabbitmq_watch::notify::alertmanager::{
+    AlertmanagerConfig, Alertmanagers, INTEGRATION, RawAlertmanager,
+};
+use rabbitmq_watch::rabbitmq::model::{Alarms, Overview};
+use rabbitmq_watch::snapshot::{Fetched, PollTotals, Snapshot};
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+const BINARY: &str = "/usr/bin/prometheus-alertmanager";
+
+/// Short, so that resends (and Alertmanager's own expiry at 4 × this) take seconds.
+const RESEND: Duration = Duration::from_secs(1);
+
+/// Numbers the Alertmanager directories of this test process.
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A port nothing listens on (bound, then released).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// A throwaway Alertmanager; killed and its directory removed on drop.
+struct Alertmanager {
+    child: Child,
+    dir: PathBuf,
+    url: String,
+}
+
+impl Alertmanager {
+    async fn start() -> Alertmanager {
+        assert!(
+            std::path::Path::new(BINARY).exists(),
+            "{BINARY} is missing: `scripts/install-deps.sh alertmanager` installs Debian's \
+             prometheus-alertmanager"
+        );
+        let dir = std::env::temp_dir().join(format!(
+            "rabbitmq-watch-am-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("am.yml"),
+            "route:\n  receiver: \"null\"\nreceivers:\n  - name: \"null\"\n",
+        )
+        .unwrap();
+        let port = free_port();
+        let log = std::fs::File::create(dir.join("am.log")).unwrap();
+        let child = Command::new(BINARY)
+            .arg(format!("--config.file={}", dir.join("am.yml").display()))
+            .arg(format!("--storage.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {BINARY}: {e} (`scripts/install-deps.sh alertmanager` installs it)"
+                )
+            });
+        let mut am = Alertmanager {
+            child,
+            dir,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        am.wait_ready().await;
+        am
+    }
+
+    async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let ready = format!("{}/-/ready", self.url);
+        let client = client();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("Alertmanager exited ({status}):\n{}", self.log());
+            }
+            if let Ok(r) = client.get(&ready).send().await
+                && r.status() == reqwest::StatusCode::OK
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Alertmanager not ready after 30 s:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("am.log")).unwrap_or_default()
+    }
+
+    fn config(&self) -> AlertmanagerConfig {
+        config(&self.url)
+    }
+
+    /// `GET /api/v2/alerts` with every kind of alert included (active, silenced, inhibited,
+    /// unprocessed); Alertmanager leaves out alerts whose `endsAt` has passed.
+    async fn alerts(&self) -> Vec<Value> {
+        let url = format!(
+            "{}/api/v2/alerts?active=true&silenced=true&inhibited=true&unprocessed=true",
+            self.url
+        );
+        let response = client().get(url).send().await.expect("GET /api/v2/alerts");
+        assert!(response.status().is_success(), "{}", response.status());
+        response.json().await.expect("alerts JSON")
+    }
+
+    /// The alert named `alertname` (label), if Alertmanager lists it.
+    async fn alert(&self, alertname: &str) -> Option<Value> {
+        self.alerts()
+            .await
+            .into_iter()
+            .find(|a| a["labels"]["alertname"] == alertname)
+    }
+
+    /// Waits until `check` holds for the alert named `alertname` (or its absence), for at
+    /// most 15 s; returns the last value seen.
+    async fn wait_for(
+        &self,
+        alertname: &str,
+        what: &str,
+        check: impl Fn(Option<&Value>) -> bool,
+    ) -> Option<Value> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let alert = self.alert(alertname).await;
+            if check(alert.as_ref()) {
+                return alert;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{alertname}: {what} not seen within 15 s; last: {alert:?}\nAlertmanager log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn client() -> reqwest::Client {
+    rabbitmq_watch::install_crypto_provider();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+fn config(url: &str) -> AlertmanagerConfig {
+    AlertmanagerConfig::from_raw(
+        RawAlertmanager {
+            url: Some(url.to_owned()),
+            timeout: Some("2s".to_owned()),
+        },
+        "notify.alertmanagers[0]",
+    )
+    .unwrap()
+}
+
+/// An alert instance of rule `name` on queue `q`, in `state` as of now.
+fn alert(name: &str, state: State) -> Alert {
+    let labels: BTreeMap<String, String> = [
+        ("alertname", name),
+        ("severity", "warning"),
+        ("vhost", "/"),
+        ("queue", "orders"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .into();
+    let now = SystemTime::now();
+    let started = now - Duration::from_secs(120);
+    Alert {
+        fingerprint: fingerprint(&labels),
+        labels,
+        annotations: [
+            ("summary".to_owned(), format!("{name} on orders")),
+            ("description".to_owned(), "42 messages ready".to_owned()),
+        ]
+        .into(),
+        state,
+        value: 42.0,
+        active_since: started,
+        fired_at: (state != State::Pending).then(|| started + Duration::from_secs(60)),
+        resolved_at: (state == State::Resolved).then_some(now),
+        last_true: now,
+        unknown: false,
+    }
+}
+
+fn ok<T>(v: T) -> Fetched<T> {
+    Fetched {
+        result: Ok(v),
+        duration: Duration::ZERO,
+        bytes: 0,
+    }
+}
+
+/// An assessment of an empty, healthy broker with `alerts`.
+fn assessment(alerts: Vec<Alert>) -> Option<Arc<Assessment>> {
+    let now = SystemTime::now();
+    let snapshot = Snapshot {
+        seq: 1,
+        started_at: now,
+        duration: Duration::ZERO,
+        overview: ok(Overview::default()),
+        nodes: ok(vec![]),
+        queues: ok(vec![]),
+        alarms: ok(Alarms::default()),
+        selection: Default::default(),
+        totals: PollTotals::default(),
+    };
+    Some(Arc::new(Assessment {
+        snapshot: Arc::new(snapshot),
+        alerts,
+        evaluated_at: now,
+    }))
+}
+
+/// A running pusher: the assessment channel, the stats, and the task.
+struct Pusher {
+    tx: watch::Sender<Option<Arc<Assessment>>>,
+    stats: Arc<NotifyStats>,
+    shutdown: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Pusher {
+    fn start(configs: Vec<AlertmanagerConfig>, resend: Duration) -> Pusher {
+        let stats = Arc::new(NotifyStats::default());
+        let (tx, rx) = watch::channel(None);
+        let shutdown = CancellationToken::new();
+        let pusher = Alertmanagers::new(
+            configs,
+            resend,
+            "http://watch.example:9419/".to_owned(),
+            Arc::clone(&stats),
+        );
+        let task = tokio::spawn(pusher.run(rx, shutdown.clone()));
+        Pusher {
+            tx,
+            stats,
+            shutdown,
+            task,
+        }
+    }
+
+    fn publish(&self, alerts: Vec<Alert>) {
+        self.tx.send_replace(assessment(alerts));
+    }
+
+    /// (sent, failed) of `alertmanager[i]`.
+    fn counts(&self, i: usize) -> (u64, u64) {
+        let snap = self.stats.snapshot();
+        let s = &snap[&(format!("alertmanager[{i}]"), INTEGRATION)];
+        (s.sent, s.failed.values().sum())
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(2), self.task)
+            .await
+            .expect("the pusher stops within 2 s of shutdown")
+            .expect("the pusher task does not panic");
+    }
+}
+
+fn state_of(alert: Option<&Value>) -> Option<&str> {
+    alert.and_then(|a| a["status"]["state"].as_str())
+}
+
+fn ends_at(alert: &Value) -> SystemTime {
+    let text = alert["endsAt"].as_str().expect("endsAt");
+    humantime::parse_rfc3339_weak(text).expect("RFC 3339 endsAt")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firing_alert_is_kept_alive_then_resolved() {
+    let am = Alertmanager::start().await;
+    let pusher = Pusher::start(vec![am.config()], RESEND);
+
+    pusher.publish(vec![alert("QueueBacklog", State::Firing)]);
+    let got = am
+        .wait_for("QueueBacklog", "state active", |a| {
+            state_of(a) == Some("active")
+        })
+        .await
+        .unwrap();
+    assert_eq!(got["labels"]["severity"], "warning");
+    assert_eq!(got["labels"]["vhost"], "/");
+    assert_eq!(got["labels"]["queue"], "orders");
+    assert_eq!(got["annotations"]["summary"], "QueueBacklog on orders");
+    assert_eq!(got["annotations"]["description"], "42 messages ready");
+    assert_eq!(
+        got["generatorURL"],
+        "http://watch.example:9419/api/v1/alerts"
+    );
+    let first_end = ends_at(&got);
+    let expected_end = SystemTime::now() + RESEND * 4;
+    assert!(
+        first_end <= expected_end + Duration::from_secs(1)
+            && first_end + Duration::from_secs(3) >= expected_end,
+        "endsAt ≈ now + 4 × resend_delay: {got}"
+    );
+
+    // No new assessment: re-sends alone keep it active past its first endsAt.
+    tokio::time::sleep(RESEND * 6).await;
+    let later = am.alert("QueueBacklog").await;
+    assert_eq!(
+        state_of(later.as_ref()),
+        Some("active"),
+        "still active after 6 × resend_delay: {later:?}"
+    );
+    assert!(ends_at(later.as_ref().unwrap()) > first_end, "{later:?}");
+    let (sent, failed) = pusher.counts(0);
+    assert!(sent >= 4, "re-sent every resend_delay: sent {sent}");
+    assert_eq!(failed, 0);
+
+    pusher.publish(vec![alert("QueueBacklog", State::Resolved)]);
+    am.wait_for("QueueBacklog", "resolved (not listed)", |a| {
+        a.is_none_or(|a| ends_at(a) <= SystemTime::now())
+    })
+    .await;
+    pusher.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_alerts_are_never_sent() {
+    let am = Alertmanager::start().await;
+    let pusher = Pusher::start(vec![am.config()], RESEND);
+
+    pusher.publish(vec![
+        alert("StillPending", State::Pending),
+        alert("Marker", State::Firing),
+    ]);
+    am.wait_for("Marker", "state active", |a| state_of(a) == Some("active"))
+        .await;
+    // A few resends later, and after another assessment, it still is not there.
+    tokio::time::sleep(RESEND * 3).await;
+    pusher.publish(vec![
+        alert("StillPending", State::Pending),
+        alert("Marker", State::Firing),
+    ]);
+    tokio::time::sleep(RESEND * 2).await;
+    let names: Vec<Value> = am
+        .alerts()
+        .await
+        .iter()
+        .map(|a| a["labels"]["alertname"].clone())
+        .collect();
+    assert_eq!(names, ["Marker"]);
+    assert!(pusher.counts(0).0 >= 2);
+    pusher.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_alertmanager_does_not_hold_up_the_others() {
+    let am = Alertmanager::start().await;
+    let unreachable = config(&format!("http://127.0.0.1:{}", free_port()));
+    let pusher = Pusher::start(vec![am.config(), unreachable], RESEND);
+    assert_eq!(pusher.counts(0), (0, 0), "registered at 0");
+    assert_eq!(pusher.counts(1), (0, 0), "registered at 0");
+
+    pusher.publish(vec![alert("QueueBacklog", State::Firing)]);
+    am.wait_for("QueueBacklog", "state active", |a| {
+        state_of(a) == Some("active")
+    })
+    .await;
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pusher.counts(1).1 == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no failure recorded for alertmanager[1]"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let snap = pusher.stats.snapshot();
+    let down = &snap[&("alertmanager[1]".to_owned(), INTEGRATION)];
+    assert_eq!(down.sent, 0);
+    assert!(
+        down.failed.get("connect").is_some_and(|&n| n > 0),
+        "{down:?}"
+    );
+    let up = &snap[&("alertmanager[0]".to_owned(), INTEGRATION)];
+    assert!(up.sent >= 1 && up.failed.is_empty(), "{up:?}");
+
+    // A resolve still gets through while the other one keeps failing.
+    pusher.publish(vec![alert("QueueBacklog", State::Resolved)]);
+    am.wait_for("QueueBacklog", "resolved (not listed)", |a| {
+        a.is_none_or(|a| ends_at(a) <= SystemTime::now())
+    })
+    .await;
+    pusher.stop().await;
+}
+
+/// Shutdown interrupts a push that is waiting to retry (here for up to a minute).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stops_promptly_while_retrying() {
+    let unreachable = config(&format!("http://127.0.0.1:{}", free_port()));
+    let pusher = Pusher::start(vec![unreachable], Duration::from_secs(60));
+    pusher.publish(vec![alert("QueueBacklog", State::Firing)]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        pusher.counts(0),
+        (0, 0),
+        "still retrying: nothing recorded yet"
+    );
+    let started = Instant::now();
+    pusher.stop().await;
+    assert!(started.elapsed() < Duration::from_secs(1));
+}
