@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use lapin::options::{BasicAckOptions, BasicGetOptions};
 use support::{
-    HttpReceiver, RabbitNode, Received, Sidecar, amqp, declare, eventually, free_port, publish,
-    temp_dir,
+    Alertmanager, HttpReceiver, RabbitNode, Received, Sidecar, SmtpSink, amqp, declare, eventually,
+    free_port, publish, temp_dir,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -175,14 +175,12 @@ async fn firing_then_resolved_reach_a_webhook_as_alertmanager_payloads() {
     assert_eq!(alert["fingerprint"], fingerprint);
     assert_ne!(alert["endsAt"], "0001-01-01T00:00:00Z");
     assert_eq!(delivered(&receiver, "firing").len(), 1, "no repeat");
-    let m = sidecar.metrics();
-    assert_eq!(
-        m.get(
-            "rabbitmq_watch_notifications_total",
-            &[("receiver", "team"), ("integration", "webhook")]
-        ),
-        Some(2.0)
-    );
+    // Counters are read at each encoding: up to one poll interval behind the receiver.
+    eventually(WAIT, "two notifications counted", || {
+        let m = sidecar.metrics();
+        let labels = [("receiver", "team"), ("integration", "webhook")];
+        (m.get("rabbitmq_watch_notifications_total", &labels) == Some(2.0)).then_some(())
+    });
     sidecar.terminate();
 }
 
@@ -347,4 +345,121 @@ fn silences_are_created_listed_and_expired_through_the_api() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
     assert_eq!(list(&sidecar)[0]["status"]["state"], "expired");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firing_then_resolved_reach_a_real_smtp_server_and_a_real_alertmanager() {
+    let node = RabbitNode::shared();
+    let queue = "alerts-email-am";
+    let (_conn, ch) = amqp(node, "/").await;
+    declare(&ch, queue).await;
+    let smtp = SmtpSink::start();
+    let am = Alertmanager::start().await;
+    let yaml = format!(
+        r#"
+alerting:
+  default_rules: false
+  rules:
+    - alert: LiveBacklog
+      kind: queue
+      select: {{queue: "{queue}"}}
+      expr: messages_ready > 5
+      severity: critical
+      labels: {{team: core}}
+      annotations:
+        summary: "{{{{ $labels.queue }}}} has {{{{ $value }}}} ready messages"
+notify:
+  external_url: http://watch.example:9419
+  alertmanagers:
+    - url: {am}
+  alertmanager_resend_delay: 1s
+  route:
+    receiver: mail
+    group_by: [alertname, queue]
+    group_wait: 1s
+    group_interval: 1s
+  receivers:
+    - name: mail
+      email_configs:
+        - to: [oncall@example.com, ops@example.com]
+          from: rabbitmq-watch@example.com
+          smarthost: {smarthost}
+          tls: none
+          send_resolved: true
+"#,
+        am = am.url,
+        smarthost = smtp.smarthost(),
+    );
+    let sidecar = Sidecar::start_with_config(&node.mgmt_url, &yaml, &[]);
+    publish(&ch, queue, 8).await;
+
+    let sent = |sidecar: &Sidecar| {
+        sidecar
+            .metrics()
+            .get(
+                "rabbitmq_watch_notifications_total",
+                &[("receiver", "mail"), ("integration", "email")],
+            )
+            .unwrap_or(0.0)
+    };
+    eventually(WAIT, "the firing email", || {
+        (sent(&sidecar) >= 1.0).then_some(())
+    });
+    let [firing] = <[support::Parsed; 1]>::try_from(smtp.delivered(1)).unwrap();
+    assert_eq!(
+        firing.subject,
+        format!("[FIRING:1] LiveBacklog {queue} (severity=critical team=core vhost=/)")
+    );
+    assert_eq!(firing.from, "rabbitmq-watch@example.com");
+    assert_eq!(firing.to, ["oncall@example.com", "ops@example.com"]);
+    let text = firing.part("text/plain");
+    assert!(
+        text.contains(&format!("{queue} has 8 ready messages")),
+        "{text}"
+    );
+    assert!(firing.part("text/html").contains(queue));
+
+    let active = am
+        .wait_for("LiveBacklog", "active in Alertmanager", |a| {
+            a.is_some_and(|a| a["status"]["state"] == "active")
+        })
+        .await
+        .unwrap();
+    assert_eq!(active["labels"]["queue"], queue);
+    assert_eq!(active["labels"]["severity"], "critical");
+    assert_eq!(
+        active["annotations"]["summary"],
+        format!("{queue} has 8 ready messages")
+    );
+    assert_eq!(
+        active["generatorURL"],
+        "http://watch.example:9419/api/v1/alerts"
+    );
+
+    // Consume the messages: resolved by email, and gone from Alertmanager's active alerts.
+    drain(node, queue).await;
+    eventually(WAIT, "the resolved email", || {
+        (sent(&sidecar) >= 2.0).then_some(())
+    });
+    let mails = smtp.delivered(2);
+    assert!(
+        mails[1].subject.starts_with("[RESOLVED] LiveBacklog"),
+        "{}",
+        mails[1].subject
+    );
+    am.wait_for("LiveBacklog", "resolved in Alertmanager", |a| a.is_none())
+        .await;
+    let m = sidecar.metrics();
+    assert!(
+        m.get(
+            "rabbitmq_watch_notifications_total",
+            &[
+                ("receiver", "alertmanager[0]"),
+                ("integration", "alertmanager")
+            ]
+        )
+        .unwrap()
+            >= 2.0
+    );
+    sidecar.terminate();
 }

@@ -608,3 +608,398 @@ pub async fn publish_with(ch: &Channel, queue: &str, n: usize, properties: Basic
         assert!(confirm.is_ack(), "broker nacked message {i} to {queue}");
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// A real SMTP server for the email tests: Debian's python3-aiosmtpd
+// (`scripts/install-deps.sh smtp`), with delivered emails parsed by Python's `email` package.
+
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+const PYTHON: &str = "/usr/bin/python3";
+const INSTALL_HINT: &str =
+    "`scripts/install-deps.sh smtp` installs it (Debian package python3-aiosmtpd)";
+
+/// An aiosmtpd child process writing what it receives to a maildir; killed on drop.
+pub struct SmtpSink {
+    child: Child,
+    port: u16,
+    /// Temporary directory holding the maildir and the server's log.
+    root: PathBuf,
+}
+
+/// A server with aiosmtpd's stock command line: accepts everything, stores it in a maildir.
+const CLI: &[&str] = &["-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Mailbox"];
+
+/// A server that requires AUTH (PLAIN/LOGIN, no TLS: loopback only) as `alerts` /
+/// `correct horse`, answers 451 to recipients `busy@…` and 550 to `nobody@…`, and stores
+/// the rest in the maildir. Arguments: port, maildir.
+const AUTH_SCRIPT: &str = r#"
+import sys, threading
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Mailbox
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+class Handler(Mailbox):
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith("busy@"):
+            return "451 4.3.0 mailbox busy, try again later"
+        if address.startswith("nobody@"):
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+def authenticator(server, session, envelope, mechanism, auth_data):
+    ok = isinstance(auth_data, LoginPassword) and auth_data == (b"alerts", b"correct horse")
+    return AuthResult(success=ok, handled=False)
+
+controller = Controller(Handler(sys.argv[2]), hostname="127.0.0.1", port=int(sys.argv[1]),
+                        authenticator=authenticator, auth_required=True,
+                        auth_require_tls=False)
+controller.start()
+threading.Event().wait()
+"#;
+
+impl SmtpSink {
+    /// aiosmtpd's stock server (`python3 -m aiosmtpd ... -c aiosmtpd.handlers.Mailbox`).
+    pub fn start() -> Self {
+        Self::spawn(|port, maildir| {
+            let mut args: Vec<String> = CLI.iter().map(|s| (*s).to_owned()).collect();
+            args.extend(["-l".to_owned(), format!("127.0.0.1:{port}")]);
+            args.push(maildir.to_string_lossy().into_owned());
+            args
+        })
+    }
+
+    /// The server of [`AUTH_SCRIPT`].
+    pub fn start_with_auth() -> Self {
+        Self::spawn(|port, maildir| {
+            vec![
+                "-c".to_owned(),
+                AUTH_SCRIPT.to_owned(),
+                port.to_string(),
+                maildir.to_string_lossy().into_owned(),
+            ]
+        })
+    }
+
+    fn spawn(args: impl Fn(u16, &Path) -> Vec<String>) -> Self {
+        require_aiosmtpd();
+        static N: AtomicU32 = AtomicU32::new(0);
+        let root = std::env::temp_dir().join(format!(
+            "rabbitmq-watch-smtp-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let maildir = root.join("maildir");
+        let log = std::fs::File::create(root.join("server.log")).unwrap();
+        let port = free_port();
+        let child = Command::new(PYTHON)
+            .args(args(port, &maildir))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {PYTHON}: {e}; {INSTALL_HINT}"));
+        let mut sink = SmtpSink { child, port, root };
+        sink.wait_until_listening();
+        sink
+    }
+
+    fn wait_until_listening(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        loop {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "aiosmtpd exited with {status} before listening: {}",
+                    self.log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "aiosmtpd did not listen on {addr} within 15s: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.root.join("server.log")).unwrap_or_default()
+    }
+
+    pub fn smarthost(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The `n` delivered emails (waiting up to 5 s for them), parsed, oldest first.
+    pub fn delivered(&self, n: usize) -> Vec<Parsed> {
+        let new = self.root.join("maildir/new");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let mut files: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(&new)
+                .map(|entries| {
+                    entries
+                        .filter_map(Result::ok)
+                        .map(|e| {
+                            let modified = e
+                                .metadata()
+                                .and_then(|m| m.modified())
+                                .unwrap_or(std::time::UNIX_EPOCH);
+                            (modified, e.path())
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            if files.len() >= n {
+                files.sort();
+                return files.iter().map(|(_, p)| parse(p)).collect();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {n} emails in {}: {}",
+                files.len(),
+                new.display(),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// Fails (never skips) when the SMTP server is not installed.
+pub fn require_aiosmtpd() {
+    assert!(
+        Path::new(PYTHON).exists(),
+        "{PYTHON} is missing: these tests need Python 3 and aiosmtpd; {INSTALL_HINT}"
+    );
+    let found = Command::new(PYTHON)
+        .args(["-c", "import aiosmtpd"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found,
+        "the Python module aiosmtpd is missing for {PYTHON}; {INSTALL_HINT}"
+    );
+}
+
+/// A delivered email as Python's `email` package reads it.
+#[derive(Debug, serde::Deserialize)]
+pub struct Parsed {
+    pub subject: String,
+    pub from: String,
+    /// Addresses of the `To` header.
+    pub to: Vec<String>,
+    /// Envelope recipients, as the server recorded them (`X-RcptTo`).
+    pub rcpt_to: String,
+    /// The client's address as the server saw it (`X-Peer`): one per connection.
+    pub peer: String,
+    pub content_type: String,
+    /// (content type, decoded text) of each leaf part.
+    pub parts: Vec<(String, String)>,
+}
+
+impl Parsed {
+    pub fn part(&self, content_type: &str) -> &str {
+        self.parts
+            .iter()
+            .find(|(t, _)| t == content_type)
+            .map(|(_, body)| body.as_str())
+            .unwrap_or_else(|| panic!("no {content_type} part in {:?}", self.parts))
+    }
+}
+
+const PARSE_SCRIPT: &str = r#"
+import email, email.policy, json, sys
+with open(sys.argv[1], "rb") as f:
+    m = email.message_from_binary_file(f, policy=email.policy.default)
+print(json.dumps({
+    "subject": str(m["Subject"]),
+    "from": str(m["From"]),
+    "to": [a.addr_spec for a in m["To"].addresses],
+    "rcpt_to": str(m.get("X-RcptTo", "")),
+    "peer": str(m.get("X-Peer", "")),
+    "content_type": m.get_content_type(),
+    "parts": [[p.get_content_type(), p.get_content()] for p in m.walk() if not p.is_multipart()],
+}))
+"#;
+
+pub fn parse(path: &Path) -> Parsed {
+    let out = Command::new(PYTHON)
+        .args(["-c", PARSE_SCRIPT])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cannot parse {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------
+// A real Alertmanager for the notification tests: Debian's prometheus-alertmanager
+// (`scripts/install-deps.sh alertmanager`), queried back through its API.
+
+use serde_json::Value;
+
+const BINARY: &str = "/usr/bin/prometheus-alertmanager";
+
+/// Numbers the Alertmanager directories of this test process.
+static AM_SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// An HTTP client for the tests' own requests.
+pub fn client() -> reqwest::Client {
+    rabbitmq_watch::install_crypto_provider();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+/// A throwaway Alertmanager; killed and its directory removed on drop.
+pub struct Alertmanager {
+    child: Child,
+    dir: PathBuf,
+    pub url: String,
+}
+
+impl Alertmanager {
+    pub async fn start() -> Alertmanager {
+        assert!(
+            std::path::Path::new(BINARY).exists(),
+            "{BINARY} is missing: `scripts/install-deps.sh alertmanager` installs Debian's \
+             prometheus-alertmanager"
+        );
+        let dir = std::env::temp_dir().join(format!(
+            "rabbitmq-watch-am-{}-{}",
+            std::process::id(),
+            AM_SEQ.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("am.yml"),
+            "route:\n  receiver: \"null\"\nreceivers:\n  - name: \"null\"\n",
+        )
+        .unwrap();
+        let port = free_port();
+        let log = std::fs::File::create(dir.join("am.log")).unwrap();
+        let child = Command::new(BINARY)
+            .arg(format!("--config.file={}", dir.join("am.yml").display()))
+            .arg(format!("--storage.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {BINARY}: {e} (`scripts/install-deps.sh alertmanager` installs it)"
+                )
+            });
+        let mut am = Alertmanager {
+            child,
+            dir,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        am.wait_ready().await;
+        am
+    }
+
+    async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let ready = format!("{}/-/ready", self.url);
+        let client = client();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("Alertmanager exited ({status}):\n{}", self.log());
+            }
+            if let Ok(r) = client.get(&ready).send().await
+                && r.status() == reqwest::StatusCode::OK
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Alertmanager not ready after 30 s:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("am.log")).unwrap_or_default()
+    }
+
+    /// `GET /api/v2/alerts` with every kind of alert included (active, silenced, inhibited,
+    /// unprocessed); Alertmanager leaves out alerts whose `endsAt` has passed.
+    pub async fn alerts(&self) -> Vec<Value> {
+        let url = format!(
+            "{}/api/v2/alerts?active=true&silenced=true&inhibited=true&unprocessed=true",
+            self.url
+        );
+        let response = client().get(url).send().await.expect("GET /api/v2/alerts");
+        assert!(response.status().is_success(), "{}", response.status());
+        response.json().await.expect("alerts JSON")
+    }
+
+    /// The alert named `alertname` (label), if Alertmanager lists it.
+    pub async fn alert(&self, alertname: &str) -> Option<Value> {
+        self.alerts()
+            .await
+            .into_iter()
+            .find(|a| a["labels"]["alertname"] == alertname)
+    }
+
+    /// Waits until `check` holds for the alert named `alertname` (or its absence), for at
+    /// most 15 s; returns the last value seen.
+    pub async fn wait_for(
+        &self,
+        alertname: &str,
+        what: &str,
+        check: impl Fn(Option<&Value>) -> bool,
+    ) -> Option<Value> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let alert = self.alert(alertname).await;
+            if check(alert.as_ref()) {
+                return alert;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{alertname}: {what} not seen within 15 s; last: {alert:?}\nAlertmanager log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
