@@ -2,7 +2,8 @@
 //! threshold make the real `rabbitmq-watch` binary fire an alert, which a real HTTP receiver
 //! gets as Alertmanager's webhook payload; consuming them resolves it. Also: a receiver
 //! answering 500 then 200 gets the notification once after retries; a receiver down across a
-//! sidecar restart gets it once after recovery; the silences API.
+//! sidecar restart gets it once after recovery, and what resolved while no sidecar ran is
+//! announced by the next one; the silences API.
 
 mod support;
 
@@ -279,7 +280,20 @@ async fn a_receiver_down_across_a_restart_gets_the_notification_once_after_recov
         logs.contains("resending a notification left undelivered"),
         "{logs}"
     );
+
+    // The backlog is consumed while no sidecar runs: the next one announces the resolution.
     drain(node, queue).await;
+    let third = Sidecar::start_with_config(&node.mgmt_url, &yaml, &[]);
+    let resolved = eventually(WAIT, "resolved after the restart", || {
+        delivered(&receiver, "resolved").into_iter().next()
+    });
+    assert_eq!(resolved["alerts"][0]["labels"]["queue"], queue);
+    assert_eq!(
+        delivered(&receiver, "firing").len(),
+        1,
+        "firing not re-announced"
+    );
+    third.terminate();
 }
 
 #[test]
