@@ -14,6 +14,24 @@ use rabbitmq_watch::rabbitmq::model::{Alarms, Overview, Page, Queue};
 use rabbitmq_watch::selection::select;
 use rabbitmq_watch::snapshot::{Fetched, PollTotals, Snapshot};
 
+/// `VmRSS` and `VmHWM` of this process, in MB.
+fn rss() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    format!(
+        "RSS {:.1} MB (peak {:.1} MB)",
+        field("VmRSS:"),
+        field("VmHWM:")
+    )
+}
+
 fn main() {
     let n: usize = std::env::args()
         .nth(1)
@@ -51,6 +69,7 @@ fn main() {
     }
     queues.sort_unstable_by(|a, b| (&a.vhost, &a.name).cmp(&(&b.vhost, &b.name)));
     let decode = start.elapsed();
+    let rss_decoded = rss();
 
     let cfg = rabbitmq_watch::config::load(None, Default::default(), &[]).unwrap();
     let (queues, selection) = select(&cfg.queues, queues);
@@ -91,6 +110,7 @@ fn main() {
     let start = Instant::now();
     let exposition = encode(Some(snapshot), &[], &info);
     let encoding = start.elapsed();
+    let rss_encoded = rss();
     let om_gz = exposition.variants.get(Format::OpenMetrics, true);
     let start = Instant::now();
     let om = exposition.variants.get(Format::OpenMetrics, false);
@@ -120,4 +140,7 @@ fn main() {
         "per poll, Prometheus scraping       {:.1} ms (decode + encode)",
         ms(decode + encoding)
     );
+    println!("after decoding                      {rss_decoded}");
+    println!("after encoding                      {rss_encoded}");
+    println!("after plain and text variants       {}", rss());
 }

@@ -121,11 +121,10 @@ impl Variants {
                 .openmetrics
                 .get_or_init(|| gunzip(&self.openmetrics_gzip))
                 .clone(),
+            // Converted while decompressing: the plain OpenMetrics text is not kept for it.
             (Format::Text, false) => self
                 .text
-                .get_or_init(|| {
-                    Bytes::from(openmetrics_to_text(&self.get(Format::OpenMetrics, false)))
-                })
+                .get_or_init(|| Bytes::from(gunzip_to_text(&self.openmetrics_gzip)))
                 .clone(),
             (Format::Text, true) => self
                 .text_gzip
@@ -189,6 +188,19 @@ impl fmt::Write for GzipWriter {
     }
 }
 
+/// The text format of a gzip-compressed OpenMetrics exposition, converted line by line.
+fn gunzip_to_text(data: &[u8]) -> String {
+    use std::io::BufRead as _;
+    let reader = std::io::BufReader::with_capacity(64 * 1024, GzDecoder::new(data));
+    let mut converter = TextConverter::default();
+    for line in reader.lines() {
+        // Our own gzip output: cannot be corrupt short of a bug; serve what decodes.
+        let Ok(line) = line else { break };
+        converter.line(&line);
+    }
+    converter.out
+}
+
 fn gunzip(data: &[u8]) -> Bytes {
     let mut out = Vec::with_capacity(data.len() * 20);
     // Our own gzip output: cannot be corrupt short of a bug; serve what decodes.
@@ -200,36 +212,58 @@ fn gunzip(data: &[u8]) -> Bytes {
 /// `# UNIT` lines go; a counter's `HELP`/`TYPE` name its `_total` samples; an info family
 /// becomes a gauge named `…_info`; `\"` in HELP (not an escape in 0.0.4) becomes `"`.
 pub fn openmetrics_to_text(openmetrics: &[u8]) -> String {
-    let input = String::from_utf8_lossy(openmetrics);
-    let mut out = String::with_capacity(input.len());
-    let mut lines = input.lines().peekable();
-    while let Some(line) = lines.next() {
+    let mut converter = TextConverter::default();
+    for line in String::from_utf8_lossy(openmetrics).lines() {
+        converter.line(line);
+    }
+    converter.out
+}
+
+/// Line-by-line OpenMetrics → text 0.0.4 conversion. prometheus-client writes `HELP` right
+/// before `TYPE`, so a `HELP` line is held until the `TYPE` line names the kind.
+#[derive(Default)]
+struct TextConverter {
+    /// Converted text so far.
+    out: String,
+    /// A `HELP` line waiting for its `TYPE`: (name, help).
+    help: Option<(String, String)>,
+}
+
+impl TextConverter {
+    fn line(&mut self, line: &str) {
         if line == "# EOF" || line.starts_with("# UNIT ") {
-            continue;
+            return;
         }
         if let Some(rest) = line.strip_prefix("# HELP ") {
+            self.flush_help();
             let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
-            let kind = lines
-                .peek()
-                .and_then(|next| next.strip_prefix("# TYPE "))
-                .and_then(|t| t.split_once(' '))
-                .filter(|(type_name, _)| *type_name == name)
-                .map(|(_, kind)| kind);
-            let (name, kind) = match kind {
-                Some("counter") => (format!("{name}_total"), "counter"),
-                Some("info") => (format!("{name}_info"), "gauge"),
-                Some(other) => (name.to_owned(), other),
-                None => (name.to_owned(), "untyped"),
-            };
-            out.push_str(&format!("# HELP {name} {}\n", help.replace("\\\"", "\"")));
-            out.push_str(&format!("# TYPE {name} {kind}\n"));
-            lines.next(); // the TYPE line, rewritten above
-            continue;
+            self.help = Some((name.to_owned(), help.replace("\\\"", "\"")));
+            return;
         }
-        out.push_str(line);
-        out.push('\n');
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, "untyped"));
+            let (name, kind) = match kind {
+                "counter" => (format!("{name}_total"), "counter"),
+                "info" => (format!("{name}_info"), "gauge"),
+                other => (name.to_owned(), other),
+            };
+            if let Some((_, help)) = self.help.take() {
+                self.out.push_str(&format!("# HELP {name} {help}\n"));
+            }
+            self.out.push_str(&format!("# TYPE {name} {kind}\n"));
+            return;
+        }
+        self.flush_help();
+        self.out.push_str(line);
+        self.out.push('\n');
     }
-    out
+
+    /// A `HELP` without a `TYPE` (not written by prometheus-client) is kept as is.
+    fn flush_help(&mut self) {
+        if let Some((name, help)) = self.help.take() {
+            self.out.push_str(&format!("# HELP {name} {help}\n"));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -253,10 +253,7 @@ fn info_labels(q: &Queue) -> [(&'static str, Cow<'_, str>); 16] {
         ("max_length", number(max_length)),
         ("max_length_bytes", number(max_length_bytes)),
         ("message_ttl", number(q.limit("message-ttl"))),
-        (
-            "max_priority",
-            number(q.argument("x-max-priority").and_then(|v| v.as_u64())),
-        ),
+        ("max_priority", number(q.max_priority())),
     ]
 }
 

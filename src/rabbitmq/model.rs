@@ -234,18 +234,20 @@ pub struct Queue {
     /// `exclusive`: owned by one connection, deleted with it.
     #[serde(deserialize_with = "lenient")]
     pub exclusive: Option<bool>,
-    /// `arguments`: the declare arguments (`x-max-length`, `x-message-ttl`, …).
-    #[serde(deserialize_with = "lenient")]
-    pub arguments: Option<serde_json::Map<String, Value>>,
+    /// `arguments`: the declare arguments the sidecar uses (`x-max-length`, `x-message-ttl`,
+    /// …; see [`SETTING_KEYS`]); others are not kept.
+    #[serde(deserialize_with = "arguments")]
+    pub arguments: Option<Settings>,
     /// `policy`: name of the policy applied, if any.
     #[serde(deserialize_with = "lenient")]
     pub policy: Option<String>,
     /// `operator_policy`: name of the operator policy applied, if any.
     #[serde(deserialize_with = "lenient")]
     pub operator_policy: Option<String>,
-    /// `effective_policy_definition`: the keys the policies set (`max-length`, `overflow`, …).
-    #[serde(deserialize_with = "lenient")]
-    pub effective_policy_definition: Option<serde_json::Map<String, Value>>,
+    /// `effective_policy_definition`: the keys the policies set that the sidecar uses
+    /// (`max-length`, `overflow`, …; see [`SETTING_KEYS`]).
+    #[serde(deserialize_with = "policy_definition")]
+    pub effective_policy_definition: Option<Settings>,
     /// `messages_persistent`: persistent messages in the queue.
     #[serde(deserialize_with = "lenient")]
     pub messages_persistent: Option<u64>,
@@ -277,34 +279,115 @@ pub struct Queue {
     pub message_stats: Option<MessageStats>,
 }
 
+/// The setting keys kept from `arguments` (with their `x-` prefix) and from the effective
+/// policy definition: what the metrics and rules use.
+pub const SETTING_KEYS: [&str; 7] = [
+    "max-length",
+    "max-length-bytes",
+    "message-ttl",
+    "overflow",
+    "dead-letter-exchange",
+    "dead-letter-routing-key",
+    "max-priority",
+];
+
+/// A value of [`Settings`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Setting {
+    /// A whole number (lengths, bytes, milliseconds, priorities).
+    Number(u64),
+    /// A text (overflow mode, exchange and routing key names).
+    Text(Box<str>),
+}
+
+/// The few queue settings the sidecar uses (keys of [`SETTING_KEYS`], without `x-`), kept
+/// compact: thousands of queues are held per poll, and most set none of them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Settings(Vec<(&'static str, Setting)>);
+
+impl Settings {
+    /// The known keys of `map`, whose keys start with `prefix` (`x-` for arguments).
+    fn from_map(map: &serde_json::Map<String, Value>, prefix: &str) -> Settings {
+        let mut kept = Vec::new();
+        for key in SETTING_KEYS {
+            let value = match map.get(&format!("{prefix}{key}")) {
+                Some(Value::Number(n)) => n.as_u64().map(Setting::Number),
+                Some(Value::String(t)) => Some(Setting::Text(t.as_str().into())),
+                _ => None,
+            };
+            if let Some(v) = value {
+                kept.push((key, v));
+            }
+        }
+        Settings(kept)
+    }
+
+    /// The number set for `key`, if any.
+    pub fn number(&self, key: &str) -> Option<u64> {
+        self.0.iter().find_map(|(k, v)| match v {
+            Setting::Number(n) if *k == key => Some(*n),
+            _ => None,
+        })
+    }
+
+    /// The text set for `key`, if any.
+    pub fn text(&self, key: &str) -> Option<&str> {
+        self.0.iter().find_map(|(k, v)| match v {
+            Setting::Text(t) if *k == key => Some(&**t),
+            _ => None,
+        })
+    }
+}
+
+fn settings<'de, D: Deserializer<'de>>(d: D, prefix: &str) -> Result<Option<Settings>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Object(map) => Some(Settings::from_map(&map, prefix)),
+        _ => None,
+    })
+}
+
+fn arguments<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Settings>, D::Error> {
+    settings(d, "x-")
+}
+
+fn policy_definition<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Settings>, D::Error> {
+    settings(d, "")
+}
+
 impl Queue {
-    /// A declare argument (`x-max-length`, …), if set.
-    pub fn argument(&self, key: &str) -> Option<&Value> {
-        self.arguments.as_ref()?.get(key)
-    }
-
-    /// A key of the effective policy definition (`max-length`, …), if set.
-    pub fn policy_key(&self, key: &str) -> Option<&Value> {
-        self.effective_policy_definition.as_ref()?.get(key)
-    }
-
-    /// A numeric limit set by argument `x-KEY` and/or policy key `KEY`; when both are set the
-    /// smaller applies (RabbitMQ's rule for lengths, TTLs and limits).
+    /// A numeric limit set by argument `x-KEY` and/or policy key `KEY` (`max-length`,
+    /// `max-length-bytes`, `message-ttl`); when both are set the smaller applies (RabbitMQ's
+    /// rule for lengths, TTLs and limits).
     pub fn limit(&self, key: &str) -> Option<u64> {
-        let arg = self.argument(&format!("x-{key}")).and_then(Value::as_u64);
-        let pol = self.policy_key(key).and_then(Value::as_u64);
+        let arg = self.arguments.as_ref().and_then(|s| s.number(key));
+        let pol = self
+            .effective_policy_definition
+            .as_ref()
+            .and_then(|s| s.number(key));
         match (arg, pol) {
             (Some(a), Some(p)) => Some(a.min(p)),
             (a, p) => a.or(p),
         }
     }
 
-    /// A text setting from argument `x-KEY`, else from policy key `KEY` (the argument wins, as
-    /// in RabbitMQ for `overflow` and `dead-letter-exchange`).
+    /// A text setting from argument `x-KEY`, else from policy key `KEY` (`overflow`,
+    /// `dead-letter-exchange`, `dead-letter-routing-key`; the argument wins, as in RabbitMQ).
     pub fn setting(&self, key: &str) -> Option<&str> {
-        self.argument(&format!("x-{key}"))
-            .and_then(Value::as_str)
-            .or_else(|| self.policy_key(key).and_then(Value::as_str))
+        self.arguments
+            .as_ref()
+            .and_then(|s| s.text(key))
+            .or_else(|| {
+                self.effective_policy_definition
+                    .as_ref()
+                    .and_then(|s| s.text(key))
+            })
+    }
+
+    /// `x-max-priority`, set only by argument.
+    pub fn max_priority(&self) -> Option<u64> {
+        self.arguments
+            .as_ref()
+            .and_then(|s| s.number("max-priority"))
     }
 
     /// Consumer utilisation (0..1) under either of its names.
