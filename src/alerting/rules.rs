@@ -414,10 +414,11 @@ impl Rule {
     pub fn evaluate(&self, s: &Snapshot) -> Evaluation {
         let mut active = Vec::new();
         let mut unknown = Vec::new();
-        let mut record = |labels: Labels, result: Option<(bool, f64)>| match result {
-            Some((true, v)) => active.push((labels, v)),
+        // Labels are built only for objects that hold or are unknown (most do not hold).
+        let mut record = |object: &[(&str, &str)], result: Option<(bool, f64)>| match result {
+            Some((true, v)) => active.push((self.instance_labels(object), v)),
             Some((false, _)) => {}
-            None => unknown.push(labels),
+            None => unknown.push(self.instance_labels(object)),
         };
         match self.kind {
             Kind::Queue => {
@@ -425,9 +426,11 @@ impl Rule {
                     return Evaluation::Unknown;
                 };
                 for q in queues.iter().filter(|q| self.selects_queue(q)) {
-                    let labels = self.instance_labels(&[("vhost", &q.vhost), ("queue", &q.name)]);
                     let started = s.started_at;
-                    record(labels, self.condition.check(|f| queue_field(q, f, started)));
+                    record(
+                        &[("vhost", &q.vhost), ("queue", &q.name)],
+                        self.condition.check(|f| queue_field(q, f, started)),
+                    );
                 }
             }
             Kind::Node => {
@@ -435,13 +438,14 @@ impl Rule {
                     return Evaluation::Unknown;
                 };
                 for n in nodes.iter().filter(|n| self.selects_node(n)) {
-                    let labels = self.instance_labels(&[("node", &n.name)]);
-                    record(labels, self.condition.check(|f| node_field(n, f, s)));
+                    record(
+                        &[("node", &n.name)],
+                        self.condition.check(|f| node_field(n, f, s)),
+                    );
                 }
             }
             Kind::Cluster => {
-                let labels = self.instance_labels(&[]);
-                record(labels, self.condition.check(|f| cluster_field(s, f)));
+                record(&[], self.condition.check(|f| cluster_field(s, f)));
             }
         }
         Evaluation::Known { active, unknown }

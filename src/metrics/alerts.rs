@@ -16,16 +16,28 @@ pub const ALERTS: Family = Family {
     source: "sidecar",
 };
 
+/// Alert instances by (alertname, state): what the exposition needs of the alerts (the
+/// alerts themselves are not copied into the encoder).
+pub type AlertCounts = std::collections::BTreeMap<(String, State), u64>;
+
+/// Counts `alerts` by (alertname, state).
+pub fn count(alerts: &[Alert]) -> AlertCounts {
+    let mut counts = AlertCounts::new();
+    for a in alerts {
+        let name = a.labels.get("alertname").cloned().unwrap_or_default();
+        *counts.entry((name, a.state)).or_default() += 1;
+    }
+    counts
+}
+
 /// Writes the alert counts: every rule × pending/firing, 0 when none.
-pub fn encode(enc: &mut DescriptorEncoder, alerts: &[Alert], info: &SidecarInfo) -> fmt::Result {
-    let count = |name: &str, state: State| {
-        alerts
-            .iter()
-            .filter(|a| {
-                a.state == state && a.labels.get("alertname").map(String::as_str) == Some(name)
-            })
-            .count() as u64
-    };
+pub fn encode(
+    enc: &mut DescriptorEncoder,
+    counts: &AlertCounts,
+    info: &SidecarInfo,
+) -> fmt::Result {
+    let count =
+        |name: &str, state: State| counts.get(&(name.to_owned(), state)).copied().unwrap_or(0);
     ALERTS.gauge(
         enc,
         info.rule_names.iter().flat_map(|name| {

@@ -199,7 +199,7 @@ fn flag(b: bool) -> i64 {
 #[derive(Debug)]
 struct SnapshotCollector {
     snapshot: Option<Arc<Snapshot>>,
-    alerts: Vec<crate::alerting::Alert>,
+    alerts: alerts::AlertCounts,
     info: SidecarInfo,
 }
 
@@ -238,7 +238,7 @@ pub fn encode(
     let mut registry = Registry::default();
     registry.register_collector(Box::new(SnapshotCollector {
         snapshot,
-        alerts: alerts.to_vec(),
+        alerts: alerts::count(alerts),
         info: info.clone(),
     }));
     let mut writer = format::GzipWriter::new();

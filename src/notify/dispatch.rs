@@ -737,7 +737,9 @@ pub async fn run(
         enqueue(job);
     }
     let mut groups = saved.groups;
-    let mut alerts: Vec<Alert> = saved.alerts;
+    // Until the first evaluation, the alerts saved before the restart.
+    let restored: Arc<Vec<Alert>> = Arc::new(saved.alerts);
+    let mut assessment: Option<Arc<crate::alerting::Assessment>> = None;
     let save = |groups: &BTreeMap<String, GroupState>, alerts: &[Alert]| {
         let Some(path) = &state_file else { return };
         let state = SavedState {
@@ -754,29 +756,43 @@ pub async fn run(
             tracing::error!(path = %path.display(), error = %e, "cannot save the state file");
         }
     };
+    let pending_len = || pending.lock().map_or(0, |p| p.len());
+    let mut saved_pending = usize::MAX;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        let mut changed = false;
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            changed = assessments.changed() => {
-                if changed.is_err() { break }
+            result = assessments.changed() => {
+                if result.is_err() { break }
                 if let Some(a) = assessments.borrow_and_update().clone() {
-                    alerts = a.alerts.clone();
+                    assessment = Some(a);
+                    changed = true;
                 }
             }
             _ = tick.tick() => {}
         }
         let now = SystemTime::now();
-        for flush in dispatcher.plan(&alerts, &mut groups, &silences, now) {
-            for job in dispatcher.jobs(&flush, &mut next_id) {
-                enqueue(job);
+        let alerts: &[Alert] = assessment.as_ref().map_or(&restored, |a| &a.alerts);
+        // Groups change only with the alerts; otherwise only timers can make a flush due.
+        if changed || groups.values().any(|g| g.next_flush <= now) {
+            for flush in dispatcher.plan(alerts, &mut groups, &silences, now) {
+                changed = true;
+                for job in dispatcher.jobs(&flush, &mut next_id) {
+                    enqueue(job);
+                }
             }
         }
-        save(&groups, &alerts);
+        // Saved after every evaluation and whenever the undelivered notifications change.
+        if changed || pending_len() != saved_pending {
+            saved_pending = pending_len();
+            save(&groups, alerts);
+        }
     }
     workers.wait().await;
-    save(&groups, &alerts);
+    let alerts: &[Alert] = assessment.as_ref().map_or(&restored, |a| &a.alerts);
+    save(&groups, alerts);
     tracing::debug!("dispatcher stopped");
 }
 
