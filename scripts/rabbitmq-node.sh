@@ -178,8 +178,17 @@ ENV
       exit 1
     fi
     if curl -sf -o /dev/null -u guest:guest "$MGMT_URL/api/overview"; then
-      cat "$dir/node.env"
-      exit 0
+      # The management listener comes up while the `rabbit` application is still booting
+      # (AMQP listeners and rabbitmqctl commands follow): wait for the boot to complete.
+      if "${NODE_ENV[@]}" "$RMQ_BIN/rabbitmqctl" -q -n "$NODE_NAME" await_startup --timeout 60 \
+        > "$dir/log/await_startup.log" 2>&1; then
+        cat "$dir/node.env"
+        exit 0
+      fi
+      echo "rabbitmq-node: the node did not finish booting:" >&2
+      cat "$dir/log/await_startup.log" >&2
+      stop_node "$dir"
+      exit 1
     fi
     sleep 0.2
   done
