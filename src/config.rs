@@ -1165,7 +1165,7 @@ fn parse_url(text: &str) -> Result<Url, ConfigError> {
 /// Replaces whatever stands before the last `@` (after a `scheme://`, if any) with
 /// `<redacted>`, so an error about a URL with embedded credentials never echoes the password,
 /// however malformed the URL.
-fn redact_url_text(text: &str) -> String {
+pub(crate) fn redact_url_text(text: &str) -> String {
     let Some(at) = text.rfind('@') else {
         return text.to_owned();
     };

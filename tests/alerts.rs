@@ -17,9 +17,8 @@ use support::{
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// A configuration with one rule on `queue` (ready > 5, fires at once) and one webhook
-/// receiver at `url`; `extra_notify` is added under `notify:`.
-fn config(queue: &str, url: &str, extra_notify: &str) -> String {
+/// The `alerting:` section of every scenario: one rule on `queue` (ready > 5, fires at once).
+fn rule_yaml(queue: &str) -> String {
     format!(
         r#"
 alerting:
@@ -33,7 +32,15 @@ alerting:
       labels: {{team: core}}
       annotations:
         summary: "{{{{ $labels.queue }}}} has {{{{ $value }}}} ready messages"
-notify:
+"#
+    )
+}
+
+/// A configuration with [`rule_yaml`] and one webhook receiver at `url`; `extra_notify` is
+/// added under `notify:`.
+fn config(queue: &str, url: &str, extra_notify: &str) -> String {
+    format!(
+        r#"{rules}notify:
   external_url: http://watch.example:9419
 {extra_notify}
   route:
@@ -48,7 +55,8 @@ notify:
         - url: {url}/hook
           hmac_secret: s3cr3t-key
           headers: {{X-Team: core}}
-"#
+"#,
+        rules = rule_yaml(queue)
     )
 }
 
@@ -370,19 +378,7 @@ async fn firing_then_resolved_reach_a_real_smtp_server_and_a_real_alertmanager()
     let smtp = SmtpSink::start();
     let am = Alertmanager::start().await;
     let yaml = format!(
-        r#"
-alerting:
-  default_rules: false
-  rules:
-    - alert: LiveBacklog
-      kind: queue
-      select: {{queue: "{queue}"}}
-      expr: messages_ready > 5
-      severity: critical
-      labels: {{team: core}}
-      annotations:
-        summary: "{{{{ $labels.queue }}}} has {{{{ $value }}}} ready messages"
-notify:
+        r#"{rules}notify:
   external_url: http://watch.example:9419
   alertmanagers:
     - url: {am}
@@ -401,6 +397,7 @@ notify:
           tls: none
           send_resolved: true
 "#,
+        rules = rule_yaml(queue),
         am = am.url,
         smarthost = smtp.smarthost(),
     );

@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Backoff, NotifyError, NotifyStats, deliver, http_error, http_status_error, rfc3339};
 use crate::alerting::{Alert, AssessmentReceiver, State};
-use crate::config::ConfigError;
+use crate::config::{ConfigError, redact_url_text};
 
 /// The `integration` label of every Alertmanager delivery in [`NotifyStats`].
 pub const INTEGRATION: &str = "alertmanager";
@@ -152,20 +152,6 @@ fn parse_url(key: &str, text: &str) -> Result<Url, ConfigError> {
         url.set_path(&path);
     }
     Ok(url)
-}
-
-/// Replaces whatever stands before the last `@` (after a `scheme://`, if any) with
-/// `<redacted>`, so an error about a URL never echoes a password, however malformed the URL.
-fn redact_url_text(text: &str) -> String {
-    let Some(at) = text.rfind('@') else {
-        return text.to_owned();
-    };
-    match text.find("://") {
-        Some(scheme_end) if scheme_end < at => {
-            format!("{}<redacted>{}", &text[..scheme_end + 3], &text[at..])
-        }
-        _ => format!("<redacted>{}", &text[at..]),
-    }
 }
 
 /// One alert as Alertmanager's API v2 accepts it (`postableAlert`).
