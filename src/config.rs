@@ -565,7 +565,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             });
         }
         (Some(p), None) => Secret::new(p),
-        (None, Some(path)) => Secret::new(read_password_file(path)?),
+        (None, Some(path)) => Secret::new(read_password_file("rabbitmq.password_file", path)?),
         (None, None) => Secret::new(DEFAULT_PASSWORD),
     };
     let timeout = parse_duration(
@@ -1177,16 +1177,20 @@ pub(crate) fn redact_url_text(text: &str) -> String {
     }
 }
 
-fn read_password_file(path: &Path) -> Result<String, ConfigError> {
+/// The first line of the secret file at `path`, named by config key `key`.
+///
+/// # Errors
+/// [`ConfigError::File`] when unreadable, [`ConfigError::Invalid`] when the first line is empty.
+pub(crate) fn read_password_file(key: &str, path: &Path) -> Result<String, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::File {
-        key: "rabbitmq.password_file".to_owned(),
+        key: key.to_owned(),
         path: path.to_owned(),
         source,
     })?;
     let password = text.lines().next().unwrap_or("").to_owned();
     if password.is_empty() {
         return Err(ConfigError::Invalid {
-            key: "rabbitmq.password_file".to_owned(),
+            key: key.to_owned(),
             value: format!("{path:?} (empty first line)"),
             allowed: "a file whose first line is the password".to_owned(),
         });

@@ -11,7 +11,7 @@
 
 use std::fmt::{self, Write as _};
 use std::net::{IpAddr, Ipv6Addr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use serde::Deserialize;
 
 use super::{Message, MessageAlert, NotifyError};
-use crate::config::{ConfigError, Secret};
+use crate::config::{ConfigError, Secret, read_password_file};
 
 /// Default `timeout` of one delivery attempt.
 pub const DEFAULT_TIMEOUT: &str = "10s";
@@ -334,24 +334,6 @@ fn validate_auth(
         password: Secret::new(password),
         password_file,
     }))
-}
-
-/// The first line of the file at `path`.
-fn read_password_file(key: &str, path: &Path) -> Result<String, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::File {
-        key: key.to_owned(),
-        path: path.to_owned(),
-        source,
-    })?;
-    let password = text.lines().next().unwrap_or("").to_owned();
-    if password.is_empty() {
-        return Err(ConfigError::Invalid {
-            key: key.to_owned(),
-            value: format!("{path:?} (empty first line)"),
-            allowed: "a file whose first line is the password".to_owned(),
-        });
-    }
-    Ok(password)
 }
 
 /// An error about `value` (quoted) at `key`.
@@ -831,6 +813,8 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
+
+    use std::path::Path;
 
     use super::*;
     use crate::notify::NO_END;
