@@ -99,6 +99,7 @@ fn main() {
             bytes: 0,
         },
         selection,
+        dead_letter_queues: None,
         totals: PollTotals::default(),
     });
     let info = SidecarInfo {
@@ -108,7 +109,7 @@ fn main() {
     };
 
     let start = Instant::now();
-    let exposition = encode(Some(snapshot), &[], &info);
+    let exposition = encode(Some(snapshot), None, &[], &info);
     let encoding = start.elapsed();
     let rss_encoded = rss();
     let om_gz = exposition.variants.get(Format::OpenMetrics, true);

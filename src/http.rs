@@ -421,6 +421,7 @@ mod tests {
             queues: ok(vec![]),
             alarms: ok(Alarms::default()),
             selection: Default::default(),
+            dead_letter_queues: None,
             totals: PollTotals {
                 polls: 3,
                 failures: Default::default(),
@@ -449,7 +450,7 @@ mod tests {
             notify_stats: None,
         };
         let snapshot = Arc::new(snapshot_with_last_success(Some(SystemTime::now())));
-        let exposition = crate::metrics::encode(Some(snapshot.clone()), &[], &info);
+        let exposition = crate::metrics::encode(Some(snapshot.clone()), None, &[], &info);
         let (_snapshot_tx, snapshots) = watch::channel(Some(snapshot));
         let (_assessment_tx, assessments) = watch::channel(None);
         let (_exposition_tx, exposition) = watch::channel(Arc::new(exposition));

@@ -124,8 +124,11 @@ pub async fn run(
     let (snapshot_tx, snapshot_rx) = watch::channel(None);
     let (assessment_tx, assessment_rx) = watch::channel(None);
     let (exposition_tx, exposition_rx) =
-        watch::channel(Arc::new(metrics::encode(None, &[], &sidecar)));
-    let mut engine = alerting::Engine::new(config.alerting.rules.clone());
+        watch::channel(Arc::new(metrics::encode(None, None, &[], &sidecar)));
+    let mut engine = alerting::Engine::with_backlog(
+        config.alerting.rules.clone(),
+        config.alerting.backlog.clone(),
+    );
     engine.restore(saved.alerts.clone());
     let silences = Arc::new(notify::dispatch::Silences::from_saved(
         saved.silences.clone(),
@@ -133,8 +136,13 @@ pub async fn run(
 
     let tasks = TaskTracker::new();
     tasks.spawn(
-        Poller::new(client, config.poll.interval, config.queues.clone())
-            .run(snapshot_tx, shutdown.clone()),
+        Poller::new(
+            client,
+            config.poll.interval,
+            config.queues.clone(),
+            config.alerting.backlog.discover_dead_letter_queues,
+        )
+        .run(snapshot_tx, shutdown.clone()),
     );
     tasks.spawn(alerting::run(
         engine,

@@ -12,7 +12,7 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::QueuesConfig;
-use crate::rabbitmq::model::{Overview, has_detailed_queues};
+use crate::rabbitmq::model::{Overview, dead_letter_targets, has_detailed_queues};
 use crate::rabbitmq::{Body, Client, Endpoint, Error};
 use crate::selection::{Selection, select};
 use crate::snapshot::{Fetched, PollTotals, Snapshot};
@@ -31,6 +31,9 @@ pub struct Poller {
     interval: Duration,
     /// Which queues to read and export (`queues.*`).
     queues: QueuesConfig,
+    /// Whether to read the bindings of the queues' dead-letter exchanges
+    /// (`alerting.backlog.discover_dead_letter_queues`).
+    discover_dead_letters: bool,
 }
 
 /// What the poller learns from one poll for the next.
@@ -45,12 +48,18 @@ pub struct PollState {
 
 impl Poller {
     /// A poller reading through `client` every `interval`, exporting the queues `queues`
-    /// selects.
-    pub fn new(client: Client, interval: Duration, queues: QueuesConfig) -> Self {
+    /// selects, and finding the dead-letter queues when `discover_dead_letters`.
+    pub fn new(
+        client: Client,
+        interval: Duration,
+        queues: QueuesConfig,
+        discover_dead_letters: bool,
+    ) -> Self {
         Self {
             client,
             interval,
             queues,
+            discover_dead_letters,
         }
     }
 
@@ -105,6 +114,21 @@ impl Poller {
                 (overview, nodes, queues, alarms)
             }
         };
+        // Which queues receive dead letters depends on every listed queue's settings (also
+        // those not exported), so it is read after the listing, before the selection.
+        let dead_letter_queues = match queues.ok() {
+            Some(listed) if self.discover_dead_letters => {
+                let (exchanges, direct) = dead_letter_targets(listed);
+                let mut fetched = timed(self.client.bound_queues(&exchanges)).await;
+                if let Ok(bound) = &mut fetched.result {
+                    bound.extend(direct);
+                    bound.sort_unstable();
+                    bound.dedup();
+                }
+                Some(fetched)
+            }
+            _ => None,
+        };
         let (queues, selection) = match queues.result {
             Ok(listed) => {
                 let (kept, selection) = select(&self.queues, listed);
@@ -132,6 +156,7 @@ impl Poller {
             nodes,
             queues,
             alarms,
+            dead_letter_queues,
             selection,
             totals: previous.totals.clone(),
         };

@@ -51,6 +51,12 @@ pub struct Snapshot {
     pub queues: Fetched<Vec<Queue>>,
     /// `GET /api/health/checks/alarms`.
     pub alarms: Fetched<Alarms>,
+    /// Queues that receive dead-lettered messages, as (vhost, queue) sorted: the queues bound
+    /// to the dead-letter exchanges the listed queues name (`/api/exchanges/{vhost}/{name}/
+    /// bindings/source`), plus the queues named by `x-dead-letter-routing-key` through the
+    /// default exchange. `None` when not read (discovery off, or the queue listing failed);
+    /// an error when a bindings read failed.
+    pub dead_letter_queues: Option<Fetched<Vec<(String, String)>>>,
     /// How the queue listing was narrowed down (all 0 when `/api/queues` failed).
     pub selection: Selection,
     /// Counters over the sidecar's lifetime, as of this poll.
@@ -65,6 +71,7 @@ impl Snapshot {
             Endpoint::Nodes => self.nodes.err(),
             Endpoint::Queues => self.queues.err(),
             Endpoint::Alarms => self.alarms.err(),
+            Endpoint::Bindings => self.dead_letter_queues.as_ref().and_then(Fetched::err),
         }
     }
 
@@ -75,6 +82,7 @@ impl Snapshot {
             Endpoint::Nodes => self.nodes.bytes,
             Endpoint::Queues => self.queues.bytes,
             Endpoint::Alarms => self.alarms.bytes,
+            Endpoint::Bindings => self.dead_letter_queues.as_ref().map_or(0, |f| f.bytes),
         }
     }
 
@@ -85,6 +93,10 @@ impl Snapshot {
             Endpoint::Nodes => self.nodes.duration,
             Endpoint::Queues => self.queues.duration,
             Endpoint::Alarms => self.alarms.duration,
+            Endpoint::Bindings => self
+                .dead_letter_queues
+                .as_ref()
+                .map_or(Duration::ZERO, |f| f.duration),
         }
     }
 

@@ -59,6 +59,7 @@ fn alert(name: &str, state: State) -> Alert {
             ("description".to_owned(), "42 messages ready".to_owned()),
         ]
         .into(),
+        details: Default::default(),
         state,
         value: 42.0,
         active_since: started,
@@ -89,10 +90,12 @@ fn assessment(alerts: Vec<Alert>) -> Option<Arc<Assessment>> {
         queues: ok(vec![]),
         alarms: ok(Alarms::default()),
         selection: Default::default(),
+        dead_letter_queues: None,
         totals: PollTotals::default(),
     };
     Some(Arc::new(Assessment {
         snapshot: Arc::new(snapshot),
+        backlog: Default::default(),
         alerts,
         evaluated_at: now,
     }))

@@ -55,6 +55,8 @@ fn snapshot() -> Arc<Snapshot> {
         queues: fetched(queues, 41, 3960),
         alarms: fetched(fixture::<Alarms>("alarms-failed.json"), 3, 150),
         selection,
+        // The dead-letter exchange `dlx` of `prio` binds `prio.dead`, a queue not exported.
+        dead_letter_queues: Some(fetched(vec![("/".into(), "prio.dead".into())], 2, 60)),
         totals: PollTotals::default(),
     };
     // Six earlier polls, two of which timed out reading /api/queues.
@@ -97,9 +99,10 @@ fn check(name: &str, actual: &str) {
     }
 }
 
-/// The exposition with the default alert rules evaluated on the snapshot: the recorded memory
-/// alarm makes RabbitmqMemoryAlarm fire at once; three queues with ready messages and no
-/// consumer make RabbitmqQueueNoConsumers pending.
+/// The exposition with the default alert rules evaluated on the snapshot, after ten earlier
+/// polls a minute apart that read the same (so the backlog windows are complete): the
+/// recorded memory alarm makes RabbitmqMemoryAlarm fire; three queues with ready messages and
+/// no consumer for 10 minutes make RabbitmqQueueNoConsumers fire.
 fn exposition(format: Format) -> String {
     let cfg = config::load(None, Default::default(), &[]).unwrap();
     let info = SidecarInfo {
@@ -108,7 +111,12 @@ fn exposition(format: Format) -> String {
         notify_stats: None,
     };
     let snapshot = snapshot();
-    let mut engine = Engine::new(cfg.alerting.rules);
+    let mut engine = Engine::with_backlog(cfg.alerting.rules, cfg.alerting.backlog);
+    for minutes_before in (1..=10).rev() {
+        let mut earlier = (*snapshot).clone();
+        earlier.started_at -= Duration::from_secs(60 * minutes_before);
+        engine.evaluate(&earlier, earlier.started_at);
+    }
     engine.evaluate(&snapshot, snapshot.started_at);
     let alerts: Vec<_> = engine.alerts().cloned().collect();
     let mut states: Vec<(String, String)> = alerts
@@ -120,12 +128,17 @@ fn exposition(format: Format) -> String {
         states,
         [
             ("RabbitmqMemoryAlarm".into(), "Firing".into()),
-            ("RabbitmqQueueNoConsumers".into(), "Pending".into()),
-            ("RabbitmqQueueNoConsumers".into(), "Pending".into()),
-            ("RabbitmqQueueNoConsumers".into(), "Pending".into()),
+            ("RabbitmqQueueNoConsumers".into(), "Firing".into()),
+            ("RabbitmqQueueNoConsumers".into(), "Firing".into()),
+            ("RabbitmqQueueNoConsumers".into(), "Firing".into()),
         ]
     );
-    let e = encode(Some(snapshot), &alerts, &info);
+    let e = encode(
+        Some(snapshot),
+        Some(engine.backlog().clone()),
+        &alerts,
+        &info,
+    );
     String::from_utf8(e.variants.get(format, false).to_vec()).unwrap()
 }
 

@@ -6,6 +6,7 @@
 //! Pure: [`Engine::evaluate`] takes the snapshot and `now`; the task in [`run`] feeds it and
 //! publishes the alerts for the HTTP API, the metrics and the notifier.
 
+pub mod backlog;
 pub mod rules;
 
 use std::collections::BTreeMap;
@@ -16,9 +17,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::BacklogConfig;
 use crate::poller::SnapshotReceiver;
 use crate::snapshot::Snapshot;
-use rules::{Evaluation, Labels, Rule, render};
+use backlog::{Report, Tracker};
+use rules::{Evaluation, Instance, Labels, Rule, render};
 
 /// How long a resolved alert stays listed (and available to notifiers) after resolving.
 pub const RESOLVED_RETENTION: Duration = Duration::from_secs(15 * 60);
@@ -44,6 +47,11 @@ pub struct Alert {
     pub labels: Labels,
     /// Rendered annotations (`summary`, `description`, …) as of the last evaluation that held.
     pub annotations: BTreeMap<String, String>,
+    /// For queue alerts, the backlog detector's view as of the last evaluation that held
+    /// (`status`, `cause`, rates, `time_to_drain`, `time_to_overflow`, …: see
+    /// [`backlog::Analysis::details`]); empty otherwise.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub details: BTreeMap<String, String>,
     /// Current state.
     pub state: State,
     /// The value of the condition's first comparison at the last evaluation that could tell.
@@ -116,22 +124,38 @@ pub fn fingerprint(labels: &Labels) -> String {
     format!("{hash:016x}")
 }
 
-/// The rules and the state of every alert instance.
+/// The rules, the backlog detector's history and the state of every alert instance.
 #[derive(Debug)]
 pub struct Engine {
     /// The rules, evaluated in order.
     rules: Vec<Rule>,
     /// Alert instances by fingerprint.
     alerts: BTreeMap<String, Alert>,
+    /// The backlog detector's windows.
+    backlog: Tracker,
+    /// The backlog detector's report on the last snapshot evaluated.
+    report: Arc<Report>,
 }
 
 impl Engine {
-    /// An engine with `rules` and no alerts.
+    /// An engine with `rules`, the default backlog detector settings and no alerts.
     pub fn new(rules: Vec<Rule>) -> Self {
+        Self::with_backlog(rules, BacklogConfig::default())
+    }
+
+    /// An engine with `rules`, a backlog detector configured by `backlog`, and no alerts.
+    pub fn with_backlog(rules: Vec<Rule>, backlog: BacklogConfig) -> Self {
         Self {
             rules,
             alerts: BTreeMap::new(),
+            backlog: Tracker::new(backlog),
+            report: Arc::default(),
         }
+    }
+
+    /// The backlog detector's report on the last snapshot evaluated (empty before the first).
+    pub fn backlog(&self) -> &Arc<Report> {
+        &self.report
     }
 
     /// The rules.
@@ -154,10 +178,12 @@ impl Engine {
         self.alerts.values()
     }
 
-    /// Evaluates every rule against `snapshot` at `now` and moves the alerts on.
+    /// Adds `snapshot` to the backlog detector, evaluates every rule against it at `now` and
+    /// moves the alerts on.
     pub fn evaluate(&mut self, snapshot: &Snapshot, now: SystemTime) {
+        self.report = Arc::new(self.backlog.observe(snapshot));
         for rule in &self.rules {
-            let evaluation = rule.evaluate(snapshot);
+            let evaluation = rule.evaluate(snapshot, &self.report);
             step(&mut self.alerts, rule, evaluation, now);
         }
         // Alerts of removed rules and long-resolved alerts go.
@@ -194,12 +220,17 @@ fn step(
         Evaluation::Known { active, unknown } => (active, unknown),
     };
     let mut seen = std::collections::BTreeSet::new();
-    for (labels, value) in active {
+    for Instance {
+        labels,
+        value,
+        details,
+    } in active
+    {
         let fp = fingerprint(&labels);
         let annotations = rule
             .annotations
             .iter()
-            .map(|(k, t)| (k.clone(), render(t, &labels, value)))
+            .map(|(k, t)| (k.clone(), render(t, &labels, value, &details)))
             .collect();
         let alert = alerts
             .entry(fp.clone())
@@ -216,6 +247,7 @@ fn step(
                 fingerprint: fp.clone(),
                 labels: labels.clone(),
                 annotations: BTreeMap::new(),
+                details: BTreeMap::new(),
                 state: State::Pending,
                 value,
                 active_since: now,
@@ -226,6 +258,7 @@ fn step(
             });
         alert.value = value;
         alert.annotations = annotations;
+        alert.details = details;
         alert.last_true = now;
         alert.unknown = false;
         if alert.state == State::Pending && elapsed(alert.active_since, now) >= rule.for_ {
@@ -267,6 +300,8 @@ fn step(
 pub struct Assessment {
     /// The snapshot evaluated.
     pub snapshot: Arc<Snapshot>,
+    /// The backlog detector's report on it (its queues in the snapshot's order).
+    pub backlog: Arc<Report>,
     /// Every alert instance after the evaluation (pending, firing, recently resolved), sorted
     /// by fingerprint.
     pub alerts: Vec<Alert>,
@@ -297,6 +332,7 @@ pub async fn run(
         engine.evaluate(&snapshot, now);
         tx.send_replace(Some(Arc::new(Assessment {
             snapshot,
+            backlog: engine.backlog().clone(),
             alerts: engine.alerts().cloned().collect(),
             evaluated_at: now,
         })));
@@ -377,6 +413,7 @@ mod tests {
             },
             alarms: ok(Alarms::default()),
             selection: Default::default(),
+            dead_letter_queues: None,
             totals: PollTotals::default(),
         }
     }

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use super::backlog::{Analysis, QueueBacklog, Report};
 use crate::config::Regex;
 use crate::metrics::nodes::alarm_in_effect;
 use crate::rabbitmq::model::{Node, Queue};
@@ -46,6 +47,18 @@ impl Kind {
                 "head_message_age",
                 "max_length",
                 "max_length_bytes",
+                "backlog_growing",
+                "backlog_stalled",
+                "backlog_no_consumers",
+                "backlog_redelivering",
+                "redelivery_ratio",
+                "ingress_rate",
+                "egress_rate",
+                "messages_ready_growth",
+                "time_to_drain",
+                "time_to_overflow",
+                "oldest_message_age",
+                "dead_letter_queue",
             ],
             Kind::Node => &[
                 "running",
@@ -321,12 +334,62 @@ pub const DEFAULTS: &[DefaultRule] = &[
     DefaultRule {
         name: "RabbitmqQueueNoConsumers",
         kind: Kind::Queue,
-        expr: "messages_ready > 0 and consumers == 0",
+        expr: "messages_ready > 0 and consumers == 0 and dead_letter_queue == 0",
         for_: "5m",
         keep_firing_for: "0s",
         severity: "warning",
         summary: "Queue {{ $labels.queue }} in vhost {{ $labels.vhost }} has {{ $value }} messages and no consumer",
-        description: "Messages have been waiting for 5 minutes on a queue nobody consumes from.",
+        description: "Messages have been waiting for 5 minutes on a queue nobody consumes from. Dead-letter queues are left to RabbitmqDeadLetterQueueGrowing.",
+    },
+    DefaultRule {
+        name: "RabbitmqQueueGrowing",
+        kind: Kind::Queue,
+        expr: "backlog_growing == 1 and dead_letter_queue == 0",
+        for_: "0s",
+        keep_firing_for: "1m",
+        severity: "warning",
+        summary: "Queue {{ $labels.queue }} in vhost {{ $labels.vhost }} is falling behind: {{ $details.cause }}",
+        description: "Ready messages rose at every poll for the whole backlog window ({{ $details.window }}) and never drained; {{ $details.messages_ready }} are ready. Time to drain at the current rates: {{ $details.time_to_drain }}. Time to overflow: {{ $details.time_to_overflow }}.",
+    },
+    DefaultRule {
+        name: "RabbitmqQueueStalled",
+        kind: Kind::Queue,
+        expr: "backlog_stalled == 1",
+        for_: "0s",
+        keep_firing_for: "1m",
+        severity: "warning",
+        summary: "Queue {{ $labels.queue }} in vhost {{ $labels.vhost }}: {{ $details.cause }}",
+        description: "Consumers are attached and messages wait, but nothing was acknowledged for the whole backlog window ({{ $details.window }}): consumers are hung, deadlocked or blocked on a dependency. {{ $details.messages_ready }} messages are ready.",
+    },
+    DefaultRule {
+        name: "RabbitmqQueueRedelivering",
+        kind: Kind::Queue,
+        expr: "backlog_redelivering == 1",
+        for_: "0s",
+        keep_firing_for: "1m",
+        severity: "warning",
+        summary: "Queue {{ $labels.queue }} in vhost {{ $labels.vhost }}: {{ $details.cause }} of deliveries",
+        description: "{{ $details.redelivery_ratio }} of the deliveries in the backlog window ({{ $details.window }}) were redeliveries (threshold alerting.backlog.redelivery_threshold): consumers reject or nack with requeue, or crash before acknowledging.",
+    },
+    DefaultRule {
+        name: "RabbitmqQueueOverflowSoon",
+        kind: Kind::Queue,
+        expr: "time_to_overflow < 900",
+        for_: "0s",
+        keep_firing_for: "1m",
+        severity: "critical",
+        summary: "Queue {{ $labels.queue }} in vhost {{ $labels.vhost }} reaches its length limit in {{ $details.time_to_overflow }}",
+        description: "At the net rate of the backlog window the queue hits its max-length within 15 minutes; then {{ $details.overflow }}. Cause: {{ $details.cause }}.",
+    },
+    DefaultRule {
+        name: "RabbitmqDeadLetterQueueGrowing",
+        kind: Kind::Queue,
+        expr: "messages_ready_growth > 0 and dead_letter_queue == 1",
+        for_: "0s",
+        keep_firing_for: "0s",
+        severity: "warning",
+        summary: "Dead-letter queue {{ $labels.queue }} in vhost {{ $labels.vhost }} received {{ $value }} messages in {{ $details.window }}",
+        description: "Messages are being dead-lettered (rejected without requeue, expired, or dropped by a length limit) into this queue; {{ $details.messages_ready }} are waiting. Look at the source queues' consumers and the messages' x-death headers.",
     },
     DefaultRule {
         name: "RabbitmqNodeMemoryHigh",
@@ -383,6 +446,18 @@ pub const DEFAULTS: &[DefaultRule] = &[
 /// A label set, sorted by name.
 pub type Labels = BTreeMap<String, String>;
 
+/// An object for which a rule's condition holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Instance {
+    /// The alert's labels.
+    pub labels: Labels,
+    /// The left side of the condition's first comparison.
+    pub value: f64,
+    /// The backlog detector's details for a queue ([`Analysis::details`]); empty for other
+    /// objects or while the queue's window is incomplete.
+    pub details: BTreeMap<String, String>,
+}
+
 /// The outcome of evaluating a rule against one snapshot.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Evaluation {
@@ -391,8 +466,8 @@ pub enum Evaluation {
     /// Per object: the condition holds (with the value) or not; objects missing a field are in
     /// `unknown`; objects not listed do not exist (or are not selected).
     Known {
-        /// Objects for which the condition holds: their labels and value.
-        active: Vec<(Labels, f64)>,
+        /// Objects for which the condition holds.
+        active: Vec<Instance>,
         /// Objects for which a needed field is unknown.
         unknown: Vec<Labels>,
     },
@@ -410,13 +485,20 @@ impl Rule {
         labels
     }
 
-    /// Evaluates the rule against `snapshot`.
-    pub fn evaluate(&self, s: &Snapshot) -> Evaluation {
+    /// Evaluates the rule against `snapshot`, with the backlog detector's `backlog` report
+    /// of the same snapshot (its queues in the snapshot's order) for queue rules.
+    pub fn evaluate(&self, s: &Snapshot, backlog: &Report) -> Evaluation {
         let mut active = Vec::new();
         let mut unknown = Vec::new();
         // Labels are built only for objects that hold or are unknown (most do not hold).
-        let mut record = |object: &[(&str, &str)], result: Option<(bool, f64)>| match result {
-            Some((true, v)) => active.push((self.instance_labels(object), v)),
+        let mut record = |object: &[(&str, &str)],
+                          result: Option<(bool, f64)>,
+                          analysis: Option<&Analysis>| match result {
+            Some((true, value)) => active.push(Instance {
+                labels: self.instance_labels(object),
+                value,
+                details: analysis.map(Analysis::details).unwrap_or_default(),
+            }),
             Some((false, _)) => {}
             None => unknown.push(self.instance_labels(object)),
         };
@@ -425,11 +507,16 @@ impl Rule {
                 let Some(queues) = s.queues.ok() else {
                     return Evaluation::Unknown;
                 };
-                for q in queues.iter().filter(|q| self.selects_queue(q)) {
+                for (i, q) in queues.iter().enumerate() {
+                    if !self.selects_queue(q) {
+                        continue;
+                    }
+                    let b = backlog.queues.get(i);
                     let started = s.started_at;
                     record(
                         &[("vhost", &q.vhost), ("queue", &q.name)],
-                        self.condition.check(|f| queue_field(q, f, started)),
+                        self.condition.check(|f| queue_field(q, f, started, b)),
+                        b.and_then(|b| b.analysis.as_ref()),
                     );
                 }
             }
@@ -441,11 +528,12 @@ impl Rule {
                     record(
                         &[("node", &n.name)],
                         self.condition.check(|f| node_field(n, f, s)),
+                        None,
                     );
                 }
             }
             Kind::Cluster => {
-                record(&[], self.condition.check(|f| cluster_field(s, f)));
+                record(&[], self.condition.check(|f| cluster_field(s, f)), None);
             }
         }
         Evaluation::Known { active, unknown }
@@ -479,7 +567,16 @@ fn bit(v: Option<bool>) -> Option<f64> {
     v.map(|b| if b { 1.0 } else { 0.0 })
 }
 
-fn queue_field(q: &Queue, field: &str, poll_time: std::time::SystemTime) -> Option<f64> {
+fn queue_field(
+    q: &Queue,
+    field: &str,
+    poll_time: std::time::SystemTime,
+    backlog: Option<&QueueBacklog>,
+) -> Option<f64> {
+    let analysis = backlog.and_then(|b| b.analysis.as_ref());
+    // Fields that need message statistics are unknown without them.
+    let counted = analysis.filter(|a| a.counters);
+    let flag = |b: bool| if b { 1.0 } else { 0.0 };
     match field {
         "messages" => num(q.total_messages()),
         "messages_ready" => num(q.messages_ready),
@@ -491,17 +588,38 @@ fn queue_field(q: &Queue, field: &str, poll_time: std::time::SystemTime) -> Opti
         "consumers" => num(q.consumers),
         "consumer_utilisation" => q.utilisation(),
         "memory" => num(q.memory),
-        "head_message_age" => q.head_message_timestamp.map(|ts| {
-            let now = poll_time
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_secs_f64();
-            (now - ts).max(0.0)
-        }),
+        "head_message_age" => head_message_age(q, poll_time),
         "max_length" => num(q.limit("max-length")),
         "max_length_bytes" => num(q.limit("max-length-bytes")),
+        "backlog_growing" => analysis.map(|a| flag(a.growing)),
+        "backlog_no_consumers" => analysis.map(|a| flag(a.no_consumers)),
+        "backlog_stalled" => counted.map(|a| flag(a.stalled)),
+        "backlog_redelivering" => counted.map(|a| flag(a.redelivering)),
+        "redelivery_ratio" => counted.and_then(|a| a.redelivery_ratio),
+        "ingress_rate" => counted.map(|a| a.ingress_rate),
+        "egress_rate" => counted.map(|a| a.egress_rate),
+        "messages_ready_growth" => analysis.map(|a| a.ready_growth as f64),
+        "time_to_drain" => analysis.map(|a| a.time_to_drain),
+        "time_to_overflow" => {
+            analysis.map(|a| a.time_to_overflow.map_or(f64::INFINITY, |(t, _)| t))
+        }
+        "oldest_message_age" => {
+            head_message_age(q, poll_time).or_else(|| analysis.and_then(|a| a.oldest_age_estimate))
+        }
+        "dead_letter_queue" => backlog.and_then(|b| b.dead_letter).map(flag),
         _ => None,
     }
+}
+
+/// Seconds since `head_message_timestamp` at the poll's start.
+fn head_message_age(q: &Queue, poll_time: std::time::SystemTime) -> Option<f64> {
+    q.head_message_timestamp.map(|ts| {
+        let now = poll_time
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        (now - ts).max(0.0)
+    })
 }
 
 fn node_field(n: &Node, field: &str, s: &Snapshot) -> Option<f64> {
@@ -549,9 +667,15 @@ fn cluster_field(s: &Snapshot, field: &str) -> Option<f64> {
     }
 }
 
-/// Fills `{{ $value }}` and `{{ $labels.NAME }}` in `template` (unknown labels become empty).
-/// Values print with at most 3 decimals, trailing zeros removed.
-pub fn render(template: &str, labels: &Labels, value: f64) -> String {
+/// Fills `{{ $value }}`, `{{ $labels.NAME }}` and `{{ $details.NAME }}` (the backlog
+/// detector's details of a queue) in `template`; unknown names become empty. Values print with
+/// at most 3 decimals, trailing zeros removed.
+pub fn render(
+    template: &str,
+    labels: &Labels,
+    value: f64,
+    details: &BTreeMap<String, String>,
+) -> String {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(start) = rest.find("{{") {
@@ -565,6 +689,8 @@ pub fn render(template: &str, labels: &Labels, value: f64) -> String {
             out.push_str(&format_value(value));
         } else if let Some(name) = inner.strip_prefix("$labels.") {
             out.push_str(labels.get(name).map_or("", String::as_str));
+        } else if let Some(name) = inner.strip_prefix("$details.") {
+            out.push_str(details.get(name).map_or("", String::as_str));
         } else {
             out.push_str(&rest[start..start + end + 2]);
         }
@@ -633,11 +759,12 @@ mod tests {
         let labels: Labels = [("queue".to_owned(), "orders".to_owned())].into();
         assert_eq!(
             render(
-                "{{ $labels.queue }} has {{ $value }} ({{$labels.none}}) {{ other }}",
+                "{{ $labels.queue }} has {{ $value }} ({{$labels.none}}) {{ other }}: {{ $details.cause }}",
                 &labels,
-                1234.0
+                1234.0,
+                &[("cause".to_owned(), "no consumers".to_owned())].into()
             ),
-            "orders has 1234 () {{ other }}"
+            "orders has 1234 () {{ other }}: no consumers"
         );
         assert_eq!(format_value(0.873456), "0.873");
         assert_eq!(format_value(0.0), "0");

@@ -9,6 +9,7 @@
 //! alarm check), [`queues`] (`/api/queues`), [`sidecar`] (the sidecar's own health).
 
 pub mod alerts;
+pub mod backlog;
 pub mod cluster;
 pub mod format;
 pub mod nodes;
@@ -199,6 +200,7 @@ fn flag(b: bool) -> i64 {
 #[derive(Debug)]
 struct SnapshotCollector {
     snapshot: Option<Arc<Snapshot>>,
+    backlog: Option<Arc<crate::alerting::backlog::Report>>,
     alerts: alerts::AlertCounts,
     info: SidecarInfo,
 }
@@ -215,6 +217,9 @@ impl prometheus_client::collector::Collector for SnapshotCollector {
             cluster::encode(&mut enc, s)?;
             nodes::encode(&mut enc, s, &mut missing)?;
             queues::encode(&mut enc, s, &mut missing)?;
+            if let Some(report) = &self.backlog {
+                backlog::encode(&mut enc, s, report)?;
+            }
             MISSING.gauge(
                 &mut enc,
                 missing
@@ -231,6 +236,7 @@ impl prometheus_client::collector::Collector for SnapshotCollector {
 /// first poll, only the sidecar's own families, with `rabbitmq_up 0`).
 pub fn encode(
     snapshot: Option<Arc<Snapshot>>,
+    backlog: Option<Arc<crate::alerting::backlog::Report>>,
     alerts: &[crate::alerting::Alert],
     info: &SidecarInfo,
 ) -> Exposition {
@@ -238,6 +244,7 @@ pub fn encode(
     let mut registry = Registry::default();
     registry.register_collector(Box::new(SnapshotCollector {
         snapshot,
+        backlog,
         alerts: alerts::count(alerts),
         info: info.clone(),
     }));
@@ -272,7 +279,14 @@ pub async fn run(
         };
         let info = info.clone();
         // Encoding 10k queues takes tens of milliseconds of CPU: keep it off the async workers.
-        let job = move || encode(Some(assessment.snapshot.clone()), &assessment.alerts, &info);
+        let job = move || {
+            encode(
+                Some(assessment.snapshot.clone()),
+                Some(assessment.backlog.clone()),
+                &assessment.alerts,
+                &info,
+            )
+        };
         match tokio::task::spawn_blocking(job).await {
             Ok(exposition) => {
                 tx.send_replace(Arc::new(exposition));
@@ -312,6 +326,7 @@ mod tests {
                 alarms: vec![],
             })),
             selection: Default::default(),
+            dead_letter_queues: None,
             totals: PollTotals::default(),
         };
         let mut totals = PollTotals::default();
@@ -326,7 +341,7 @@ mod tests {
             rule_names: vec![],
             notify_stats: None,
         };
-        let exposition = encode(Some(s), &[], &info);
+        let exposition = encode(Some(s), None, &[], &info);
         String::from_utf8(
             exposition
                 .variants
@@ -424,7 +439,7 @@ mod tests {
             rule_names: vec![],
             notify_stats: None,
         };
-        let exposition = encode(None, &[], &info);
+        let exposition = encode(None, None, &[], &info);
         let t = String::from_utf8(
             exposition
                 .variants

@@ -207,7 +207,7 @@ const COUNTERS: [Field<MessageStats>; 7] = [
     (&REDELIVERED, |m| m.redeliver),
 ];
 
-fn labels(q: &Queue) -> [(&'static str, &str); 2] {
+pub(super) fn labels(q: &Queue) -> [(&'static str, &str); 2] {
     [("vhost", q.vhost.as_str()), ("queue", q.name.as_str())]
 }
 

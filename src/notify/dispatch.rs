@@ -830,6 +830,7 @@ mod tests {
             fingerprint: fingerprint(&labels),
             labels,
             annotations: BTreeMap::new(),
+            details: BTreeMap::new(),
             state,
             value: 1.0,
             active_since: at(0),

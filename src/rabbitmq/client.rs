@@ -7,7 +7,8 @@ use reqwest::{StatusCode, Url};
 use serde::de::DeserializeOwned;
 
 use super::model::{
-    Alarms, NODE_COLUMNS, Node, OVERVIEW_COLUMNS, Overview, Page, QUEUE_COLUMNS, Queue, Vhost,
+    Alarms, Binding, NODE_COLUMNS, Node, OVERVIEW_COLUMNS, Overview, Page, QUEUE_COLUMNS, Queue,
+    Vhost,
 };
 use super::{Body, Endpoint, Error};
 use crate::config::{QueuesConfig, RabbitmqConfig, Secret};
@@ -235,6 +236,52 @@ impl Client {
             detail,
         })?;
         Ok(alarms)
+    }
+
+    /// Reads the queues bound to each of `exchanges` ((vhost, exchange) pairs) with
+    /// `GET /api/exchanges/{vhost}/{name}/bindings/source?columns=destination,destination_type`,
+    /// one request per exchange, and returns them as sorted (vhost, queue) pairs. An exchange
+    /// that does not exist (404: a queue may name a dead-letter exchange nobody declared) has
+    /// no queues; exchange-to-exchange bindings are not followed.
+    ///
+    /// # Errors
+    /// [`Error`] for [`Endpoint::Bindings`] when any request fails otherwise.
+    pub async fn bound_queues(
+        &self,
+        exchanges: &std::collections::BTreeSet<(String, String)>,
+    ) -> Result<Body<Vec<(String, String)>>, Error> {
+        let endpoint = Endpoint::Bindings;
+        let mut bytes = 0;
+        let mut queues = Vec::new();
+        for (vhost, exchange) in exchanges {
+            let url = self.url(
+                &["api", "exchanges", vhost, exchange, "bindings", "source"],
+                endpoint,
+            )?;
+            let query = [("columns", "destination,destination_type".to_owned())];
+            match self
+                .get_json::<Vec<Binding>>(endpoint, url, &query, &[])
+                .await
+            {
+                Ok(body) => {
+                    bytes += body.bytes;
+                    queues.extend(
+                        body.value
+                            .into_iter()
+                            .filter(|b| b.destination_type == "queue")
+                            .map(|b| (vhost.clone(), b.destination)),
+                    );
+                }
+                Err(Error::Status { status: 404, .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        queues.sort_unstable();
+        queues.dedup();
+        Ok(Body {
+            value: queues,
+            bytes,
+        })
     }
 
     /// GETs `endpoint` with `query`, accepts 200 and `also_ok`, decodes the body as `T`.

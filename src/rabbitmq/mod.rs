@@ -31,15 +31,20 @@ pub enum Endpoint {
     /// `GET /api/health/checks/alarms`: resource alarms in effect (answers even while
     /// `/api/nodes` hangs).
     Alarms,
+    /// `GET /api/exchanges/{vhost}/{name}/bindings/source` for each dead-letter exchange the
+    /// queues name: which queues receive dead-lettered messages (read only when some queue
+    /// has a dead-letter exchange and `alerting.backlog.discover_dead_letter_queues` is on).
+    Bindings,
 }
 
 impl Endpoint {
     /// Every endpoint, in poll order.
-    pub const ALL: [Endpoint; 4] = [
+    pub const ALL: [Endpoint; 5] = [
         Endpoint::Overview,
         Endpoint::Nodes,
         Endpoint::Queues,
         Endpoint::Alarms,
+        Endpoint::Bindings,
     ];
 
     /// The path below the management API's base URL, e.g. `/api/queues`; also the value of
@@ -50,6 +55,7 @@ impl Endpoint {
             Endpoint::Nodes => "/api/nodes",
             Endpoint::Queues => "/api/queues",
             Endpoint::Alarms => "/api/health/checks/alarms",
+            Endpoint::Bindings => "/api/exchanges/{vhost}/{name}/bindings/source",
         }
     }
 }

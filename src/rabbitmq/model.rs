@@ -418,6 +418,48 @@ impl Queue {
 /// `consumer_capacity` is read), `message_stats.get_empty`.
 pub const QUEUE_COLUMNS: &str = "vhost,name,type,node,durable,auto_delete,exclusive,arguments,policy,operator_policy,effective_policy_definition,messages_ready,messages_unacknowledged,messages_persistent,message_bytes_ready,message_bytes_unacknowledged,consumers,consumer_capacity,memory,head_message_timestamp,message_stats.publish,message_stats.deliver,message_stats.deliver_no_ack,message_stats.get,message_stats.get_no_ack,message_stats.ack,message_stats.redeliver";
 
+/// One element of `GET /api/exchanges/{vhost}/{name}/bindings/source?columns=destination,destination_type`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Binding {
+    /// `destination`: the queue (or exchange) name bound.
+    pub destination: String,
+    /// `destination_type`: `queue` or `exchange`.
+    pub destination_type: String,
+}
+
+/// Where the dead-lettered messages of `queues` go: `(exchanges, queues)`, both as sorted
+/// (vhost, name) sets. A queue with a dead-letter exchange other than the default exchange
+/// names that exchange (its bound queues receive the messages); a queue whose dead-letter
+/// exchange is the default exchange (`""`) with a `dead-letter-routing-key` names the queue
+/// of that name directly. Settings come from `x-` arguments or the effective policy.
+pub fn dead_letter_targets(queues: &[Queue]) -> DeadLetterTargets {
+    let mut exchanges = std::collections::BTreeSet::new();
+    let mut direct = std::collections::BTreeSet::new();
+    for q in queues {
+        match (
+            q.setting("dead-letter-exchange"),
+            q.setting("dead-letter-routing-key"),
+        ) {
+            (Some(""), Some(key)) => {
+                direct.insert((q.vhost.clone(), key.to_owned()));
+            }
+            (Some(""), None) | (None, _) => {}
+            (Some(exchange), _) => {
+                exchanges.insert((q.vhost.clone(), exchange.to_owned()));
+            }
+        }
+    }
+    (exchanges, direct)
+}
+
+/// `(dead-letter exchanges, queues named directly)`, each a set of (vhost, name): see
+/// [`dead_letter_targets`].
+pub type DeadLetterTargets = (
+    std::collections::BTreeSet<(String, String)>,
+    std::collections::BTreeSet<(String, String)>,
+);
+
 /// One element of `GET /api/vhosts?columns=name`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
