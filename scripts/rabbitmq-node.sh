@@ -137,6 +137,11 @@ start)
     echo "management.tcp.ip = 127.0.0.1"
     # Fresh statistics for tests (the default is 5000 ms).
     echo "collect_statistics_interval = 500"
+    # ... and keep them at 1 s granularity (the default 5 s samples would freeze queue
+    # figures and counters for 5 s at a time).
+    echo "management.sample_retention_policies.global.minute = 1"
+    echo "management.sample_retention_policies.basic.minute = 1"
+    echo "management.sample_retention_policies.detailed.10 = 1"
     echo "log.console = false"
     echo "log.file.level = info"
     for line in "${extra_conf[@]+"${extra_conf[@]}"}"; do echo "$line"; done

@@ -1246,6 +1246,12 @@ impl Config {
                 humantime::format_duration(self.poll.interval)
             ));
         }
+        if self.alerting.backlog.window < Duration::from_secs(60) {
+            out.push(format!(
+                "alerting.backlog.window ({}) is shorter than 1m: RabbitMQ refreshes queue statistics every 5 s by default (collect_statistics_interval, management sample_retention_policies), so a short window can see frozen figures and misjudge queues",
+                humantime::format_duration(self.alerting.backlog.window)
+            ));
+        }
         out
     }
 }

@@ -10,7 +10,8 @@
 //! - **REDELIVERING**: redelivered / delivered over the window is above
 //!   `alerting.backlog.redelivery_threshold` (consumers reject with requeue or crash);
 //! - **STALLED**: consumers are attached throughout and messages wait throughout, but nothing
-//!   was consumed (acknowledged, or delivered without acknowledgement) across the window;
+//!   was consumed (acknowledged, or delivered without acknowledgement) across the window and
+//!   the depth never went down;
 //! - **GROWING**: the ready count never reached 0 and never decreased between two samples, and
 //!   rose over the window;
 //! - **OK**: otherwise (it drained to 0 somewhere in the window, or it is shrinking).
@@ -191,7 +192,8 @@ pub struct Analysis {
     pub status: Status,
     /// GROWING: ready never 0, never decreased, and rose over the window.
     pub growing: bool,
-    /// STALLED: consumers attached and messages waiting at every sample, nothing consumed.
+    /// STALLED: consumers attached and messages waiting at every sample, nothing consumed,
+    /// the depth (ready + unacknowledged) never down.
     pub stalled: bool,
     /// NO_CONSUMERS: ready messages and no consumer at the latest sample.
     pub no_consumers: bool,
@@ -540,19 +542,18 @@ impl Window {
         let redelivering = counters
             && redelivery_ratio.is_some_and(|r| r > config.redelivery_threshold && r > 0.0);
         let no_consumers = last.consumers == 0 && last.ready > 0;
+        // Nothing leaves a stalled queue: also checked on the depth, which does not depend on
+        // counters that the broker may refresh late.
         let stalled = counters
             && !redelivering
             && self
                 .samples
                 .iter()
                 .all(|s| s.consumers > 0 && s.waiting() > 0)
+            && self.never_decreased(Sample::waiting)
             && last.consumed == first.consumed;
         let growing = self.samples.iter().all(|s| s.ready > 0)
-            && self
-                .samples
-                .iter()
-                .zip(self.samples.iter().skip(1))
-                .all(|(a, b)| b.ready >= a.ready)
+            && self.never_decreased(|s| s.ready)
             && last.ready > first.ready;
         let status = [
             (no_consumers, Status::NoConsumers),
@@ -625,6 +626,14 @@ impl Window {
             delivering: delivered > 0.0,
             counters,
         })
+    }
+
+    /// Whether `value` never went down from one sample to the next.
+    fn never_decreased(&self, value: impl Fn(&Sample) -> u64) -> bool {
+        self.samples
+            .iter()
+            .zip(self.samples.iter().skip(1))
+            .all(|(a, b)| value(b) >= value(a))
     }
 
     /// The least-squares slope of `value` over time, per second.
