@@ -1003,3 +1003,22 @@ impl Drop for Alertmanager {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// YAML files of the repository (alert rules, their unit tests, the compose example) read as
+// JSON values, through the YAML parser the sidecar's own configuration loader uses.
+
+/// Parses YAML `text` into a JSON value; panics with `what` and the parser's error.
+pub fn yaml(text: &str, what: &str) -> serde_json::Value {
+    config::Config::builder()
+        .add_source(config::File::from_str(text, config::FileFormat::Yaml))
+        .build()
+        .and_then(|c| c.try_deserialize::<serde_json::Value>())
+        .unwrap_or_else(|e| panic!("{what} is not valid YAML: {e}"))
+}
+
+/// A file of the repository, by path relative to its root.
+pub fn repo_file(path: &str) -> String {
+    let full = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("read {}: {e}", full.display()))
+}
