@@ -333,9 +333,7 @@ fn dashboards_cover_their_subjects() {
         for n in needed {
             assert!(all.contains(n), "{path}: no panel uses {n}");
         }
-        for var in ["instance"] {
-            assert!(all.contains(&format!("${var}")), "{path}: ${var} unused");
-        }
+        assert!(all.contains("$instance"), "{path}: $instance unused");
     }
     let queue = load(DASHBOARDS[1]);
     let all: String = queries(&queue).into_iter().map(|(_, e)| e).collect();
@@ -449,7 +447,7 @@ async fn every_panel_query_returns_data_from_a_real_broker_sidecar_and_prometheu
                 .await
             {
                 n += 1;
-                if n % 5 == 0 {
+                if n.is_multiple_of(5) {
                     let _ = m
                         .delivery
                         .nack(BasicNackOptions {
