@@ -1,18 +1,44 @@
-# Multi-stage build: compile with the Rust toolchain, run from a slim Debian image as non-root.
+# rabbitmq-watch container image.
+#
+#   docker build -t rabbitmq-watch .
+#   docker run -p 9419:9419 -e RABBITMQ_WATCH__RABBITMQ__URL=http://rabbitmq:15672 \
+#     -e RABBITMQ_WATCH__RABBITMQ__USERNAME=watcher \
+#     -e RABBITMQ_WATCH__RABBITMQ__PASSWORD_FILE=/run/secrets/rabbitmq-watcher \
+#     -v ./rabbitmq-watch.yaml:/etc/rabbitmq-watch/config.yaml:ro \
+#     -e RABBITMQ_WATCH_CONFIG=/etc/rabbitmq-watch/config.yaml rabbitmq-watch
+#
+# Stage 1 builds the release binary; stage 2 is distroless (glibc, CA certificates, no shell,
+# no package manager) and runs it as the non-root user 65532.
+
 FROM rust:1-bookworm AS build
 WORKDIR /src
+# Dependencies first, so that a source change does not rebuild them.
 COPY Cargo.toml Cargo.lock ./
+RUN mkdir src \
+ && echo 'fn main() {}' > src/main.rs \
+ && touch src/lib.rs \
+ && cargo build --release --locked \
+ && rm -rf src
 COPY src ./src
-RUN cargo build --release --locked
+# touch: the placeholder's build is older than the real sources.
+RUN touch src/main.rs src/lib.rs \
+ && cargo build --release --locked \
+ && cp target/release/rabbitmq-watch /rabbitmq-watch \
+ && mkdir -p /state
 
-FROM debian:bookworm-slim
-RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
- && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --no-create-home rabbitmq-watch
-COPY --from=build /src/target/release/rabbitmq-watch /usr/local/bin/rabbitmq-watch
-USER 10001
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /rabbitmq-watch /usr/local/bin/rabbitmq-watch
+# A directory the non-root user may write, for notify.state_file (mount a volume here).
+COPY --from=build --chown=65532:65532 /state /var/lib/rabbitmq-watch
+USER 65532:65532
 EXPOSE 9419
-# Configure with a mounted file (--config /etc/rabbitmq-watch/config.yaml) and/or
-# RABBITMQ_WATCH__SECTION__KEY environment variables.
+# Configuration: a mounted file (RABBITMQ_WATCH_CONFIG or --config) and/or
+# RABBITMQ_WATCH__SECTION__KEY variables; set notify.state_file to a mounted volume to keep
+# alert state across restarts. `listen` defaults to 0.0.0.0:9419.
+# `probe` GETs /-/ready at the configured listen address: healthy once a poll of every
+# management endpoint succeeded recently (use `probe --url http://127.0.0.1:9419/-/healthy`
+# for "the process serves" only). No shell or curl needed.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["/usr/local/bin/rabbitmq-watch", "probe", "--timeout", "4s"]
 ENTRYPOINT ["/usr/local/bin/rabbitmq-watch"]
+CMD ["run"]

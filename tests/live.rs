@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use lapin::options::{
@@ -15,7 +14,7 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel};
-use support::{RabbitNode, Sidecar, amqp, declare, eventually, free_port, publish, publish_with};
+use support::{Prometheus, RabbitNode, Sidecar, amqp, declare, eventually, publish, publish_with};
 
 /// Held by tests that publish or change broker-wide state (an alarm blocks publishers).
 static BROKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -232,94 +231,6 @@ fn wrong_password_reports_401_and_never_leaks_the_password() {
     assert!(logs.contains("poll failed"), "{logs}");
     assert!(logs.contains("HTTP 401"), "{logs}");
     assert!(!logs.contains(secret), "password in logs:\n{logs}");
-}
-
-/// A Prometheus server (Debian's `prometheus`) scraping one target every second.
-struct Prometheus {
-    child: Child,
-    base: String,
-    dir: TempDir,
-}
-
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-impl Prometheus {
-    fn start(target: &str) -> Prometheus {
-        let binary = "/usr/bin/prometheus";
-        assert!(
-            std::path::Path::new(binary).exists(),
-            "{binary} not found: install Debian's prometheus package (scripts/test.sh does)"
-        );
-        let dir = std::env::temp_dir().join(format!("rabbitmq-watch-prom-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let config = dir.join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: rabbitmq-watch\n    static_configs:\n      - targets: ['{target}']\n"
-            ),
-        )
-        .unwrap();
-        let port = free_port();
-        let child = Command::new(binary)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--log.level=warn")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
-            .spawn()
-            .expect("start prometheus");
-        Prometheus {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            dir: TempDir(dir),
-        }
-    }
-
-    /// Panics with Prometheus's own log if it has exited (e.g. its port was taken).
-    fn assert_running(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            let log = std::fs::read_to_string(self.dir.0.join("stderr.log")).unwrap_or_default();
-            panic!("prometheus exited with {status}:\n{log}");
-        }
-    }
-
-    /// Runs an instant query; returns the `data.result` array.
-    fn query(&self, promql: &str) -> Vec<serde_json::Value> {
-        let out = Command::new("curl")
-            .args(["-s", "-m", "5", "-G"])
-            .arg(format!("{}/api/v1/query", self.base))
-            .arg("--data-urlencode")
-            .arg(format!("query={promql}"))
-            .output()
-            .expect("curl");
-        serde_json::from_slice::<serde_json::Value>(&out.stdout)
-            .ok()
-            .and_then(|v| v["data"]["result"].as_array().cloned())
-            .unwrap_or_default()
-    }
-
-    fn targets(&self) -> serde_json::Value {
-        let (_, body) = support::http_get(&format!("{}/api/v1/targets", self.base));
-        serde_json::from_str(&body).unwrap_or_default()
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
