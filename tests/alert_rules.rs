@@ -110,6 +110,11 @@ fn the_built_in_catalogue_has_the_same_rules_in_prometheus() {
         // Each comparison of the built-in condition, with its threshold, is in the PromQL.
         let condition = Condition::parse(d.expr, d.kind).unwrap();
         for c in &condition.0 {
+            // Flags of the backlog detector are label matchers there (`status="growing"`,
+            // `rabbitmq_queue_dead_letter_queue_info`), not comparisons.
+            if c.field.starts_with("backlog_") || c.field == "dead_letter_queue" {
+                continue;
+            }
             let whole = Condition(vec![c.clone()]).to_string();
             let tokens: Vec<&str> = whole.split_whitespace().collect();
             let text = tokens[tokens.len() - 2..].join(" "); // `> 1000`
@@ -132,6 +137,17 @@ fn the_built_in_catalogue_has_the_same_rules_in_prometheus() {
             d.name
         );
         assert_eq!(rule["labels"]["severity"], d.severity, "{}", d.name);
+        // The backlog detector's details ({{ $details.cause }} …) exist only in the built-in
+        // engine: such annotations are written for Prometheus, naming the same object.
+        if d.summary.contains("$details") || d.description.contains("$details") {
+            let summary = rule["annotations"]["summary"].as_str().unwrap();
+            assert!(
+                summary.contains("{{ $labels.queue }} in vhost {{ $labels.vhost }}"),
+                "{}: {summary}",
+                d.name
+            );
+            continue;
+        }
         assert_eq!(
             rule["annotations"]["description"], d.description,
             "{}",

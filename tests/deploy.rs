@@ -343,6 +343,7 @@ fn sample_value(key: &str, dir: &Path) -> Option<String> {
     Some(match key {
         "rabbitmq.password_file" | "rabbitmq.ca_file" => file,
         "queues.exclude_vhosts" => "test-.*".to_owned(),
+        "alerting.backlog.dead_letter_queues" => ".*\\.dlq".to_owned(),
         "notify.external_url" => "http://watch.example:9419".to_owned(),
         "notify.state_file" => dir.join("state.json").to_string_lossy().into_owned(),
         "notify.route" => "{receiver: team, group_by: [alertname]}".to_owned(),
@@ -382,18 +383,22 @@ fn every_documented_configuration_key_is_accepted_by_the_loader() {
             );
             default.trim_matches('`').to_owned()
         });
-        // As YAML: `a.b: v` nested.
-        let (section_name, leaf) = key.split_once('.').unwrap_or(("", key));
+        // As YAML: `a.b.c: v` nested, two spaces per level.
         let quoted = if value.starts_with('{') || value.starts_with('[') {
             value.clone()
         } else {
             format!("'{}'", value.replace('\'', "''"))
         };
-        let mut text = if section_name.is_empty() {
-            format!("{leaf}: {quoted}\n")
-        } else {
-            format!("{section_name}:\n  {leaf}: {quoted}\n")
-        };
+        let parts: Vec<&str> = key.split('.').collect();
+        let mut text = String::new();
+        for (depth, part) in parts.iter().enumerate() {
+            let indent = "  ".repeat(depth);
+            if depth + 1 == parts.len() {
+                text.push_str(&format!("{indent}{part}: {quoted}\n"));
+            } else {
+                text.push_str(&format!("{indent}{part}:\n"));
+            }
+        }
         if key == "notify.route" {
             text.push_str("  receivers: [{name: team, webhook_configs: [{url: 'http://127.0.0.1:1/hook'}]}]\n");
         }
