@@ -5,6 +5,7 @@
 #   prometheus   prometheus (a real server scrapes the sidecar in the tests; promtool)
 #   alertmanager prometheus-alertmanager (a real Alertmanager receives the sidecar's alerts)
 #   smtp         python3-aiosmtpd (a real SMTP server receives the sidecar's emails)
+#   cluster      iproute2 (scripts/cluster.sh: a 3-node cluster in network namespaces)
 # curl is always installed. Needs root (or sudo) when something is missing.
 set -euo pipefail
 
@@ -15,7 +16,8 @@ for component in "$@"; do
     prometheus) want+=(prometheus) ;;
     alertmanager) want+=(prometheus-alertmanager) ;;
     smtp) want+=(python3-aiosmtpd) ;;
-    *) echo "install-deps: unknown component $component (rabbitmq|prometheus|alertmanager|smtp)" >&2; exit 2 ;;
+    cluster) want+=(iproute2 rabbitmq-server) ;;
+    *) echo "install-deps: unknown component $component (rabbitmq|prometheus|alertmanager|smtp|cluster)" >&2; exit 2 ;;
   esac
 done
 
