@@ -421,6 +421,7 @@ mod tests {
             queues: ok(vec![]),
             alarms: ok(Alarms::default()),
             selection: Default::default(),
+            cluster: Default::default(),
             totals: PollTotals {
                 polls: 3,
                 failures: Default::default(),

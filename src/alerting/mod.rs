@@ -6,6 +6,7 @@
 //! Pure: [`Engine::evaluate`] takes the snapshot and `now`; the task in [`run`] feeds it and
 //! publishes the alerts for the HTTP API, the metrics and the notifier.
 
+pub mod cluster;
 pub mod rules;
 
 use std::collections::BTreeMap;
@@ -18,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::poller::SnapshotReceiver;
 use crate::snapshot::Snapshot;
-use rules::{Evaluation, Labels, Rule, render};
+use rules::{Evaluation, Labels, Rule, render_with};
 
 /// How long a resolved alert stays listed (and available to notifiers) after resolving.
 pub const RESOLVED_RETENTION: Duration = Duration::from_secs(15 * 60);
@@ -156,9 +157,10 @@ impl Engine {
 
     /// Evaluates every rule against `snapshot` at `now` and moves the alerts on.
     pub fn evaluate(&mut self, snapshot: &Snapshot, now: SystemTime) {
+        let vars = snapshot.cluster.template_vars();
         for rule in &self.rules {
             let evaluation = rule.evaluate(snapshot);
-            step(&mut self.alerts, rule, evaluation, now);
+            step(&mut self.alerts, rule, evaluation, now, &vars);
         }
         // Alerts of removed rules and long-resolved alerts go.
         self.alerts.retain(|_, a| {
@@ -179,6 +181,7 @@ fn step(
     rule: &Rule,
     evaluation: Evaluation,
     now: SystemTime,
+    vars: &BTreeMap<String, String>,
 ) {
     let of_rule = |a: &Alert| a.labels.get("alertname") == Some(&rule.name);
     let (active, unknown) = match evaluation {
@@ -199,7 +202,7 @@ fn step(
         let annotations = rule
             .annotations
             .iter()
-            .map(|(k, t)| (k.clone(), render(t, &labels, value)))
+            .map(|(k, t)| (k.clone(), render_with(t, &labels, value, vars)))
             .collect();
         let alert = alerts
             .entry(fp.clone())
@@ -378,6 +381,7 @@ mod tests {
             alarms: ok(Alarms::default()),
             selection: Default::default(),
             totals: PollTotals::default(),
+            cluster: Default::default(),
         }
     }
 

@@ -71,6 +71,17 @@ impl Kind {
                 "messages",
                 "messages_ready",
                 "messages_unacknowledged",
+                // The cluster detector (crate::cluster), from every member's own view.
+                "expected_nodes",
+                "running_nodes",
+                "missing_nodes",
+                "views_disagree",
+                "partitioned",
+                "partition_nodes",
+                "unreachable_nodes",
+                "restarted_nodes",
+                "memory_alarms",
+                "disk_alarms",
             ],
         }
     }
@@ -378,6 +389,36 @@ pub const DEFAULTS: &[DefaultRule] = &[
         summary: "rabbitmq-watch cannot read the RabbitMQ management API",
         description: "Polls have failed for 1 minute (see rabbitmq_watch_endpoint_failures_total and the sidecar's log). Other alerts keep their last state until the broker can be seen again.",
     },
+    DefaultRule {
+        name: "RabbitmqClusterPartition",
+        kind: Kind::Cluster,
+        expr: "partitioned == 1",
+        for_: "0s",
+        keep_firing_for: "10m",
+        severity: "critical",
+        summary: "RabbitMQ cluster partitioned: {{ $cluster.sides }}",
+        description: "Members see different clusters (split views) or report partitions. Views: {{ $cluster.views }}. Partitions reported: {{ $cluster.partitions }}. Latched: stays firing 10 minutes after the last evidence (autoheal shows a partition for seconds only). Restarts seen: {{ $cluster.restarted }}.",
+    },
+    DefaultRule {
+        name: "RabbitmqNodeDown",
+        kind: Kind::Cluster,
+        expr: "missing_nodes > 0",
+        for_: "30s",
+        keep_firing_for: "0s",
+        severity: "critical",
+        summary: "{{ $value }} of {{ $cluster.expected }} RabbitMQ nodes not running: {{ $cluster.down }}",
+        description: "Fewer members run than expected for 30 seconds (best view). Down: {{ $cluster.down }}. APIs unreachable: {{ $cluster.unreachable }}. Views: {{ $cluster.views }}.",
+    },
+    DefaultRule {
+        name: "RabbitmqNodeUnreachable",
+        kind: Kind::Cluster,
+        expr: "unreachable_nodes > 0",
+        for_: "30s",
+        keep_firing_for: "0s",
+        severity: "warning",
+        summary: "rabbitmq-watch cannot reach the management API of {{ $cluster.unreachable }}",
+        description: "Other members' APIs answer, this one's refuses or times out for 30 seconds: the node is stopped, crashed, paused as a minority (pause_minority) or its management listener is cut off. Views: {{ $cluster.views }}.",
+    },
 ];
 
 /// A label set, sorted by name.
@@ -534,6 +575,9 @@ fn cluster_field(s: &Snapshot, field: &str) -> Option<f64> {
     if field == "up" {
         return bit(Some(s.is_up()));
     }
+    if let Some(v) = crate::alerting::cluster::field(&s.cluster, field) {
+        return v;
+    }
     let o = s.overview.ok()?;
     let totals = o.object_totals.as_ref();
     let messages = o.queue_totals.as_ref();
@@ -552,6 +596,17 @@ fn cluster_field(s: &Snapshot, field: &str) -> Option<f64> {
 /// Fills `{{ $value }}` and `{{ $labels.NAME }}` in `template` (unknown labels become empty).
 /// Values print with at most 3 decimals, trailing zeros removed.
 pub fn render(template: &str, labels: &Labels, value: f64) -> String {
+    render_with(template, labels, value, &BTreeMap::new())
+}
+
+/// [`render`], also filling `{{ $cluster.NAME }}` from `cluster` (see
+/// [`crate::cluster::ClusterStatus::template_vars`]; unknown names become empty).
+pub fn render_with(
+    template: &str,
+    labels: &Labels,
+    value: f64,
+    cluster: &BTreeMap<String, String>,
+) -> String {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(start) = rest.find("{{") {
@@ -565,6 +620,8 @@ pub fn render(template: &str, labels: &Labels, value: f64) -> String {
             out.push_str(&format_value(value));
         } else if let Some(name) = inner.strip_prefix("$labels.") {
             out.push_str(labels.get(name).map_or("", String::as_str));
+        } else if let Some(name) = inner.strip_prefix("$cluster.") {
+            out.push_str(cluster.get(name).map_or("", String::as_str));
         } else {
             out.push_str(&rest[start..start + end + 2]);
         }
