@@ -90,6 +90,7 @@ fn assessment(alerts: Vec<Alert>) -> Option<Arc<Assessment>> {
         alarms: ok(Alarms::default()),
         selection: Default::default(),
         totals: PollTotals::default(),
+        cluster: Default::default(),
     };
     Some(Arc::new(Assessment {
         snapshot: Arc::new(snapshot),

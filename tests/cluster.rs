@@ -243,10 +243,10 @@ fn partitions_node_loss_and_alarms_on_a_real_cluster() {
     eprintln!("partition announced {:?} after the cut", phase.elapsed());
     assert_eq!(fired.alert["labels"]["severity"], "critical");
     let summary = fired.alert["annotations"]["summary"].as_str().unwrap();
+    // Which side is which, as seen from where (a majority API may still hang at this poll).
     assert!(
-        summary.contains(
-            "[rabbit@n1 rabbit@n2] as seen by rabbit@n1, rabbit@n2 | [rabbit@n3] as seen by rabbit@n3"
-        ),
+        summary.contains("[rabbit@n1 rabbit@n2] as seen by rabbit@n")
+            && summary.contains("| [rabbit@n3] as seen by rabbit@n3"),
         "{summary}"
     );
     assert_eq!(

@@ -56,6 +56,7 @@ fn snapshot() -> Arc<Snapshot> {
         alarms: fetched(fixture::<Alarms>("alarms-failed.json"), 3, 150),
         selection,
         totals: PollTotals::default(),
+        cluster: Default::default(),
     };
     // Six earlier polls, two of which timed out reading /api/queues.
     let mut totals = PollTotals {
