@@ -100,6 +100,7 @@ fn main() {
         },
         selection,
         totals: PollTotals::default(),
+        cluster: Default::default(),
     });
     let info = SidecarInfo {
         poll_interval: Duration::from_secs(15),

@@ -443,7 +443,10 @@ impl Reader {
     pub fn new(config: ClusterConfig, base: RabbitmqConfig) -> Result<Self, BuildError> {
         let mut clients = BTreeMap::new();
         for (name, url) in &config.nodes {
-            clients.insert(name.clone(), client_for(&base, url.clone(), config.timeout)?);
+            clients.insert(
+                name.clone(),
+                client_for(&base, url.clone(), config.timeout)?,
+            );
         }
         Ok(Self {
             config,
@@ -632,14 +635,7 @@ mod tests {
     }
 
     fn assess_views(views: Vec<View>) -> ClusterStatus {
-        assess(
-            Source::Configured,
-            views,
-            None,
-            None,
-            &History::default(),
-        )
-        .0
+        assess(Source::Configured, views, None, None, &History::default()).0
     }
 
     #[test]
@@ -667,7 +663,11 @@ mod tests {
         let split = s.split.clone().unwrap();
         assert!(split.contains(&("rabbit@n1".into(), "rabbit@n3".into())));
         assert!(split.contains(&("rabbit@n3".into(), "rabbit@n2".into())));
-        assert!(!split.iter().any(|(a, b)| a == "rabbit@n1" && b == "rabbit@n2"));
+        assert!(
+            !split
+                .iter()
+                .any(|(a, b)| a == "rabbit@n1" && b == "rabbit@n2")
+        );
         assert_eq!(s.running_nodes(), Some(2));
         let vars = s.template_vars();
         assert_eq!(
@@ -699,7 +699,10 @@ mod tests {
         let s = assess_views(views);
         assert_eq!(s.views_disagree(), Some(false));
         assert_eq!(s.partitioned(), Some(true));
-        assert!(s.template_vars()["partitions"].contains("rabbit@n3 partitioned from rabbit@n1, rabbit@n2"));
+        assert!(
+            s.template_vars()["partitions"]
+                .contains("rabbit@n3 partitioned from rabbit@n1, rabbit@n2")
+        );
     }
 
     #[test]
@@ -710,7 +713,10 @@ mod tests {
         let s = assess_views(as_4x(recorded("healthy")));
         assert_eq!(s.partitioned(), Some(false));
         assert_eq!(s.alarm_count("memory"), Some(0));
-        assert_eq!(s.template_vars()["partitions"], "unknown (no view reports `partitions`)");
+        assert_eq!(
+            s.template_vars()["partitions"],
+            "unknown (no view reports `partitions`)"
+        );
     }
 
     #[test]
@@ -719,7 +725,10 @@ mod tests {
         views[2] = refused("rabbit@n3");
         let s = assess_views(views);
         assert_eq!(s.partitioned(), Some(false));
-        assert_eq!(s.unreachable, Some(vec![("rabbit@n3".to_owned(), "connect")]));
+        assert_eq!(
+            s.unreachable,
+            Some(vec![("rabbit@n3".to_owned(), "connect")])
+        );
         assert_eq!(s.running_nodes(), Some(2));
         assert_eq!(s.expected_nodes, Some(3));
         assert_eq!(s.template_vars()["unreachable"], "rabbit@n3 (connect)");
@@ -803,7 +812,13 @@ mod tests {
         assert_eq!(s.expected_nodes, Some(3));
         // Same uptime later, or a member without uptime: no new restart.
         later[2].uptime = None;
-        let (s, h3) = assess(Source::Configured, vec![view("rabbit@n1", later)], None, None, &h2);
+        let (s, h3) = assess(
+            Source::Configured,
+            vec![view("rabbit@n1", later)],
+            None,
+            None,
+            &h2,
+        );
         assert!(s.restarted.is_empty());
         assert_eq!(h3.restarts["rabbit@n3"], 1);
         assert_eq!(h3.uptimes["rabbit@n3"], 1200);
@@ -834,7 +849,9 @@ mod tests {
             "http://n1.example:15672/"
         );
         assert_eq!(
-            expand_template("https://mgmt/{node}/", "rabbit@n1").unwrap().as_str(),
+            expand_template("https://mgmt/{node}/", "rabbit@n1")
+                .unwrap()
+                .as_str(),
             "https://mgmt/rabbit@n1/"
         );
         assert!(expand_template("{host}", "rabbit@n1").is_err());

@@ -1271,9 +1271,9 @@ pub fn cluster_inhibit_rule() -> InhibitRule {
 }
 
 fn cluster_url(key: &str, text: &str) -> Result<Url, ConfigError> {
-    let allowed = "an absolute http:// or https:// URL without credentials, such as http://n1:15672";
-    let url = Url::parse(text.trim())
-        .map_err(|_| invalid(key, &redact_url_text(text), allowed))?;
+    let allowed =
+        "an absolute http:// or https:// URL without credentials, such as http://n1:15672";
+    let url = Url::parse(text.trim()).map_err(|_| invalid(key, &redact_url_text(text), allowed))?;
     if !matches!(url.scheme(), "http" | "https")
         || !url.username().is_empty()
         || url.password().is_some()
@@ -1324,14 +1324,11 @@ fn validate_cluster(raw: RawCluster) -> Result<ClusterConfig, ConfigError> {
         }
         cluster_url(
             "cluster.url_template",
-            &t.replace("{host}", "example").replace("{node}", "rabbit@example"),
+            &t.replace("{host}", "example")
+                .replace("{node}", "rabbit@example"),
         )?;
     }
-    let expected = parse_count(
-        "cluster.expected_nodes",
-        raw.expected_nodes.as_deref(),
-        0,
-    )?;
+    let expected = parse_count("cluster.expected_nodes", raw.expected_nodes.as_deref(), 0)?;
     let timeout = parse_duration(
         "cluster.timeout",
         raw.timeout.as_deref().unwrap_or(DEFAULT_CLUSTER_TIMEOUT),
@@ -1503,7 +1500,11 @@ mod tests {
         assert!(c.cluster.nodes.is_empty());
         assert_eq!(c.cluster.timeout, Duration::from_secs(5));
         assert!(c.cluster.inhibit_node_alerts);
-        assert_eq!(c.notify.inhibit_rules.len(), 1, "the partition inhibition is on by default");
+        assert_eq!(
+            c.notify.inhibit_rules.len(),
+            1,
+            "the partition inhibition is on by default"
+        );
         let c = load(
             None,
             env(&[
@@ -1533,21 +1534,34 @@ mod tests {
         let c = load(Some(&file), HashMap::new(), &[]).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(c.cluster.nodes[0].0, "rabbit@a");
-        assert_eq!(c.cluster.url_template.as_deref(), Some("http://{host}:15672"));
+        assert_eq!(
+            c.cluster.url_template.as_deref(),
+            Some("http://{host}:15672")
+        );
         assert_eq!(c.cluster.timeout, Duration::from_secs(2));
     }
 
     #[test]
     fn cluster_errors_name_the_key_and_hide_credentials() {
-        let err = |k: &str, v: &str| {
-            load(None, env(&[(k, v)]), &[]).unwrap_err().to_string()
-        };
+        let err = |k: &str, v: &str| load(None, env(&[(k, v)]), &[]).unwrap_err().to_string();
         let e = err("RABBITMQ_WATCH__CLUSTER__NODES", "http://n1:15672");
-        assert!(e.contains("`cluster.nodes[0]`") && e.contains("NAME=URL"), "{e}");
-        let e = err("RABBITMQ_WATCH__CLUSTER__NODES", "rabbit@n1=http://u:secret@n1:15672");
-        assert!(e.contains("`cluster.nodes[0]`") && !e.contains("secret"), "{e}");
+        assert!(
+            e.contains("`cluster.nodes[0]`") && e.contains("NAME=URL"),
+            "{e}"
+        );
+        let e = err(
+            "RABBITMQ_WATCH__CLUSTER__NODES",
+            "rabbit@n1=http://u:secret@n1:15672",
+        );
+        assert!(
+            e.contains("`cluster.nodes[0]`") && !e.contains("secret"),
+            "{e}"
+        );
         let e = err("RABBITMQ_WATCH__CLUSTER__URL_TEMPLATE", "http://n1:15672");
-        assert!(e.contains("`cluster.url_template`") && e.contains("{host}"), "{e}");
+        assert!(
+            e.contains("`cluster.url_template`") && e.contains("{host}"),
+            "{e}"
+        );
         let e = err("RABBITMQ_WATCH__CLUSTER__EXPECTED_NODES", "three");
         assert!(e.contains("`cluster.expected_nodes`"), "{e}");
         let e = err("RABBITMQ_WATCH__CLUSTER__TIMEOUT", "0s");

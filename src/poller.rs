@@ -98,26 +98,28 @@ impl Poller {
     pub async fn poll(&self, seq: u64, previous: &PollState) -> Snapshot {
         let started_at = SystemTime::now();
         let start = Instant::now();
-        let main = async { match previous.detailed_queues {
-            Some(detailed) => {
-                tokio::join!(
-                    timed(self.client.overview()),
-                    timed(self.client.nodes()),
-                    timed(self.client.queues(&self.queues, detailed)),
-                    timed(self.client.alarms()),
-                )
+        let main = async {
+            match previous.detailed_queues {
+                Some(detailed) => {
+                    tokio::join!(
+                        timed(self.client.overview()),
+                        timed(self.client.nodes()),
+                        timed(self.client.queues(&self.queues, detailed)),
+                        timed(self.client.alarms()),
+                    )
+                }
+                None => {
+                    let overview = timed(self.client.overview()).await;
+                    let detailed = overview.ok().is_some_and(detailed_queues);
+                    let (nodes, queues, alarms) = tokio::join!(
+                        timed(self.client.nodes()),
+                        timed(self.client.queues(&self.queues, detailed)),
+                        timed(self.client.alarms()),
+                    );
+                    (overview, nodes, queues, alarms)
+                }
             }
-            None => {
-                let overview = timed(self.client.overview()).await;
-                let detailed = overview.ok().is_some_and(detailed_queues);
-                let (nodes, queues, alarms) = tokio::join!(
-                    timed(self.client.nodes()),
-                    timed(self.client.queues(&self.queues, detailed)),
-                    timed(self.client.alarms()),
-                );
-                (overview, nodes, queues, alarms)
-            }
-        }};
+        };
         let views = async {
             match &self.cluster {
                 Some(reader) => reader.read(&previous.cluster).await,
@@ -125,7 +127,14 @@ impl Poller {
             }
         };
         let ((overview, nodes, queues, alarms), views) = tokio::join!(main, views);
-        let cluster = assess_cluster(self.cluster.as_ref(), views, &overview, &nodes, &alarms, &previous.cluster);
+        let cluster = assess_cluster(
+            self.cluster.as_ref(),
+            views,
+            &overview,
+            &nodes,
+            &alarms,
+            &previous.cluster,
+        );
         let (queues, selection) = match queues.result {
             Ok(listed) => {
                 let (kept, selection) = select(&self.queues, listed);
@@ -189,11 +198,12 @@ fn assess_cluster(
         views
     };
     let expected = reader.and_then(Reader::expected);
-    let (mut status, mut history) =
-        cluster::assess(source, views, alarms.ok(), expected, previous);
+    let (mut status, mut history) = cluster::assess(source, views, alarms.ok(), expected, previous);
     history.main_node = main_node;
     if let Some(listed) = nodes.ok() {
-        history.members.extend(listed.iter().map(|n| n.name.clone()));
+        history
+            .members
+            .extend(listed.iter().map(|n| n.name.clone()));
     }
     status.history = history;
     status

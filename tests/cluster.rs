@@ -113,7 +113,10 @@ impl Events {
             for alert in payload["alerts"].as_array().into_iter().flatten() {
                 self.all.push(Event {
                     at: Instant::now(),
-                    alertname: alert["labels"]["alertname"].as_str().unwrap_or("").to_owned(),
+                    alertname: alert["labels"]["alertname"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_owned(),
                     status: alert["status"].as_str().unwrap_or("").to_owned(),
                     alert: alert.clone(),
                 });
@@ -141,7 +144,13 @@ impl Events {
     }
 
     /// Names of the alerts announced with `status` between `from` and `to`.
-    fn names(&mut self, receiver: &HttpReceiver, status: &str, from: Instant, to: Instant) -> Vec<String> {
+    fn names(
+        &mut self,
+        receiver: &HttpReceiver,
+        status: &str,
+        from: Instant,
+        to: Instant,
+    ) -> Vec<String> {
         self.update(receiver)
             .iter()
             .filter(|e| e.status == status && e.at >= from && e.at <= to)
@@ -256,10 +265,18 @@ fn partitions_node_loss_and_alarms_on_a_real_cluster() {
     );
     let heal = Instant::now();
     cluster.run(&["heal", "3"]);
-    eventually(Duration::from_secs(40), "partitions listed after the heal", || {
-        (metric(&sidecar, "rabbitmq_node_partitions", &[("node", "rabbit@n1")]) == Some(1.0))
+    eventually(
+        Duration::from_secs(40),
+        "partitions listed after the heal",
+        || {
+            (metric(
+                &sidecar,
+                "rabbitmq_node_partitions",
+                &[("node", "rabbit@n1")],
+            ) == Some(1.0))
             .then_some(())
-    });
+        },
+    );
     // Longer than the 20 s hold: only the evidence keeps it firing.
     std::thread::sleep(Duration::from_secs(25));
     assert_eq!(
@@ -283,7 +300,10 @@ fn partitions_node_loss_and_alarms_on_a_real_cluster() {
         "resolved",
         recover,
     );
-    eprintln!("partition resolved {:?} after recovery began", recover.elapsed());
+    eprintln!(
+        "partition resolved {:?} after recovery began",
+        recover.elapsed()
+    );
     let noise = events.names(&receiver, "firing", phase, resolved.at);
     assert_eq!(
         noise,
@@ -335,24 +355,31 @@ fn partitions_node_loss_and_alarms_on_a_real_cluster() {
         reported.alert
     );
     cluster.run(&["heal", "3"]);
-    eventually(Duration::from_secs(90), "pause_minority alerts resolved", || {
-        let all = events.update(&receiver);
-        let fired: Vec<&str> = all
-            .iter()
-            .filter(|e| e.at >= phase && e.status == "firing")
-            .map(|e| e.alertname.as_str())
-            .collect();
-        fired
-            .iter()
-            .all(|name| {
-                all.iter()
-                    .any(|e| e.at >= phase && e.status == "resolved" && e.alertname == *name)
-            })
-            .then_some(())
-    });
+    eventually(
+        Duration::from_secs(90),
+        "pause_minority alerts resolved",
+        || {
+            let all = events.update(&receiver);
+            let fired: Vec<&str> = all
+                .iter()
+                .filter(|e| e.at >= phase && e.status == "firing")
+                .map(|e| e.alertname.as_str())
+                .collect();
+            fired
+                .iter()
+                .all(|name| {
+                    all.iter()
+                        .any(|e| e.at >= phase && e.status == "resolved" && e.alertname == *name)
+                })
+                .then_some(())
+        },
+    );
     eventually(Duration::from_secs(30), "n3 back in every view", || {
-        (metric(&sidecar, "rabbitmq_cluster_running_nodes", &[("view", "rabbit@n3")])
-            == Some(3.0))
+        (metric(
+            &sidecar,
+            "rabbitmq_cluster_running_nodes",
+            &[("view", "rabbit@n3")],
+        ) == Some(3.0))
         .then_some(())
     });
 
@@ -391,8 +418,12 @@ fn partitions_node_loss_and_alarms_on_a_real_cluster() {
         "a killed node is not a partition: {fired:?}"
     );
     assert!(
-        metric(&sidecar, "rabbitmq_node_restarts_total", &[("node", "rabbit@n3")])
-            .is_some_and(|n| n >= 1.0),
+        metric(
+            &sidecar,
+            "rabbitmq_node_restarts_total",
+            &[("node", "rabbit@n3")]
+        )
+        .is_some_and(|n| n >= 1.0),
         "the restart after the kill is counted"
     );
 
@@ -447,7 +478,10 @@ fn partitions_node_loss_and_alarms_on_a_real_cluster() {
         .iter()
         .filter(|e| !expected.contains(&e.alertname.as_str()))
         .collect();
-    assert!(unexpected.is_empty(), "unexpected notifications: {unexpected:?}");
+    assert!(
+        unexpected.is_empty(),
+        "unexpected notifications: {unexpected:?}"
+    );
     drop(sidecar);
     drop(cluster);
     eprintln!("suite took {:?}", suite.elapsed());
