@@ -15,7 +15,7 @@
 //!   (`cluster.expected_nodes`, or the largest member list seen), *split views* (two members
 //!   whose APIs both answer and that each report the other not running), the union of every
 //!   view's `partitions` lists (they are asymmetric), members whose API fails while another
-//!   member's answers (down, or paused as a minority), uptime resets (restarts) and alarms;
+//!   member's answers (down, or paused as a minority), uptime resets (VM restarts) and alarms;
 //! - keeps nothing global: the little history it needs ([`History`]: largest size seen, last
 //!   uptimes, restart counts, members for discovery) is carried from poll to poll by the
 //!   poller, like [`crate::snapshot::PollTotals`].

@@ -62,7 +62,7 @@ pub const PARTITIONED: Family = Family {
 /// `rabbitmq_node_restarts_total{node}`.
 pub const RESTARTS: Family = Family {
     name: "rabbitmq_node_restarts",
-    help: "Uptime resets of the member observed by the sidecar since it started (a restart; right after a partition, autoheal at work).",
+    help: "Uptime resets of the member observed by the sidecar since it started (the node's Erlang VM restarted).",
     unit: None,
     source: "/api/nodes uptime, read from each member",
 };
