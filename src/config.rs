@@ -63,6 +63,8 @@ pub struct Config {
     pub alerting: AlertingConfig,
     /// Notifications (`notify.*`).
     pub notify: NotifyConfig,
+    /// The cluster detector (`cluster.*`).
+    pub cluster: ClusterConfig,
 }
 
 /// `notify.*`: where alerts go, with Alertmanager's vocabulary.
@@ -442,6 +444,7 @@ struct RawConfig {
     notify: RawNotify,
     listen: Option<String>,
     log: RawLog,
+    cluster: RawCluster,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -662,7 +665,11 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         )
     })?;
 
-    let notify = validate_notify(raw.notify, listen.port())?;
+    let mut notify = validate_notify(raw.notify, listen.port())?;
+    let cluster = validate_cluster(raw.cluster)?;
+    if cluster.inhibit_node_alerts {
+        notify.inhibit_rules.push(cluster_inhibit_rule());
+    }
 
     let level = raw
         .log
@@ -696,6 +703,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         log: LogConfig { level, format },
         alerting,
         notify,
+        cluster,
     })
 }
 
@@ -1345,6 +1353,146 @@ pub(crate) fn read_password_file(key: &str, path: &Path) -> Result<String, Confi
     Ok(password)
 }
 
+/// Default `cluster.timeout`: per-member request timeout of the cluster detector.
+pub const DEFAULT_CLUSTER_TIMEOUT: &str = "5s";
+
+/// `cluster.*`: the cluster detector (see [`crate::cluster`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterConfig {
+    /// `cluster.nodes`: each member's name and the base URL of its own management API, as
+    /// `NAME=URL` items (a YAML list, or one string separated by commas or spaces, e.g.
+    /// `RABBITMQ_WATCH__CLUSTER__NODES="rabbit@n1=http://n1:15672,rabbit@n2=http://n2:15672"`).
+    /// Credentials and CA file are those of `rabbitmq.*`. Default: none.
+    #[serde(serialize_with = "ser_cluster_nodes")]
+    pub nodes: Vec<(String, Url)>,
+    /// `cluster.url_template`: discover members from `/api/nodes` of `rabbitmq.url` and read
+    /// each at this URL; `{host}` is replaced by the part of the name after `@`, `{node}` by
+    /// the whole name, e.g. `http://{host}:15672`. Ignored when `cluster.nodes` is set.
+    /// Default: none (without both keys only `rabbitmq.url`'s view is used).
+    pub url_template: Option<String>,
+    /// `cluster.expected_nodes`: the cluster size to expect; 0 or unset means the largest
+    /// number of members seen since the sidecar started. Default 0.
+    pub expected_nodes: Option<u64>,
+    /// `cluster.timeout`: timeout of one member's `/api/nodes` request. Default 5 s.
+    #[serde(serialize_with = "ser_duration")]
+    pub timeout: Duration,
+    /// `cluster.inhibit_node_alerts`: add the notification inhibit rule "a firing
+    /// RabbitmqClusterPartition mutes RabbitmqNodeDown, RabbitmqNodeUnreachable and
+    /// RabbitmqNodeNotRunning". Default `true`.
+    pub inhibit_node_alerts: bool,
+}
+
+fn ser_cluster_nodes<S: Serializer>(nodes: &[(String, Url)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(nodes.iter().map(|(n, u)| format!("{n}={u}")))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawList {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawCluster {
+    nodes: Option<RawList>,
+    url_template: Option<String>,
+    expected_nodes: Option<String>,
+    timeout: Option<String>,
+    inhibit_node_alerts: Option<String>,
+}
+
+/// The inhibit rule added by `cluster.inhibit_node_alerts`.
+pub fn cluster_inhibit_rule() -> InhibitRule {
+    InhibitRule {
+        source: vec![Matcher::parse(r#"alertname="RabbitmqClusterPartition""#).expect("valid")],
+        target: vec![
+            Matcher::parse(
+                r#"alertname=~"RabbitmqNodeDown|RabbitmqNodeUnreachable|RabbitmqNodeNotRunning""#,
+            )
+            .expect("valid"),
+        ],
+        equal: Vec::new(),
+    }
+}
+
+fn cluster_url(key: &str, text: &str) -> Result<Url, ConfigError> {
+    let allowed =
+        "an absolute http:// or https:// URL without credentials, such as http://n1:15672";
+    let url = Url::parse(text.trim()).map_err(|_| invalid(key, &redact_url_text(text), allowed))?;
+    if !matches!(url.scheme(), "http" | "https")
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return Err(invalid(key, &redact_url_text(text), allowed));
+    }
+    Ok(url)
+}
+
+fn validate_cluster(raw: RawCluster) -> Result<ClusterConfig, ConfigError> {
+    let items: Vec<String> = match raw.nodes {
+        None => Vec::new(),
+        Some(RawList::One(text)) => text
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        Some(RawList::Many(list)) => list,
+    };
+    let mut nodes: Vec<(String, Url)> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let key = format!("cluster.nodes[{i}]");
+        let Some((name, url)) = item.split_once('=') else {
+            return Err(invalid(
+                &key,
+                &redact_url_text(item),
+                "NAME=URL, such as rabbit@n1=http://n1:15672",
+            ));
+        };
+        let name = name.trim();
+        if !name.contains('@') || nodes.iter().any(|(n, _)| n == name) {
+            return Err(invalid(
+                &key,
+                name,
+                "a node name such as rabbit@n1, each listed once",
+            ));
+        }
+        nodes.push((name.to_owned(), cluster_url(&key, url)?));
+    }
+    let url_template = raw.url_template.filter(|t| !t.trim().is_empty());
+    if let Some(t) = &url_template {
+        if !t.contains("{host}") && !t.contains("{node}") {
+            return Err(invalid(
+                "cluster.url_template",
+                t,
+                "a URL containing {host} or {node}, such as http://{host}:15672",
+            ));
+        }
+        cluster_url(
+            "cluster.url_template",
+            &t.replace("{host}", "example")
+                .replace("{node}", "rabbit@example"),
+        )?;
+    }
+    let expected = parse_count("cluster.expected_nodes", raw.expected_nodes.as_deref(), 0)?;
+    let timeout = parse_duration(
+        "cluster.timeout",
+        raw.timeout.as_deref().unwrap_or(DEFAULT_CLUSTER_TIMEOUT),
+    )?;
+    let inhibit_node_alerts = match raw.inhibit_node_alerts.as_deref() {
+        None => true,
+        Some(t) => parse_bool("cluster.inhibit_node_alerts", t)?,
+    };
+    Ok(ClusterConfig {
+        nodes,
+        url_template,
+        expected_nodes: (expected > 0).then_some(expected),
+        timeout,
+        inhibit_node_alerts,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1491,5 +1639,79 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.warnings().len(), 1);
+    }
+
+    #[test]
+    fn cluster_section_from_yaml_list_and_env_string() {
+        let c = load(None, HashMap::new(), &[]).unwrap();
+        assert!(c.cluster.nodes.is_empty());
+        assert_eq!(c.cluster.timeout, Duration::from_secs(5));
+        assert!(c.cluster.inhibit_node_alerts);
+        assert_eq!(
+            c.notify.inhibit_rules.len(),
+            1,
+            "the partition inhibition is on by default"
+        );
+        let c = load(
+            None,
+            env(&[
+                (
+                    "RABBITMQ_WATCH__CLUSTER__NODES",
+                    "rabbit@n1=http://10.0.0.1:15672, rabbit@n2=http://10.0.0.2:15672",
+                ),
+                ("RABBITMQ_WATCH__CLUSTER__EXPECTED_NODES", "3"),
+                ("RABBITMQ_WATCH__CLUSTER__INHIBIT_NODE_ALERTS", "false"),
+            ]),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.cluster.nodes.len(), 2);
+        assert_eq!(c.cluster.nodes[1].0, "rabbit@n2");
+        assert_eq!(c.cluster.nodes[1].1.as_str(), "http://10.0.0.2:15672/");
+        assert_eq!(c.cluster.expected_nodes, Some(3));
+        assert!(c.notify.inhibit_rules.is_empty());
+        let dir = std::env::temp_dir().join(format!("rw-cluster-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.yaml");
+        std::fs::write(
+            &file,
+            "cluster:\n  nodes:\n    - rabbit@a=http://a:15672\n  url_template: http://{host}:15672\n  timeout: 2s\n",
+        )
+        .unwrap();
+        let c = load(Some(&file), HashMap::new(), &[]).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(c.cluster.nodes[0].0, "rabbit@a");
+        assert_eq!(
+            c.cluster.url_template.as_deref(),
+            Some("http://{host}:15672")
+        );
+        assert_eq!(c.cluster.timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn cluster_errors_name_the_key_and_hide_credentials() {
+        let err = |k: &str, v: &str| load(None, env(&[(k, v)]), &[]).unwrap_err().to_string();
+        let e = err("RABBITMQ_WATCH__CLUSTER__NODES", "http://n1:15672");
+        assert!(
+            e.contains("`cluster.nodes[0]`") && e.contains("NAME=URL"),
+            "{e}"
+        );
+        let e = err(
+            "RABBITMQ_WATCH__CLUSTER__NODES",
+            "rabbit@n1=http://u:secret@n1:15672",
+        );
+        assert!(
+            e.contains("`cluster.nodes[0]`") && !e.contains("secret"),
+            "{e}"
+        );
+        let e = err("RABBITMQ_WATCH__CLUSTER__URL_TEMPLATE", "http://n1:15672");
+        assert!(
+            e.contains("`cluster.url_template`") && e.contains("{host}"),
+            "{e}"
+        );
+        let e = err("RABBITMQ_WATCH__CLUSTER__EXPECTED_NODES", "three");
+        assert!(e.contains("`cluster.expected_nodes`"), "{e}");
+        let e = err("RABBITMQ_WATCH__CLUSTER__TIMEOUT", "0s");
+        assert!(e.contains("`cluster.timeout`"), "{e}");
     }
 }

@@ -422,6 +422,7 @@ mod tests {
             alarms: ok(Alarms::default()),
             selection: Default::default(),
             dead_letter_queues: None,
+            cluster: Default::default(),
             totals: PollTotals {
                 polls: 3,
                 failures: Default::default(),

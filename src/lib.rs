@@ -12,6 +12,8 @@
 //! - [`selection`]: the `queues.*` filters and caps applied to each queue listing.
 //! - [`snapshot`]: one immutable [`snapshot::Snapshot`] per poll.
 //! - [`poller`]: the interval loop that reads the API and publishes snapshots.
+//! - [`cluster`]: the cluster detector: every member's own view, merged (partitions, node
+//!   loss, unreachable members, restarts, alarms).
 //! - [`alerting`]: alert rules and the state machine of alert instances.
 //! - [`metrics`]: snapshot (+ alerts) → OpenMetrics text, encoded once per snapshot.
 //! - [`notify`]: routing, grouping, silences, inhibition, delivery with retries, the state
@@ -22,6 +24,7 @@
 //! up logging, loads the configuration, binds the listener and turns signals into shutdown.
 
 pub mod alerting;
+pub mod cluster;
 pub mod config;
 pub mod http;
 pub mod metrics;
@@ -135,15 +138,17 @@ pub async fn run(
     ));
 
     let tasks = TaskTracker::new();
-    tasks.spawn(
-        Poller::new(
-            client,
-            config.poll.interval,
-            config.queues.clone(),
-            config.alerting.backlog.discover_dead_letter_queues,
-        )
-        .run(snapshot_tx, shutdown.clone()),
-    );
+    let poller = Poller::new(
+        client,
+        config.poll.interval,
+        config.queues.clone(),
+        config.alerting.backlog.discover_dead_letter_queues,
+    )
+    .with_cluster(cluster::Reader::new(
+        config.cluster.clone(),
+        config.rabbitmq.clone(),
+    )?);
+    tasks.spawn(poller.run(snapshot_tx, shutdown.clone()));
     tasks.spawn(alerting::run(
         engine,
         snapshot_rx.clone(),

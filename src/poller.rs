@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::{self, Reader, Source, View};
 use crate::config::QueuesConfig;
 use crate::rabbitmq::model::{Overview, dead_letter_targets, has_detailed_queues};
 use crate::rabbitmq::{Body, Client, Endpoint, Error};
@@ -31,6 +32,8 @@ pub struct Poller {
     interval: Duration,
     /// Which queues to read and export (`queues.*`).
     queues: QueuesConfig,
+    /// Reads every member's own view (`cluster.*`); `None`: only `rabbitmq.url`'s view.
+    cluster: Option<Reader>,
     /// Whether to read the bindings of the queues' dead-letter exchanges
     /// (`alerting.backlog.discover_dead_letter_queues`).
     discover_dead_letters: bool,
@@ -44,6 +47,8 @@ pub struct PollState {
     /// Whether queues are read from `/api/queues/detailed` (RabbitMQ 3.13+); `None` until an
     /// overview has told the version.
     pub detailed_queues: Option<bool>,
+    /// What the cluster detector carries to the next poll.
+    pub cluster: cluster::History,
 }
 
 impl Poller {
@@ -59,8 +64,16 @@ impl Poller {
             client,
             interval,
             queues,
+            cluster: None,
             discover_dead_letters,
         }
+    }
+
+    /// The same poller, also reading every cluster member's own view through `reader`
+    /// (concurrently with the other reads; see [`crate::cluster`]).
+    pub fn with_cluster(mut self, reader: Reader) -> Self {
+        self.cluster = Some(reader);
+        self
     }
 
     /// Polls until `shutdown` is cancelled, publishing each snapshot on `tx`. The first poll
@@ -94,26 +107,43 @@ impl Poller {
     pub async fn poll(&self, seq: u64, previous: &PollState) -> Snapshot {
         let started_at = SystemTime::now();
         let start = Instant::now();
-        let (overview, nodes, queues, alarms) = match previous.detailed_queues {
-            Some(detailed) => {
-                tokio::join!(
-                    timed(self.client.overview()),
-                    timed(self.client.nodes()),
-                    timed(self.client.queues(&self.queues, detailed)),
-                    timed(self.client.alarms()),
-                )
-            }
-            None => {
-                let overview = timed(self.client.overview()).await;
-                let detailed = overview.ok().is_some_and(detailed_queues);
-                let (nodes, queues, alarms) = tokio::join!(
-                    timed(self.client.nodes()),
-                    timed(self.client.queues(&self.queues, detailed)),
-                    timed(self.client.alarms()),
-                );
-                (overview, nodes, queues, alarms)
+        let main = async {
+            match previous.detailed_queues {
+                Some(detailed) => {
+                    tokio::join!(
+                        timed(self.client.overview()),
+                        timed(self.client.nodes()),
+                        timed(self.client.queues(&self.queues, detailed)),
+                        timed(self.client.alarms()),
+                    )
+                }
+                None => {
+                    let overview = timed(self.client.overview()).await;
+                    let detailed = overview.ok().is_some_and(detailed_queues);
+                    let (nodes, queues, alarms) = tokio::join!(
+                        timed(self.client.nodes()),
+                        timed(self.client.queues(&self.queues, detailed)),
+                        timed(self.client.alarms()),
+                    );
+                    (overview, nodes, queues, alarms)
+                }
             }
         };
+        let views = async {
+            match &self.cluster {
+                Some(reader) => reader.read(&previous.cluster).await,
+                None => Vec::new(),
+            }
+        };
+        let ((overview, nodes, queues, alarms), views) = tokio::join!(main, views);
+        let cluster = assess_cluster(
+            self.cluster.as_ref(),
+            views,
+            &overview,
+            &nodes,
+            &alarms,
+            &previous.cluster,
+        );
         // Which queues receive dead letters depends on every listed queue's settings (also
         // those not exported), so it is read after the listing, before the selection.
         let dead_letter_queues = match queues.ok() {
@@ -159,12 +189,49 @@ impl Poller {
             dead_letter_queues,
             selection,
             totals: previous.totals.clone(),
+            cluster,
         };
         let mut totals = previous.totals.clone();
         totals.record_poll(&snapshot);
         snapshot.totals = totals;
         snapshot
     }
+}
+
+/// The cluster judgement of this poll: the members' own views (or, without `cluster.nodes` /
+/// `cluster.url_template`, the view of the node behind `rabbitmq.url`) merged by
+/// [`cluster::assess`]; the members listed by `rabbitmq.url` feed discovery.
+fn assess_cluster(
+    reader: Option<&Reader>,
+    views: Vec<View>,
+    overview: &Fetched<Overview>,
+    nodes: &Fetched<Vec<crate::rabbitmq::model::Node>>,
+    alarms: &Fetched<crate::rabbitmq::model::Alarms>,
+    previous: &cluster::History,
+) -> cluster::ClusterStatus {
+    let source = reader.map_or(Source::Single, Reader::source);
+    let main_node = overview
+        .ok()
+        .and_then(|o| o.node.clone())
+        .or_else(|| previous.main_node.clone());
+    let views = if source == Source::Single {
+        vec![View {
+            node: main_node.clone().unwrap_or_else(|| "unknown".to_owned()),
+            nodes: nodes.clone(),
+        }]
+    } else {
+        views
+    };
+    let expected = reader.and_then(Reader::expected);
+    let (mut status, mut history) = cluster::assess(source, views, alarms.ok(), expected, previous);
+    history.main_node = main_node;
+    if let Some(listed) = nodes.ok() {
+        history
+            .members
+            .extend(listed.iter().map(|n| n.name.clone()));
+    }
+    status.history = history;
+    status
 }
 
 fn detailed_queues(overview: &Overview) -> bool {
@@ -185,6 +252,7 @@ fn snapshot_state(snapshot: &Snapshot, previous: &PollState) -> PollState {
             .ok()
             .map(detailed_queues)
             .or(previous.detailed_queues),
+        cluster: snapshot.cluster.history.clone(),
     }
 }
 

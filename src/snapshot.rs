@@ -61,6 +61,9 @@ pub struct Snapshot {
     pub selection: Selection,
     /// Counters over the sidecar's lifetime, as of this poll.
     pub totals: PollTotals,
+    /// Every cluster member's own view and the cluster detector's judgement
+    /// ([`crate::cluster`]); `Default` (nothing read) in snapshots built by hand.
+    pub cluster: crate::cluster::ClusterStatus,
 }
 
 impl Snapshot {

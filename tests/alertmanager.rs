@@ -92,6 +92,7 @@ fn assessment(alerts: Vec<Alert>) -> Option<Arc<Assessment>> {
         selection: Default::default(),
         dead_letter_queues: None,
         totals: PollTotals::default(),
+        cluster: Default::default(),
     };
     Some(Arc::new(Assessment {
         snapshot: Arc::new(snapshot),

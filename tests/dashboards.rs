@@ -11,8 +11,7 @@
 //! Data: a real RabbitMQ node with real AMQP traffic, the sidecar, and a real Prometheus
 //! scraping it (and evaluating `alerts/`); every panel query, variables substituted, runs
 //! through Prometheus's query API and must parse and return data, except queries over
-//! metrics in [`PENDING`] (not exported on this branch yet) and [`INCIDENT`] (data that only
-//! exists during an incident), which must still parse.
+//! metrics in [`INCIDENT`] (data that only exists during an incident), which must still parse.
 
 mod support;
 
@@ -32,37 +31,6 @@ const DASHBOARDS: [&str; 3] = [
     "dashboards/rabbitmq-watch-overview.json",
     "dashboards/rabbitmq-watch-queue.json",
     "dashboards/rabbitmq-watch-sidecar.json",
-];
-
-/// PENDING: metrics of /work/notes/planned-names.md that this branch does not export yet.
-/// Queries over them must parse but may return nothing. The test fails once the sidecar
-/// exports one of them, so that it is removed from here (by the lead, after merging).
-const PENDING: &[(&str, &str)] = &[
-    (
-        "rabbitmq_cluster_expected_nodes",
-        "implemented on branch issue-6",
-    ),
-    (
-        "rabbitmq_cluster_running_nodes",
-        "implemented on branch issue-6",
-    ),
-    (
-        "rabbitmq_cluster_view_node_running",
-        "implemented on branch issue-6",
-    ),
-    ("rabbitmq_node_api_up", "implemented on branch issue-6"),
-    (
-        "rabbitmq_cluster_views_disagree",
-        "implemented on branch issue-6",
-    ),
-    (
-        "rabbitmq_cluster_partitioned",
-        "implemented on branch issue-6",
-    ),
-    (
-        "rabbitmq_node_restarts_total",
-        "implemented on branch issue-6",
-    ),
 ];
 
 /// Queries (by a distinctive part) whose data only exists during an incident.
@@ -488,9 +456,8 @@ notify:
     ]
     .into();
     let optional = |expr: &str| -> Option<String> {
-        PENDING
+        INCIDENT
             .iter()
-            .chain(INCIDENT)
             .find(|(m, _)| expr.contains(m))
             .map(|(m, why)| format!("{m}: {why}"))
     };
@@ -544,14 +511,6 @@ notify:
         failures.join("\n")
     );
 
-    // The PENDING list is honest: none of them is exported yet (remove an entry once it is).
-    let exposition = sidecar.metrics();
-    for (metric, why) in PENDING {
-        assert!(
-            exposition.samples.iter().all(|s| s.name != *metric),
-            "{metric} is exported now: remove it from PENDING ({why})"
-        );
-    }
     // The Prometheus rules of alerts/ evaluate without error on the real exposition.
     let groups = prometheus.rules();
     let groups = groups["data"]["groups"].as_array().expect("rule groups");

@@ -58,6 +58,7 @@ fn snapshot() -> Arc<Snapshot> {
         // The dead-letter exchange `dlx` of `prio` binds `prio.dead`, a queue not exported.
         dead_letter_queues: Some(fetched(vec![("/".into(), "prio.dead".into())], 2, 60)),
         totals: PollTotals::default(),
+        cluster: Default::default(),
     };
     // Six earlier polls, two of which timed out reading /api/queues.
     let mut totals = PollTotals {
@@ -67,6 +68,20 @@ fn snapshot() -> Arc<Snapshot> {
     };
     totals.record_poll(&snapshot);
     snapshot.totals = totals;
+    // The single-URL cluster view (no cluster.nodes): the answering node's own /api/nodes.
+    let node = snapshot.overview.ok().and_then(|o| o.node.clone()).unwrap();
+    let view = rabbitmq_watch::cluster::View {
+        node,
+        nodes: snapshot.nodes.clone(),
+    };
+    snapshot.cluster = rabbitmq_watch::cluster::assess(
+        rabbitmq_watch::cluster::Source::Single,
+        vec![view],
+        snapshot.alarms.ok(),
+        None,
+        &Default::default(),
+    )
+    .0;
     Arc::new(snapshot)
 }
 

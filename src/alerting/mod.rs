@@ -7,6 +7,7 @@
 //! publishes the alerts for the HTTP API, the metrics and the notifier.
 
 pub mod backlog;
+pub mod cluster;
 pub mod rules;
 
 use std::collections::BTreeMap;
@@ -182,9 +183,10 @@ impl Engine {
     /// moves the alerts on.
     pub fn evaluate(&mut self, snapshot: &Snapshot, now: SystemTime) {
         self.report = Arc::new(self.backlog.observe(snapshot));
+        let vars = snapshot.cluster.template_vars();
         for rule in &self.rules {
             let evaluation = rule.evaluate(snapshot, &self.report);
-            step(&mut self.alerts, rule, evaluation, now);
+            step(&mut self.alerts, rule, evaluation, now, &vars);
         }
         // Alerts of removed rules and long-resolved alerts go.
         self.alerts.retain(|_, a| {
@@ -205,6 +207,7 @@ fn step(
     rule: &Rule,
     evaluation: Evaluation,
     now: SystemTime,
+    vars: &BTreeMap<String, String>,
 ) {
     let of_rule = |a: &Alert| a.labels.get("alertname") == Some(&rule.name);
     let (active, unknown) = match evaluation {
@@ -230,7 +233,7 @@ fn step(
         let annotations = rule
             .annotations
             .iter()
-            .map(|(k, t)| (k.clone(), render(t, &labels, value, &details)))
+            .map(|(k, t)| (k.clone(), render(t, &labels, value, &details, vars)))
             .collect();
         let alert = alerts
             .entry(fp.clone())
@@ -415,6 +418,7 @@ mod tests {
             selection: Default::default(),
             dead_letter_queues: None,
             totals: PollTotals::default(),
+            cluster: Default::default(),
         }
     }
 

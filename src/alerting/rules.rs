@@ -84,6 +84,17 @@ impl Kind {
                 "messages",
                 "messages_ready",
                 "messages_unacknowledged",
+                // The cluster detector (crate::cluster), from every member's own view.
+                "expected_nodes",
+                "running_nodes",
+                "missing_nodes",
+                "views_disagree",
+                "partitioned",
+                "partition_nodes",
+                "unreachable_nodes",
+                "restarted_nodes",
+                "memory_alarms",
+                "disk_alarms",
             ],
         }
     }
@@ -441,6 +452,36 @@ pub const DEFAULTS: &[DefaultRule] = &[
         summary: "rabbitmq-watch cannot read the RabbitMQ management API",
         description: "Polls have failed for 1 minute (see rabbitmq_watch_endpoint_failures_total and the sidecar's log). Other alerts keep their last state until the broker can be seen again.",
     },
+    DefaultRule {
+        name: "RabbitmqClusterPartition",
+        kind: Kind::Cluster,
+        expr: "partitioned == 1",
+        for_: "0s",
+        keep_firing_for: "10m",
+        severity: "critical",
+        summary: "RabbitMQ cluster partitioned: {{ $cluster.sides }}",
+        description: "Members see different clusters (split views) or report partitions. Views: {{ $cluster.views }}. Partitions reported: {{ $cluster.partitions }}. Latched: stays firing 10 minutes after the last evidence (autoheal shows a partition for seconds only). Restarts seen: {{ $cluster.restarted }}.",
+    },
+    DefaultRule {
+        name: "RabbitmqNodeDown",
+        kind: Kind::Cluster,
+        expr: "missing_nodes > 0",
+        for_: "30s",
+        keep_firing_for: "0s",
+        severity: "critical",
+        summary: "{{ $value }} of {{ $cluster.expected }} RabbitMQ nodes not running: {{ $cluster.down }}",
+        description: "Fewer members run than expected for 30 seconds (best view). Down: {{ $cluster.down }}. APIs unreachable: {{ $cluster.unreachable }}. Views: {{ $cluster.views }}.",
+    },
+    DefaultRule {
+        name: "RabbitmqNodeUnreachable",
+        kind: Kind::Cluster,
+        expr: "unreachable_nodes > 0",
+        for_: "30s",
+        keep_firing_for: "0s",
+        severity: "warning",
+        summary: "rabbitmq-watch cannot reach the management API of {{ $cluster.unreachable }}",
+        description: "Other members' APIs answer, this one's refuses or times out for 30 seconds: the node is stopped, crashed, paused as a minority (pause_minority) or its management listener is cut off. Views: {{ $cluster.views }}.",
+    },
 ];
 
 /// A label set, sorted by name.
@@ -652,6 +693,9 @@ fn cluster_field(s: &Snapshot, field: &str) -> Option<f64> {
     if field == "up" {
         return bit(Some(s.is_up()));
     }
+    if let Some(v) = crate::alerting::cluster::field(&s.cluster, field) {
+        return v;
+    }
     let o = s.overview.ok()?;
     let totals = o.object_totals.as_ref();
     let messages = o.queue_totals.as_ref();
@@ -667,14 +711,16 @@ fn cluster_field(s: &Snapshot, field: &str) -> Option<f64> {
     }
 }
 
-/// Fills `{{ $value }}`, `{{ $labels.NAME }}` and `{{ $details.NAME }}` (the backlog
-/// detector's details of a queue) in `template`; unknown names become empty. Values print with
-/// at most 3 decimals, trailing zeros removed.
+/// Fills `{{ $value }}`, `{{ $labels.NAME }}`, `{{ $details.NAME }}` (the backlog detector's
+/// details of a queue, [`Analysis::details`]) and `{{ $cluster.NAME }}` (the cluster
+/// detector's view, [`crate::cluster::ClusterStatus::template_vars`]) in `template`; unknown
+/// names become empty. Values print with at most 3 decimals, trailing zeros removed.
 pub fn render(
     template: &str,
     labels: &Labels,
     value: f64,
     details: &BTreeMap<String, String>,
+    cluster: &BTreeMap<String, String>,
 ) -> String {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
@@ -691,6 +737,8 @@ pub fn render(
             out.push_str(labels.get(name).map_or("", String::as_str));
         } else if let Some(name) = inner.strip_prefix("$details.") {
             out.push_str(details.get(name).map_or("", String::as_str));
+        } else if let Some(name) = inner.strip_prefix("$cluster.") {
+            out.push_str(cluster.get(name).map_or("", String::as_str));
         } else {
             out.push_str(&rest[start..start + end + 2]);
         }
@@ -759,12 +807,13 @@ mod tests {
         let labels: Labels = [("queue".to_owned(), "orders".to_owned())].into();
         assert_eq!(
             render(
-                "{{ $labels.queue }} has {{ $value }} ({{$labels.none}}) {{ other }}: {{ $details.cause }}",
+                "{{ $labels.queue }} has {{ $value }} ({{$labels.none}}) {{ other }}: {{ $details.cause }} {{ $cluster.sides }}",
                 &labels,
                 1234.0,
-                &[("cause".to_owned(), "no consumers".to_owned())].into()
+                &[("cause".to_owned(), "no consumers".to_owned())].into(),
+                &[("sides".to_owned(), "[a] | [b]".to_owned())].into()
             ),
-            "orders has 1234 () {{ other }}: no consumers"
+            "orders has 1234 () {{ other }}: no consumers [a] | [b]"
         );
         assert_eq!(format_value(0.873456), "0.873");
         assert_eq!(format_value(0.0), "0");

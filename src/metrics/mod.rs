@@ -6,11 +6,13 @@
 //! output; a field the broker did not report gives no series (absent = unknown, never 0).
 //!
 //! One file per family group: [`cluster`] (`/api/overview`), [`nodes`] (`/api/nodes` and the
-//! alarm check), [`queues`] (`/api/queues`), [`sidecar`] (the sidecar's own health).
+//! alarm check), [`queues`] (`/api/queues`), [`sidecar`] (the sidecar's own health),
+//! [`cluster_health`] (the cluster detector: every member's own view).
 
 pub mod alerts;
 pub mod backlog;
 pub mod cluster;
+pub mod cluster_health;
 pub mod format;
 pub mod nodes;
 pub mod notify;
@@ -216,6 +218,7 @@ impl prometheus_client::collector::Collector for SnapshotCollector {
             let mut missing = MissingFields::default();
             cluster::encode(&mut enc, s)?;
             nodes::encode(&mut enc, s, &mut missing)?;
+            cluster_health::encode(&mut enc, s)?;
             queues::encode(&mut enc, s, &mut missing)?;
             if let Some(report) = &self.backlog {
                 backlog::encode(&mut enc, s, report)?;
@@ -328,6 +331,7 @@ mod tests {
             selection: Default::default(),
             dead_letter_queues: None,
             totals: PollTotals::default(),
+            cluster: Default::default(),
         };
         let mut totals = PollTotals::default();
         totals.record_poll(&s);

@@ -1,0 +1,488 @@
+//! The cluster detector against a real 3-node RabbitMQ cluster (scripts/cluster.sh: one node
+//! per network namespace, management API reachable while the cluster link is cut), asserted
+//! through the notifications a real HTTP receiver gets. One cluster boot and one sidecar serve
+//! every scenario, in order: a quiet healthy cluster, a partition under
+//! `cluster_partition_handling = ignore`, a partition under `pause_minority`, a killed node,
+//! memory and disk alarms. Needs root (network namespaces); fails, never skips, when the
+//! harness cannot run.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::{HttpReceiver, Sidecar, eventually, temp_dir};
+
+/// A 3-node cluster started by scripts/cluster.sh; torn down on drop (and by the script's
+/// watchdog if this process dies).
+struct Cluster {
+    dir: PathBuf,
+    env: BTreeMap<String, String>,
+}
+
+impl Cluster {
+    fn script() -> String {
+        format!("{}/scripts/cluster.sh", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    fn start() -> Cluster {
+        let dir = temp_dir("cluster");
+        let out = Command::new(Self::script())
+            .arg("start")
+            .arg(&dir)
+            .args(["--watch-pid", &std::process::id().to_string()])
+            .output()
+            .expect("run scripts/cluster.sh");
+        assert!(
+            out.status.success(),
+            "scripts/cluster.sh start failed (needs root, iproute2 and rabbitmq-server: scripts/install-deps.sh cluster):\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let env = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        Cluster { dir, env }
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new(Self::script())
+            .arg(args[0])
+            .arg(&self.dir)
+            .args(&args[1..])
+            .output()
+            .expect("run scripts/cluster.sh");
+        assert!(
+            out.status.success(),
+            "scripts/cluster.sh {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn ctl(&self, node: u8, args: &[&str]) {
+        let n = node.to_string();
+        let mut all = vec!["ctl", n.as_str()];
+        all.extend_from_slice(args);
+        self.run(&all);
+    }
+
+    fn node(&self, i: u8) -> (&str, &str) {
+        (
+            self.env[&format!("NODE{i}_NAME")].as_str(),
+            self.env[&format!("NODE{i}_MGMT_URL")].as_str(),
+        )
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new(Self::script())
+            .arg("clean")
+            .arg(&self.dir)
+            .output();
+    }
+}
+
+/// One alert of one delivered notification.
+#[derive(Debug, Clone)]
+struct Event {
+    at: Instant,
+    alertname: String,
+    status: String,
+    alert: serde_json::Value,
+}
+
+/// Records when each notification arrived (the receiver keeps only the bodies).
+struct Events {
+    seen: usize,
+    all: Vec<Event>,
+}
+
+impl Events {
+    fn update(&mut self, receiver: &HttpReceiver) -> &[Event] {
+        let received = receiver.received();
+        for r in &received[self.seen..] {
+            let payload: serde_json::Value =
+                serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("{e}: {}", r.body));
+            for alert in payload["alerts"].as_array().into_iter().flatten() {
+                self.all.push(Event {
+                    at: Instant::now(),
+                    alertname: alert["labels"]["alertname"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_owned(),
+                    status: alert["status"].as_str().unwrap_or("").to_owned(),
+                    alert: alert.clone(),
+                });
+            }
+        }
+        self.seen = received.len();
+        &self.all
+    }
+
+    /// Waits for a notification of `alertname` with `status` after `since`.
+    fn wait(
+        &mut self,
+        receiver: &HttpReceiver,
+        timeout: Duration,
+        alertname: &str,
+        status: &str,
+        since: Instant,
+    ) -> Event {
+        eventually(timeout, &format!("{alertname} {status}"), || {
+            self.update(receiver)
+                .iter()
+                .find(|e| e.alertname == alertname && e.status == status && e.at >= since)
+                .cloned()
+        })
+    }
+
+    /// Names of the alerts announced with `status` between `from` and `to`.
+    fn names(
+        &mut self,
+        receiver: &HttpReceiver,
+        status: &str,
+        from: Instant,
+        to: Instant,
+    ) -> Vec<String> {
+        self.update(receiver)
+            .iter()
+            .filter(|e| e.status == status && e.at >= from && e.at <= to)
+            .map(|e| e.alertname.clone())
+            .collect()
+    }
+}
+
+fn config(receiver: &str) -> String {
+    format!(
+        r#"alerting:
+  rules:
+    - alert: RabbitmqClusterPartition
+      keep_firing_for: 20s
+notify:
+  route:
+    receiver: ops
+    group_by: [alertname]
+    group_wait: 1s
+    group_interval: 1s
+    repeat_interval: 1h
+  receivers:
+    - name: ops
+      webhook_configs:
+        - url: {receiver}/hook
+"#
+    )
+}
+
+fn metric(sidecar: &Sidecar, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    sidecar.metrics().get(name, labels)
+}
+
+#[test]
+fn partitions_node_loss_and_alarms_on_a_real_cluster() {
+    let suite = Instant::now();
+    let cluster = Cluster::start();
+    eprintln!("cluster up after {:?}", suite.elapsed());
+    let nodes: Vec<String> = (1..=3)
+        .map(|i| {
+            let (name, url) = cluster.node(i);
+            format!("{name}={url}")
+        })
+        .collect();
+    let nodes = nodes.join(",");
+    let receiver = HttpReceiver::start(None, vec![]);
+    let (_, main_url) = cluster.node(1);
+    let sidecar = Sidecar::start_with_config(
+        main_url,
+        &config(&receiver.url),
+        &[
+            ("RABBITMQ_WATCH__CLUSTER__NODES", nodes.as_str()),
+            ("RABBITMQ_WATCH__POLL__INTERVAL", "1s"),
+            ("RABBITMQ_WATCH__CLUSTER__TIMEOUT", "2s"),
+        ],
+    );
+    let mut events = Events {
+        seen: 0,
+        all: Vec::new(),
+    };
+
+    // Quiet: a healthy cluster, every view sees 3 running, nothing is announced.
+    eventually(Duration::from_secs(30), "every view sees 3 running", || {
+        let m = sidecar.metrics();
+        (1..=3)
+            .all(|i| {
+                let view = format!("rabbit@n{i}");
+                m.get("rabbitmq_cluster_running_nodes", &[("view", &view)]) == Some(3.0)
+                    && m.get("rabbitmq_node_api_up", &[("node", &view)]) == Some(1.0)
+            })
+            .then_some(())
+    });
+    assert_eq!(
+        metric(&sidecar, "rabbitmq_cluster_expected_nodes", &[]),
+        Some(3.0)
+    );
+    assert_eq!(
+        metric(&sidecar, "rabbitmq_cluster_partitioned", &[]),
+        Some(0.0)
+    );
+    std::thread::sleep(Duration::from_secs(10));
+    assert!(
+        events.update(&receiver).is_empty(),
+        "a healthy cluster raised: {:?}",
+        events.all
+    );
+
+    // 1. Partition under `ignore`: fires during the cut (split views), stays after the heal
+    //    (`partitions`), resolves once the minority is restarted.
+    let phase = Instant::now();
+    cluster.run(&["cut", "3"]);
+    let fired = events.wait(
+        &receiver,
+        Duration::from_secs(60),
+        "RabbitmqClusterPartition",
+        "firing",
+        phase,
+    );
+    eprintln!("partition announced {:?} after the cut", phase.elapsed());
+    assert_eq!(fired.alert["labels"]["severity"], "critical");
+    let summary = fired.alert["annotations"]["summary"].as_str().unwrap();
+    // Which side is which, as seen from where (a majority API may still hang at this poll).
+    assert!(
+        summary.contains("[rabbit@n1 rabbit@n2] as seen by rabbit@n")
+            && summary.contains("| [rabbit@n3] as seen by rabbit@n3"),
+        "{summary}"
+    );
+    assert_eq!(
+        metric(&sidecar, "rabbitmq_cluster_views_disagree", &[]),
+        Some(1.0),
+        "still cut: the split views are the evidence"
+    );
+    let heal = Instant::now();
+    cluster.run(&["heal", "3"]);
+    eventually(
+        Duration::from_secs(40),
+        "partitions listed after the heal",
+        || {
+            (metric(
+                &sidecar,
+                "rabbitmq_node_partitions",
+                &[("node", "rabbit@n1")],
+            ) == Some(1.0))
+            .then_some(())
+        },
+    );
+    // Longer than the 20 s hold: only the evidence keeps it firing.
+    std::thread::sleep(Duration::from_secs(25));
+    assert_eq!(
+        metric(&sidecar, "rabbitmq_cluster_partitioned", &[]),
+        Some(1.0)
+    );
+    assert!(
+        events
+            .names(&receiver, "resolved", heal, Instant::now())
+            .is_empty(),
+        "resolved while still partitioned: {:?}",
+        events.all
+    );
+    let recover = Instant::now();
+    cluster.run(&["stop-node", "3"]);
+    cluster.run(&["start-node", "3"]);
+    let resolved = events.wait(
+        &receiver,
+        Duration::from_secs(90),
+        "RabbitmqClusterPartition",
+        "resolved",
+        recover,
+    );
+    eprintln!(
+        "partition resolved {:?} after recovery began",
+        recover.elapsed()
+    );
+    let noise = events.names(&receiver, "firing", phase, resolved.at);
+    assert_eq!(
+        noise,
+        ["RabbitmqClusterPartition"],
+        "the partition inhibits node-down noise: {:?}",
+        events.all
+    );
+
+    // 2. pause_minority (switched at runtime): the minority pauses and refuses connections;
+    //    reported as a partition or an unreachable member, not only as a node down.
+    for i in 1..=3 {
+        cluster.ctl(
+            i,
+            &[
+                "eval",
+                "application:set_env(rabbit, cluster_partition_handling, pause_minority).",
+            ],
+        );
+    }
+    let phase = Instant::now();
+    cluster.run(&["cut", "3"]);
+    let reported = eventually(
+        Duration::from_secs(90),
+        "a partition or an unreachable minority reported",
+        || {
+            events
+                .update(&receiver)
+                .iter()
+                .find(|e| {
+                    e.at >= phase
+                        && e.status == "firing"
+                        && (e.alertname == "RabbitmqClusterPartition"
+                            || e.alertname == "RabbitmqNodeUnreachable")
+                })
+                .cloned()
+        },
+    );
+    eprintln!(
+        "pause_minority: {} announced {:?} after the cut",
+        reported.alertname,
+        phase.elapsed()
+    );
+    assert!(
+        reported.alert["annotations"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("rabbit@n3"),
+        "{:?}",
+        reported.alert
+    );
+    cluster.run(&["heal", "3"]);
+    eventually(
+        Duration::from_secs(90),
+        "pause_minority alerts resolved",
+        || {
+            let all = events.update(&receiver);
+            let fired: Vec<&str> = all
+                .iter()
+                .filter(|e| e.at >= phase && e.status == "firing")
+                .map(|e| e.alertname.as_str())
+                .collect();
+            fired
+                .iter()
+                .all(|name| {
+                    all.iter()
+                        .any(|e| e.at >= phase && e.status == "resolved" && e.alertname == *name)
+                })
+                .then_some(())
+        },
+    );
+    eventually(Duration::from_secs(30), "n3 back in every view", || {
+        (metric(
+            &sidecar,
+            "rabbitmq_cluster_running_nodes",
+            &[("view", "rabbit@n3")],
+        ) == Some(3.0))
+        .then_some(())
+    });
+
+    // 3. A killed node: NodeDown, not a partition.
+    let phase = Instant::now();
+    cluster.run(&["kill", "3"]);
+    let down = events.wait(
+        &receiver,
+        Duration::from_secs(90),
+        "RabbitmqNodeDown",
+        "firing",
+        phase,
+    );
+    eprintln!("node down announced {:?} after the kill", phase.elapsed());
+    assert_eq!(down.alert["labels"]["severity"], "critical");
+    let summary = down.alert["annotations"]["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("1 of 3 RabbitMQ nodes not running: rabbit@n3"),
+        "{summary}"
+    );
+    assert_eq!(
+        metric(&sidecar, "rabbitmq_node_api_up", &[("node", "rabbit@n3")]),
+        Some(0.0)
+    );
+    cluster.run(&["start-node", "3"]);
+    let back = events.wait(
+        &receiver,
+        Duration::from_secs(90),
+        "RabbitmqNodeDown",
+        "resolved",
+        phase,
+    );
+    let fired = events.names(&receiver, "firing", phase, back.at);
+    assert!(
+        !fired.iter().any(|n| n == "RabbitmqClusterPartition"),
+        "a killed node is not a partition: {fired:?}"
+    );
+    assert!(
+        metric(
+            &sidecar,
+            "rabbitmq_node_restarts_total",
+            &[("node", "rabbit@n3")]
+        )
+        .is_some_and(|n| n >= 1.0),
+        "the restart after the kill is counted"
+    );
+
+    // 4. Memory and disk alarms fire and resolve.
+    let phase = Instant::now();
+    cluster.ctl(2, &["set_vm_memory_high_watermark", "0.0001"]);
+    cluster.ctl(3, &["set_disk_free_limit", "1000GB"]);
+    let mem = events.wait(
+        &receiver,
+        Duration::from_secs(60),
+        "RabbitmqMemoryAlarm",
+        "firing",
+        phase,
+    );
+    assert_eq!(mem.alert["labels"]["node"], "rabbit@n2");
+    let disk = events.wait(
+        &receiver,
+        Duration::from_secs(60),
+        "RabbitmqDiskAlarm",
+        "firing",
+        phase,
+    );
+    assert_eq!(disk.alert["labels"]["node"], "rabbit@n3");
+    cluster.ctl(2, &["set_vm_memory_high_watermark", "0.4"]);
+    cluster.ctl(3, &["set_disk_free_limit", "50MB"]);
+    events.wait(
+        &receiver,
+        Duration::from_secs(60),
+        "RabbitmqMemoryAlarm",
+        "resolved",
+        phase,
+    );
+    events.wait(
+        &receiver,
+        Duration::from_secs(60),
+        "RabbitmqDiskAlarm",
+        "resolved",
+        phase,
+    );
+
+    // Nothing else was ever announced.
+    let expected = [
+        "RabbitmqClusterPartition",
+        "RabbitmqNodeUnreachable",
+        "RabbitmqNodeDown",
+        "RabbitmqNodeNotRunning",
+        "RabbitmqMemoryAlarm",
+        "RabbitmqDiskAlarm",
+    ];
+    let unexpected: Vec<&Event> = events
+        .update(&receiver)
+        .iter()
+        .filter(|e| !expected.contains(&e.alertname.as_str()))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "unexpected notifications: {unexpected:?}"
+    );
+    drop(sidecar);
+    drop(cluster);
+    eprintln!("suite took {:?}", suite.elapsed());
+}
