@@ -14,8 +14,11 @@
 //! - [`poller`]: the interval loop that reads the API and publishes snapshots.
 //! - [`cluster`]: the cluster detector: every member's own view, merged (partitions, node
 //!   loss, unreachable members, restarts, alarms).
-//! - [`alerting`]: alert rules and the state machine of alert instances.
-//! - [`metrics`]: snapshot (+ alerts) → OpenMetrics text, encoded once per snapshot.
+//! - [`alerting`]: alert rules and the state machine of alert instances; the backlog detector
+//!   ([`alerting::backlog`]: per-queue sliding windows, classification, predictions), whose
+//!   report travels with the alerts to the metrics.
+//! - [`metrics`]: snapshot (+ backlog report, alerts) → OpenMetrics text, encoded once per
+//!   snapshot.
 //! - [`notify`]: routing, grouping, silences, inhibition, delivery with retries, the state
 //!   file; one file per integration (webhook, email, Alertmanager).
 //! - [`http`]: the axum routes (`/`, `/metrics`, `/-/healthy`, `/-/ready`).
