@@ -1,6 +1,7 @@
 //! Micro-benchmark of the sidecar's own CPU work per poll, without a broker: decoding queue
 //! pages shaped like RabbitMQ 3.10's answer (the recorded `tests/fixtures/3.10/queues-page.json`
-//! items, renamed), encoding the exposition, and building its text and gzip variants.
+//! items, renamed), encoding the exposition, building its text and gzip variants, and the
+//! alert engine with the backlog detector over complete windows.
 //! Prints figures; asserts nothing.
 //!
 //! `cargo run --release --example encode_bench -- 10000`
@@ -8,6 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use rabbitmq_watch::alerting::Engine;
 use rabbitmq_watch::metrics::format::Format;
 use rabbitmq_watch::metrics::{SidecarInfo, encode};
 use rabbitmq_watch::rabbitmq::model::{Alarms, Overview, Page, Queue};
@@ -99,7 +101,12 @@ fn main() {
             bytes: 0,
         },
         selection,
-        dead_letter_queues: None,
+        // Dead-letter discovery ran and found none.
+        dead_letter_queues: Some(Fetched {
+            result: Ok(Vec::new()),
+            duration: Duration::ZERO,
+            bytes: 0,
+        }),
         totals: PollTotals::default(),
         cluster: Default::default(),
     });
@@ -110,7 +117,7 @@ fn main() {
     };
 
     let start = Instant::now();
-    let exposition = encode(Some(snapshot), None, &[], &info);
+    let exposition = encode(Some(snapshot.clone()), None, &[], &info);
     let encoding = start.elapsed();
     let rss_encoded = rss();
     let om_gz = exposition.variants.get(Format::OpenMetrics, true);
@@ -145,4 +152,47 @@ fn main() {
     println!("after decoding                      {rss_decoded}");
     println!("after encoding                      {rss_encoded}");
     println!("after plain and text variants       {}", rss());
+    drop(exposition);
+
+    // The backlog detector alone, then the alert engine with the default rules and the
+    // detector (10 min window, at most 20 samples): 25 polls 30 s apart each, so the last
+    // ones judge complete windows.
+    let cfg = rabbitmq_watch::config::load(None, Default::default(), &[]).expect("defaults");
+    let mut tracker = rabbitmq_watch::alerting::backlog::Tracker::new(cfg.alerting.backlog.clone());
+    let mut observed = Duration::ZERO;
+    for i in 0..25u64 {
+        let mut poll = (*snapshot).clone();
+        poll.started_at += Duration::from_secs(30 * i);
+        let start = Instant::now();
+        let r = tracker.observe(&poll);
+        if i >= 20 {
+            observed += start.elapsed();
+        }
+        drop(r);
+    }
+    println!(
+        "backlog detector alone, judged      {:.1} ms per poll",
+        ms(observed) / 5.0
+    );
+    let mut engine = Engine::with_backlog(cfg.alerting.rules, cfg.alerting.backlog);
+    let mut judged = Duration::ZERO;
+    for i in 0..25u64 {
+        let mut poll = (*snapshot).clone();
+        poll.started_at += Duration::from_secs(30 * i);
+        let start = Instant::now();
+        engine.evaluate(&poll, poll.started_at);
+        if i >= 20 {
+            judged += start.elapsed();
+        }
+    }
+    let report = engine.backlog();
+    println!(
+        "evaluate (rules + backlog), judged  {:.1} ms per poll ({} windows complete, {} samples = {:.1} MB, {} alerts)",
+        ms(judged) / 5.0,
+        report.complete,
+        report.samples,
+        mb(report.samples * std::mem::size_of::<rabbitmq_watch::alerting::backlog::Sample>()),
+        engine.alerts().count()
+    );
+    println!("after 25 evaluations                {}", rss());
 }

@@ -59,7 +59,7 @@ fn alert(name: &str, state: State) -> Alert {
             ("description".to_owned(), "42 messages ready".to_owned()),
         ]
         .into(),
-        details: Default::default(),
+        analysis: None,
         state,
         value: 42.0,
         active_since: started,

@@ -48,11 +48,17 @@ pub struct Alert {
     pub labels: Labels,
     /// Rendered annotations (`summary`, `description`, …) as of the last evaluation that held.
     pub annotations: BTreeMap<String, String>,
-    /// For queue alerts, the backlog detector's view as of the last evaluation that held
-    /// (`status`, `cause`, rates, `time_to_drain`, `time_to_overflow`, …: see
-    /// [`backlog::Analysis::details`]); empty otherwise.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub details: BTreeMap<String, String>,
+    /// For queue alerts, the backlog detector's judgement as of the last evaluation that held;
+    /// served as `details` (`status`, `cause`, rates, `time_to_drain`, `time_to_overflow`, …:
+    /// see [`backlog::Analysis::details`], rendered when serialized). Not restored from the
+    /// state file: the next evaluation sets it again.
+    #[serde(
+        rename = "details",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "details_map",
+        skip_deserializing
+    )]
+    pub analysis: Option<backlog::Analysis>,
     /// Current state.
     pub state: State,
     /// The value of the condition's first comparison at the last evaluation that could tell.
@@ -71,6 +77,17 @@ pub struct Alert {
     pub last_true: SystemTime,
     /// Whether the last evaluation could not tell (data unknown); the state is then held.
     pub unknown: bool,
+}
+
+/// Serializes an analysis as its details map.
+fn details_map<S: serde::Serializer>(
+    analysis: &Option<backlog::Analysis>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    analysis
+        .as_ref()
+        .map(backlog::Analysis::details)
+        .serialize(s)
 }
 
 /// Serde for `SystemTime` as RFC 3339 with milliseconds.
@@ -223,13 +240,20 @@ fn step(
         Evaluation::Known { active, unknown } => (active, unknown),
     };
     let mut seen = std::collections::BTreeSet::new();
+    // The details are rendered only for rules whose annotations use them.
+    let uses_details = rule.annotations.values().any(|t| t.contains("$details."));
     for Instance {
         labels,
         value,
-        details,
+        analysis,
     } in active
     {
         let fp = fingerprint(&labels);
+        // An empty map does not allocate.
+        let details = match &analysis {
+            Some(a) if uses_details => a.details(),
+            _ => BTreeMap::new(),
+        };
         let annotations = rule
             .annotations
             .iter()
@@ -250,7 +274,7 @@ fn step(
                 fingerprint: fp.clone(),
                 labels: labels.clone(),
                 annotations: BTreeMap::new(),
-                details: BTreeMap::new(),
+                analysis: None,
                 state: State::Pending,
                 value,
                 active_since: now,
@@ -261,7 +285,7 @@ fn step(
             });
         alert.value = value;
         alert.annotations = annotations;
-        alert.details = details;
+        alert.analysis = analysis;
         alert.last_true = now;
         alert.unknown = false;
         if alert.state == State::Pending && elapsed(alert.active_since, now) >= rule.for_ {

@@ -494,9 +494,9 @@ pub struct Instance {
     pub labels: Labels,
     /// The left side of the condition's first comparison.
     pub value: f64,
-    /// The backlog detector's details for a queue ([`Analysis::details`]); empty for other
-    /// objects or while the queue's window is incomplete.
-    pub details: BTreeMap<String, String>,
+    /// The backlog detector's judgement of a queue (rendered by [`Analysis::details`] only
+    /// where needed); `None` for other objects or while the queue's window is incomplete.
+    pub analysis: Option<Analysis>,
 }
 
 /// The outcome of evaluating a rule against one snapshot.
@@ -538,7 +538,7 @@ impl Rule {
             Some((true, value)) => active.push(Instance {
                 labels: self.instance_labels(object),
                 value,
-                details: analysis.map(Analysis::details).unwrap_or_default(),
+                analysis: analysis.cloned(),
             }),
             Some((false, _)) => {}
             None => unknown.push(self.instance_labels(object)),

@@ -483,7 +483,7 @@ mod tests {
             fingerprint: crate::alerting::fingerprint(&labels),
             labels,
             annotations: [("summary".to_owned(), format!("{queue} is backed up"))].into(),
-            details: Default::default(),
+            analysis: None,
             state,
             value: 1.0,
             active_since: at(0),

@@ -830,7 +830,7 @@ mod tests {
             fingerprint: fingerprint(&labels),
             labels,
             annotations: BTreeMap::new(),
-            details: BTreeMap::new(),
+            analysis: None,
             state,
             value: 1.0,
             active_since: at(0),
