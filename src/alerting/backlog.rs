@@ -451,7 +451,9 @@ impl Tracker {
                 None => Window {
                     vhost: q.vhost.as_str().into(),
                     name: q.name.as_str().into(),
-                    samples: VecDeque::new(),
+                    // At most `max_samples + 2` samples are ever held (see `push`): allocated
+                    // once, exactly, so the documented bound is the real one.
+                    samples: VecDeque::with_capacity(self.config.max_samples + 2),
                     consumed_moved_at: at,
                 },
             };
