@@ -111,15 +111,6 @@ pub enum Status {
 }
 
 impl Status {
-    /// Every status, in the order of the `status` label values.
-    pub const ALL: [Status; 5] = [
-        Status::Ok,
-        Status::Growing,
-        Status::Stalled,
-        Status::NoConsumers,
-        Status::Redelivering,
-    ];
-
     /// The `status` label value: `ok`, `growing`, `stalled`, `no_consumers`, `redelivering`.
     pub fn label(self) -> &'static str {
         match self {
