@@ -125,7 +125,14 @@ await_node() {
       return 1
     fi
     if curl -sf -m 5 -o /dev/null -u guest:guest "$url/api/overview"; then
-      ctl "$i" -q await_startup --timeout 90 > "$DIR/n$i/log/await_startup.log" 2>&1 && return 0
+      # await_startup can answer `rabbit_is_not_running` for a moment while the boot state
+      # changes hands (seen under load): ask again while the node lives, for 60 s.
+      for _ in $(seq 1 60); do
+        ctl "$i" -q await_startup --timeout 90 > "$DIR/n$i/log/await_startup.log" 2>&1 && return 0
+        grep -q rabbit_is_not_running "$DIR/n$i/log/await_startup.log" \
+          && kill -0 "${BOOT_PID[$i]}" 2>/dev/null || break
+        sleep 1
+      done
       echo "cluster: node n$i did not finish booting:" >&2
       cat "$DIR/n$i/log/await_startup.log" >&2
       return 1

@@ -185,13 +185,20 @@ ENV
     if curl -sf -o /dev/null -u guest:guest "$MGMT_URL/api/overview"; then
       # The management listener comes up while the `rabbit` application is still booting
       # (AMQP listeners and rabbitmqctl commands follow): wait for the boot to complete.
-      if "${NODE_ENV[@]}" "$RMQ_BIN/rabbitmqctl" -q -n "$NODE_NAME" await_startup --timeout 60 \
-        > "$dir/log/await_startup.log" 2>&1; then
-        cat "$dir/node.env"
-        exit 0
-      fi
+      # await_startup can answer `rabbit_is_not_running` for a moment while the boot state
+      # changes hands (seen under load): ask again, as long as the node lives, for 60 s.
+      for _ in $(seq 1 60); do
+        if "${NODE_ENV[@]}" "$RMQ_BIN/rabbitmqctl" -q -n "$NODE_NAME" await_startup --timeout 60 \
+          > "$dir/log/await_startup.log" 2>&1; then
+          cat "$dir/node.env"
+          exit 0
+        fi
+        grep -q rabbit_is_not_running "$dir/log/await_startup.log" && kill -0 "$NODE_PID" 2>/dev/null || break
+        sleep 1
+      done
       echo "rabbitmq-node: the node did not finish booting:" >&2
       cat "$dir/log/await_startup.log" >&2
+      tail -n 30 "$dir"/log/*.log >&2 || true
       stop_node "$dir"
       exit 1
     fi
