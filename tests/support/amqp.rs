@@ -1,0 +1,60 @@
+//! AMQP helpers (lapin), shared by the tests that publish and consume real messages.
+
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+
+use super::RabbitNode;
+
+/// An AMQP connection to `vhost` of `node` and a channel in confirm mode.
+pub async fn amqp(node: &RabbitNode, vhost: &str) -> (Connection, Channel) {
+    let url = node
+        .amqp_url
+        .replace("/%2f", &format!("/{}", vhost.replace('/', "%2f")));
+    let conn = Connection::connect(&url, ConnectionProperties::default())
+        .await
+        .expect("AMQP connect");
+    let ch = conn.create_channel().await.expect("channel");
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirm.select");
+    (conn, ch)
+}
+
+/// Declares a durable classic queue.
+pub async fn declare(ch: &Channel, queue: &str) {
+    ch.queue_declare(
+        queue.into(),
+        QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .expect("queue.declare");
+}
+
+/// Publishes `n` messages to `queue` through the default exchange, each confirmed.
+pub async fn publish(ch: &Channel, queue: &str, n: usize) {
+    publish_with(ch, queue, n, BasicProperties::default()).await;
+}
+
+/// Publishes `n` messages with `properties`, each confirmed.
+pub async fn publish_with(ch: &Channel, queue: &str, n: usize, properties: BasicProperties) {
+    for i in 0..n {
+        let confirm = ch
+            .basic_publish(
+                "".into(),
+                queue.into(),
+                BasicPublishOptions::default(),
+                format!("message {i}").as_bytes(),
+                properties.clone(),
+            )
+            .await
+            .expect("basic.publish")
+            .await
+            .expect("publisher confirm");
+        assert!(confirm.is_ack(), "broker nacked message {i} to {queue}");
+    }
+}

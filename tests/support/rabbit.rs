@@ -1,0 +1,118 @@
+//! A throwaway RabbitMQ node with the management plugin, started and stopped through
+//! `scripts/rabbitmq-node.sh` (Debian's `rabbitmq-server`, installed by `scripts/test.sh`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// Path of the node script.
+fn node_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/rabbitmq-node.sh")
+}
+
+/// A throwaway RabbitMQ node with the management plugin, started by `scripts/rabbitmq-node.sh`
+/// under a directory of its own. A watchdog stops it when the test process exits, and `Drop`
+/// stops it earlier for nodes a test owns.
+#[derive(Debug)]
+pub struct RabbitNode {
+    /// The node's directory (data, logs, cookie, `node.env`).
+    pub dir: PathBuf,
+    /// Erlang node name, e.g. `rabbitmq-watch-123-456@localhost`.
+    pub name: String,
+    /// Management API base URL, e.g. `http://127.0.0.1:40306`.
+    pub mgmt_url: String,
+    /// AMQP URL with the default vhost, e.g. `amqp://guest:guest@127.0.0.1:20976/%2f`.
+    pub amqp_url: String,
+}
+
+impl RabbitNode {
+    /// Starts a node tagged `tag` (part of its directory name). Panics with the script's
+    /// output when the node does not come up.
+    pub fn start(tag: &str) -> RabbitNode {
+        let dir =
+            std::env::temp_dir().join(format!("rabbitmq-watch-test-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = Command::new("bash")
+            .arg(node_script())
+            .arg("start")
+            .arg(&dir)
+            .arg("--watch-pid")
+            .arg(std::process::id().to_string())
+            .output()
+            .expect("run scripts/rabbitmq-node.sh");
+        assert!(
+            out.status.success(),
+            "starting a RabbitMQ node failed (is Debian's rabbitmq-server installed? scripts/test.sh installs it):\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let env = parse_env(&String::from_utf8_lossy(&out.stdout));
+        RabbitNode {
+            dir,
+            name: env["NODE_NAME"].clone(),
+            mgmt_url: env["MGMT_URL"].clone(),
+            amqp_url: env["AMQP_URL"].clone(),
+        }
+    }
+
+    /// The node shared by every test of this test binary, started on first use.
+    pub fn shared() -> &'static RabbitNode {
+        static NODE: OnceLock<RabbitNode> = OnceLock::new();
+        NODE.get_or_init(|| RabbitNode::start("shared"))
+    }
+
+    fn script(&self, args: &[&str]) -> std::process::Output {
+        Command::new("bash")
+            .arg(node_script())
+            .arg(args[0])
+            .arg(&self.dir)
+            .args(&args[1..])
+            .output()
+            .expect("run scripts/rabbitmq-node.sh")
+    }
+
+    /// Runs `rabbitmqctl ARGS` against this node; panics when it fails.
+    pub fn ctl(&self, args: &[&str]) -> String {
+        let mut all = vec!["ctl"];
+        all.extend_from_slice(args);
+        let out = self.script(&all);
+        assert!(
+            out.status.success(),
+            "rabbitmqctl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Stops the node, keeping its data so that [`RabbitNode::restart`] brings it back.
+    pub fn stop(&self) {
+        let out = self.script(&["stop"]);
+        assert!(out.status.success(), "stop failed: {out:?}");
+    }
+
+    /// Starts a stopped node again on the same ports and name.
+    pub fn restart(&self) {
+        let pid = std::process::id().to_string();
+        let out = self.script(&["start", "--watch-pid", &pid]);
+        assert!(
+            out.status.success(),
+            "restart failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for RabbitNode {
+    fn drop(&mut self) {
+        let _ = self.script(&["clean"]);
+    }
+}
+
+fn parse_env(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}

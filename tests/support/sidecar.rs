@@ -1,0 +1,121 @@
+//! The real `rabbitmq-watch` binary as a child process: started against a management API URL
+//! on a free loopback port, its stderr collected, stopped with SIGTERM or on drop.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::{Exposition, http_get, temp_dir};
+
+/// The `rabbitmq-watch` binary running as a child process, its stderr collected.
+pub struct Sidecar {
+    /// The child process.
+    child: Child,
+    /// `http://ADDR` the sidecar serves on.
+    pub base: String,
+    /// Every stderr line so far.
+    logs: Arc<Mutex<Vec<String>>>,
+    /// The thread collecting stderr; it ends when the process closes stderr.
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sidecar {
+    /// Starts `rabbitmq-watch` against `url` with a 300 ms poll interval, a 2 s request timeout,
+    /// on a free loopback port, with `env` added (`RABBITMQ_WATCH__…` variables). Waits until
+    /// it serves.
+    pub fn start(url: &str, env: &[(&str, &str)]) -> Sidecar {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rabbitmq-watch"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info")
+            .env("RABBITMQ_WATCH__RABBITMQ__URL", url)
+            .env("RABBITMQ_WATCH__POLL__INTERVAL", "300ms")
+            .env("RABBITMQ_WATCH__RABBITMQ__TIMEOUT", "2s")
+            .env("RABBITMQ_WATCH__LISTEN", "127.0.0.1:0")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn rabbitmq-watch");
+        let stderr = child.stderr.take().expect("stderr");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let sink = logs.clone();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("addr=").nth(1) {
+                    let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
+                    let _ = addr_tx.send(addr);
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("rabbitmq-watch did not start: {:?}", logs.lock().unwrap()));
+        Sidecar {
+            child,
+            base: format!("http://{addr}"),
+            logs,
+            reader: Some(reader),
+        }
+    }
+
+    /// Starts `rabbitmq-watch --config FILE` with `yaml` written to a temporary file (kept
+    /// until the process exits), plus the defaults and `env` of [`Sidecar::start`].
+    pub fn start_with_config(url: &str, yaml: &str, env: &[(&str, &str)]) -> Sidecar {
+        let dir = temp_dir("config");
+        let path = dir.join("config.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        let path = path.to_string_lossy().into_owned();
+        let mut all: Vec<(&str, &str)> = vec![("RABBITMQ_WATCH_CONFIG", path.as_str())];
+        all.extend_from_slice(env);
+        Sidecar::start(url, &all)
+    }
+
+    /// Every log line so far, joined.
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    /// GET `path`: (status, body).
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http_get(&format!("{}{path}", self.base))
+    }
+
+    /// Scrapes `/metrics` and parses it.
+    pub fn metrics(&self) -> Exposition {
+        let (status, body) = self.get("/metrics");
+        assert_eq!(status, 200, "GET /metrics: {body}");
+        Exposition::parse(&body)
+    }
+
+    /// Sends SIGTERM and waits for the exit; panics unless it exits 0 within 10 s.
+    pub fn terminate(mut self) -> String {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                assert!(status.success(), "rabbitmq-watch exited with {status}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "rabbitmq-watch ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join(); // every line, up to the last, is collected
+        }
+        self.logs()
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
