@@ -8,7 +8,7 @@
 # 10 vhosts, 5 messages each, a never-acking consumer with prefetch 2 on every 10th queue),
 # runs the release sidecar against it and measures poll time, CPU per poll, RSS, bytes fetched
 # per poll, the broker's own time for the same requests, /metrics latency under 16 concurrent
-# scrapers and the exposition size. Raw data go to bench/results/raw-N/, figures to
+# scrapers and the exposition size. Raw data go to bench/results/raw-N/ (gitignored), figures to
 # bench/results/N.json; bench/RESULTS.md is regenerated from every bench/results/*.json.
 # See bench/README.md. Everything started here is stopped on exit (only the PIDs started here).
 #
