@@ -25,6 +25,7 @@ use serde::Deserialize;
 
 use super::{Message, MessageAlert, NotifyError};
 use crate::config::{ConfigError, Secret, read_password_file};
+use crate::util::html::escape;
 
 /// Default `timeout` of one delivery attempt.
 pub const DEFAULT_TIMEOUT: &str = "10s";
@@ -792,22 +793,6 @@ fn link(url: &str) -> String {
     } else {
         url
     }
-}
-
-/// `text` with `& < > " '` escaped for HTML text and attribute values.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
