@@ -22,72 +22,9 @@ use super::email::Email;
 use super::webhook::Webhook;
 use super::{Backoff, Message, MessageAlert, NotifyStats, deliver, rfc3339};
 use crate::alerting::{Alert, AssessmentReceiver, State};
-pub use crate::matcher::{MatchOp, Matcher};
+pub use crate::config::{InhibitRule, Route};
 use crate::matcher::all_match;
-
-/// A node of the routing tree (Alertmanager's `route`). Unset timings and `group_by` are
-/// inherited from the parent when the configuration is read.
-#[derive(Debug, Clone)]
-pub struct Route {
-    /// Receiver notified for alerts this route takes.
-    pub receiver: String,
-    /// Labels alerts are grouped by; `None` means `['...']`: every label (one group per alert).
-    pub group_by: Option<Vec<String>>,
-    /// Wait before a new group's first notification (default 30 s).
-    pub group_wait: Duration,
-    /// Minimum time between notifications of a changed group (default 5 min).
-    pub group_interval: Duration,
-    /// Re-notify a group that still fires unchanged after this long (default 4 h).
-    pub repeat_interval: Duration,
-    /// Matchers an alert must satisfy (none on the root).
-    pub matchers: Vec<Matcher>,
-    /// After matching, go on with the next sibling routes too.
-    pub continue_: bool,
-    /// Child routes, tried in order.
-    pub routes: Vec<Route>,
-}
-
-impl Route {
-    /// The routes that take `labels`, depth first, with their ids (`0`, `0.1`, …).
-    pub fn matching<'a>(&'a self, labels: &BTreeMap<String, String>) -> Vec<(String, &'a Route)> {
-        let mut out = Vec::new();
-        self.collect("0".to_owned(), labels, &mut out);
-        out
-    }
-
-    fn collect<'a>(
-        &'a self,
-        id: String,
-        labels: &BTreeMap<String, String>,
-        out: &mut Vec<(String, &'a Route)>,
-    ) -> bool {
-        if !all_match(&self.matchers, labels) {
-            return false;
-        }
-        let before = out.len();
-        for (i, child) in self.routes.iter().enumerate() {
-            if child.collect(format!("{id}.{i}"), labels, out) && !child.continue_ {
-                break;
-            }
-        }
-        if out.len() == before {
-            out.push((id, self));
-        }
-        true
-    }
-}
-
-/// An inhibition rule: while an alert matching `source` fires, alerts matching `target` with
-/// the same values of the `equal` labels are muted.
-#[derive(Debug, Clone)]
-pub struct InhibitRule {
-    /// Matchers of the inhibiting alert.
-    pub source: Vec<Matcher>,
-    /// Matchers of the muted alerts.
-    pub target: Vec<Matcher>,
-    /// Labels that must be equal on both.
-    pub equal: Vec<String>,
-}
+pub use crate::matcher::{MatchOp, Matcher};
 
 /// A silence: alerts matching every matcher are not notified between `starts_at` and
 /// `ends_at`.

@@ -26,10 +26,7 @@ pub fn display<S: Serializer, T: fmt::Display>(v: &T, s: S) -> Result<S::Ok, S::
 ///
 /// # Errors
 /// The serializer's.
-pub fn opt_display<S: Serializer, T: fmt::Display>(
-    v: &Option<T>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
+pub fn opt_display<S: Serializer, T: fmt::Display>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
     match v {
         Some(v) => s.collect_str(v),
         None => s.serialize_str(""),

@@ -84,8 +84,15 @@ mod tests {
         let t = UNIX_EPOCH + Duration::from_millis(1_767_225_600_123);
         assert_eq!(format_rfc3339(t), "2026-01-01T00:00:00.123Z");
         assert_eq!(parse_rfc3339("2026-01-01T00:00:00.123Z"), Ok(t));
-        assert!(parse_rfc3339("yesterday").unwrap_err().contains("`yesterday`"));
-        assert_eq!(elapsed(t, t + Duration::from_secs(5)), Duration::from_secs(5));
+        assert!(
+            parse_rfc3339("yesterday")
+                .unwrap_err()
+                .contains("`yesterday`")
+        );
+        assert_eq!(
+            elapsed(t, t + Duration::from_secs(5)),
+            Duration::from_secs(5)
+        );
         assert_eq!(elapsed(t + Duration::from_secs(5), t), Duration::ZERO);
     }
 }
