@@ -86,7 +86,7 @@ impl Kind {
                 "messages",
                 "messages_ready",
                 "messages_unacknowledged",
-                // The cluster detector (crate::cluster), from every member's own view.
+                // The cluster detector, from every member's own view.
                 "expected_nodes",
                 "running_nodes",
                 "missing_nodes",

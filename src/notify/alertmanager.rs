@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Backoff, NotifyError, NotifyStats, deliver, http_error, http_status_error};
 use crate::alerting::{Alert, AssessmentReceiver, State};
 pub use crate::config::alertmanager::{AlertmanagerConfig, DEFAULT_TIMEOUT, RawAlertmanager};
-use crate::util::time::format_rfc3339 as rfc3339;
+use crate::util::time::format_rfc3339;
 
 /// The `integration` label of every Alertmanager delivery in [`NotifyStats`].
 pub const INTEGRATION: &str = "alertmanager";
@@ -87,8 +87,8 @@ pub fn postable_alerts(
             PostableAlert {
                 labels: a.labels.clone(),
                 annotations: a.annotations.clone(),
-                starts_at: rfc3339(a.fired_at.unwrap_or(a.active_since)),
-                ends_at: rfc3339(ends_at),
+                starts_at: format_rfc3339(a.fired_at.unwrap_or(a.active_since)),
+                ends_at: format_rfc3339(ends_at),
                 generator_url: generator_url.clone(),
             }
         })
@@ -399,15 +399,15 @@ mod tests {
         assert_eq!(p.len(), 2);
         assert_eq!(p[0].labels["queue"], "a");
         assert_eq!(p[0].annotations["summary"], "a is backed up");
-        assert_eq!(p[0].starts_at, rfc3339(at(60)));
+        assert_eq!(p[0].starts_at, format_rfc3339(at(60)));
         assert_eq!(
             p[0].ends_at,
-            rfc3339(at(400 + 240)),
+            format_rfc3339(at(400 + 240)),
             "now + 4 × resend_delay"
         );
         assert_eq!(p[1].labels["queue"], "c");
-        assert_eq!(p[1].starts_at, rfc3339(at(60)));
-        assert_eq!(p[1].ends_at, rfc3339(at(300)), "when it resolved");
+        assert_eq!(p[1].starts_at, format_rfc3339(at(60)));
+        assert_eq!(p[1].ends_at, format_rfc3339(at(300)), "when it resolved");
         assert_eq!(p[0].generator_url, "http://watch:9419/api/v1/alerts");
     }
 
@@ -415,12 +415,12 @@ mod tests {
     fn firing_end_moves_with_now_and_resend_delay() {
         let a = [alert("a", State::Firing)];
         let p = postable_alerts(&a, at(1000), Duration::from_millis(1500), "http://w");
-        assert_eq!(p[0].ends_at, rfc3339(at(1006)));
+        assert_eq!(p[0].ends_at, format_rfc3339(at(1006)));
         let p = postable_alerts(&a, at(2000), Duration::from_secs(1), "http://w");
-        assert_eq!(p[0].ends_at, rfc3339(at(2004)));
+        assert_eq!(p[0].ends_at, format_rfc3339(at(2004)));
         // Absurd delays stay in range.
         let p = postable_alerts(&a, at(0), Duration::MAX, "http://w");
-        assert_eq!(p[0].ends_at, rfc3339(at(0) + MAX_LIFETIME));
+        assert_eq!(p[0].ends_at, format_rfc3339(at(0) + MAX_LIFETIME));
     }
 
     #[test]
@@ -428,7 +428,7 @@ mod tests {
         let mut a = alert("a", State::Firing);
         a.fired_at = None;
         let p = postable_alerts(&[a], at(100), Duration::from_secs(60), "http://w");
-        assert_eq!(p[0].starts_at, rfc3339(at(0)));
+        assert_eq!(p[0].starts_at, format_rfc3339(at(0)));
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //! The configuration is Alertmanager's `email_configs` vocabulary ([`RawEmail`]), validated by
 //! [`EmailConfig::from_raw`] (both in [`crate::config::email`]). [`Email::new`] builds one
 //! pooled SMTP transport ([`transport`]) that every [`Email::notify`] reuses; the subject and
-//! bodies are rendered by [`render`]. `notify` makes exactly one attempt; retries are done by the caller
-//! through [`super::deliver`], guided by [`NotifyError::retryable`].
+//! bodies are rendered by [`render`]. `notify` makes exactly one attempt; retries are done by
+//! the caller through [`super::deliver`], guided by [`NotifyError::retryable`].
 //!
 //! The subject follows Alertmanager's default template: `[FIRING:2] <group label values>
 //! (<common labels not in the group, name=value>)`, or `[RESOLVED] ...`.

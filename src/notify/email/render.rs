@@ -319,10 +319,6 @@ mod tests {
         assert!(html.contains(
             "<a href=\"http://watch:9419/api/v1/alerts\">http://watch:9419/api/v1/alerts</a>"
         ));
-        assert_eq!(
-            escape(r#"<a href="x">'&'</a>"#),
-            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
-        );
         assert_eq!(link("javascript:alert(1)"), "javascript:alert(1)");
     }
 }
