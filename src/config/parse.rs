@@ -223,4 +223,46 @@ mod tests {
         assert!(parse_bool("k", "true ").unwrap());
         assert!(parse_bool("k", "yes").is_err());
     }
+
+    #[test]
+    fn secrets_come_inline_or_from_the_first_line_of_a_file_never_both() {
+        let dir = std::env::temp_dir().join(format!("rw-parse-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good");
+        std::fs::write(&good, "k3y\nignored\n").unwrap();
+        let empty = dir.join("empty");
+        std::fs::write(&empty, "\nk3y\n").unwrap();
+        let read = |value: Option<&str>, file: Option<&Path>| {
+            secret_or_file(
+                "w.hmac_secret",
+                "w.hmac_secret_file",
+                value.map(str::to_owned),
+                file.map(|p| p.to_string_lossy().into_owned()),
+                "secret",
+            )
+        };
+        assert!(read(None, None).unwrap().is_none());
+        let (secret, from) = read(Some("inline"), None).unwrap().unwrap();
+        assert_eq!((secret.expose(), from), ("inline", None));
+        let (secret, from) = read(None, Some(&good)).unwrap().unwrap();
+        assert_eq!(secret.expose(), "k3y");
+        assert_eq!(from.as_deref(), Some(good.as_path()));
+        let e = read(Some("inline"), Some(&good)).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "invalid value for `w.hmac_secret_file`: set together with w.hmac_secret; expected only one of w.hmac_secret and w.hmac_secret_file"
+        );
+        let e = read(None, Some(&empty)).unwrap_err().to_string();
+        assert!(
+            e.starts_with("invalid value for `w.hmac_secret_file`: ")
+                && e.ends_with(
+                    "(empty first line); expected a file whose first line is the secret"
+                )
+                && !e.contains("k3y"),
+            "{e}"
+        );
+        let e = read(None, Some(&dir.join("absent"))).unwrap_err();
+        assert!(matches!(e, ConfigError::File { ref key, .. } if key == "w.hmac_secret_file"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
