@@ -22,6 +22,9 @@ use crate::notify::dispatch::{Silence, Silences, parse_time};
 use crate::poller::SnapshotReceiver;
 use crate::rabbitmq::Endpoint;
 use crate::snapshot::Snapshot;
+use crate::util::elapsed;
+use crate::util::html::escape;
+use crate::util::time::format_rfc3339;
 
 /// Time limit for handling one HTTP request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -148,8 +151,8 @@ fn silence_json(s: &Silence, now: SystemTime) -> serde_json::Value {
     serde_json::json!({
         "id": s.id,
         "matchers": s.matchers,
-        "startsAt": crate::notify::rfc3339(s.starts_at),
-        "endsAt": crate::notify::rfc3339(s.ends_at),
+        "startsAt": format_rfc3339(s.starts_at),
+        "endsAt": format_rfc3339(s.ends_at),
         "createdBy": s.created_by,
         "comment": s.comment,
         "status": {"state": s.state(now)},
@@ -251,7 +254,7 @@ pub fn readiness(
     let Some(last) = s.totals.last_success else {
         return Err("no poll has succeeded yet".to_owned());
     };
-    let age = now.duration_since(last).unwrap_or_default();
+    let age = elapsed(last, now);
     if age > max_age {
         return Err(format!(
             "the last successful poll ended {} ago (limit {})",
@@ -331,18 +334,8 @@ fn alerts_section(alerts: &[crate::alerting::Alert]) -> String {
     html
 }
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 fn ago(t: SystemTime) -> String {
-    let secs = SystemTime::now()
-        .duration_since(t)
-        .unwrap_or_default()
-        .as_secs();
+    let secs = elapsed(t, SystemTime::now()).as_secs();
     format!(
         "{} ago",
         humantime::format_duration(Duration::from_secs(secs))

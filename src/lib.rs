@@ -6,7 +6,11 @@
 //! Data flows one way: **poll → snapshot → alert evaluation → (metrics | HTTP API | notifier)**:
 //! each snapshot is evaluated by the alert rules first, and the pair is what every reader sees.
 //!
-//! - [`config`]: YAML + environment + CLI layers, validated into [`config::Config`].
+//! - [`util`], [`types`], [`matcher`]: leaf modules importing nothing else of the crate:
+//!   shared helpers (error chains, HTML escaping, RFC 3339 times, serializers), the
+//!   [`types::Regex`] and [`types::Secret`] value types, and label matchers.
+//! - [`config`]: YAML + environment + CLI layers, validated into [`config::Config`]; a low
+//!   layer that every component imports (it imports only the leaf modules).
 //! - [`rabbitmq`]: the management API client and its response types; the only module that
 //!   talks to the broker.
 //! - [`selection`]: the `queues.*` filters and caps applied to each queue listing.
@@ -30,12 +34,15 @@ pub mod alerting;
 pub mod cluster;
 pub mod config;
 pub mod http;
+pub mod matcher;
 pub mod metrics;
 pub mod notify;
 pub mod poller;
 pub mod rabbitmq;
 pub mod selection;
 pub mod snapshot;
+pub mod types;
+pub mod util;
 
 use std::sync::Arc;
 

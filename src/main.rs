@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use rabbitmq_watch::config::{self, Config, LogFormat};
+use rabbitmq_watch::util::error_chain;
 use tokio_util::sync::CancellationToken;
 
 /// Prometheus exporter and alerting sidecar for RabbitMQ.
@@ -195,18 +196,6 @@ fn probe(cli: &Cli, args: &ProbeArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// `error: cause: cause…`, so that "connection refused" or "timed out" is visible.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Cancels `shutdown` on SIGTERM or Ctrl-C (SIGINT).

@@ -21,6 +21,10 @@ use tokio_util::sync::CancellationToken;
 use crate::config::BacklogConfig;
 use crate::poller::SnapshotReceiver;
 use crate::snapshot::Snapshot;
+use crate::util::elapsed;
+/// Serde adapters for times, re-exported from [`crate::util::time`] for the state file
+/// types that name them by this path.
+pub use crate::util::time::{rfc3339, rfc3339_opt};
 use backlog::{Report, Tracker};
 use rules::{Evaluation, Instance, Labels, Rule, render};
 
@@ -88,46 +92,6 @@ fn details_map<S: serde::Serializer>(
         .as_ref()
         .map(backlog::Analysis::details)
         .serialize(s)
-}
-
-/// Serde for `SystemTime` as RFC 3339 with milliseconds.
-pub mod rfc3339 {
-    use std::time::SystemTime;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    /// Writes `t` as RFC 3339.
-    pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&humantime::format_rfc3339_millis(*t))
-    }
-
-    /// Reads RFC 3339.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_rfc3339_weak(&text).map_err(serde::de::Error::custom)
-    }
-}
-
-/// Serde for `Option<SystemTime>` as RFC 3339 or null.
-pub mod rfc3339_opt {
-    use std::time::SystemTime;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    /// Writes `t` as RFC 3339 or null.
-    pub fn serialize<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
-        match t {
-            Some(t) => s.collect_str(&humantime::format_rfc3339_millis(*t)),
-            None => s.serialize_none(),
-        }
-    }
-
-    /// Reads RFC 3339 or null.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
-        Option::<String>::deserialize(d)?
-            .map(|text| humantime::parse_rfc3339_weak(&text).map_err(serde::de::Error::custom))
-            .transpose()
-    }
 }
 
 /// 16 hex digits of FNV-1a over the sorted label pairs (stable across restarts and versions).
@@ -212,10 +176,6 @@ impl Engine {
                     .is_some_and(|t| elapsed(t, now) > RESOLVED_RETENTION))
         });
     }
-}
-
-fn elapsed(since: SystemTime, now: SystemTime) -> Duration {
-    now.duration_since(since).unwrap_or_default()
 }
 
 /// One rule's evaluation applied to its alerts.

@@ -3,7 +3,8 @@
 //! does, so an Alertmanager cluster can dedup, route, silence and inhibit them at scale.
 //!
 //! - [`RawAlertmanager`] is a `notify.alertmanagers` entry as written; [`AlertmanagerConfig`]
-//!   is the validated form ([`AlertmanagerConfig::from_raw`]).
+//!   is the validated form ([`AlertmanagerConfig::from_raw`]), both defined in
+//!   [`crate::config::alertmanager`].
 //! - [`postable_alerts`] is the pure part: the alerts of an assessment → the API v2 payload.
 //!   Pending alerts are never sent. A firing alert's `endsAt` is `now + 4 × resend_delay`, so
 //!   Alertmanager resolves it by itself if the sidecar stops re-sending (as Prometheus does); a
@@ -22,137 +23,22 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use reqwest::Url;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{Backoff, NotifyError, NotifyStats, deliver, http_error, http_status_error, rfc3339};
+use super::{Backoff, NotifyError, NotifyStats, deliver, http_error, http_status_error};
 use crate::alerting::{Alert, AssessmentReceiver, State};
-use crate::config::{ConfigError, redact_url_text};
+pub use crate::config::alertmanager::{AlertmanagerConfig, DEFAULT_TIMEOUT, RawAlertmanager};
+use crate::util::time::format_rfc3339;
 
 /// The `integration` label of every Alertmanager delivery in [`NotifyStats`].
 pub const INTEGRATION: &str = "alertmanager";
 
-/// Default `timeout` of one push (one HTTP request).
-pub const DEFAULT_TIMEOUT: &str = "10s";
-
 /// Longest `endsAt` horizon ever sent (4 × `resend_delay`, capped): keeps the arithmetic in
 /// range whatever the configuration.
 const MAX_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
-
-/// A `notify.alertmanagers` entry as written in YAML: every value is text, checked by
-/// [`AlertmanagerConfig::from_raw`].
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RawAlertmanager {
-    /// `url`: base URL of the Alertmanager (required), e.g. `http://alertmanager:9093`.
-    pub url: Option<String>,
-    /// `timeout`: timeout of one HTTP request, e.g. `10s` (default).
-    pub timeout: Option<String>,
-}
-
-/// A validated `notify.alertmanagers` entry.
-#[derive(Debug, Clone, Serialize)]
-pub struct AlertmanagerConfig {
-    /// `url`: base URL of the Alertmanager, `http` or `https`, without credentials, query or
-    /// fragment; a path prefix (reverse proxy, `--web.route-prefix`) is kept, and always ends
-    /// with `/`. Alerts go to `{url}api/v2/alerts`.
-    #[serde(serialize_with = "ser_display")]
-    pub url: Url,
-    /// `timeout`: timeout of one HTTP request to it (connecting included). Default 10 s.
-    #[serde(serialize_with = "ser_duration")]
-    pub timeout: Duration,
-}
-
-fn ser_display<S: Serializer, T: fmt::Display>(v: &T, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(v)
-}
-
-fn ser_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&humantime::format_duration(*d))
-}
-
-impl AlertmanagerConfig {
-    /// Validates `raw`; `key` is its dotted key, e.g. `notify.alertmanagers[0]`.
-    ///
-    /// # Errors
-    /// [`ConfigError::Invalid`] naming `{key}.url` or `{key}.timeout`, the value (credentials
-    /// in a URL redacted) and what is allowed.
-    pub fn from_raw(raw: RawAlertmanager, key: &str) -> Result<AlertmanagerConfig, ConfigError> {
-        let url_key = format!("{key}.url");
-        let url = match raw.url.as_deref() {
-            None => {
-                return Err(ConfigError::Invalid {
-                    key: url_key,
-                    value: "(not set)".to_owned(),
-                    allowed: format!("the base URL of an Alertmanager, such as {EXAMPLE_URL}"),
-                });
-            }
-            Some(text) => parse_url(&url_key, text)?,
-        };
-        let timeout_key = format!("{key}.timeout");
-        let text = raw.timeout.as_deref().unwrap_or(DEFAULT_TIMEOUT);
-        let allowed = "a duration with a unit greater than zero, such as 500ms, 10s or 1m";
-        let timeout = humantime::parse_duration(text.trim())
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| invalid(&timeout_key, text, allowed))?;
-        Ok(AlertmanagerConfig { url, timeout })
-    }
-
-    /// Where alerts are POSTed: `{url}api/v2/alerts`.
-    pub fn alerts_endpoint(&self) -> Url {
-        // `url` ends with `/`, so the prefix is kept; joining a relative path cannot fail.
-        self.url
-            .join("api/v2/alerts")
-            .unwrap_or_else(|_| self.url.clone())
-    }
-}
-
-/// An example URL for error messages.
-const EXAMPLE_URL: &str = "http://alertmanager:9093";
-
-fn invalid(key: &str, value: &str, allowed: &str) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.to_owned(),
-        value: format!("{value:?}"),
-        allowed: allowed.to_owned(),
-    }
-}
-
-/// Parses an Alertmanager base URL; errors never echo credentials.
-fn parse_url(key: &str, text: &str) -> Result<Url, ConfigError> {
-    let shown = redact_url_text(text);
-    let mut url = Url::parse(text.trim()).map_err(|e| ConfigError::Invalid {
-        key: key.to_owned(),
-        value: format!("{shown:?} ({e})"),
-        allowed: format!("an absolute http:// or https:// URL such as {EXAMPLE_URL}"),
-    })?;
-    if url.scheme() != "http" && url.scheme() != "https" {
-        return Err(invalid(key, &shown, "a URL with scheme http or https"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid(
-            key,
-            &shown,
-            "a URL without credentials (user:password@); put an authenticating proxy's \
-             credentials elsewhere",
-        ));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(invalid(
-            key,
-            &shown,
-            &format!("a base URL without query or fragment, such as {EXAMPLE_URL}"),
-        ));
-    }
-    if !url.path().ends_with('/') {
-        let path = format!("{}/", url.path());
-        url.set_path(&path);
-    }
-    Ok(url)
-}
 
 /// One alert as Alertmanager's API v2 accepts it (`postableAlert`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -201,8 +87,8 @@ pub fn postable_alerts(
             PostableAlert {
                 labels: a.labels.clone(),
                 annotations: a.annotations.clone(),
-                starts_at: rfc3339(a.fired_at.unwrap_or(a.active_since)),
-                ends_at: rfc3339(ends_at),
+                starts_at: format_rfc3339(a.fired_at.unwrap_or(a.active_since)),
+                ends_at: format_rfc3339(ends_at),
                 generator_url: generator_url.clone(),
             }
         })
@@ -501,12 +387,6 @@ mod tests {
         }
     }
 
-    fn err(raw: RawAlertmanager) -> String {
-        AlertmanagerConfig::from_raw(raw, "notify.alertmanagers[1]")
-            .unwrap_err()
-            .to_string()
-    }
-
     #[test]
     fn payload_has_firing_and_resolved_alerts_but_never_pending_ones() {
         let alerts = [
@@ -519,15 +399,15 @@ mod tests {
         assert_eq!(p.len(), 2);
         assert_eq!(p[0].labels["queue"], "a");
         assert_eq!(p[0].annotations["summary"], "a is backed up");
-        assert_eq!(p[0].starts_at, rfc3339(at(60)));
+        assert_eq!(p[0].starts_at, format_rfc3339(at(60)));
         assert_eq!(
             p[0].ends_at,
-            rfc3339(at(400 + 240)),
+            format_rfc3339(at(400 + 240)),
             "now + 4 × resend_delay"
         );
         assert_eq!(p[1].labels["queue"], "c");
-        assert_eq!(p[1].starts_at, rfc3339(at(60)));
-        assert_eq!(p[1].ends_at, rfc3339(at(300)), "when it resolved");
+        assert_eq!(p[1].starts_at, format_rfc3339(at(60)));
+        assert_eq!(p[1].ends_at, format_rfc3339(at(300)), "when it resolved");
         assert_eq!(p[0].generator_url, "http://watch:9419/api/v1/alerts");
     }
 
@@ -535,12 +415,12 @@ mod tests {
     fn firing_end_moves_with_now_and_resend_delay() {
         let a = [alert("a", State::Firing)];
         let p = postable_alerts(&a, at(1000), Duration::from_millis(1500), "http://w");
-        assert_eq!(p[0].ends_at, rfc3339(at(1006)));
+        assert_eq!(p[0].ends_at, format_rfc3339(at(1006)));
         let p = postable_alerts(&a, at(2000), Duration::from_secs(1), "http://w");
-        assert_eq!(p[0].ends_at, rfc3339(at(2004)));
+        assert_eq!(p[0].ends_at, format_rfc3339(at(2004)));
         // Absurd delays stay in range.
         let p = postable_alerts(&a, at(0), Duration::MAX, "http://w");
-        assert_eq!(p[0].ends_at, rfc3339(at(0) + MAX_LIFETIME));
+        assert_eq!(p[0].ends_at, format_rfc3339(at(0) + MAX_LIFETIME));
     }
 
     #[test]
@@ -548,7 +428,7 @@ mod tests {
         let mut a = alert("a", State::Firing);
         a.fired_at = None;
         let p = postable_alerts(&[a], at(100), Duration::from_secs(60), "http://w");
-        assert_eq!(p[0].starts_at, rfc3339(at(0)));
+        assert_eq!(p[0].starts_at, format_rfc3339(at(0)));
     }
 
     #[test]
@@ -593,72 +473,6 @@ mod tests {
         let b = backoff(Duration::from_secs(1));
         assert_eq!(b.initial, Duration::from_millis(250));
         assert_eq!(b.give_up_after, Duration::from_secs(1));
-    }
-
-    #[test]
-    fn valid_entry_keeps_the_path_prefix_and_defaults_the_timeout() {
-        let c =
-            AlertmanagerConfig::from_raw(raw(Some("https://am.example/am"), None), "k").unwrap();
-        assert_eq!(c.url.as_str(), "https://am.example/am/");
-        assert_eq!(
-            c.alerts_endpoint().as_str(),
-            "https://am.example/am/api/v2/alerts"
-        );
-        assert_eq!(c.timeout, Duration::from_secs(10));
-        let c = AlertmanagerConfig::from_raw(raw(Some("http://am:9093"), Some("2s")), "k").unwrap();
-        assert_eq!(c.alerts_endpoint().as_str(), "http://am:9093/api/v2/alerts");
-        assert_eq!(c.timeout, Duration::from_secs(2));
-    }
-
-    #[test]
-    fn errors_name_the_key_the_value_and_what_is_allowed() {
-        let e = err(raw(None, None));
-        assert!(e.contains("`notify.alertmanagers[1].url`"), "{e}");
-        assert!(e.contains("not set"), "{e}");
-        assert!(e.contains("http://alertmanager:9093"), "{e}");
-
-        let e = err(raw(Some("ftp://am:21"), None));
-        assert_eq!(
-            e,
-            "invalid value for `notify.alertmanagers[1].url`: \"ftp://am:21\"; expected a URL with scheme http or https"
-        );
-
-        let e = err(raw(Some("am:9093/x y"), None));
-        assert!(e.contains("`notify.alertmanagers[1].url`"), "{e}");
-
-        let e = err(raw(Some("http://am:9093/?x=1"), None));
-        assert!(e.contains("without query or fragment"), "{e}");
-
-        let e = err(raw(Some("http://am:9093"), Some("soon")));
-        assert_eq!(
-            e,
-            "invalid value for `notify.alertmanagers[1].timeout`: \"soon\"; expected a duration with a unit greater than zero, such as 500ms, 10s or 1m"
-        );
-        let e = err(raw(Some("http://am:9093"), Some("0s")));
-        assert!(e.contains("`notify.alertmanagers[1].timeout`"), "{e}");
-    }
-
-    #[test]
-    fn credentials_in_the_url_are_rejected_without_being_echoed() {
-        for url in [
-            "http://admin:hunter2@am:9093",
-            "http://hunter2@am:9093",
-            "http://admin:hunter2@am:99999",
-            "admin:hunter2@am:9093",
-        ] {
-            let e = err(raw(Some(url), None));
-            assert!(!e.contains("hunter2"), "{url}: {e}");
-            assert!(e.contains("notify.alertmanagers[1].url"), "{url}: {e}");
-        }
-    }
-
-    #[test]
-    fn unknown_fields_are_rejected() {
-        let e =
-            serde_json::from_str::<RawAlertmanager>(r#"{"url":"http://am","api_version":"v1"}"#)
-                .unwrap_err()
-                .to_string();
-        assert!(e.contains("api_version"), "{e}");
     }
 
     #[test]

@@ -11,13 +11,15 @@ pub mod webhook;
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
 use crate::alerting::{Alert, State};
+use crate::util::error_chain;
+use crate::util::time::format_rfc3339;
 
 /// A notification for one group of alerts: Alertmanager's webhook payload (version "4"), so
 /// every existing webhook receiver understands it. The email integration renders the same data.
@@ -71,10 +73,9 @@ pub struct MessageAlert {
 /// `endsAt` of an alert that has not ended.
 pub const NO_END: &str = "0001-01-01T00:00:00Z";
 
-/// RFC 3339 with milliseconds, UTC.
-pub fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_millis(t).to_string()
-}
+/// Formats a time as RFC 3339 with milliseconds: [`crate::util::time::format_rfc3339`], kept
+/// under this name for the notifier modules.
+pub use crate::util::time::format_rfc3339 as rfc3339;
 
 impl MessageAlert {
     /// The message form of `alert` (which must be firing or resolved).
@@ -84,9 +85,9 @@ impl MessageAlert {
             status: if resolved { "resolved" } else { "firing" }.to_owned(),
             labels: alert.labels.clone(),
             annotations: alert.annotations.clone(),
-            starts_at: rfc3339(alert.fired_at.unwrap_or(alert.active_since)),
+            starts_at: format_rfc3339(alert.fired_at.unwrap_or(alert.active_since)),
             ends_at: match (resolved, alert.resolved_at) {
-                (true, Some(t)) => rfc3339(t),
+                (true, Some(t)) => format_rfc3339(t),
                 _ => NO_END.to_owned(),
             },
             generator_url: format!("{}/api/v1/alerts", external_url.trim_end_matches('/')),
@@ -180,13 +181,7 @@ impl NotifyError {
 /// The classification of a reqwest error (for the HTTP integrations), URL stripped.
 pub fn http_error(e: reqwest::Error) -> NotifyError {
     let e = e.without_url();
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
+    let text = error_chain(&e);
     if e.is_timeout() {
         NotifyError::retryable("timeout", text)
     } else if e.is_connect() {

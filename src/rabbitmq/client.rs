@@ -12,6 +12,7 @@ use super::model::{
 };
 use super::{Body, Endpoint, Error};
 use crate::config::{QueuesConfig, RabbitmqConfig, Secret};
+use crate::util::error_chain;
 
 /// Queues requested per page of `/api/queues`: the API's maximum, 500.
 pub const QUEUE_PAGE_SIZE: u32 = 500;
@@ -387,19 +388,4 @@ fn body_excerpt(body: &[u8]) -> String {
     } else {
         text
     }
-}
-
-/// An error and its sources joined with ": " (reqwest's own message is terse).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    text
 }

@@ -1,0 +1,439 @@
+//! Configuration: the YAML file, `RABBITMQ_WATCH__SECTION__KEY` environment overrides and CLI
+//! overrides, layered in that order over the defaults, then validated into a [`Config`].
+//!
+//! Everything is read as text first and parsed here, so every error names the key, the bad
+//! value and what is allowed (see [`ConfigError`]). Secrets are held in [`Secret`], which never
+//! prints its value.
+//!
+//! This is a low layer, as in Alertmanager: every component imports its validated
+//! configuration from here, and this module imports only the leaf modules ([`crate::util`],
+//! [`crate::types`], [`crate::matcher`]). One file per section:
+//! [`rabbitmq`] (with `poll.*`), [`queues`], [`alerting`] (with the backlog detector),
+//! [`rules`] (rule definitions, the default catalogue and their merging), [`notify`] (receivers,
+//! route, inhibition) with one file per integration ([`email`], [`webhook`], [`alertmanager`]),
+//! [`cluster`] and [`log`]; `parse` holds the field parsers they share and `redact` the
+//! check-config view ([`Config::to_redacted_json`]).
+
+pub mod alerting;
+pub mod alertmanager;
+pub mod cluster;
+pub mod email;
+pub mod log;
+pub mod notify;
+pub(crate) mod parse;
+pub mod queues;
+pub mod rabbitmq;
+mod redact;
+pub mod rules;
+pub mod webhook;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use self::alerting::{AlertingConfig, BacklogConfig};
+pub use self::cluster::{ClusterConfig, DEFAULT_CLUSTER_TIMEOUT, cluster_inhibit_rule};
+pub use self::log::{DEFAULT_LOG_LEVEL, LogConfig, LogFormat};
+pub use self::notify::{InhibitRule, NotifyConfig, ReceiverConfig, Route};
+pub use self::queues::{DEFAULT_MAX_QUEUES, DEFAULT_QUEUE_EXCLUDE, QueuesConfig};
+pub use self::rabbitmq::{
+    DEFAULT_INTERVAL, DEFAULT_PASSWORD, DEFAULT_TIMEOUT, DEFAULT_URL, DEFAULT_USERNAME,
+    MIN_INTERVAL, PollConfig, RabbitmqConfig,
+};
+pub use crate::types::{Regex, Secret};
+use parse::invalid;
+
+/// Prefix of environment overrides: `RABBITMQ_WATCH__RABBITMQ__URL` sets `rabbitmq.url`.
+pub const ENV_PREFIX: &str = "RABBITMQ_WATCH";
+
+/// Default listen address of the HTTP server (port 9419).
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:9419";
+
+/// A validated configuration. Built only by [`load`]; every field has a default.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// How to reach the RabbitMQ management API (`rabbitmq.*`).
+    pub rabbitmq: RabbitmqConfig,
+    /// When to poll (`poll.*`).
+    pub poll: PollConfig,
+    /// Which queues to export, and how many at most (`queues.*`).
+    pub queues: QueuesConfig,
+    /// Address the HTTP server binds (`listen`, default `0.0.0.0:9419`).
+    pub listen: SocketAddr,
+    /// Logging (`log.*`).
+    pub log: LogConfig,
+    /// Alert rules (`alerting.*`).
+    pub alerting: AlertingConfig,
+    /// Notifications (`notify.*`).
+    pub notify: NotifyConfig,
+    /// The cluster detector (`cluster.*`).
+    pub cluster: ClusterConfig,
+}
+
+/// Why a configuration was rejected. The messages name the key, the value and what is allowed;
+/// they never contain a password.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read or parsed, or a key is unknown or of the wrong shape
+    /// (the message comes from the `config` crate and names the key).
+    #[error("cannot load configuration: {0}")]
+    Load(String),
+    /// A key has a value outside what is allowed.
+    #[error("invalid value for `{key}`: {value}; expected {allowed}")]
+    Invalid {
+        /// Dotted key, e.g. `poll.interval` or `alerting.rules[2].expr`.
+        key: String,
+        /// The offending value as given (quoted), or a description for secrets.
+        value: String,
+        /// What is allowed.
+        allowed: String,
+    },
+    /// A file named by the configuration could not be read.
+    #[error("cannot read `{key}` file {path}: {source}")]
+    File {
+        /// Dotted key naming the file.
+        key: String,
+        /// The path as given.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// The configuration as read, before validation: every value is text.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawConfig {
+    rabbitmq: rabbitmq::RawRabbitmq,
+    poll: rabbitmq::RawPoll,
+    queues: queues::RawQueues,
+    alerting: alerting::RawAlerting,
+    notify: notify::RawNotify,
+    listen: Option<String>,
+    log: log::RawLog,
+    cluster: cluster::RawCluster,
+}
+
+/// Loads and validates the configuration.
+///
+/// Layers, lowest first: built-in defaults, the YAML `file` (if any), the variables in `env`
+/// that start with `RABBITMQ_WATCH__` (`RABBITMQ_WATCH__POLL__INTERVAL=30s` sets
+/// `poll.interval`; pass `std::env::vars()` in production, a map in tests), then `overrides`
+/// (dotted key, value) from CLI flags.
+///
+/// # Errors
+/// [`ConfigError`] naming the first offending key.
+pub fn load(
+    file: Option<&Path>,
+    env: HashMap<String, String>,
+    overrides: &[(&str, String)],
+) -> Result<Config, ConfigError> {
+    let mut builder = config::Config::builder();
+    if let Some(path) = file {
+        builder = builder.add_source(
+            config::File::from(path)
+                .format(config::FileFormat::Yaml)
+                .required(true),
+        );
+    }
+    builder = builder.add_source(
+        config::Environment::with_prefix(ENV_PREFIX)
+            .prefix_separator("__")
+            .separator("__")
+            .source(Some(env)),
+    );
+    for (key, value) in overrides {
+        builder = builder
+            .set_override(*key, value.as_str())
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+    }
+    let raw: RawConfig = builder
+        .build()
+        .and_then(|c| c.try_deserialize())
+        .map_err(|e| ConfigError::Load(e.to_string()))?;
+    validate(raw)
+}
+
+/// Validates every section, in the order of the documentation, and adds the cluster
+/// detector's inhibit rule to the notifications when it is on.
+fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+    let rabbitmq = rabbitmq::validate_rabbitmq(raw.rabbitmq)?;
+    let poll = rabbitmq::validate_poll(raw.poll)?;
+    let queues = queues::validate_queues(raw.queues)?;
+    let alerting = alerting::validate_alerting(raw.alerting, poll.interval)?;
+
+    let listen_text = raw.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+    let listen = listen_text.parse::<SocketAddr>().map_err(|_| {
+        invalid(
+            "listen",
+            &listen_text,
+            "an IP address and port such as 0.0.0.0:9419 or [::]:9419",
+        )
+    })?;
+
+    let mut notify = notify::validate_notify(raw.notify, listen.port())?;
+    let cluster = cluster::validate_cluster(raw.cluster)?;
+    if cluster.inhibit_node_alerts {
+        notify.inhibit_rules.push(cluster_inhibit_rule());
+    }
+    let log = log::validate_log(raw.log)?;
+
+    Ok(Config {
+        rabbitmq,
+        poll,
+        queues,
+        listen,
+        log,
+        alerting,
+        notify,
+        cluster,
+    })
+}
+
+impl Config {
+    /// Warnings about a valid but doubtful configuration, e.g. a request timeout at least as
+    /// long as the poll interval (a hanging broker then delays every poll).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.rabbitmq.timeout >= self.poll.interval {
+            out.push(format!(
+                "rabbitmq.timeout ({}) is not shorter than poll.interval ({}): a slow broker will delay polls",
+                humantime::format_duration(self.rabbitmq.timeout),
+                humantime::format_duration(self.poll.interval)
+            ));
+        }
+        if self.alerting.backlog.window < Duration::from_secs(60) {
+            out.push(format!(
+                "alerting.backlog.window ({}) is shorter than 1m: RabbitMQ refreshes queue statistics every 5 s by default (collect_statistics_interval, management sample_retention_policies), so a short window can see frozen figures and misjudge queues",
+                humantime::format_duration(self.alerting.backlog.window)
+            ));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_rabbitmq_defaults() {
+        let c = load(None, HashMap::new(), &[]).unwrap();
+        assert_eq!(c.rabbitmq.url.as_str(), "http://localhost:15672/");
+        assert_eq!(c.rabbitmq.username, "guest");
+        assert_eq!(c.rabbitmq.password.expose(), "guest");
+        assert_eq!(c.rabbitmq.timeout, Duration::from_secs(10));
+        assert_eq!(c.poll.interval, Duration::from_secs(15));
+        assert_eq!(c.listen, "0.0.0.0:9419".parse().unwrap());
+        assert_eq!(c.log.format, LogFormat::Text);
+        assert!(c.queues.include.is_match_all());
+        assert!(
+            c.queues
+                .exclude
+                .as_ref()
+                .unwrap()
+                .is_match("amq.gen-JzTY20BRgKO")
+        );
+        assert!(!c.queues.exclude.as_ref().unwrap().is_match("orders"));
+        assert!(c.queues.exclude_exclusive);
+        assert_eq!(c.queues.max_total, 25_000);
+        assert_eq!(c.queues.max_per_vhost, 0);
+        assert!(c.warnings().is_empty());
+    }
+
+    #[test]
+    fn env_overrides_with_double_underscore() {
+        let c = load(
+            None,
+            env(&[
+                (
+                    "RABBITMQ_WATCH__RABBITMQ__URL",
+                    "https://mq.example:15671/admin",
+                ),
+                ("RABBITMQ_WATCH__POLL__INTERVAL", "1m"),
+                ("RABBITMQ_WATCH__RABBITMQ__PASSWORD", "s3cret"),
+                ("RABBITMQ_WATCH_CONFIG", "ignored.yaml"),
+                ("UNRELATED", "x"),
+            ]),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.rabbitmq.url.as_str(), "https://mq.example:15671/admin/");
+        assert_eq!(c.poll.interval, Duration::from_secs(60));
+        assert_eq!(c.rabbitmq.password.expose(), "s3cret");
+    }
+
+    #[test]
+    fn queue_regexes_are_anchored_and_empty_exclude_means_none() {
+        let c = load(
+            None,
+            env(&[
+                ("RABBITMQ_WATCH__QUEUES__INCLUDE", "orders|payments\\..*"),
+                ("RABBITMQ_WATCH__QUEUES__EXCLUDE", ""),
+            ]),
+            &[],
+        )
+        .unwrap();
+        assert!(c.queues.include.is_match("orders"));
+        assert!(c.queues.include.is_match("payments.eu"));
+        assert!(!c.queues.include.is_match("old-orders"));
+        assert_eq!(c.queues.include.anchored(), "^(?:orders|payments\\..*)$");
+        assert!(c.queues.exclude.is_none());
+    }
+
+    #[test]
+    fn cli_overrides_beat_env() {
+        let c = load(
+            None,
+            env(&[("RABBITMQ_WATCH__LISTEN", "127.0.0.1:1")]),
+            &[("listen", "127.0.0.1:2".to_owned())],
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 2);
+    }
+
+    #[test]
+    fn secrets_are_redacted_everywhere() {
+        let c = load(
+            None,
+            env(&[("RABBITMQ_WATCH__RABBITMQ__PASSWORD", "hunter2")]),
+            &[],
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+        let json = c.to_redacted_json();
+        assert!(!json.contains("hunter2"));
+        assert!(json.contains("<redacted>"));
+    }
+
+    #[test]
+    fn url_with_credentials_is_rejected_without_echoing_them() {
+        let err = load(
+            None,
+            env(&[(
+                "RABBITMQ_WATCH__RABBITMQ__URL",
+                "http://admin:hunter2@mq:15672",
+            )]),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(err.contains("rabbitmq.url"), "{err}");
+    }
+
+    #[test]
+    fn malformed_urls_with_credentials_are_redacted_too() {
+        for url in [
+            "http:/admin:hunter2@mq",
+            "http:admin:hunter2@mq",
+            "admin:hunter2@mq:15672",
+            "http//admin:hunter2@mq",
+            "http://admin:hunter2@mq:15672/?x=1",
+        ] {
+            let err = load(None, env(&[("RABBITMQ_WATCH__RABBITMQ__URL", url)]), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(!err.contains("hunter2"), "{url}: {err}");
+            assert!(err.contains("rabbitmq.url"), "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn warns_when_timeout_not_below_interval() {
+        let c = load(
+            None,
+            env(&[
+                ("RABBITMQ_WATCH__RABBITMQ__TIMEOUT", "20s"),
+                ("RABBITMQ_WATCH__POLL__INTERVAL", "15s"),
+            ]),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.warnings().len(), 1);
+    }
+
+    #[test]
+    fn cluster_section_from_yaml_list_and_env_string() {
+        let c = load(None, HashMap::new(), &[]).unwrap();
+        assert!(c.cluster.nodes.is_empty());
+        assert_eq!(c.cluster.timeout, Duration::from_secs(5));
+        assert!(c.cluster.inhibit_node_alerts);
+        assert_eq!(
+            c.notify.inhibit_rules.len(),
+            1,
+            "the partition inhibition is on by default"
+        );
+        let c = load(
+            None,
+            env(&[
+                (
+                    "RABBITMQ_WATCH__CLUSTER__NODES",
+                    "rabbit@n1=http://10.0.0.1:15672, rabbit@n2=http://10.0.0.2:15672",
+                ),
+                ("RABBITMQ_WATCH__CLUSTER__EXPECTED_NODES", "3"),
+                ("RABBITMQ_WATCH__CLUSTER__INHIBIT_NODE_ALERTS", "false"),
+            ]),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.cluster.nodes.len(), 2);
+        assert_eq!(c.cluster.nodes[1].0, "rabbit@n2");
+        assert_eq!(c.cluster.nodes[1].1.as_str(), "http://10.0.0.2:15672/");
+        assert_eq!(c.cluster.expected_nodes, Some(3));
+        assert!(c.notify.inhibit_rules.is_empty());
+        let dir = std::env::temp_dir().join(format!("rw-cluster-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.yaml");
+        std::fs::write(
+            &file,
+            "cluster:\n  nodes:\n    - rabbit@a=http://a:15672\n  url_template: http://{host}:15672\n  timeout: 2s\n",
+        )
+        .unwrap();
+        let c = load(Some(&file), HashMap::new(), &[]).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(c.cluster.nodes[0].0, "rabbit@a");
+        assert_eq!(
+            c.cluster.url_template.as_deref(),
+            Some("http://{host}:15672")
+        );
+        assert_eq!(c.cluster.timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn cluster_errors_name_the_key_and_hide_credentials() {
+        let err = |k: &str, v: &str| load(None, env(&[(k, v)]), &[]).unwrap_err().to_string();
+        let e = err("RABBITMQ_WATCH__CLUSTER__NODES", "http://n1:15672");
+        assert!(
+            e.contains("`cluster.nodes[0]`") && e.contains("NAME=URL"),
+            "{e}"
+        );
+        let e = err(
+            "RABBITMQ_WATCH__CLUSTER__NODES",
+            "rabbit@n1=http://u:secret@n1:15672",
+        );
+        assert!(
+            e.contains("`cluster.nodes[0]`") && !e.contains("secret"),
+            "{e}"
+        );
+        let e = err("RABBITMQ_WATCH__CLUSTER__URL_TEMPLATE", "http://n1:15672");
+        assert!(
+            e.contains("`cluster.url_template`") && e.contains("{host}"),
+            "{e}"
+        );
+        let e = err("RABBITMQ_WATCH__CLUSTER__EXPECTED_NODES", "three");
+        assert!(e.contains("`cluster.expected_nodes`"), "{e}");
+        let e = err("RABBITMQ_WATCH__CLUSTER__TIMEOUT", "0s");
+        assert!(e.contains("`cluster.timeout`"), "{e}");
+    }
+}

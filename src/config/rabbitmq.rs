@@ -1,0 +1,137 @@
+//! `rabbitmq.*` (the management API endpoint and its credentials) and `poll.*` (when it is
+//! read).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use reqwest::Url;
+use serde::{Deserialize, Serialize};
+
+use super::ConfigError;
+use super::parse::{invalid, parse_base_url, parse_duration, secret_or_file};
+use crate::types::Secret;
+use crate::util::ser;
+
+/// Default management API URL (RabbitMQ's own default).
+pub const DEFAULT_URL: &str = "http://localhost:15672";
+/// Default management API user and password (RabbitMQ's default user, loopback only).
+pub const DEFAULT_USERNAME: &str = "guest";
+/// Default password of [`DEFAULT_USERNAME`].
+pub const DEFAULT_PASSWORD: &str = "guest";
+/// Default per-request timeout for management API calls.
+pub const DEFAULT_TIMEOUT: &str = "10s";
+/// Default interval between two polls of the management API.
+pub const DEFAULT_INTERVAL: &str = "15s";
+
+/// Shortest accepted `poll.interval`: polling faster only loads the broker, whose own
+/// statistics refresh every 5 s by default.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+
+/// `rabbitmq.*`: the management API endpoint and its credentials.
+#[derive(Debug, Clone, Serialize)]
+pub struct RabbitmqConfig {
+    /// `rabbitmq.url`: base URL of the management API, `http` or `https`, without credentials;
+    /// a path prefix (reverse proxy) is kept. Default `http://localhost:15672`.
+    #[serde(serialize_with = "ser::display")]
+    pub url: Url,
+    /// `rabbitmq.username`: management user; needs at least the `monitoring` tag. Default `guest`.
+    pub username: String,
+    /// `rabbitmq.password`, or the first line of the file named by `rabbitmq.password_file`.
+    /// Default `guest`.
+    pub password: Secret,
+    /// `rabbitmq.password_file`: where the password was read from, if it was.
+    pub password_file: Option<PathBuf>,
+    /// `rabbitmq.timeout`: timeout of one HTTP request to the management API. Default 10 s.
+    #[serde(serialize_with = "ser::duration")]
+    pub timeout: Duration,
+    /// `rabbitmq.ca_file`: PEM file with extra CA certificates trusted for `https` URLs,
+    /// in addition to the system's roots. Default: none.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// `poll.*`: the polling schedule.
+#[derive(Debug, Clone, Serialize)]
+pub struct PollConfig {
+    /// `poll.interval`: time between the starts of two polls; a poll that overruns delays the
+    /// next one (polls never overlap). Default 15 s, at least 100 ms.
+    #[serde(serialize_with = "ser::duration")]
+    pub interval: Duration,
+}
+
+/// `rabbitmq.*` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawRabbitmq {
+    url: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    password_file: Option<String>,
+    timeout: Option<String>,
+    ca_file: Option<String>,
+}
+
+/// `poll.*` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawPoll {
+    interval: Option<String>,
+}
+
+/// Validates `rabbitmq.*`; reads `rabbitmq.password_file` and checks that `rabbitmq.ca_file`
+/// exists.
+pub(super) fn validate_rabbitmq(r: RawRabbitmq) -> Result<RabbitmqConfig, ConfigError> {
+    let url = parse_base_url(
+        "rabbitmq.url",
+        r.url.as_deref().unwrap_or(DEFAULT_URL),
+        DEFAULT_URL,
+        "a URL without credentials; set rabbitmq.username and rabbitmq.password instead",
+    )?;
+    let username = r.username.unwrap_or_else(|| DEFAULT_USERNAME.to_owned());
+    if username.is_empty() {
+        return Err(invalid("rabbitmq.username", "", "a non-empty user name"));
+    }
+    let (password, password_file) = secret_or_file(
+        "rabbitmq.password",
+        "rabbitmq.password_file",
+        r.password,
+        r.password_file,
+        "password",
+    )?
+    .unwrap_or_else(|| (Secret::new(DEFAULT_PASSWORD), None));
+    let timeout = parse_duration(
+        "rabbitmq.timeout",
+        r.timeout.as_deref().unwrap_or(DEFAULT_TIMEOUT),
+    )?;
+    let ca_file = r.ca_file.map(PathBuf::from);
+    if let Some(path) = &ca_file {
+        std::fs::metadata(path).map_err(|source| ConfigError::File {
+            key: "rabbitmq.ca_file".to_owned(),
+            path: path.clone(),
+            source,
+        })?;
+    }
+    Ok(RabbitmqConfig {
+        url,
+        username,
+        password,
+        password_file,
+        timeout,
+        ca_file,
+    })
+}
+
+/// Validates `poll.*`.
+pub(super) fn validate_poll(raw: RawPoll) -> Result<PollConfig, ConfigError> {
+    let interval = parse_duration(
+        "poll.interval",
+        raw.interval.as_deref().unwrap_or(DEFAULT_INTERVAL),
+    )?;
+    if interval < MIN_INTERVAL {
+        return Err(invalid(
+            "poll.interval",
+            &humantime::format_duration(interval).to_string(),
+            "a duration of at least 100ms",
+        ));
+    }
+    Ok(PollConfig { interval })
+}

@@ -1,0 +1,735 @@
+//! Alert rule definitions: the object kinds and their fields, the condition language
+//! ([`Condition`]), [`Rule`], the default catalogue ([`DEFAULTS`]: one documented place for
+//! names, thresholds and `for` durations, reused by `alerts/`), and the merging of
+//! `alerting.rules` over the defaults. Evaluating a rule against a snapshot is the alert
+//! engine's (`alerting::rules`).
+//!
+//! A condition is one or more comparisons joined by `and`; each compares a field of the rule's
+//! object kind, or the ratio of two fields, with a number:
+//! `messages_ready > 1000`, `mem_used / mem_limit > 0.85`, `messages_ready > 0 and consumers == 0`.
+//! The alert's value is the left side of the first comparison.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::ConfigError;
+use super::parse::{invalid, parse_regex};
+use crate::types::Regex;
+
+/// What a rule looks at; one alert instance per object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// One instance per exported queue (labels `vhost`, `queue`); data from `/api/queues`.
+    Queue,
+    /// One instance per cluster member (label `node`); data from `/api/nodes` and the alarm check.
+    Node,
+    /// One instance for the cluster (no object labels); data from `/api/overview` and the
+    /// sidecar's own health (`up`).
+    Cluster,
+}
+
+impl Kind {
+    /// The fields a condition of this kind may use.
+    pub fn fields(self) -> &'static [&'static str] {
+        match self {
+            Kind::Queue => &[
+                "messages",
+                "messages_ready",
+                "messages_unacknowledged",
+                "messages_persistent",
+                "message_bytes",
+                "message_bytes_ready",
+                "message_bytes_unacknowledged",
+                "consumers",
+                "consumer_utilisation",
+                "memory",
+                "head_message_age",
+                "max_length",
+                "max_length_bytes",
+                "backlog_growing",
+                "backlog_stalled",
+                "backlog_no_consumers",
+                "backlog_redelivering",
+                "redelivery_ratio",
+                "ingress_rate",
+                "egress_rate",
+                "messages_ready_growth",
+                "time_to_drain",
+                "time_to_overflow",
+                "oldest_message_age",
+                "dead_letter_queue",
+            ],
+            Kind::Node => &[
+                "running",
+                "mem_used",
+                "mem_limit",
+                "mem_alarm",
+                "disk_free",
+                "disk_free_limit",
+                "disk_alarm",
+                "fd_used",
+                "fd_total",
+                "proc_used",
+                "proc_total",
+                "uptime",
+                "partitions",
+            ],
+            Kind::Cluster => &[
+                "up",
+                "connections",
+                "channels",
+                "queues",
+                "consumers",
+                "messages",
+                "messages_ready",
+                "messages_unacknowledged",
+                // The cluster detector, from every member's own view.
+                "expected_nodes",
+                "running_nodes",
+                "missing_nodes",
+                "views_disagree",
+                "partitioned",
+                "partition_nodes",
+                "unreachable_nodes",
+                "restarted_nodes",
+                "memory_alarms",
+                "disk_alarms",
+            ],
+        }
+    }
+
+    /// Parses `queue`, `node` or `cluster`.
+    pub fn parse(text: &str) -> Option<Kind> {
+        match text {
+            "queue" => Some(Kind::Queue),
+            "node" => Some(Kind::Node),
+            "cluster" => Some(Kind::Cluster),
+            _ => None,
+        }
+    }
+}
+
+/// A comparison operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `==`
+    Eq,
+    /// `!=`
+    Ne,
+}
+
+impl Op {
+    /// The operator as written: `>`, `>=`, `<`, `<=`, `==` or `!=`.
+    pub fn text(self) -> &'static str {
+        match self {
+            Op::Gt => ">",
+            Op::Ge => ">=",
+            Op::Lt => "<",
+            Op::Le => "<=",
+            Op::Eq => "==",
+            Op::Ne => "!=",
+        }
+    }
+}
+
+/// One comparison: `field [/ divisor] op threshold`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comparison {
+    /// The field compared (or the dividend of a ratio).
+    pub field: String,
+    /// The divisor of a ratio, if any.
+    pub divisor: Option<String>,
+    /// The operator.
+    pub op: Op,
+    /// The number compared with.
+    pub threshold: f64,
+}
+
+/// A parsed condition: every comparison must hold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Condition(pub Vec<Comparison>);
+
+impl fmt::Display for Condition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, c) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" and ")?;
+            }
+            f.write_str(&c.field)?;
+            if let Some(d) = &c.divisor {
+                write!(f, " / {d}")?;
+            }
+            write!(f, " {} {}", c.op.text(), c.threshold)?;
+        }
+        Ok(())
+    }
+}
+
+impl Condition {
+    /// Parses `a > 1 and b / c <= 0.5` for `kind`.
+    ///
+    /// # Errors
+    /// What is wrong, naming the allowed fields or operators.
+    pub fn parse(text: &str, kind: Kind) -> Result<Condition, String> {
+        let mut comparisons = Vec::new();
+        for part in text.split(" and ") {
+            let tokens: Vec<&str> = part.split_whitespace().collect();
+            let (field, divisor, op, number) = match tokens.as_slice() {
+                [f, op, n] => (*f, None, *op, *n),
+                [f, "/", d, op, n] => (*f, Some(*d), *op, *n),
+                _ => {
+                    return Err(format!(
+                        "`{}` is not `FIELD OP NUMBER` or `FIELD / FIELD OP NUMBER`",
+                        part.trim()
+                    ));
+                }
+            };
+            for name in std::iter::once(field).chain(divisor) {
+                if !kind.fields().contains(&name) {
+                    return Err(format!(
+                        "unknown field `{name}`; fields are: {}",
+                        kind.fields().join(", ")
+                    ));
+                }
+            }
+            let op = match op {
+                ">" => Op::Gt,
+                ">=" => Op::Ge,
+                "<" => Op::Lt,
+                "<=" => Op::Le,
+                "==" => Op::Eq,
+                "!=" => Op::Ne,
+                other => {
+                    return Err(format!(
+                        "unknown operator `{other}`; operators are >, >=, <, <=, ==, !="
+                    ));
+                }
+            };
+            let threshold = number
+                .parse::<f64>()
+                .ok()
+                .filter(|n| n.is_finite())
+                .ok_or_else(|| format!("`{number}` is not a number"))?;
+            comparisons.push(Comparison {
+                field: field.to_owned(),
+                divisor: divisor.map(str::to_owned),
+                op,
+                threshold,
+            });
+        }
+        Ok(Condition(comparisons))
+    }
+}
+
+/// Which objects a rule covers: regexes (fully anchored) over `vhost`/`queue` or `node`.
+#[derive(Debug, Clone, Default)]
+pub struct Selector {
+    /// `vhost` regex (queue rules).
+    pub vhost: Option<Regex>,
+    /// `queue` regex (queue rules).
+    pub queue: Option<Regex>,
+    /// `node` regex (node rules).
+    pub node: Option<Regex>,
+}
+
+/// A validated alert rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// `alert`: the alert name (label `alertname`).
+    pub name: String,
+    /// `kind`: the objects it looks at.
+    pub kind: Kind,
+    /// `expr`: the condition.
+    pub condition: Condition,
+    /// `select`: which objects.
+    pub selector: Selector,
+    /// `for`: how long the condition must hold before the alert fires (0: at once).
+    pub for_: Duration,
+    /// `keep_firing_for`: how long a firing alert stays firing after the condition stops
+    /// holding (hysteresis against flapping).
+    pub keep_firing_for: Duration,
+    /// `severity` label: `critical`, `warning` or `info`.
+    pub severity: String,
+    /// Extra labels.
+    pub labels: BTreeMap<String, String>,
+    /// Annotation templates (`summary`, `description`, …) with `{{ $value }}` and
+    /// `{{ $labels.NAME }}`.
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// One entry of the default catalogue.
+#[derive(Debug, Clone, Copy)]
+pub struct DefaultRule {
+    /// Alert name.
+    pub name: &'static str,
+    /// Object kind.
+    pub kind: Kind,
+    /// Condition.
+    pub expr: &'static str,
+    /// `for`.
+    pub for_: &'static str,
+    /// `keep_firing_for`.
+    pub keep_firing_for: &'static str,
+    /// `severity`.
+    pub severity: &'static str,
+    /// `summary` template.
+    pub summary: &'static str,
+    /// `description` template.
+    pub description: &'static str,
+}
+
+/// The default rules, on unless `alerting.default_rules` is false; each can be overridden by a
+/// rule of the same name under `alerting.rules` (fields given there replace the default's) or
+/// switched off with `alerting.disable`. The Prometheus rules in `alerts/` use the same names
+/// and thresholds.
+pub const DEFAULTS: &[DefaultRule] = &[
+    DefaultRule {
+        name: "RabbitmqQueueMessagesReady",
+        kind: Kind::Queue,
+        expr: "messages_ready > 1000",
+        for_: "5m",
+        keep_firing_for: "1m",
+        severity: "warning",
+        summary: "Queue {{ $labels.queue }} in vhost {{ $labels.vhost }} has {{ $value }} ready messages",
+        description: "More than 1000 messages have been waiting for delivery for 5 minutes: consumers are too slow, too few or stuck.",
+    },
+    DefaultRule {
+        name: "RabbitmqQueueMessagesUnacked",
+        kind: Kind::Queue,
+        expr: "messages_unacknowledged > 1000",
+        for_: "5m",
+        keep_firing_for: "1m",
+        severity: "warning",
+        summary: "Queue {{ $labels.queue }} in vhost {{ $labels.vhost }} has {{ $value }} unacknowledged messages",
+        description: "More than 1000 delivered messages have not been acknowledged for 5 minutes: consumers are slow to ack, stuck, or use a very large prefetch.",
+    },
+    DefaultRule {
+        name: "RabbitmqQueueNoConsumers",
+        kind: Kind::Queue,
+        expr: "messages_ready > 0 and consumers == 0 and dead_letter_queue == 0",
+        for_: "5m",
+        keep_firing_for: "0s",
+        severity: "warning",
+        summary: "Queue {{ $labels.queue }} in vhost {{ $labels.vhost }} has {{ $value }} messages and no consumer",
+        description: "Messages have been waiting for 5 minutes on a queue nobody consumes from. Dead-letter queues are left to RabbitmqDeadLetterQueueGrowing.",
+    },
+    DefaultRule {
+        name: "RabbitmqQueueGrowing",
+        kind: Kind::Queue,
+        expr: "backlog_growing == 1 and dead_letter_queue == 0",
+        for_: "0s",
+        keep_firing_for: "1m",
+        severity: "warning",
+        summary: "Queue {{ $labels.queue }} in vhost {{ $labels.vhost }} is falling behind: {{ $details.cause }}",
+        description: "Ready messages rose at every poll for the whole backlog window ({{ $details.window }}) and never drained; {{ $details.messages_ready }} are ready. Time to drain at the current rates: {{ $details.time_to_drain }}. Time to overflow: {{ $details.time_to_overflow }}.",
+    },
+    DefaultRule {
+        name: "RabbitmqQueueStalled",
+        kind: Kind::Queue,
+        expr: "backlog_stalled == 1",
+        for_: "0s",
+        keep_firing_for: "1m",
+        severity: "warning",
+        summary: "Queue {{ $labels.queue }} in vhost {{ $labels.vhost }}: {{ $details.cause }}",
+        description: "Consumers are attached and messages wait, but nothing was acknowledged for the whole backlog window ({{ $details.window }}): consumers are hung, deadlocked or blocked on a dependency. {{ $details.messages_ready }} messages are ready.",
+    },
+    DefaultRule {
+        name: "RabbitmqQueueRedelivering",
+        kind: Kind::Queue,
+        expr: "backlog_redelivering == 1",
+        for_: "0s",
+        keep_firing_for: "1m",
+        severity: "warning",
+        summary: "Queue {{ $labels.queue }} in vhost {{ $labels.vhost }}: {{ $details.cause }} of deliveries",
+        description: "{{ $details.redelivery_ratio }} of the deliveries in the backlog window ({{ $details.window }}) were redeliveries (threshold alerting.backlog.redelivery_threshold): consumers reject or nack with requeue, or crash before acknowledging.",
+    },
+    DefaultRule {
+        name: "RabbitmqQueueOverflowSoon",
+        kind: Kind::Queue,
+        expr: "time_to_overflow < 900",
+        for_: "0s",
+        keep_firing_for: "1m",
+        severity: "critical",
+        summary: "Queue {{ $labels.queue }} in vhost {{ $labels.vhost }} reaches its length limit in {{ $details.time_to_overflow }}",
+        description: "At the net rate of the backlog window the queue hits its max-length within 15 minutes; then {{ $details.overflow }}. Cause: {{ $details.cause }}.",
+    },
+    DefaultRule {
+        name: "RabbitmqDeadLetterQueueGrowing",
+        kind: Kind::Queue,
+        expr: "messages_ready_growth > 0 and dead_letter_queue == 1",
+        for_: "0s",
+        keep_firing_for: "0s",
+        severity: "warning",
+        summary: "Dead-letter queue {{ $labels.queue }} in vhost {{ $labels.vhost }} received {{ $value }} messages in {{ $details.window }}",
+        description: "Messages are being dead-lettered (rejected without requeue, expired, or dropped by a length limit) into this queue; {{ $details.messages_ready }} are waiting. Look at the source queues' consumers and the messages' x-death headers.",
+    },
+    DefaultRule {
+        name: "RabbitmqNodeMemoryHigh",
+        kind: Kind::Node,
+        expr: "mem_used / mem_limit > 0.85",
+        for_: "2m",
+        keep_firing_for: "1m",
+        severity: "warning",
+        summary: "Node {{ $labels.node }} uses {{ $value }} of its memory limit",
+        description: "Memory use has been above 85% of the high watermark for 2 minutes; at 100% the memory alarm blocks all publishers.",
+    },
+    DefaultRule {
+        name: "RabbitmqMemoryAlarm",
+        kind: Kind::Node,
+        expr: "mem_alarm == 1",
+        for_: "0s",
+        keep_firing_for: "0s",
+        severity: "critical",
+        summary: "Memory alarm on node {{ $labels.node }}: publishers are blocked",
+        description: "The node's memory use is above its high watermark; RabbitMQ blocks every publishing connection in the cluster until it drops.",
+    },
+    DefaultRule {
+        name: "RabbitmqDiskAlarm",
+        kind: Kind::Node,
+        expr: "disk_alarm == 1",
+        for_: "0s",
+        keep_firing_for: "0s",
+        severity: "critical",
+        summary: "Disk alarm on node {{ $labels.node }}: publishers are blocked",
+        description: "Free disk space is below the node's limit; RabbitMQ blocks every publishing connection in the cluster until space is freed.",
+    },
+    DefaultRule {
+        name: "RabbitmqNodeNotRunning",
+        kind: Kind::Node,
+        expr: "running == 0",
+        for_: "30s",
+        keep_firing_for: "0s",
+        severity: "critical",
+        summary: "Node {{ $labels.node }} is not running",
+        description: "The cluster reports this member as not running for 30 seconds.",
+    },
+    DefaultRule {
+        name: "RabbitmqWatchPollFailing",
+        kind: Kind::Cluster,
+        expr: "up == 0",
+        for_: "1m",
+        keep_firing_for: "0s",
+        severity: "critical",
+        summary: "rabbitmq-watch cannot read the RabbitMQ management API",
+        description: "Polls have failed for 1 minute (see rabbitmq_watch_endpoint_failures_total and the sidecar's log). Other alerts keep their last state until the broker can be seen again.",
+    },
+    DefaultRule {
+        name: "RabbitmqClusterPartition",
+        kind: Kind::Cluster,
+        expr: "partitioned == 1",
+        for_: "0s",
+        keep_firing_for: "10m",
+        severity: "critical",
+        summary: "RabbitMQ cluster partitioned: {{ $cluster.sides }}",
+        description: "Members see different clusters (split views) or report partitions. Views: {{ $cluster.views }}. Partitions reported: {{ $cluster.partitions }}. Latched: stays firing 10 minutes after the last evidence (autoheal shows a partition for seconds only). Restarts seen: {{ $cluster.restarted }}.",
+    },
+    DefaultRule {
+        name: "RabbitmqNodeDown",
+        kind: Kind::Cluster,
+        expr: "missing_nodes > 0",
+        for_: "30s",
+        keep_firing_for: "0s",
+        severity: "critical",
+        summary: "{{ $value }} of {{ $cluster.expected }} RabbitMQ nodes not running: {{ $cluster.down }}",
+        description: "Fewer members run than expected for 30 seconds (best view). Down: {{ $cluster.down }}. APIs unreachable: {{ $cluster.unreachable }}. Views: {{ $cluster.views }}.",
+    },
+    DefaultRule {
+        name: "RabbitmqNodeUnreachable",
+        kind: Kind::Cluster,
+        expr: "unreachable_nodes > 0",
+        for_: "30s",
+        keep_firing_for: "0s",
+        severity: "warning",
+        summary: "rabbitmq-watch cannot reach the management API of {{ $cluster.unreachable }}",
+        description: "Other members' APIs answer, this one's refuses or times out for 30 seconds: the node is stopped, crashed, paused as a minority (pause_minority) or its management listener is cut off. Views: {{ $cluster.views }}.",
+    },
+];
+
+/// An `alerting.rules` entry as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawRule {
+    alert: Option<String>,
+    kind: Option<String>,
+    expr: Option<String>,
+    select: RawSelect,
+    #[serde(rename = "for")]
+    for_: Option<String>,
+    keep_firing_for: Option<String>,
+    severity: Option<String>,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+}
+
+/// The `select` of an `alerting.rules` entry as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawSelect {
+    vhost: Option<String>,
+    queue: Option<String>,
+    node: Option<String>,
+}
+
+/// Severities a rule may have.
+const SEVERITIES: [&str; 3] = ["critical", "warning", "info"];
+
+/// The effective rules: the default catalogue (when `with_defaults`, minus `disable`), with the
+/// fields given under `alerting.rules` for the same name replacing theirs, followed by the
+/// other rules of `alerting.rules`.
+pub(super) fn effective_rules(
+    with_defaults: bool,
+    disable: &[String],
+    raw_rules: Vec<RawRule>,
+) -> Result<Vec<Rule>, ConfigError> {
+    let default_names: Vec<&str> = DEFAULTS.iter().map(|d| d.name).collect();
+    for (i, name) in disable.iter().enumerate() {
+        if !default_names.contains(&name.as_str()) {
+            return Err(ConfigError::Invalid {
+                key: format!("alerting.disable[{i}]"),
+                value: format!("{name:?}"),
+                allowed: format!("a default rule: {}", default_names.join(", ")),
+            });
+        }
+    }
+    let mut rules: Vec<Rule> = Vec::new();
+    if with_defaults {
+        for d in DEFAULTS
+            .iter()
+            .filter(|d| !disable.iter().any(|n| n == d.name))
+        {
+            rules.push(Rule {
+                name: d.name.to_owned(),
+                kind: d.kind,
+                // The catalogue is checked by the rules tests; an error here is a bug.
+                condition: Condition::parse(d.expr, d.kind).unwrap_or(Condition(Vec::new())),
+                selector: Selector::default(),
+                for_: humantime::parse_duration(d.for_).unwrap_or_default(),
+                keep_firing_for: humantime::parse_duration(d.keep_firing_for).unwrap_or_default(),
+                severity: d.severity.to_owned(),
+                labels: BTreeMap::new(),
+                annotations: [
+                    ("summary".to_owned(), d.summary.to_owned()),
+                    ("description".to_owned(), d.description.to_owned()),
+                ]
+                .into(),
+            });
+        }
+    }
+    let mut own: Vec<String> = Vec::new();
+    for (i, r) in raw_rules.into_iter().enumerate() {
+        let key = |field: &str| format!("alerting.rules[{i}].{field}");
+        let name =
+            r.alert
+                .clone()
+                .filter(|n| !n.is_empty())
+                .ok_or_else(|| ConfigError::Invalid {
+                    key: key("alert"),
+                    value: "missing".to_owned(),
+                    allowed: "the alert's name, e.g. OrdersBacklog".to_owned(),
+                })?;
+        if own.contains(&name) {
+            return Err(invalid(
+                &key("alert"),
+                &name,
+                "a name not used by another rule",
+            ));
+        }
+        own.push(name.clone());
+        let existing = rules.iter().position(|rule| rule.name == name);
+        let rule = match existing {
+            Some(at) => rules[at].clone(),
+            None => {
+                let kind_text = r.kind.as_deref().ok_or_else(|| ConfigError::Invalid {
+                    key: key("kind"),
+                    value: "missing".to_owned(),
+                    allowed: "queue, node or cluster".to_owned(),
+                })?;
+                let kind = Kind::parse(kind_text)
+                    .ok_or_else(|| invalid(&key("kind"), kind_text, "queue, node or cluster"))?;
+                if r.expr.is_none() {
+                    return Err(ConfigError::Invalid {
+                        key: key("expr"),
+                        value: "missing".to_owned(),
+                        allowed: "a condition such as `messages_ready > 1000`".to_owned(),
+                    });
+                }
+                Rule {
+                    name: name.clone(),
+                    kind,
+                    condition: Condition(Vec::new()),
+                    selector: Selector::default(),
+                    for_: Duration::ZERO,
+                    keep_firing_for: Duration::ZERO,
+                    severity: "warning".to_owned(),
+                    labels: BTreeMap::new(),
+                    annotations: [("summary".to_owned(), format!("{name}: {{{{ $value }}}}"))]
+                        .into(),
+                }
+            }
+        };
+        let rule = override_rule(rule, r, &key)?;
+        match existing {
+            Some(at) => rules[at] = rule,
+            None => rules.push(rule),
+        }
+    }
+    Ok(rules)
+}
+
+/// Applies the fields given in `r` to `rule`.
+fn override_rule(
+    mut rule: Rule,
+    r: RawRule,
+    key: &dyn Fn(&str) -> String,
+) -> Result<Rule, ConfigError> {
+    if let Some(text) = &r.kind {
+        rule.kind = Kind::parse(text)
+            .ok_or_else(|| invalid(&key("kind"), text, "queue, node or cluster"))?;
+    }
+    if let Some(text) = &r.expr {
+        rule.condition = Condition::parse(text, rule.kind).map_err(|e| ConfigError::Invalid {
+            key: key("expr"),
+            value: format!("{text:?}"),
+            allowed: format!("a condition such as `messages_ready > 1000`: {e}"),
+        })?;
+    } else if r.kind.is_some() {
+        // A new kind needs a condition over its own fields.
+        rule.condition = Condition::parse(&rule.condition.to_string(), rule.kind).map_err(|e| {
+            ConfigError::Invalid {
+                key: key("expr"),
+                value: "missing".to_owned(),
+                allowed: format!("a condition for kind {:?}: {e}", rule.kind),
+            }
+        })?;
+    }
+    let regex = |field: &str, text: &Option<String>| -> Result<Option<Regex>, ConfigError> {
+        text.as_deref()
+            .map(|t| parse_regex(&key(&format!("select.{field}")), t))
+            .transpose()
+    };
+    let allowed: &[&str] = match rule.kind {
+        Kind::Queue => &["vhost", "queue"],
+        Kind::Node => &["node"],
+        Kind::Cluster => &[],
+    };
+    for (field, given) in [
+        ("vhost", &r.select.vhost),
+        ("queue", &r.select.queue),
+        ("node", &r.select.node),
+    ] {
+        if given.is_some() && !allowed.contains(&field) {
+            return Err(ConfigError::Invalid {
+                key: key(&format!("select.{field}")),
+                value: format!("{:?}", given.as_deref().unwrap_or("")),
+                allowed: format!(
+                    "select keys of a {:?} rule: {}",
+                    rule.kind,
+                    if allowed.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        allowed.join(", ")
+                    }
+                ),
+            });
+        }
+    }
+    if let Some(v) = regex("vhost", &r.select.vhost)? {
+        rule.selector.vhost = Some(v);
+    }
+    if let Some(v) = regex("queue", &r.select.queue)? {
+        rule.selector.queue = Some(v);
+    }
+    if let Some(v) = regex("node", &r.select.node)? {
+        rule.selector.node = Some(v);
+    }
+    if let Some(text) = &r.for_ {
+        rule.for_ = parse_duration_or_zero(&key("for"), text)?;
+    }
+    if let Some(text) = &r.keep_firing_for {
+        rule.keep_firing_for = parse_duration_or_zero(&key("keep_firing_for"), text)?;
+    }
+    if let Some(text) = &r.severity {
+        if !SEVERITIES.contains(&text.as_str()) {
+            return Err(invalid(&key("severity"), text, "critical, warning or info"));
+        }
+        rule.severity = text.clone();
+    }
+    for (name, _) in r.labels.iter() {
+        if name == "alertname" || name == "severity" || !valid_label_name(name) {
+            return Err(invalid(
+                &key("labels"),
+                name,
+                "label names of letters, digits and _ (not starting with a digit), other than alertname and severity",
+            ));
+        }
+    }
+    rule.labels.extend(r.labels);
+    rule.annotations.extend(r.annotations);
+    Ok(rule)
+}
+
+/// Whether `name` is a Prometheus label name.
+fn valid_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A duration with a unit, or `0`.
+fn parse_duration_or_zero(key: &str, text: &str) -> Result<Duration, ConfigError> {
+    if text.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(text.trim()).map_err(|_| {
+        invalid(
+            key,
+            text,
+            "a duration with a unit, such as 0s, 30s, 5m or 1h",
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_conditions_and_names_what_is_wrong() {
+        let c = Condition::parse("mem_used / mem_limit > 0.85", Kind::Node).unwrap();
+        assert_eq!(c.to_string(), "mem_used / mem_limit > 0.85");
+        let c = Condition::parse("messages_ready > 0 and consumers == 0", Kind::Queue).unwrap();
+        assert_eq!(c.0.len(), 2);
+        let err = Condition::parse("mem_used > 1", Kind::Queue).unwrap_err();
+        assert!(
+            err.starts_with("unknown field `mem_used`; fields are: messages,"),
+            "{err}"
+        );
+        let err = Condition::parse("messages_ready => 1", Kind::Queue).unwrap_err();
+        assert!(err.contains("unknown operator `=>`"), "{err}");
+        let err = Condition::parse("messages_ready > lots", Kind::Queue).unwrap_err();
+        assert_eq!(err, "`lots` is not a number");
+        assert!(Condition::parse("messages_ready >1000", Kind::Queue).is_err());
+    }
+
+    #[test]
+    fn every_default_rule_parses() {
+        for d in DEFAULTS {
+            Condition::parse(d.expr, d.kind).unwrap_or_else(|e| panic!("{}: {e}", d.name));
+            humantime::parse_duration(d.for_).unwrap();
+            humantime::parse_duration(d.keep_firing_for).unwrap();
+        }
+    }
+}
