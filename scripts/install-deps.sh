@@ -114,6 +114,7 @@ install_rabbitmq4() {
     > "$tmp.log" 2>&1; then
     echo "install-deps: debootstrap failed; last lines of $tmp.log:" >&2
     tail -n 30 "$tmp.log" >&2
+    mounted_under "$tmp" || rm -rf "$tmp"
     exit 1
   fi
   local version
