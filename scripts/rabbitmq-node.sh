@@ -142,14 +142,18 @@ stop_node() {
   sed -i 's/^NODE_PID=.*/NODE_PID=/; s/^WATCHDOG_PID=.*/WATCHDOG_PID=/' "$dir/node.env"
 }
 
-# The empty directory DIR was bind-mounted on inside the 4.0 tree (only in the node's namespace).
+# The empty directory DIR was bind-mounted on inside the 4.0 tree (only in the node's namespace),
+# and its parents made for it while empty, up to (not including) the tree's top-level directories.
 remove_mount_point() {
-  local dir=$1
+  local dir=$1 p
   [ -f "$dir/node.env" ] || return 0
   load_env "$dir"
-  if [ "${VERSION:-3}" = 4 ] && [ -n "${ROOT:-}" ] && [ -d "$ROOT$dir" ]; then
-    rmdir "$ROOT$dir" 2>/dev/null || true
-  fi
+  [ "${VERSION:-3}" = 4 ] && [ -n "${ROOT:-}" ] || return 0
+  p=$ROOT$dir
+  while [ "$(dirname "$(dirname "$p")")" != "/" ] && [ "$(dirname "$p")" != "$ROOT" ]; do
+    rmdir "$p" 2>/dev/null || break
+    p=$(dirname "$p")
+  done
 }
 
 cmd=${1:-}
