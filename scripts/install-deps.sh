@@ -39,8 +39,8 @@ install_hadolint() {
 }
 
 # The Debian archive this machine's apt uses (read at run time, never stored in the repository):
-# the first URI of its apt sources that is not a security or updates archive, preferring one
-# whose path ends in /debian. DEBIAN_MIRROR overrides it.
+# the first URI of its apt sources that is not the security archive, preferring one whose path
+# ends in /debian. DEBIAN_MIRROR overrides it.
 debian_mirror() {
   if [ -n "${DEBIAN_MIRROR:-}" ]; then echo "$DEBIAN_MIRROR"; return; fi
   local uris=() files=() f
@@ -48,7 +48,7 @@ debian_mirror() {
     [ -f "$f" ] && files+=("$f")
   done
   if [ ${#files[@]} -gt 0 ]; then
-    # deb822: `URIs: a b` in stanzas whose Types include deb.
+    # deb822: `URIs: a b` (deb-src stanzas name the same archives).
     mapfile -t -O "${#uris[@]}" uris < <(awk 'tolower($1)=="uris:" { for (i = 2; i <= NF; i++) print $i }' "${files[@]}")
   fi
   for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do

@@ -95,7 +95,12 @@ async fn seven_in_each(node: &RabbitNode, classic: &str, quorum: &str) {
 async fn with_statistics_queue_depths_and_node_resources_are_exported() {
     let node = start_node4("stats-on", "on");
     let o = overview(&node);
-    assert_eq!(o["rabbitmq_version"], "4.0.5", "{o}");
+    assert!(
+        o["rabbitmq_version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("4.0.")),
+        "{o}"
+    );
     assert_eq!(o["disable_stats"], false, "{o}");
     seven_in_each(&node, "r4-classic", "r4-quorum").await;
 
@@ -159,7 +164,12 @@ async fn with_statistics_queue_depths_and_node_resources_are_exported() {
 async fn without_statistics_the_broker_is_up_and_its_queues_are_listed() {
     let node = start_node4("stats-off", "off");
     let o = overview(&node);
-    assert_eq!(o["rabbitmq_version"], "4.0.5", "{o}");
+    assert!(
+        o["rabbitmq_version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("4.0.")),
+        "{o}"
+    );
     assert_eq!(o["disable_stats"], true, "{o}");
     seven_in_each(&node, "r4-off-classic", "r4-off-quorum").await;
 
