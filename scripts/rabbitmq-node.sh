@@ -1,16 +1,34 @@
 #!/usr/bin/env bash
-# Start and stop a throwaway RabbitMQ node (Debian's rabbitmq-server package) with the
-# management plugin, under its own node name, ports, cookie and data directory. It never
-# touches the system service, /etc/rabbitmq or /var/lib/rabbitmq, and it stops only the
-# processes it started (by process group of the PID it recorded).
+# Start and stop a throwaway RabbitMQ node with the management plugin, under its own node name,
+# ports, cookie and data directory. It never touches the system service, /etc/rabbitmq or
+# /var/lib/rabbitmq, and it stops only the processes it started (by process group of the PID it
+# recorded).
+#
+# Versions:
+#   3   (default) Debian 12's rabbitmq-server 3.10.8 (scripts/install-deps.sh rabbitmq).
+#   4   Debian 13's rabbitmq-server 4.0.5 (Erlang 27) in the trixie tree that
+#       `scripts/install-deps.sh rabbitmq4` builds at $RABBITMQ4_ROOT (default
+#       /var/lib/rabbitmq-watch/trixie). The node runs chrooted there, in a private mount
+#       namespace of its own where /proc, /dev and DIR (at the same path) are bind-mounted: the
+#       mounts exist only for the node's processes and vanish with the last of them, however it
+#       ends (stop, crash, SIGKILL); nothing is mounted in the caller's namespace. All nodes share
+#       the machine's epmd (started here if none runs, and left running).
 #
 # Usage:
-#   scripts/rabbitmq-node.sh start DIR [--amqp-port N] [--mgmt-port N] [--dist-port N]
-#                                      [--watch-pid PID] [--conf LINE]...
-#       Starts a node whose files all live under DIR, waits until its management API
-#       answers, and prints its settings as shell assignments (also written to DIR/node.env):
-#       NODE_NAME, NODE_PID, AMQP_PORT, MGMT_PORT, DIST_PORT, MGMT_URL, AMQP_URL.
-#       Ports default to free ones. Restarting an existing DIR reuses its name and ports.
+#   scripts/rabbitmq-node.sh start DIR [--version 3|4] [--stats on|off] [--prometheus]
+#                                      [--amqp-port N] [--mgmt-port N] [--dist-port N]
+#                                      [--prom-port N] [--watch-pid PID] [--conf LINE]...
+#       Starts a node whose files all live under DIR, waits until it has booted (management API
+#       answers, `rabbitmqctl await_startup` succeeds), and prints its settings as shell
+#       assignments (also written to DIR/node.env): NODE_NAME, NODE_PID, VERSION, STATS,
+#       AMQP_PORT, MGMT_PORT, DIST_PORT, PROM_PORT, MGMT_URL, AMQP_URL, PROM_URL (PROM_PORT and
+#       PROM_URL are empty without the rabbitmq_prometheus plugin).
+#       Ports default to free ones. Restarting an existing DIR reuses its name, version, settings
+#       and ports (options given again override them).
+#       --version: 3 (3.10, default) or 4 (4.0); 3.10 and 4.0 are accepted too.
+#       --stats off: management_agent.disable_metrics_collector = true (no management statistics:
+#                    the setting RabbitMQ recommends for 4.x); on is the default.
+#       --prometheus: enable rabbitmq_prometheus (always on with --version 4), on PROM_PORT.
 #       --watch-pid: stop the node and delete DIR once process PID exits (test harnesses).
 #       --conf: an extra rabbitmq.conf line (repeatable).
 #   scripts/rabbitmq-node.sh stop DIR     stop the node, keep DIR (it can be started again)
@@ -22,6 +40,9 @@
 set -euo pipefail
 
 RMQ_BIN=/usr/lib/rabbitmq/bin
+# The RabbitMQ 4.0 tree (scripts/install-deps.sh rabbitmq4 builds it; same variable and default).
+RABBITMQ4_ROOT=${RABBITMQ4_ROOT:-/var/lib/rabbitmq-watch/trixie}
+RABBITMQ4_STAMP=.rabbitmq-watch-complete
 
 die() { echo "rabbitmq-node: $*" >&2; exit 1; }
 
@@ -56,6 +77,42 @@ node_env() {
     "RABBITMQ_ENABLED_PLUGINS_FILE=$dir/enabled_plugins")
 }
 
+# The command prefix that runs a program of this node's version, as the array IN_ROOT: empty for
+# 3.10 (the machine's own RabbitMQ); for 4.0, a private mount namespace with /proc, /dev and DIR
+# bind-mounted into the trixie tree, then chroot. The mounts belong to that namespace only and
+# vanish with its last process.
+in_root() {
+  local dir=$1
+  IN_ROOT=()
+  [ "${VERSION:-3}" = 4 ] || return 0
+  [ -f "$ROOT/$RABBITMQ4_STAMP" ] || die "RabbitMQ 4.0 tree $ROOT not found or incomplete: run scripts/install-deps.sh rabbitmq4 (as root)"
+  [ "$(id -u)" -eq 0 ] || die "--version 4 needs root (mount namespace, chroot)"
+  mkdir -p "$ROOT$dir"
+  IN_ROOT=(unshare --mount --propagation private bash -c '
+    set -e
+    mount --bind /proc "$1/proc"
+    mount --bind /dev "$1/dev"
+    mount --bind "$2" "$1$2"
+    root=$1
+    shift 2
+    exec chroot "$root" "$@"
+  ' in-root "$ROOT" "$dir")
+}
+
+# Erlang's port mapper, shared by every node on the machine (3.10 and 4.0 alike): started when
+# none runs, from the machine's Erlang or else from the 4.0 tree, and left running.
+ensure_epmd() {
+  port_in_use 4369 && return 0
+  if [ -x /usr/bin/epmd ]; then
+    /usr/bin/epmd -daemon
+  elif [ -n "${ROOT:-}" ]; then
+    chroot "$ROOT" /usr/bin/epmd -daemon
+  fi
+  local i
+  for i in $(seq 1 50); do port_in_use 4369 && return 0; sleep 0.1; done
+  die "epmd did not start (port 4369)"
+}
+
 load_env() {
   local dir=$1
   [ -f "$dir/node.env" ] || die "$dir/node.env not found: was the node started with this DIR?"
@@ -85,6 +142,20 @@ stop_node() {
   sed -i 's/^NODE_PID=.*/NODE_PID=/; s/^WATCHDOG_PID=.*/WATCHDOG_PID=/' "$dir/node.env"
 }
 
+# The empty directory DIR was bind-mounted on inside the 4.0 tree (only in the node's namespace),
+# and its parents made for it while empty, up to (not including) the tree's top-level directories.
+remove_mount_point() {
+  local dir=$1 p
+  [ -f "$dir/node.env" ] || return 0
+  load_env "$dir"
+  [ "${VERSION:-3}" = 4 ] && [ -n "${ROOT:-}" ] || return 0
+  p=$ROOT$dir
+  while [ "$(dirname "$(dirname "$p")")" != "/" ] && [ "$(dirname "$p")" != "$ROOT" ]; do
+    rmdir "$p" 2>/dev/null || break
+    p=$(dirname "$p")
+  done
+}
+
 cmd=${1:-}
 [ -n "$cmd" ] || die "usage: $0 start|stop|clean|ctl DIR ..."
 shift
@@ -96,32 +167,58 @@ dir=$(cd "$dir" && pwd)
 
 case "$cmd" in
 start)
-  [ -x "$RMQ_BIN/rabbitmq-server" ] || die "$RMQ_BIN/rabbitmq-server not found: install Debian's rabbitmq-server package (apt-get install rabbitmq-server)"
-  AMQP_PORT="" MGMT_PORT="" DIST_PORT="" WATCH_PID="" NODE_NAME=""
+  AMQP_PORT="" MGMT_PORT="" DIST_PORT="" PROM_PORT="" WATCH_PID="" NODE_NAME=""
+  VERSION=3 STATS=on PROMETHEUS="" ROOT=""
   extra_conf=()
   if [ -f "$dir/node.env" ]; then
     load_env "$dir"
     if [ -n "${NODE_PID:-}" ] && kill -0 "$NODE_PID" 2>/dev/null; then
       die "node $NODE_NAME (pid $NODE_PID) is already running in $dir"
     fi
+    if [ -n "${PROM_PORT:-}" ]; then PROMETHEUS=1; fi
   fi
   while [ $# -gt 0 ]; do
     case "$1" in
       --amqp-port) AMQP_PORT=$2; shift 2 ;;
       --mgmt-port) MGMT_PORT=$2; shift 2 ;;
       --dist-port) DIST_PORT=$2; shift 2 ;;
+      --prom-port) PROM_PORT=$2; PROMETHEUS=1; shift 2 ;;
+      --prometheus) PROMETHEUS=1; shift ;;
+      --version)
+        case "${2:-}" in
+          3|3.10) VERSION=3 ;;
+          4|4.0) VERSION=4 ;;
+          *) die "--version ${2:-}: expected 3 (3.10) or 4 (4.0)" ;;
+        esac
+        shift 2 ;;
+      --stats)
+        case "${2:-}" in
+          on|off) STATS=$2 ;;
+          *) die "--stats ${2:-}: expected on or off" ;;
+        esac
+        shift 2 ;;
       --watch-pid) WATCH_PID=$2; shift 2 ;;
       --conf) extra_conf+=("$2"); shift 2 ;;
       *) die "unknown option $1" ;;
     esac
   done
+  if [ "$VERSION" = 4 ]; then
+    ROOT=$RABBITMQ4_ROOT
+    PROMETHEUS=1
+  else
+    ROOT=""
+    [ -x "$RMQ_BIN/rabbitmq-server" ] || die "$RMQ_BIN/rabbitmq-server not found: install Debian's rabbitmq-server package (scripts/install-deps.sh rabbitmq)"
+  fi
   AMQP_PORT=${AMQP_PORT:-$(free_port)}
   MGMT_PORT=${MGMT_PORT:-$(free_port)}
   DIST_PORT=${DIST_PORT:-$(free_port)}
+  if [ -n "$PROMETHEUS" ]; then PROM_PORT=${PROM_PORT:-$(free_port)}; else PROM_PORT=""; fi
   NODE_NAME=${NODE_NAME:-rabbitmq-watch-$$-$RANDOM@localhost}
-  for p in "$AMQP_PORT" "$MGMT_PORT" "$DIST_PORT"; do
+  for p in "$AMQP_PORT" "$MGMT_PORT" "$DIST_PORT" $PROM_PORT; do
     port_in_use "$p" && die "port $p is already in use"
   done
+  in_root "$dir"
+  ensure_epmd
 
   mkdir -p "$dir/mnesia" "$dir/log"
   if [ ! -f "$dir/.erlang.cookie" ]; then
@@ -130,7 +227,11 @@ start)
   fi
   : > "$dir/rabbitmq-env.conf"
   echo '[].' > "$dir/advanced.config"
-  echo '[rabbitmq_management].' > "$dir/enabled_plugins"
+  if [ -n "$PROMETHEUS" ]; then
+    echo '[rabbitmq_management,rabbitmq_prometheus].' > "$dir/enabled_plugins"
+  else
+    echo '[rabbitmq_management].' > "$dir/enabled_plugins"
+  fi
   {
     echo "listeners.tcp.default = 127.0.0.1:$AMQP_PORT"
     echo "management.tcp.port = $MGMT_PORT"
@@ -142,6 +243,13 @@ start)
     echo "management.sample_retention_policies.global.minute = 1"
     echo "management.sample_retention_policies.basic.minute = 1"
     echo "management.sample_retention_policies.detailed.10 = 1"
+    if [ -n "$PROMETHEUS" ]; then
+      echo "prometheus.tcp.port = $PROM_PORT"
+      echo "prometheus.tcp.ip = 127.0.0.1"
+    fi
+    if [ "$STATS" = off ]; then
+      echo "management_agent.disable_metrics_collector = true"
+    fi
     echo "log.console = false"
     echo "log.file.level = info"
     for line in "${extra_conf[@]+"${extra_conf[@]}"}"; do echo "$line"; done
@@ -149,7 +257,7 @@ start)
 
   # setsid: the node gets its own session and process group, which `stop` kills whole.
   node_env "$dir"
-  setsid "${NODE_ENV[@]}" "$RMQ_BIN/rabbitmq-server" > "$dir/log/stdout.log" 2>&1 < /dev/null &
+  setsid "${IN_ROOT[@]+"${IN_ROOT[@]}"}" "${NODE_ENV[@]}" "$RMQ_BIN/rabbitmq-server" > "$dir/log/stdout.log" 2>&1 < /dev/null &
   NODE_PID=$!
 
   WATCHDOG_PID=""
@@ -165,16 +273,25 @@ start)
 
   MGMT_URL="http://127.0.0.1:$MGMT_PORT"
   AMQP_URL="amqp://guest:guest@127.0.0.1:$AMQP_PORT/%2f"
+  PROM_URL=""
+  if [ -n "$PROM_PORT" ]; then PROM_URL="http://127.0.0.1:$PROM_PORT"; fi
   cat > "$dir/node.env" <<ENV
 NODE_NAME=$NODE_NAME
 NODE_PID=$NODE_PID
 WATCHDOG_PID=$WATCHDOG_PID
+VERSION=$VERSION
+STATS=$STATS
+ROOT=$ROOT
 AMQP_PORT=$AMQP_PORT
 MGMT_PORT=$MGMT_PORT
 DIST_PORT=$DIST_PORT
+PROM_PORT=$PROM_PORT
 MGMT_URL=$MGMT_URL
 AMQP_URL=$AMQP_URL
+PROM_URL=$PROM_URL
 ENV
+  # Interrupted before the node is up: stop it (for 4.0 its mounts go with its namespace).
+  trap 'echo "rabbitmq-node: interrupted; stopping the node" >&2; stop_node "$dir"; exit 1' INT TERM HUP
 
   for i in $(seq 1 300); do
     if ! kill -0 "$NODE_PID" 2>/dev/null; then
@@ -188,7 +305,7 @@ ENV
       # await_startup can answer `rabbit_is_not_running` for a moment while the boot state
       # changes hands (seen under load): ask again, as long as the node lives, for 60 s.
       for _ in $(seq 1 60); do
-        if "${NODE_ENV[@]}" "$RMQ_BIN/rabbitmqctl" -q -n "$NODE_NAME" await_startup --timeout 60 \
+        if "${IN_ROOT[@]+"${IN_ROOT[@]}"}" "${NODE_ENV[@]}" "$RMQ_BIN/rabbitmqctl" -q -n "$NODE_NAME" await_startup --timeout 60 \
           > "$dir/log/await_startup.log" 2>&1; then
           cat "$dir/node.env"
           exit 0
@@ -214,12 +331,14 @@ stop)
   ;;
 clean)
   stop_node "$dir"
+  remove_mount_point "$dir"
   rm -rf "$dir"
   ;;
 ctl)
   load_env "$dir"
   node_env "$dir"
-  exec "${NODE_ENV[@]}" "$RMQ_BIN/rabbitmqctl" -n "$NODE_NAME" "$@"
+  in_root "$dir"
+  exec "${IN_ROOT[@]+"${IN_ROOT[@]}"}" "${NODE_ENV[@]}" "$RMQ_BIN/rabbitmqctl" -n "$NODE_NAME" "$@"
   ;;
 *)
   die "unknown command $cmd (start|stop|clean|ctl)"

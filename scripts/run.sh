@@ -6,6 +6,10 @@
 # If nothing answers there, this installs Debian's rabbitmq-server when missing, starts a
 # throwaway local node (own data directory, node name and ports, management plugin on, not the
 # system service) and points the sidecar at it; the node is stopped when the sidecar exits.
+# That node is RabbitMQ 3.10.8 (Debian 12), or with RABBITMQ_NODE_VERSION=4 RabbitMQ 4.0.5
+# (Debian 13's, in the tree `scripts/install-deps.sh rabbitmq4` builds once; about 2 minutes);
+# RABBITMQ_NODE_STATS=off starts it without management statistics
+# (management_agent.disable_metrics_collector = true, as RabbitMQ recommends for 4.x).
 # Arguments are passed to rabbitmq-watch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,11 +30,17 @@ if [ "$code" != "000" ]; then
   echo "run.sh: a management API answers at $url (HTTP $code); watching it" >&2
 else
   echo "run.sh: nothing answers at $url; starting a throwaway RabbitMQ node" >&2
-  scripts/install-deps.sh rabbitmq
+  node_version=${RABBITMQ_NODE_VERSION:-3}
+  case "$node_version" in
+    3|3.10) scripts/install-deps.sh rabbitmq ;;
+    4|4.0) scripts/install-deps.sh rabbitmq4 ;;
+    *) echo "run.sh: RABBITMQ_NODE_VERSION=$node_version: expected 3 or 4" >&2; exit 2 ;;
+  esac
   node_dir=$(mktemp -d /tmp/rabbitmq-watch-node.XXXXXX)
   # --watch-pid $$: `exec` below keeps this PID, so the node stops when the sidecar exits.
-  eval "$(scripts/rabbitmq-node.sh start "$node_dir" --watch-pid $$)"
-  echo "run.sh: node $NODE_NAME: management API $MGMT_URL, AMQP $AMQP_URL (guest/guest)" >&2
+  eval "$(scripts/rabbitmq-node.sh start "$node_dir" --version "$node_version" \
+    --stats "${RABBITMQ_NODE_STATS:-on}" --watch-pid $$)"
+  echo "run.sh: node $NODE_NAME (--version $VERSION, statistics $STATS): management API $MGMT_URL, AMQP $AMQP_URL (guest/guest)" >&2
   # Point the sidecar at the node: drop any --rabbitmq-url given, pass the node's.
   kept=()
   skip=""
