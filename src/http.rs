@@ -19,9 +19,8 @@ use crate::alerting::AssessmentReceiver;
 use crate::metrics::Exposition;
 use crate::metrics::format::{Format, accepts_gzip};
 use crate::notify::dispatch::{Silence, Silences, parse_time};
-use crate::poller::SnapshotReceiver;
 use crate::rabbitmq::Endpoint;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Snapshot, SnapshotReceiver};
 
 /// Time limit for handling one HTTP request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);

@@ -7,7 +7,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
@@ -16,12 +15,7 @@ use crate::config::QueuesConfig;
 use crate::rabbitmq::model::{Overview, dead_letter_targets, has_detailed_queues};
 use crate::rabbitmq::{Body, Client, Endpoint, Error};
 use crate::selection::{Selection, select};
-use crate::snapshot::{Fetched, PollTotals, Snapshot};
-
-/// The receiving side of the snapshot channel: `None` until the first poll has finished.
-pub type SnapshotReceiver = watch::Receiver<Option<Arc<Snapshot>>>;
-/// The sending side of the snapshot channel, owned by the [`Poller`].
-pub type SnapshotSender = watch::Sender<Option<Arc<Snapshot>>>;
+use crate::snapshot::{Fetched, PollTotals, Snapshot, SnapshotSender};
 
 /// Reads the management API on a fixed interval and publishes snapshots.
 #[derive(Debug)]

@@ -4,11 +4,19 @@
 //! broker.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+use tokio::sync::watch;
 
 use crate::rabbitmq::model::{Alarms, Node, Overview, Queue};
 use crate::rabbitmq::{Endpoint, Error};
 use crate::selection::Selection;
+
+/// The receiving side of the snapshot channel: `None` until the first poll has finished.
+pub type SnapshotReceiver = watch::Receiver<Option<Arc<Snapshot>>>;
+/// The sending side of the snapshot channel, owned by the poller ([`crate::poller::Poller`]).
+pub type SnapshotSender = watch::Sender<Option<Arc<Snapshot>>>;
 
 /// The outcome of reading one endpoint during one poll.
 #[derive(Debug, Clone)]

@@ -19,8 +19,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::BacklogConfig;
-use crate::poller::SnapshotReceiver;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Snapshot, SnapshotReceiver};
 use backlog::{Report, Tracker};
 use rules::{Evaluation, Instance, Labels, Rule, render};
 

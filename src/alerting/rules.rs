@@ -13,8 +13,7 @@ use std::time::Duration;
 
 use super::backlog::{Analysis, QueueBacklog, Report};
 use crate::config::Regex;
-use crate::metrics::nodes::alarm_in_effect;
-use crate::rabbitmq::model::{Node, Queue};
+use crate::rabbitmq::model::{Node, Queue, alarm_in_effect};
 use crate::snapshot::Snapshot;
 
 /// What a rule looks at; one alert instance per object.
