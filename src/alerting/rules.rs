@@ -12,6 +12,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::backlog::{Analysis, QueueBacklog, Report};
+use super::cluster::ClusterStatus;
 use crate::config::Regex;
 use crate::rabbitmq::model::{Node, Queue, alarm_in_effect};
 use crate::snapshot::Snapshot;
@@ -83,7 +84,7 @@ impl Kind {
                 "messages",
                 "messages_ready",
                 "messages_unacknowledged",
-                // The cluster detector (crate::cluster), from every member's own view.
+                // The cluster detector (alerting::cluster), from every member's own view.
                 "expected_nodes",
                 "running_nodes",
                 "missing_nodes",
@@ -526,8 +527,9 @@ impl Rule {
     }
 
     /// Evaluates the rule against `snapshot`, with the backlog detector's `backlog` report
-    /// of the same snapshot (its queues in the snapshot's order) for queue rules.
-    pub fn evaluate(&self, s: &Snapshot, backlog: &Report) -> Evaluation {
+    /// of the same snapshot (its queues in the snapshot's order) for queue rules and the
+    /// cluster detector's verdict `cluster` on it for cluster rules.
+    pub fn evaluate(&self, s: &Snapshot, backlog: &Report, cluster: &ClusterStatus) -> Evaluation {
         let mut active = Vec::new();
         let mut unknown = Vec::new();
         // Labels are built only for objects that hold or are unknown (most do not hold).
@@ -573,7 +575,11 @@ impl Rule {
                 }
             }
             Kind::Cluster => {
-                record(&[], self.condition.check(|f| cluster_field(s, f)), None);
+                record(
+                    &[],
+                    self.condition.check(|f| cluster_field(s, cluster, f)),
+                    None,
+                );
             }
         }
         Evaluation::Known { active, unknown }
@@ -688,11 +694,11 @@ fn node_field(n: &Node, field: &str, s: &Snapshot) -> Option<f64> {
     }
 }
 
-fn cluster_field(s: &Snapshot, field: &str) -> Option<f64> {
+fn cluster_field(s: &Snapshot, cluster: &ClusterStatus, field: &str) -> Option<f64> {
     if field == "up" {
         return bit(Some(s.is_up()));
     }
-    if let Some(v) = crate::alerting::cluster::field(&s.cluster, field) {
+    if let Some(v) = super::cluster::field(cluster, field) {
         return v;
     }
     let o = s.overview.ok()?;
@@ -712,7 +718,7 @@ fn cluster_field(s: &Snapshot, field: &str) -> Option<f64> {
 
 /// Fills `{{ $value }}`, `{{ $labels.NAME }}`, `{{ $details.NAME }}` (the backlog detector's
 /// details of a queue, [`Analysis::details`]) and `{{ $cluster.NAME }}` (the cluster
-/// detector's view, [`crate::cluster::ClusterStatus::template_vars`]) in `template`; unknown
+/// detector's view, [`ClusterStatus::template_vars`]) in `template`; unknown
 /// names become empty. Values print with at most 3 decimals, trailing zeros removed.
 pub fn render(
     template: &str,
