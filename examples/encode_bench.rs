@@ -128,9 +128,9 @@ fn main() {
     println!("after plain and text variants       {}", rss());
     drop(exposition);
 
-    // The backlog detector alone, then the alert engine with the default rules and the
-    // detector (10 min window, at most 20 samples): 25 polls 30 s apart each, so the last
-    // ones judge complete windows.
+    // The backlog detector alone, then the alert engine with the default rules and both
+    // detectors (backlog: 10 min window, at most 20 samples; cluster: the single view): 25
+    // polls 30 s apart each, so the last ones judge complete windows.
     let cfg = rabbitmq_watch::config::load(None, Default::default(), &[]).expect("defaults");
     let mut tracker = rabbitmq_watch::alerting::backlog::Tracker::new(cfg.alerting.backlog.clone());
     let mut observed = Duration::ZERO;
@@ -161,7 +161,7 @@ fn main() {
     }
     let report = engine.backlog();
     println!(
-        "evaluate (rules + backlog), judged  {:.1} ms per poll ({} windows complete, {} samples = {:.1} MB, {} alerts)",
+        "evaluate (rules + detectors) judged {:.1} ms per poll ({} windows complete, {} samples = {:.1} MB, {} alerts)",
         ms(judged) / 5.0,
         report.complete,
         report.samples,
