@@ -12,9 +12,9 @@ use std::time::{Duration, Instant, SystemTime};
 use rabbitmq_watch::alerting::Engine;
 use rabbitmq_watch::metrics::format::Format;
 use rabbitmq_watch::metrics::{SidecarInfo, encode};
-use rabbitmq_watch::rabbitmq::model::{Alarms, Overview, Page, Queue};
+use rabbitmq_watch::rabbitmq::model::{Page, Queue};
 use rabbitmq_watch::selection::select;
-use rabbitmq_watch::snapshot::{Fetched, PollTotals, Snapshot};
+use rabbitmq_watch::snapshot::Snapshot;
 
 /// `VmRSS` and `VmHWM` of this process, in MB.
 fn rss() -> String {
@@ -75,41 +75,15 @@ fn main() {
 
     let cfg = rabbitmq_watch::config::load(None, Default::default(), &[]).unwrap();
     let (queues, selection) = select(&cfg.queues, queues);
-    let fetched = |v| Fetched {
-        result: Ok(v),
-        duration: Duration::ZERO,
-        bytes: 0,
-    };
-    let snapshot = Arc::new(Snapshot {
-        seq: 1,
-        started_at: SystemTime::now(),
-        duration: Duration::ZERO,
-        overview: fetched(Overview::default()),
-        nodes: Fetched {
-            result: Ok(vec![]),
-            duration: Duration::ZERO,
-            bytes: 0,
-        },
-        queues: Fetched {
-            result: Ok(queues),
-            duration: Duration::ZERO,
-            bytes: 0,
-        },
-        alarms: Fetched {
-            result: Ok(Alarms::default()),
-            duration: Duration::ZERO,
-            bytes: 0,
-        },
-        selection,
-        // Dead-letter discovery ran and found none.
-        dead_letter_queues: Some(Fetched {
-            result: Ok(Vec::new()),
-            duration: Duration::ZERO,
-            bytes: 0,
-        }),
-        totals: PollTotals::default(),
-        cluster: Default::default(),
-    });
+    let snapshot = Arc::new(
+        Snapshot::builder()
+            .started_at(SystemTime::now())
+            .queues(queues)
+            .selection(selection)
+            // Dead-letter discovery ran and found none.
+            .dead_letter_queues(Vec::new())
+            .build(),
+    );
     let info = SidecarInfo {
         poll_interval: Duration::from_secs(15),
         rule_names: vec![],
@@ -117,7 +91,7 @@ fn main() {
     };
 
     let start = Instant::now();
-    let exposition = encode(Some(snapshot.clone()), None, &[], &info);
+    let exposition = encode(Some(snapshot.clone()), None, None, &[], &info);
     let encoding = start.elapsed();
     let rss_encoded = rss();
     let om_gz = exposition.variants.get(Format::OpenMetrics, true);
@@ -154,9 +128,9 @@ fn main() {
     println!("after plain and text variants       {}", rss());
     drop(exposition);
 
-    // The backlog detector alone, then the alert engine with the default rules and the
-    // detector (10 min window, at most 20 samples): 25 polls 30 s apart each, so the last
-    // ones judge complete windows.
+    // The backlog detector alone, then the alert engine with the default rules and both
+    // detectors (backlog: 10 min window, at most 20 samples; cluster: the single view): 25
+    // polls 30 s apart each, so the last ones judge complete windows.
     let cfg = rabbitmq_watch::config::load(None, Default::default(), &[]).expect("defaults");
     let mut tracker = rabbitmq_watch::alerting::backlog::Tracker::new(cfg.alerting.backlog.clone());
     let mut observed = Duration::ZERO;
@@ -187,7 +161,7 @@ fn main() {
     }
     let report = engine.backlog();
     println!(
-        "evaluate (rules + backlog), judged  {:.1} ms per poll ({} windows complete, {} samples = {:.1} MB, {} alerts)",
+        "evaluate (rules + detectors) judged {:.1} ms per poll ({} windows complete, {} samples = {:.1} MB, {} alerts)",
         ms(judged) / 5.0,
         report.complete,
         report.samples,

@@ -19,9 +19,8 @@ use crate::alerting::AssessmentReceiver;
 use crate::metrics::Exposition;
 use crate::metrics::format::{Format, accepts_gzip};
 use crate::notify::dispatch::{Silence, Silences, parse_time};
-use crate::poller::SnapshotReceiver;
 use crate::rabbitmq::Endpoint;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Snapshot, SnapshotReceiver};
 use crate::util::elapsed;
 use crate::util::html::escape;
 use crate::util::time::format_rfc3339;
@@ -394,34 +393,17 @@ fn status_page(info: &ServerInfo, snapshot: Option<&Snapshot>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rabbitmq::model::{Alarms, Overview};
-    use crate::snapshot::{Fetched, PollTotals};
+    use crate::snapshot::PollTotals;
 
     fn snapshot_with_last_success(last: Option<SystemTime>) -> Snapshot {
-        fn ok<T>(v: T) -> Fetched<T> {
-            Fetched {
-                result: Ok(v),
-                duration: Duration::ZERO,
-                bytes: 0,
-            }
-        }
-        Snapshot {
-            seq: 3,
-            started_at: SystemTime::UNIX_EPOCH,
-            duration: Duration::ZERO,
-            overview: ok(Overview::default()),
-            nodes: ok(vec![]),
-            queues: ok(vec![]),
-            alarms: ok(Alarms::default()),
-            selection: Default::default(),
-            dead_letter_queues: None,
-            cluster: Default::default(),
-            totals: PollTotals {
+        Snapshot::builder()
+            .seq(3)
+            .totals(PollTotals {
                 polls: 3,
                 failures: Default::default(),
                 last_success: last,
-            },
-        }
+            })
+            .build()
     }
 
     #[test]
@@ -444,7 +426,7 @@ mod tests {
             notify_stats: None,
         };
         let snapshot = Arc::new(snapshot_with_last_success(Some(SystemTime::now())));
-        let exposition = crate::metrics::encode(Some(snapshot.clone()), None, &[], &info);
+        let exposition = crate::metrics::encode(Some(snapshot.clone()), None, None, &[], &info);
         let (_snapshot_tx, snapshots) = watch::channel(Some(snapshot));
         let (_assessment_tx, assessments) = watch::channel(None);
         let (_exposition_tx, exposition) = watch::channel(Arc::new(exposition));

@@ -12,17 +12,18 @@
 //! - [`config`]: YAML + environment + CLI layers, validated into [`config::Config`]; a low
 //!   layer that every component imports (it imports only the leaf modules).
 //! - [`rabbitmq`]: the management API client and its response types; the only module that
-//!   talks to the broker.
+//!   talks to the broker. [`rabbitmq::members`] reads every cluster member's own
+//!   `/api/nodes` for the cluster detector.
 //! - [`selection`]: the `queues.*` filters and caps applied to each queue listing.
-//! - [`snapshot`]: one immutable [`snapshot::Snapshot`] per poll.
+//! - [`snapshot`]: one immutable [`snapshot::Snapshot`] per poll: only what was read.
 //! - [`poller`]: the interval loop that reads the API and publishes snapshots.
-//! - [`cluster`]: the cluster detector: every member's own view, merged (partitions, node
-//!   loss, unreachable members, restarts, alarms).
-//! - [`alerting`]: alert rules and the state machine of alert instances; the backlog detector
-//!   ([`alerting::backlog`]: per-queue sliding windows, classification, predictions), whose
-//!   report travels with the alerts to the metrics.
-//! - [`metrics`]: snapshot (+ backlog report, alerts) → OpenMetrics text, encoded once per
-//!   snapshot.
+//! - [`alerting`]: alert rules and the state machine of alert instances, and the detectors it
+//!   owns: the backlog detector ([`alerting::backlog`]: per-queue sliding windows,
+//!   classification, predictions) and the cluster detector ([`alerting::cluster`]: every
+//!   member's own view merged: partitions, node loss, unreachable members, restarts, alarms).
+//!   Their verdicts travel with the alerts in the [`alerting::Assessment`].
+//! - [`metrics`]: assessment (snapshot + detectors' verdicts + alerts) → OpenMetrics text,
+//!   encoded once per snapshot.
 //! - [`notify`]: routing, grouping, silences, inhibition, delivery with retries, the state
 //!   file; one file per integration (webhook, email, Alertmanager).
 //! - [`http`]: the axum routes (`/`, `/metrics`, `/-/healthy`, `/-/ready`).
@@ -31,7 +32,6 @@
 //! up logging, loads the configuration, binds the listener and turns signals into shutdown.
 
 pub mod alerting;
-pub mod cluster;
 pub mod config;
 pub mod http;
 pub mod matcher;
@@ -137,11 +137,12 @@ pub async fn run(
     let (snapshot_tx, snapshot_rx) = watch::channel(None);
     let (assessment_tx, assessment_rx) = watch::channel(None);
     let (exposition_tx, exposition_rx) =
-        watch::channel(Arc::new(metrics::encode(None, None, &[], &sidecar)));
+        watch::channel(Arc::new(metrics::encode(None, None, None, &[], &sidecar)));
     let mut engine = alerting::Engine::with_backlog(
         config.alerting.rules.clone(),
         config.alerting.backlog.clone(),
-    );
+    )
+    .with_expected_nodes(config.cluster.expected_nodes);
     engine.restore(saved.alerts.clone());
     let silences = Arc::new(notify::dispatch::Silences::from_saved(
         saved.silences.clone(),
@@ -154,7 +155,7 @@ pub async fn run(
         config.queues.clone(),
         config.alerting.backlog.discover_dead_letter_queues,
     )
-    .with_cluster(cluster::Reader::new(
+    .with_cluster(rabbitmq::members::Reader::new(
         config.cluster.clone(),
         config.rabbitmq.clone(),
     )?);

@@ -3,25 +3,19 @@
 //! that overruns the interval delays the next one. Failures are logged here, one line per
 //! failed endpoint, and counted in the snapshot's [`PollTotals`].
 
-use std::future::Future;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::{self, Reader, Source, View};
 use crate::config::QueuesConfig;
+use crate::rabbitmq::members::{MemberViews, Reader};
 use crate::rabbitmq::model::{Overview, dead_letter_targets, has_detailed_queues};
-use crate::rabbitmq::{Body, Client, Endpoint, Error};
+use crate::rabbitmq::{Client, Endpoint};
 use crate::selection::{Selection, select};
-use crate::snapshot::{Fetched, PollTotals, Snapshot};
-
-/// The receiving side of the snapshot channel: `None` until the first poll has finished.
-pub type SnapshotReceiver = watch::Receiver<Option<Arc<Snapshot>>>;
-/// The sending side of the snapshot channel, owned by the [`Poller`].
-pub type SnapshotSender = watch::Sender<Option<Arc<Snapshot>>>;
+use crate::snapshot::{Fetched, PollTotals, Snapshot, SnapshotSender};
 
 /// Reads the management API on a fixed interval and publishes snapshots.
 #[derive(Debug)]
@@ -47,8 +41,9 @@ pub struct PollState {
     /// Whether queues are read from `/api/queues/detailed` (RabbitMQ 3.13+); `None` until an
     /// overview has told the version.
     pub detailed_queues: Option<bool>,
-    /// What the cluster detector carries to the next poll.
-    pub cluster: cluster::History,
+    /// Every cluster member listed so far (by `rabbitmq.url` or any member's view), for
+    /// `cluster.url_template` discovery.
+    pub members: BTreeSet<String>,
 }
 
 impl Poller {
@@ -70,7 +65,7 @@ impl Poller {
     }
 
     /// The same poller, also reading every cluster member's own view through `reader`
-    /// (concurrently with the other reads; see [`crate::cluster`]).
+    /// (concurrently with the other reads; see [`crate::rabbitmq::members`]).
     pub fn with_cluster(mut self, reader: Reader) -> Self {
         self.cluster = Some(reader);
         self
@@ -111,19 +106,19 @@ impl Poller {
             match previous.detailed_queues {
                 Some(detailed) => {
                     tokio::join!(
-                        timed(self.client.overview()),
-                        timed(self.client.nodes()),
-                        timed(self.client.queues(&self.queues, detailed)),
-                        timed(self.client.alarms()),
+                        Fetched::timed(self.client.overview()),
+                        Fetched::timed(self.client.nodes()),
+                        Fetched::timed(self.client.queues(&self.queues, detailed)),
+                        Fetched::timed(self.client.alarms()),
                     )
                 }
                 None => {
-                    let overview = timed(self.client.overview()).await;
+                    let overview = Fetched::timed(self.client.overview()).await;
                     let detailed = overview.ok().is_some_and(detailed_queues);
                     let (nodes, queues, alarms) = tokio::join!(
-                        timed(self.client.nodes()),
-                        timed(self.client.queues(&self.queues, detailed)),
-                        timed(self.client.alarms()),
+                        Fetched::timed(self.client.nodes()),
+                        Fetched::timed(self.client.queues(&self.queues, detailed)),
+                        Fetched::timed(self.client.alarms()),
                     );
                     (overview, nodes, queues, alarms)
                 }
@@ -131,25 +126,17 @@ impl Poller {
         };
         let views = async {
             match &self.cluster {
-                Some(reader) => reader.read(&previous.cluster).await,
-                None => Vec::new(),
+                Some(reader) => reader.read(&previous.members).await,
+                None => MemberViews::default(),
             }
         };
-        let ((overview, nodes, queues, alarms), views) = tokio::join!(main, views);
-        let cluster = assess_cluster(
-            self.cluster.as_ref(),
-            views,
-            &overview,
-            &nodes,
-            &alarms,
-            &previous.cluster,
-        );
+        let ((overview, nodes, queues, alarms), member_views) = tokio::join!(main, views);
         // Which queues receive dead letters depends on every listed queue's settings (also
         // those not exported), so it is read after the listing, before the selection.
         let dead_letter_queues = match queues.ok() {
             Some(listed) if self.discover_dead_letters => {
                 let (exchanges, direct) = dead_letter_targets(listed);
-                let mut fetched = timed(self.client.bound_queues(&exchanges)).await;
+                let mut fetched = Fetched::timed(self.client.bound_queues(&exchanges)).await;
                 if let Ok(bound) = &mut fetched.result {
                     bound.extend(direct);
                     bound.sort_unstable();
@@ -189,7 +176,7 @@ impl Poller {
             dead_letter_queues,
             selection,
             totals: previous.totals.clone(),
-            cluster,
+            member_views,
         };
         let mut totals = previous.totals.clone();
         totals.record_poll(&snapshot);
@@ -198,40 +185,22 @@ impl Poller {
     }
 }
 
-/// The cluster judgement of this poll: the members' own views (or, without `cluster.nodes` /
-/// `cluster.url_template`, the view of the node behind `rabbitmq.url`) merged by
-/// [`cluster::assess`]; the members listed by `rabbitmq.url` feed discovery.
-fn assess_cluster(
-    reader: Option<&Reader>,
-    views: Vec<View>,
-    overview: &Fetched<Overview>,
-    nodes: &Fetched<Vec<crate::rabbitmq::model::Node>>,
-    alarms: &Fetched<crate::rabbitmq::model::Alarms>,
-    previous: &cluster::History,
-) -> cluster::ClusterStatus {
-    let source = reader.map_or(Source::Single, Reader::source);
-    let main_node = overview
+/// The members known after `snapshot` (for discovery): those of `previous`, plus every member
+/// listed by `rabbitmq.url` or by a member's own view.
+fn known_members(snapshot: &Snapshot, previous: &BTreeSet<String>) -> BTreeSet<String> {
+    let mut members = previous.clone();
+    let main = snapshot
+        .nodes
         .ok()
-        .and_then(|o| o.node.clone())
-        .or_else(|| previous.main_node.clone());
-    let views = if source == Source::Single {
-        vec![View {
-            node: main_node.clone().unwrap_or_else(|| "unknown".to_owned()),
-            nodes: nodes.clone(),
-        }]
-    } else {
-        views
-    };
-    let expected = reader.and_then(Reader::expected);
-    let (mut status, mut history) = cluster::assess(source, views, alarms.ok(), expected, previous);
-    history.main_node = main_node;
-    if let Some(listed) = nodes.ok() {
-        history
-            .members
-            .extend(listed.iter().map(|n| n.name.clone()));
+        .into_iter()
+        .flatten()
+        .map(|n| n.name.as_str());
+    for name in snapshot.member_views.listed_members().chain(main) {
+        if !members.contains(name) {
+            members.insert(name.to_owned());
+        }
     }
-    status.history = history;
-    status
+    members
 }
 
 fn detailed_queues(overview: &Overview) -> bool {
@@ -252,7 +221,7 @@ fn snapshot_state(snapshot: &Snapshot, previous: &PollState) -> PollState {
             .ok()
             .map(detailed_queues)
             .or(previous.detailed_queues),
-        cluster: snapshot.cluster.history.clone(),
+        members: known_members(snapshot, &previous.members),
     }
 }
 
@@ -274,19 +243,6 @@ fn log_caps(snapshot: &Snapshot, last_dropped: &mut u64) {
         tracing::info!(exported = s.exported, "queue caps no longer hit");
     }
     *last_dropped = dropped;
-}
-
-async fn timed<T>(f: impl Future<Output = Result<Body<T>, Error>>) -> Fetched<T> {
-    let start = Instant::now();
-    let (result, bytes) = match f.await {
-        Ok(body) => (Ok(body.value), body.bytes),
-        Err(e) => (Err(e), 0),
-    };
-    Fetched {
-        result,
-        duration: start.elapsed(),
-        bytes,
-    }
 }
 
 /// One warning per failed endpoint; one info line when a failing sidecar recovers.

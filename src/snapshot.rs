@@ -1,37 +1,27 @@
 //! [`Snapshot`]: one immutable record per poll of what was read from the management API,
-//! when, and how each endpoint's read went. Everything downstream (metrics, the status page,
-//! later the alert rules) is a function of the latest snapshot; nothing downstream calls the
-//! broker.
+//! when, and how each endpoint's read went; the channel that carries it ([`SnapshotSender`],
+//! [`SnapshotReceiver`]); the lifetime counters copied into it ([`PollTotals`]).
+//!
+//! A snapshot holds only what was read: judgements (the backlog and cluster detectors) are the
+//! alert engine's. Everything downstream (alerting, metrics, the status page) is a function of
+//! the latest snapshot; nothing downstream calls the broker.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use tokio::sync::watch;
+
+pub use crate::rabbitmq::Fetched;
+use crate::rabbitmq::members::MemberViews;
 use crate::rabbitmq::model::{Alarms, Node, Overview, Queue};
 use crate::rabbitmq::{Endpoint, Error};
 use crate::selection::Selection;
 
-/// The outcome of reading one endpoint during one poll.
-#[derive(Debug, Clone)]
-pub struct Fetched<T> {
-    /// The decoded answer, or why there is none. An `Err` means "unknown", not "empty".
-    pub result: Result<T, Error>,
-    /// Wall time of the read (all pages, for `/api/queues`).
-    pub duration: Duration,
-    /// Response body bytes received by a successful read (all pages); 0 for a failed one.
-    pub bytes: u64,
-}
-
-impl<T> Fetched<T> {
-    /// The value when the read succeeded.
-    pub fn ok(&self) -> Option<&T> {
-        self.result.as_ref().ok()
-    }
-
-    /// The error when the read failed.
-    pub fn err(&self) -> Option<&Error> {
-        self.result.as_ref().err()
-    }
-}
+/// The receiving side of the snapshot channel: `None` until the first poll has finished.
+pub type SnapshotReceiver = watch::Receiver<Option<Arc<Snapshot>>>;
+/// The sending side of the snapshot channel, owned by the poller ([`crate::poller::Poller`]).
+pub type SnapshotSender = watch::Sender<Option<Arc<Snapshot>>>;
 
 /// One poll of the management API. Published as `Arc<Snapshot>`; never mutated.
 #[derive(Debug, Clone)]
@@ -61,9 +51,11 @@ pub struct Snapshot {
     pub selection: Selection,
     /// Counters over the sidecar's lifetime, as of this poll.
     pub totals: PollTotals,
-    /// Every cluster member's own view and the cluster detector's judgement
-    /// ([`crate::cluster`]); `Default` (nothing read) in snapshots built by hand.
-    pub cluster: crate::cluster::ClusterStatus,
+    /// Every cluster member's own `GET /api/nodes`, read through its own management API
+    /// ([`crate::rabbitmq::members`]); no views without `cluster.nodes` /
+    /// `cluster.url_template` (the poll's own `nodes` is then the only view). Judged by the
+    /// alert engine ([`crate::alerting::cluster`]).
+    pub member_views: MemberViews,
 }
 
 impl Snapshot {
@@ -111,6 +103,145 @@ impl Snapshot {
     /// When this poll ended.
     pub fn finished_at(&self) -> SystemTime {
         self.started_at + self.duration
+    }
+
+    /// A [`SnapshotBuilder`] for a snapshot built by hand (tests, benchmarks).
+    pub fn builder() -> SnapshotBuilder {
+        SnapshotBuilder::default()
+    }
+}
+
+/// Builds a [`Snapshot`] by hand (unit and integration tests, benchmarks; the poller builds
+/// its own). Starts as poll 1, at the Unix epoch, taking no time, in which every endpoint
+/// answered with nothing: a default overview, no nodes, no queues, the alarm check `ok`; no
+/// dead-letter discovery, no member views, zero totals.
+#[derive(Debug, Clone)]
+pub struct SnapshotBuilder {
+    /// The snapshot so far.
+    snapshot: Snapshot,
+    /// Totals before this poll, to which [`SnapshotBuilder::build`] adds this poll.
+    counted_after: Option<PollTotals>,
+}
+
+impl Default for SnapshotBuilder {
+    fn default() -> Self {
+        Self {
+            snapshot: Snapshot {
+                seq: 1,
+                started_at: SystemTime::UNIX_EPOCH,
+                duration: Duration::ZERO,
+                overview: Fetched::answered(Overview::default()),
+                nodes: Fetched::answered(Vec::new()),
+                queues: Fetched::answered(Vec::new()),
+                alarms: Fetched::answered(Alarms {
+                    status: "ok".to_owned(),
+                    alarms: Vec::new(),
+                }),
+                dead_letter_queues: None,
+                selection: Selection::default(),
+                totals: PollTotals::default(),
+                member_views: MemberViews::default(),
+            },
+            counted_after: None,
+        }
+    }
+}
+
+impl SnapshotBuilder {
+    /// [`Snapshot::seq`].
+    #[must_use]
+    pub fn seq(mut self, seq: u64) -> Self {
+        self.snapshot.seq = seq;
+        self
+    }
+
+    /// [`Snapshot::started_at`].
+    #[must_use]
+    pub fn started_at(mut self, at: SystemTime) -> Self {
+        self.snapshot.started_at = at;
+        self
+    }
+
+    /// [`Snapshot::duration`].
+    #[must_use]
+    pub fn duration(mut self, duration: Duration) -> Self {
+        self.snapshot.duration = duration;
+        self
+    }
+
+    /// [`Snapshot::overview`]: a value (answered) or a [`Fetched`].
+    #[must_use]
+    pub fn overview(mut self, overview: impl Into<Fetched<Overview>>) -> Self {
+        self.snapshot.overview = overview.into();
+        self
+    }
+
+    /// [`Snapshot::nodes`]: a value (answered) or a [`Fetched`].
+    #[must_use]
+    pub fn nodes(mut self, nodes: impl Into<Fetched<Vec<Node>>>) -> Self {
+        self.snapshot.nodes = nodes.into();
+        self
+    }
+
+    /// [`Snapshot::queues`] (already selected): a value (answered) or a [`Fetched`].
+    #[must_use]
+    pub fn queues(mut self, queues: impl Into<Fetched<Vec<Queue>>>) -> Self {
+        self.snapshot.queues = queues.into();
+        self
+    }
+
+    /// [`Snapshot::alarms`]: a value (answered) or a [`Fetched`].
+    #[must_use]
+    pub fn alarms(mut self, alarms: impl Into<Fetched<Alarms>>) -> Self {
+        self.snapshot.alarms = alarms.into();
+        self
+    }
+
+    /// [`Snapshot::dead_letter_queues`]: discovery ran and read these (a value or a
+    /// [`Fetched`]).
+    #[must_use]
+    pub fn dead_letter_queues(mut self, queues: impl Into<Fetched<Vec<(String, String)>>>) -> Self {
+        self.snapshot.dead_letter_queues = Some(queues.into());
+        self
+    }
+
+    /// [`Snapshot::selection`].
+    #[must_use]
+    pub fn selection(mut self, selection: Selection) -> Self {
+        self.snapshot.selection = selection;
+        self
+    }
+
+    /// [`Snapshot::totals`], as given.
+    #[must_use]
+    pub fn totals(mut self, totals: PollTotals) -> Self {
+        self.snapshot.totals = totals;
+        self.counted_after = None;
+        self
+    }
+
+    /// [`Snapshot::totals`]: `previous` with this poll counted, as the poller does.
+    #[must_use]
+    pub fn counted_after(mut self, previous: PollTotals) -> Self {
+        self.counted_after = Some(previous);
+        self
+    }
+
+    /// [`Snapshot::member_views`].
+    #[must_use]
+    pub fn member_views(mut self, views: MemberViews) -> Self {
+        self.snapshot.member_views = views;
+        self
+    }
+
+    /// The snapshot.
+    pub fn build(self) -> Snapshot {
+        let mut snapshot = self.snapshot;
+        if let Some(mut totals) = self.counted_after {
+            totals.record_poll(&snapshot);
+            snapshot.totals = totals;
+        }
+        snapshot
     }
 }
 

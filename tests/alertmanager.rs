@@ -18,8 +18,7 @@ use rabbitmq_watch::notify::NotifyStats;
 use rabbitmq_watch::notify::alertmanager::{
     AlertmanagerConfig, Alertmanagers, INTEGRATION, RawAlertmanager,
 };
-use rabbitmq_watch::rabbitmq::model::{Alarms, Overview};
-use rabbitmq_watch::snapshot::{Fetched, PollTotals, Snapshot};
+use rabbitmq_watch::snapshot::Snapshot;
 use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -70,33 +69,14 @@ fn alert(name: &str, state: State) -> Alert {
     }
 }
 
-fn ok<T>(v: T) -> Fetched<T> {
-    Fetched {
-        result: Ok(v),
-        duration: Duration::ZERO,
-        bytes: 0,
-    }
-}
-
 /// An assessment of an empty, healthy broker with `alerts`.
 fn assessment(alerts: Vec<Alert>) -> Option<Arc<Assessment>> {
     let now = SystemTime::now();
-    let snapshot = Snapshot {
-        seq: 1,
-        started_at: now,
-        duration: Duration::ZERO,
-        overview: ok(Overview::default()),
-        nodes: ok(vec![]),
-        queues: ok(vec![]),
-        alarms: ok(Alarms::default()),
-        selection: Default::default(),
-        dead_letter_queues: None,
-        totals: PollTotals::default(),
-        cluster: Default::default(),
-    };
+    let snapshot = Snapshot::builder().started_at(now).build();
     Some(Arc::new(Assessment {
         snapshot: Arc::new(snapshot),
         backlog: Default::default(),
+        cluster: Default::default(),
         alerts,
         evaluated_at: now,
     }))

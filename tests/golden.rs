@@ -25,11 +25,7 @@ fn fixture<T: serde::de::DeserializeOwned>(name: &str) -> T {
 }
 
 fn fetched<T>(value: T, millis: u64, bytes: u64) -> Fetched<T> {
-    Fetched {
-        result: Ok(value),
-        duration: Duration::from_millis(millis),
-        bytes,
-    }
+    Fetched::answered(value).took(Duration::from_millis(millis), bytes)
 }
 
 /// The snapshot of a poll that started 120 s after the `prio` queue's head message was
@@ -46,42 +42,30 @@ fn snapshot() -> Arc<Snapshot> {
     let mut queues = page.items;
     queues.sort_by(|a, b| (&a.vhost, &a.name).cmp(&(&b.vhost, &b.name)));
     let (queues, selection) = select(&cfg.queues, queues);
-    let mut snapshot = Snapshot {
-        seq: 7,
-        started_at,
-        duration: Duration::from_millis(42),
-        overview: fetched(fixture::<Overview>("overview-columns.json"), 12, 2021),
-        nodes: fetched(fixture::<Vec<Node>>("nodes-columns.json"), 9, 476),
-        queues: fetched(queues, 41, 3960),
-        alarms: fetched(fixture::<Alarms>("alarms-failed.json"), 3, 150),
-        selection,
-        // The dead-letter exchange `dlx` of `prio` binds `prio.dead`, a queue not exported.
-        dead_letter_queues: Some(fetched(vec![("/".into(), "prio.dead".into())], 2, 60)),
-        totals: PollTotals::default(),
-        cluster: Default::default(),
-    };
     // Six earlier polls, two of which timed out reading /api/queues.
-    let mut totals = PollTotals {
+    let earlier = PollTotals {
         polls: 6,
         failures: [((Endpoint::Queues, "timeout"), 2)].into(),
         last_success: None,
     };
-    totals.record_poll(&snapshot);
-    snapshot.totals = totals;
-    // The single-URL cluster view (no cluster.nodes): the answering node's own /api/nodes.
-    let node = snapshot.overview.ok().and_then(|o| o.node.clone()).unwrap();
-    let view = rabbitmq_watch::cluster::View {
-        node,
-        nodes: snapshot.nodes.clone(),
-    };
-    snapshot.cluster = rabbitmq_watch::cluster::assess(
-        rabbitmq_watch::cluster::Source::Single,
-        vec![view],
-        snapshot.alarms.ok(),
-        None,
-        &Default::default(),
-    )
-    .0;
+    // No cluster.nodes: the cluster detector judges the answering node's own /api/nodes.
+    let snapshot = Snapshot::builder()
+        .seq(7)
+        .started_at(started_at)
+        .duration(Duration::from_millis(42))
+        .overview(fetched(
+            fixture::<Overview>("overview-columns.json"),
+            12,
+            2021,
+        ))
+        .nodes(fetched(fixture::<Vec<Node>>("nodes-columns.json"), 9, 476))
+        .queues(fetched(queues, 41, 3960))
+        .alarms(fetched(fixture::<Alarms>("alarms-failed.json"), 3, 150))
+        .selection(selection)
+        // The dead-letter exchange `dlx` of `prio` binds `prio.dead`, a queue not exported.
+        .dead_letter_queues(fetched(vec![("/".into(), "prio.dead".into())], 2, 60))
+        .counted_after(earlier)
+        .build();
     Arc::new(snapshot)
 }
 
@@ -151,6 +135,7 @@ fn exposition(format: Format) -> String {
     let e = encode(
         Some(snapshot),
         Some(engine.backlog().clone()),
+        Some(engine.cluster().clone()),
         &alerts,
         &info,
     );

@@ -3,6 +3,11 @@
 //! `for` and `keep_firing_for`. What cannot be evaluated (an endpoint failed, a field is
 //! unknown) keeps its state: an alert never resolves because the broker could not be seen.
 //!
+//! The engine owns the detectors, which judge each snapshot against the history of earlier
+//! ones: the backlog detector ([`backlog`]: per-queue windows) and the cluster detector
+//! ([`cluster`]: every member's own view merged). Their verdicts feed the rules and are
+//! published with the alerts in the [`Assessment`].
+//!
 //! Pure: [`Engine::evaluate`] takes the snapshot and `now`; the task in [`run`] feeds it and
 //! publishes the alerts for the HTTP API, the metrics and the notifier.
 
@@ -19,13 +24,13 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::BacklogConfig;
-use crate::poller::SnapshotReceiver;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Snapshot, SnapshotReceiver};
 use crate::util::elapsed;
 /// Serde adapters for times, re-exported from [`crate::util::time`] for the state file
 /// types that name them by this path.
 pub use crate::util::time::{rfc3339, rfc3339_opt};
 use backlog::{Report, Tracker};
+use cluster::{ClusterStatus, Detector};
 use rules::{Evaluation, Instance, Labels, Rule, render};
 
 /// How long a resolved alert stays listed (and available to notifiers) after resolving.
@@ -106,7 +111,7 @@ pub fn fingerprint(labels: &Labels) -> String {
     format!("{hash:016x}")
 }
 
-/// The rules, the backlog detector's history and the state of every alert instance.
+/// The rules, the detectors' history and the state of every alert instance.
 #[derive(Debug)]
 pub struct Engine {
     /// The rules, evaluated in order.
@@ -117,6 +122,10 @@ pub struct Engine {
     backlog: Tracker,
     /// The backlog detector's report on the last snapshot evaluated.
     report: Arc<Report>,
+    /// The cluster detector (its history: largest size seen, uptimes, restarts).
+    cluster: Detector,
+    /// The cluster detector's verdict on the last snapshot evaluated.
+    cluster_status: Arc<ClusterStatus>,
 }
 
 impl Engine {
@@ -132,7 +141,23 @@ impl Engine {
             alerts: BTreeMap::new(),
             backlog: Tracker::new(backlog),
             report: Arc::default(),
+            cluster: Detector::default(),
+            cluster_status: Arc::default(),
         }
+    }
+
+    /// The same engine, with the cluster detector expecting `expected` members
+    /// (`cluster.expected_nodes`; `None`, the default: the largest member list seen).
+    #[must_use]
+    pub fn with_expected_nodes(mut self, expected: Option<u64>) -> Self {
+        self.cluster = Detector::new(expected);
+        self
+    }
+
+    /// The cluster detector's verdict on the last snapshot evaluated ("nothing read" before
+    /// the first).
+    pub fn cluster(&self) -> &Arc<ClusterStatus> {
+        &self.cluster_status
     }
 
     /// The backlog detector's report on the last snapshot evaluated (empty before the first).
@@ -160,13 +185,14 @@ impl Engine {
         self.alerts.values()
     }
 
-    /// Adds `snapshot` to the backlog detector, evaluates every rule against it at `now` and
-    /// moves the alerts on.
+    /// Adds `snapshot` to the backlog and cluster detectors, evaluates every rule against it
+    /// at `now` and moves the alerts on.
     pub fn evaluate(&mut self, snapshot: &Snapshot, now: SystemTime) {
         self.report = Arc::new(self.backlog.observe(snapshot));
-        let vars = snapshot.cluster.template_vars();
+        self.cluster_status = Arc::new(self.cluster.observe(snapshot));
+        let vars = self.cluster_status.template_vars();
         for rule in &self.rules {
-            let evaluation = rule.evaluate(snapshot, &self.report);
+            let evaluation = rule.evaluate(snapshot, &self.report, &self.cluster_status);
             step(&mut self.alerts, rule, evaluation, now, &vars);
         }
         // Alerts of removed rules and long-resolved alerts go.
@@ -289,6 +315,8 @@ pub struct Assessment {
     pub snapshot: Arc<Snapshot>,
     /// The backlog detector's report on it (its queues in the snapshot's order).
     pub backlog: Arc<Report>,
+    /// The cluster detector's verdict on it (every member's view merged).
+    pub cluster: Arc<ClusterStatus>,
     /// Every alert instance after the evaluation (pending, firing, recently resolved), sorted
     /// by fingerprint.
     pub alerts: Vec<Alert>,
@@ -320,6 +348,7 @@ pub async fn run(
         tx.send_replace(Some(Arc::new(Assessment {
             snapshot,
             backlog: engine.backlog().clone(),
+            cluster: engine.cluster().clone(),
             alerts: engine.alerts().cloned().collect(),
             evaluated_at: now,
         })));
@@ -332,9 +361,9 @@ mod tests {
 
     use super::*;
     use crate::alerting::rules::{Condition, Kind, Selector};
-    use crate::rabbitmq::model::{Alarms, Overview, Queue};
+    use crate::rabbitmq::model::Queue;
     use crate::rabbitmq::{Endpoint, Error};
-    use crate::snapshot::{Fetched, PollTotals};
+    use crate::snapshot::Fetched;
 
     fn rule(expr: &str, for_: u64, keep: u64) -> Rule {
         Rule {
@@ -358,14 +387,6 @@ mod tests {
         UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
     }
 
-    fn ok<T>(v: T) -> Fetched<T> {
-        Fetched {
-            result: Ok(v),
-            duration: Duration::ZERO,
-            bytes: 0,
-        }
-    }
-
     /// A snapshot with queue `q` holding `ready` messages (`None`: the queue is gone; a failed
     /// queue listing when `failed`).
     fn snap(ready: Option<Option<u64>>, failed: bool) -> Snapshot {
@@ -380,29 +401,16 @@ mod tests {
                 }]
             })
             .unwrap_or_default();
-        Snapshot {
-            seq: 1,
-            started_at: at(0),
-            duration: Duration::ZERO,
-            overview: ok(Overview::default()),
-            nodes: ok(vec![]),
-            queues: if failed {
-                Fetched {
-                    result: Err(Error::Timeout {
-                        endpoint: Endpoint::Queues,
-                        timeout_ms: 1,
-                    }),
-                    duration: Duration::ZERO,
-                    bytes: 0,
-                }
-            } else {
-                ok(queues)
-            },
-            alarms: ok(Alarms::default()),
-            selection: Default::default(),
-            dead_letter_queues: None,
-            totals: PollTotals::default(),
-            cluster: Default::default(),
+        let builder = Snapshot::builder().started_at(at(0));
+        if failed {
+            builder
+                .queues(Fetched::failed(Error::Timeout {
+                    endpoint: Endpoint::Queues,
+                    timeout_ms: 1,
+                }))
+                .build()
+        } else {
+            builder.queues(queues).build()
         }
     }
 

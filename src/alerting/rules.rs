@@ -9,8 +9,8 @@ use super::backlog::{Analysis, QueueBacklog, Report};
 pub use crate::config::rules::{
     Comparison, Condition, DEFAULTS, DefaultRule, Kind, Op, Rule, Selector,
 };
-use crate::metrics::nodes::alarm_in_effect;
-use crate::rabbitmq::model::{Node, Queue};
+use super::cluster::ClusterStatus;
+use crate::rabbitmq::model::{Node, Queue, alarm_in_effect};
 use crate::snapshot::Snapshot;
 
 /// A label set, sorted by name.
@@ -56,8 +56,9 @@ impl Rule {
     }
 
     /// Evaluates the rule against `snapshot`, with the backlog detector's `backlog` report
-    /// of the same snapshot (its queues in the snapshot's order) for queue rules.
-    pub fn evaluate(&self, s: &Snapshot, backlog: &Report) -> Evaluation {
+    /// of the same snapshot (its queues in the snapshot's order) for queue rules and the
+    /// cluster detector's verdict `cluster` on it for cluster rules.
+    pub fn evaluate(&self, s: &Snapshot, backlog: &Report, cluster: &ClusterStatus) -> Evaluation {
         let mut active = Vec::new();
         let mut unknown = Vec::new();
         // Labels are built only for objects that hold or are unknown (most do not hold).
@@ -103,7 +104,11 @@ impl Rule {
                 }
             }
             Kind::Cluster => {
-                record(&[], check(&self.condition, |f| cluster_field(s, f)), None);
+                record(
+                    &[],
+                    check(&self.condition, |f| cluster_field(s, cluster, f)),
+                    None,
+                );
             }
         }
         Evaluation::Known { active, unknown }
@@ -250,11 +255,11 @@ fn node_field(n: &Node, field: &str, s: &Snapshot) -> Option<f64> {
     }
 }
 
-fn cluster_field(s: &Snapshot, field: &str) -> Option<f64> {
+fn cluster_field(s: &Snapshot, cluster: &ClusterStatus, field: &str) -> Option<f64> {
     if field == "up" {
         return bit(Some(s.is_up()));
     }
-    if let Some(v) = crate::alerting::cluster::field(&s.cluster, field) {
+    if let Some(v) = super::cluster::field(cluster, field) {
         return v;
     }
     let o = s.overview.ok()?;
@@ -274,7 +279,7 @@ fn cluster_field(s: &Snapshot, field: &str) -> Option<f64> {
 
 /// Fills `{{ $value }}`, `{{ $labels.NAME }}`, `{{ $details.NAME }}` (the backlog detector's
 /// details of a queue, [`Analysis::details`]) and `{{ $cluster.NAME }}` (the cluster
-/// detector's view, [`crate::cluster::ClusterStatus::template_vars`]) in `template`; unknown
+/// detector's view, [`ClusterStatus::template_vars`]) in `template`; unknown
 /// names become empty. Values print with at most 3 decimals, trailing zeros removed.
 pub fn render(
     template: &str,

@@ -5,17 +5,18 @@
 //! reaches the broker. Series of objects that are gone from the snapshot are gone from the
 //! output; a field the broker did not report gives no series (absent = unknown, never 0).
 //!
-//! One file per family group: [`cluster`] (`/api/overview`), [`nodes`] (`/api/nodes` and the
+//! One file per family group: [`overview`] (`/api/overview`), [`nodes`] (`/api/nodes` and the
 //! alarm check), [`queues`] (`/api/queues`), [`sidecar`] (the sidecar's own health),
-//! [`cluster_health`] (the cluster detector: every member's own view).
+//! [`cluster`] (the cluster detector's verdict: every member's own view), [`backlog`] (the
+//! backlog detector's report), [`alerts`] and [`notify`] (the alert engine and notifiers).
 
 pub mod alerts;
 pub mod backlog;
 pub mod cluster;
-pub mod cluster_health;
 pub mod format;
 pub mod nodes;
 pub mod notify;
+pub mod overview;
 pub mod queues;
 pub mod sidecar;
 
@@ -34,6 +35,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::alerting::AssessmentReceiver;
+use crate::alerting::cluster::ClusterStatus;
 use crate::rabbitmq::Endpoint;
 use crate::snapshot::Snapshot;
 
@@ -203,6 +205,7 @@ fn flag(b: bool) -> i64 {
 struct SnapshotCollector {
     snapshot: Option<Arc<Snapshot>>,
     backlog: Option<Arc<crate::alerting::backlog::Report>>,
+    cluster: Option<Arc<ClusterStatus>>,
     alerts: alerts::AlertCounts,
     info: SidecarInfo,
 }
@@ -216,9 +219,13 @@ impl prometheus_client::collector::Collector for SnapshotCollector {
         }
         if let Some(s) = &self.snapshot {
             let mut missing = MissingFields::default();
-            cluster::encode(&mut enc, s)?;
+            overview::encode(&mut enc, s)?;
             nodes::encode(&mut enc, s, &mut missing)?;
-            cluster_health::encode(&mut enc, s)?;
+            // Without a verdict (a snapshot encoded on its own), the families with no samples.
+            match &self.cluster {
+                Some(c) => cluster::encode(&mut enc, c)?,
+                None => cluster::encode(&mut enc, &ClusterStatus::default())?,
+            }
             queues::encode(&mut enc, s, &mut missing)?;
             if let Some(report) = &self.backlog {
                 backlog::encode(&mut enc, s, report)?;
@@ -235,11 +242,13 @@ impl prometheus_client::collector::Collector for SnapshotCollector {
     }
 }
 
-/// Encodes the exposition for `snapshot` and the alerts evaluated on it (`None`: before the
-/// first poll, only the sidecar's own families, with `rabbitmq_up 0`).
+/// Encodes the exposition for `snapshot`, the detectors' judgements of it (`backlog`,
+/// `cluster`) and the alerts evaluated on it (`snapshot` `None`: before the first poll, only
+/// the sidecar's own families, with `rabbitmq_up 0`).
 pub fn encode(
     snapshot: Option<Arc<Snapshot>>,
     backlog: Option<Arc<crate::alerting::backlog::Report>>,
+    cluster: Option<Arc<ClusterStatus>>,
     alerts: &[crate::alerting::Alert],
     info: &SidecarInfo,
 ) -> Exposition {
@@ -248,6 +257,7 @@ pub fn encode(
     registry.register_collector(Box::new(SnapshotCollector {
         snapshot,
         backlog,
+        cluster,
         alerts: alerts::count(alerts),
         info: info.clone(),
     }));
@@ -286,6 +296,7 @@ pub async fn run(
             encode(
                 Some(assessment.snapshot.clone()),
                 Some(assessment.backlog.clone()),
+                Some(assessment.cluster.clone()),
                 &assessment.alerts,
                 &info,
             )
@@ -309,33 +320,26 @@ mod tests {
     use crate::snapshot::{Fetched, PollTotals};
 
     fn fetched<T>(result: Result<T, Error>) -> Fetched<T> {
-        Fetched {
-            result,
-            duration: Duration::from_millis(5),
-            bytes: 100,
-        }
+        let f = match result {
+            Ok(v) => Fetched::answered(v),
+            Err(e) => Fetched::failed(e),
+        };
+        f.took(Duration::from_millis(5), 100)
     }
 
     fn snapshot(nodes: Result<Vec<Node>, Error>, queues: Vec<Queue>) -> Arc<Snapshot> {
-        let mut s = Snapshot {
-            seq: 1,
-            started_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
-            duration: Duration::from_millis(7),
-            overview: fetched(Ok(Overview::default())),
-            nodes: fetched(nodes),
-            queues: fetched(Ok(queues)),
-            alarms: fetched(Ok(Alarms {
+        let s = Snapshot::builder()
+            .started_at(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000))
+            .duration(Duration::from_millis(7))
+            .overview(fetched(Ok(Overview::default())))
+            .nodes(fetched(nodes))
+            .queues(fetched(Ok(queues)))
+            .alarms(fetched(Ok(Alarms {
                 status: "ok".into(),
                 alarms: vec![],
-            })),
-            selection: Default::default(),
-            dead_letter_queues: None,
-            totals: PollTotals::default(),
-            cluster: Default::default(),
-        };
-        let mut totals = PollTotals::default();
-        totals.record_poll(&s);
-        s.totals = totals;
+            })))
+            .counted_after(PollTotals::default())
+            .build();
         Arc::new(s)
     }
 
@@ -345,7 +349,7 @@ mod tests {
             rule_names: vec![],
             notify_stats: None,
         };
-        let exposition = encode(Some(s), None, &[], &info);
+        let exposition = encode(Some(s), None, None, &[], &info);
         String::from_utf8(
             exposition
                 .variants
@@ -443,7 +447,7 @@ mod tests {
             rule_names: vec![],
             notify_stats: None,
         };
-        let exposition = encode(None, None, &[], &info);
+        let exposition = encode(None, None, None, &[], &info);
         let t = String::from_utf8(
             exposition
                 .variants

@@ -1,14 +1,19 @@
 //! The RabbitMQ management HTTP API: the HTTP client ([`client`]), the response types
-//! ([`model`]), the endpoints read ([`Endpoint`]) and the ways a read can fail ([`Error`]).
+//! ([`model`]), the per-member reads of the cluster detector ([`members`]), the endpoints
+//! read ([`Endpoint`]), the outcome of one read ([`Fetched`]) and the ways a read can fail
+//! ([`Error`]).
 //!
 //! This is the only module that talks to the broker.
 
 pub mod client;
+pub mod members;
 pub mod model;
 
 pub use client::Client;
 
 use std::fmt;
+use std::future::Future;
+use std::time::{Duration, Instant};
 
 /// A decoded answer and how many body bytes it took (all pages, for paged reads).
 #[derive(Debug, Clone, PartialEq)]
@@ -17,6 +22,79 @@ pub struct Body<T> {
     pub value: T,
     /// Response body bytes received (after any transfer decoding).
     pub bytes: u64,
+}
+
+/// The outcome of reading one endpoint during one poll.
+#[derive(Debug, Clone)]
+pub struct Fetched<T> {
+    /// The decoded answer, or why there is none. An `Err` means "unknown", not "empty".
+    pub result: Result<T, Error>,
+    /// Wall time of the read (all pages, for `/api/queues`).
+    pub duration: Duration,
+    /// Response body bytes received by a successful read (all pages); 0 for a failed one.
+    pub bytes: u64,
+}
+
+impl<T> Fetched<T> {
+    /// Awaits `read` and records its outcome, wall time and body bytes.
+    pub async fn timed(read: impl Future<Output = Result<Body<T>, Error>>) -> Self {
+        let start = Instant::now();
+        let (result, bytes) = match read.await {
+            Ok(body) => (Ok(body.value), body.bytes),
+            Err(e) => (Err(e), 0),
+        };
+        Self {
+            result,
+            duration: start.elapsed(),
+            bytes,
+        }
+    }
+
+    /// A successful read of `value` that took no time and no bytes (for snapshots built by
+    /// hand; also `Fetched::from(value)`).
+    pub fn answered(value: T) -> Self {
+        Self {
+            result: Ok(value),
+            duration: Duration::ZERO,
+            bytes: 0,
+        }
+    }
+
+    /// A failed read that took no time (for snapshots built by hand).
+    pub fn failed(error: Error) -> Self {
+        Self {
+            result: Err(error),
+            duration: Duration::ZERO,
+            bytes: 0,
+        }
+    }
+
+    /// The same outcome, read in `duration` with `bytes` body bytes.
+    #[must_use]
+    pub fn took(self, duration: Duration, bytes: u64) -> Self {
+        Self {
+            duration,
+            bytes,
+            ..self
+        }
+    }
+
+    /// The value when the read succeeded.
+    pub fn ok(&self) -> Option<&T> {
+        self.result.as_ref().ok()
+    }
+
+    /// The error when the read failed.
+    pub fn err(&self) -> Option<&Error> {
+        self.result.as_ref().err()
+    }
+}
+
+impl<T> From<T> for Fetched<T> {
+    /// [`Fetched::answered`].
+    fn from(value: T) -> Self {
+        Self::answered(value)
+    }
 }
 
 /// A management API endpoint read on every poll.

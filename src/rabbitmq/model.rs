@@ -527,6 +527,26 @@ pub struct Alarm {
     pub resource: String,
 }
 
+/// Whether `resource`'s alarm is in effect on `node`: 1 when either the node's own flag or the
+/// alarm check says so, unknown when neither source answered. Pass `check: None` for a node
+/// that is not running: the check only covers running nodes.
+pub fn alarm_in_effect(
+    node: &str,
+    node_flag: Option<bool>,
+    check: Option<&Alarms>,
+    resource: &str,
+) -> Option<bool> {
+    let from_check = check.map(|c| {
+        c.alarms
+            .iter()
+            .any(|a| a.node == node && a.resource == resource)
+    });
+    match (node_flag, from_check) {
+        (None, None) => None,
+        (a, b) => Some(a.unwrap_or(false) || b.unwrap_or(false)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -658,5 +678,48 @@ mod tests {
         assert!(serde_json::from_str::<Alarms>(r#"{"error":"service_unavailable"}"#).is_err());
         let odd: Alarms = serde_json::from_str(r#"{"status":"failed","reason":"x"}"#).unwrap();
         assert!(odd.validate().is_err());
+    }
+
+    fn check(alarms: &[(&str, &str)]) -> Alarms {
+        Alarms {
+            status: if alarms.is_empty() { "ok" } else { "failed" }.to_owned(),
+            alarms: alarms
+                .iter()
+                .map(|(n, r)| Alarm {
+                    node: n.to_string(),
+                    resource: r.to_string(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn alarm_check_wins_over_a_lagging_node_flag() {
+        let c = check(&[("rabbit@a", "memory")]);
+        assert_eq!(
+            alarm_in_effect("rabbit@a", Some(false), Some(&c), "memory"),
+            Some(true)
+        );
+        assert_eq!(
+            alarm_in_effect("rabbit@b", Some(false), Some(&c), "memory"),
+            Some(false)
+        );
+        assert_eq!(
+            alarm_in_effect("rabbit@a", Some(false), Some(&c), "disk space"),
+            Some(false)
+        );
+    }
+
+    #[test]
+    fn alarm_is_unknown_when_no_source_answered() {
+        assert_eq!(alarm_in_effect("rabbit@a", None, None, "memory"), None);
+        assert_eq!(
+            alarm_in_effect("rabbit@a", Some(true), None, "memory"),
+            Some(true)
+        );
+        assert_eq!(
+            alarm_in_effect("rabbit@a", None, Some(&check(&[])), "memory"),
+            Some(false)
+        );
     }
 }
