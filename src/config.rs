@@ -65,6 +65,8 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// The cluster detector (`cluster.*`).
     pub cluster: ClusterConfig,
+    /// The HTTP server's security settings (`web.*`).
+    pub web: WebConfig,
 }
 
 /// `notify.*`: where alerts go, with Alertmanager's vocabulary.
@@ -445,6 +447,7 @@ struct RawConfig {
     listen: Option<String>,
     log: RawLog,
     cluster: RawCluster,
+    web: RawWeb,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -704,6 +707,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         alerting,
         notify,
         cluster,
+        web: validate_web(raw.web)?,
     })
 }
 
@@ -1217,6 +1221,52 @@ fn parse_duration_or_zero(key: &str, text: &str) -> Result<Duration, ConfigError
         )
     })
 }
+
+// ---- `web.*` (issue #14). Kept in one block: the exporter-toolkit file it names is parsed by
+// `crate::web::config`, not here.
+
+/// `web.*`: who may reach the HTTP server and what it lets them change.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct WebConfig {
+    /// `web.config_file` (CLI `--web.config.file`): a Prometheus exporter-toolkit web
+    /// configuration file (TLS, basic auth, extra response headers), read at start-up by
+    /// [`crate::web::config::WebFile::load`]. Default: none (plain HTTP, no authentication).
+    pub config_file: Option<PathBuf>,
+    /// `web.enable_admin_api` (env `RABBITMQ_WATCH__WEB__ENABLE_ADMIN_API`): whether the write
+    /// endpoints (`POST /api/v1/silences`, `DELETE /api/v1/silences/{id}`) are served. Default
+    /// `false`: they answer 403, as Prometheus does without `--web.enable-admin-api`.
+    pub enable_admin_api: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawWeb {
+    config_file: Option<String>,
+    enable_admin_api: Option<String>,
+}
+
+fn validate_web(raw: RawWeb) -> Result<WebConfig, ConfigError> {
+    let config_file = match raw.config_file.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(path) => {
+            let path = PathBuf::from(path);
+            std::fs::metadata(&path).map_err(|source| ConfigError::File {
+                key: "web.config_file".to_owned(),
+                path: path.clone(),
+                source,
+            })?;
+            Some(path)
+        }
+    };
+    Ok(WebConfig {
+        config_file,
+        enable_admin_api: parse_bool(
+            "web.enable_admin_api",
+            raw.enable_admin_api.as_deref().unwrap_or("false"),
+        )?,
+    })
+}
+// ---- end of `web.*`.
 
 fn parse_bool(key: &str, text: &str) -> Result<bool, ConfigError> {
     match text.trim() {

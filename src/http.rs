@@ -1,6 +1,11 @@
 //! The HTTP server's routes: `/` (status page), `/metrics` (the pre-encoded exposition),
-//! `/-/healthy` (the process is alive) and `/-/ready` (a poll succeeded recently). Handlers only
-//! read the latest snapshot and exposition; none reaches the broker.
+//! `/-/healthy` (every supervised task runs) and `/-/ready` (healthy, and a poll succeeded
+//! recently), the alert API and the silence API. Handlers only read the latest snapshot and
+//! exposition; none reaches the broker.
+//!
+//! Write requests (any method but GET and HEAD: creating and expiring silences) are the admin
+//! API: refused with 403 unless `web.enable_admin_api` is true, as Prometheus refuses them
+//! without `--web.enable-admin-api`. TLS and authentication are the server's ([`crate::web`]).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -22,6 +27,7 @@ use crate::notify::dispatch::{Silence, Silences, parse_time};
 use crate::poller::SnapshotReceiver;
 use crate::rabbitmq::Endpoint;
 use crate::snapshot::Snapshot;
+use crate::supervise::Health;
 
 /// Time limit for handling one HTTP request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -39,6 +45,8 @@ pub struct AppState {
     pub info: Arc<ServerInfo>,
     /// Silences (created, listed and expired through the API).
     pub silences: Arc<Silences>,
+    /// Whether every supervised task still runs (`/-/healthy`, `/-/ready`).
+    pub health: Health,
 }
 
 /// Static facts the routes need.
@@ -48,13 +56,17 @@ pub struct ServerInfo {
     pub target: String,
     /// `poll.interval`.
     pub poll_interval: Duration,
+    /// `web.enable_admin_api`: whether write requests are served.
+    pub admin_api: bool,
     /// `/-/ready` answers 200 while the last fully successful poll ended at most this long ago:
     /// `2 × poll.interval + rabbitmq.timeout`.
     pub ready_max_age: Duration,
 }
 
-/// The router with every route, request tracing and the request timeout.
+/// The router with every route, the admin API switch, request tracing and the request
+/// timeout.
 pub fn app(state: AppState) -> Router {
+    let admin_api = state.info.admin_api;
     Router::new()
         .route("/", get(index))
         .route("/metrics", get(metrics))
@@ -66,12 +78,37 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/silences/{id}",
             axum::routing::delete(expire_silence),
         )
+        .layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                admin_only(admin_api, request, next)
+            },
+        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// What a write request gets while `web.enable_admin_api` is false.
+pub const ADMIN_API_DISABLED: &str = "the admin API (creating and expiring silences) is disabled: set web.enable_admin_api: true in the configuration (or RABBITMQ_WATCH__WEB__ENABLE_ADMIN_API=true) to enable it";
+
+/// Refuses write requests (any method but GET and HEAD) with 403 unless `enabled`.
+async fn admin_only(
+    enabled: bool,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let method = request.method();
+    if enabled || method == axum::http::Method::GET || method == axum::http::Method::HEAD {
+        return next.run(request).await;
+    }
+    (
+        StatusCode::FORBIDDEN,
+        axum::Json(serde_json::json!({"status": "error", "error": ADMIN_API_DISABLED})),
+    )
+        .into_response()
 }
 
 /// Serves the latest exposition in the format `Accept` prefers, gzip-compressed when
@@ -235,8 +272,16 @@ async fn expire_silence(
     }
 }
 
-async fn healthy() -> &'static str {
-    "OK\n"
+/// 200 while every supervised task runs; 503 naming the tasks that failed.
+async fn healthy(State(state): State<AppState>) -> Response {
+    match state.health.check() {
+        Ok(()) => (StatusCode::OK, "OK\n").into_response(),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("unhealthy: {reason}\n"),
+        )
+            .into_response(),
+    }
 }
 
 /// Whether a poll that read every endpoint ended within `max_age` of `now`; the reason if not.
@@ -264,11 +309,14 @@ pub fn readiness(
 
 async fn ready(State(state): State<AppState>) -> Response {
     let snapshot = state.snapshots.borrow().clone();
-    match readiness(
-        snapshot.as_deref(),
-        state.info.ready_max_age,
-        SystemTime::now(),
-    ) {
+    let verdict = state.health.check().and_then(|()| {
+        readiness(
+            snapshot.as_deref(),
+            state.info.ready_max_age,
+            SystemTime::now(),
+        )
+    });
+    match verdict {
         Ok(()) => (StatusCode::OK, "OK\n").into_response(),
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -456,6 +504,7 @@ mod tests {
         let (_assessment_tx, assessments) = watch::channel(None);
         let (_exposition_tx, exposition) = watch::channel(Arc::new(exposition));
         AppState {
+            health: Health::default(),
             silences: Arc::new(Silences::default()),
             snapshots,
             assessments,
@@ -463,6 +512,7 @@ mod tests {
             info: Arc::new(ServerInfo {
                 target: "http://mq/".into(),
                 poll_interval: Duration::from_secs(15),
+                admin_api: false,
                 ready_max_age: Duration::from_secs(40),
             }),
         }
@@ -528,6 +578,7 @@ mod tests {
         let info = ServerInfo {
             target: "http://mq/".into(),
             poll_interval: Duration::from_secs(15),
+            admin_api: false,
             ready_max_age: Duration::from_secs(40),
         };
         let page = status_page(&info, Some(&s));
