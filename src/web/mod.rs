@@ -14,6 +14,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod probe;
 mod tls;
 
 use std::convert::Infallible;
