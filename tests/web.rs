@@ -520,6 +520,10 @@ fn a_bad_web_config_stops_start_up_naming_the_key() {
             "basic_auth_users:\n  alice: plaintext\n",
             "basic_auth_users.alice",
         ),
+        (
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: client.key\n",
+            "tls_server_config.key_file",
+        ),
     ] {
         let web = pki.web_config(content);
         let out = run_watch(
@@ -569,4 +573,45 @@ fn a_client_that_never_finishes_its_headers_is_disconnected() {
     eventually(WAIT, "healthy", || {
         (sidecar.get("/-/healthy").0 == 200).then_some(())
     });
+}
+
+/// At most `web::MAX_CONNECTIONS` connections are served at once: one more waits (in the
+/// kernel's accept queue) until another closes.
+#[test]
+fn connections_beyond_the_limit_wait_until_others_close() {
+    let pki = Pki::new("web-limit");
+    let web = pki.web_config("");
+    let (sidecar, port) = sidecar(&web, false);
+    let addr = format!("127.0.0.1:{port}");
+    let idle: Vec<std::net::TcpStream> = (0..rabbitmq_watch::web::MAX_CONNECTIONS)
+        .map(|_| std::net::TcpStream::connect(&addr).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let url = format!("{}/-/healthy", sidecar.base);
+    let waiting = curl(&["-m", "2", &url]);
+    assert_eq!(waiting.exit, 28, "a timeout expected: {waiting:?}");
+    drop(idle);
+    let served = curl(&[&url]);
+    assert_eq!(served.status, 200, "{served:?}");
+}
+
+/// A renewed certificate (files replaced, as cert-manager or certbot do) is served without a
+/// restart.
+#[test]
+fn a_renewed_certificate_is_served_without_a_restart() {
+    let pki = Pki::new("web-renew");
+    let web =
+        pki.web_config("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n");
+    let (_sidecar, port) = sidecar(&web, false);
+    let url = format!("https://127.0.0.1:{port}/-/healthy");
+    let old = curl(&["--cacert", &pki.path("ca.crt"), &url]);
+    assert_eq!(old.status, 200, "{old:?}");
+    pki.leaf("renewed", "other-ca", "server.ext");
+    std::fs::copy(pki.dir.join("renewed.key"), pki.dir.join("server.key")).unwrap();
+    std::fs::copy(pki.dir.join("renewed.crt"), pki.dir.join("server.crt")).unwrap();
+    eventually(WAIT, "the renewed certificate served", || {
+        (curl(&["--cacert", &pki.path("other-ca.crt"), &url]).status == 200).then_some(())
+    });
+    let stale = curl(&["--cacert", &pki.path("ca.crt"), &url]);
+    assert_eq!(stale.exit, 60, "{stale:?}");
 }

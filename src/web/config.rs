@@ -671,6 +671,22 @@ fn build_tls(
             .collect();
 
     let provider = Arc::new(provider);
+    let certified = rustls::sign::CertifiedKey::from_der(certs, key, &provider).map_err(|e| {
+        r.invalid(
+            &key_key,
+            &format!("rejected with the certificate: {e}"),
+            "the private key of the certificate",
+        )
+    })?;
+    // Certificates from files are re-read when the files change; inline ones never.
+    let files = match (
+        raw.cert_file.as_deref().filter(|s| !s.is_empty()),
+        raw.key_file.as_deref().filter(|s| !s.is_empty()),
+    ) {
+        (Some(c), Some(k)) => Some((r.resolve(c), r.resolve(k))),
+        _ => None,
+    };
+    let provider_for_keys = provider.clone();
     let verifier = super::tls::client_verifier(client_auth, client_ca, provider.clone())
         .map_err(|(key, value, allowed)| r.invalid(&key, &value, &allowed))?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
@@ -683,14 +699,11 @@ fn build_tls(
             )
         })?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(certs, key)
-        .map_err(|e| {
-            r.invalid(
-                &key_key,
-                &format!("rejected with the certificate: {e}"),
-                "the private key of the certificate",
-            )
-        })?;
+        .with_cert_resolver(Arc::new(super::tls::ReloadingCert::new(
+            certified,
+            files,
+            provider_for_keys,
+        )));
     config.ignore_client_order = raw.prefer_server_cipher_suites.unwrap_or(true);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok((config, cert_pem, client_auth))

@@ -1,7 +1,9 @@
-//! Client certificate policies for the HTTPS server: exporter-toolkit's `client_auth_type`
-//! values mapped onto rustls verifiers.
+//! TLS pieces of the HTTPS server: exporter-toolkit's `client_auth_type` values mapped onto
+//! rustls verifiers, and the server certificate re-read when its files change.
 
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use rustls::DistinguishedName;
 use rustls::client::danger::HandshakeSignatureValid;
@@ -10,6 +12,8 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 
 use super::config::ClientAuth;
 
@@ -136,5 +140,101 @@ impl ClientCertVerifier for AnyClientCert {
 
     fn client_auth_mandatory(&self) -> bool {
         self.mandatory
+    }
+}
+
+/// How often, at most, the certificate and key files are checked for changes (on a handshake).
+pub const CERT_RECHECK: Duration = Duration::from_secs(2);
+
+/// The server certificate, re-read when its files change (as exporter-toolkit re-reads them
+/// for every connection), so that a renewed certificate (cert-manager, certbot) is served
+/// without a restart. A renewal that cannot be loaded (a key that does not match, a
+/// half-written file) is logged and the previous certificate stays in use.
+#[derive(Debug)]
+pub(super) struct ReloadingCert {
+    /// `cert_file` and `key_file`, resolved; `None` for inline `cert`/`key` (never reloaded).
+    files: Option<(PathBuf, PathBuf)>,
+    /// Loads keys.
+    provider: Arc<CryptoProvider>,
+    /// The certificate in use and what its files looked like.
+    state: Mutex<Loaded>,
+}
+
+#[derive(Debug)]
+struct Loaded {
+    key: Arc<CertifiedKey>,
+    stamp: Stamp,
+    checked: Instant,
+}
+
+/// Modification time and length of the certificate and key files.
+type Stamp = [Option<(SystemTime, u64)>; 2];
+
+fn stamp(files: &(PathBuf, PathBuf)) -> Stamp {
+    let one = |p: &PathBuf| {
+        std::fs::metadata(p)
+            .ok()
+            .and_then(|m| Some((m.modified().ok()?, m.len())))
+    };
+    [one(&files.0), one(&files.1)]
+}
+
+impl ReloadingCert {
+    pub(super) fn new(
+        key: CertifiedKey,
+        files: Option<(PathBuf, PathBuf)>,
+        provider: Arc<CryptoProvider>,
+    ) -> ReloadingCert {
+        let stamp = files.as_ref().map(stamp).unwrap_or_default();
+        ReloadingCert {
+            files,
+            provider,
+            state: Mutex::new(Loaded {
+                key: Arc::new(key),
+                stamp,
+                checked: Instant::now(),
+            }),
+        }
+    }
+
+    fn load(&self, files: &(PathBuf, PathBuf)) -> Result<CertifiedKey, String> {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.0)
+            .and_then(|i| i.collect::<Result<_, _>>())
+            .map_err(|e| format!("{}: {e}", files.0.display()))?;
+        if certs.is_empty() {
+            return Err(format!("{}: no certificate", files.0.display()));
+        }
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&files.1)
+            .map_err(|_| format!("{}: no usable private key", files.1.display()))?;
+        CertifiedKey::from_der(certs, key, &self.provider).map_err(|e| e.to_string())
+    }
+}
+
+impl ResolvesServerCert for ReloadingCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(files) = &self.files
+            && state.checked.elapsed() >= CERT_RECHECK
+        {
+            state.checked = Instant::now();
+            let now = stamp(files);
+            if now != state.stamp {
+                state.stamp = now;
+                match self.load(files) {
+                    Ok(key) => {
+                        state.key = Arc::new(key);
+                        tracing::info!(cert_file = %files.0.display(), "TLS certificate reloaded");
+                    }
+                    Err(e) => tracing::warn!(
+                        error = %e,
+                        "TLS certificate files changed but cannot be loaded; still serving the previous certificate"
+                    ),
+                }
+            }
+        }
+        Some(state.key.clone())
     }
 }
