@@ -261,6 +261,15 @@ async fn run_with(
     for warning in web.iter().flat_map(|w| &w.warnings) {
         tracing::warn!("{warning}");
     }
+    let exposed = !config.listen.ip().is_loopback();
+    let tls = web.as_ref().is_some_and(|w| w.tls.is_some());
+    let auth = web.as_ref().is_some_and(|w| !w.users.is_empty());
+    if exposed && auth && !tls {
+        tracing::warn!(listen = %config.listen, "basic auth without TLS: passwords cross the network in clear text; set tls_server_config in the web config file");
+    }
+    if exposed && config.web.enable_admin_api && !auth {
+        tracing::warn!(listen = %config.listen, "web.enable_admin_api is on without basic_auth_users: anyone who reaches this address can create silences");
+    }
     let app = http::app(state);
     let token = shutdown.clone();
     supervisor.spawn("http server", async move {

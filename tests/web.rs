@@ -309,7 +309,14 @@ fn basic_auth_protects_every_path_and_headers_are_added() {
         "basic_auth_users:\n  alice: '{hash}'\nhttp_server_config:\n  headers:\n    X-Frame-Options: deny\n    X-Content-Type-Options: nosniff\n"
     ));
     let (sidecar, _) = sidecar(&web, false);
-    for path in ["/metrics", "/-/healthy", "/-/ready", "/", "/api/v1/alerts"] {
+    for path in [
+        "/metrics",
+        "/-/healthy",
+        "/-/ready",
+        "/",
+        "/api/v1/alerts",
+        "/no/such/path",
+    ] {
         let url = format!("{}{path}", sidecar.base);
         let anonymous = curl(&[&url]);
         assert_eq!(anonymous.status, 401, "{path}: {anonymous:?}");
