@@ -531,6 +531,26 @@ fn a_bad_web_config_stops_start_up_naming_the_key() {
             "tls_server_config:\n  cert_file: server.crt\n  key_file: client.key\n",
             "tls_server_config.key_file",
         ),
+        (
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_ca_file: ca.crt\n",
+            "tls_server_config.client_auth_type",
+        ),
+        (
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n",
+            "tls_server_config.client_ca_file",
+        ),
+        (
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  cipher_suites: [TLS_RSA_WITH_AES_128_CBC_SHA]\n",
+            "tls_server_config.cipher_suites",
+        ),
+        (
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  curve_preferences: [CurveP521]\n",
+            "tls_server_config.curve_preferences",
+        ),
+        (
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  min_version: TLS13\n  max_version: TLS12\n",
+            "tls_server_config.min_version",
+        ),
     ] {
         let web = pki.web_config(content);
         let out = run_watch(
@@ -621,4 +641,69 @@ fn a_renewed_certificate_is_served_without_a_restart() {
     });
     let stale = curl(&["--cacert", &pki.path("ca.crt"), &url]);
     assert_eq!(stale.exit, 60, "{stale:?}");
+}
+
+/// The other client auth types, with Go's meanings: RequestClientCert asks and takes anything
+/// (or nothing), RequireAnyClientCert takes any certificate but not none,
+/// VerifyClientCertIfGiven takes none or a verified one. TLS 1.2 with the configured suite and
+/// curve works too.
+#[test]
+fn client_auth_types_and_tls12_settings_behave_as_in_go() {
+    let pki = Pki::new("web-auth-types");
+    let ca = pki.path("ca.crt");
+    let client = [
+        "--cert",
+        &pki.path("client.crt"),
+        "--key",
+        &pki.path("client.key"),
+    ]
+    .map(str::to_owned);
+    let stranger = [
+        "--cert",
+        &pki.path("stranger.crt"),
+        "--key",
+        &pki.path("stranger.key"),
+    ]
+    .map(str::to_owned);
+    for (auth, none_ok, stranger_ok) in [
+        ("RequestClientCert", true, true),
+        ("RequireAnyClientCert", false, true),
+        ("VerifyClientCertIfGiven", true, false),
+    ] {
+        let ca_line = if auth == "VerifyClientCertIfGiven" {
+            "  client_ca_file: ca.crt\n"
+        } else {
+            ""
+        };
+        let web = pki.web_config(&format!(
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: {auth}\n{ca_line}  max_version: TLS12\n  cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]\n  curve_preferences: [CurveP256]\n"
+        ));
+        let (_sidecar, port) = sidecar(&web, false);
+        let url = format!("https://127.0.0.1:{port}/-/healthy");
+        let get = |extra: &[String]| {
+            let mut args: Vec<&str> = vec!["--cacert", &ca];
+            args.extend(extra.iter().map(String::as_str));
+            args.push(&url);
+            curl(&args)
+        };
+        let none = get(&[]);
+        assert_eq!(
+            none.status == 200,
+            none_ok,
+            "{auth}, no certificate: {none:?}"
+        );
+        let theirs = get(&stranger);
+        assert_eq!(
+            theirs.status == 200,
+            stranger_ok,
+            "{auth}, other CA: {theirs:?}"
+        );
+        let ours = get(&client);
+        assert_eq!(ours.status, 200, "{auth}, our CA: {ours:?}");
+        // max_version TLS12: a client that insists on TLS 1.3 is refused.
+        let mut tls13 = client.to_vec();
+        tls13.push("--tlsv1.3".to_owned());
+        let refused = get(&tls13);
+        assert_eq!(refused.status, 0, "{auth}, TLS 1.3 only: {refused:?}");
+    }
 }
