@@ -83,12 +83,29 @@ pub fn app(state: AppState) -> Router {
                 admin_only(admin_api, request, next)
             },
         ))
+        .layer(catch_panic())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Turns a panicking handler into a 500 logged at error level (instead of a dropped
+/// connection). A handler's panic ends one request, not a supervised task.
+fn catch_panic()
+-> tower_http::catch_panic::CatchPanicLayer<fn(Box<dyn std::any::Any + Send>) -> Response> {
+    fn on_panic(payload: Box<dyn std::any::Any + Send>) -> Response {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::error!(panic = %message, "request handler panicked");
+        (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
+    }
+    tower_http::catch_panic::CatchPanicLayer::custom(on_panic as fn(_) -> Response)
 }
 
 /// What a write request gets while `web.enable_admin_api` is false.
@@ -566,6 +583,27 @@ mod tests {
         let text = String::from_utf8(body.to_vec()).unwrap();
         assert!(text.contains("# TYPE rabbitmq_watch_polls_total counter\n"));
         assert!(!text.contains("# EOF"));
+    }
+
+    async fn boom() -> &'static str {
+        panic!("handler bug")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500() {
+        use tower::ServiceExt as _;
+        let app: Router = Router::new()
+            .route("/boom", axum::routing::get(boom))
+            .layer(catch_panic());
+        let response = app
+            .oneshot(
+                axum::http::Request::get("/boom")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 
     #[test]
