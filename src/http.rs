@@ -1,6 +1,11 @@
 //! The HTTP server's routes: `/` (status page), `/metrics` (the pre-encoded exposition),
-//! `/-/healthy` (the process is alive) and `/-/ready` (a poll succeeded recently). Handlers only
-//! read the latest snapshot and exposition; none reaches the broker.
+//! `/-/healthy` (every supervised task runs) and `/-/ready` (healthy, and a poll succeeded
+//! recently), the alert API and the silence API. Handlers only read the latest snapshot and
+//! exposition; none reaches the broker.
+//!
+//! Write requests (any method but GET and HEAD: creating and expiring silences) are the admin
+//! API: refused with 403 unless `web.enable_admin_api` is true, as Prometheus refuses them
+//! without `--web.enable-admin-api`. TLS and authentication are the server's ([`crate::web`]).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -24,6 +29,7 @@ use crate::snapshot::{Snapshot, SnapshotReceiver};
 use crate::util::elapsed;
 use crate::util::html::escape;
 use crate::util::time::format_rfc3339;
+use crate::supervise::Health;
 
 /// Time limit for handling one HTTP request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -41,6 +47,8 @@ pub struct AppState {
     pub info: Arc<ServerInfo>,
     /// Silences (created, listed and expired through the API).
     pub silences: Arc<Silences>,
+    /// Whether every supervised task still runs (`/-/healthy`, `/-/ready`).
+    pub health: Health,
 }
 
 /// Static facts the routes need.
@@ -50,13 +58,17 @@ pub struct ServerInfo {
     pub target: String,
     /// `poll.interval`.
     pub poll_interval: Duration,
+    /// `web.enable_admin_api`: whether write requests are served.
+    pub admin_api: bool,
     /// `/-/ready` answers 200 while the last fully successful poll ended at most this long ago:
     /// `2 × poll.interval + rabbitmq.timeout`.
     pub ready_max_age: Duration,
 }
 
-/// The router with every route, request tracing and the request timeout.
+/// The router with every route, the admin API switch, request tracing and the request
+/// timeout.
 pub fn app(state: AppState) -> Router {
+    let admin_api = state.info.admin_api;
     Router::new()
         .route("/", get(index))
         .route("/metrics", get(metrics))
@@ -68,12 +80,54 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/silences/{id}",
             axum::routing::delete(expire_silence),
         )
+        .layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                admin_only(admin_api, request, next)
+            },
+        ))
+        .layer(catch_panic())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Turns a panicking handler into a 500 logged at error level (instead of a dropped
+/// connection). A handler's panic ends one request, not a supervised task.
+fn catch_panic()
+-> tower_http::catch_panic::CatchPanicLayer<fn(Box<dyn std::any::Any + Send>) -> Response> {
+    fn on_panic(payload: Box<dyn std::any::Any + Send>) -> Response {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::error!(panic = %message, "request handler panicked");
+        (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
+    }
+    tower_http::catch_panic::CatchPanicLayer::custom(on_panic as fn(_) -> Response)
+}
+
+/// What a write request gets while `web.enable_admin_api` is false.
+pub const ADMIN_API_DISABLED: &str = "the admin API (creating and expiring silences) is disabled: set web.enable_admin_api: true in the configuration (or RABBITMQ_WATCH__WEB__ENABLE_ADMIN_API=true) to enable it";
+
+/// Refuses write requests (any method but GET and HEAD) with 403 unless `enabled`.
+async fn admin_only(
+    enabled: bool,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let method = request.method();
+    if enabled || method == axum::http::Method::GET || method == axum::http::Method::HEAD {
+        return next.run(request).await;
+    }
+    (
+        StatusCode::FORBIDDEN,
+        axum::Json(serde_json::json!({"status": "error", "error": ADMIN_API_DISABLED})),
+    )
+        .into_response()
 }
 
 /// Serves the latest exposition in the format `Accept` prefers, gzip-compressed when
@@ -237,8 +291,16 @@ async fn expire_silence(
     }
 }
 
-async fn healthy() -> &'static str {
-    "OK\n"
+/// 200 while every supervised task runs; 503 naming the tasks that failed.
+async fn healthy(State(state): State<AppState>) -> Response {
+    match state.health.check() {
+        Ok(()) => (StatusCode::OK, "OK\n").into_response(),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("unhealthy: {reason}\n"),
+        )
+            .into_response(),
+    }
 }
 
 /// Whether a poll that read every endpoint ended within `max_age` of `now`; the reason if not.
@@ -266,11 +328,14 @@ pub fn readiness(
 
 async fn ready(State(state): State<AppState>) -> Response {
     let snapshot = state.snapshots.borrow().clone();
-    match readiness(
-        snapshot.as_deref(),
-        state.info.ready_max_age,
-        SystemTime::now(),
-    ) {
+    let verdict = state.health.check().and_then(|()| {
+        readiness(
+            snapshot.as_deref(),
+            state.info.ready_max_age,
+            SystemTime::now(),
+        )
+    });
+    match verdict {
         Ok(()) => (StatusCode::OK, "OK\n").into_response(),
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -431,6 +496,7 @@ mod tests {
         let (_assessment_tx, assessments) = watch::channel(None);
         let (_exposition_tx, exposition) = watch::channel(Arc::new(exposition));
         AppState {
+            health: Health::default(),
             silences: Arc::new(Silences::default()),
             snapshots,
             assessments,
@@ -438,6 +504,7 @@ mod tests {
             info: Arc::new(ServerInfo {
                 target: "http://mq/".into(),
                 poll_interval: Duration::from_secs(15),
+                admin_api: false,
                 ready_max_age: Duration::from_secs(40),
             }),
         }
@@ -493,6 +560,27 @@ mod tests {
         assert!(!text.contains("# EOF"));
     }
 
+    async fn boom() -> &'static str {
+        panic!("handler bug")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500() {
+        use tower::ServiceExt as _;
+        let app: Router = Router::new()
+            .route("/boom", axum::routing::get(boom))
+            .layer(catch_panic());
+        let response = app
+            .oneshot(
+                axum::http::Request::get("/boom")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
     #[test]
     fn status_page_escapes_error_text() {
         let mut s = snapshot_with_last_success(None);
@@ -503,6 +591,7 @@ mod tests {
         let info = ServerInfo {
             target: "http://mq/".into(),
             poll_interval: Duration::from_secs(15),
+            admin_api: false,
             ready_max_age: Duration::from_secs(40),
         };
         let page = status_page(&info, Some(&s));

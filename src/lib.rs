@@ -26,7 +26,12 @@
 //!   encoded once per snapshot.
 //! - [`notify`]: routing, grouping, silences, inhibition, delivery with retries, the state
 //!   file; one file per integration (webhook, email, Alertmanager).
-//! - [`http`]: the axum routes (`/`, `/metrics`, `/-/healthy`, `/-/ready`).
+//! - [`http`]: the axum routes (`/`, `/metrics`, `/-/healthy`, `/-/ready`, the alert and
+//!   silence API).
+//! - [`web`]: the server under them: TLS, basic auth and headers from the exporter-toolkit web
+//!   configuration file, connection limit and timeouts.
+//! - [`supervise`]: every long-lived task is watched; one that dies fails health and stops the
+//!   process with an error.
 //!
 //! [`run`] wires them together; the binary (`src/main.rs`) only parses the command line, sets
 //! up logging, loads the configuration, binds the listener and turns signals into shutdown.
@@ -41,15 +46,18 @@ pub mod poller;
 pub mod rabbitmq;
 pub mod selection;
 pub mod snapshot;
+pub mod supervise;
 pub mod types;
 pub mod util;
+pub mod web;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::metrics::SidecarInfo;
@@ -67,10 +75,17 @@ pub enum RunError {
     /// A notification integration could not be set up.
     #[error("notify.receivers: {0}")]
     Notify(#[from] notify::NotifyError),
-    /// The HTTP server failed.
-    #[error("HTTP server: {0}")]
-    Serve(#[from] std::io::Error),
+    /// The web configuration file (`web.config_file`) is invalid.
+    #[error(transparent)]
+    Web(#[from] web::WebConfigError),
+    /// A supervised task stopped or panicked before shutdown was requested (see
+    /// [`supervise`]); the reasons name the tasks.
+    #[error("stopped because a task failed: {0}")]
+    TaskFailed(String),
 }
+
+/// A task to run beside the sidecar's own, under supervision (tests inject failing ones).
+type ExtraTask = (&'static str, Pin<Box<dyn Future<Output = ()> + Send>>);
 
 /// Installs rustls's ring crypto provider for the process, once. Call before building any
 /// [`rabbitmq::Client`]; calling it again is harmless.
@@ -107,16 +122,35 @@ fn build_dispatcher(config: &Config) -> Result<notify::dispatch::Dispatcher, Run
 }
 
 /// Runs the sidecar until `shutdown` is cancelled: polls the management API, encodes metrics
-/// and serves HTTP on `listener`. Returns once every task has stopped.
+/// and serves HTTP(S) on `listener`. Returns once every task has stopped.
+///
+/// Every long-lived task is supervised ([`supervise`]): when one stops or panics before
+/// `shutdown` was requested, `/-/healthy` and `/-/ready` answer 503 naming it, and after
+/// [`supervise::FAILURE_GRACE`] everything stops and this returns [`RunError::TaskFailed`].
 ///
 /// # Errors
-/// [`RunError`] when the client cannot be built or the server fails.
+/// [`RunError`] when the client, the notifiers or the web configuration cannot be set up, or
+/// when a task failed.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
+    run_with(config, listener, shutdown, Vec::new()).await
+}
+
+/// [`run`] with `extra` tasks under the same supervision.
+async fn run_with(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    extra: Vec<ExtraTask>,
+) -> Result<(), RunError> {
     install_crypto_provider();
+    let web = match &config.web.config_file {
+        Some(path) => Some(web::WebFile::load(path)?),
+        None => None,
+    };
     let client = rabbitmq::Client::new(&config.rabbitmq)?;
     let saved = match &config.notify.state_file {
         Some(path) => notify::dispatch::SavedState::load(path).map_err(RunError::State)?,
@@ -148,7 +182,7 @@ pub async fn run(
         saved.silences.clone(),
     ));
 
-    let tasks = TaskTracker::new();
+    let supervisor = supervise::Supervisor::new(shutdown.clone());
     let poller = Poller::new(
         client,
         config.poll.interval,
@@ -159,31 +193,35 @@ pub async fn run(
         config.cluster.clone(),
         config.rabbitmq.clone(),
     )?);
-    tasks.spawn(poller.run(snapshot_tx, shutdown.clone()));
-    tasks.spawn(alerting::run(
-        engine,
-        snapshot_rx.clone(),
-        assessment_tx,
-        shutdown.clone(),
-    ));
-    tasks.spawn(metrics::run(
-        assessment_rx.clone(),
-        exposition_tx,
-        sidecar,
-        shutdown.clone(),
-    ));
-    tasks.spawn(notify::dispatch::run(
-        dispatcher,
-        notify::dispatch::Runtime {
-            state_file: config.notify.state_file.clone(),
-            saved,
-            silences: silences.clone(),
-            stats: notify_stats.clone(),
-            backoff: notify::Backoff::default(),
-        },
-        assessment_rx.clone(),
-        shutdown.clone(),
-    ));
+    supervisor.spawn("poller", poller.run(snapshot_tx, shutdown.clone()));
+    supervisor.spawn(
+        "alert engine",
+        alerting::run(engine, snapshot_rx.clone(), assessment_tx, shutdown.clone()),
+    );
+    supervisor.spawn(
+        "metrics encoder",
+        metrics::run(
+            assessment_rx.clone(),
+            exposition_tx,
+            sidecar,
+            shutdown.clone(),
+        ),
+    );
+    supervisor.spawn(
+        "notification dispatcher",
+        notify::dispatch::run(
+            dispatcher,
+            notify::dispatch::Runtime {
+                state_file: config.notify.state_file.clone(),
+                saved,
+                silences: silences.clone(),
+                stats: notify_stats.clone(),
+                backoff: notify::Backoff::default(),
+            },
+            assessment_rx.clone(),
+            shutdown.clone(),
+        ),
+    );
     if !config.notify.alertmanagers.is_empty() {
         let pusher = notify::alertmanager::Alertmanagers::new(
             config.notify.alertmanagers.clone(),
@@ -191,11 +229,17 @@ pub async fn run(
             config.notify.external_url.clone(),
             notify_stats.clone(),
         );
-        tasks.spawn(pusher.run(assessment_rx.clone(), shutdown.clone()));
+        supervisor.spawn(
+            "alertmanager pusher",
+            pusher.run(assessment_rx.clone(), shutdown.clone()),
+        );
     }
-    tasks.close();
+    for (name, task) in extra {
+        supervisor.spawn(name, task);
+    }
 
     let state = http::AppState {
+        health: supervisor.health(),
         silences,
         snapshots: snapshot_rx,
         assessments: assessment_rx,
@@ -203,6 +247,7 @@ pub async fn run(
         info: Arc::new(http::ServerInfo {
             target: config.rabbitmq.url.to_string(),
             poll_interval: config.poll.interval,
+            admin_api: config.web.enable_admin_api,
             ready_max_age: config
                 .poll
                 .interval
@@ -211,13 +256,112 @@ pub async fn run(
         }),
     };
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, target = %config.rabbitmq.url, interval = ?config.poll.interval, "serving");
+        tracing::info!(
+            %addr,
+            target = %config.rabbitmq.url,
+            interval = ?config.poll.interval,
+            tls = web.as_ref().is_some_and(|w| w.tls.is_some()),
+            basic_auth = web.as_ref().is_some_and(|w| !w.users.is_empty()),
+            admin_api = config.web.enable_admin_api,
+            "serving"
+        );
     }
-    let served = axum::serve(listener, http::app(state))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await;
-    shutdown.cancel();
-    tasks.wait().await;
-    tracing::info!("stopped");
-    served.map_err(RunError::from)
+    for warning in web.iter().flat_map(|w| &w.warnings) {
+        tracing::warn!("{warning}");
+    }
+    let exposed = !config.listen.ip().is_loopback();
+    let tls = web.as_ref().is_some_and(|w| w.tls.is_some());
+    let auth = web.as_ref().is_some_and(|w| !w.users.is_empty());
+    if exposed && auth && !tls {
+        tracing::warn!(listen = %config.listen, "basic auth without TLS: passwords cross the network in clear text; set tls_server_config in the web config file");
+    }
+    if exposed && config.web.enable_admin_api && !auth {
+        tracing::warn!(listen = %config.listen, "web.enable_admin_api is on without basic_auth_users: anyone who reaches this address can create silences");
+    }
+    let app = http::app(state);
+    let token = shutdown.clone();
+    supervisor.spawn("http server", async move {
+        web::serve(listener, app, web.as_ref(), token).await;
+    });
+    shutdown.cancelled().await;
+    supervisor.wait().await;
+    match supervisor.health().check() {
+        Ok(()) => {
+            tracing::info!("stopped");
+            Ok(())
+        }
+        Err(reasons) => Err(RunError::TaskFailed(reasons)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    /// A task that panics makes `/-/healthy` and `/-/ready` answer 503 naming it, and `run`
+    /// return an error; no broker is needed (nothing listens at the management URL).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_task_fails_health_and_run() {
+        let env = HashMap::from([(
+            "RABBITMQ_WATCH__RABBITMQ__URL".to_owned(),
+            "http://127.0.0.1:9/".to_owned(),
+        )]);
+        let config = config::load(None, env, &[]).expect("config");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let shutdown = CancellationToken::new();
+        let broken: ExtraTask = (
+            "test-injected",
+            Box::pin(async {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                panic!("injected failure");
+            }),
+        );
+        let run = tokio::spawn(run_with(config, listener, shutdown.clone(), vec![broken]));
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client");
+        let healthy = client
+            .get(format!("{base}/-/healthy"))
+            .send()
+            .await
+            .expect("healthy");
+        assert_eq!(healthy.status(), 200);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let body = loop {
+            let r = client
+                .get(format!("{base}/-/healthy"))
+                .send()
+                .await
+                .expect("healthy");
+            if r.status() == 503 {
+                break r.text().await.expect("body");
+            }
+            assert!(tokio::time::Instant::now() < deadline, "still healthy");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(
+            body.contains("task test-injected panicked: injected failure"),
+            "{body}"
+        );
+        let ready = client
+            .get(format!("{base}/-/ready"))
+            .send()
+            .await
+            .expect("ready");
+        assert_eq!(ready.status(), 503);
+        assert!(ready.text().await.expect("body").contains("test-injected"));
+        let outcome = tokio::time::timeout(Duration::from_secs(20), run)
+            .await
+            .expect("run stops by itself")
+            .expect("join");
+        match outcome {
+            Err(RunError::TaskFailed(reason)) => assert!(reason.contains("test-injected")),
+            other => panic!("expected TaskFailed, got {other:?}"),
+        }
+        assert!(shutdown.is_cancelled());
+    }
 }

@@ -311,7 +311,8 @@ fn silences_are_created_listed_and_expired_through_the_api() {
     let sidecar = Sidecar::start_with_config(
         &node.mgmt_url,
         &config("alerts-none", &receiver.url, ""),
-        &[],
+        // Write endpoints are off by default (tests/web.rs checks the 403).
+        &[("RABBITMQ_WATCH__WEB__ENABLE_ADMIN_API", "true")],
     );
     let post = |body: &str| {
         let out = std::process::Command::new("curl")

@@ -25,6 +25,7 @@ pub mod queues;
 pub mod rabbitmq;
 mod redact;
 pub mod rules;
+pub mod web;
 pub mod webhook;
 
 use std::collections::HashMap;
@@ -43,6 +44,7 @@ pub use self::rabbitmq::{
     DEFAULT_INTERVAL, DEFAULT_PASSWORD, DEFAULT_TIMEOUT, DEFAULT_URL, DEFAULT_USERNAME,
     MIN_INTERVAL, PollConfig, RabbitmqConfig,
 };
+pub use self::web::WebConfig;
 pub use crate::types::{Regex, Secret};
 use parse::invalid;
 
@@ -71,6 +73,8 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// The cluster detector (`cluster.*`).
     pub cluster: ClusterConfig,
+    /// The HTTP server's security settings (`web.*`).
+    pub web: WebConfig,
 }
 
 /// Why a configuration was rejected. The messages name the key, the value and what is allowed;
@@ -115,6 +119,7 @@ struct RawConfig {
     listen: Option<String>,
     log: log::RawLog,
     cluster: cluster::RawCluster,
+    web: web::RawWeb,
 }
 
 /// Loads and validates the configuration.
@@ -190,6 +195,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         alerting,
         notify,
         cluster,
+        web: web::validate_web(raw.web)?,
     })
 }
 
