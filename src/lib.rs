@@ -192,7 +192,11 @@ async fn run_with(
     .with_cluster(rabbitmq::members::Reader::new(
         config.cluster.clone(),
         config.rabbitmq.clone(),
-    )?);
+    )?)
+    .with_prometheus(
+        config.rabbitmq.source,
+        rabbitmq::prometheus::Reader::new(config.rabbitmq.clone(), Some(config.cluster.clone()))?,
+    );
     supervisor.spawn("poller", poller.run(snapshot_tx, shutdown.clone()));
     supervisor.spawn(
         "alert engine",
