@@ -363,3 +363,37 @@ fn log_outcome(snapshot: &Snapshot, was_up: &mut bool) {
     );
     *was_up = up;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn overview(disable_stats: Option<bool>) -> Overview {
+        Overview {
+            disable_stats,
+            ..Overview::default()
+        }
+    }
+
+    #[test]
+    fn auto_chooses_prometheus_only_without_management_statistics() {
+        let auto = |o: Option<Overview>| choose_source(Source::Auto, o.as_ref());
+        assert_eq!(auto(Some(overview(Some(false)))), FigureSource::Management);
+        assert_eq!(auto(Some(overview(Some(true)))), FigureSource::Prometheus);
+        assert_eq!(
+            auto(Some(overview(None))),
+            FigureSource::Prometheus,
+            "field missing"
+        );
+        assert_eq!(auto(None), FigureSource::Management, "overview unknown");
+        let stats_off = overview(Some(true));
+        assert_eq!(
+            choose_source(Source::Management, Some(&stats_off)),
+            FigureSource::Management
+        );
+        assert_eq!(
+            choose_source(Source::Prometheus, None),
+            FigureSource::Prometheus
+        );
+    }
+}

@@ -233,6 +233,50 @@ mod tests {
     }
 
     #[test]
+    fn source_defaults_to_auto_and_the_plugin_on_the_management_host() {
+        let c = load(None, HashMap::new(), &[]).unwrap();
+        assert_eq!(c.rabbitmq.source, Source::Auto);
+        assert_eq!(
+            c.rabbitmq.prometheus_url.as_str(),
+            "http://localhost:15692/"
+        );
+        let c = load(
+            None,
+            env(&[
+                (
+                    "RABBITMQ_WATCH__RABBITMQ__URL",
+                    "https://mq.example:15671/admin",
+                ),
+                ("RABBITMQ_WATCH__RABBITMQ__SOURCE", "prometheus"),
+            ]),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.rabbitmq.source, Source::Prometheus);
+        assert_eq!(
+            c.rabbitmq.prometheus_url.as_str(),
+            "https://mq.example:15692/"
+        );
+        let c = load(
+            None,
+            env(&[
+                ("RABBITMQ_WATCH__RABBITMQ__SOURCE", "management"),
+                (
+                    "RABBITMQ_WATCH__RABBITMQ__PROMETHEUS_URL",
+                    "http://p.example:9999/x",
+                ),
+            ]),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.rabbitmq.source, Source::Management);
+        assert_eq!(
+            c.rabbitmq.prometheus_url.as_str(),
+            "http://p.example:9999/x/"
+        );
+    }
+
+    #[test]
     fn defaults_are_rabbitmq_defaults() {
         let c = load(None, HashMap::new(), &[]).unwrap();
         assert_eq!(c.rabbitmq.url.as_str(), "http://localhost:15672/");
