@@ -92,7 +92,10 @@ fn cycle_from(
 #[test]
 fn no_top_level_module_imports_a_module_that_imports_it_back() {
     let edges = graph();
-    assert!(edges.contains_key("config") && edges.contains_key("alerting"), "{edges:?}");
+    assert!(
+        edges.contains_key("config") && edges.contains_key("alerting"),
+        "{edges:?}"
+    );
     let mut cycles = Vec::new();
     for start in edges.keys() {
         let mut path = vec![start.clone()];
@@ -112,7 +115,10 @@ fn leaf_modules_import_nothing_of_the_crate() {
     }
     // The matcher parses label matchers and may use the leaf types only.
     let deps = &edges["matcher"];
-    assert!(deps.iter().all(|d| d == "types" || d == "util"), "matcher imports {deps:?}");
+    assert!(
+        deps.iter().all(|d| d == "types" || d == "util"),
+        "matcher imports {deps:?}"
+    );
 }
 
 #[test]
@@ -123,5 +129,8 @@ fn the_checker_finds_a_cycle() {
     edges.entry("c".into()).or_default().insert("a".into());
     let mut path = vec!["a".to_owned()];
     let cycle = cycle_from(&edges, "a", "a", &mut path, &mut BTreeSet::new());
-    assert_eq!(cycle.as_deref().map(|c| c.join(" -> ")), Some("a -> b -> c -> a".to_owned()));
+    assert_eq!(
+        cycle.as_deref().map(|c| c.join(" -> ")),
+        Some("a -> b -> c -> a".to_owned())
+    );
 }
