@@ -1,16 +1,16 @@
-//! From alerts to notifications, with Alertmanager's semantics: silences and inhibition mute
-//! alerts; a route tree (matchers, `continue`) picks receivers; alerts are grouped by
-//! `group_by`; a group is first notified after `group_wait`, then at most every
-//! `group_interval` when it changed, and every `repeat_interval` while it fires unchanged.
-//! Deliveries run in order per integration through [`super::deliver`] (the retry loop), and
-//! what is still undelivered, the groups' notification log and the silences are saved in the
-//! state file, so a restart neither loses nor repeats a notification.
+//! The dispatcher: from alerts to notifications, with Alertmanager's semantics. Silences
+//! ([`super::silence`]) and inhibition ([`super::inhibit`]) mute alerts; the route tree
+//! ([`super::route`]) picks receivers; alerts are grouped by `group_by`; a group is first
+//! notified after `group_wait`, then at most every `group_interval` when it changed, and every
+//! `repeat_interval` while it fires unchanged. Deliveries run in order per integration through
+//! [`super::deliver`] (the retry loop), and what is still undelivered, the groups'
+//! notification log and the silences are saved in the state file ([`super::state`]), so a
+//! restart neither loses nor repeats a notification.
 //!
 //! The decisions ([`Dispatcher::plan`]) are a pure function of the alerts, the state and
 //! `now`; [`run`] is the task around them.
-
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -20,306 +20,15 @@ use tokio_util::sync::CancellationToken;
 
 use super::email::Email;
 use super::webhook::Webhook;
-use super::{Backoff, Message, MessageAlert, NotifyStats, deliver, rfc3339};
+use super::{Backoff, Message, MessageAlert, NotifyStats, deliver};
 use crate::alerting::{Alert, AssessmentReceiver, State};
-use crate::config::Regex;
 
-/// A label matcher: `name="value"`, `name!="value"`, `name=~"regex"`, `name!~"regex"` (quotes
-/// optional; regexes fully anchored). A missing label matches as the empty string.
-#[derive(Debug, Clone)]
-pub struct Matcher {
-    /// Label name.
-    pub name: String,
-    /// The operator.
-    pub op: MatchOp,
-    /// The value or pattern as written.
-    pub value: String,
-    /// The compiled pattern, for `=~` and `!~`.
-    regex: Option<Regex>,
-}
-
-/// A matcher's operator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MatchOp {
-    /// `=`
-    Eq,
-    /// `!=`
-    Ne,
-    /// `=~`
-    Re,
-    /// `!~`
-    NotRe,
-}
-
-impl Matcher {
-    /// Parses one matcher.
-    ///
-    /// # Errors
-    /// What is wrong with it.
-    pub fn parse(text: &str) -> Result<Matcher, String> {
-        let text = text.trim();
-        let (at, op, len) = ["=~", "!~", "!=", "="]
-            .iter()
-            .filter_map(|op| text.find(op).map(|i| (i, *op, op.len())))
-            .min_by_key(|(i, op, _)| (*i, std::cmp::Reverse(op.len())))
-            .ok_or_else(|| format!("`{text}` has no =, !=, =~ or !~"))?;
-        let name = text[..at].trim();
-        let valid_name = name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid_name {
-            return Err(format!("`{name}` is not a label name"));
-        }
-        let raw = text[at + len..].trim();
-        let value = raw
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
-            .unwrap_or(raw)
-            .to_owned();
-        let op = match op {
-            "=" => MatchOp::Eq,
-            "!=" => MatchOp::Ne,
-            "=~" => MatchOp::Re,
-            _ => MatchOp::NotRe,
-        };
-        let regex = match op {
-            MatchOp::Re | MatchOp::NotRe => Some(Regex::new(&value)?),
-            _ => None,
-        };
-        Ok(Matcher {
-            name: name.to_owned(),
-            op,
-            value,
-            regex,
-        })
-    }
-
-    /// Whether `labels` satisfy this matcher.
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        let v = labels.get(&self.name).map_or("", String::as_str);
-        match (self.op, &self.regex) {
-            (MatchOp::Eq, _) => v == self.value,
-            (MatchOp::Ne, _) => v != self.value,
-            (MatchOp::Re, Some(r)) => r.is_match(v),
-            (MatchOp::NotRe, Some(r)) => !r.is_match(v),
-            _ => false,
-        }
-    }
-}
-
-impl std::fmt::Display for Matcher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let op = match self.op {
-            MatchOp::Eq => "=",
-            MatchOp::Ne => "!=",
-            MatchOp::Re => "=~",
-            MatchOp::NotRe => "!~",
-        };
-        write!(f, "{}{op}{:?}", self.name, self.value)
-    }
-}
-
-fn all_match(matchers: &[Matcher], labels: &BTreeMap<String, String>) -> bool {
-    matchers.iter().all(|m| m.matches(labels))
-}
-
-/// A node of the routing tree (Alertmanager's `route`). Unset timings and `group_by` are
-/// inherited from the parent when the configuration is read.
-#[derive(Debug, Clone)]
-pub struct Route {
-    /// Receiver notified for alerts this route takes.
-    pub receiver: String,
-    /// Labels alerts are grouped by; `None` means `['...']`: every label (one group per alert).
-    pub group_by: Option<Vec<String>>,
-    /// Wait before a new group's first notification (default 30 s).
-    pub group_wait: Duration,
-    /// Minimum time between notifications of a changed group (default 5 min).
-    pub group_interval: Duration,
-    /// Re-notify a group that still fires unchanged after this long (default 4 h).
-    pub repeat_interval: Duration,
-    /// Matchers an alert must satisfy (none on the root).
-    pub matchers: Vec<Matcher>,
-    /// After matching, go on with the next sibling routes too.
-    pub continue_: bool,
-    /// Child routes, tried in order.
-    pub routes: Vec<Route>,
-}
-
-impl Route {
-    /// The routes that take `labels`, depth first, with their ids (`0`, `0.1`, …).
-    pub fn matching<'a>(&'a self, labels: &BTreeMap<String, String>) -> Vec<(String, &'a Route)> {
-        let mut out = Vec::new();
-        self.collect("0".to_owned(), labels, &mut out);
-        out
-    }
-
-    fn collect<'a>(
-        &'a self,
-        id: String,
-        labels: &BTreeMap<String, String>,
-        out: &mut Vec<(String, &'a Route)>,
-    ) -> bool {
-        if !all_match(&self.matchers, labels) {
-            return false;
-        }
-        let before = out.len();
-        for (i, child) in self.routes.iter().enumerate() {
-            if child.collect(format!("{id}.{i}"), labels, out) && !child.continue_ {
-                break;
-            }
-        }
-        if out.len() == before {
-            out.push((id, self));
-        }
-        true
-    }
-}
-
-/// An inhibition rule: while an alert matching `source` fires, alerts matching `target` with
-/// the same values of the `equal` labels are muted.
-#[derive(Debug, Clone)]
-pub struct InhibitRule {
-    /// Matchers of the inhibiting alert.
-    pub source: Vec<Matcher>,
-    /// Matchers of the muted alerts.
-    pub target: Vec<Matcher>,
-    /// Labels that must be equal on both.
-    pub equal: Vec<String>,
-}
-
-/// A silence: alerts matching every matcher are not notified between `starts_at` and
-/// `ends_at`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Silence {
-    /// Identifier (32 hex digits).
-    pub id: String,
-    /// Matchers, as written (`name="value"`, …).
-    pub matchers: Vec<String>,
-    /// Start of the silence.
-    #[serde(with = "crate::alerting::rfc3339")]
-    pub starts_at: SystemTime,
-    /// End of the silence (expiring sets it to now).
-    #[serde(with = "crate::alerting::rfc3339")]
-    pub ends_at: SystemTime,
-    /// Who created it.
-    pub created_by: String,
-    /// Why.
-    pub comment: String,
-}
-
-impl Silence {
-    /// `active`, `pending` (not started) or `expired` at `now`.
-    pub fn state(&self, now: SystemTime) -> &'static str {
-        if now < self.starts_at {
-            "pending"
-        } else if now < self.ends_at {
-            "active"
-        } else {
-            "expired"
-        }
-    }
-
-    fn parsed(&self) -> Vec<Matcher> {
-        self.matchers
-            .iter()
-            .filter_map(|m| Matcher::parse(m).ok())
-            .collect()
-    }
-}
-
-/// Silences, shared by the HTTP API (create, list, expire) and the dispatcher (mute, save).
-#[derive(Debug, Default)]
-pub struct Silences {
-    inner: Mutex<Vec<Silence>>,
-}
-
-impl Silences {
-    /// Silences restored from the state file.
-    pub fn from_saved(saved: Vec<Silence>) -> Self {
-        Self {
-            inner: Mutex::new(saved),
-        }
-    }
-
-    /// Adds a silence; its matchers must parse.
-    ///
-    /// # Errors
-    /// The first matcher that does not parse, or an end not after the start.
-    pub fn add(&self, mut silence: Silence) -> Result<String, String> {
-        if silence.matchers.is_empty() {
-            return Err("a silence needs at least one matcher".to_owned());
-        }
-        for m in &silence.matchers {
-            Matcher::parse(m)?;
-        }
-        if silence.ends_at <= silence.starts_at {
-            return Err("endsAt must be after startsAt".to_owned());
-        }
-        if silence.id.is_empty() {
-            silence.id = new_id();
-        }
-        let id = silence.id.clone();
-        if let Ok(mut v) = self.inner.lock() {
-            v.push(silence);
-        }
-        Ok(id)
-    }
-
-    /// Expires silence `id` at `now`; false when there is none.
-    pub fn expire(&self, id: &str, now: SystemTime) -> bool {
-        let Ok(mut v) = self.inner.lock() else {
-            return false;
-        };
-        match v.iter_mut().find(|s| s.id == id) {
-            Some(s) => {
-                if s.ends_at > now {
-                    s.ends_at = now.max(s.starts_at);
-                }
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Every silence, expired ones included (those expired for more than a day are dropped).
-    pub fn list(&self, now: SystemTime) -> Vec<Silence> {
-        let Ok(mut v) = self.inner.lock() else {
-            return Vec::new();
-        };
-        v.retain(|s| {
-            now.duration_since(s.ends_at).unwrap_or_default() < Duration::from_secs(86_400)
-        });
-        v.clone()
-    }
-
-    /// Whether an active silence mutes `labels` at `now`.
-    pub fn mutes(&self, labels: &BTreeMap<String, String>, now: SystemTime) -> bool {
-        self.inner.lock().is_ok_and(|v| {
-            v.iter()
-                .filter(|s| s.state(now) == "active")
-                .any(|s| all_match(&s.parsed(), labels))
-        })
-    }
-}
-
-/// 32 hex digits from the system's randomness (via std's hasher seeds) and the clock.
-fn new_id() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut out = String::with_capacity(32);
-    for _ in 0..2 {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_nanos(),
-        );
-        out.push_str(&format!("{:016x}", h.finish()));
-    }
-    out
-}
+// The types split out of this module, at the paths the rest of the crate uses.
+pub use super::inhibit::InhibitRule;
+pub use super::matcher::{MatchOp, Matcher};
+pub use super::route::Route;
+pub use super::silence::{Silence, Silences, format_time, parse_time};
+pub use super::state::SavedState;
 
 /// A receiver: a name and its integrations.
 #[derive(Debug, Clone)]
@@ -393,49 +102,6 @@ pub struct Job {
     pub message: Message,
 }
 
-/// The state file's content.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct SavedState {
-    /// Format version, 1.
-    pub version: u32,
-    /// Alert instances, restored into the engine.
-    pub alerts: Vec<Alert>,
-    /// Groups by key.
-    pub groups: BTreeMap<String, GroupState>,
-    /// Undelivered notifications.
-    pub pending: Vec<Job>,
-    /// Silences.
-    pub silences: Vec<Silence>,
-}
-
-impl SavedState {
-    /// Reads `path`; a missing file is an empty state.
-    ///
-    /// # Errors
-    /// The file exists but cannot be read or parsed.
-    pub fn load(path: &Path) -> Result<SavedState, String> {
-        match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| format!("state file {}: {e}", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(SavedState::default()),
-            Err(e) => Err(format!("state file {}: {e}", path.display())),
-        }
-    }
-
-    /// Writes `path` atomically (temporary file, fsync, rename).
-    ///
-    /// # Errors
-    /// The I/O error.
-    pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        use std::io::Write as _;
-        let tmp = path.with_extension("tmp");
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(&serde_json::to_vec(self).map_err(std::io::Error::other)?)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    }
-}
-
 /// The static part of the dispatcher: routes, receivers, inhibition.
 #[derive(Debug, Clone)]
 pub struct Dispatcher {
@@ -475,21 +141,6 @@ pub struct Flush {
 }
 
 impl Dispatcher {
-    /// Whether `alert` is muted by an inhibition rule, given all firing alerts.
-    fn inhibited(&self, alert: &Alert, firing: &[&Alert]) -> bool {
-        self.inhibit_rules.iter().any(|rule| {
-            all_match(&rule.target, &alert.labels)
-                && firing.iter().any(|source| {
-                    source.fingerprint != alert.fingerprint
-                        && all_match(&rule.source, &source.labels)
-                        && rule
-                            .equal
-                            .iter()
-                            .all(|l| source.labels.get(l) == alert.labels.get(l))
-                })
-        })
-    }
-
     /// The groups every notifiable alert belongs to, by group key.
     fn group<'a>(
         &'a self,
@@ -500,7 +151,9 @@ impl Dispatcher {
         let firing: Vec<&Alert> = alerts.iter().filter(|a| a.state == State::Firing).collect();
         let mut groups: BTreeMap<String, Members<'a>> = BTreeMap::new();
         for alert in alerts.iter().filter(|a| a.state != State::Pending) {
-            if silences.mutes(&alert.labels, now) || self.inhibited(alert, &firing) {
+            if silences.mutes(&alert.labels, now)
+                || super::inhibit::inhibited(&self.inhibit_rules, alert, &firing)
+            {
                 continue;
             }
             for (id, route) in self.route.matching(&alert.labels) {
@@ -796,16 +449,6 @@ pub async fn run(
     tracing::debug!("dispatcher stopped");
 }
 
-/// Parses an RFC 3339 time (for the silences API).
-pub fn parse_time(text: &str) -> Result<SystemTime, String> {
-    humantime::parse_rfc3339_weak(text).map_err(|e| format!("`{text}`: {e}"))
-}
-
-/// Formats a time as the API shows it.
-pub fn format_time(t: SystemTime) -> String {
-    rfc3339(t)
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::UNIX_EPOCH;
@@ -876,30 +519,6 @@ mod tests {
                 )
             })
             .collect()
-    }
-
-    #[test]
-    fn matchers_parse_and_match() {
-        let labels: BTreeMap<String, String> =
-            [("severity".to_owned(), "critical".to_owned())].into();
-        for (text, expect) in [
-            ("severity=\"critical\"", true),
-            ("severity=critical", true),
-            ("severity!=critical", false),
-            ("severity=~\"crit.*\"", true),
-            ("severity=~crit", false),
-            ("severity!~\"warn.*\"", true),
-            ("team=\"\"", true),
-        ] {
-            assert_eq!(
-                Matcher::parse(text).unwrap().matches(&labels),
-                expect,
-                "{text}"
-            );
-        }
-        assert!(Matcher::parse("severity").is_err());
-        assert!(Matcher::parse("1x=a").is_err());
-        assert!(Matcher::parse("a=~\"(\"").is_err());
     }
 
     #[test]
@@ -990,29 +609,6 @@ mod tests {
     }
 
     #[test]
-    fn sub_routes_pick_receivers_and_continue_fans_out() {
-        let mut root = route(&["alertname"]);
-        let mut pager = route(&["alertname"]);
-        pager.receiver = "pager".into();
-        pager.matchers = vec![Matcher::parse("severity=\"critical\"").unwrap()];
-        pager.continue_ = true;
-        let mut chat = route(&["alertname"]);
-        chat.receiver = "chat".into();
-        chat.matchers = vec![Matcher::parse("severity=~\"critical|warning\"").unwrap()];
-        root.routes = vec![pager, chat];
-        let labels = |sev: &str| alert("X", "q", sev, State::Firing).labels;
-        let receivers = |sev| {
-            root.matching(&labels(sev))
-                .into_iter()
-                .map(|(_, r)| r.receiver.clone())
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(receivers("critical"), ["pager", "chat"]);
-        assert_eq!(receivers("warning"), ["chat"]);
-        assert_eq!(receivers("info"), ["team"]);
-    }
-
-    #[test]
     fn silences_mute_until_they_expire() {
         let d = dispatcher(route(&["alertname"]));
         let silences = Silences::default();
@@ -1064,24 +660,5 @@ mod tests {
             .flat_map(|f| f.alerts.iter().map(|a| a.labels["alertname"].as_str()))
             .collect();
         assert!(announced.contains(&"NodeDown"), "{announced:?}");
-    }
-
-    #[test]
-    fn state_file_round_trips_atomically() {
-        let dir = std::env::temp_dir().join(format!("rw-state-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("state.json");
-        assert_eq!(SavedState::load(&path).unwrap().alerts.len(), 0);
-        let state = SavedState {
-            version: 1,
-            alerts: vec![alert("X", "q", "warning", State::Firing)],
-            ..SavedState::default()
-        };
-        state.save(&path).unwrap();
-        assert!(!path.with_extension("tmp").exists());
-        assert_eq!(SavedState::load(&path).unwrap().alerts, state.alerts);
-        std::fs::write(&path, "{broken").unwrap();
-        assert!(SavedState::load(&path).unwrap_err().contains("state.json"));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

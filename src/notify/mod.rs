@@ -1,12 +1,19 @@
 //! Notifications: what is sent ([`Message`], Alertmanager's webhook payload, version 4), how a
 //! delivery fails ([`NotifyError`]: retryable or not), and the one place that retries
 //! ([`deliver`], capped exponential backoff). One file per integration:
-//! [`webhook`], [`email`], [`alertmanager`]. Routing, grouping, silences and inhibition live
-//! in [`dispatch`].
+//! [`webhook`], [`email`], [`alertmanager`]. Split by concern as Alertmanager's packages are:
+//! label matchers in [`matcher`], the route tree in [`route`], silences in [`silence`],
+//! inhibition in [`inhibit`], the state file in [`state`], and grouping, timers, the
+//! notification log and delivery in [`dispatch`].
 
 pub mod alertmanager;
 pub mod dispatch;
 pub mod email;
+pub mod inhibit;
+pub mod matcher;
+pub mod route;
+pub mod silence;
+pub mod state;
 pub mod webhook;
 
 use std::collections::BTreeMap;
