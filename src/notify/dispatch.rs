@@ -80,10 +80,10 @@ pub struct GroupState {
     /// The group labels.
     pub labels: BTreeMap<String, String>,
     /// When the next flush is due.
-    #[serde(with = "crate::alerting::rfc3339")]
+    #[serde(with = "super::rfc3339_checked")]
     pub next_flush: SystemTime,
     /// When it was last notified, if ever.
-    #[serde(with = "crate::alerting::rfc3339_opt")]
+    #[serde(with = "super::rfc3339_checked_opt")]
     pub last_notified: Option<SystemTime>,
     /// Fingerprints announced as firing by the last notification.
     pub notified_firing: BTreeSet<String>,
@@ -207,7 +207,7 @@ impl Dispatcher {
             let state = groups.entry(key.clone()).or_insert_with(|| GroupState {
                 route: id,
                 labels: labels.clone(),
-                next_flush: now + route.group_wait,
+                next_flush: super::add_time(now, route.group_wait),
                 last_notified: None,
                 notified_firing: BTreeSet::new(),
             });
@@ -252,7 +252,7 @@ impl Dispatcher {
             });
             state.notified_firing = firing;
             state.last_notified = Some(now);
-            state.next_flush = now + route.group_interval;
+            state.next_flush = super::add_time(now, route.group_interval);
         }
         // A group whose last announcement was "all resolved" is done.
         groups.retain(|_, g| !(g.notified_firing.is_empty() && g.last_notified.is_some()));
@@ -613,14 +613,17 @@ mod tests {
         let d = dispatcher(route(&["alertname"]));
         let silences = Silences::default();
         let id = silences
-            .add(Silence {
-                id: String::new(),
-                matchers: vec!["queue=\"q1\"".into()],
-                starts_at: at(0),
-                ends_at: at(3600),
-                created_by: "me".into(),
-                comment: "maintenance".into(),
-            })
+            .add(
+                Silence {
+                    id: String::new(),
+                    matchers: vec!["queue=\"q1\"".into()],
+                    starts_at: at(0),
+                    ends_at: at(3600),
+                    created_by: "me".into(),
+                    comment: "maintenance".into(),
+                },
+                at(0),
+            )
             .unwrap();
         let mut groups = BTreeMap::new();
         let a = vec![alert("Backlog", "q1", "warning", State::Firing)];

@@ -78,9 +78,75 @@ pub struct MessageAlert {
 /// `endsAt` of an alert that has not ended.
 pub const NO_END: &str = "0001-01-01T00:00:00Z";
 
-/// RFC 3339 with milliseconds, UTC.
+/// RFC 3339 with milliseconds, UTC. Never panics: a time outside what RFC 3339 can write
+/// (before 1970 or after [`latest_time`]) is written as the nearest one it can.
 pub fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_millis(t).to_string()
+    humantime::format_rfc3339_millis(t.clamp(SystemTime::UNIX_EPOCH, latest_time())).to_string()
+}
+
+/// The last instant RFC 3339 (four-digit years) can write: 9999-12-31T23:59:59Z. Every time
+/// the notifier computes or accepts is kept at or before it, so formatting never fails.
+pub fn latest_time() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(253_402_300_799)
+}
+
+/// Whether `t` can be written as RFC 3339 (1970 to year 9999).
+pub fn representable(t: SystemTime) -> bool {
+    t >= SystemTime::UNIX_EPOCH && t <= latest_time()
+}
+
+/// `t + d`, saturating at [`latest_time`] instead of overflowing (`now + group_wait` with an
+/// absurd configured duration must not panic).
+pub fn add_time(t: SystemTime, d: Duration) -> SystemTime {
+    t.checked_add(d)
+        .map_or(latest_time(), |sum| sum.min(latest_time()))
+}
+
+/// Serde for a `SystemTime` as RFC 3339 that fails (instead of panicking, as formatting a time
+/// past year 9999 does) when the time cannot be written; used for everything in the state file
+/// the notifier owns.
+pub mod rfc3339_checked {
+    use std::time::SystemTime;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes `t` as RFC 3339, or fails when it is outside 1970..=9999.
+    pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        if !super::representable(*t) {
+            return Err(serde::ser::Error::custom(format!(
+                "{t:?} cannot be written as RFC 3339 (years 1970 to 9999)"
+            )));
+        }
+        s.serialize_str(&super::rfc3339(*t))
+    }
+
+    /// Reads RFC 3339.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_rfc3339_weak(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Serde for an `Option<SystemTime>` as RFC 3339 or null, failing like [`rfc3339_checked`].
+pub mod rfc3339_checked_opt {
+    use std::time::SystemTime;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes `t` as RFC 3339 or null.
+    pub fn serialize<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => super::rfc3339_checked::serialize(t, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Reads RFC 3339 or null.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|text| humantime::parse_rfc3339_weak(&text).map_err(serde::de::Error::custom))
+            .transpose()
+    }
 }
 
 impl MessageAlert {
@@ -221,6 +287,19 @@ pub fn http_status_error(status: reqwest::StatusCode, body: &str) -> NotifyError
 #[derive(Debug, Default)]
 pub struct NotifyStats {
     inner: std::sync::Mutex<BTreeMap<(String, &'static str), IntegrationStats>>,
+    /// The state file's counters; `None` while no state file is configured.
+    state_file: std::sync::Mutex<Option<StateFileStats>>,
+}
+
+/// Counters of the state file (`notify.state_file`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateFileStats {
+    /// Saves that failed (I/O error, or content that cannot be written); the previous file
+    /// stays in place.
+    pub write_failures: u64,
+    /// Files set aside at start-up (unreadable, corrupt, truncated, or of a newer version),
+    /// after which the sidecar started with an empty state.
+    pub load_failures: u64,
 }
 
 /// Counters of one (receiver, integration).
@@ -254,8 +333,11 @@ impl NotifyStats {
         if let Ok(mut map) = self.inner.lock() {
             let stats = map.entry((receiver.to_owned(), integration)).or_default();
             match &delivery.result {
-                Ok(()) => stats.sent += 1,
-                Err(e) => *stats.failed.entry(e.reason).or_default() += 1,
+                Ok(()) => stats.sent = stats.sent.saturating_add(1),
+                Err(e) => {
+                    let n = stats.failed.entry(e.reason).or_default();
+                    *n = n.saturating_add(1);
+                }
             }
             let seconds = delivery.latency.as_secs_f64();
             stats.latency_sum += seconds;
@@ -266,6 +348,34 @@ impl NotifyStats {
                 .unwrap_or(LATENCY_BUCKETS.len());
             stats.latency_buckets[bucket] += 1;
         }
+    }
+
+    /// Creates the state file counters at 0 (a state file is configured).
+    pub fn register_state_file(&self) {
+        if let Ok(mut s) = self.state_file.lock() {
+            s.get_or_insert_with(StateFileStats::default);
+        }
+    }
+
+    /// Counts a failed save of the state file.
+    pub fn state_file_write_failed(&self) {
+        if let Ok(mut s) = self.state_file.lock() {
+            let s = s.get_or_insert_with(StateFileStats::default);
+            s.write_failures = s.write_failures.saturating_add(1);
+        }
+    }
+
+    /// Counts a state file set aside at start-up.
+    pub fn state_file_load_failed(&self) {
+        if let Ok(mut s) = self.state_file.lock() {
+            let s = s.get_or_insert_with(StateFileStats::default);
+            s.load_failures = s.load_failures.saturating_add(1);
+        }
+    }
+
+    /// The state file counters, `None` when no state file is configured.
+    pub fn state_file(&self) -> Option<StateFileStats> {
+        self.state_file.lock().ok().and_then(|s| *s)
     }
 
     /// A copy of every entry.
@@ -327,7 +437,7 @@ where
         let result = attempt().await;
         let done = match &result {
             Ok(()) => true,
-            Err(e) => !e.retryable || start.elapsed() + wait > backoff.give_up_after,
+            Err(e) => !e.retryable || start.elapsed().saturating_add(wait) > backoff.give_up_after,
         };
         if done {
             return Delivery {
@@ -340,7 +450,7 @@ where
             on_retry(attempts, e, wait);
         }
         tokio::time::sleep(wait).await;
-        wait = (wait * 2).min(backoff.max);
+        wait = wait.saturating_mul(2).min(backoff.max);
     }
 }
 
