@@ -112,7 +112,7 @@ pub async fn run(
     install_crypto_provider();
     let client = rabbitmq::Client::new(&config.rabbitmq)?;
     let saved = match &config.notify.state_file {
-        Some(path) => notify::dispatch::SavedState::load(path).map_err(RunError::State)?,
+        Some(path) => notify::dispatch::SavedState::load(path),
         None => notify::dispatch::SavedState::default(),
     };
     let notify_stats = Arc::new(notify::NotifyStats::default());

@@ -321,6 +321,10 @@ pub struct Runtime {
 }
 
 /// Dispatches notifications for every assessment until `shutdown`, then saves the state.
+///
+/// A save that fails (I/O, or content that cannot be written) is logged and counted
+/// (`rabbitmq_watch_state_file_write_failures_total`); dispatching goes on, and the next change
+/// tries again.
 pub async fn run(
     dispatcher: Dispatcher,
     runtime: Runtime,
@@ -334,6 +338,12 @@ pub async fn run(
         stats,
         backoff,
     } = runtime;
+    if state_file.is_some() {
+        stats.register_state_file();
+    }
+    if saved.set_aside.is_some() {
+        stats.state_file_load_failed();
+    }
     let dispatcher = Arc::new(dispatcher);
     let pending: Arc<Mutex<BTreeMap<u64, Job>>> = Arc::new(Mutex::new(BTreeMap::new()));
     // One ordered queue per (receiver, integration).
@@ -393,10 +403,11 @@ pub async fn run(
     // Until the first evaluation, the alerts saved before the restart.
     let restored: Arc<Vec<Alert>> = Arc::new(saved.alerts);
     let mut assessment: Option<Arc<crate::alerting::Assessment>> = None;
-    let save = |groups: &BTreeMap<String, GroupState>, alerts: &[Alert]| {
+    let mut save_failing = false;
+    let mut save = |groups: &BTreeMap<String, GroupState>, alerts: &[Alert]| {
         let Some(path) = &state_file else { return };
         let state = SavedState {
-            version: 1,
+            version: super::state::VERSION,
             alerts: alerts.to_vec(),
             groups: groups.clone(),
             pending: pending
@@ -404,9 +415,24 @@ pub async fn run(
                 .map(|p| p.values().cloned().collect())
                 .unwrap_or_default(),
             silences: silences.list(SystemTime::now()),
+            set_aside: None,
         };
-        if let Err(e) = state.save(path) {
-            tracing::error!(path = %path.display(), error = %e, "cannot save the state file");
+        match state.save(path) {
+            Ok(()) => {
+                if save_failing {
+                    tracing::info!(path = %path.display(), "the state file is saved again");
+                }
+                save_failing = false;
+            }
+            Err(e) => {
+                stats.state_file_write_failed();
+                if save_failing {
+                    tracing::debug!(path = %path.display(), error = %e, "cannot save the state file");
+                } else {
+                    tracing::error!(path = %path.display(), error = %e, "cannot save the state file; notifications go on, a restart would lose what changed since the last save");
+                }
+                save_failing = true;
+            }
         }
     };
     let pending_len = || pending.lock().map_or(0, |p| p.len());
