@@ -72,7 +72,12 @@ impl Integration {
     }
 }
 
-/// What the dispatcher remembers of a group: its timers and what it last announced.
+/// What the dispatcher remembers of a group: its timer, its notification log (what was last
+/// delivered) and the notification being delivered, if any.
+///
+/// As in Alertmanager, the log (`last_notified`, `notified_firing`) is written only once every
+/// integration of the receiver has delivered the notification: a notification that failed is
+/// tried again at the next `group_interval`, not after `repeat_interval`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupState {
     /// The route id (`0.1`) the group belongs to.
@@ -82,11 +87,117 @@ pub struct GroupState {
     /// When the next flush is due.
     #[serde(with = "super::rfc3339_checked")]
     pub next_flush: SystemTime,
-    /// When it was last notified, if ever.
+    /// When it was last notified (delivered), if ever.
     #[serde(with = "super::rfc3339_checked_opt")]
     pub last_notified: Option<SystemTime>,
-    /// Fingerprints announced as firing by the last notification.
+    /// Fingerprints announced as firing by the last delivered notification.
     pub notified_firing: BTreeSet<String>,
+    /// The notification being delivered; the group is not flushed again until it settles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight: Option<InFlight>,
+}
+
+/// A flushed notification of a group whose delivery has not settled yet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InFlight {
+    /// When the group was flushed.
+    #[serde(with = "super::rfc3339_checked")]
+    pub at: SystemTime,
+    /// The fingerprints it announces as firing (written to the log on success).
+    pub firing: BTreeSet<String>,
+    /// Ids of its jobs still undelivered.
+    pub jobs: BTreeSet<u64>,
+    /// Whether a job was given up on.
+    pub failed: bool,
+}
+
+impl GroupState {
+    /// Whether the last delivered announcement was "all resolved" and nothing is in flight:
+    /// the group is over.
+    fn done(&self) -> bool {
+        self.notified_firing.is_empty() && self.last_notified.is_some() && self.in_flight.is_none()
+    }
+
+    /// Writes the log when the in-flight notification has no job left: on success, what it
+    /// announced; after a failure, nothing (so the next flush sends it again).
+    fn settle(&mut self) {
+        let Some(flight) = &self.in_flight else {
+            return;
+        };
+        if !flight.jobs.is_empty() {
+            return;
+        }
+        if !flight.failed {
+            self.notified_firing = flight.firing.clone();
+            self.last_notified = Some(flight.at);
+        }
+        self.in_flight = None;
+    }
+}
+
+/// The outcome of one job, reported by the delivery workers to the dispatcher.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The group key (the message's `groupKey`).
+    pub group: String,
+    /// The job id.
+    pub job: u64,
+    /// Delivered (`true`) or given up on.
+    pub delivered: bool,
+}
+
+/// Records that the flush of group `key` became the jobs `ids` (none: nothing to deliver,
+/// which counts as delivered).
+pub fn started(
+    groups: &mut BTreeMap<String, GroupState>,
+    key: &str,
+    ids: impl IntoIterator<Item = u64>,
+) {
+    if let Some(group) = groups.get_mut(key) {
+        if let Some(flight) = &mut group.in_flight {
+            flight.jobs.extend(ids);
+        }
+        group.settle();
+    }
+    drop_done(groups, key);
+}
+
+/// Forgets group `key` when its last delivered announcement was "all resolved".
+fn drop_done(groups: &mut BTreeMap<String, GroupState>, key: &str) {
+    if groups.get(key).is_some_and(GroupState::done) {
+        groups.remove(key);
+    }
+}
+
+/// Records the outcome of one job; writes the group's log once all its jobs delivered.
+pub fn finished(groups: &mut BTreeMap<String, GroupState>, outcome: &Outcome) {
+    if let Some(group) = groups.get_mut(&outcome.group) {
+        if let Some(flight) = &mut group.in_flight
+            && flight.jobs.remove(&outcome.job)
+            && !outcome.delivered
+        {
+            flight.failed = true;
+        }
+        group.settle();
+    }
+    drop_done(groups, &outcome.group);
+}
+
+/// After a restart: in-flight jobs that are not among the undelivered ones restored (`live`)
+/// cannot be known to have been delivered; they count as failed, so the group is sent again
+/// at its next flush (at least once, never lost).
+pub fn reconcile(groups: &mut BTreeMap<String, GroupState>, live: &BTreeSet<u64>) {
+    for group in groups.values_mut() {
+        if let Some(flight) = &mut group.in_flight {
+            let before = flight.jobs.len();
+            flight.jobs.retain(|id| live.contains(id));
+            if flight.jobs.len() != before {
+                flight.failed = true;
+            }
+        }
+        group.settle();
+    }
+    groups.retain(|_, g| !g.done());
 }
 
 /// A notification waiting for (or in) delivery.
@@ -180,7 +291,10 @@ impl Dispatcher {
         groups
     }
 
-    /// Decides which groups to notify at `now`, updating `groups` (timers, notification log).
+    /// Decides which groups to notify at `now`, updating `groups` (timers; the flushed
+    /// notification is marked in flight, and the log is written by [`started`] and
+    /// [`finished`] once it is delivered). A group whose notification is still in flight is not
+    /// flushed again.
     pub fn plan(
         &self,
         alerts: &[Alert],
@@ -210,6 +324,7 @@ impl Dispatcher {
                 next_flush: super::add_time(now, route.group_wait),
                 last_notified: None,
                 notified_firing: BTreeSet::new(),
+                in_flight: None,
             });
             // Resolved alerts that were announced firing and are not announced resolved yet.
             let resolved: Vec<&Alert> = members
@@ -223,7 +338,7 @@ impl Dispatcher {
                 // Never announced and nothing fires: nothing to say.
                 continue;
             }
-            if now < state.next_flush {
+            if now < state.next_flush || state.in_flight.is_some() {
                 continue;
             }
             let changed = firing != state.notified_firing || !resolved.is_empty();
@@ -250,12 +365,17 @@ impl Dispatcher {
                 labels: labels.clone(),
                 alerts: message_alerts,
             });
-            state.notified_firing = firing;
-            state.last_notified = Some(now);
+            // The log is written when the delivery succeeds ([`started`], [`finished`]).
+            state.in_flight = Some(InFlight {
+                at: now,
+                firing,
+                jobs: BTreeSet::new(),
+                failed: false,
+            });
             state.next_flush = super::add_time(now, route.group_interval);
         }
-        // A group whose last announcement was "all resolved" is done.
-        groups.retain(|_, g| !(g.notified_firing.is_empty() && g.last_notified.is_some()));
+        // A group whose last delivered announcement was "all resolved" is done.
+        groups.retain(|_, g| !g.done());
         flushes
     }
 
@@ -346,6 +466,8 @@ pub async fn run(
     }
     let dispatcher = Arc::new(dispatcher);
     let pending: Arc<Mutex<BTreeMap<u64, Job>>> = Arc::new(Mutex::new(BTreeMap::new()));
+    // Workers report each job's outcome here; the dispatcher writes the notification log.
+    let (outcome_tx, mut outcomes) = mpsc::unbounded_channel::<Outcome>();
     // One ordered queue per (receiver, integration).
     let mut queues: BTreeMap<(String, usize), mpsc::UnboundedSender<Job>> = BTreeMap::new();
     let workers = tokio_util::task::TaskTracker::new();
@@ -355,7 +477,7 @@ pub async fn run(
             let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
             queues.insert((receiver.name.clone(), i), tx);
             let integration = integration.clone();
-            let pending = pending.clone();
+            let outcome_tx = outcome_tx.clone();
             let stats = stats.clone();
             let name = receiver.name.clone();
             let stop = shutdown.clone();
@@ -375,31 +497,41 @@ pub async fn run(
                     stats.record(&name, integration.kind(), &delivery);
                     match &delivery.result {
                         Ok(()) => tracing::info!(receiver = %name, integration = integration.kind(), group = %job.message.group_key, status = %job.message.status, alerts = job.message.alerts.len(), attempts = delivery.attempts, "notification sent"),
-                        Err(e) => tracing::error!(receiver = %name, integration = integration.kind(), group = %job.message.group_key, attempts = delivery.attempts, reason = e.reason, error = %e, "notification given up"),
+                        Err(e) => tracing::error!(receiver = %name, integration = integration.kind(), group = %job.message.group_key, attempts = delivery.attempts, reason = e.reason, error = %e, "notification given up; the group is sent again at its next group_interval"),
                     }
-                    if let Ok(mut p) = pending.lock() {
-                        p.remove(&job.id);
-                    }
+                    let _ = outcome_tx.send(Outcome {
+                        group: job.message.group_key.clone(),
+                        job: job.id,
+                        delivered: delivery.result.is_ok(),
+                    });
                 }
             });
         }
     }
     workers.close();
+    drop(outcome_tx);
 
-    let enqueue = |job: Job| {
-        if let Some(tx) = queues.get(&(job.receiver.clone(), job.integration)) {
-            if let Ok(mut p) = pending.lock() {
-                p.insert(job.id, job.clone());
-            }
-            let _ = tx.send(job);
+    // Queues the job; false when its (receiver, integration) does not exist (any more).
+    let enqueue = |job: Job| -> bool {
+        let Some(tx) = queues.get(&(job.receiver.clone(), job.integration)) else {
+            return false;
+        };
+        if let Ok(mut p) = pending.lock() {
+            p.insert(job.id, job.clone());
         }
+        tx.send(job).is_ok()
     };
     let mut next_id = saved.pending.iter().map(|j| j.id).max().unwrap_or(0);
+    let mut live = BTreeSet::new();
     for job in saved.pending {
         tracing::info!(receiver = %job.receiver, group = %job.message.group_key, "resending a notification left undelivered before the restart");
-        enqueue(job);
+        let id = job.id;
+        if enqueue(job) {
+            live.insert(id);
+        }
     }
     let mut groups = saved.groups;
+    reconcile(&mut groups, &live);
     // Until the first evaluation, the alerts saved before the restart.
     let restored: Arc<Vec<Alert>> = Arc::new(saved.alerts);
     let mut assessment: Option<Arc<crate::alerting::Assessment>> = None;
@@ -435,7 +567,6 @@ pub async fn run(
             }
         }
     };
-    let pending_len = || pending.lock().map_or(0, |p| p.len());
     let mut saved_pending = usize::MAX;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -450,6 +581,13 @@ pub async fn run(
                     changed = true;
                 }
             }
+            Some(outcome) = outcomes.recv() => {
+                if let Ok(mut p) = pending.lock() {
+                    p.remove(&outcome.job);
+                }
+                finished(&mut groups, &outcome);
+                changed = true;
+            }
             _ = tick.tick() => {}
         }
         let now = SystemTime::now();
@@ -458,18 +596,30 @@ pub async fn run(
         if changed || groups.values().any(|g| g.next_flush <= now) {
             for flush in dispatcher.plan(alerts, &mut groups, &silences, now) {
                 changed = true;
+                let mut ids = Vec::new();
                 for job in dispatcher.jobs(&flush, &mut next_id) {
-                    enqueue(job);
+                    let id = job.id;
+                    if enqueue(job) {
+                        ids.push(id);
+                    }
                 }
+                started(&mut groups, &flush.key, ids);
             }
         }
         // Saved after every evaluation and whenever the undelivered notifications change.
-        if changed || pending_len() != saved_pending {
-            saved_pending = pending_len();
+        let pending_len = pending.lock().map_or(0, |p| p.len());
+        if changed || pending_len != saved_pending {
+            saved_pending = pending_len;
             save(&groups, alerts);
         }
     }
     workers.wait().await;
+    while let Ok(outcome) = outcomes.try_recv() {
+        if let Ok(mut p) = pending.lock() {
+            p.remove(&outcome.job);
+        }
+        finished(&mut groups, &outcome);
+    }
     let alerts: &[Alert] = assessment.as_ref().map_or(&restored, |a| &a.alerts);
     save(&groups, alerts);
     tracing::debug!("dispatcher stopped");
@@ -532,6 +682,21 @@ mod tests {
         }
     }
 
+    /// [`Dispatcher::plan`], then every flush delivered at once (no jobs: the log is written).
+    fn plan_ok(
+        d: &Dispatcher,
+        alerts: &[Alert],
+        groups: &mut BTreeMap<String, GroupState>,
+        silences: &Silences,
+        now: SystemTime,
+    ) -> Vec<Flush> {
+        let flushes = d.plan(alerts, groups, silences, now);
+        for f in &flushes {
+            started(groups, &f.key, []);
+        }
+        flushes
+    }
+
     fn names(flushes: &[Flush]) -> Vec<(String, Vec<(String, String)>)> {
         flushes
             .iter()
@@ -555,15 +720,24 @@ mod tests {
         let a1 = alert("Backlog", "q1", "warning", State::Firing);
         let a2 = alert("Backlog", "q2", "warning", State::Firing);
         // New group: nothing before group_wait.
+        assert!(plan_ok(&d, std::slice::from_ref(&a1), &mut groups, &silences, at(0)).is_empty());
         assert!(
-            d.plan(std::slice::from_ref(&a1), &mut groups, &silences, at(0))
-                .is_empty()
+            plan_ok(
+                &d,
+                &[a1.clone(), a2.clone()],
+                &mut groups,
+                &silences,
+                at(29)
+            )
+            .is_empty()
         );
-        assert!(
-            d.plan(&[a1.clone(), a2.clone()], &mut groups, &silences, at(29))
-                .is_empty()
+        let f = plan_ok(
+            &d,
+            &[a1.clone(), a2.clone()],
+            &mut groups,
+            &silences,
+            at(30),
         );
-        let f = d.plan(&[a1.clone(), a2.clone()], &mut groups, &silences, at(30));
         assert_eq!(
             names(&f),
             [(
@@ -576,18 +750,42 @@ mod tests {
         );
         // Unchanged: silent until repeat_interval.
         assert!(
-            d.plan(&[a1.clone(), a2.clone()], &mut groups, &silences, at(400))
-                .is_empty()
+            plan_ok(
+                &d,
+                &[a1.clone(), a2.clone()],
+                &mut groups,
+                &silences,
+                at(400)
+            )
+            .is_empty()
         );
-        let f = d.plan(&[a1.clone(), a2.clone()], &mut groups, &silences, at(3630));
+        let f = plan_ok(
+            &d,
+            &[a1.clone(), a2.clone()],
+            &mut groups,
+            &silences,
+            at(3630),
+        );
         assert_eq!(f.len(), 1, "repeat after 1 h");
         // q2 resolves: announced at the next group_interval tick, not before.
         let r2 = alert("Backlog", "q2", "warning", State::Resolved);
         assert!(
-            d.plan(&[a1.clone(), r2.clone()], &mut groups, &silences, at(3700))
-                .is_empty()
+            plan_ok(
+                &d,
+                &[a1.clone(), r2.clone()],
+                &mut groups,
+                &silences,
+                at(3700)
+            )
+            .is_empty()
         );
-        let f = d.plan(&[a1.clone(), r2.clone()], &mut groups, &silences, at(3930));
+        let f = plan_ok(
+            &d,
+            &[a1.clone(), r2.clone()],
+            &mut groups,
+            &silences,
+            at(3930),
+        );
         assert_eq!(
             names(&f),
             [(
@@ -600,7 +798,13 @@ mod tests {
         );
         // q1 resolves too: last notification, then the group is gone.
         let r1 = alert("Backlog", "q1", "warning", State::Resolved);
-        let f = d.plan(&[r1.clone(), r2.clone()], &mut groups, &silences, at(4230));
+        let f = plan_ok(
+            &d,
+            &[r1.clone(), r2.clone()],
+            &mut groups,
+            &silences,
+            at(4230),
+        );
         assert_eq!(
             f[0].alerts
                 .iter()
@@ -609,10 +813,7 @@ mod tests {
             1
         );
         assert!(groups.is_empty());
-        assert!(
-            d.plan(&[r1, r2], &mut groups, &silences, at(4600))
-                .is_empty()
-        );
+        assert!(plan_ok(&d, &[r1, r2], &mut groups, &silences, at(4600)).is_empty());
     }
 
     #[test]
@@ -620,18 +821,16 @@ mod tests {
         let d = dispatcher(route(&["alertname"]));
         let silences = Silences::default();
         let mut groups = BTreeMap::new();
-        d.plan(
+        plan_ok(
+            &d,
             &[alert("Backlog", "q1", "warning", State::Firing)],
             &mut groups,
             &silences,
             at(0),
         );
         let r = alert("Backlog", "q1", "warning", State::Resolved);
-        assert!(
-            d.plan(std::slice::from_ref(&r), &mut groups, &silences, at(30))
-                .is_empty()
-        );
-        assert!(d.plan(&[r], &mut groups, &silences, at(400)).is_empty());
+        assert!(plan_ok(&d, std::slice::from_ref(&r), &mut groups, &silences, at(30)).is_empty());
+        assert!(plan_ok(&d, &[r], &mut groups, &silences, at(400)).is_empty());
     }
 
     #[test]
@@ -653,12 +852,12 @@ mod tests {
             .unwrap();
         let mut groups = BTreeMap::new();
         let a = vec![alert("Backlog", "q1", "warning", State::Firing)];
-        d.plan(&a, &mut groups, &silences, at(0));
-        assert!(d.plan(&a, &mut groups, &silences, at(60)).is_empty());
+        plan_ok(&d, &a, &mut groups, &silences, at(0));
+        assert!(plan_ok(&d, &a, &mut groups, &silences, at(60)).is_empty());
         assert!(silences.expire(&id, at(100)));
         assert_eq!(silences.list(at(100))[0].state(at(100)), "expired");
-        d.plan(&a, &mut groups, &silences, at(100));
-        assert_eq!(d.plan(&a, &mut groups, &silences, at(130)).len(), 1);
+        plan_ok(&d, &a, &mut groups, &silences, at(100));
+        assert_eq!(plan_ok(&d, &a, &mut groups, &silences, at(130)).len(), 1);
     }
 
     #[test]
@@ -674,20 +873,154 @@ mod tests {
         let source = alert("Partition", "-", "critical", State::Firing);
         let target = alert("NodeDown", "-", "critical", State::Firing);
         let both = [source.clone(), target.clone()];
-        d.plan(&both, &mut groups, &silences, at(0));
-        let f = d.plan(&both, &mut groups, &silences, at(30));
+        plan_ok(&d, &both, &mut groups, &silences, at(0));
+        let f = plan_ok(&d, &both, &mut groups, &silences, at(30));
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].alerts[0].labels["alertname"], "Partition");
         // Once the source resolves, the target is notified.
         let mut resolved = source.clone();
         resolved.state = State::Resolved;
         let after = [resolved, target];
-        d.plan(&after, &mut groups, &silences, at(60));
-        let f = d.plan(&after, &mut groups, &silences, at(400));
+        plan_ok(&d, &after, &mut groups, &silences, at(60));
+        let f = plan_ok(&d, &after, &mut groups, &silences, at(400));
         let announced: Vec<&str> = f
             .iter()
             .flat_map(|f| f.alerts.iter().map(|a| a.labels["alertname"].as_str()))
             .collect();
         assert!(announced.contains(&"NodeDown"), "{announced:?}");
+    }
+
+    #[test]
+    fn a_failed_delivery_is_sent_again_at_the_next_group_interval_not_at_repeat_interval() {
+        let d = dispatcher(route(&["alertname"]));
+        let silences = Silences::default();
+        let mut groups = BTreeMap::new();
+        let a = vec![alert("Backlog", "q1", "warning", State::Firing)];
+        d.plan(&a, &mut groups, &silences, at(0));
+        let f = d.plan(&a, &mut groups, &silences, at(30));
+        assert_eq!(f.len(), 1);
+        let key = f[0].key.clone();
+        started(&mut groups, &key, [7]);
+        // In flight: not flushed again, even when group_interval passes.
+        assert!(d.plan(&a, &mut groups, &silences, at(340)).is_empty());
+        finished(
+            &mut groups,
+            &Outcome {
+                group: key.clone(),
+                job: 7,
+                delivered: false,
+            },
+        );
+        assert_eq!(groups[&key].last_notified, None, "nothing logged");
+        // The next group_interval tick (30 + 300 passed already): sent again at once.
+        let f = d.plan(&a, &mut groups, &silences, at(341));
+        assert_eq!(f.len(), 1, "resent at group_interval, not repeat_interval");
+        started(&mut groups, &key, [8]);
+        finished(
+            &mut groups,
+            &Outcome {
+                group: key.clone(),
+                job: 8,
+                delivered: true,
+            },
+        );
+        assert_eq!(groups[&key].last_notified, Some(at(341)));
+        // Delivered: now silent until repeat_interval.
+        assert!(d.plan(&a, &mut groups, &silences, at(700)).is_empty());
+        assert_eq!(d.plan(&a, &mut groups, &silences, at(3941)).len(), 1);
+    }
+
+    #[test]
+    fn a_failed_delivery_before_group_interval_waits_for_it() {
+        let d = dispatcher(route(&["alertname"]));
+        let silences = Silences::default();
+        let mut groups = BTreeMap::new();
+        let a = vec![alert("Backlog", "q1", "warning", State::Firing)];
+        d.plan(&a, &mut groups, &silences, at(0));
+        let key = d.plan(&a, &mut groups, &silences, at(30))[0].key.clone();
+        started(&mut groups, &key, [1, 2]);
+        let outcome = |job, delivered| Outcome {
+            group: key.clone(),
+            job,
+            delivered,
+        };
+        finished(&mut groups, &outcome(1, true));
+        finished(&mut groups, &outcome(2, false));
+        assert!(d.plan(&a, &mut groups, &silences, at(100)).is_empty());
+        assert!(d.plan(&a, &mut groups, &silences, at(329)).is_empty());
+        assert_eq!(d.plan(&a, &mut groups, &silences, at(330)).len(), 1);
+    }
+
+    #[test]
+    fn in_flight_jobs_lost_across_a_restart_count_as_failed() {
+        let d = dispatcher(route(&["alertname"]));
+        let silences = Silences::default();
+        let mut groups = BTreeMap::new();
+        let a = vec![alert("Backlog", "q1", "warning", State::Firing)];
+        d.plan(&a, &mut groups, &silences, at(0));
+        let key = d.plan(&a, &mut groups, &silences, at(30))[0].key.clone();
+        started(&mut groups, &key, [1, 2]);
+        // Job 1 is restored (still pending), job 2 is not: outcome unknown.
+        reconcile(&mut groups, &BTreeSet::from([1]));
+        assert!(groups[&key].in_flight.as_ref().unwrap().failed);
+        finished(
+            &mut groups,
+            &Outcome {
+                group: key.clone(),
+                job: 1,
+                delivered: true,
+            },
+        );
+        assert_eq!(groups[&key].last_notified, None);
+        assert_eq!(d.plan(&a, &mut groups, &silences, at(330)).len(), 1);
+    }
+
+    #[test]
+    fn absurd_route_timings_saturate_instead_of_panicking() {
+        let mut r = route(&["alertname"]);
+        r.group_wait = Duration::MAX;
+        r.group_interval = Duration::MAX;
+        let d = dispatcher(r);
+        let silences = Silences::default();
+        let mut groups = BTreeMap::new();
+        let a = vec![alert("Backlog", "q1", "warning", State::Firing)];
+        assert!(d.plan(&a, &mut groups, &silences, at(0)).is_empty());
+        let state = groups.values().next().unwrap();
+        assert_eq!(state.next_flush, super::super::latest_time());
+        let saved = SavedState {
+            groups: groups.clone(),
+            ..SavedState::default()
+        };
+        assert!(serde_json::to_vec(&saved).is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_dispatcher_survives_a_failing_save_and_counts_it() {
+        let stats = Arc::new(NotifyStats::default());
+        let (_tx, rx) = tokio::sync::watch::channel(None);
+        let shutdown = CancellationToken::new();
+        let dir = std::env::temp_dir().join(format!("rw-no-such-dir-{}", std::process::id()));
+        let task = tokio::spawn(run(
+            dispatcher(route(&["alertname"])),
+            Runtime {
+                state_file: Some(dir.join("state.json")),
+                saved: SavedState {
+                    alerts: vec![alert("Backlog", "q1", "warning", State::Firing)],
+                    ..SavedState::default()
+                },
+                silences: Arc::new(Silences::default()),
+                stats: stats.clone(),
+                backoff: Backoff::default(),
+            },
+            rx,
+            shutdown.clone(),
+        ));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(!task.is_finished(), "the dispatcher is still running");
+        let failures = stats.state_file().unwrap().write_failures;
+        assert!(failures >= 1, "{failures}");
+        shutdown.cancel();
+        task.await.unwrap();
+        assert!(stats.state_file().unwrap().write_failures > failures);
     }
 }
