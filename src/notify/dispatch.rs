@@ -535,37 +535,17 @@ pub async fn run(
     // Until the first evaluation, the alerts saved before the restart.
     let restored: Arc<Vec<Alert>> = Arc::new(saved.alerts);
     let mut assessment: Option<Arc<crate::alerting::Assessment>> = None;
-    let mut save_failing = false;
-    let mut save = |groups: &BTreeMap<String, GroupState>, alerts: &[Alert]| {
-        let Some(path) = &state_file else { return };
-        let state = SavedState {
-            version: super::state::VERSION,
-            alerts: alerts.to_vec(),
-            groups: groups.clone(),
-            pending: pending
-                .lock()
-                .map(|p| p.values().cloned().collect())
-                .unwrap_or_default(),
-            silences: silences.list(SystemTime::now()),
-            set_aside: None,
-        };
-        match state.save(path) {
-            Ok(()) => {
-                if save_failing {
-                    tracing::info!(path = %path.display(), "the state file is saved again");
-                }
-                save_failing = false;
-            }
-            Err(e) => {
-                stats.state_file_write_failed();
-                if save_failing {
-                    tracing::debug!(path = %path.display(), error = %e, "cannot save the state file");
-                } else {
-                    tracing::error!(path = %path.display(), error = %e, "cannot save the state file; notifications go on, a restart would lose what changed since the last save");
-                }
-                save_failing = true;
-            }
-        }
+    let mut writer = super::state::StateWriter::new(state_file, stats.clone());
+    let snapshot = |groups: &BTreeMap<String, GroupState>, alerts: &[Alert]| SavedState {
+        version: super::state::VERSION,
+        alerts: alerts.to_vec(),
+        groups: groups.clone(),
+        pending: pending
+            .lock()
+            .map(|p| p.values().cloned().collect())
+            .unwrap_or_default(),
+        silences: silences.list(SystemTime::now()),
+        set_aside: None,
     };
     let mut saved_pending = usize::MAX;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -610,7 +590,9 @@ pub async fn run(
         let pending_len = pending.lock().map_or(0, |p| p.len());
         if changed || pending_len != saved_pending {
             saved_pending = pending_len;
-            save(&groups, alerts);
+            if writer.enabled() {
+                writer.save(snapshot(&groups, alerts)).await;
+            }
         }
     }
     workers.wait().await;
@@ -621,7 +603,9 @@ pub async fn run(
         finished(&mut groups, &outcome);
     }
     let alerts: &[Alert] = assessment.as_ref().map_or(&restored, |a| &a.alerts);
-    save(&groups, alerts);
+    if writer.enabled() {
+        writer.save(snapshot(&groups, alerts)).await;
+    }
     tracing::debug!("dispatcher stopped");
 }
 

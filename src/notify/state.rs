@@ -11,10 +11,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use super::NotifyStats;
 use super::dispatch::{GroupState, Job};
 use super::silence::Silence;
 use crate::alerting::Alert;
@@ -121,6 +123,65 @@ impl SavedState {
             std::fs::File::open(dir)?.sync_all()?;
         }
         Ok(())
+    }
+}
+
+/// Saves the state file off the async runtime and reports failures: each is counted in
+/// `rabbitmq_watch_state_file_write_failures_total`; the first of a streak is logged as an
+/// error (the rest at debug), and recovery is logged. A save that panics is contained and
+/// counted like any other failure.
+#[derive(Debug)]
+pub struct StateWriter {
+    /// `notify.state_file`; `None`: nothing is saved.
+    path: Option<PathBuf>,
+    /// Counters.
+    stats: Arc<NotifyStats>,
+    /// Whether the last save failed.
+    failing: bool,
+}
+
+impl StateWriter {
+    /// A writer of `path` (none: saves nothing) counting into `stats`.
+    pub fn new(path: Option<PathBuf>, stats: Arc<NotifyStats>) -> Self {
+        Self {
+            path,
+            stats,
+            failing: false,
+        }
+    }
+
+    /// Whether a state file is configured.
+    pub fn enabled(&self) -> bool {
+        self.path.is_some()
+    }
+
+    /// Saves `state` (see [`SavedState::save`]) on a blocking thread.
+    pub async fn save(&mut self, state: SavedState) {
+        let Some(path) = self.path.clone() else {
+            return;
+        };
+        let target = path.clone();
+        let result = match tokio::task::spawn_blocking(move || state.save(&target)).await {
+            Ok(result) => result,
+            Err(e) => Err(std::io::Error::other(format!("the save stopped: {e}"))),
+        };
+        match result {
+            Ok(()) => {
+                if self.failing {
+                    tracing::info!(path = %path.display(), "the state file is saved again");
+                }
+                self.failing = false;
+            }
+            Err(e) => {
+                self.stats.state_file_write_failed();
+                if self.failing {
+                    tracing::debug!(path = %path.display(), error = %e, "cannot save the state file");
+                } else {
+                    tracing::error!(path = %path.display(), error = %e, "cannot save the state file; notifications go on, a restart would lose what changed since the last save");
+                }
+                self.failing = true;
+            }
+        }
     }
 }
 
@@ -274,6 +335,33 @@ mod tests {
         // The previous file is untouched and no empty temporary file is left.
         assert!(SavedState::load(&path).set_aside.is_none());
         assert!(!path.with_extension("tmp").exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn the_writer_counts_failed_and_panicking_saves_and_recovers() {
+        let dir = temp_dir("writer");
+        let stats = Arc::new(NotifyStats::default());
+        let mut writer = StateWriter::new(Some(dir.join("none").join("state.json")), stats.clone());
+        writer.save(SavedState::default()).await;
+        assert_eq!(stats.state_file().unwrap_or_default().write_failures, 1);
+        // An alert time past year 9999 makes the alerts' RFC 3339 writer panic inside
+        // serde_json: contained, counted, and the previous file is kept.
+        let path = dir.join("state.json");
+        let mut writer = StateWriter::new(Some(path.clone()), stats.clone());
+        writer.save(SavedState::default()).await;
+        let mut absurd = alert();
+        absurd.last_true = UNIX_EPOCH + Duration::from_secs(300_000_000_000);
+        writer
+            .save(SavedState {
+                alerts: vec![absurd],
+                ..SavedState::default()
+            })
+            .await;
+        assert_eq!(stats.state_file().unwrap_or_default().write_failures, 2);
+        assert!(SavedState::load(&path).set_aside.is_none());
+        writer.save(SavedState::default()).await;
+        assert_eq!(stats.state_file().unwrap_or_default().write_failures, 2);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
