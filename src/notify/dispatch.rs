@@ -95,6 +95,20 @@ pub struct GroupState {
     /// The notification being delivered; the group is not flushed again until it settles.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_flight: Option<InFlight>,
+    /// After a notification some integrations delivered and others did not: its content and
+    /// the integrations that have it, so sending it again skips them (Alertmanager keeps its
+    /// log per integration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial: Option<Partial>,
+}
+
+/// A notification delivered to only some integrations of the receiver.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Partial {
+    /// `fingerprint:status` of each alert of the notification.
+    pub content: BTreeSet<String>,
+    /// Indexes of the integrations that delivered it.
+    pub delivered: BTreeSet<usize>,
 }
 
 /// A flushed notification of a group whose delivery has not settled yet.
@@ -109,6 +123,12 @@ pub struct InFlight {
     pub jobs: BTreeSet<u64>,
     /// Whether a job was given up on.
     pub failed: bool,
+    /// `fingerprint:status` of each alert of the notification.
+    #[serde(default)]
+    pub content: BTreeSet<String>,
+    /// Indexes of the integrations that have delivered it.
+    #[serde(default)]
+    pub delivered: BTreeSet<usize>,
 }
 
 impl GroupState {
@@ -127,9 +147,15 @@ impl GroupState {
         if !flight.jobs.is_empty() {
             return;
         }
-        if !flight.failed {
+        if flight.failed {
+            self.partial = (!flight.delivered.is_empty()).then(|| Partial {
+                content: flight.content.clone(),
+                delivered: flight.delivered.clone(),
+            });
+        } else {
             self.notified_firing = flight.firing.clone();
             self.last_notified = Some(flight.at);
+            self.partial = None;
         }
         self.in_flight = None;
     }
@@ -142,20 +168,35 @@ pub struct Outcome {
     pub group: String,
     /// The job id.
     pub job: u64,
+    /// The index of the job's integration in the receiver.
+    pub integration: usize,
     /// Delivered (`true`) or given up on.
     pub delivered: bool,
 }
 
+/// The integrations that already delivered what `flush` sends (an earlier attempt of the same
+/// notification that failed elsewhere): they are skipped.
+pub fn already_delivered(groups: &BTreeMap<String, GroupState>, flush: &Flush) -> BTreeSet<usize> {
+    groups
+        .get(&flush.key)
+        .and_then(|g| g.partial.as_ref())
+        .filter(|p| p.content == flush.content())
+        .map(|p| p.delivered.clone())
+        .unwrap_or_default()
+}
+
 /// Records that the flush of group `key` became the jobs `ids` (none: nothing to deliver,
-/// which counts as delivered).
+/// which counts as delivered), the integrations of `skipped` having it already.
 pub fn started(
     groups: &mut BTreeMap<String, GroupState>,
     key: &str,
     ids: impl IntoIterator<Item = u64>,
+    skipped: BTreeSet<usize>,
 ) {
     if let Some(group) = groups.get_mut(key) {
         if let Some(flight) = &mut group.in_flight {
             flight.jobs.extend(ids);
+            flight.delivered.extend(skipped);
         }
         group.settle();
     }
@@ -174,9 +215,12 @@ pub fn finished(groups: &mut BTreeMap<String, GroupState>, outcome: &Outcome) {
     if let Some(group) = groups.get_mut(&outcome.group) {
         if let Some(flight) = &mut group.in_flight
             && flight.jobs.remove(&outcome.job)
-            && !outcome.delivered
         {
-            flight.failed = true;
+            if outcome.delivered {
+                flight.delivered.insert(outcome.integration);
+            } else {
+                flight.failed = true;
+            }
         }
         group.settle();
     }
@@ -249,6 +293,16 @@ pub struct Flush {
     pub labels: BTreeMap<String, String>,
     /// Firing alerts, then resolved ones.
     pub alerts: Vec<MessageAlert>,
+}
+
+impl Flush {
+    /// `fingerprint:status` of each alert: what identifies the notification's content.
+    pub fn content(&self) -> BTreeSet<String> {
+        self.alerts
+            .iter()
+            .map(|a| format!("{}:{}", a.fingerprint, a.status))
+            .collect()
+    }
 }
 
 impl Dispatcher {
@@ -325,6 +379,7 @@ impl Dispatcher {
                 last_notified: None,
                 notified_firing: BTreeSet::new(),
                 in_flight: None,
+                partial: None,
             });
             // Resolved alerts that were announced firing and are not announced resolved yet.
             let resolved: Vec<&Alert> = members
@@ -359,19 +414,22 @@ impl Dispatcher {
                     .iter()
                     .map(|a| MessageAlert::from_alert(a, &self.external_url)),
             );
-            flushes.push(Flush {
+            let flush = Flush {
                 key: key.clone(),
                 receiver: route.receiver.clone(),
                 labels: labels.clone(),
                 alerts: message_alerts,
-            });
+            };
             // The log is written when the delivery succeeds ([`started`], [`finished`]).
             state.in_flight = Some(InFlight {
                 at: now,
                 firing,
                 jobs: BTreeSet::new(),
                 failed: false,
+                content: flush.content(),
+                delivered: BTreeSet::new(),
             });
+            flushes.push(flush);
             state.next_flush = super::add_time(now, route.group_interval);
         }
         // A group whose last delivered announcement was "all resolved" is done.
@@ -502,6 +560,7 @@ pub async fn run(
                     let _ = outcome_tx.send(Outcome {
                         group: job.message.group_key.clone(),
                         job: job.id,
+                        integration: job.integration,
                         delivered: delivery.result.is_ok(),
                     });
                 }
@@ -576,14 +635,15 @@ pub async fn run(
         if changed || groups.values().any(|g| g.next_flush <= now) {
             for flush in dispatcher.plan(alerts, &mut groups, &silences, now) {
                 changed = true;
+                let skipped = already_delivered(&groups, &flush);
                 let mut ids = Vec::new();
                 for job in dispatcher.jobs(&flush, &mut next_id) {
                     let id = job.id;
-                    if enqueue(job) {
+                    if !skipped.contains(&job.integration) && enqueue(job) {
                         ids.push(id);
                     }
                 }
-                started(&mut groups, &flush.key, ids);
+                started(&mut groups, &flush.key, ids, skipped);
             }
         }
         // Saved after every evaluation and whenever the undelivered notifications change.
@@ -676,7 +736,7 @@ mod tests {
     ) -> Vec<Flush> {
         let flushes = d.plan(alerts, groups, silences, now);
         for f in &flushes {
-            started(groups, &f.key, []);
+            started(groups, &f.key, [], BTreeSet::new());
         }
         flushes
     }
@@ -884,7 +944,7 @@ mod tests {
         let f = d.plan(&a, &mut groups, &silences, at(30));
         assert_eq!(f.len(), 1);
         let key = f[0].key.clone();
-        started(&mut groups, &key, [7]);
+        started(&mut groups, &key, [7], BTreeSet::new());
         // In flight: not flushed again, even when group_interval passes.
         assert!(d.plan(&a, &mut groups, &silences, at(340)).is_empty());
         finished(
@@ -892,6 +952,7 @@ mod tests {
             &Outcome {
                 group: key.clone(),
                 job: 7,
+                integration: 0,
                 delivered: false,
             },
         );
@@ -899,12 +960,13 @@ mod tests {
         // The next group_interval tick (30 + 300 passed already): sent again at once.
         let f = d.plan(&a, &mut groups, &silences, at(341));
         assert_eq!(f.len(), 1, "resent at group_interval, not repeat_interval");
-        started(&mut groups, &key, [8]);
+        started(&mut groups, &key, [8], BTreeSet::new());
         finished(
             &mut groups,
             &Outcome {
                 group: key.clone(),
                 job: 8,
+                integration: 0,
                 delivered: true,
             },
         );
@@ -915,24 +977,39 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_delivery_before_group_interval_waits_for_it() {
+    fn a_partly_failed_delivery_waits_for_group_interval_and_skips_integrations_that_have_it() {
         let d = dispatcher(route(&["alertname"]));
         let silences = Silences::default();
         let mut groups = BTreeMap::new();
         let a = vec![alert("Backlog", "q1", "warning", State::Firing)];
         d.plan(&a, &mut groups, &silences, at(0));
         let key = d.plan(&a, &mut groups, &silences, at(30))[0].key.clone();
-        started(&mut groups, &key, [1, 2]);
-        let outcome = |job, delivered| Outcome {
+        started(&mut groups, &key, [1, 2], BTreeSet::new());
+        let outcome = |job: u64, delivered| Outcome {
             group: key.clone(),
             job,
+            integration: job as usize,
             delivered,
         };
         finished(&mut groups, &outcome(1, true));
         finished(&mut groups, &outcome(2, false));
         assert!(d.plan(&a, &mut groups, &silences, at(100)).is_empty());
         assert!(d.plan(&a, &mut groups, &silences, at(329)).is_empty());
-        assert_eq!(d.plan(&a, &mut groups, &silences, at(330)).len(), 1);
+        let again = d.plan(&a, &mut groups, &silences, at(330));
+        assert_eq!(again.len(), 1);
+        // Integration 1 has it already (Alertmanager logs per integration): only 2 is sent.
+        let skipped = already_delivered(&groups, &again[0]);
+        assert_eq!(skipped, BTreeSet::from([1]));
+        started(&mut groups, &key, [3], skipped);
+        finished(&mut groups, &outcome(3, true));
+        assert_eq!(groups[&key].last_notified, Some(at(330)));
+        assert_eq!(groups[&key].partial, None);
+        // A different notification goes to every integration again.
+        groups.get_mut(&key).unwrap().partial = Some(Partial {
+            content: BTreeSet::from(["other:firing".to_owned()]),
+            delivered: BTreeSet::from([1]),
+        });
+        assert!(already_delivered(&groups, &again[0]).is_empty());
     }
 
     #[test]
@@ -943,7 +1020,7 @@ mod tests {
         let a = vec![alert("Backlog", "q1", "warning", State::Firing)];
         d.plan(&a, &mut groups, &silences, at(0));
         let key = d.plan(&a, &mut groups, &silences, at(30))[0].key.clone();
-        started(&mut groups, &key, [1, 2]);
+        started(&mut groups, &key, [1, 2], BTreeSet::new());
         // Job 1 is restored (still pending), job 2 is not: outcome unknown.
         reconcile(&mut groups, &BTreeSet::from([1]));
         assert!(groups[&key].in_flight.as_ref().unwrap().failed);
@@ -952,6 +1029,7 @@ mod tests {
             &Outcome {
                 group: key.clone(),
                 job: 1,
+                integration: 0,
                 delivered: true,
             },
         );
