@@ -13,7 +13,9 @@
 //!   layer that every component imports (it imports only the leaf modules).
 //! - [`rabbitmq`]: the management API client and its response types; the only module that
 //!   talks to the broker. [`rabbitmq::members`] reads every cluster member's own
-//!   `/api/nodes` for the cluster detector.
+//!   `/api/nodes` for the cluster detector; [`rabbitmq::prometheus`] reads every member's
+//!   rabbitmq_prometheus (the second source of queue and node figures, `rabbitmq.source`)
+//!   with the text parser [`rabbitmq::exposition`].
 //! - [`selection`]: the `queues.*` filters and caps applied to each queue listing.
 //! - [`snapshot`]: one immutable [`snapshot::Snapshot`] per poll: only what was read.
 //! - [`poller`]: the interval loop that reads the API and publishes snapshots.

@@ -2,6 +2,10 @@
 //! [`Snapshot`] and publish it on a `tokio::sync::watch` channel. Polls never overlap; a poll
 //! that overruns the interval delays the next one. Failures are logged here, one line per
 //! failed endpoint, and counted in the snapshot's [`PollTotals`].
+//!
+//! Queue and node figures come from the management statistics or, as [`choose_source`]
+//! decides from `rabbitmq.source` and the last overview, from every member's
+//! rabbitmq_prometheus ([`crate::rabbitmq::prometheus`]), merged into the same listings.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -1,7 +1,9 @@
 //! The RabbitMQ management HTTP API: the HTTP client ([`client`]), the response types
 //! ([`model`]), the per-member reads of the cluster detector ([`members`]), the endpoints
 //! read ([`Endpoint`]), the outcome of one read ([`Fetched`]) and the ways a read can fail
-//! ([`Error`]).
+//! ([`Error`]). Also the second source of queue and node figures, every member's
+//! rabbitmq_prometheus plugin ([`prometheus`], parsed by [`exposition`]; which source a poll
+//! used: [`FigureSource`]).
 //!
 //! This is the only module that talks to the broker.
 
