@@ -4,6 +4,7 @@
 //! failed endpoint, and counted in the snapshot's [`PollTotals`].
 
 use std::collections::BTreeSet;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -12,9 +13,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::QueuesConfig;
 use crate::rabbitmq::members::{MemberViews, Reader};
-use crate::rabbitmq::model::{Overview, dead_letter_targets, has_detailed_queues};
-use crate::rabbitmq::{Client, Endpoint};
-use crate::selection::{Selection, select};
+use crate::rabbitmq::model::{
+    DeadLetterTargets, Overview, Queue, add_dead_letter_target, has_detailed_queues,
+};
+use crate::rabbitmq::{Body, Client, Endpoint, Error};
+use crate::selection::{Selection, Selector};
 use crate::snapshot::{Fetched, PollTotals, Snapshot, SnapshotSender};
 
 /// Reads the management API on a fixed interval and publishes snapshots.
@@ -31,6 +34,9 @@ pub struct Poller {
     /// Whether to read the bindings of the queues' dead-letter exchanges
     /// (`alerting.backlog.discover_dead_letter_queues`).
     discover_dead_letters: bool,
+    /// The longest a whole poll may take (`poll.deadline`): reads still running then fail
+    /// as timed out.
+    deadline: Duration,
 }
 
 /// What the poller learns from one poll for the next.
@@ -61,7 +67,15 @@ impl Poller {
             queues,
             cluster: None,
             discover_dead_letters,
+            deadline: Duration::from_secs(60),
         }
+    }
+
+    /// The same poller, ending every read still running `deadline` after a poll started
+    /// (`poll.deadline`; default 60 s).
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
     }
 
     /// The same poller, also reading every cluster member's own view through `reader`
@@ -102,23 +116,26 @@ impl Poller {
     pub async fn poll(&self, seq: u64, previous: &PollState) -> Snapshot {
         let started_at = SystemTime::now();
         let start = Instant::now();
+        let deadline = tokio::time::Instant::from_std(start + self.deadline);
         let main = async {
             match previous.detailed_queues {
                 Some(detailed) => {
                     tokio::join!(
-                        Fetched::timed(self.client.overview()),
-                        Fetched::timed(self.client.nodes()),
-                        Fetched::timed(self.client.queues(&self.queues, detailed)),
-                        Fetched::timed(self.client.alarms()),
+                        self.by_deadline(Endpoint::Overview, deadline, self.client.overview()),
+                        self.by_deadline(Endpoint::Nodes, deadline, self.client.nodes()),
+                        self.read_queues(deadline, detailed),
+                        self.by_deadline(Endpoint::Alarms, deadline, self.client.alarms()),
                     )
                 }
                 None => {
-                    let overview = Fetched::timed(self.client.overview()).await;
+                    let overview = self
+                        .by_deadline(Endpoint::Overview, deadline, self.client.overview())
+                        .await;
                     let detailed = overview.ok().is_some_and(detailed_queues);
                     let (nodes, queues, alarms) = tokio::join!(
-                        Fetched::timed(self.client.nodes()),
-                        Fetched::timed(self.client.queues(&self.queues, detailed)),
-                        Fetched::timed(self.client.alarms()),
+                        self.by_deadline(Endpoint::Nodes, deadline, self.client.nodes()),
+                        self.read_queues(deadline, detailed),
+                        self.by_deadline(Endpoint::Alarms, deadline, self.client.alarms()),
                     );
                     (overview, nodes, queues, alarms)
                 }
@@ -130,13 +147,19 @@ impl Poller {
                 None => MemberViews::default(),
             }
         };
-        let ((overview, nodes, queues, alarms), member_views) = tokio::join!(main, views);
+        let ((overview, nodes, (queues, selection, targets), alarms), member_views) =
+            tokio::join!(main, views);
         // Which queues receive dead letters depends on every listed queue's settings (also
-        // those not exported), so it is read after the listing, before the selection.
-        let dead_letter_queues = match queues.ok() {
-            Some(listed) if self.discover_dead_letters => {
-                let (exchanges, direct) = dead_letter_targets(listed);
-                let mut fetched = Fetched::timed(self.client.bound_queues(&exchanges)).await;
+        // those not exported): the targets were gathered while the listing was decoded.
+        let dead_letter_queues = match targets {
+            Some((exchanges, direct)) => {
+                let read = async {
+                    self.client.bound_queues(&exchanges).await.map(|body| Body {
+                        value: body.value.queues,
+                        bytes: body.bytes,
+                    })
+                };
+                let mut fetched = self.by_deadline(Endpoint::Bindings, deadline, read).await;
                 if let Ok(bound) = &mut fetched.result {
                     bound.extend(direct);
                     bound.sort_unstable();
@@ -144,26 +167,7 @@ impl Poller {
                 }
                 Some(fetched)
             }
-            _ => None,
-        };
-        let (queues, selection) = match queues.result {
-            Ok(listed) => {
-                let (kept, selection) = select(&self.queues, listed);
-                (
-                    Fetched {
-                        result: Ok(kept),
-                        ..queues
-                    },
-                    selection,
-                )
-            }
-            Err(e) => (
-                Fetched {
-                    result: Err(e),
-                    ..queues
-                },
-                Selection::default(),
-            ),
+            None => None,
         };
         let mut snapshot = Snapshot {
             seq,
@@ -182,6 +186,71 @@ impl Poller {
         totals.record_poll(&snapshot);
         snapshot.totals = totals;
         snapshot
+    }
+}
+
+impl Poller {
+    /// `read`, timed, failing as [`Error::Timeout`] if it is still running at `deadline`.
+    async fn by_deadline<T>(
+        &self,
+        endpoint: Endpoint,
+        deadline: tokio::time::Instant,
+        read: impl Future<Output = Result<Body<T>, Error>>,
+    ) -> Fetched<T> {
+        let timeout_ms = self.deadline.as_millis();
+        Fetched::timed(async {
+            tokio::time::timeout_at(deadline, read)
+                .await
+                .unwrap_or(Err(Error::Timeout {
+                    endpoint,
+                    timeout_ms,
+                }))
+        })
+        .await
+    }
+
+    /// The streamed queue listing, selected as it is decoded: the exported queues (sorted by
+    /// vhost, name), how they were selected, and, when discovery is on and the listing
+    /// succeeded, the dead-letter targets named by every listed queue.
+    async fn read_queues(
+        &self,
+        deadline: tokio::time::Instant,
+        detailed: bool,
+    ) -> (Fetched<Vec<Queue>>, Selection, Option<DeadLetterTargets>) {
+        let mut selector = Selector::new(&self.queues);
+        let mut targets = DeadLetterTargets::default();
+        let discover = self.discover_dead_letters;
+        let read = self.client.queues(&self.queues, detailed, |queue| {
+            if discover {
+                add_dead_letter_target(&mut targets, &queue);
+            }
+            selector.push(queue);
+        });
+        let fetched = self
+            .by_deadline(Endpoint::Queues, deadline, async {
+                read.await.map(|bytes| Body { value: (), bytes })
+            })
+            .await;
+        match fetched.result {
+            Ok(()) => {
+                let (kept, selection) = selector.finish();
+                let fetched = Fetched {
+                    result: Ok(kept),
+                    duration: fetched.duration,
+                    bytes: fetched.bytes,
+                };
+                (fetched, selection, discover.then_some(targets))
+            }
+            Err(e) => (
+                Fetched {
+                    result: Err(e),
+                    duration: fetched.duration,
+                    bytes: 0,
+                },
+                Selection::default(),
+                None,
+            ),
+        }
     }
 }
 

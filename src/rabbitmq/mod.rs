@@ -1,5 +1,5 @@
 //! The RabbitMQ management HTTP API: the HTTP client ([`client`]), the response types
-//! ([`model`]), the per-member reads of the cluster detector ([`members`]), the endpoints
+//! ([`model`]), the incremental decoder of listings ([`stream`]), the per-member reads of the cluster detector ([`members`]), the endpoints
 //! read ([`Endpoint`]), the outcome of one read ([`Fetched`]) and the ways a read can fail
 //! ([`Error`]).
 //!
@@ -8,6 +8,7 @@
 pub mod client;
 pub mod members;
 pub mod model;
+pub mod stream;
 
 pub use client::Client;
 
