@@ -266,3 +266,55 @@ fn a_truncated_listing_fails_that_read_without_a_crash() {
         }
     }
 }
+
+/// RabbitMQ 3.13.0 answers `sort=` (empty) with HTTP 500: the sidecar reads the listing again
+/// without it, and leaves it out from then on.
+#[test]
+fn a_broker_rejecting_sort_is_read_sorted() {
+    let api = FakeApi::start(|t| fixture_or(t, || json_response("200 OK", &listing(3))));
+    let api_500 = FakeApi::start(|t| {
+        if t.starts_with("/api/queues") && t.contains("sort=") {
+            json_response("500 Internal Server Error", "{\"error\":\"badarg\"}")
+        } else {
+            fixture_or(t, || json_response("200 OK", &listing(3)))
+        }
+    });
+    // A broker that accepts it is asked without sorting.
+    let sidecar = Sidecar::start(&api.url, &[]);
+    eventually(Duration::from_secs(30), "up", || {
+        (sidecar.metrics().get("rabbitmq_up", &[]) == Some(1.0)).then_some(())
+    });
+    drop(sidecar);
+    let listed: Vec<String> = api
+        .requests()
+        .into_iter()
+        .filter(|t| t.starts_with("/api/queues"))
+        .collect();
+    assert!(
+        listed
+            .iter()
+            .all(|t| t.contains("sort=") && !t.contains("page")),
+        "{listed:?}"
+    );
+
+    let sidecar = Sidecar::start(&api_500.url, &[]);
+    let m = eventually(Duration::from_secs(30), "up without sort=", || {
+        let m = sidecar.metrics();
+        (m.get("rabbitmq_up", &[]) == Some(1.0)
+            && m.get("rabbitmq_watch_polls_total", &[]).unwrap_or(0.0) >= 3.0)
+            .then_some(m)
+    });
+    assert_eq!(m.get("rabbitmq_watch_queues_exported", &[]), Some(3.0));
+    drop(sidecar);
+    let listed: Vec<String> = api_500
+        .requests()
+        .into_iter()
+        .filter(|t| t.starts_with("/api/queues"))
+        .collect();
+    assert!(listed.len() >= 3, "{listed:?}");
+    assert!(listed[0].contains("sort="), "{listed:?}");
+    assert!(
+        listed[1..].iter().all(|t| !t.contains("sort=")),
+        "{listed:?}"
+    );
+}
