@@ -106,6 +106,9 @@ fn fixture_or(target: &str, queues: fn() -> Vec<u8>) -> Vec<u8> {
     }
 }
 
+/// How a fake API answers a request target.
+type Respond = fn(&str) -> Vec<u8>;
+
 /// A valid listing of `n` queues.
 fn listing(n: usize) -> String {
     let items: Vec<String> = (0..n)
@@ -197,7 +200,7 @@ fn an_oversized_listing_fails_that_read_with_a_clear_reason() {
 /// from it, and the sidecar keeps polling.
 #[test]
 fn a_truncated_listing_fails_that_read_without_a_crash() {
-    let cases: [(&str, fn(&str) -> Vec<u8>, &str); 3] = [
+    let cases: [(&str, Respond, &str); 3] = [
         (
             "closed inside an element",
             |t| {
