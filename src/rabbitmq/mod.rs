@@ -105,7 +105,7 @@ pub enum Endpoint {
     Overview,
     /// `GET /api/nodes`: cluster members, memory, disk, alarms, partitions.
     Nodes,
-    /// `GET /api/queues`, paged: per-queue depth and consumers.
+    /// `GET /api/queues`, one unpaged streamed read: per-queue depth and consumers.
     Queues,
     /// `GET /api/health/checks/alarms`: resource alarms in effect (answers even while
     /// `/api/nodes` hangs).

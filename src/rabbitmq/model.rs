@@ -195,7 +195,8 @@ pub struct Node {
 /// The fields of `/api/nodes` the sidecar asks for (`columns=`).
 pub const NODE_COLUMNS: &str = "name,running,type,mem_used,mem_limit,mem_alarm,disk_free,disk_free_limit,disk_free_alarm,fd_used,fd_total,proc_used,proc_total,uptime,partitions";
 
-/// One element of `GET /api/queues` (paginated: see [`Page`]).
+/// One element of `GET /api/queues` (one unpaged listing, decoded element by element: see
+/// [`super::stream`]; [`Page`] is the paged shape, kept for recorded fixtures).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct Queue {
