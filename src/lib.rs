@@ -216,6 +216,7 @@ async fn run_with(
         config.queues.clone(),
         config.alerting.backlog.discover_dead_letter_queues,
     )
+    .with_deadline(config.poll.deadline)
     .with_cluster(rabbitmq::members::Reader::new(
         config.cluster.clone(),
         config.rabbitmq.clone(),

@@ -8,6 +8,7 @@
 //! rabbitmq_prometheus ([`crate::rabbitmq::prometheus`]), merged into the same listings.
 
 use std::collections::BTreeSet;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -16,10 +17,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{QueuesConfig, Source};
 use crate::rabbitmq::members::{MemberViews, Reader};
-use crate::rabbitmq::model::{Overview, dead_letter_targets, has_detailed_queues};
+use crate::rabbitmq::model::{
+    DeadLetterTargets, Overview, Queue, add_dead_letter_target, has_detailed_queues,
+};
 use crate::rabbitmq::prometheus::{self, Reader as PrometheusReader};
-use crate::rabbitmq::{Client, Endpoint, FigureSource};
-use crate::selection::{Selection, select};
+use crate::rabbitmq::{Body, Client, Endpoint, Error, FigureSource};
+use crate::selection::{Selection, Selector};
 use crate::snapshot::{Fetched, PollTotals, Snapshot, SnapshotSender};
 
 /// Reads the management API on a fixed interval and publishes snapshots.
@@ -41,6 +44,9 @@ pub struct Poller {
     /// Reads every member's rabbitmq_prometheus when the prometheus source is used; `None`:
     /// the management source only.
     prometheus: Option<PrometheusReader>,
+    /// The longest a whole poll may take (`poll.deadline`): reads still running then fail
+    /// as timed out.
+    deadline: Duration,
 }
 
 /// What the poller learns from one poll for the next.
@@ -76,6 +82,7 @@ impl Poller {
             discover_dead_letters,
             source: Source::Management,
             prometheus: None,
+            deadline: Duration::from_secs(60),
         }
     }
 
@@ -94,6 +101,13 @@ impl Poller {
             return FigureSource::Management;
         }
         choose_source(self.source, overview)
+    }
+
+    /// The same poller, ending every read still running `deadline` after a poll started
+    /// (`poll.deadline`; default 60 s).
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
     }
 
     /// The same poller, also reading every cluster member's own view through `reader`
@@ -144,29 +158,32 @@ impl Poller {
     pub async fn poll(&self, seq: u64, previous: &PollState) -> Snapshot {
         let started_at = SystemTime::now();
         let start = Instant::now();
+        let deadline = tokio::time::Instant::from_std(start + self.deadline);
         let main = async {
             match (previous.detailed_queues, previous.source) {
                 (Some(detailed), Some(source)) => {
                     let settings_only = source == FigureSource::Prometheus;
                     let (overview, nodes, queues, alarms, prom) = tokio::join!(
-                        Fetched::timed(self.client.overview()),
-                        Fetched::timed(self.client.nodes()),
-                        Fetched::timed(self.client.queues(&self.queues, detailed, settings_only)),
-                        Fetched::timed(self.client.alarms()),
-                        self.read_prometheus(source, &previous.members),
+                        self.by_deadline(Endpoint::Overview, deadline, self.client.overview()),
+                        self.by_deadline(Endpoint::Nodes, deadline, self.client.nodes()),
+                        self.read_queues(deadline, detailed, settings_only),
+                        self.by_deadline(Endpoint::Alarms, deadline, self.client.alarms()),
+                        self.read_prometheus(source, &previous.members, deadline),
                     );
                     (overview, nodes, queues, alarms, source, prom)
                 }
                 _ => {
-                    let overview = Fetched::timed(self.client.overview()).await;
+                    let overview = self
+                        .by_deadline(Endpoint::Overview, deadline, self.client.overview())
+                        .await;
                     let detailed = overview.ok().is_some_and(detailed_queues);
                     let source = self.choose(overview.ok());
                     let settings_only = source == FigureSource::Prometheus;
                     let (nodes, queues, alarms, prom) = tokio::join!(
-                        Fetched::timed(self.client.nodes()),
-                        Fetched::timed(self.client.queues(&self.queues, detailed, settings_only)),
-                        Fetched::timed(self.client.alarms()),
-                        self.read_prometheus(source, &previous.members),
+                        self.by_deadline(Endpoint::Nodes, deadline, self.client.nodes()),
+                        self.read_queues(deadline, detailed, settings_only),
+                        self.by_deadline(Endpoint::Alarms, deadline, self.client.alarms()),
+                        self.read_prometheus(source, &previous.members, deadline),
                     );
                     (overview, nodes, queues, alarms, source, prom)
                 }
@@ -178,8 +195,10 @@ impl Poller {
                 None => MemberViews::default(),
             }
         };
-        let ((overview, mut nodes, mut queues, alarms, source, prom), member_views) =
-            tokio::join!(main, views);
+        let (
+            (overview, mut nodes, (mut queues, selection, targets), alarms, source, prom),
+            member_views,
+        ) = tokio::join!(main, views);
         if let Some(read) = &prom {
             if let Ok(listed) = &mut queues.result {
                 prometheus::apply_queues(listed, read);
@@ -189,11 +208,16 @@ impl Poller {
             }
         }
         // Which queues receive dead letters depends on every listed queue's settings (also
-        // those not exported), so it is read after the listing, before the selection.
-        let dead_letter_queues = match queues.ok() {
-            Some(listed) if self.discover_dead_letters => {
-                let (exchanges, direct) = dead_letter_targets(listed);
-                let mut fetched = Fetched::timed(self.client.bound_queues(&exchanges)).await;
+        // those not exported): the targets were gathered while the listing was decoded.
+        let dead_letter_queues = match targets {
+            Some((exchanges, direct)) => {
+                let read = async {
+                    self.client.bound_queues(&exchanges).await.map(|body| Body {
+                        value: body.value.queues,
+                        bytes: body.bytes,
+                    })
+                };
+                let mut fetched = self.by_deadline(Endpoint::Bindings, deadline, read).await;
                 if let Ok(bound) = &mut fetched.result {
                     bound.extend(direct);
                     bound.sort_unstable();
@@ -201,26 +225,7 @@ impl Poller {
                 }
                 Some(fetched)
             }
-            _ => None,
-        };
-        let (queues, selection) = match queues.result {
-            Ok(listed) => {
-                let (kept, selection) = select(&self.queues, listed);
-                (
-                    Fetched {
-                        result: Ok(kept),
-                        ..queues
-                    },
-                    selection,
-                )
-            }
-            Err(e) => (
-                Fetched {
-                    result: Err(e),
-                    ..queues
-                },
-                Selection::default(),
-            ),
+            None => None,
         };
         let mut snapshot = Snapshot {
             seq,
@@ -245,15 +250,87 @@ impl Poller {
 }
 
 impl Poller {
-    /// Reads every member's rabbitmq_prometheus when `source` is prometheus.
+    /// Reads every member's rabbitmq_prometheus when `source` is prometheus, bounded by the
+    /// poll's `deadline` (members still unread then are left out: their figures unknown).
     async fn read_prometheus(
         &self,
         source: FigureSource,
         members: &BTreeSet<String>,
+        deadline: tokio::time::Instant,
     ) -> Option<prometheus::Read> {
         match (&self.prometheus, source) {
-            (Some(reader), FigureSource::Prometheus) => Some(reader.read(members).await),
+            (Some(reader), FigureSource::Prometheus) => {
+                tokio::time::timeout_at(deadline, reader.read(members))
+                    .await
+                    .ok()
+            }
             _ => None,
+        }
+    }
+
+    /// `read`, timed, failing as [`Error::Timeout`] if it is still running at `deadline`.
+    async fn by_deadline<T>(
+        &self,
+        endpoint: Endpoint,
+        deadline: tokio::time::Instant,
+        read: impl Future<Output = Result<Body<T>, Error>>,
+    ) -> Fetched<T> {
+        let timeout_ms = self.deadline.as_millis();
+        Fetched::timed(async {
+            tokio::time::timeout_at(deadline, read)
+                .await
+                .unwrap_or(Err(Error::Timeout {
+                    endpoint,
+                    timeout_ms,
+                }))
+        })
+        .await
+    }
+
+    /// The streamed queue listing, selected as it is decoded: the exported queues (sorted by
+    /// vhost, name), how they were selected, and, when discovery is on and the listing
+    /// succeeded, the dead-letter targets named by every listed queue.
+    async fn read_queues(
+        &self,
+        deadline: tokio::time::Instant,
+        detailed: bool,
+        settings_only: bool,
+    ) -> (Fetched<Vec<Queue>>, Selection, Option<DeadLetterTargets>) {
+        let mut selector = Selector::new(&self.queues);
+        let mut targets = DeadLetterTargets::default();
+        let discover = self.discover_dead_letters;
+        let read = self
+            .client
+            .queues(&self.queues, detailed, settings_only, |queue| {
+                if discover {
+                    add_dead_letter_target(&mut targets, &queue);
+                }
+                selector.push(queue);
+            });
+        let fetched = self
+            .by_deadline(Endpoint::Queues, deadline, async {
+                read.await.map(|bytes| Body { value: (), bytes })
+            })
+            .await;
+        match fetched.result {
+            Ok(()) => {
+                let (kept, selection) = selector.finish();
+                let fetched = Fetched {
+                    result: Ok(kept),
+                    duration: fetched.duration,
+                    bytes: fetched.bytes,
+                };
+                (fetched, selection, discover.then_some(targets))
+            }
+            Err(e) => (
+                Fetched {
+                    result: Err(e),
+                    duration: fetched.duration,
+                    bytes: 0,
+                },
+                Selection::default(),
+                None,
+            ),
         }
     }
 }

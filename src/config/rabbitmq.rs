@@ -8,7 +8,7 @@ use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
-use super::parse::{invalid, parse_base_url, parse_duration, secret_or_file};
+use super::parse::{invalid, parse_base_url, parse_count, parse_duration, secret_or_file};
 use crate::types::Secret;
 use crate::util::ser;
 
@@ -55,6 +55,11 @@ impl Source {
         }
     }
 }
+/// Default `rabbitmq.max_response_bytes`: 256 MB, room for 100,000 queues at ~2.5 KB each
+/// (the sidecar's columns take ~0.5 KB per queue; arguments and policies add to it).
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 256_000_000;
+/// Default `poll.deadline`.
+pub const DEFAULT_DEADLINE: &str = "60s";
 
 /// Shortest accepted `poll.interval`: polling faster only loads the broker, whose own
 /// statistics refresh every 5 s by default.
@@ -88,6 +93,10 @@ pub struct RabbitmqConfig {
     /// management API. Default: the management URL's scheme and host, port 15692.
     #[serde(serialize_with = "ser::display")]
     pub prometheus_url: Url,
+    /// `rabbitmq.max_response_bytes`: the largest response body read from the management
+    /// API; a larger one fails that read (`rabbitmq_up` 0, reason in the log and on `/`).
+    /// Default 256 MB (100,000 queues); 0 for no limit.
+    pub max_response_bytes: u64,
 }
 
 /// `poll.*`: the polling schedule.
@@ -97,6 +106,10 @@ pub struct PollConfig {
     /// next one (polls never overlap). Default 15 s, at least 100 ms.
     #[serde(serialize_with = "ser::duration")]
     pub interval: Duration,
+    /// `poll.deadline`: the longest a whole poll may take, every read included; a read still
+    /// running then fails as timed out. Default 60 s.
+    #[serde(serialize_with = "ser::duration")]
+    pub deadline: Duration,
 }
 
 /// `rabbitmq.*` as written.
@@ -111,6 +124,7 @@ pub(super) struct RawRabbitmq {
     ca_file: Option<String>,
     source: Option<String>,
     prometheus_url: Option<String>,
+    max_response_bytes: Option<String>,
 }
 
 /// `poll.*` as written.
@@ -118,6 +132,7 @@ pub(super) struct RawRabbitmq {
 #[serde(default, deny_unknown_fields)]
 pub(super) struct RawPoll {
     interval: Option<String>,
+    deadline: Option<String>,
 }
 
 /// Validates `rabbitmq.*`; reads `rabbitmq.password_file` and checks that `rabbitmq.ca_file`
@@ -168,6 +183,11 @@ pub(super) fn validate_rabbitmq(r: RawRabbitmq) -> Result<RabbitmqConfig, Config
         )?,
         None => default_prometheus_url(&url),
     };
+    let max_response_bytes = parse_count(
+        "rabbitmq.max_response_bytes",
+        r.max_response_bytes.as_deref(),
+        DEFAULT_MAX_RESPONSE_BYTES,
+    )?;
     Ok(RabbitmqConfig {
         url,
         username,
@@ -177,6 +197,7 @@ pub(super) fn validate_rabbitmq(r: RawRabbitmq) -> Result<RabbitmqConfig, Config
         ca_file,
         source,
         prometheus_url,
+        max_response_bytes,
     })
 }
 
@@ -202,5 +223,16 @@ pub(super) fn validate_poll(raw: RawPoll) -> Result<PollConfig, ConfigError> {
             "a duration of at least 100ms",
         ));
     }
-    Ok(PollConfig { interval })
+    let deadline = parse_duration(
+        "poll.deadline",
+        raw.deadline.as_deref().unwrap_or(DEFAULT_DEADLINE),
+    )?;
+    if deadline < MIN_INTERVAL {
+        return Err(invalid(
+            "poll.deadline",
+            &humantime::format_duration(deadline).to_string(),
+            "a duration of at least 100ms",
+        ));
+    }
+    Ok(PollConfig { interval, deadline })
 }

@@ -1,5 +1,5 @@
 //! The RabbitMQ management HTTP API: the HTTP client ([`client`]), the response types
-//! ([`model`]), the per-member reads of the cluster detector ([`members`]), the endpoints
+//! ([`model`]), the incremental decoder of listings ([`stream`]), the per-member reads of the cluster detector ([`members`]), the endpoints
 //! read ([`Endpoint`]), the outcome of one read ([`Fetched`]) and the ways a read can fail
 //! ([`Error`]). Also the second source of queue and node figures, every member's
 //! rabbitmq_prometheus plugin ([`prometheus`], parsed by [`exposition`]; which source a poll
@@ -12,6 +12,7 @@ pub mod exposition;
 pub mod members;
 pub mod model;
 pub mod prometheus;
+pub mod stream;
 
 pub use client::Client;
 
@@ -108,7 +109,7 @@ pub enum Endpoint {
     Overview,
     /// `GET /api/nodes`: cluster members, memory, disk, alarms, partitions.
     Nodes,
-    /// `GET /api/queues`, paged: per-queue depth and consumers.
+    /// `GET /api/queues`, one unpaged streamed read: per-queue depth and consumers.
     Queues,
     /// `GET /api/health/checks/alarms`: resource alarms in effect (answers even while
     /// `/api/nodes` hangs).
