@@ -26,8 +26,10 @@
 //!   encoded once per snapshot.
 //! - [`notify`]: routing, grouping, silences, inhibition, delivery with retries, the state
 //!   file; one file per integration (webhook, email, Alertmanager).
+//! - [`status`]: the status page at `/` (view model from the snapshot, the assessment, the
+//!   silences and the sidecar's health; askama templates in `templates/`).
 //! - [`http`]: the axum routes (`/`, `/metrics`, `/-/healthy`, `/-/ready`, the alert and
-//!   silence API).
+//!   silence API, the status page's silence forms).
 //! - [`web`]: the server under them: TLS, basic auth and headers from the exporter-toolkit web
 //!   configuration file, connection limit and timeouts.
 //! - [`supervise`]: every long-lived task is watched; one that dies fails health and stops the
@@ -46,6 +48,7 @@ pub mod poller;
 pub mod rabbitmq;
 pub mod selection;
 pub mod snapshot;
+pub mod status;
 pub mod supervise;
 pub mod types;
 pub mod util;
