@@ -167,14 +167,27 @@ alerting:
     let logs = sidecar.terminate();
 
     // The growing queue: its status, its cause with both rates, and a sparkline.
-    let growing = queue_row(&dom, "page.growing").unwrap_or_else(|| panic!("no page.growing row:\n{dom}"));
+    let growing =
+        queue_row(&dom, "page.growing").unwrap_or_else(|| panic!("no page.growing row:\n{dom}"));
     assert!(growing.contains(">GROWING<"), "{growing}");
-    assert!(growing.contains("ingress ") && growing.contains("msg/s &gt; egress"), "{growing}");
-    assert!(growing.contains("<svg") && growing.contains("<polyline points="), "{growing}");
+    assert!(
+        growing.contains("ingress ") && growing.contains("msg/s &gt; egress"),
+        "{growing}"
+    );
+    assert!(
+        growing.contains("<svg") && growing.contains("<polyline points="),
+        "{growing}"
+    );
     let stalled = queue_row(&dom, "page.stalled").expect("page.stalled row");
-    assert!(stalled.contains(">STALLED<") && stalled.contains("consumers stalled"), "{stalled}");
+    assert!(
+        stalled.contains(">STALLED<") && stalled.contains("consumers stalled"),
+        "{stalled}"
+    );
     let orphan = queue_row(&dom, "page.no-consumers").expect("page.no-consumers row");
-    assert!(orphan.contains(">NO CONSUMERS<") && orphan.contains("no consumers"), "{orphan}");
+    assert!(
+        orphan.contains(">NO CONSUMERS<") && orphan.contains("no consumers"),
+        "{orphan}"
+    );
     let dead = queue_row(&dom, "page.dead-letter").expect("page.dead-letter row");
     assert!(dead.contains(">DLQ<"), "{dead}");
     let healthy = queue_row(&dom, "page.healthy").expect("page.healthy row");
@@ -190,7 +203,10 @@ alerting:
         .and_then(|s| s.split("</section>").next())
         .expect("alerts section");
     for (name, _) in wanted {
-        assert!(alerts_section.contains(name), "{name} missing:\n{alerts_section}");
+        assert!(
+            alerts_section.contains(name),
+            "{name} missing:\n{alerts_section}"
+        );
     }
     assert!(alerts_section.contains("firing for "), "{alerts_section}");
     // Cluster summary and sidecar health.
@@ -199,8 +215,14 @@ alerting:
 
     // The queue named like a script element is text, not an element.
     let escaped = "&lt;script&gt;alert(1)&lt;/script&gt;";
-    assert!(queue_row(&dom, escaped).is_some(), "the <script> queue is not listed as text");
-    assert!(!dom.contains(SCRIPT_QUEUE), "the queue name was rendered as markup");
+    assert!(
+        queue_row(&dom, escaped).is_some(),
+        "the <script> queue is not listed as text"
+    );
+    assert!(
+        !dom.contains(SCRIPT_QUEUE),
+        "the queue name was rendered as markup"
+    );
     assert!(!dom.contains("<script"), "a script element in the page");
 
     let png = std::fs::read(&screenshot).expect("screenshot written");

@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use futures_lite::StreamExt as _;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    BasicRejectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, BasicRejectOptions,
+    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
@@ -46,6 +46,9 @@ enum Handling {
     /// Reject without requeue (dead-letters it).
     Reject,
 }
+
+/// A case's consumer, if it has one: its prefetch and what it does with each delivery.
+type Consume = Option<(u16, Handling)>;
 
 /// Running demo traffic: its connection and stop flag.
 pub struct Traffic {
@@ -171,7 +174,12 @@ pub async fn start(amqp_url: &str, prefix: &str) -> lapin::Result<Traffic> {
     let dlx = format!("{prefix}.dlx");
 
     declare(&setup, &name("healthy"), &[]).await?;
-    declare(&setup, &name("growing"), &[("x-max-length", AMQPValue::LongInt(5000))]).await?;
+    declare(
+        &setup,
+        &name("growing"),
+        &[("x-max-length", AMQPValue::LongInt(5000))],
+    )
+    .await?;
     declare(&setup, &name("stalled"), &[]).await?;
     declare(&setup, &name("no-consumers"), &[]).await?;
     setup
@@ -205,9 +213,14 @@ pub async fn start(amqp_url: &str, prefix: &str) -> lapin::Result<Traffic> {
     )
     .await?;
 
-    let plan: [(&str, u64, Option<(u16, Handling)>); 5] = [
+    // (case, messages published per second, consumer: (prefetch, handling)).
+    let plan: [(&str, u64, Consume); 5] = [
         ("healthy", 5, Some((10, Handling::Ack(Duration::ZERO)))),
-        ("growing", 10, Some((1, Handling::Ack(Duration::from_millis(250))))),
+        (
+            "growing",
+            10,
+            Some((1, Handling::Ack(Duration::from_millis(250)))),
+        ),
         ("stalled", 2, Some((20, Handling::Hold))),
         ("no-consumers", 2, None),
         ("work", 3, Some((10, Handling::Reject))),
@@ -224,7 +237,12 @@ pub async fn start(amqp_url: &str, prefix: &str) -> lapin::Result<Traffic> {
             )
             .await?;
         }
-        producer(connection.create_channel().await?, queue, rate, stop.clone());
+        producer(
+            connection.create_channel().await?,
+            queue,
+            rate,
+            stop.clone(),
+        );
     }
     Ok(Traffic { connection, stop })
 }

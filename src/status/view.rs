@@ -271,7 +271,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -519,7 +519,7 @@ fn alert_rows(alerts: &[Alert], now: SystemTime) -> Vec<AlertRow> {
                 a.labels.get("queue"),
                 a.labels.get("node"),
             ) {
-                (Some(v), Some(q), _) => format!("{v}/{q}"),
+                (Some(v), Some(q), _) if v != "/" => format!("{q} (vhost {v})"),
                 (_, Some(q), _) => q.clone(),
                 (_, _, Some(n)) => n.clone(),
                 _ => String::new(),
