@@ -21,6 +21,10 @@ use crate::rabbitmq::model::{Node, Queue};
 use crate::util::elapsed;
 use crate::util::time::format_rfc3339;
 
+/// Alert rows shown (firing first, longest first); the rest are counted and left to
+/// `/api/v1/alerts`, so the page stays small when thousands of queues alert at once.
+pub const MAX_ALERT_ROWS: usize = 50;
+
 /// The whole page.
 #[derive(Debug, Template)]
 #[template(path = "status.html")]
@@ -47,7 +51,7 @@ pub struct Page {
     pub problem_queues: usize,
     /// The cluster section; `None` before the first evaluation.
     pub cluster: Option<ClusterView>,
-    /// Firing then pending alerts.
+    /// Firing then pending alerts, at most [`MAX_ALERT_ROWS`].
     pub alerts: Vec<AlertRow>,
     /// The queue section.
     pub queues: QueuesView,
@@ -331,9 +335,16 @@ pub fn build(inputs: &Inputs<'_>) -> Page {
             ),
         ),
     };
-    let alerts = assessment.map_or_else(Vec::new, |a| alert_rows(&a.alerts, now));
-    let firing = alerts.iter().filter(|a| a.state == "firing").count();
-    let pending = alerts.len() - firing;
+    let all_alerts = assessment.map_or(&[][..], |a| a.alerts.as_slice());
+    let firing = all_alerts
+        .iter()
+        .filter(|a| a.state == State::Firing)
+        .count();
+    let pending = all_alerts
+        .iter()
+        .filter(|a| a.state == State::Pending)
+        .count();
+    let alerts = alert_rows(all_alerts, now);
     let problem_queues = assessment.map_or(0, |a| {
         a.backlog
             .queues
@@ -503,7 +514,7 @@ fn alert_rows(alerts: &[Alert], now: SystemTime) -> Vec<AlertRow> {
         .iter()
         .filter(|a| a.state != State::Resolved)
         .collect();
-    // Firing first, longest-standing first.
+    // Firing first, longest-standing first; at most MAX_ALERT_ROWS.
     active.sort_by_key(|a| {
         (
             Reverse(a.state == State::Firing),
@@ -512,6 +523,7 @@ fn alert_rows(alerts: &[Alert], now: SystemTime) -> Vec<AlertRow> {
     });
     active
         .into_iter()
+        .take(MAX_ALERT_ROWS)
         .map(|a| {
             let label = |k: &str| a.labels.get(k).cloned().unwrap_or_default();
             let object = match (
