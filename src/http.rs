@@ -1,18 +1,19 @@
-//! The HTTP server's routes: `/` (status page), `/metrics` (the pre-encoded exposition),
+//! The HTTP server's routes: `/` (the status page, [`crate::status`]), `/metrics` (the pre-encoded exposition),
 //! `/-/healthy` (every supervised task runs) and `/-/ready` (healthy, and a poll succeeded
-//! recently), the alert API and the silence API. Handlers only read the latest snapshot and
+//! recently), the alert API and the silence API, and the status page's silence forms
+//! (`POST /-/silences`, `POST /-/silences/expire`: form-encoded, answered with a redirect to
+//! the page, through the same code as the JSON API). Handlers only read the latest snapshot and
 //! exposition; none reaches the broker.
 //!
 //! Write requests (any method but GET and HEAD: creating and expiring silences) are the admin
 //! API: refused with 403 unless `web.enable_admin_api` is true, as Prometheus refuses them
 //! without `--web.enable-admin-api`. TLS and authentication are the server's ([`crate::web`]).
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -24,11 +25,10 @@ use crate::alerting::AssessmentReceiver;
 use crate::metrics::Exposition;
 use crate::metrics::format::{Format, accepts_gzip};
 use crate::notify::dispatch::{Silence, Silences};
-use crate::rabbitmq::Endpoint;
 use crate::snapshot::{Snapshot, SnapshotReceiver};
+use crate::status;
 use crate::supervise::Health;
 use crate::util::elapsed;
-use crate::util::html::escape;
 use crate::util::time::{format_rfc3339, parse_rfc3339};
 
 /// Time limit for handling one HTTP request.
@@ -84,6 +84,15 @@ pub fn app(state: AppState) -> Router {
             get(list_silences)
                 .post(create_silence)
                 .layer(axum::extract::DefaultBodyLimit::max(SILENCE_BODY_LIMIT)),
+        )
+        .route(
+            "/-/silences",
+            axum::routing::post(create_silence_form)
+                .layer(axum::extract::DefaultBodyLimit::max(SILENCE_BODY_LIMIT)),
+        )
+        .route(
+            "/-/silences/expire",
+            axum::routing::post(expire_silence_form),
         )
         .route(
             "/api/v1/silences/{id}",
@@ -511,119 +520,144 @@ async fn ready(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn index(State(state): State<AppState>) -> Html<String> {
+/// `GET /`: the status page ([`crate::status`]).
+async fn index(
+    State(state): State<AppState>,
+    query: Result<Query<status::Query>, axum::extract::rejection::QueryRejection>,
+) -> Html<String> {
+    let query = query.map(|Query(q)| q).unwrap_or_default();
     let snapshot = state.snapshots.borrow().clone();
     let assessment = state.assessments.borrow().clone();
-    let mut page = status_page(&state.info, snapshot.as_deref());
-    if let Some(a) = assessment {
-        let section = alerts_section(&a.alerts);
-        page = page.replace("</body></html>\n", &format!("{section}</body></html>\n"));
-    }
+    let now = SystemTime::now();
+    let silences = state.silences.list(now);
+    let health = state.health.check();
+    let settings = status::Settings {
+        target: state.info.target.clone(),
+        poll_interval: state.info.poll_interval,
+        admin_api: state.info.admin_api,
+    };
+    // Sorting thousands of queues is CPU work: off the async workers.
+    let page = tokio::task::spawn_blocking(move || {
+        status::render(&status::Inputs {
+            settings: &settings,
+            snapshot: snapshot.as_deref(),
+            assessment: assessment.as_deref(),
+            silences: &silences,
+            health: health.as_ref().map(|_| ()).map_err(String::as_str),
+            query: &query,
+            now,
+        })
+    })
+    .await
+    .unwrap_or_else(|_| {
+        "<!doctype html><title>rabbitmq-watch</title><p>status page error</p>".to_owned()
+    });
     Html(page)
 }
 
-/// Firing and pending alerts as an HTML table (escaped).
-fn alerts_section(alerts: &[crate::alerting::Alert]) -> String {
-    use crate::alerting::State as AlertState;
-    let active: Vec<_> = alerts
-        .iter()
-        .filter(|a| a.state != AlertState::Resolved)
-        .collect();
-    if active.is_empty() {
-        return "<p>Alerts: none firing or pending. (<a href=\"api/v1/alerts\">/api/v1/alerts</a>)</p>\n".to_owned();
-    }
-    let mut html = String::from(
-        "<h2>Alerts</h2>\n<table border=\"1\" cellpadding=\"4\"><tr><th>state</th><th>alert</th><th>labels</th><th>summary</th></tr>\n",
-    );
-    for a in active {
-        let labels: Vec<String> = a
-            .labels
-            .iter()
-            .filter(|(k, _)| k.as_str() != "alertname")
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        let _ = writeln!(
-            html,
-            "<tr><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            if a.state == AlertState::Firing {
-                "FIRING"
-            } else {
-                "pending"
-            },
-            if a.unknown {
-                " (unknown: data missing)"
-            } else {
-                ""
-            },
-            escape(a.labels.get("alertname").map_or("", String::as_str)),
-            escape(&labels.join(", ")),
-            escape(a.annotations.get("summary").map_or("", String::as_str)),
-        );
-    }
-    html.push_str("</table>\n");
-    html
+/// The status page's silence form (`POST /-/silences`, form-encoded): matchers one per line.
+#[derive(Debug, serde::Deserialize)]
+struct SilenceForm {
+    /// Matchers, one per line.
+    matchers: String,
+    /// Length, e.g. `2h`.
+    #[serde(default)]
+    duration: String,
+    /// Who silences.
+    #[serde(default)]
+    created_by: String,
+    /// Why.
+    #[serde(default)]
+    comment: String,
 }
 
-fn ago(t: SystemTime) -> String {
-    let secs = elapsed(t, SystemTime::now()).as_secs();
-    format!(
-        "{} ago",
-        humantime::format_duration(Duration::from_secs(secs))
-    )
+/// The status page's expire button (`POST /-/silences/expire`).
+#[derive(Debug, serde::Deserialize)]
+struct ExpireForm {
+    /// The silence's identifier.
+    id: String,
 }
 
-fn status_page(info: &ServerInfo, snapshot: Option<&Snapshot>) -> String {
-    let mut html = String::with_capacity(4096);
-    let _ = write!(
-        html,
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>rabbitmq-watch</title></head><body>\n\
-         <h1>rabbitmq-watch {}</h1>\n\
-         <p><a href=\"metrics\">/metrics</a> · <a href=\"-/healthy\">/-/healthy</a> · <a href=\"-/ready\">/-/ready</a></p>\n\
-         <p>Management API: <code>{}</code>, polled every {}.</p>\n",
-        env!("CARGO_PKG_VERSION"),
-        escape(&info.target),
-        humantime::format_duration(info.poll_interval),
-    );
-    let Some(s) = snapshot else {
-        html.push_str("<p>Status: <b>no poll has finished yet</b>.</p>\n</body></html>\n");
-        return html;
+/// Back to the status page (`/-/silences…` → `/`, relative so a path prefix is kept).
+fn back_to_status_page() -> Response {
+    (StatusCode::SEE_OTHER, [(header::LOCATION, "../")]).into_response()
+}
+
+/// The refusal page for a form, with the status of the API's answer.
+async fn form_refused(action: &str, response: Response) -> Response {
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let reason = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+    let page = status::FormError {
+        action: action.to_owned(),
+        reason,
     };
-    let _ = writeln!(
-        html,
-        "<p>Status: <b>{}</b>. Poll #{} ended {}, took {} ms. Last fully successful poll: {}.</p>",
-        if s.is_up() { "up" } else { "DOWN" },
-        s.seq,
-        ago(s.finished_at()),
-        s.duration.as_millis(),
-        s.totals
-            .last_success
-            .map_or_else(|| "never".to_owned(), ago),
-    );
-    html.push_str("<table border=\"1\" cellpadding=\"4\"><tr><th>endpoint</th><th>outcome</th><th>duration</th></tr>\n");
-    for endpoint in Endpoint::ALL {
-        let outcome = match s.error(endpoint) {
-            None => "ok".to_owned(),
-            Some(e) => escape(&e.to_string()),
-        };
-        let _ = writeln!(
-            html,
-            "<tr><td><code>{}</code></td><td>{}</td><td>{} ms</td></tr>",
-            endpoint.path(),
-            outcome,
-            s.duration_of(endpoint).as_millis()
-        );
+    (status, Html(page.html())).into_response()
+}
+
+/// `POST /-/silences` (admin API): creates a silence from the status page's form through the
+/// same path as `POST /api/v1/silences`, then redirects back to the page.
+async fn create_silence_form(
+    State(state): State<AppState>,
+    form: Result<axum::Form<SilenceForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let form = match form {
+        Ok(axum::Form(f)) => f,
+        Err(e) => return form_refused("create the silence", bad_request(e.body_text())).await,
+    };
+    let new = NewSilence {
+        matchers: form
+            .matchers
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        starts_at: None,
+        ends_at: None,
+        duration: Some(if form.duration.trim().is_empty() {
+            "2h".to_owned()
+        } else {
+            form.duration.trim().to_owned()
+        }),
+        created_by: form.created_by,
+        comment: form.comment,
+    };
+    let response = create_silence(State(state), Ok(axum::Json(new))).await;
+    if response.status().is_success() {
+        back_to_status_page()
+    } else {
+        form_refused("create the silence", response).await
     }
-    html.push_str("</table>\n");
-    if let Some(queues) = s.queues.ok() {
-        let _ = writeln!(html, "<p>{} queues.</p>", queues.len());
+}
+
+/// `POST /-/silences/expire` (admin API): expires a silence from the status page, through the
+/// same path as `DELETE /api/v1/silences/{id}`, then redirects back to the page.
+async fn expire_silence_form(
+    State(state): State<AppState>,
+    form: Result<axum::Form<ExpireForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let id = match form {
+        Ok(axum::Form(f)) => f.id,
+        Err(e) => return form_refused("expire the silence", bad_request(e.body_text())).await,
+    };
+    let response = expire_silence(State(state), axum::extract::Path(id)).await;
+    if response.status().is_success() {
+        back_to_status_page()
+    } else {
+        form_refused("expire the silence", response).await
     }
-    html.push_str("</body></html>\n");
-    html
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rabbitmq::Endpoint;
     use crate::snapshot::PollTotals;
 
     fn snapshot_with_last_success(last: Option<SystemTime>) -> Snapshot {
@@ -876,16 +910,99 @@ mod tests {
             endpoint: Endpoint::Queues,
             detail: "<script>alert(1)</script>".into(),
         });
-        let info = ServerInfo {
+        let settings = status::Settings {
             target: "http://mq/".into(),
             poll_interval: Duration::from_secs(15),
             admin_api: false,
-            ready_max_age: Duration::from_secs(40),
         };
-        let page = status_page(&info, Some(&s));
+        let page = status::render(&status::Inputs {
+            settings: &settings,
+            snapshot: Some(&s),
+            assessment: None,
+            silences: &[],
+            health: Ok(()),
+            query: &status::Query::default(),
+            now: SystemTime::now(),
+        });
         assert!(page.contains("&lt;script&gt;"));
         assert!(!page.contains("<script>"));
         assert!(page.contains("DOWN"));
+    }
+
+    #[tokio::test]
+    async fn status_page_is_served_and_forms_need_the_admin_api() {
+        use tower::ServiceExt as _;
+        let page = app(state())
+            .oneshot(
+                axum::http::Request::get("/?q=%3Cb%3E&page=x")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(page.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        assert!(text.contains("value=\"&lt;b&gt;\""), "{text}");
+        assert!(text.contains("http-equiv=\"refresh\""));
+        let form = app(state())
+            .oneshot(
+                axum::http::Request::post("/-/silences")
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(axum::body::Body::from("matchers=alertname%3D%22X%22"))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(form.status(), StatusCode::FORBIDDEN);
+    }
+
+    #[tokio::test]
+    async fn silence_forms_create_and_expire_then_redirect() {
+        use tower::ServiceExt as _;
+        let mut st = state();
+        let mut info = (*st.info).clone();
+        info.admin_api = true;
+        st.info = Arc::new(info);
+        let post = |uri: &str, body: &str| {
+            axum::http::Request::post(uri)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(axum::body::Body::from(body.to_owned()))
+                .unwrap()
+        };
+        let created = app(st.clone())
+            .oneshot(post(
+                "/-/silences",
+                "matchers=alertname%3D%22X%22%0D%0Aqueue%3D%22q%22&duration=1h&created_by=me&comment=c",
+            ))
+            .await
+            .unwrap();
+        assert_eq!(created.status(), StatusCode::SEE_OTHER);
+        assert_eq!(created.headers()[header::LOCATION], "../");
+        let list = st.silences.list(SystemTime::now());
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].matchers, ["alertname=\"X\"", "queue=\"q\""]);
+        let refused = app(st.clone())
+            .oneshot(post("/-/silences", "matchers=nonsense&duration=1h"))
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+        let body = axum::body::to_bytes(refused.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        assert!(String::from_utf8_lossy(&body).contains("Could not create the silence"));
+        let id = list[0].id.clone();
+        let expired = app(st.clone())
+            .oneshot(post("/-/silences/expire", &format!("id={id}")))
+            .await
+            .unwrap();
+        assert_eq!(expired.status(), StatusCode::SEE_OTHER);
+        assert_eq!(
+            st.silences.list(SystemTime::now())[0].state(SystemTime::now()),
+            "expired"
+        );
     }
 
     /// POSTs `body` to `/api/v1/silences`; the status and the decoded answer.

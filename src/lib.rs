@@ -48,8 +48,12 @@
 //!   (the cluster detector's verdict), [`metrics::alerts`], [`metrics::notify`] (deliveries,
 //!   state file), [`metrics::sidecar`] (the sidecar's own health), [`metrics::format`]
 //!   (OpenMetrics or Prometheus text, gzip).
+//! - [`status`]: the status page at `/`: a view model built from the snapshot, the
+//!   assessment, the silences and the sidecar's health ([`status::view`]), depth sparklines
+//!   ([`status::sparkline`]), askama templates in `templates/` escaping with [`util::html`].
 //! - [`http`]: the axum routes (`/`, `/metrics`, `/-/healthy`, `/-/ready`, the alert and
-//!   silence API), the admin API switch, request timeout and panic catching.
+//!   silence API, the status page's silence forms), the admin API switch, request timeout and
+//!   panic catching.
 //! - [`web`]: the server under them: the exporter-toolkit web configuration file
 //!   ([`web::config`]), TLS with certificate reloading, basic auth and headers
 //!   ([`web::auth`]), connection limit and timeouts, and the `probe` client ([`web::probe`]).
@@ -59,7 +63,7 @@
 //! **Layering** (checked by `tests/layering.rs`): no top-level module imports a module that
 //! imports it back, directly or through others; `util`, `types` and `matcher` import nothing
 //! of the crate. The direction is util/types/matcher → config → rabbitmq → snapshot/selection
-//! → poller; snapshot → alerting → notify; metrics, http, web and supervise on top.
+//! → poller; snapshot → alerting → notify; metrics, status, http, web and supervise on top.
 //!
 //! [`run`] wires them together; the binary (`src/main.rs`) only parses the command line, sets
 //! up logging, loads the configuration, binds the listener and turns signals into shutdown.
@@ -76,6 +80,7 @@ pub mod poller;
 pub mod rabbitmq;
 pub mod selection;
 pub mod snapshot;
+pub mod status;
 pub mod supervise;
 pub mod types;
 pub mod util;

@@ -29,7 +29,9 @@
 //! a broker.
 //!
 //! Memory: one [`Sample`] is 72 bytes; a queue holds at most `max_samples + 2` of them
-//! (default 20: about 1.6 KB per queue, 16 MB at 10,000 queues), plus its names.
+//! (default 20: about 1.6 KB per queue, 16 MB at 10,000 queues), plus its names. Each
+//! [`Report`] also copies the depth history (16 bytes a sample: about 3.5 MB at 10,000 queues)
+//! for the status page's sparklines.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, UNIX_EPOCH};
@@ -359,6 +361,10 @@ pub struct QueueBacklog {
     /// Whether the queue receives dead-lettered messages (discovered or matching
     /// `alerting.backlog.dead_letter_queues`); `None` before the first successful discovery.
     pub dead_letter: Option<bool>,
+    /// The window's depth history, oldest first: `(at, messages_ready)` of each sample held
+    /// (at most `max_samples + 2`; `at` in seconds since the Unix epoch). A read-only copy for
+    /// the status page's sparkline.
+    pub depth: Vec<(f64, u64)>,
 }
 
 /// The detector's output for one snapshot.
@@ -472,6 +478,7 @@ impl Tracker {
             report.queues.push(QueueBacklog {
                 analysis,
                 dead_letter: self.is_dead_letter(q),
+                depth: w.samples.iter().map(|s| (s.at, s.ready)).collect(),
             });
             windows.push(w);
         }
