@@ -37,6 +37,7 @@
 //! up logging, loads the configuration, binds the listener and turns signals into shutdown.
 
 pub mod alerting;
+pub mod audit;
 pub mod config;
 pub mod http;
 pub mod matcher;

@@ -59,7 +59,8 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// The error of `endpoint` in this poll, if its read failed.
+    /// The error of `endpoint` in this poll, if its read failed (`None` for the audit's
+    /// endpoints, which the poll does not read).
     pub fn error(&self, endpoint: Endpoint) -> Option<&Error> {
         match endpoint {
             Endpoint::Overview => self.overview.err(),
@@ -67,6 +68,8 @@ impl Snapshot {
             Endpoint::Queues => self.queues.err(),
             Endpoint::Alarms => self.alarms.err(),
             Endpoint::Bindings => self.dead_letter_queues.as_ref().and_then(Fetched::err),
+            // Read by the audit (`crate::audit`), never by the poll.
+            Endpoint::Consumers | Endpoint::Channels | Endpoint::Exchanges | Endpoint::AllBindings => None,
         }
     }
 
@@ -78,6 +81,7 @@ impl Snapshot {
             Endpoint::Queues => self.queues.bytes,
             Endpoint::Alarms => self.alarms.bytes,
             Endpoint::Bindings => self.dead_letter_queues.as_ref().map_or(0, |f| f.bytes),
+            Endpoint::Consumers | Endpoint::Channels | Endpoint::Exchanges | Endpoint::AllBindings => 0,
         }
     }
 
@@ -92,6 +96,7 @@ impl Snapshot {
                 .dead_letter_queues
                 .as_ref()
                 .map_or(Duration::ZERO, |f| f.duration),
+            Endpoint::Consumers | Endpoint::Channels | Endpoint::Exchanges | Endpoint::AllBindings => Duration::ZERO,
         }
     }
 

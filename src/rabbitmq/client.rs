@@ -287,7 +287,7 @@ impl Client {
 
     /// GETs `endpoint` with `query`, accepts 200 and `also_ok`, decodes the body as `T`.
     /// Reads the whole body into memory (at most one page for `/api/queues`).
-    async fn get_json<T: DeserializeOwned>(
+    pub(super) async fn get_json<T: DeserializeOwned>(
         &self,
         endpoint: Endpoint,
         url: Url,
@@ -327,7 +327,7 @@ impl Client {
     }
 
     /// The base URL with `segments` appended, each percent-encoded (a vhost `/` becomes `%2F`).
-    fn url(&self, segments: &[&str], endpoint: Endpoint) -> Result<Url, Error> {
+    pub(super) fn url(&self, segments: &[&str], endpoint: Endpoint) -> Result<Url, Error> {
         let mut url = self.base.clone();
         url.path_segments_mut()
             .map_err(|()| Error::Request {
@@ -340,7 +340,7 @@ impl Client {
     }
 
     /// The URL of `endpoint`'s fixed path.
-    fn endpoint_url(&self, endpoint: Endpoint) -> Result<Url, Error> {
+    pub(super) fn endpoint_url(&self, endpoint: Endpoint) -> Result<Url, Error> {
         let segments: Vec<&str> = endpoint
             .path()
             .split('/')

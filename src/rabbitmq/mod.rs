@@ -1,10 +1,12 @@
 //! The RabbitMQ management HTTP API: the HTTP client ([`client`]), the response types
-//! ([`model`]), the per-member reads of the cluster detector ([`members`]), the endpoints
+//! ([`model`]), the per-member reads of the cluster detector ([`members`]), the reads of the
+//! reliability audit ([`audit_reads`]), the endpoints
 //! read ([`Endpoint`]), the outcome of one read ([`Fetched`]) and the ways a read can fail
 //! ([`Error`]).
 //!
 //! This is the only module that talks to the broker.
 
+pub mod audit_reads;
 pub mod client;
 pub mod members;
 pub mod model;
@@ -97,7 +99,8 @@ impl<T> From<T> for Fetched<T> {
     }
 }
 
-/// A management API endpoint read on every poll.
+/// A management API endpoint: read on every poll ([`Endpoint::ALL`]) or by the reliability
+/// audit ([`Endpoint::AUDIT`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Endpoint {
     /// `GET /api/overview`: cluster name, versions, object and message totals.
@@ -113,10 +116,26 @@ pub enum Endpoint {
     /// queues name: which queues receive dead-lettered messages (read only when some queue
     /// has a dead-letter exchange and `alerting.backlog.discover_dead_letter_queues` is on).
     Bindings,
+    /// `GET /api/consumers` (audit): every consumer's queue, acknowledgement mode and prefetch.
+    Consumers,
+    /// `GET /api/channels`, paged (audit): publisher confirms and publish counters.
+    Channels,
+    /// `GET /api/exchanges`, paged (audit): which exchanges exist.
+    Exchanges,
+    /// `GET /api/bindings` (audit): where each exchange routes.
+    AllBindings,
 }
 
 impl Endpoint {
-    /// Every endpoint, in poll order.
+    /// Every endpoint the reliability audit reads, in order.
+    pub const AUDIT: [Endpoint; 4] = [
+        Endpoint::Consumers,
+        Endpoint::Channels,
+        Endpoint::Exchanges,
+        Endpoint::AllBindings,
+    ];
+
+    /// Every endpoint the poll reads, in poll order.
     pub const ALL: [Endpoint; 5] = [
         Endpoint::Overview,
         Endpoint::Nodes,
@@ -134,6 +153,10 @@ impl Endpoint {
             Endpoint::Queues => "/api/queues",
             Endpoint::Alarms => "/api/health/checks/alarms",
             Endpoint::Bindings => "/api/exchanges/{vhost}/{name}/bindings/source",
+            Endpoint::Consumers => "/api/consumers",
+            Endpoint::Channels => "/api/channels",
+            Endpoint::Exchanges => "/api/exchanges",
+            Endpoint::AllBindings => "/api/bindings",
         }
     }
 }
