@@ -22,6 +22,9 @@
 //!   classification, predictions) and the cluster detector ([`alerting::cluster`]: every
 //!   member's own view merged: partitions, node loss, unreachable members, restarts, alarms).
 //!   Their verdicts travel with the alerts in the [`alerting::Assessment`].
+//! - [`audit`]: the reliability audit on its own interval: reads consumers, channels,
+//!   exchanges and bindings, takes the queues and backlog verdicts from the latest
+//!   assessment, and reports findings (settings and client behaviour that lose messages).
 //! - [`metrics`]: assessment (snapshot + detectors' verdicts + alerts) → OpenMetrics text,
 //!   encoded once per snapshot.
 //! - [`notify`]: routing, grouping, silences, inhibition, delivery with retries, the state
@@ -168,6 +171,16 @@ async fn run_with(
             .map(|r| r.name.clone())
             .collect(),
         notify_stats: Some(notify_stats.clone()),
+        audit: None,
+    };
+    let (audit_tx, audit_rx) = watch::channel(None);
+    let audit_rx = config.audit.enabled.then_some(audit_rx);
+    let sidecar = SidecarInfo {
+        audit: audit_rx.clone().map(|reports| metrics::audit::AuditSource {
+            reports,
+            max_findings: config.audit.max_findings,
+        }),
+        ..sidecar
     };
     let (snapshot_tx, snapshot_rx) = watch::channel(None);
     let (assessment_tx, assessment_rx) = watch::channel(None);
@@ -184,6 +197,18 @@ async fn run_with(
     ));
 
     let supervisor = supervise::Supervisor::new(shutdown.clone());
+    if config.audit.enabled {
+        supervisor.spawn(
+            "reliability audit",
+            audit::run(
+                client.clone(),
+                config.audit.clone(),
+                assessment_rx.clone(),
+                audit_tx,
+                shutdown.clone(),
+            ),
+        );
+    }
     let poller = Poller::new(
         client,
         config.poll.interval,
@@ -244,6 +269,7 @@ async fn run_with(
         silences,
         snapshots: snapshot_rx,
         assessments: assessment_rx,
+        audit: audit_rx,
         exposition: exposition_rx,
         info: Arc::new(http::ServerInfo {
             target: config.rabbitmq.url.to_string(),

@@ -69,7 +69,10 @@ impl Snapshot {
             Endpoint::Alarms => self.alarms.err(),
             Endpoint::Bindings => self.dead_letter_queues.as_ref().and_then(Fetched::err),
             // Read by the audit (`crate::audit`), never by the poll.
-            Endpoint::Consumers | Endpoint::Channels | Endpoint::Exchanges | Endpoint::AllBindings => None,
+            Endpoint::Consumers
+            | Endpoint::Channels
+            | Endpoint::Exchanges
+            | Endpoint::AllBindings => None,
         }
     }
 
@@ -81,7 +84,10 @@ impl Snapshot {
             Endpoint::Queues => self.queues.bytes,
             Endpoint::Alarms => self.alarms.bytes,
             Endpoint::Bindings => self.dead_letter_queues.as_ref().map_or(0, |f| f.bytes),
-            Endpoint::Consumers | Endpoint::Channels | Endpoint::Exchanges | Endpoint::AllBindings => 0,
+            Endpoint::Consumers
+            | Endpoint::Channels
+            | Endpoint::Exchanges
+            | Endpoint::AllBindings => 0,
         }
     }
 
@@ -96,7 +102,10 @@ impl Snapshot {
                 .dead_letter_queues
                 .as_ref()
                 .map_or(Duration::ZERO, |f| f.duration),
-            Endpoint::Consumers | Endpoint::Channels | Endpoint::Exchanges | Endpoint::AllBindings => Duration::ZERO,
+            Endpoint::Consumers
+            | Endpoint::Channels
+            | Endpoint::Exchanges
+            | Endpoint::AllBindings => Duration::ZERO,
         }
     }
 

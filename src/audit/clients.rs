@@ -181,8 +181,10 @@ mod tests {
     }
 
     fn q(name: &str, ready: u64) -> crate::rabbitmq::model::Queue {
-        queue(json!({"vhost": "/", "name": name, "type": "classic", "durable": true,
-            "messages_ready": ready, "messages_unacknowledged": 0, "messages_persistent": ready}))
+        queue(
+            json!({"vhost": "/", "name": name, "type": "classic", "durable": true,
+            "messages_ready": ready, "messages_unacknowledged": 0, "messages_persistent": ready}),
+        )
     }
 
     #[test]
@@ -203,11 +205,17 @@ mod tests {
             ]
         );
         let out = super::super::audit(&i);
-        assert!(out.skipped.iter().any(|s| s.check.name() == "unlimited_prefetch"
-            && s.reason.starts_with("1 queues with unlimited-prefetch consumers")));
+        assert!(out.skipped.iter().any(|s| {
+            s.check.name() == "unlimited_prefetch"
+                && s.reason
+                    .starts_with("1 queues with unlimited-prefetch consumers")
+        }));
         // A global prefetch on the channel bounds the consumer.
-        i.channels = Some(vec![serde_json::from_value(json!({"name": "b (1)", "vhost": "/",
-            "global_prefetch_count": 50})).expect("channel")]);
+        i.channels = Some(vec![
+            serde_json::from_value(json!({"name": "b (1)", "vhost": "/",
+            "global_prefetch_count": 50}))
+            .expect("channel"),
+        ]);
         assert_eq!(found(&i), vec![("auto_ack_consumer", "busy".to_owned())]);
     }
 
@@ -227,6 +235,10 @@ mod tests {
         i.disable_stats = Some(true);
         let out = super::super::audit(&i);
         assert!(out.findings.is_empty());
-        assert!(out.skipped.iter().any(|s| s.check.name() == "publish_without_confirms"));
+        assert!(
+            out.skipped
+                .iter()
+                .any(|s| s.check.name() == "publish_without_confirms")
+        );
     }
 }

@@ -76,9 +76,11 @@ mod tests {
     #[test]
     fn missing_and_unrouted_dead_letter_exchanges() {
         let dl = |name: &str, dlx: &str| {
-            queue(json!({"vhost": "/", "name": name, "type": "classic", "durable": true,
+            queue(
+                json!({"vhost": "/", "name": name, "type": "classic", "durable": true,
                 "messages_ready": 0, "messages_unacknowledged": 0, "messages_persistent": 0,
-                "effective_policy_definition": {"dead-letter-exchange": dlx}}))
+                "effective_policy_definition": {"dead-letter-exchange": dlx}}),
+            )
         };
         let mut i = inputs(vec![
             dl("a", "nowhere"),
@@ -110,6 +112,9 @@ mod tests {
         );
         // Without the bindings, only "missing" can be judged.
         i.bindings = None;
-        assert_eq!(found(&i), vec![("dead_letter_exchange_missing", "a".to_owned())]);
+        assert_eq!(
+            found(&i),
+            vec![("dead_letter_exchange_missing", "a".to_owned())]
+        );
     }
 }

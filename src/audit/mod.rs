@@ -374,9 +374,12 @@ fn queue_inputs(assessment: Option<&Assessment>, inputs: &mut Inputs) {
     }
     match s.queues.ok() {
         Some(qs) => {
-            let verdicts = a.backlog.queues.iter().cloned().chain(std::iter::repeat_with(
-                QueueBacklog::default,
-            ));
+            let verdicts = a
+                .backlog
+                .queues
+                .iter()
+                .cloned()
+                .chain(std::iter::repeat_with(QueueBacklog::default));
             inputs.queues = Some(qs.iter().cloned().zip(verdicts).collect());
         }
         None => {
@@ -435,10 +438,34 @@ pub async fn run(
         queue_inputs(assessment.as_deref(), &mut inputs);
         let mut outcomes = Vec::new();
         let f = &mut inputs.failed;
-        inputs.consumers = take(Endpoint::Consumers, consumers, &mut outcomes, f, &mut failures);
-        inputs.channels = take(Endpoint::Channels, channels, &mut outcomes, f, &mut failures);
-        inputs.exchanges = take(Endpoint::Exchanges, exchanges, &mut outcomes, f, &mut failures);
-        inputs.bindings = take(Endpoint::AllBindings, bindings, &mut outcomes, f, &mut failures);
+        inputs.consumers = take(
+            Endpoint::Consumers,
+            consumers,
+            &mut outcomes,
+            f,
+            &mut failures,
+        );
+        inputs.channels = take(
+            Endpoint::Channels,
+            channels,
+            &mut outcomes,
+            f,
+            &mut failures,
+        );
+        inputs.exchanges = take(
+            Endpoint::Exchanges,
+            exchanges,
+            &mut outcomes,
+            f,
+            &mut failures,
+        );
+        inputs.bindings = take(
+            Endpoint::AllBindings,
+            bindings,
+            &mut outcomes,
+            f,
+            &mut failures,
+        );
         // Tens of thousands of objects take milliseconds: keep them off the async workers.
         let outcome = match tokio::task::spawn_blocking(move || audit(&inputs)).await {
             Ok(o) => o,

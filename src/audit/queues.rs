@@ -32,9 +32,8 @@ pub(super) fn check(inputs: &Inputs, out: &mut Outcome) {
         let messages = q.total_messages();
         let kind = queue_type(q);
         // A queue that does not survive a restart (or its connection) holding messages.
-        let transient = q.durable == Some(false)
-            || q.auto_delete == Some(true)
-            || q.exclusive == Some(true);
+        let transient =
+            q.durable == Some(false) || q.auto_delete == Some(true) || q.exclusive == Some(true);
         match messages {
             None => no_depth += 1,
             Some(n) if n > 0 && transient => {
@@ -246,10 +245,16 @@ mod tests {
         let i = inputs(vec![
             queue(classic("ok", json!({}))),
             queue(classic("gone", json!({"durable": false}))),
-            queue(classic("empty-gone", json!({"durable": false, "messages_ready": 0, "messages_persistent": 0}))),
+            queue(classic(
+                "empty-gone",
+                json!({"durable": false, "messages_ready": 0, "messages_persistent": 0}),
+            )),
             queue(classic("auto", json!({"auto_delete": true}))),
             queue(classic("transient", json!({"messages_persistent": 1}))),
-            queue(classic("qq", json!({"type": "quorum", "messages_persistent": 0}))),
+            queue(classic(
+                "qq",
+                json!({"type": "quorum", "messages_persistent": 0}),
+            )),
         ]);
         assert_eq!(
             found(&i),
@@ -264,13 +269,19 @@ mod tests {
     #[test]
     fn missing_figures_skip_and_say_so() {
         // RabbitMQ 4.x with statistics disabled: no message counts at all.
-        let mut i = inputs(vec![queue(json!({"vhost": "/", "name": "q", "type": "classic",
-            "durable": false}))]);
+        let mut i = inputs(vec![queue(
+            json!({"vhost": "/", "name": "q", "type": "classic",
+            "durable": false}),
+        )]);
         i.disable_stats = Some(true);
         let out = super::super::audit(&i);
         assert!(out.findings.is_empty(), "{:?}", out.findings);
-        assert!(out.skipped.iter().any(|s| s.check.name() == "transient_queue_with_messages"
-            && s.reason.contains("statistics disabled")));
+        assert!(
+            out.skipped
+                .iter()
+                .any(|s| s.check.name() == "transient_queue_with_messages"
+                    && s.reason.contains("statistics disabled"))
+        );
         assert!(out.skipped.iter().any(|s| s.check.name() == "requeue_loop"));
     }
 
@@ -280,16 +291,25 @@ mod tests {
         i.queues = Some(vec![
             (queue(classic("loop", json!({}))), verdict(true, false)),
             (
-                queue(classic("loop-dlx", json!({"arguments": {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dead"}}))),
+                queue(classic(
+                    "loop-dlx",
+                    json!({"arguments": {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dead"}}),
+                )),
                 verdict(true, false),
             ),
             (
-                queue(classic("qq-limit", json!({"type": "quorum", "arguments": {"x-delivery-limit": 5}}))),
+                queue(classic(
+                    "qq-limit",
+                    json!({"type": "quorum", "arguments": {"x-delivery-limit": 5}}),
+                )),
                 verdict(true, false),
             ),
             (queue(classic("grows", json!({}))), verdict(false, true)),
             (
-                queue(classic("grows-bounded", json!({"effective_policy_definition": {"max-length": 10}}))),
+                queue(classic(
+                    "grows-bounded",
+                    json!({"effective_policy_definition": {"max-length": 10}}),
+                )),
                 verdict(false, true),
             ),
         ]);
@@ -312,11 +332,26 @@ mod tests {
     #[test]
     fn mirroring_and_contradictions() {
         let i = inputs(vec![
-            queue(classic("mirrored", json!({"effective_policy_definition": {"ha-mode": "all"}}))),
-            queue(classic("lazy-qq", json!({"type": "quorum", "arguments": {"x-queue-mode": "lazy", "x-max-length": 5}}))),
-            queue(classic("dlx-less", json!({"arguments": {"x-overflow": "reject-publish-dlx", "x-max-length": 5}}))),
-            queue(classic("fine", json!({"arguments": {"x-overflow": "reject-publish", "x-max-length": 5}}))),
-            queue(classic("no-limit", json!({"arguments": {"x-overflow": "reject-publish"}}))),
+            queue(classic(
+                "mirrored",
+                json!({"effective_policy_definition": {"ha-mode": "all"}}),
+            )),
+            queue(classic(
+                "lazy-qq",
+                json!({"type": "quorum", "arguments": {"x-queue-mode": "lazy", "x-max-length": 5}}),
+            )),
+            queue(classic(
+                "dlx-less",
+                json!({"arguments": {"x-overflow": "reject-publish-dlx", "x-max-length": 5}}),
+            )),
+            queue(classic(
+                "fine",
+                json!({"arguments": {"x-overflow": "reject-publish", "x-max-length": 5}}),
+            )),
+            queue(classic(
+                "no-limit",
+                json!({"arguments": {"x-overflow": "reject-publish"}}),
+            )),
         ]);
         assert_eq!(
             found(&i),

@@ -145,7 +145,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("`audit.interval`") && e.contains("soon"), "{e}");
-        let e = validate_audit(raw(None, Some("0"))).unwrap_err().to_string();
+        let e = validate_audit(raw(None, Some("0")))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`audit.backlog_messages`"), "{e}");
         let e = validate_audit(RawAudit {
             enabled: Some("yes".to_owned()),
@@ -153,6 +155,9 @@ mod tests {
         })
         .unwrap_err()
         .to_string();
-        assert!(e.contains("`audit.enabled`") && e.contains("true or false"), "{e}");
+        assert!(
+            e.contains("`audit.enabled`") && e.contains("true or false"),
+            "{e}"
+        );
     }
 }

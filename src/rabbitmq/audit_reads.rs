@@ -291,7 +291,10 @@ mod tests {
         .expect("decode");
         let stats = ch[0].message_stats.as_ref().expect("stats");
         assert_eq!(stats.publish, Some(5));
-        assert_eq!(stats.publish_details.as_ref().and_then(|r| r.rate), Some(1.5));
+        assert_eq!(
+            stats.publish_details.as_ref().and_then(|r| r.rate),
+            Some(1.5)
+        );
         assert_eq!(ch[1].message_stats, None);
     }
 
