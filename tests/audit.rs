@@ -155,7 +155,10 @@ async fn a_publisher_without_confirms_is_found_until_it_uses_confirms() {
     assert!(
         m.get(
             "rabbitmq_audit_findings",
-            &[("check", "publish_without_confirms"), ("severity", "warning")]
+            &[
+                ("check", "publish_without_confirms"),
+                ("severity", "warning")
+            ]
         )
         .is_some()
     );
@@ -207,8 +210,7 @@ async fn an_auto_ack_consumer_is_found_until_it_acknowledges() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn transient_messages_in_a_durable_queue_are_found_until_purged_and_published_persistent()
-{
+async fn transient_messages_in_a_durable_queue_are_found_until_purged_and_published_persistent() {
     let node = RabbitNode::shared();
     let v = "audit-transient";
     let (_conn, ch) = vhost(node, v).await;
@@ -217,7 +219,10 @@ async fn transient_messages_in_a_durable_queue_are_found_until_purged_and_publis
     publish_with(&ch, "ledger", 5, BasicProperties::default()).await;
     let f = appears(&sidecar, "transient_messages", v, Some("ledger"));
     assert!(
-        f["summary"].as_str().unwrap_or_default().starts_with("5 of the 5 messages"),
+        f["summary"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("5 of the 5 messages"),
         "{f}"
     );
     ch.queue_purge("ledger".into(), QueuePurgeOptions::default())
@@ -242,9 +247,17 @@ async fn a_dead_letter_exchange_that_does_not_exist_then_routes_nowhere_is_found
     )
     .await;
     let sidecar = sidecar(node);
-    let f = appears(&sidecar, "dead_letter_exchange_missing", v, Some("payments"));
+    let f = appears(
+        &sidecar,
+        "dead_letter_exchange_missing",
+        v,
+        Some("payments"),
+    );
     assert!(
-        f["summary"].as_str().unwrap_or_default().contains("'payments.dlx' does not exist"),
+        f["summary"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("'payments.dlx' does not exist"),
         "{f}"
     );
     // Declared but bound to nothing: dead letters still go nowhere.
@@ -259,7 +272,12 @@ async fn a_dead_letter_exchange_that_does_not_exist_then_routes_nowhere_is_found
     )
     .await
     .expect("exchange.declare");
-    appears(&sidecar, "dead_letter_exchange_unrouted", v, Some("payments"));
+    appears(
+        &sidecar,
+        "dead_letter_exchange_unrouted",
+        v,
+        Some("payments"),
+    );
     disappears(&sidecar, "dead_letter_exchange_missing", v);
     declare(&ch, "payments.dead", &[]).await;
     ch.queue_bind(
@@ -295,7 +313,10 @@ async fn an_unlimited_prefetch_consumer_on_a_backed_up_queue_is_found_until_it_s
         .expect("basic.consume");
     let f = appears(&sidecar, "unlimited_prefetch", v, Some("flood"));
     assert!(
-        f["summary"].as_str().unwrap_or_default().contains("holds 50 messages"),
+        f["summary"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("holds 50 messages"),
         "{f}"
     );
     greedy.close(200, "fixed".into()).await.expect("close");
@@ -353,7 +374,10 @@ async fn a_requeue_loop_is_found_until_the_consumer_stops_requeueing() {
     });
     let f = appears(&sidecar, "requeue_loop", v, Some("poison"));
     assert!(
-        f["summary"].as_str().unwrap_or_default().contains("redelivery"),
+        f["summary"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("redelivery"),
         "{f}"
     );
     // The fix: the consumer acknowledges (here: the message finally succeeds).
@@ -462,7 +486,10 @@ async fn a_broker_set_up_by_the_book_has_no_finding() {
         .as_array()
         .map(|a| a.iter().filter(|f| f["vhost"] == v).collect())
         .unwrap_or_default();
-    assert!(mine.is_empty(), "findings on a broker set up by the book: {mine:?}");
+    assert!(
+        mine.is_empty(),
+        "findings on a broker set up by the book: {mine:?}"
+    );
     // Every read answered, and the queue checks had the figures they need.
     for read in r["reads"].as_array().expect("reads") {
         assert_eq!(read["error"], Value::Null, "{read}");
@@ -471,11 +498,7 @@ async fn a_broker_set_up_by_the_book_has_no_finding() {
         .as_array()
         .map(|a| {
             a.iter()
-                .filter(|s| {
-                    s["reason"]
-                        .as_str()
-                        .is_some_and(|t| t.contains("not read"))
-                })
+                .filter(|s| s["reason"].as_str().is_some_and(|t| t.contains("not read")))
                 .collect()
         })
         .unwrap_or_default();

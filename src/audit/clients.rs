@@ -58,7 +58,8 @@ fn consumers(inputs: &Inputs, out: &mut Outcome) {
             (Some(true), Some(0)) => {
                 // A channel-wide (global) prefetch limit bounds it too.
                 let channel = c.channel_details.as_ref().and_then(|d| d.name.as_deref());
-                if !channel.is_some_and(|n| global.get(n).is_some_and(|g| *g > 0)) {
+                let bounded = channel.and_then(|n| global.get(n)).is_some_and(|g| *g > 0);
+                if !bounded {
                     unlimited.entry(key).or_default().push(c);
                 }
             }
