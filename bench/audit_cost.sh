@@ -13,6 +13,8 @@ url=${1:?MGMT_URL}
 pid=${2:?BEAM_PID}
 runs=${3:-5}
 tck=$(getconf CLK_TCK)
+tmp=$(mktemp)
+trap 'rm -f "$tmp"' EXIT
 
 cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
 
@@ -22,28 +24,35 @@ idle=$(python3 -c "print(($c1 - $c0) / $tck / 3)")
 
 reads=(
   "/api/consumers?columns=queue.name,queue.vhost,consumer_tag,ack_required,prefetch_count,channel_details.name"
-  "/api/channels?page_size=500&pagination=true&columns=name,vhost,user,confirm,transactional,global_prefetch_count,message_stats.publish,message_stats.publish_details&page=1"
+  "/api/channels?page_size=500&pagination=true&columns=name,vhost,user,confirm,transactional,global_prefetch_count,message_stats.publish,message_stats.publish_details&page=PAGE"
   "/api/exchanges?page_size=500&pagination=true&columns=vhost,name&page=PAGE"
   "/api/bindings?columns=vhost,source,destination,destination_type"
+  # For comparison: the poll's queue listing (what the audit does not read again).
+  "/api/queues?page_size=500&pagination=true&columns=vhost,name,type,node,durable,auto_delete,exclusive,arguments,policy,operator_policy,effective_policy_definition,messages_ready,messages_unacknowledged,messages_persistent,message_bytes_ready,message_bytes_unacknowledged,consumers,consumer_capacity,memory,head_message_timestamp,message_stats.publish,message_stats.deliver,message_stats.deliver_no_ack,message_stats.get,message_stats.get_no_ack,message_stats.ack,message_stats.redeliver&page=PAGE"
 )
 printf '%-16s %8s %10s %10s\n' read wall_s bytes broker_cpu_s
 for r in "${reads[@]}"; do
   walls=(); cpus=(); bytes=0
   for _ in $(seq "$runs"); do
-    c0=$(cpu); t0=$(date +%s.%N); total=0
+    total=0; wall=0; cpu_s=0
     page=1
     while :; do
       q=${r//PAGE/$page}
-      body=$(curl -sf -u guest:guest "$url$q")
-      total=$((total + ${#body}))
+      # CPU around the request only (curl's own wall time; the page count is parsed after).
+      c0=$(cpu)
+      stats=$(curl -sf -u guest:guest -o "$tmp" -w '%{time_total} %{size_download}' "$url$q")
+      c1=$(cpu)
+      read -r t n <<<"$stats"
+      total=$((total + n))
+      wall=$(python3 -c "print($wall + $t)")
+      cpu_s=$(python3 -c "print($cpu_s + max(0.0, ($c1 - $c0) / $tck - $idle * $t))")
       # Paged reads: follow page_count.
-      pc=$(printf '%s' "$body" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("page_count", 1) if isinstance(d, dict) else 1)')
+      pc=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d.get("page_count", 1) if isinstance(d, dict) else 1)' "$tmp")
       [[ "$r" == *PAGE* && $page -lt $pc ]] || break
       page=$((page + 1))
     done
-    t1=$(date +%s.%N); c1=$(cpu)
-    walls+=("$(python3 -c "print($t1 - $t0)")")
-    cpus+=("$(python3 -c "print(max(0.0, ($c1 - $c0) / $tck - $idle * ($t1 - $t0)))")")
+    walls+=("$wall")
+    cpus+=("$cpu_s")
     bytes=$total
   done
   med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

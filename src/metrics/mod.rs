@@ -291,18 +291,35 @@ pub fn encode(
     }
 }
 
-/// Encodes every new assessment (snapshot + alerts) once and publishes the result on `tx`
-/// until `shutdown`.
+/// Encodes every new assessment (snapshot + alerts), and the latest one again on every new
+/// audit report, and publishes the result on `tx` until `shutdown`.
 pub async fn run(
     mut assessments: AssessmentReceiver,
     tx: watch::Sender<Arc<Exposition>>,
     info: SidecarInfo,
     shutdown: CancellationToken,
 ) {
+    // A new audit report is encoded with the latest assessment at once, not at the next poll.
+    let mut audit = info.audit.as_ref().map(|a| a.reports.clone());
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             changed = assessments.changed() => if changed.is_err() { break },
+            changed = async {
+                match audit.as_mut() {
+                    Some(rx) => rx.changed().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if changed.is_err() {
+                    // The audit task is gone (its failure is the supervisor's business).
+                    audit = None;
+                    continue;
+                }
+            }
+        }
+        if let Some(rx) = audit.as_mut() {
+            rx.borrow_and_update();
         }
         let Some(assessment) = assessments.borrow_and_update().clone() else {
             continue;
