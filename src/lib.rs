@@ -39,6 +39,8 @@
 //! [`run`] wires them together; the binary (`src/main.rs`) only parses the command line, sets
 //! up logging, loads the configuration, binds the listener and turns signals into shutdown.
 
+#![warn(missing_docs)]
+
 pub mod alerting;
 pub mod audit;
 pub mod config;

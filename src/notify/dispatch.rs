@@ -681,7 +681,7 @@ mod tests {
     fn route(group_by: &[&str]) -> Route {
         Route {
             receiver: "team".into(),
-            group_by: Some(group_by.iter().map(|s| s.to_string()).collect()),
+            group_by: Some(group_by.iter().map(ToString::to_string).collect()),
             group_wait: Duration::from_secs(30),
             group_interval: Duration::from_secs(300),
             repeat_interval: Duration::from_secs(3600),

@@ -210,7 +210,7 @@ impl Reader {
         for member in members {
             if !clients.contains_key(member) {
                 match expand_template(template, member)
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| e.clone())
                     .and_then(|url| {
                         client_for(&self.base, url, self.config.timeout).map_err(|e| e.to_string())
                     }) {
