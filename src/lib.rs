@@ -30,7 +30,7 @@
 //! - [`notify`]: routing, grouping, silences, inhibition, delivery with retries, the state
 //!   file; one file per integration (webhook, email, Alertmanager).
 //! - [`http`]: the axum routes (`/`, `/metrics`, `/-/healthy`, `/-/ready`, the alert and
-//!   silence API).
+//!   silence API, the reliability audit's `/api/v1/audit`).
 //! - [`web`]: the server under them: TLS, basic auth and headers from the exporter-toolkit web
 //!   configuration file, connection limit and timeouts.
 //! - [`supervise`]: every long-lived task is watched; one that dies fails health and stops the
