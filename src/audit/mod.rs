@@ -324,15 +324,23 @@ impl Report {
 /// The receiving side of the audit's reports: `None` until the first run ends.
 pub type AuditReceiver = watch::Receiver<Option<Arc<Report>>>;
 
-/// Keeps `Some(value)` of a read, recording its outcome in `reads`, its failure in
+/// Why `/api/consumers` and `/api/channels` are not read when the broker collects no
+/// statistics.
+pub const STATS_OFF: &str = "statistics are disabled on the broker (disable_stats: true in /api/overview, e.g. RabbitMQ 4.x management_agent.disable_metrics_collector), where this endpoint answers 400";
+
+/// Keeps `Some(value)` of a read (`None`: not read because statistics are off), recording its outcome in `reads`, its failure in
 /// `failed` and `failures`.
 fn take<T>(
     endpoint: Endpoint,
-    fetched: Fetched<Listed<T>>,
+    fetched: Option<Fetched<Listed<T>>>,
     reads: &mut Vec<ReadOutcome>,
     failed: &mut BTreeMap<&'static str, String>,
     failures: &mut BTreeMap<(Endpoint, &'static str), u64>,
 ) -> Option<Vec<T>> {
+    let Some(fetched) = fetched else {
+        failed.insert(endpoint.path(), STATS_OFF.to_owned());
+        return None;
+    };
     let (value, error, dropped) = match fetched.result {
         Ok(listed) => (Some(listed.items), None, listed.dropped),
         Err(e) => {
@@ -357,6 +365,18 @@ fn take<T>(
         dropped,
     });
     value
+}
+
+/// `read`, timed, unless `skip`.
+async fn unless<T>(
+    skip: bool,
+    read: impl Future<Output = Result<crate::rabbitmq::Body<T>, Error>>,
+) -> Option<Fetched<T>> {
+    if skip {
+        None
+    } else {
+        Some(Fetched::timed(read).await)
+    }
 }
 
 /// The queue part of the inputs, from the latest assessment.
@@ -418,10 +438,17 @@ pub async fn run(
         let started_at = SystemTime::now();
         let start = Instant::now();
         let max = config.max_objects;
+        let assessment = assessments.borrow().clone();
+        // With statistics disabled (RabbitMQ 4.x disable_metrics_collector) the broker answers
+        // 400 to /api/consumers and /api/channels: not read, and their checks say why.
+        let stats_off = assessment
+            .as_ref()
+            .and_then(|a| a.snapshot.overview.ok().and_then(|o| o.disable_stats))
+            == Some(true);
         let reads = async {
             tokio::join!(
-                Fetched::timed(client.consumers(max)),
-                Fetched::timed(client.channels(max)),
+                unless(stats_off, client.consumers(max)),
+                unless(stats_off, client.channels(max)),
                 Fetched::timed(client.exchanges(max)),
                 Fetched::timed(client.bindings(max)),
             )
@@ -434,7 +461,6 @@ pub async fn run(
             backlog_messages: config.backlog_messages,
             ..Inputs::default()
         };
-        let assessment = assessments.borrow().clone();
         queue_inputs(assessment.as_deref(), &mut inputs);
         let mut outcomes = Vec::new();
         let f = &mut inputs.failed;
@@ -454,14 +480,14 @@ pub async fn run(
         );
         inputs.exchanges = take(
             Endpoint::Exchanges,
-            exchanges,
+            Some(exchanges),
             &mut outcomes,
             f,
             &mut failures,
         );
         inputs.bindings = take(
             Endpoint::AllBindings,
-            bindings,
+            Some(bindings),
             &mut outcomes,
             f,
             &mut failures,
