@@ -159,7 +159,7 @@ async fn run_with(
     };
     let client = rabbitmq::Client::new(&config.rabbitmq)?;
     let saved = match &config.notify.state_file {
-        Some(path) => notify::dispatch::SavedState::load(path).map_err(RunError::State)?,
+        Some(path) => notify::dispatch::SavedState::load(path),
         None => notify::dispatch::SavedState::default(),
     };
     let notify_stats = Arc::new(notify::NotifyStats::default());
