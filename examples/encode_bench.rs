@@ -83,6 +83,7 @@ fn main() {
         poll_interval: Duration::from_secs(15),
         rule_names: vec![],
         notify_stats: None,
+        audit: None,
     };
 
     let start = Instant::now();

@@ -1,8 +1,9 @@
 //! The HTTP server's routes: `/` (the status page, [`crate::status`]), `/metrics` (the pre-encoded exposition),
 //! `/-/healthy` (every supervised task runs) and `/-/ready` (healthy, and a poll succeeded
-//! recently), the alert API and the silence API, and the status page's silence forms
-//! (`POST /-/silences`, `POST /-/silences/expire`: form-encoded, answered with a redirect to
-//! the page, through the same code as the JSON API). Handlers only read the latest snapshot and
+//! recently), the alert API, the reliability audit's report (`/api/v1/audit`), the silence
+//! API and the status page's silence forms (`POST /-/silences`, `POST /-/silences/expire`:
+//! form-encoded, answered with a redirect to the page, through the same code as the JSON
+//! API). Handlers only read the latest snapshot and
 //! exposition; none reaches the broker.
 //!
 //! Write requests (any method but GET and HEAD: creating and expiring silences) are the admin
@@ -41,6 +42,8 @@ pub struct AppState {
     pub snapshots: SnapshotReceiver,
     /// Latest snapshot with its alerts (`None` before the first evaluation).
     pub assessments: AssessmentReceiver,
+    /// The reliability audit's latest report (`None`: `audit.enabled` is false).
+    pub audit: Option<crate::audit::AuditReceiver>,
     /// Latest encoded exposition.
     pub exposition: watch::Receiver<Arc<Exposition>>,
     /// Static facts for the status page and readiness.
@@ -79,6 +82,7 @@ pub fn app(state: AppState) -> Router {
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
         .route("/api/v1/alerts", get(alerts))
+        .route("/api/v1/audit", get(audit))
         .route(
             "/api/v1/silences",
             get(list_silences)
@@ -110,6 +114,30 @@ pub fn app(state: AppState) -> Router {
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// `GET /api/v1/audit`: the reliability audit's last run, `{"status":"success","data":
+/// {"findings":[…],"skipped":[…],"last_run":…,"duration":…,"reads":[…],"runs":N}}`
+/// (`last_run` null and no findings before the first run); 404 when the audit is disabled.
+async fn audit(State(state): State<AppState>) -> Response {
+    let Some(reports) = &state.audit else {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({"status": "error",
+                "error": "the reliability audit is disabled (audit.enabled: false)"})),
+        )
+            .into_response();
+    };
+    let report = reports.borrow().clone();
+    let data = match report {
+        Some(r) => serde_json::to_value(&*r).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "serializing the audit report failed");
+            serde_json::Value::Null
+        }),
+        None => serde_json::json!({"findings": [], "skipped": [], "last_run": null,
+            "duration": null, "reads": [], "runs": 0}),
+    };
+    axum::Json(serde_json::json!({"status": "success", "data": data})).into_response()
 }
 
 /// Turns a panicking handler into a 500 logged at error level (instead of a dropped
@@ -689,6 +717,7 @@ mod tests {
             poll_interval: Duration::from_secs(15),
             rule_names: vec![],
             notify_stats: None,
+            audit: None,
         };
         let snapshot = Arc::new(snapshot_with_last_success(Some(SystemTime::now())));
         let exposition = crate::metrics::encode(Some(snapshot.clone()), None, None, &[], &info);
@@ -699,6 +728,7 @@ mod tests {
             health: Health::default(),
             silences: Arc::new(Silences::default()),
             snapshots,
+            audit: None,
             assessments,
             exposition,
             info: Arc::new(ServerInfo {
@@ -830,6 +860,84 @@ mod tests {
     async fn a_long_alert_list_is_streamed_in_chunks() {
         let (_, body) = list_alerts("?alertname=C", 5000).await;
         assert_eq!(names(&body).len(), 5000);
+    }
+
+    /// `GET /api/v1/audit`: 404 when disabled; the report's findings with their fix once a
+    /// run ended; the exposition carries the audit families.
+    #[tokio::test]
+    async fn audit_api_lists_findings() {
+        use crate::audit::{Check, Finding, Outcome, Report, Severity};
+        use tower::ServiceExt as _;
+        let request = || {
+            axum::http::Request::get("/api/v1/audit")
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        let r = app(state()).oneshot(request()).await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        let report = Report {
+            outcome: Outcome {
+                findings: vec![Finding {
+                    check: Check::AutoAck,
+                    vhost: "/".into(),
+                    object: "orders".into(),
+                    object_type: "queue",
+                    severity: Severity::Warning,
+                    summary: "1 consumer(s) …".into(),
+                    fix: "consume with manual acknowledgement".into(),
+                }],
+                skipped: vec![],
+            },
+            last_run: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            duration: Duration::from_millis(20),
+            reads: vec![],
+            failures: Default::default(),
+            runs: 1,
+        };
+        let (tx, rx) = watch::channel(None);
+        let mut s = state();
+        s.audit = Some(rx);
+        let body = |r: Response| async {
+            let bytes = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+            serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+        };
+        let before = body(app(s.clone()).oneshot(request()).await.unwrap()).await;
+        assert_eq!(before["data"]["last_run"], serde_json::Value::Null);
+        tx.send_replace(Some(Arc::new(report)));
+        let after = body(app(s).oneshot(request()).await.unwrap()).await;
+        assert_eq!(after["status"], "success");
+        let f = &after["data"]["findings"][0];
+        assert_eq!(f["check"], "auto_ack_consumer");
+        assert_eq!(f["severity"], "warning");
+        assert_eq!(f["object"], "orders");
+        assert_eq!(f["fix"], "consume with manual acknowledgement");
+        assert_eq!(after["data"]["last_run"], "2023-11-14T22:13:20.000Z");
+        // The exposition: counts per check (0 included) and one series per finding.
+        let info = crate::metrics::SidecarInfo {
+            poll_interval: Duration::from_secs(15),
+            rule_names: vec![],
+            notify_stats: None,
+            audit: Some(crate::metrics::audit::AuditSource {
+                reports: tx.subscribe(),
+                max_findings: 0,
+            }),
+        };
+        let e = crate::metrics::encode(None, None, None, &[], &info);
+        let text = String::from_utf8(e.variants.get(Format::OpenMetrics, false).to_vec()).unwrap();
+        assert!(
+            text.contains(
+                "rabbitmq_audit_findings{check=\"auto_ack_consumer\",severity=\"warning\"} 1\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "rabbitmq_audit_findings{check=\"requeue_loop\",severity=\"warning\"} 0\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("rabbitmq_audit_finding{check=\"auto_ack_consumer\",vhost=\"/\",object=\"orders\",severity=\"warning\"} 1\n"), "{text}");
+        assert!(text.contains("rabbitmq_watch_endpoint_failures_total{endpoint=\"/api/consumers\",reason=\"timeout\"} 0\n"), "{text}");
     }
 
     async fn get(headers: &[(&str, &str)]) -> Response {

@@ -36,6 +36,11 @@
 //!   [`alerting::backlog`] (per-queue sliding windows, classification, predictions),
 //!   [`alerting::cluster`] (every member's view merged: partitions, node loss, unreachable
 //!   members, restarts, alarms).
+//! - [`audit`]: the reliability audit on its own interval: reads consumers, channels,
+//!   exchanges and bindings ([`rabbitmq::audit_reads`]), takes the queues and backlog verdicts
+//!   from the latest assessment, and reports findings (settings and client behaviour that
+//!   lose messages); pure checks in [`audit::queues`], [`audit::clients`],
+//!   [`audit::dead_letter`].
 //! - [`notify`]: what is sent ([`notify::Message`]), how a delivery fails
 //!   ([`notify::NotifyError`]), the one retry loop ([`notify::deliver`]) and the delivery
 //!   counters;
@@ -47,13 +52,13 @@
 //!   [`metrics::nodes`], [`metrics::queues`], [`metrics::backlog`], [`metrics::cluster`]
 //!   (the cluster detector's verdict), [`metrics::alerts`], [`metrics::notify`] (deliveries,
 //!   state file), [`metrics::sidecar`] (the sidecar's own health), [`metrics::format`]
-//!   (OpenMetrics or Prometheus text, gzip).
+//!   (OpenMetrics or Prometheus text, gzip), [`metrics::audit`] (the audit's findings).
 //! - [`status`]: the status page at `/`: a view model built from the snapshot, the
 //!   assessment, the silences and the sidecar's health ([`status::view`]), depth sparklines
 //!   ([`status::sparkline`]), askama templates in `templates/` escaping with [`util::html`].
 //! - [`http`]: the axum routes (`/`, `/metrics`, `/-/healthy`, `/-/ready`, the alert and
-//!   silence API, the status page's silence forms), the admin API switch, request timeout and
-//!   panic catching.
+//!   silence API, the status page's silence forms, the reliability audit's `/api/v1/audit`),
+//!   the admin API switch, request timeout and panic catching.
 //! - [`web`]: the server under them: the exporter-toolkit web configuration file
 //!   ([`web::config`]), TLS with certificate reloading, basic auth and headers
 //!   ([`web::auth`]), connection limit and timeouts, and the `probe` client ([`web::probe`]).
@@ -63,7 +68,8 @@
 //! **Layering** (checked by `tests/layering.rs`): no top-level module imports a module that
 //! imports it back, directly or through others; `util`, `types` and `matcher` import nothing
 //! of the crate. The direction is util/types/matcher → config → rabbitmq → snapshot/selection
-//! → poller; snapshot → alerting → notify; metrics, status, http, web and supervise on top.
+//! → poller; snapshot → alerting → notify; alerting → audit; metrics, status, http, web and
+//! supervise on top.
 //!
 //! [`run`] wires them together; the binary (`src/main.rs`) only parses the command line, sets
 //! up logging, loads the configuration, binds the listener and turns signals into shutdown.
@@ -71,6 +77,7 @@
 #![warn(missing_docs)]
 
 pub mod alerting;
+pub mod audit;
 pub mod config;
 pub mod http;
 pub mod matcher;
@@ -199,6 +206,16 @@ async fn run_with(
             .map(|r| r.name.clone())
             .collect(),
         notify_stats: Some(notify_stats.clone()),
+        audit: None,
+    };
+    let (audit_tx, audit_rx) = watch::channel(None);
+    let audit_rx = config.audit.enabled.then_some(audit_rx);
+    let sidecar = SidecarInfo {
+        audit: audit_rx.clone().map(|reports| metrics::audit::AuditSource {
+            reports,
+            max_findings: config.audit.max_findings,
+        }),
+        ..sidecar
     };
     let (snapshot_tx, snapshot_rx) = watch::channel(None);
     let (assessment_tx, assessment_rx) = watch::channel(None);
@@ -215,6 +232,18 @@ async fn run_with(
     ));
 
     let supervisor = supervise::Supervisor::new(shutdown.clone());
+    if config.audit.enabled {
+        supervisor.spawn(
+            "reliability audit",
+            audit::run(
+                client.clone(),
+                config.audit.clone(),
+                assessment_rx.clone(),
+                audit_tx,
+                shutdown.clone(),
+            ),
+        );
+    }
     let poller = Poller::new(
         client,
         config.poll.interval,
@@ -280,6 +309,7 @@ async fn run_with(
         silences,
         snapshots: snapshot_rx,
         assessments: assessment_rx,
+        audit: audit_rx,
         exposition: exposition_rx,
         info: Arc::new(http::ServerInfo {
             target: config.rabbitmq.url.to_string(),

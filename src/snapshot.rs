@@ -67,7 +67,8 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// The error of `endpoint` in this poll, if its read failed.
+    /// The error of `endpoint` in this poll, if its read failed (`None` for the audit's
+    /// endpoints, which the poll does not read).
     pub fn error(&self, endpoint: Endpoint) -> Option<&Error> {
         match endpoint {
             Endpoint::Overview => self.overview.err(),
@@ -77,6 +78,11 @@ impl Snapshot {
             Endpoint::Bindings => self.dead_letter_queues.as_ref().and_then(Fetched::err),
             Endpoint::PrometheusQueues => self.prometheus.as_ref().and_then(|p| p.queues.err()),
             Endpoint::PrometheusNodes => self.prometheus.as_ref().and_then(|p| p.nodes.err()),
+            // Read by the audit (`crate::audit`), never by the poll.
+            Endpoint::Consumers
+            | Endpoint::Channels
+            | Endpoint::Exchanges
+            | Endpoint::AllBindings => None,
         }
     }
 
@@ -90,6 +96,10 @@ impl Snapshot {
             Endpoint::Bindings => self.dead_letter_queues.as_ref().map_or(0, |f| f.bytes),
             Endpoint::PrometheusQueues => self.prometheus.as_ref().map_or(0, |p| p.queues.bytes),
             Endpoint::PrometheusNodes => self.prometheus.as_ref().map_or(0, |p| p.nodes.bytes),
+            Endpoint::Consumers
+            | Endpoint::Channels
+            | Endpoint::Exchanges
+            | Endpoint::AllBindings => 0,
         }
     }
 
@@ -112,6 +122,10 @@ impl Snapshot {
                 .prometheus
                 .as_ref()
                 .map_or(Duration::ZERO, |p| p.nodes.duration),
+            Endpoint::Consumers
+            | Endpoint::Channels
+            | Endpoint::Exchanges
+            | Endpoint::AllBindings => Duration::ZERO,
         }
     }
 

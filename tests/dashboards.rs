@@ -40,6 +40,10 @@ const INCIDENT: &[(&str, &str)] = &[
         "only `> 0` rows are shown: while the broker omits fields (statistics not emitted yet, a node down, 4.x with statistics disabled)",
     ),
     (
+        "rabbitmq_audit_finding{",
+        "one row per reliability audit finding: empty while the audit finds nothing (this test's clients are set up by the book)",
+    ),
+    (
         "rabbitmq_queue_oldest_message_age_estimate_seconds",
         "only while messages without a timestamp wait in a queue (this test's publishers set timestamps, so the exact head age is shown instead)",
     ),

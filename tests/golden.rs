@@ -108,6 +108,7 @@ fn exposition(format: Format) -> String {
         poll_interval: Duration::from_secs(15),
         rule_names: cfg.alerting.rules.iter().map(|r| r.name.clone()).collect(),
         notify_stats: None,
+        audit: None,
     };
     let snapshot = snapshot();
     let mut engine = Engine::with_backlog(cfg.alerting.rules, cfg.alerting.backlog);

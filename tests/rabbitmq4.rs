@@ -328,3 +328,116 @@ async fn without_statistics_the_prometheus_source_gives_depth_consumers_resource
     });
     sidecar.terminate();
 }
+
+/// The reliability audit on 4.0 without statistics: the checks that need figures (message
+/// counts, consumers, channels) are skipped and say why, never a false finding; the settings
+/// checks still find a dead-letter exchange that does not exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_statistics_the_audit_skips_what_it_cannot_see_and_says_so() {
+    use lapin::BasicProperties;
+    use lapin::options::BasicPublishOptions;
+
+    let _serial = OFF_NODE.lock().await;
+    let node = node4("off");
+    let (conn, ch) = amqp(node, "/").await;
+    // A non-durable queue holding transient messages published without confirms: findings
+    // with statistics, unknown without.
+    ch.queue_declare(
+        "r4-audit-scratch".into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("queue.declare");
+    let plain = conn.create_channel().await.expect("channel");
+    for _ in 0..5 {
+        plain
+            .basic_publish(
+                "".into(),
+                "r4-audit-scratch".into(),
+                BasicPublishOptions::default(),
+                b"transient",
+                BasicProperties::default(),
+            )
+            .await
+            .expect("basic.publish");
+    }
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString("r4-nowhere".into()),
+    );
+    ch.queue_declare(
+        "r4-audit-dlx".into(),
+        QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        args,
+    )
+    .await
+    .expect("queue.declare");
+
+    let sidecar = Sidecar::start(&node.mgmt_url, &[("RABBITMQ_WATCH__AUDIT__INTERVAL", "1s")]);
+    let data = eventually(WAIT, "an audit run", || {
+        let (status, body) = sidecar.get("/api/v1/audit");
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        (v["data"]["runs"].as_u64() >= Some(1)).then(|| v["data"].clone())
+    });
+    let found: Vec<(&str, &str)> = data["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| {
+            (
+                f["check"].as_str().unwrap_or(""),
+                f["object"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert!(
+        found.contains(&("dead_letter_exchange_missing", "r4-audit-dlx")),
+        "{data}"
+    );
+    // No finding that needs what the broker does not report (consumers, channels).
+    assert!(
+        !found
+            .iter()
+            .any(|(c, _)| *c == "auto_ack_consumer" || *c == "publish_without_confirms"),
+        "{data}"
+    );
+    let skipped = |check: &str| -> String {
+        data["skipped"]
+            .as_array()
+            .expect("skipped")
+            .iter()
+            .filter(|s| s["check"] == check)
+            .map(|s| s["reason"].as_str().unwrap_or("").to_owned())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    for check in ["auto_ack_consumer", "publish_without_confirms"] {
+        assert!(
+            skipped(check).contains("statistics are disabled on the broker"),
+            "{check}: {data}"
+        );
+    }
+    // Not read, so not failed: the broker's 400 is not counted as a failure.
+    let m = sidecar.metrics();
+    assert_eq!(
+        m.get(
+            "rabbitmq_watch_endpoint_failures_total",
+            &[("endpoint", "/api/consumers"), ("reason", "status")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        m.get(
+            "rabbitmq_audit_check_skipped",
+            &[("check", "publish_without_confirms")]
+        ),
+        Some(1.0)
+    );
+    sidecar.terminate();
+}

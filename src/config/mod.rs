@@ -11,11 +11,12 @@
 //! [`rabbitmq`] (with `poll.*`), [`queues`], [`alerting`] (with the backlog detector),
 //! [`rules`] (rule definitions, the default catalogue and their merging), [`notify`] (receivers,
 //! route, inhibition) with one file per integration ([`email`], [`webhook`], [`alertmanager`]),
-//! [`cluster`] and [`log`]; `parse` holds the field parsers they share and `redact` the
+//! [`cluster`], [`audit`] and [`log`]; `parse` holds the field parsers they share and `redact` the
 //! check-config view ([`Config::to_redacted_json`]).
 
 pub mod alerting;
 pub mod alertmanager;
+pub mod audit;
 pub mod cluster;
 pub mod email;
 pub mod log;
@@ -36,6 +37,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use self::alerting::{AlertingConfig, BacklogConfig};
+pub use self::audit::AuditConfig;
 pub use self::cluster::{ClusterConfig, DEFAULT_CLUSTER_TIMEOUT, cluster_inhibit_rule};
 pub use self::log::{DEFAULT_LOG_LEVEL, LogConfig, LogFormat};
 pub use self::notify::{InhibitRule, NotifyConfig, ReceiverConfig, Route};
@@ -75,6 +77,8 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// The HTTP server's security settings (`web.*`).
     pub web: WebConfig,
+    /// The reliability audit (`audit.*`).
+    pub audit: AuditConfig,
 }
 
 /// Why a configuration was rejected. The messages name the key, the value and what is allowed;
@@ -120,6 +124,7 @@ struct RawConfig {
     log: log::RawLog,
     cluster: cluster::RawCluster,
     web: web::RawWeb,
+    audit: audit::RawAudit,
 }
 
 /// Loads and validates the configuration.
@@ -196,6 +201,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         notify,
         cluster,
         web: web::validate_web(raw.web)?,
+        audit: audit::validate_audit(raw.audit)?,
     })
 }
 

@@ -8,9 +8,11 @@
 //! One file per family group: [`overview`] (`/api/overview`), [`nodes`] (`/api/nodes` and the
 //! alarm check), [`queues`] (`/api/queues`), [`sidecar`] (the sidecar's own health),
 //! [`cluster`] (the cluster detector's verdict: every member's own view), [`backlog`] (the
-//! backlog detector's report), [`alerts`] and [`notify`] (the alert engine and notifiers).
+//! backlog detector's report), [`alerts`] and [`notify`] (the alert engine and notifiers),
+//! [`audit`] (the reliability audit's latest report, taken when the exposition is encoded).
 
 pub mod alerts;
+pub mod audit;
 pub mod backlog;
 pub mod cluster;
 pub mod format;
@@ -48,6 +50,8 @@ pub struct SidecarInfo {
     pub rule_names: Vec<String>,
     /// Delivery counters of the notifiers (`None`: no notifier runs).
     pub notify_stats: Option<Arc<crate::notify::NotifyStats>>,
+    /// The reliability audit's reports (`None`: `audit.enabled` is false).
+    pub audit: Option<audit::AuditSource>,
 }
 
 /// An encoded exposition and the poll it was built from.
@@ -212,7 +216,20 @@ struct SnapshotCollector {
 
 impl prometheus_client::collector::Collector for SnapshotCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
-        sidecar::encode(&mut enc, self.snapshot.as_deref(), &self.info)?;
+        let report = self
+            .info
+            .audit
+            .as_ref()
+            .and_then(|a| a.reports.borrow().clone());
+        sidecar::encode(
+            &mut enc,
+            self.snapshot.as_deref(),
+            report.as_deref(),
+            &self.info,
+        )?;
+        if let (Some(r), Some(a)) = (&report, &self.info.audit) {
+            audit::encode(&mut enc, r, a.max_findings)?;
+        }
         alerts::encode(&mut enc, &self.alerts, &self.info)?;
         if let Some(stats) = &self.info.notify_stats {
             notify::encode(&mut enc, stats)?;
@@ -274,18 +291,35 @@ pub fn encode(
     }
 }
 
-/// Encodes every new assessment (snapshot + alerts) once and publishes the result on `tx`
-/// until `shutdown`.
+/// Encodes every new assessment (snapshot + alerts), and the latest one again on every new
+/// audit report, and publishes the result on `tx` until `shutdown`.
 pub async fn run(
     mut assessments: AssessmentReceiver,
     tx: watch::Sender<Arc<Exposition>>,
     info: SidecarInfo,
     shutdown: CancellationToken,
 ) {
+    // A new audit report is encoded with the latest assessment at once, not at the next poll.
+    let mut audit = info.audit.as_ref().map(|a| a.reports.clone());
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             changed = assessments.changed() => if changed.is_err() { break },
+            changed = async {
+                match audit.as_mut() {
+                    Some(rx) => rx.changed().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if changed.is_err() {
+                    // The audit task is gone (its failure is the supervisor's business).
+                    audit = None;
+                    continue;
+                }
+            }
+        }
+        if let Some(rx) = audit.as_mut() {
+            rx.borrow_and_update();
         }
         let Some(assessment) = assessments.borrow_and_update().clone() else {
             continue;
@@ -348,6 +382,7 @@ mod tests {
             poll_interval: Duration::from_secs(15),
             rule_names: vec![],
             notify_stats: None,
+            audit: None,
         };
         let exposition = encode(Some(s), None, None, &[], &info);
         String::from_utf8(
@@ -446,6 +481,7 @@ mod tests {
             poll_interval: Duration::from_secs(15),
             rule_names: vec![],
             notify_stats: None,
+            audit: None,
         };
         let exposition = encode(None, None, None, &[], &info);
         let t = String::from_utf8(

@@ -8,6 +8,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Unit;
 
 use super::{Family, SidecarInfo, flag};
+use crate::audit::Report;
 use crate::rabbitmq::{Endpoint, Error};
 use crate::snapshot::{PollTotals, Snapshot};
 
@@ -145,12 +146,20 @@ fn unix_seconds(t: Option<SystemTime>) -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// Writes the sidecar's families for `snapshot` (`None` before the first poll).
+/// Writes the sidecar's families for `snapshot` (`None` before the first poll) and, when the
+/// audit runs (`info.audit`), its reads of its latest `audit` report.
 pub fn encode(
     enc: &mut DescriptorEncoder,
     snapshot: Option<&Snapshot>,
+    audit: Option<&Report>,
     info: &SidecarInfo,
 ) -> fmt::Result {
+    let audit_endpoints: &[Endpoint] = if info.audit.is_some() {
+        &Endpoint::AUDIT
+    } else {
+        &[]
+    };
+    let audit_reads = || audit.map(|r| r.reads.as_slice()).unwrap_or_default().iter();
     BUILD_INFO.info(enc, [[("version", env!("CARGO_PKG_VERSION"))]])?;
     UP.gauge_value(enc, Some(flag(snapshot.is_some_and(Snapshot::is_up))))?;
     POLL_INTERVAL.gauge_value(enc, Some(info.poll_interval.as_secs_f64()))?;
@@ -165,14 +174,24 @@ pub fn encode(
     // Every (endpoint, reason) pair, at 0 until it happens: "absent" means "gone".
     ENDPOINT_FAILURES.counter(
         enc,
-        Endpoint::ALL.iter().flat_map(|e| {
-            Error::REASONS.iter().map(move |r| {
-                (
-                    [("endpoint", e.path()), ("reason", *r)],
-                    totals.failures_of(*e, r),
-                )
+        Endpoint::ALL
+            .iter()
+            .flat_map(|e| {
+                Error::REASONS.iter().map(move |r| {
+                    (
+                        [("endpoint", e.path()), ("reason", *r)],
+                        totals.failures_of(*e, r),
+                    )
+                })
             })
-        }),
+            .chain(audit_endpoints.iter().flat_map(|e| {
+                Error::REASONS.iter().map(move |r| {
+                    (
+                        [("endpoint", e.path()), ("reason", *r)],
+                        audit.map_or(0, |a| a.failures_of(*e, r)),
+                    )
+                })
+            })),
     )?;
     let Some(s) = snapshot else {
         return Ok(());
@@ -183,13 +202,20 @@ pub fn encode(
         enc,
         Endpoint::ALL
             .iter()
-            .map(|e| ([("endpoint", e.path())], flag(s.error(*e).is_none()))),
+            .map(|e| ([("endpoint", e.path())], flag(s.error(*e).is_none())))
+            .chain(
+                audit_reads().map(|r| ([("endpoint", r.endpoint.path())], flag(r.error.is_none()))),
+            ),
     )?;
     ENDPOINT_DURATION.gauge(
         enc,
         Endpoint::ALL
             .iter()
-            .map(|e| ([("endpoint", e.path())], s.duration_of(*e).as_secs_f64())),
+            .map(|e| ([("endpoint", e.path())], s.duration_of(*e).as_secs_f64()))
+            .chain(
+                audit_reads()
+                    .map(|r| ([("endpoint", r.endpoint.path())], r.duration.as_secs_f64())),
+            ),
     )?;
     if s.queues.ok().is_some() {
         let q = &s.selection;
@@ -208,7 +234,8 @@ pub fn encode(
         enc,
         Endpoint::ALL
             .iter()
-            .map(|e| ([("endpoint", e.path())], s.bytes_of(*e))),
+            .map(|e| ([("endpoint", e.path())], s.bytes_of(*e)))
+            .chain(audit_reads().map(|r| ([("endpoint", r.endpoint.path())], r.bytes))),
     )?;
     Ok(())
 }

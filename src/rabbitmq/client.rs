@@ -591,8 +591,8 @@ impl Client {
 
     /// GETs `endpoint` with `query`, accepts 200 and `also_ok`, decodes the body as `T`.
     /// Reads the whole body into memory, at most `rabbitmq.max_response_bytes` (small
-    /// answers: overview, nodes, alarms, vhosts, one exchange's bindings).
-    async fn get_json<T: DeserializeOwned>(
+    /// answers: overview, nodes, alarms, vhosts, one exchange's bindings, the audit's reads).
+    pub(super) async fn get_json<T: DeserializeOwned>(
         &self,
         endpoint: Endpoint,
         url: Url,
@@ -621,7 +621,7 @@ impl Client {
     }
 
     /// The base URL with `segments` appended, each percent-encoded (a vhost `/` becomes `%2F`).
-    fn url(&self, segments: &[&str], endpoint: Endpoint) -> Result<Url, Error> {
+    pub(super) fn url(&self, segments: &[&str], endpoint: Endpoint) -> Result<Url, Error> {
         let mut url = self.base.clone();
         url.path_segments_mut()
             .map_err(|()| Error::Request {
@@ -634,7 +634,7 @@ impl Client {
     }
 
     /// The URL of `endpoint`'s fixed path.
-    fn endpoint_url(&self, endpoint: Endpoint) -> Result<Url, Error> {
+    pub(super) fn endpoint_url(&self, endpoint: Endpoint) -> Result<Url, Error> {
         let segments: Vec<&str> = endpoint
             .path()
             .split('/')

@@ -1,5 +1,6 @@
 //! The RabbitMQ management HTTP API: the HTTP client ([`client`]), the response types
-//! ([`model`]), the incremental decoder of listings ([`stream`]), the per-member reads of the cluster detector ([`members`]), the endpoints
+//! ([`model`]), the incremental decoder of listings ([`stream`]), the per-member reads of the
+//! cluster detector ([`members`]), the reads of the reliability audit ([`audit_reads`]), the endpoints
 //! read ([`Endpoint`]), the outcome of one read ([`Fetched`]) and the ways a read can fail
 //! ([`Error`]). Also the second source of queue and node figures, every member's
 //! rabbitmq_prometheus plugin ([`prometheus`], parsed by [`exposition`]; which source a poll
@@ -7,6 +8,7 @@
 //!
 //! This is the only module that talks to the broker.
 
+pub mod audit_reads;
 pub mod client;
 pub mod exposition;
 pub mod members;
@@ -102,7 +104,8 @@ impl<T> From<T> for Fetched<T> {
     }
 }
 
-/// A management API endpoint read on every poll.
+/// A management API endpoint: read on every poll ([`Endpoint::ALL`]) or by the reliability
+/// audit ([`Endpoint::AUDIT`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Endpoint {
     /// `GET /api/overview`: cluster name, versions, object and message totals.
@@ -118,6 +121,14 @@ pub enum Endpoint {
     /// queues name: which queues receive dead-lettered messages (read only when some queue
     /// has a dead-letter exchange and `alerting.backlog.discover_dead_letter_queues` is on).
     Bindings,
+    /// `GET /api/consumers` (audit): every consumer's queue, acknowledgement mode and prefetch.
+    Consumers,
+    /// `GET /api/channels`, paged (audit): publisher confirms and publish counters.
+    Channels,
+    /// `GET /api/exchanges`, paged (audit): which exchanges exist.
+    Exchanges,
+    /// `GET /api/bindings` (audit): where each exchange routes.
+    AllBindings,
     /// rabbitmq_prometheus `GET /metrics/detailed?family=queue_coarse_metrics&...` of every
     /// member: per-queue depth, consumers, memory, bytes (read with `rabbitmq.source`
     /// `prometheus`, or `auto` while the broker collects no statistics).
@@ -128,7 +139,15 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    /// Every endpoint, in poll order.
+    /// Every endpoint the reliability audit reads, in order.
+    pub const AUDIT: [Endpoint; 4] = [
+        Endpoint::Consumers,
+        Endpoint::Channels,
+        Endpoint::Exchanges,
+        Endpoint::AllBindings,
+    ];
+
+    /// Every endpoint the poll reads, in poll order.
     pub const ALL: [Endpoint; 7] = [
         Endpoint::Overview,
         Endpoint::Nodes,
@@ -154,6 +173,10 @@ impl Endpoint {
             Endpoint::Queues => "/api/queues",
             Endpoint::Alarms => "/api/health/checks/alarms",
             Endpoint::Bindings => "/api/exchanges/{vhost}/{name}/bindings/source",
+            Endpoint::Consumers => "/api/consumers",
+            Endpoint::Channels => "/api/channels",
+            Endpoint::Exchanges => "/api/exchanges",
+            Endpoint::AllBindings => "/api/bindings",
             Endpoint::PrometheusQueues => "/metrics/detailed",
             Endpoint::PrometheusNodes => "/metrics",
         }

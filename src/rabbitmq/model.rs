@@ -281,8 +281,8 @@ pub struct Queue {
 }
 
 /// The setting keys kept from `arguments` (with their `x-` prefix) and from the effective
-/// policy definition: what the metrics and rules use.
-pub const SETTING_KEYS: [&str; 7] = [
+/// policy definition: what the metrics, rules and the reliability audit use.
+pub const SETTING_KEYS: [&str; 10] = [
     "max-length",
     "max-length-bytes",
     "message-ttl",
@@ -290,6 +290,9 @@ pub const SETTING_KEYS: [&str; 7] = [
     "dead-letter-exchange",
     "dead-letter-routing-key",
     "max-priority",
+    "delivery-limit",
+    "queue-mode",
+    "ha-mode",
 ];
 
 /// A value of [`Settings`].
