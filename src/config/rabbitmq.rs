@@ -58,8 +58,8 @@ pub struct PollConfig {
     pub interval: Duration,
 }
 
-/// `rabbitmq.*` as written.
-#[derive(Debug, Default, Deserialize)]
+/// `rabbitmq.*` as written. `Debug` never prints the password.
+#[derive(Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(super) struct RawRabbitmq {
     url: Option<String>,
@@ -68,6 +68,22 @@ pub(super) struct RawRabbitmq {
     password_file: Option<String>,
     timeout: Option<String>,
     ca_file: Option<String>,
+}
+
+impl std::fmt::Debug for RawRabbitmq {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawRabbitmq")
+            .field(
+                "url",
+                &self.url.as_deref().map(super::parse::redact_url_text),
+            )
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("password_file", &self.password_file)
+            .field("timeout", &self.timeout)
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
 }
 
 /// `poll.*` as written.
