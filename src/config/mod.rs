@@ -136,13 +136,39 @@ pub fn load(
     env: HashMap<String, String>,
     overrides: &[(&str, String)],
 ) -> Result<Config, ConfigError> {
+    let file = file.map(|path| {
+        config::File::from(path)
+            .format(config::FileFormat::Yaml)
+            .required(true)
+    });
+    load_from(file, env, overrides)
+}
+
+/// [`load`] with the YAML `text` in place of a file (property tests, embedded configurations).
+///
+/// # Errors
+/// [`ConfigError`] naming the first offending key.
+pub fn load_yaml(
+    text: &str,
+    env: HashMap<String, String>,
+    overrides: &[(&str, String)],
+) -> Result<Config, ConfigError> {
+    let file = config::File::from_str(text, config::FileFormat::Yaml);
+    load_from(Some(file), env, overrides)
+}
+
+/// [`load`] from any YAML source.
+fn load_from<S>(
+    file: Option<S>,
+    env: HashMap<String, String>,
+    overrides: &[(&str, String)],
+) -> Result<Config, ConfigError>
+where
+    S: config::Source + Send + Sync + 'static,
+{
     let mut builder = config::Config::builder();
-    if let Some(path) = file {
-        builder = builder.add_source(
-            config::File::from(path)
-                .format(config::FileFormat::Yaml)
-                .required(true),
-        );
+    if let Some(file) = file {
+        builder = builder.add_source(file);
     }
     builder = builder.add_source(
         config::Environment::with_prefix(ENV_PREFIX)
