@@ -297,6 +297,37 @@ async fn a_receiver_answering_500_then_200_gets_the_notification_once() {
         Some(0.0),
         "retried, not given up"
     );
+    assert_eq!(
+        m.get(
+            "rabbitmq_watch_notification_attempts_failed_total",
+            &[
+                ("receiver", "team"),
+                ("integration", "webhook"),
+                ("reason", "http_5xx")
+            ]
+        ),
+        Some(2.0),
+        "each failed attempt counted as it failed"
+    );
+    assert_eq!(
+        m.get("rabbitmq_watch_notifications_queued", &labels),
+        Some(0.0)
+    );
+    assert_eq!(
+        m.get("rabbitmq_watch_notifications_in_flight", &labels),
+        Some(0.0)
+    );
+    assert_eq!(
+        m.get(
+            "rabbitmq_watch_notifications_dropped_total",
+            &[
+                ("receiver", "team"),
+                ("integration", "webhook"),
+                ("reason", "queue_full")
+            ]
+        ),
+        Some(0.0)
+    );
     let logs = sidecar.terminate();
     assert!(logs.contains("notification failed, retrying"), "{logs}");
     drain(node, queue).await;

@@ -103,7 +103,7 @@ fn replace_somewhere(value: &mut serde_json::Value, mut pick: u64, new: serde_js
             serde_json::Value::Object(o) => o.len(),
             _ => 0,
         };
-        if len == 0 || pick % 4 == 0 {
+        if len == 0 || pick.is_multiple_of(4) {
             *node = new;
             return;
         }

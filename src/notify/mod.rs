@@ -317,7 +317,7 @@ impl NotifyStats {
     /// A notification joined the queue.
     pub fn queued(&self, receiver: &str, integration: &'static str) {
         self.with(receiver, integration, |s| {
-            s.queued = s.queued.saturating_add(1)
+            s.queued = s.queued.saturating_add(1);
         });
     }
 
