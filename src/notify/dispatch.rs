@@ -571,6 +571,7 @@ pub async fn run(
 
     // Queues the job; false when its (receiver, integration) does not exist (any more), or its
     // queue is full (dropped and counted: the group is sent again at its next group_interval).
+    let dropped = std::sync::atomic::AtomicBool::new(false);
     let enqueue = |job: Job| -> bool {
         let Some((tx, kind)) = queues.get(&(job.receiver.clone(), job.integration)) else {
             return false;
@@ -586,6 +587,7 @@ pub async fn run(
                 true
             }
             Err(mpsc::error::TrySendError::Full(_)) => {
+                dropped.store(true, std::sync::atomic::Ordering::Relaxed);
                 stats.dropped(&receiver, kind, "queue_full");
                 tracing::error!(receiver = %receiver, integration = *kind, group = %job.message.group_key, capacity = super::QUEUE_CAPACITY, "notification dropped: the integration's queue is full; the group is sent again at its next group_interval");
                 false
@@ -650,10 +652,21 @@ pub async fn run(
                 changed = true;
                 let skipped = already_delivered(&groups, &flush);
                 let mut ids = Vec::new();
+                dropped.store(false, std::sync::atomic::Ordering::Relaxed);
                 for job in dispatcher.jobs(&flush, &mut next_id) {
                     let id = job.id;
                     if !skipped.contains(&job.integration) && enqueue(job) {
                         ids.push(id);
+                    }
+                }
+                if dropped.load(std::sync::atomic::Ordering::Relaxed) {
+                    // Not delivered: the log is not written, the group is sent again at its
+                    // next group_interval.
+                    if let Some(flight) = groups
+                        .get_mut(&flush.key)
+                        .and_then(|g| g.in_flight.as_mut())
+                    {
+                        flight.failed = true;
                     }
                 }
                 started(&mut groups, &flush.key, ids, skipped);
@@ -1101,6 +1114,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn delivery_is_visible_while_it_happens_and_queues_are_bounded() {
+        crate::install_crypto_provider();
         let stats = Arc::new(NotifyStats::default());
         let (_tx, rx) = tokio::sync::watch::channel(None);
         let shutdown = CancellationToken::new();
@@ -1144,7 +1158,7 @@ mod tests {
             rx,
             shutdown.clone(),
         ));
-        tokio::time::sleep(Duration::from_secs(30)).await;
+        tokio::time::sleep(Duration::from_secs(40)).await;
         let s = stats.snapshot()[&("team".to_owned(), "webhook")].clone();
         assert_eq!(s.dropped.get("queue_full"), Some(&(extra as u64)), "{s:?}");
         assert_eq!(s.in_flight, 1, "{s:?}");
