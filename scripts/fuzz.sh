@@ -6,6 +6,7 @@
 #   scripts/fuzz.sh                     # every target, 1,000,000 cases each
 #   CASES=100000 scripts/fuzz.sh        # fewer cases
 #   scripts/fuzz.sh decoders_ config_   # only targets whose name contains one of these
+#   PROFILE=debug scripts/fuzz.sh       # unoptimised build (no release build at hand); slower
 #
 # A target that finds a panic fails: proptest shrinks it and prints the minimal input, which is
 # kept in fuzz/logs/TARGET.log (and proptest-regressions/ for the next run). Exit status 1 when any
@@ -14,6 +15,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CASES="${CASES:-${PROPTEST_CASES:-1000000}}"
+PROFILE="${PROFILE:-release}"
+if [ "$PROFILE" = release ]; then MODE=(--release); else MODE=(); fi
 TARGETS=(
   decoders_never_panic_on_mutated_fixtures
   decoders_never_panic_on_fixtures_with_replaced_values
@@ -36,7 +39,7 @@ if [ "$#" -gt 0 ]; then
   TARGETS=("${selected[@]}")
 fi
 
-cargo test --release --test properties --no-run
+cargo test "${MODE[@]}" --test properties --no-run
 mkdir -p fuzz/logs
 results=fuzz/RESULTS.md
 rows=()
@@ -45,7 +48,7 @@ for t in "${TARGETS[@]}"; do
   echo "== $t: $CASES cases"
   start=$(date +%s.%N)
   if PROPTEST_CASES="$CASES" PROPTEST_MAX_SHRINK_ITERS=10000 \
-      cargo test --release --test properties -- --exact "$t" >"fuzz/logs/$t.log" 2>&1; then
+      cargo test "${MODE[@]}" --test properties -- --exact "$t" >"fuzz/logs/$t.log" 2>&1; then
     panics=0
   else
     panics=1
@@ -60,7 +63,7 @@ done
   echo "# Property-test (fuzz) results"
   echo
   echo "Written by \`scripts/fuzz.sh\` on $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD),"
-  echo "$(rustc --version), release mode, $(nproc) cores (shared). \"panics found\" is 1 when the target"
+  echo "$(rustc --version), $PROFILE build, $(nproc) cores (shared). \"panics found\" is 1 when the target"
   echo "failed (see \`fuzz/logs/TARGET.log\` for the shrunk input), 0 when every case passed."
   echo
   echo "| target | cases | seconds | panics found |"
