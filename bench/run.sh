@@ -16,7 +16,9 @@
 # BENCH_RUNS [5] replay runs, BENCH_VHOSTS [10], BENCH_MESSAGES [5], BENCH_CONSUMER_EVERY [10],
 # BENCH_PREFETCH [2], BENCH_WRK_DURATION [15s], BENCH_WRK_CONNECTIONS [16],
 # BENCH_WRK1_DURATION [5s] (one scraper alone, for comparison), BENCH_KEEP [0]
-# (1 keeps the temporary work directory).
+# (1 keeps the temporary work directory), BENCH_INTERVAL_S [15] and BENCH_TIMEOUT_S [14] (the
+# sidecar's poll.interval and rabbitmq.timeout; raise both for 100,000 queues),
+# BENCH_BASELINE_S [10] (seconds of the idle broker measured before the sidecar starts).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,8 +39,8 @@ PREFETCH=${BENCH_PREFETCH:-2}
 WRK_DURATION=${BENCH_WRK_DURATION:-15s}
 WRK_CONNECTIONS=${BENCH_WRK_CONNECTIONS:-16}
 WRK1_DURATION=${BENCH_WRK1_DURATION:-5s}
-INTERVAL_S=15
-TIMEOUT_S=14
+INTERVAL_S=${BENCH_INTERVAL_S:-15}
+TIMEOUT_S=${BENCH_TIMEOUT_S:-14}
 STATS_INTERVAL_MS=5000
 
 PY=/usr/bin/python3
@@ -56,6 +58,7 @@ LOAD_PID=""
 SIDECAR_PID=""
 WRK_PID=""
 RSS_PID=""
+BEAM_SAMPLER_PID=""
 
 stop_pid() {
   local pid=$1 i
@@ -73,6 +76,7 @@ stop_pid() {
 
 stop_run() {
   stop_pid "$RSS_PID"; RSS_PID=""
+  stop_pid "$BEAM_SAMPLER_PID"; BEAM_SAMPLER_PID=""
   stop_pid "$WRK_PID"; WRK_PID=""
   stop_pid "$SIDECAR_PID"; SIDECAR_PID=""
   stop_pid "$LOAD_PID"; LOAD_PID=""
@@ -195,6 +199,29 @@ rss_sampler() { # rss_sampler PID OUT
     done < "/proc/$1/status"
     sleep 0.2
   done > "$2"
+}
+
+# The broker's CPU ticks (utime+stime of its beam.smp) every 0.1 s, as "EPOCH TICKS" lines:
+# the report interpolates them at each poll's start and end (from the sidecar's log).
+beam_sampler() { # beam_sampler PID OUT
+  local line rest
+  while [ -r "/proc/$1/stat" ]; do
+    read -r line < "/proc/$1/stat" || break
+    rest=${line##*) }
+    # shellcheck disable=SC2086
+    set -- "$1" $rest
+    echo "$EPOCHREALTIME $(( ${13} + ${14} ))"
+    sleep 0.1
+  done > "$2"
+}
+
+# Broker ticks and wall time around a replay: "LABEL EPOCH0 EPOCH1 TICKS0 TICKS1".
+replay_measured() { # replay_measured PREFIX
+  local e0 t0 e1 t1
+  e0=$EPOCHREALTIME; t0=$(cpu_ticks "$BEAM_PID")
+  replay_poll "$1"
+  e1=$EPOCHREALTIME; t1=$(cpu_ticks "$BEAM_PID")
+  echo "$1 $e0 $e1 $t0 $t1" >> "$run/replay-cpu.txt"
 }
 
 # Replays one poll's requests in the poll's own shape: every endpoint concurrently, the pages
@@ -335,12 +362,26 @@ EOF
     echo "sidecar_built=$BUILD_TIME"
   } > "$run/meta.env"
 
+  # The broker's own idle cost (statistics collection, the load generator's connections), to
+  # be read beside the per-poll figures (which include it).
+  BEAM_PID=$(pgrep -s "$NODE_PID" -x beam.smp | head -n 1) || die "our node's beam.smp not found"
+  local b0 b1 e0 e1
+  e0=$EPOCHREALTIME; b0=$(cpu_ticks "$BEAM_PID")
+  sleep "${BENCH_BASELINE_S:-10}"
+  e1=$EPOCHREALTIME; b1=$(cpu_ticks "$BEAM_PID")
+  printf 'broker_baseline_s=%s\nbroker_baseline_ticks=%s\n' \
+    "$("$PY" -c "print($e1 - $e0)")" "$((b1 - b0))" >> "$run/meta.env"
+  : > "$run/replay-cpu.txt"
+  beam_sampler "$BEAM_PID" "$run/beam-ticks.txt" &
+  BEAM_SAMPLER_PID=$!
+
   # 4. The sidecar.
   SIDECAR_PORT=$(free_port)
   SIDECAR_LOG="$run/sidecar.log"
   RABBITMQ_WATCH__RABBITMQ__URL="$MGMT_URL" \
     RABBITMQ_WATCH__POLL__INTERVAL=${INTERVAL_S}s \
     RABBITMQ_WATCH__RABBITMQ__TIMEOUT=${TIMEOUT_S}s \
+    RABBITMQ_WATCH__POLL__DEADLINE=$((INTERVAL_S * 4))s \
     RABBITMQ_WATCH__LISTEN="127.0.0.1:$SIDECAR_PORT" \
     RUST_LOG=rabbitmq_watch=debug NO_COLOR=1 \
     "$SIDECAR_BIN" > "$run/sidecar.stdout" 2> "$SIDECAR_LOG" &
@@ -383,7 +424,7 @@ EOF
         log "poll $k already started (the previous one overran the interval): no replay before it"
       else
         log "replay $((k - 1)) of $POLLS (sidecar frozen)"
-        replay_poll "conc-$((k - 1))"
+        replay_measured "conc-$((k - 1))"
         kill -CONT "$SIDECAR_PID"
         replays=$((replays + 1))
       fi
@@ -397,6 +438,7 @@ EOF
   echo "replays_interleaved=$replays" >> "$run/meta.env"
   cp "/proc/$SIDECAR_PID/status" "$run/status-after-polls.txt"
   stop_pid "$RSS_PID"; RSS_PID=""
+  stop_pid "$BEAM_SAMPLER_PID"; BEAM_SAMPLER_PID=""
 
   # 5b. /metrics with one scraper, then under concurrent scrapers (the sidecar keeps polling).
   rss_sampler "$SIDECAR_PID" "$run/rss-wrk.txt" &
@@ -440,7 +482,7 @@ EOF
   local r
   for r in $(seq $((replays + 1)) "$RUNS"); do
     log "replay after the polls, run $r of $RUNS"
-    replay_poll "after-$r"
+    replay_measured "after-$r"
   done
   for r in $(seq 1 "$RUNS"); do
     log "plain GET /api/queues run $r of $RUNS"
@@ -457,7 +499,7 @@ EOF
   rm -rf "$raw"
   mkdir -p "$raw/metrics"
   cp -r "$run/replay" "$run/meta.env" "$run/cpu.env" "$run/requests.tsv" "$run/requests-poll2.tsv" "$run/wrk.txt" "$run/wrk-1.txt" "$run/wrk-prometheus.txt" \
-    "$run/rss-polls.txt" "$run/rss-wrk.txt" \
+    "$run/rss-polls.txt" "$run/rss-wrk.txt" "$run/beam-ticks.txt" "$run/replay-cpu.txt" \
     "$run/status-after-polls.txt" "$run/status-after-wrk.txt" "$run/overview.json" \
     "$run/sidecar.log" "$run/load.out" "$raw/"
   for f in "$run"/metrics/*.prom "$run/exposition.prom"; do

@@ -1,6 +1,6 @@
-//! Micro-benchmark of the sidecar's own CPU work per poll, without a broker: decoding queue
-//! pages shaped like RabbitMQ 3.10's answer (the recorded `tests/fixtures/3.10/queues-page.json`
-//! items, renamed), encoding the exposition, building its text and gzip variants, and the
+//! Micro-benchmark of the sidecar's own CPU work per poll, without a broker: decoding one
+//! unpaged, unsorted queue listing shaped like RabbitMQ 3.10's answer (the recorded
+//! `tests/fixtures/3.10/queues-page.json` items, renamed) as it streams, selecting while decoding, encoding the exposition, building its text and gzip variants, and the
 //! alert engine with the backlog detector over complete windows.
 //! Prints figures; asserts nothing.
 //!
@@ -12,8 +12,9 @@ use std::time::{Duration, Instant, SystemTime};
 use rabbitmq_watch::alerting::Engine;
 use rabbitmq_watch::metrics::format::Format;
 use rabbitmq_watch::metrics::{SidecarInfo, encode};
-use rabbitmq_watch::rabbitmq::model::{Page, Queue};
-use rabbitmq_watch::selection::select;
+use rabbitmq_watch::rabbitmq::model::Queue;
+use rabbitmq_watch::rabbitmq::stream::decode_each;
+use rabbitmq_watch::selection::Selector;
 use rabbitmq_watch::snapshot::Snapshot;
 
 /// `VmRSS` and `VmHWM` of this process, in MB.
@@ -46,35 +47,29 @@ fn main() {
     .expect("fixture");
     let template: serde_json::Value = serde_json::from_str(&fixture).unwrap();
     let items = template["items"].as_array().unwrap();
-    // Pages of 500, as the broker sends them.
-    let pages: Vec<String> = (0..n.div_ceil(500))
-        .map(|p| {
-            let page_items: Vec<serde_json::Value> = (p * 500..((p + 1) * 500).min(n))
-                .map(|i| {
-                    let mut q = items[i % items.len()].clone();
-                    q["name"] = format!("bench-queue-{i:05}").into();
-                    q["vhost"] = format!("vhost-{}", i % 10).into();
-                    q
-                })
-                .collect();
-            serde_json::json!({"items": page_items, "page": p + 1, "page_count": n.div_ceil(500)})
-                .to_string()
+    // One unpaged listing, unsorted (`sort=`), as the broker sends it: interleaved vhosts.
+    let listed: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            let mut q = items[i % items.len()].clone();
+            q["name"] = format!("bench-queue-{i:05}").into();
+            q["vhost"] = format!("vhost-{}", i % 10).into();
+            q
         })
         .collect();
-    let bytes: usize = pages.iter().map(String::len).sum();
+    let body = serde_json::to_vec(&listed).unwrap();
+    drop(listed);
+    let bytes = body.len();
 
+    // Decoded as it streams (16 KB chunks), selected while decoding.
+    let cfg = rabbitmq_watch::config::load(None, Default::default(), &[]).unwrap();
     let start = Instant::now();
-    let mut queues: Vec<Queue> = Vec::with_capacity(n);
-    for page in &pages {
-        let p: Page<Queue> = serde_json::from_str(page).unwrap();
-        queues.extend(p.items);
-    }
-    queues.sort_unstable_by(|a, b| (&a.vhost, &a.name).cmp(&(&b.vhost, &b.name)));
+    let mut selector = Selector::new(&cfg.queues);
+    decode_each::<Queue>(&body, 16 * 1024, |q| selector.push(q)).unwrap();
+    let (queues, selection) = selector.finish();
     let decode = start.elapsed();
+    drop(body);
     let rss_decoded = rss();
 
-    let cfg = rabbitmq_watch::config::load(None, Default::default(), &[]).unwrap();
-    let (queues, selection) = select(&cfg.queues, queues);
     let snapshot = Arc::new(
         Snapshot::builder()
             .started_at(SystemTime::now())
@@ -105,8 +100,8 @@ fn main() {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let mb = |b: usize| b as f64 / 1e6;
     println!("queues                              {n}");
-    println!("JSON pages                          {:.2} MB", mb(bytes));
-    println!("decode + sort                       {:.1} ms", ms(decode));
+    println!("JSON listing                        {:.2} MB", mb(bytes));
+    println!("streamed decode + select            {:.1} ms", ms(decode));
     println!(
         "encode OpenMetrics, gzip streamed   {:.1} ms ({:.2} MB gzip of {:.2} MB)",
         ms(encoding),

@@ -176,14 +176,168 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
 /// `fingerprint`, `labels`, `annotations`, `state` (pending, firing, resolved), `value`,
 /// `active_since`, `fired_at`, `resolved_at`, `last_true` (RFC 3339) and `unknown` (the last
 /// evaluation could not tell; the state is held).
-async fn alerts(State(state): State<AppState>) -> Response {
+///
+/// Filters (all must hold): `alertname=NAME`, `state=pending|firing|resolved` (repeatable or
+/// comma-separated: any of them), and `filter=MATCHER` as Alertmanager's API takes them
+/// (repeatable: `filter=queue=~"orders.*"&filter=severity!="info"`). A bad filter answers 400
+/// naming it. The body is streamed, a few dozen alerts per chunk, so a response with 10,000
+/// alerts never exists as one string.
+async fn alerts(
+    State(state): State<AppState>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    let filter = match AlertFilter::parse(query.as_deref().unwrap_or("")) {
+        Ok(f) => f,
+        Err(message) => return bad_request(message),
+    };
     let assessment = state.assessments.borrow().clone();
-    let alerts = assessment.as_ref().map_or(&[][..], |a| a.alerts.as_slice());
-    axum::Json(serde_json::json!({
-        "status": "success",
-        "data": { "alerts": alerts },
-    }))
-    .into_response()
+    let body = AlertsBody {
+        assessment,
+        filter,
+        next: 0,
+        written: 0,
+        started: false,
+        done: false,
+    };
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        axum::body::Body::new(body),
+    )
+        .into_response()
+}
+
+/// Which alerts `GET /api/v1/alerts` lists.
+#[derive(Debug, Default)]
+struct AlertFilter {
+    /// `alertname=`: these names only (any of them).
+    names: Vec<String>,
+    /// `state=`: these states only (any of them).
+    states: Vec<crate::alerting::State>,
+    /// `filter=`: label matchers, all of which must hold.
+    matchers: Vec<crate::matcher::Matcher>,
+}
+
+impl AlertFilter {
+    /// Parses the query string; unknown parameters are errors (a typo must not list
+    /// everything).
+    fn parse(query: &str) -> Result<AlertFilter, String> {
+        use crate::alerting::State as S;
+        let mut f = AlertFilter::default();
+        let url = reqwest::Url::parse(&format!("http://q/?{query}"))
+            .map_err(|e| format!("invalid query string: {e}"))?;
+        for (key, value) in url.query_pairs() {
+            match key.as_ref() {
+                "alertname" => f.names.push(value.into_owned()),
+                "state" => {
+                    for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                        f.states.push(match part {
+                            "pending" => S::Pending,
+                            "firing" => S::Firing,
+                            "resolved" => S::Resolved,
+                            other => {
+                                return Err(format!(
+                                    "invalid state {other:?}: expected pending, firing or resolved"
+                                ));
+                            }
+                        });
+                    }
+                }
+                "filter" => f.matchers.push(
+                    crate::matcher::Matcher::parse(&value)
+                        .map_err(|e| format!("invalid filter {:?}: {e}", value.as_ref()))?,
+                ),
+                other => {
+                    return Err(format!(
+                        "unknown parameter {other:?}: expected alertname, state or filter"
+                    ));
+                }
+            }
+        }
+        Ok(f)
+    }
+
+    fn matches(&self, alert: &crate::alerting::Alert) -> bool {
+        (self.names.is_empty()
+            || alert
+                .labels
+                .get("alertname")
+                .is_some_and(|n| self.names.iter().any(|w| w == n)))
+            && (self.states.is_empty() || self.states.contains(&alert.state))
+            && self.matchers.iter().all(|m| m.matches(&alert.labels))
+    }
+}
+
+/// Bytes per chunk of the alerts body (a chunk ends after the alert that crosses it).
+const ALERTS_CHUNK_BYTES: usize = 64 * 1024;
+
+/// The `/api/v1/alerts` body, serialized chunk by chunk from the shared assessment.
+struct AlertsBody {
+    /// The assessment listed (`None`: no evaluation yet, an empty list).
+    assessment: Option<Arc<crate::alerting::Assessment>>,
+    /// Which alerts to list.
+    filter: AlertFilter,
+    /// Index of the next alert to look at.
+    next: usize,
+    /// Alerts written so far.
+    written: usize,
+    /// The opening was written.
+    started: bool,
+    /// The closing was written.
+    done: bool,
+}
+
+impl hyper::body::Body for AlertsBody {
+    type Data = axum::body::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        if this.done {
+            return std::task::Poll::Ready(None);
+        }
+        let mut buf = Vec::with_capacity(ALERTS_CHUNK_BYTES + 4096);
+        if !this.started {
+            buf.extend_from_slice(br#"{"status":"success","data":{"alerts":["#);
+            this.started = true;
+        }
+        let alerts = this
+            .assessment
+            .as_ref()
+            .map_or(&[][..], |a| a.alerts.as_slice());
+        while this.next < alerts.len() && buf.len() < ALERTS_CHUNK_BYTES {
+            let alert = &alerts[this.next];
+            this.next += 1;
+            if !this.filter.matches(alert) {
+                continue;
+            }
+            match serde_json::to_vec(alert) {
+                Ok(json) => {
+                    if this.written > 0 {
+                        buf.push(b',');
+                    }
+                    buf.extend_from_slice(&json);
+                    this.written += 1;
+                }
+                Err(e) => tracing::warn!(
+                    fingerprint = %alert.fingerprint,
+                    error = %e,
+                    "alert left out of /api/v1/alerts: cannot serialize it"
+                ),
+            }
+        }
+        if this.next >= alerts.len() {
+            buf.extend_from_slice(b"]}}");
+            this.done = true;
+        }
+        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(buf.into()))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done
+    }
 }
 
 /// Body of `POST /api/v1/silences`.
@@ -520,6 +674,128 @@ mod tests {
                 ready_max_age: Duration::from_secs(40),
             }),
         }
+    }
+
+    fn alert(name: &str, queue: &str, state: crate::alerting::State) -> crate::alerting::Alert {
+        let labels: crate::alerting::rules::Labels = [("alertname", name), ("queue", queue)]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        crate::alerting::Alert {
+            fingerprint: format!("{name}-{queue}"),
+            labels,
+            annotations: Default::default(),
+            analysis: None,
+            state,
+            value: 1.0,
+            active_since: SystemTime::UNIX_EPOCH,
+            fired_at: None,
+            resolved_at: None,
+            last_true: SystemTime::UNIX_EPOCH,
+            unknown: false,
+        }
+    }
+
+    async fn list_alerts(query: &str, count: usize) -> (StatusCode, String) {
+        use crate::alerting::State as S;
+        use http_body_util::BodyExt as _;
+        use tower::ServiceExt as _;
+        let mut alerts = vec![
+            alert("A", "orders", S::Firing),
+            alert("A", "billing", S::Pending),
+            alert("B", "orders", S::Resolved),
+        ];
+        alerts.extend((0..count).map(|i| alert("C", &format!("q{i:05}"), S::Pending)));
+        let assessment = crate::alerting::Assessment {
+            snapshot: Arc::new(Snapshot::builder().build()),
+            backlog: Default::default(),
+            cluster: Default::default(),
+            alerts,
+            evaluated_at: SystemTime::UNIX_EPOCH,
+        };
+        let mut st = state();
+        let (tx, rx) = watch::channel(Some(Arc::new(assessment)));
+        st.assessments = rx;
+        let response = app(st)
+            .oneshot(
+                axum::http::Request::get(format!("/api/v1/alerts{query}"))
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        drop(tx);
+        let status = response.status();
+        let mut body = response.into_body();
+        let mut text = Vec::new();
+        let mut chunks = 0;
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame.unwrap().into_data() {
+                assert!(data.len() < 2 * ALERTS_CHUNK_BYTES);
+                text.extend_from_slice(&data);
+                chunks += 1;
+            }
+        }
+        if count > 1000 {
+            assert!(chunks > 2, "{chunks} chunks");
+        }
+        (status, String::from_utf8(text).unwrap())
+    }
+
+    fn names(body: &str) -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["status"], "success");
+        v["data"]["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                format!(
+                    "{}/{}",
+                    a["labels"]["alertname"].as_str().unwrap(),
+                    a["labels"]["queue"].as_str().unwrap()
+                )
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn alerts_are_filtered_by_name_state_and_matchers() {
+        let (code, body) = list_alerts("", 0).await;
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(names(&body), ["A/orders", "A/billing", "B/orders"]);
+        let (_, body) = list_alerts("?alertname=A", 0).await;
+        assert_eq!(names(&body), ["A/orders", "A/billing"]);
+        let (_, body) = list_alerts("?state=firing,resolved", 0).await;
+        assert_eq!(names(&body), ["A/orders", "B/orders"]);
+        let (_, body) = list_alerts("?state=pending&state=firing&alertname=A&alertname=B", 0).await;
+        assert_eq!(names(&body), ["A/orders", "A/billing"]);
+        let (_, body) = list_alerts(
+            "?filter=queue%3D%22orders%22&filter=alertname!%3D%22A%22",
+            0,
+        )
+        .await;
+        assert_eq!(names(&body), ["B/orders"]);
+        let (_, body) = list_alerts("?filter=queue%3D~%22bill.*%22", 0).await;
+        assert_eq!(names(&body), ["A/billing"]);
+        let (_, body) = list_alerts("?alertname=none", 0).await;
+        assert!(names(&body).is_empty());
+        for (bad, says) in [
+            ("?state=sleeping", "invalid state"),
+            ("?filter=queue", "invalid filter"),
+            ("?filter=queue%3D~%22(%22", "invalid filter"),
+            ("?alertnme=A", "unknown parameter"),
+        ] {
+            let (code, body) = list_alerts(bad, 0).await;
+            assert_eq!(code, StatusCode::BAD_REQUEST, "{bad}");
+            assert!(body.contains(says), "{bad}: {body}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_long_alert_list_is_streamed_in_chunks() {
+        let (_, body) = list_alerts("?alertname=C", 5000).await;
+        assert_eq!(names(&body).len(), 5000);
     }
 
     async fn get(headers: &[(&str, &str)]) -> Response {

@@ -23,7 +23,9 @@
 //! - [`rabbitmq`]: the only module that talks to the broker: [`rabbitmq::client`] (the
 //!   management API client: paging, columns, timeouts), [`rabbitmq::model`] (response types;
 //!   a field the broker did not report is `None`, never 0), [`rabbitmq::members`] (every
-//!   cluster member's own `/api/nodes`, for the cluster detector).
+//!   cluster member's own `/api/nodes`, for the cluster detector), [`rabbitmq::prometheus`]
+//!   (every member's rabbitmq_prometheus: the second source of queue and node figures,
+//!   `rabbitmq.source`) with its text parser [`rabbitmq::exposition`].
 //! - [`snapshot`]: one immutable [`snapshot::Snapshot`] per poll: only what was read, and
 //!   the channel types that carry it.
 //! - [`selection`]: the `queues.*` filters and caps applied to each queue listing, and what
@@ -214,10 +216,15 @@ async fn run_with(
         config.queues.clone(),
         config.alerting.backlog.discover_dead_letter_queues,
     )
+    .with_deadline(config.poll.deadline)
     .with_cluster(rabbitmq::members::Reader::new(
         config.cluster.clone(),
         config.rabbitmq.clone(),
-    )?);
+    )?)
+    .with_prometheus(
+        config.rabbitmq.source,
+        rabbitmq::prometheus::Reader::new(config.rabbitmq.clone(), Some(config.cluster.clone()))?,
+    );
     supervisor.spawn("poller", poller.run(snapshot_tx, shutdown.clone()));
     supervisor.spawn(
         "alert engine",

@@ -2,19 +2,27 @@
 //! [`Snapshot`] and publish it on a `tokio::sync::watch` channel. Polls never overlap; a poll
 //! that overruns the interval delays the next one. Failures are logged here, one line per
 //! failed endpoint, and counted in the snapshot's [`PollTotals`].
+//!
+//! Queue and node figures come from the management statistics or, as [`choose_source`]
+//! decides from `rabbitmq.source` and the last overview, from every member's
+//! rabbitmq_prometheus ([`crate::rabbitmq::prometheus`]), merged into the same listings.
 
 use std::collections::BTreeSet;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::QueuesConfig;
+use crate::config::{QueuesConfig, Source};
 use crate::rabbitmq::members::{MemberViews, Reader};
-use crate::rabbitmq::model::{Overview, dead_letter_targets, has_detailed_queues};
-use crate::rabbitmq::{Client, Endpoint};
-use crate::selection::{Selection, select};
+use crate::rabbitmq::model::{
+    DeadLetterTargets, Overview, Queue, add_dead_letter_target, has_detailed_queues,
+};
+use crate::rabbitmq::prometheus::{self, Reader as PrometheusReader};
+use crate::rabbitmq::{Body, Client, Endpoint, Error, FigureSource};
+use crate::selection::{Selection, Selector};
 use crate::snapshot::{Fetched, PollTotals, Snapshot, SnapshotSender};
 
 /// Reads the management API on a fixed interval and publishes snapshots.
@@ -31,6 +39,14 @@ pub struct Poller {
     /// Whether to read the bindings of the queues' dead-letter exchanges
     /// (`alerting.backlog.discover_dead_letter_queues`).
     discover_dead_letters: bool,
+    /// `rabbitmq.source`.
+    source: Source,
+    /// Reads every member's rabbitmq_prometheus when the prometheus source is used; `None`:
+    /// the management source only.
+    prometheus: Option<PrometheusReader>,
+    /// The longest a whole poll may take (`poll.deadline`): reads still running then fail
+    /// as timed out.
+    deadline: Duration,
 }
 
 /// What the poller learns from one poll for the next.
@@ -44,6 +60,9 @@ pub struct PollState {
     /// Every cluster member listed so far (by `rabbitmq.url` or any member's view), for
     /// `cluster.url_template` discovery.
     pub members: BTreeSet<String>,
+    /// The figure source chosen from the last overview (see [`choose_source`]); `None` until
+    /// an overview has been read.
+    pub source: Option<FigureSource>,
 }
 
 impl Poller {
@@ -61,7 +80,34 @@ impl Poller {
             queues,
             cluster: None,
             discover_dead_letters,
+            source: Source::Management,
+            prometheus: None,
+            deadline: Duration::from_secs(60),
         }
+    }
+
+    /// The same poller, reading queue and node figures as `source` says, from every member's
+    /// rabbitmq_prometheus through `reader` when that source is chosen.
+    pub fn with_prometheus(mut self, source: Source, reader: PrometheusReader) -> Self {
+        self.source = source;
+        self.prometheus = Some(reader);
+        self
+    }
+
+    /// The source a poll uses given the broker's `overview`; without a prometheus reader,
+    /// always the management statistics.
+    fn choose(&self, overview: Option<&Overview>) -> FigureSource {
+        if self.prometheus.is_none() {
+            return FigureSource::Management;
+        }
+        choose_source(self.source, overview)
+    }
+
+    /// The same poller, ending every read still running `deadline` after a poll started
+    /// (`poll.deadline`; default 60 s).
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
     }
 
     /// The same poller, also reading every cluster member's own view through `reader`
@@ -89,6 +135,16 @@ impl Poller {
                 s = self.poll(seq, &state) => s,
             };
             state = snapshot_state(&snapshot, &state);
+            if let Some(overview) = snapshot.overview.ok() {
+                let source = self.choose(Some(overview));
+                if state.source.is_some_and(|s| s != source) {
+                    tracing::info!(
+                        source = source.label(),
+                        "queue and node figures: source changed"
+                    );
+                }
+                state.source = Some(source);
+            }
             log_outcome(&snapshot, &mut was_up);
             log_caps(&snapshot, &mut last_dropped);
             tx.send_replace(Some(Arc::new(snapshot)));
@@ -102,25 +158,34 @@ impl Poller {
     pub async fn poll(&self, seq: u64, previous: &PollState) -> Snapshot {
         let started_at = SystemTime::now();
         let start = Instant::now();
+        let deadline = tokio::time::Instant::from_std(start + self.deadline);
         let main = async {
-            match previous.detailed_queues {
-                Some(detailed) => {
-                    tokio::join!(
-                        Fetched::timed(self.client.overview()),
-                        Fetched::timed(self.client.nodes()),
-                        Fetched::timed(self.client.queues(&self.queues, detailed)),
-                        Fetched::timed(self.client.alarms()),
-                    )
-                }
-                None => {
-                    let overview = Fetched::timed(self.client.overview()).await;
-                    let detailed = overview.ok().is_some_and(detailed_queues);
-                    let (nodes, queues, alarms) = tokio::join!(
-                        Fetched::timed(self.client.nodes()),
-                        Fetched::timed(self.client.queues(&self.queues, detailed)),
-                        Fetched::timed(self.client.alarms()),
+            match (previous.detailed_queues, previous.source) {
+                (Some(detailed), Some(source)) => {
+                    let settings_only = source == FigureSource::Prometheus;
+                    let (overview, nodes, queues, alarms, prom) = tokio::join!(
+                        self.by_deadline(Endpoint::Overview, deadline, self.client.overview()),
+                        self.by_deadline(Endpoint::Nodes, deadline, self.client.nodes()),
+                        self.read_queues(deadline, detailed, settings_only),
+                        self.by_deadline(Endpoint::Alarms, deadline, self.client.alarms()),
+                        self.read_prometheus(source, &previous.members, deadline),
                     );
-                    (overview, nodes, queues, alarms)
+                    (overview, nodes, queues, alarms, source, prom)
+                }
+                _ => {
+                    let overview = self
+                        .by_deadline(Endpoint::Overview, deadline, self.client.overview())
+                        .await;
+                    let detailed = overview.ok().is_some_and(detailed_queues);
+                    let source = self.choose(overview.ok());
+                    let settings_only = source == FigureSource::Prometheus;
+                    let (nodes, queues, alarms, prom) = tokio::join!(
+                        self.by_deadline(Endpoint::Nodes, deadline, self.client.nodes()),
+                        self.read_queues(deadline, detailed, settings_only),
+                        self.by_deadline(Endpoint::Alarms, deadline, self.client.alarms()),
+                        self.read_prometheus(source, &previous.members, deadline),
+                    );
+                    (overview, nodes, queues, alarms, source, prom)
                 }
             }
         };
@@ -130,13 +195,29 @@ impl Poller {
                 None => MemberViews::default(),
             }
         };
-        let ((overview, nodes, queues, alarms), member_views) = tokio::join!(main, views);
+        let (
+            (overview, mut nodes, (mut queues, selection, targets), alarms, source, prom),
+            member_views,
+        ) = tokio::join!(main, views);
+        if let Some(read) = &prom {
+            if let Ok(listed) = &mut queues.result {
+                prometheus::apply_queues(listed, read);
+            }
+            if let Ok(listed) = &mut nodes.result {
+                prometheus::apply_nodes(listed, read);
+            }
+        }
         // Which queues receive dead letters depends on every listed queue's settings (also
-        // those not exported), so it is read after the listing, before the selection.
-        let dead_letter_queues = match queues.ok() {
-            Some(listed) if self.discover_dead_letters => {
-                let (exchanges, direct) = dead_letter_targets(listed);
-                let mut fetched = Fetched::timed(self.client.bound_queues(&exchanges)).await;
+        // those not exported): the targets were gathered while the listing was decoded.
+        let dead_letter_queues = match targets {
+            Some((exchanges, direct)) => {
+                let read = async {
+                    self.client.bound_queues(&exchanges).await.map(|body| Body {
+                        value: body.value.queues,
+                        bytes: body.bytes,
+                    })
+                };
+                let mut fetched = self.by_deadline(Endpoint::Bindings, deadline, read).await;
                 if let Ok(bound) = &mut fetched.result {
                     bound.extend(direct);
                     bound.sort_unstable();
@@ -144,26 +225,7 @@ impl Poller {
                 }
                 Some(fetched)
             }
-            _ => None,
-        };
-        let (queues, selection) = match queues.result {
-            Ok(listed) => {
-                let (kept, selection) = select(&self.queues, listed);
-                (
-                    Fetched {
-                        result: Ok(kept),
-                        ..queues
-                    },
-                    selection,
-                )
-            }
-            Err(e) => (
-                Fetched {
-                    result: Err(e),
-                    ..queues
-                },
-                Selection::default(),
-            ),
+            None => None,
         };
         let mut snapshot = Snapshot {
             seq,
@@ -177,11 +239,117 @@ impl Poller {
             selection,
             totals: previous.totals.clone(),
             member_views,
+            source,
+            prometheus: prom,
         };
         let mut totals = previous.totals.clone();
         totals.record_poll(&snapshot);
         snapshot.totals = totals;
         snapshot
+    }
+}
+
+impl Poller {
+    /// Reads every member's rabbitmq_prometheus when `source` is prometheus, bounded by the
+    /// poll's `deadline` (members still unread then are left out: their figures unknown).
+    async fn read_prometheus(
+        &self,
+        source: FigureSource,
+        members: &BTreeSet<String>,
+        deadline: tokio::time::Instant,
+    ) -> Option<prometheus::Read> {
+        match (&self.prometheus, source) {
+            (Some(reader), FigureSource::Prometheus) => {
+                tokio::time::timeout_at(deadline, reader.read(members))
+                    .await
+                    .ok()
+            }
+            _ => None,
+        }
+    }
+
+    /// `read`, timed, failing as [`Error::Timeout`] if it is still running at `deadline`.
+    async fn by_deadline<T>(
+        &self,
+        endpoint: Endpoint,
+        deadline: tokio::time::Instant,
+        read: impl Future<Output = Result<Body<T>, Error>>,
+    ) -> Fetched<T> {
+        let timeout_ms = self.deadline.as_millis();
+        Fetched::timed(async {
+            tokio::time::timeout_at(deadline, read)
+                .await
+                .unwrap_or(Err(Error::Timeout {
+                    endpoint,
+                    timeout_ms,
+                }))
+        })
+        .await
+    }
+
+    /// The streamed queue listing, selected as it is decoded: the exported queues (sorted by
+    /// vhost, name), how they were selected, and, when discovery is on and the listing
+    /// succeeded, the dead-letter targets named by every listed queue.
+    async fn read_queues(
+        &self,
+        deadline: tokio::time::Instant,
+        detailed: bool,
+        settings_only: bool,
+    ) -> (Fetched<Vec<Queue>>, Selection, Option<DeadLetterTargets>) {
+        let mut selector = Selector::new(&self.queues);
+        let mut targets = DeadLetterTargets::default();
+        let discover = self.discover_dead_letters;
+        let read = self
+            .client
+            .queues(&self.queues, detailed, settings_only, |queue| {
+                if discover {
+                    add_dead_letter_target(&mut targets, &queue);
+                }
+                selector.push(queue);
+            });
+        let fetched = self
+            .by_deadline(Endpoint::Queues, deadline, async {
+                read.await.map(|bytes| Body { value: (), bytes })
+            })
+            .await;
+        match fetched.result {
+            Ok(()) => {
+                let (kept, selection) = selector.finish();
+                let fetched = Fetched {
+                    result: Ok(kept),
+                    duration: fetched.duration,
+                    bytes: fetched.bytes,
+                };
+                (fetched, selection, discover.then_some(targets))
+            }
+            Err(e) => (
+                Fetched {
+                    result: Err(e),
+                    duration: fetched.duration,
+                    bytes: 0,
+                },
+                Selection::default(),
+                None,
+            ),
+        }
+    }
+}
+
+/// Which source a poll reads queue and node figures from, given `rabbitmq.source` and the
+/// broker's last overview (`None` when it could not be read).
+///
+/// `auto` chooses rabbitmq_prometheus whenever the broker collects no management statistics
+/// (`disable_stats: true`, or the field missing), else the management statistics. This is
+/// the hook for choosing by cost when both can serve: the bench comparison of #12 decides
+/// whether `auto` should prefer rabbitmq_prometheus on brokers with statistics on too.
+pub fn choose_source(configured: Source, overview: Option<&Overview>) -> FigureSource {
+    match configured {
+        Source::Management => FigureSource::Management,
+        Source::Prometheus => FigureSource::Prometheus,
+        Source::Auto => match overview {
+            Some(o) if !o.stats_enabled() => FigureSource::Prometheus,
+            _ => FigureSource::Management,
+        },
     }
 }
 
@@ -222,6 +390,8 @@ fn snapshot_state(snapshot: &Snapshot, previous: &PollState) -> PollState {
             .map(detailed_queues)
             .or(previous.detailed_queues),
         members: known_members(snapshot, &previous.members),
+        // Re-chosen from this poll's overview by the poller (`Poller::run`).
+        source: previous.source,
     }
 }
 
@@ -273,4 +443,38 @@ fn log_outcome(snapshot: &Snapshot, was_up: &mut bool) {
         "poll finished"
     );
     *was_up = up;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn overview(disable_stats: Option<bool>) -> Overview {
+        Overview {
+            disable_stats,
+            ..Overview::default()
+        }
+    }
+
+    #[test]
+    fn auto_chooses_prometheus_only_without_management_statistics() {
+        let auto = |o: Option<Overview>| choose_source(Source::Auto, o.as_ref());
+        assert_eq!(auto(Some(overview(Some(false)))), FigureSource::Management);
+        assert_eq!(auto(Some(overview(Some(true)))), FigureSource::Prometheus);
+        assert_eq!(
+            auto(Some(overview(None))),
+            FigureSource::Prometheus,
+            "field missing"
+        );
+        assert_eq!(auto(None), FigureSource::Management, "overview unknown");
+        let stats_off = overview(Some(true));
+        assert_eq!(
+            choose_source(Source::Management, Some(&stats_off)),
+            FigureSource::Management
+        );
+        assert_eq!(
+            choose_source(Source::Prometheus, None),
+            FigureSource::Prometheus
+        );
+    }
 }

@@ -2,6 +2,8 @@
 //! What was left out, and why, is counted in [`Selection`] and exported, so that a cap is
 //! never a silent disappearance.
 
+use std::collections::{BTreeMap, HashMap};
+
 use crate::config::QueuesConfig;
 use crate::rabbitmq::model::Queue;
 
@@ -45,12 +47,14 @@ pub fn select(cfg: &QueuesConfig, queues: Vec<Queue>) -> (Vec<Queue>, Selection)
     };
     let mut kept: Vec<Queue> = Vec::with_capacity(queues.len());
     let mut in_vhost = 0u64;
+    let mut vhost: Option<String> = None;
     for queue in queues {
         if !wanted(cfg, &queue) {
             selection.excluded += 1;
             continue;
         }
-        if kept.last().is_none_or(|last| last.vhost != queue.vhost) {
+        if vhost.as_deref() != Some(queue.vhost.as_str()) {
+            vhost = Some(queue.vhost.clone());
             in_vhost = 0;
         }
         in_vhost += 1;
@@ -66,6 +70,98 @@ pub fn select(cfg: &QueuesConfig, queues: Vec<Queue>) -> (Vec<Queue>, Selection)
     }
     selection.exported = kept.len() as u64;
     (kept, selection)
+}
+
+/// [`select`] for queues seen one at a time in any order (a streamed, unsorted listing):
+/// keeps only the queues that can still be exported, so memory follows the caps, not the
+/// listing. [`Selector::finish`] gives exactly what [`select`] gives for the same queues
+/// sorted by (vhost, name).
+#[derive(Debug)]
+pub struct Selector<'a> {
+    /// The filters and caps.
+    cfg: &'a QueuesConfig,
+    /// The queues that can still be exported: vhost → name → queue.
+    kept: BTreeMap<String, BTreeMap<String, Queue>>,
+    /// Queues in `kept`.
+    kept_count: u64,
+    /// Wanted queues seen per vhost (for the per-vhost drop count).
+    wanted_per_vhost: HashMap<String, u64>,
+    /// The counts so far (`dropped_*` and `exported` are set by [`Selector::finish`]).
+    selection: Selection,
+}
+
+impl<'a> Selector<'a> {
+    /// An empty selection under `cfg`.
+    pub fn new(cfg: &'a QueuesConfig) -> Self {
+        Self {
+            cfg,
+            kept: BTreeMap::new(),
+            kept_count: 0,
+            wanted_per_vhost: HashMap::new(),
+            selection: Selection::default(),
+        }
+    }
+
+    /// Takes one listed queue: counted, and kept only while it can still be exported. A queue
+    /// listed twice (same vhost and name) while kept counts once; the later answer wins
+    /// (an unpaged listing names each queue once).
+    pub fn push(&mut self, queue: Queue) {
+        if !wanted(self.cfg, &queue) {
+            self.selection.listed += 1;
+            self.selection.excluded += 1;
+            return;
+        }
+        let names = self.kept.entry(queue.vhost.clone()).or_default();
+        if let Some(old) = names.get_mut(&queue.name) {
+            *old = queue;
+            return;
+        }
+        self.selection.listed += 1;
+        *self
+            .wanted_per_vhost
+            .entry(queue.vhost.clone())
+            .or_default() += 1;
+        names.insert(queue.name.clone(), queue);
+        self.kept_count += 1;
+        let cap = self.cfg.max_per_vhost;
+        if cap > 0 && names.len() as u64 > cap {
+            names.pop_last();
+            self.kept_count -= 1;
+        }
+        let cap = self.cfg.max_total;
+        if cap > 0 && self.kept_count > cap {
+            if let Some(mut last) = self.kept.last_entry() {
+                last.get_mut().pop_last();
+                if last.get().is_empty() {
+                    last.remove();
+                }
+            }
+            self.kept_count -= 1;
+        }
+    }
+
+    /// The exported queues, sorted by (vhost, name), and how they were selected.
+    pub fn finish(self) -> (Vec<Queue>, Selection) {
+        let mut selection = self.selection;
+        let per_vhost_cap = self.cfg.max_per_vhost;
+        let mut after_vhost_cap = 0;
+        for wanted in self.wanted_per_vhost.values() {
+            if per_vhost_cap > 0 && *wanted > per_vhost_cap {
+                selection.dropped_per_vhost += wanted - per_vhost_cap;
+                after_vhost_cap += per_vhost_cap;
+            } else {
+                after_vhost_cap += wanted;
+            }
+        }
+        let kept: Vec<Queue> = self
+            .kept
+            .into_values()
+            .flat_map(BTreeMap::into_values)
+            .collect();
+        selection.exported = kept.len() as u64;
+        selection.dropped_total = after_vhost_cap - selection.exported;
+        (kept, selection)
+    }
 }
 
 #[cfg(test)]
@@ -138,6 +234,39 @@ mod tests {
         );
         assert_eq!(names(&kept), ["prod-eu/orders", "prod-eu/tmp2"]);
         assert_eq!(s.excluded, 4);
+    }
+
+    proptest::proptest! {
+        /// The streaming selector keeps and counts exactly what `select` does on the sorted
+        /// listing, for any order and any caps.
+        #[test]
+        fn selector_equals_select_on_the_sorted_listing(
+            queues in proptest::collection::btree_set((0u8..4, 0u16..40), 0..120),
+            order in proptest::collection::vec(proptest::prelude::any::<u32>(), 120),
+            per_vhost in 0u64..12,
+            total in 0u64..60,
+        ) {
+            let c = cfg(&[("MAX_PER_VHOST", &per_vhost.to_string()), ("MAX_TOTAL", &total.to_string()), ("EXCLUDE", ".*7")]);
+            let sorted: Vec<Queue> = queues
+                .iter()
+                .map(|(v, n)| q(&format!("v{v}"), &format!("q{n:03}")))
+                .collect();
+            let mut shuffled: Vec<(u32, Queue)> = sorted
+                .iter()
+                .cloned()
+                .enumerate()
+                .map(|(i, q)| (order[i], q))
+                .collect();
+            shuffled.sort_by_key(|(k, _)| *k);
+            let mut selector = Selector::new(&c);
+            for (_, queue) in shuffled {
+                selector.push(queue);
+            }
+            let streamed = selector.finish();
+            let expected = select(&c, sorted);
+            proptest::prop_assert_eq!(names(&streamed.0), names(&expected.0));
+            proptest::prop_assert_eq!(streamed.1, expected.1);
+        }
     }
 
     #[test]

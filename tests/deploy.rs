@@ -346,6 +346,7 @@ fn sample_value(key: &str, dir: &Path) -> Option<String> {
         "alerting.backlog.dead_letter_queues" => ".*\\.dlq".to_owned(),
         "cluster.nodes" => "rabbit@n1=http://n1.example:15672".to_owned(),
         "cluster.url_template" => "http://{host}:15672".to_owned(),
+        "rabbitmq.prometheus_url" => "http://localhost:15692".to_owned(),
         "notify.external_url" => "http://watch.example:9419".to_owned(),
         "notify.state_file" => dir.join("state.json").to_string_lossy().into_owned(),
         "notify.route" => "{receiver: team, group_by: [alertname]}".to_owned(),

@@ -310,3 +310,19 @@ fn every_prometheus_alert_has_a_runbook_url_to_its_own_runbook() {
     }
     assert!(alerts >= 20, "only {alerts} alerts found");
 }
+
+/// No merge conflict markers were committed in the documentation (a docs file once carried a
+/// whole unresolved conflict that no other check noticed).
+#[test]
+fn no_document_carries_merge_conflict_markers() {
+    let mut found = Vec::new();
+    for doc in documents() {
+        let text = std::fs::read_to_string(root().join(&doc)).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            if line.starts_with("<<<<<<< ") || line.starts_with(">>>>>>> ") || line == "=======" {
+                found.push(format!("{doc}:{}: {line}", i + 1));
+            }
+        }
+    }
+    assert!(found.is_empty(), "conflict markers:\n{}", found.join("\n"));
+}

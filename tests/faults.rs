@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{FakeApi, Sidecar, eventually, json_response};
+use support::{FakeApi, Sidecar, eventually, json_response, repo_file};
 
 /// Answers each request according to its path with one kind of fault.
 fn faulty(target: &str) -> Vec<u8> {
@@ -88,4 +88,236 @@ fn garbled_failing_slow_and_cut_answers_are_reported_and_the_sidecar_keeps_servi
             "no log line for {endpoint} {reason}:\n{logs}"
         );
     }
+}
+
+/// Fixture answers for everything but `/api/queues`, which `queues` answers.
+fn fixture_or(target: &str, queues: fn() -> Vec<u8>) -> Vec<u8> {
+    let fixture = |name: &str| repo_file(&format!("tests/fixtures/3.10/{name}"));
+    if target.starts_with("/api/queues") {
+        queues()
+    } else if target.starts_with("/api/overview") {
+        json_response("200 OK", &fixture("overview-columns.json"))
+    } else if target.starts_with("/api/nodes") {
+        json_response("200 OK", &fixture("nodes-columns.json"))
+    } else if target.starts_with("/api/health/checks/alarms") {
+        json_response("200 OK", &fixture("alarms-ok.json"))
+    } else {
+        json_response("404 Not Found", "{}")
+    }
+}
+
+/// How a fake API answers a request target.
+type Respond = fn(&str) -> Vec<u8>;
+
+/// A valid listing of `n` queues.
+fn listing(n: usize) -> String {
+    let items: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                "{{\"vhost\":\"/\",\"name\":\"q{i:06}\",\"messages_ready\":{i},\"consumers\":0}}"
+            )
+        })
+        .collect();
+    format!("[{}]", items.join(","))
+}
+
+/// `/api/queues` larger than `rabbitmq.max_response_bytes` (100,000 here; the body is ~0.14 MB,
+/// sent with and without a Content-Length) fails that read with a reason naming the key;
+/// nothing is exported from it and the sidecar keeps serving.
+#[test]
+fn an_oversized_listing_fails_that_read_with_a_clear_reason() {
+    for (framing, respond) in [
+        (
+            "content-length",
+            (|t: &str| fixture_or(t, || json_response("200 OK", &listing(2_000))))
+                as fn(&str) -> Vec<u8>,
+        ),
+        ("until close", |t: &str| {
+            fixture_or(t, || {
+                let mut r = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n".to_vec();
+                r.extend_from_slice(listing(2_000).as_bytes());
+                r
+            })
+        }),
+    ] {
+        let api = FakeApi::start(respond);
+        let sidecar = Sidecar::start(
+            &api.url,
+            &[("RABBITMQ_WATCH__RABBITMQ__MAX_RESPONSE_BYTES", "100000")],
+        );
+        let m = eventually(
+            Duration::from_secs(30),
+            "the oversized read counted",
+            || {
+                let m = sidecar.metrics();
+                (m.get(
+                    "rabbitmq_watch_endpoint_failures_total",
+                    &[("endpoint", "/api/queues"), ("reason", "request")],
+                )
+                .unwrap_or(0.0)
+                    >= 1.0)
+                    .then_some(m)
+            },
+        );
+        assert_eq!(m.get("rabbitmq_up", &[]), Some(0.0), "{framing}");
+        assert_eq!(
+            m.get(
+                "rabbitmq_watch_endpoint_success",
+                &[("endpoint", "/api/overview")]
+            ),
+            Some(1.0),
+            "{framing}"
+        );
+        assert!(
+            m.find("rabbitmq_queue_messages_ready", &[]).is_empty(),
+            "{framing}"
+        );
+        let (_, page) = sidecar.get("/");
+        assert!(
+            page.contains("larger than rabbitmq.max_response_bytes (100000 bytes)"),
+            "{framing}: {page}"
+        );
+        assert_eq!(sidecar.get("/-/healthy").0, 200);
+        // The same listing under the default cap is read.
+        drop(sidecar);
+        let sidecar = Sidecar::start(&api.url, &[]);
+        let read = (0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(300));
+            sidecar.metrics().get("rabbitmq_up", &[]) == Some(1.0)
+        });
+        assert!(read, "{framing}: {}", sidecar.get("/").1);
+        let m = sidecar.metrics();
+        assert_eq!(
+            m.get("rabbitmq_watch_queues_exported", &[]),
+            Some(2_000.0),
+            "{framing}"
+        );
+    }
+}
+
+/// A listing body cut short: inside an element, between elements, with and without a
+/// Content-Length promising more. The read fails (decode or request), nothing is exported
+/// from it, and the sidecar keeps polling.
+#[test]
+fn a_truncated_listing_fails_that_read_without_a_crash() {
+    let cases: [(&str, Respond, &str); 3] = [
+        (
+            "closed inside an element",
+            |t| {
+                fixture_or(t, || {
+                    let body = listing(100);
+                    let mut r = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n".to_vec();
+                    r.extend_from_slice(&body.as_bytes()[..body.len() / 2]);
+                    r
+                })
+            },
+            "decode",
+        ),
+        (
+            "closed after an element",
+            |t| {
+                fixture_or(t, || {
+                    let body = listing(100);
+                    let cut = body.find("},{").unwrap() + 1;
+                    let mut r = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n".to_vec();
+                    r.extend_from_slice(&body.as_bytes()[..cut]);
+                    r
+                })
+            },
+            "decode",
+        ),
+        (
+            "shorter than its Content-Length",
+            |t| {
+                fixture_or(t, || {
+                    let body = listing(100);
+                    let mut r = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    )
+                    .into_bytes();
+                    r.extend_from_slice(&body.as_bytes()[..body.len() / 2]);
+                    r
+                })
+            },
+            "request",
+        ),
+    ];
+    for (case, respond, reason) in cases {
+        let api = FakeApi::start(respond);
+        let sidecar = Sidecar::start(&api.url, &[]);
+        let m = eventually(Duration::from_secs(30), case, || {
+            let m = sidecar.metrics();
+            (m.get(
+                "rabbitmq_watch_endpoint_failures_total",
+                &[("endpoint", "/api/queues"), ("reason", reason)],
+            )
+            .unwrap_or(0.0)
+                >= 2.0)
+                .then_some(m)
+        });
+        assert_eq!(m.get("rabbitmq_up", &[]), Some(0.0), "{case}");
+        assert!(
+            m.find("rabbitmq_queue_messages_ready", &[]).is_empty(),
+            "{case}"
+        );
+        assert_eq!(sidecar.get("/-/healthy").0, 200, "{case}");
+        let logs = sidecar.terminate();
+        assert!(!logs.contains("panicked"), "{case}: {logs}");
+        if reason == "decode" {
+            assert!(logs.contains("truncated"), "{case}: {logs}");
+        }
+    }
+}
+
+/// RabbitMQ 3.13.0 answers `sort=` (empty) with HTTP 500: the sidecar reads the listing again
+/// without it, and leaves it out from then on.
+#[test]
+fn a_broker_rejecting_sort_is_read_sorted() {
+    let api = FakeApi::start(|t| fixture_or(t, || json_response("200 OK", &listing(3))));
+    let api_500 = FakeApi::start(|t| {
+        if t.starts_with("/api/queues") && t.contains("sort=") {
+            json_response("500 Internal Server Error", "{\"error\":\"badarg\"}")
+        } else {
+            fixture_or(t, || json_response("200 OK", &listing(3)))
+        }
+    });
+    // A broker that accepts it is asked without sorting.
+    let sidecar = Sidecar::start(&api.url, &[]);
+    eventually(Duration::from_secs(30), "up", || {
+        (sidecar.metrics().get("rabbitmq_up", &[]) == Some(1.0)).then_some(())
+    });
+    drop(sidecar);
+    let listed: Vec<String> = api
+        .requests()
+        .into_iter()
+        .filter(|t| t.starts_with("/api/queues"))
+        .collect();
+    assert!(
+        listed
+            .iter()
+            .all(|t| t.contains("sort=") && !t.contains("page")),
+        "{listed:?}"
+    );
+
+    let sidecar = Sidecar::start(&api_500.url, &[]);
+    let m = eventually(Duration::from_secs(30), "up without sort=", || {
+        let m = sidecar.metrics();
+        (m.get("rabbitmq_up", &[]) == Some(1.0)
+            && m.get("rabbitmq_watch_polls_total", &[]).unwrap_or(0.0) >= 3.0)
+            .then_some(m)
+    });
+    assert_eq!(m.get("rabbitmq_watch_queues_exported", &[]), Some(3.0));
+    drop(sidecar);
+    let listed: Vec<String> = api_500
+        .requests()
+        .into_iter()
+        .filter(|t| t.starts_with("/api/queues"))
+        .collect();
+    assert!(listed.len() >= 3, "{listed:?}");
+    assert!(listed[0].contains("sort="), "{listed:?}");
+    assert!(
+        listed[1..].iter().all(|t| !t.contains("sort=")),
+        "{listed:?}"
+    );
 }

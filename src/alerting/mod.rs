@@ -126,6 +126,9 @@ pub struct Engine {
     cluster: Detector,
     /// The cluster detector's verdict on the last snapshot evaluated.
     cluster_status: Arc<ClusterStatus>,
+    /// The template variables of the last evaluation: when they change, every active
+    /// alert's annotations are rendered again.
+    last_vars: BTreeMap<String, String>,
 }
 
 impl Engine {
@@ -143,6 +146,7 @@ impl Engine {
             report: Arc::default(),
             cluster: Detector::default(),
             cluster_status: Arc::default(),
+            last_vars: BTreeMap::new(),
         }
     }
 
@@ -191,10 +195,12 @@ impl Engine {
         self.report = Arc::new(self.backlog.observe(snapshot));
         self.cluster_status = Arc::new(self.cluster.observe(snapshot));
         let vars = self.cluster_status.template_vars();
+        let vars_changed = vars != self.last_vars;
         for rule in &self.rules {
             let evaluation = rule.evaluate(snapshot, &self.report, &self.cluster_status);
-            step(&mut self.alerts, rule, evaluation, now, &vars);
+            step(&mut self.alerts, rule, evaluation, now, &vars, vars_changed);
         }
+        self.last_vars = vars;
         // Alerts of removed rules and long-resolved alerts go.
         self.alerts.retain(|_, a| {
             !(a.state == State::Resolved
@@ -211,6 +217,7 @@ fn step(
     evaluation: Evaluation,
     now: SystemTime,
     vars: &BTreeMap<String, String>,
+    vars_changed: bool,
 ) {
     let of_rule = |a: &Alert| a.labels.get("alertname") == Some(&rule.name);
     let (active, unknown) = match evaluation {
@@ -235,16 +242,25 @@ fn step(
     } in active
     {
         let fp = fingerprint(&labels);
-        // An empty map does not allocate.
-        let details = match &analysis {
-            Some(a) if uses_details => a.details(),
-            _ => BTreeMap::new(),
-        };
-        let annotations = rule
-            .annotations
-            .iter()
-            .map(|(k, t)| (k.clone(), render(t, &labels, value, &details, vars)))
-            .collect();
+        // The annotations are a function of the labels (same fingerprint), the value, the
+        // analysis and the template variables: rendered again only when one of them changed.
+        let unchanged = !vars_changed
+            && alerts.get(&fp).is_some_and(|a| {
+                a.state != State::Resolved
+                    && a.value.to_bits() == value.to_bits()
+                    && a.analysis == analysis
+            });
+        let annotations = (!unchanged).then(|| {
+            // An empty map does not allocate.
+            let details = match &analysis {
+                Some(a) if uses_details => a.details(),
+                _ => BTreeMap::new(),
+            };
+            rule.annotations
+                .iter()
+                .map(|(k, t)| (k.clone(), render(t, &labels, value, &details, vars)))
+                .collect()
+        });
         let alert = alerts
             .entry(fp.clone())
             .and_modify(|a| {
@@ -270,8 +286,10 @@ fn step(
                 unknown: false,
             });
         alert.value = value;
-        alert.annotations = annotations;
-        alert.analysis = analysis;
+        if let Some(annotations) = annotations {
+            alert.annotations = annotations;
+            alert.analysis = analysis;
+        }
         alert.last_true = now;
         alert.unknown = false;
         if alert.state == State::Pending && elapsed(alert.active_since, now) >= rule.for_ {

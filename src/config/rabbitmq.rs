@@ -8,7 +8,7 @@ use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
-use super::parse::{invalid, parse_base_url, parse_duration, secret_or_file};
+use super::parse::{invalid, parse_base_url, parse_count, parse_duration, secret_or_file};
 use crate::types::Secret;
 use crate::util::ser;
 
@@ -22,6 +22,44 @@ pub const DEFAULT_PASSWORD: &str = "guest";
 pub const DEFAULT_TIMEOUT: &str = "10s";
 /// Default interval between two polls of the management API.
 pub const DEFAULT_INTERVAL: &str = "15s";
+
+/// Default port of the rabbitmq_prometheus plugin, used for `rabbitmq.prometheus_url` (on the
+/// management URL's host) and for every cluster member's plugin URL.
+pub const DEFAULT_PROMETHEUS_PORT: u16 = 15692;
+
+/// `rabbitmq.source`: where queue and node figures are read from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// The management statistics while the broker collects them (`/api/overview` says
+    /// `disable_stats: false`), else rabbitmq_prometheus. The default.
+    #[default]
+    Auto,
+    /// Always the management API's statistics (`/api/queues`, `/api/nodes`).
+    Management,
+    /// Always rabbitmq_prometheus (`/metrics/detailed` and `/metrics` of every member); the
+    /// management API still lists queues (type, arguments, policies) and nodes.
+    Prometheus,
+}
+
+impl Source {
+    /// The accepted spellings, for error messages.
+    pub const ALLOWED: &'static str = "one of auto, management, prometheus";
+
+    fn parse(text: &str) -> Option<Self> {
+        match text.trim() {
+            "auto" => Some(Self::Auto),
+            "management" => Some(Self::Management),
+            "prometheus" => Some(Self::Prometheus),
+            _ => None,
+        }
+    }
+}
+/// Default `rabbitmq.max_response_bytes`: 256 MB, room for 100,000 queues at ~2.5 KB each
+/// (the sidecar's columns take ~0.5 KB per queue; arguments and policies add to it).
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 256_000_000;
+/// Default `poll.deadline`.
+pub const DEFAULT_DEADLINE: &str = "60s";
 
 /// Shortest accepted `poll.interval`: polling faster only loads the broker, whose own
 /// statistics refresh every 5 s by default.
@@ -47,6 +85,18 @@ pub struct RabbitmqConfig {
     /// `rabbitmq.ca_file`: PEM file with extra CA certificates trusted for `https` URLs,
     /// in addition to the system's roots. Default: none.
     pub ca_file: Option<PathBuf>,
+    /// `rabbitmq.source`: `auto` (default), `management` or `prometheus` (see [`Source`]).
+    pub source: Source,
+    /// `rabbitmq.prometheus_url`: base URL of the rabbitmq_prometheus plugin when one URL
+    /// serves the cluster; its port (and path) is also used for every member's plugin under
+    /// `cluster.nodes` / `cluster.url_template`. Same credentials, CA file and timeout as the
+    /// management API. Default: the management URL's scheme and host, port 15692.
+    #[serde(serialize_with = "ser::display")]
+    pub prometheus_url: Url,
+    /// `rabbitmq.max_response_bytes`: the largest response body read from the management
+    /// API; a larger one fails that read (`rabbitmq_up` 0, reason in the log and on `/`).
+    /// Default 256 MB (100,000 queues); 0 for no limit.
+    pub max_response_bytes: u64,
 }
 
 /// `poll.*`: the polling schedule.
@@ -56,6 +106,10 @@ pub struct PollConfig {
     /// next one (polls never overlap). Default 15 s, at least 100 ms.
     #[serde(serialize_with = "ser::duration")]
     pub interval: Duration,
+    /// `poll.deadline`: the longest a whole poll may take, every read included; a read still
+    /// running then fails as timed out. Default 60 s.
+    #[serde(serialize_with = "ser::duration")]
+    pub deadline: Duration,
 }
 
 /// `rabbitmq.*` as written. `Debug` never prints the password.
@@ -68,6 +122,9 @@ pub(super) struct RawRabbitmq {
     password_file: Option<String>,
     timeout: Option<String>,
     ca_file: Option<String>,
+    source: Option<String>,
+    prometheus_url: Option<String>,
+    max_response_bytes: Option<String>,
 }
 
 impl std::fmt::Debug for RawRabbitmq {
@@ -91,6 +148,7 @@ impl std::fmt::Debug for RawRabbitmq {
 #[serde(default, deny_unknown_fields)]
 pub(super) struct RawPoll {
     interval: Option<String>,
+    deadline: Option<String>,
 }
 
 /// Validates `rabbitmq.*`; reads `rabbitmq.password_file` and checks that `rabbitmq.ca_file`
@@ -126,6 +184,26 @@ pub(super) fn validate_rabbitmq(r: RawRabbitmq) -> Result<RabbitmqConfig, Config
             source,
         })?;
     }
+    let source = match r.source.as_deref() {
+        None => Source::Auto,
+        Some(text) => {
+            Source::parse(text).ok_or_else(|| invalid("rabbitmq.source", text, Source::ALLOWED))?
+        }
+    };
+    let prometheus_url = match r.prometheus_url.as_deref() {
+        Some(text) => parse_base_url(
+            "rabbitmq.prometheus_url",
+            text,
+            "http://localhost:15692",
+            "a URL without credentials; the plugin is read with rabbitmq.username and rabbitmq.password",
+        )?,
+        None => default_prometheus_url(&url),
+    };
+    let max_response_bytes = parse_count(
+        "rabbitmq.max_response_bytes",
+        r.max_response_bytes.as_deref(),
+        DEFAULT_MAX_RESPONSE_BYTES,
+    )?;
     Ok(RabbitmqConfig {
         url,
         username,
@@ -133,7 +211,19 @@ pub(super) fn validate_rabbitmq(r: RawRabbitmq) -> Result<RabbitmqConfig, Config
         password_file,
         timeout,
         ca_file,
+        source,
+        prometheus_url,
+        max_response_bytes,
     })
+}
+
+/// The plugin URL on the management URL's host: same scheme and host, port 15692, path `/`.
+pub fn default_prometheus_url(management: &Url) -> Url {
+    let mut url = management.clone();
+    // Only URLs with a host reach here (parse_base_url accepts http and https only).
+    let _ = url.set_port(Some(DEFAULT_PROMETHEUS_PORT));
+    url.set_path("/");
+    url
 }
 
 /// Validates `poll.*`.
@@ -149,5 +239,16 @@ pub(super) fn validate_poll(raw: RawPoll) -> Result<PollConfig, ConfigError> {
             "a duration of at least 100ms",
         ));
     }
-    Ok(PollConfig { interval })
+    let deadline = parse_duration(
+        "poll.deadline",
+        raw.deadline.as_deref().unwrap_or(DEFAULT_DEADLINE),
+    )?;
+    if deadline < MIN_INTERVAL {
+        return Err(invalid(
+            "poll.deadline",
+            &humantime::format_duration(deadline).to_string(),
+            "a duration of at least 100ms",
+        ));
+    }
+    Ok(PollConfig { interval, deadline })
 }

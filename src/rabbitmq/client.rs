@@ -1,21 +1,58 @@
 //! HTTP client for the management API: basic auth, per-request timeout, optional extra CA,
-//! paging of `/api/queues`, and translation of every failure into [`Error`].
+//! a cap on response bytes, the streamed unpaged `/api/queues` read, the bounded dead-letter
+//! bindings reads, and translation of every failure into [`Error`].
 
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use reqwest::{StatusCode, Url};
 use serde::de::DeserializeOwned;
 
 use super::model::{
-    Alarms, Binding, NODE_COLUMNS, Node, OVERVIEW_COLUMNS, Overview, Page, QUEUE_COLUMNS, Queue,
-    Vhost,
+    Alarms, Binding, Exchange, NODE_COLUMNS, Node, OVERVIEW_COLUMNS, Overview, QUEUE_COLUMNS,
+    QUEUE_SETTINGS_COLUMNS, Queue, Vhost,
 };
+use super::stream::{ArraySplitter, SplitError};
 use super::{Body, Endpoint, Error};
 use crate::config::{QueuesConfig, RabbitmqConfig, Secret};
 use crate::util::error_chain;
 
-/// Queues requested per page of `/api/queues`: the API's maximum, 500.
-pub const QUEUE_PAGE_SIZE: u32 = 500;
+/// Most dead-letter exchanges whose bindings are read per poll (their names come from queue
+/// arguments and policies, which users choose).
+pub const MAX_DEAD_LETTER_EXCHANGES: usize = 1000;
+
+/// Bindings reads in flight at once.
+pub const BINDINGS_CONCURRENCY: usize = 4;
+
+/// What [`Client::bound_queues`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BoundQueues {
+    /// (vhost, queue) pairs bound to the dead-letter exchanges read, sorted, no duplicates.
+    pub queues: Vec<(String, String)>,
+    /// Exchanges whose bindings read failed (their queues are missing from `queues`).
+    pub failed: u64,
+    /// Existing exchanges not read because of [`MAX_DEAD_LETTER_EXCHANGES`].
+    pub skipped: u64,
+}
+
+/// A streamed read stopped: by the splitter or by the element handler.
+enum Feed {
+    Split(SplitError),
+    Stop(Error),
+}
+
+impl From<SplitError> for Feed {
+    fn from(e: SplitError) -> Self {
+        Feed::Split(e)
+    }
+}
+
+/// Largest rabbitmq_prometheus answer read, in bytes: a 10,000-queue `/metrics/detailed`
+/// with the queue families is about 16 MB; a larger body is a decode failure, not a
+/// truncated read taken as complete.
+pub const MAX_EXPOSITION_BYTES: usize = 256 * 1024 * 1024;
 
 /// Why a [`Client`] could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +83,10 @@ pub struct Client {
     password: Secret,
     /// Per-request timeout, for the [`Error::Timeout`] message.
     timeout: Duration,
+    /// `rabbitmq.max_response_bytes` (0: no limit).
+    max_response_bytes: u64,
+    /// The broker answered `sort=` with HTTP 500 (RabbitMQ 3.13.0): list without it.
+    sort_rejected: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Client {
@@ -91,6 +132,8 @@ impl Client {
             username: cfg.username.clone(),
             password: cfg.password.clone(),
             timeout: cfg.timeout,
+            max_response_bytes: cfg.max_response_bytes,
+            sort_rejected: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -121,22 +164,37 @@ impl Client {
             .await
     }
 
-    /// Reads every queue from `GET /api/queues` (`/api/queues/detailed` when `detailed`, for
-    /// RabbitMQ 3.13+), [`QUEUE_PAGE_SIZE`] per request, with only the columns in
-    /// [`QUEUE_COLUMNS`]. Asks the API to leave out what `filter` excludes where it can: a
-    /// `queues.include` other than `.*` is sent as `name=^(?:RE)$&use_regex=true`, and with a
-    /// vhost filter the vhosts are listed (`/api/vhosts`) and only the wanted ones' queues are
-    /// read (`/api/queues/{vhost}`). The result is sorted by (vhost, name) and free of
-    /// duplicates (pages can shift while queues come and go); the caller still applies the
-    /// exact filters ([`crate::selection`]).
+    /// Reads every queue from ONE unpaged `GET /api/queues` (`/api/queues/detailed` when
+    /// `detailed`, for RabbitMQ 3.13+) with only the columns in [`QUEUE_COLUMNS`] and `sort=`
+    /// (empty: the broker skips sorting), decoding the body as it arrives and handing each
+    /// queue to `on_queue` in the broker's order (unsorted): nothing but the element being
+    /// decoded is held here, so memory follows what `on_queue` keeps, not the body.
+    ///
+    /// Why one read: the API filters and sorts the whole list for every page, and a page holds
+    /// at most 500 queues, so a paged listing costs the broker O(N²/500); one unpaged read
+    /// with `sort=` is the cheapest management read of the same fields (see bench/RESULTS.md).
+    /// With a vhost filter the vhosts are listed (`/api/vhosts`) and only the wanted ones are
+    /// read (`/api/queues/{vhost}`, unpaged as well). The caller applies the exact filters and
+    /// caps ([`crate::selection`]); a `queues.include` other than `.*` is not sent to the
+    /// broker (its name filter only applies to paged reads).
+    ///
+    /// Returns the body bytes received.
     ///
     /// # Errors
-    /// [`Error`] for [`Endpoint::Queues`] when any request fails.
+    /// [`Error`] for [`Endpoint::Queues`] when a request fails, the body exceeds
+    /// `rabbitmq.max_response_bytes` or is not a complete JSON array of queues. `on_queue` may
+    /// have been called for some queues before the error.
+    ///
+    /// With `settings_only` (the prometheus source reads the figures elsewhere) the broker is
+    /// asked for no statistics (`disable_stats=true`) and only the settings columns
+    /// ([`QUEUE_SETTINGS_COLUMNS`]); the figure fields are then `None`.
     pub async fn queues(
         &self,
         filter: &QueuesConfig,
         detailed: bool,
-    ) -> Result<Body<Vec<Queue>>, Error> {
+        settings_only: bool,
+        mut on_queue: impl FnMut(Queue),
+    ) -> Result<u64, Error> {
         let endpoint = Endpoint::Queues;
         let mut bytes = 0;
         let vhosts: Vec<Option<String>> =
@@ -166,59 +224,75 @@ impl Client {
                     .map(Some)
                     .collect()
             };
-        let mut base_query = vec![
-            ("page_size", QUEUE_PAGE_SIZE.to_string()),
-            ("pagination", "true".to_owned()),
-            ("columns", QUEUE_COLUMNS.to_owned()),
-        ];
-        if !filter.include.is_match_all() {
-            base_query.push(("name", filter.include.anchored().to_owned()));
-            base_query.push(("use_regex", "true".to_owned()));
-        }
-        let mut queues = Vec::new();
         for vhost in &vhosts {
             let mut segments = vec!["api", "queues"];
-            if detailed {
+            if detailed && !settings_only {
                 segments.push("detailed");
             }
             if let Some(v) = vhost {
                 segments.push(v);
             }
             let url = self.url(&segments, endpoint)?;
-            let mut page = 1u64;
-            loop {
-                let mut query = base_query.clone();
-                query.push(("page", page.to_string()));
-                let result: Result<Body<Page<Queue>>, Error> =
-                    self.get_json(endpoint, url.clone(), &query, &[]).await;
-                let p = match result {
-                    Ok(body) => {
-                        bytes += body.bytes;
-                        body.value
-                    }
-                    // Queues were deleted since the first page: there is no page `page` any more.
-                    Err(Error::Status {
-                        status: 400, body, ..
-                    }) if page > 1 && body.contains("page_out_of_range") => {
-                        break;
-                    }
-                    // The vhost was deleted since it was listed.
-                    Err(Error::Status { status: 404, .. }) if vhost.is_some() => break,
-                    Err(e) => return Err(e),
-                };
-                queues.extend(p.items);
-                if page >= p.page_count {
-                    break;
-                }
-                page += 1;
+            let mut index = 0u64;
+            let mut decode = |element: &[u8]| {
+                let queue =
+                    serde_json::from_slice::<Queue>(element).map_err(|e| Error::Decode {
+                        endpoint,
+                        detail: format!("queue {index}: {e}"),
+                    })?;
+                index += 1;
+                on_queue(queue);
+                Ok(())
+            };
+            match self
+                .get_queue_listing(endpoint, url, settings_only, &mut decode)
+                .await
+            {
+                Ok(read) => bytes += read,
+                // The vhost was deleted since it was listed.
+                Err(Error::Status { status: 404, .. }) if vhost.is_some() => {}
+                Err(e) => return Err(e),
             }
         }
-        queues.sort_unstable_by(|a, b| (&a.vhost, &a.name).cmp(&(&b.vhost, &b.name)));
-        queues.dedup_by(|a, b| a.vhost == b.vhost && a.name == b.name);
-        Ok(Body {
-            value: queues,
-            bytes,
-        })
+        Ok(bytes)
+    }
+
+    /// One unpaged listing read with `columns=` and `sort=`, streamed into `on_element`.
+    /// RabbitMQ 3.13.0 answers `sort=` (empty) with HTTP 500; on a 500 the read is made again
+    /// without `sort=` (the broker then sorts by name, which costs it more) and later reads
+    /// leave it out.
+    async fn get_queue_listing(
+        &self,
+        endpoint: Endpoint,
+        url: Url,
+        settings_only: bool,
+        on_element: &mut impl FnMut(&[u8]) -> Result<(), Error>,
+    ) -> Result<u64, Error> {
+        let mut base = vec![("columns", QUEUE_COLUMNS.to_owned())];
+        if settings_only {
+            base = vec![
+                ("columns", QUEUE_SETTINGS_COLUMNS.to_owned()),
+                ("disable_stats", "true".to_owned()),
+            ];
+        }
+        if !self.sort_rejected.load(Ordering::Relaxed) {
+            let mut query = base.clone();
+            query.push(("sort", String::new()));
+            match self
+                .get_stream(endpoint, url.clone(), &query, on_element)
+                .await
+            {
+                Err(Error::Status { status: 500, .. }) => {
+                    tracing::info!(
+                        endpoint = endpoint.path(),
+                        "the broker rejected `sort=` (RabbitMQ 3.13.0): listing sorted from now on"
+                    );
+                    self.sort_rejected.store(true, Ordering::Relaxed);
+                }
+                other => return other,
+            }
+        }
+        self.get_stream(endpoint, url, &base, on_element).await
     }
 
     /// Reads `GET /api/health/checks/alarms`. Both 200 (no alarm) and 503 (alarms in effect)
@@ -239,63 +313,145 @@ impl Client {
         Ok(alarms)
     }
 
-    /// Reads the queues bound to each of `exchanges` ((vhost, exchange) pairs) with
+    /// Reads the queues bound to each of `exchanges` ((vhost, exchange) pairs, names users
+    /// chose in queue arguments and policies), bounded: first one unpaged
+    /// `GET /api/exchanges?columns=vhost,name&sort=` tells which of them exist; then at most
+    /// [`MAX_DEAD_LETTER_EXCHANGES`] existing ones (in (vhost, name) order) are read with
     /// `GET /api/exchanges/{vhost}/{name}/bindings/source?columns=destination,destination_type`,
-    /// one request per exchange, and returns them as sorted (vhost, queue) pairs. An exchange
-    /// that does not exist (404: a queue may name a dead-letter exchange nobody declared) has
-    /// no queues; exchange-to-exchange bindings are not followed.
+    /// [`BINDINGS_CONCURRENCY`] at a time. Exchange-to-exchange bindings are not followed.
+    ///
+    /// A failed read of one exchange's bindings (or one deleted meanwhile) does not fail the
+    /// others: it is logged with the exchange's name and counted in
+    /// [`BoundQueues::failed`].
     ///
     /// # Errors
-    /// [`Error`] for [`Endpoint::Bindings`] when any request fails otherwise.
+    /// [`Error`] for [`Endpoint::Bindings`] when the exchange listing fails, or when every
+    /// bindings read failed.
     pub async fn bound_queues(
         &self,
-        exchanges: &std::collections::BTreeSet<(String, String)>,
-    ) -> Result<Body<Vec<(String, String)>>, Error> {
+        exchanges: &BTreeSet<(String, String)>,
+    ) -> Result<Body<BoundQueues>, Error> {
         let endpoint = Endpoint::Bindings;
-        let mut bytes = 0;
-        let mut queues = Vec::new();
-        for (vhost, exchange) in exchanges {
-            let url = self.url(
-                &["api", "exchanges", vhost, exchange, "bindings", "source"],
+        let mut found = BoundQueues::default();
+        if exchanges.is_empty() {
+            return Ok(Body {
+                value: found,
+                bytes: 0,
+            });
+        }
+        let mut existing = BTreeSet::new();
+        let mut decode = |element: &[u8]| {
+            let e = serde_json::from_slice::<Exchange>(element).map_err(|e| Error::Decode {
                 endpoint,
-            )?;
-            let query = [("columns", "destination,destination_type".to_owned())];
-            match self
-                .get_json::<Vec<Binding>>(endpoint, url, &query, &[])
-                .await
-            {
+                detail: format!("/api/exchanges: {e}"),
+            })?;
+            let key = (e.vhost, e.name);
+            if exchanges.contains(&key) {
+                existing.insert(key);
+            }
+            Ok(())
+        };
+        let mut bytes = self
+            .get_stream(
+                endpoint,
+                self.url(&["api", "exchanges"], endpoint)?,
+                &[
+                    ("columns", "vhost,name".to_owned()),
+                    ("sort", String::new()),
+                ],
+                &mut decode,
+            )
+            .await?;
+        found.skipped = existing.len().saturating_sub(MAX_DEAD_LETTER_EXCHANGES) as u64;
+        if found.skipped > 0 {
+            tracing::warn!(
+                exchanges = existing.len(),
+                read = MAX_DEAD_LETTER_EXCHANGES,
+                "more dead-letter exchanges than the sidecar reads bindings of: the last ones (by vhost, name) are not read"
+            );
+        }
+        let semaphore = Arc::new(tokio::sync::Semaphore::new(BINDINGS_CONCURRENCY));
+        let mut reads = tokio::task::JoinSet::new();
+        for (vhost, exchange) in existing.into_iter().take(MAX_DEAD_LETTER_EXCHANGES) {
+            let client = self.clone();
+            let semaphore = semaphore.clone();
+            reads.spawn(async move {
+                let _permit = semaphore.acquire_owned().await;
+                let result = client.bindings_of(&vhost, &exchange).await;
+                (vhost, exchange, result)
+            });
+        }
+        let mut first_error = None;
+        let mut answered = 0u64;
+        while let Some(joined) = reads.join_next().await {
+            let Ok((vhost, exchange, result)) = joined else {
+                found.failed += 1;
+                continue;
+            };
+            match result {
                 Ok(body) => {
+                    answered += 1;
                     bytes += body.bytes;
-                    queues.extend(
+                    found.queues.extend(
                         body.value
                             .into_iter()
                             .filter(|b| b.destination_type == "queue")
                             .map(|b| (vhost.clone(), b.destination)),
                     );
                 }
-                Err(Error::Status { status: 404, .. }) => {}
-                Err(e) => return Err(e),
+                // Deleted since it was listed: no queues.
+                Err(Error::Status { status: 404, .. }) => answered += 1,
+                Err(e) => {
+                    tracing::warn!(
+                        vhost = %vhost,
+                        exchange = %exchange,
+                        error = %e,
+                        "cannot read a dead-letter exchange's bindings"
+                    );
+                    found.failed += 1;
+                    first_error.get_or_insert(e);
+                }
             }
         }
-        queues.sort_unstable();
-        queues.dedup();
+        if answered == 0
+            && let Some(e) = first_error
+        {
+            return Err(e);
+        }
+        found.queues.sort_unstable();
+        found.queues.dedup();
         Ok(Body {
-            value: queues,
+            value: found,
             bytes,
         })
     }
 
-    /// GETs `endpoint` with `query`, accepts 200 and `also_ok`, decodes the body as `T`.
-    /// Reads the whole body into memory (at most one page for `/api/queues`).
-    async fn get_json<T: DeserializeOwned>(
+    /// One exchange's bindings as a source.
+    async fn bindings_of(&self, vhost: &str, exchange: &str) -> Result<Body<Vec<Binding>>, Error> {
+        let endpoint = Endpoint::Bindings;
+        let url = self.url(
+            &["api", "exchanges", vhost, exchange, "bindings", "source"],
+            endpoint,
+        )?;
+        let query = [("columns", "destination,destination_type".to_owned())];
+        self.get_json(endpoint, url, &query, &[]).await
+    }
+
+    /// GETs `path` (below the base URL) with `query` from a rabbitmq_prometheus plugin and
+    /// returns the body as text, at most [`MAX_EXPOSITION_BYTES`]; the read is counted for
+    /// `endpoint`.
+    ///
+    /// # Errors
+    /// [`Error`] for `endpoint`: transport failures, a status other than 200, a body over
+    /// the cap or not UTF-8 ([`Error::Decode`]).
+    pub async fn exposition(
         &self,
         endpoint: Endpoint,
-        url: Url,
         query: &[(&str, String)],
-        also_ok: &[StatusCode],
-    ) -> Result<Body<T>, Error> {
+    ) -> Result<Body<String>, Error> {
+        let url = self.endpoint_url(endpoint)?;
         tracing::debug!(endpoint = endpoint.path(), url = %url, query = ?query, "request");
-        let response = self
+        let mut response = self
             .http
             .get(url)
             .basic_auth(&self.username, Some(self.password.expose()))
@@ -304,15 +460,153 @@ impl Client {
             .await
             .map_err(|e| self.transport_error(endpoint, e))?;
         let status = response.status();
-        let body = response
-            .bytes()
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|e| self.transport_error(endpoint, e))?;
+            .map_err(|e| self.transport_error(endpoint, e))?
+        {
+            if body.len() + chunk.len() > MAX_EXPOSITION_BYTES {
+                return Err(Error::Decode {
+                    endpoint,
+                    detail: format!("response larger than {MAX_EXPOSITION_BYTES} bytes"),
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        if status != StatusCode::OK {
+            return Err(Error::Status {
+                endpoint,
+                status: status.as_u16(),
+                hint: status_hint(endpoint, status),
+                body: body_excerpt(&body),
+            });
+        }
+        let bytes = body.len() as u64;
+        let value = String::from_utf8(body).map_err(|e| Error::Decode {
+            endpoint,
+            detail: format!("not UTF-8: {e}"),
+        })?;
+        Ok(Body { value, bytes })
+    }
+
+    /// GETs `endpoint` with `query`, accepts only 200, and feeds the body, as it arrives,
+    /// through an [`ArraySplitter`] into `on_element`. Returns the body bytes.
+    async fn get_stream(
+        &self,
+        endpoint: Endpoint,
+        url: Url,
+        query: &[(&str, String)],
+        on_element: &mut impl FnMut(&[u8]) -> Result<(), Error>,
+    ) -> Result<u64, Error> {
+        let mut response = self.send(endpoint, url, query).await?;
+        let status = response.status();
+        if status != StatusCode::OK {
+            let body = self.read_capped(endpoint, response).await?;
+            return Err(Error::Status {
+                endpoint,
+                status: status.as_u16(),
+                hint: status_hint(endpoint, status),
+                body: body_excerpt(&body),
+            });
+        }
+        self.check_length(endpoint, response.content_length())?;
+        let mut splitter = ArraySplitter::new();
+        let mut bytes = 0u64;
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.transport_error(endpoint, e))?
+        {
+            bytes += chunk.len() as u64;
+            self.check_length(endpoint, Some(bytes))?;
+            splitter
+                .feed(&chunk, |element| on_element(element).map_err(Feed::Stop))
+                .map_err(|e| match e {
+                    Feed::Split(e) => Error::Decode {
+                        endpoint,
+                        detail: e.to_string(),
+                    },
+                    Feed::Stop(e) => e,
+                })?;
+        }
+        splitter.finish().map_err(|e| Error::Decode {
+            endpoint,
+            detail: e.to_string(),
+        })?;
+        Ok(bytes)
+    }
+
+    /// Sends one GET with basic auth.
+    async fn send(
+        &self,
+        endpoint: Endpoint,
+        url: Url,
+        query: &[(&str, String)],
+    ) -> Result<reqwest::Response, Error> {
+        tracing::debug!(endpoint = endpoint.path(), url = %url, query = ?query, "request");
+        self.http
+            .get(url)
+            .basic_auth(&self.username, Some(self.password.expose()))
+            .query(query)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(endpoint, e))
+    }
+
+    /// Fails when `bytes` (announced or received so far) exceed `rabbitmq.max_response_bytes`.
+    fn check_length(&self, endpoint: Endpoint, bytes: Option<u64>) -> Result<(), Error> {
+        match bytes {
+            Some(n) if self.max_response_bytes > 0 && n > self.max_response_bytes => {
+                Err(Error::Request {
+                    endpoint,
+                    detail: format!(
+                        "response larger than rabbitmq.max_response_bytes ({} bytes): raise it, or export fewer queues (queues.include_vhosts)",
+                        self.max_response_bytes
+                    ),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The whole body, at most `rabbitmq.max_response_bytes`.
+    async fn read_capped(
+        &self,
+        endpoint: Endpoint,
+        mut response: reqwest::Response,
+    ) -> Result<Vec<u8>, Error> {
+        self.check_length(endpoint, response.content_length())?;
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.transport_error(endpoint, e))?
+        {
+            self.check_length(endpoint, Some((body.len() + chunk.len()) as u64))?;
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+
+    /// GETs `endpoint` with `query`, accepts 200 and `also_ok`, decodes the body as `T`.
+    /// Reads the whole body into memory, at most `rabbitmq.max_response_bytes` (small
+    /// answers: overview, nodes, alarms, vhosts, one exchange's bindings).
+    async fn get_json<T: DeserializeOwned>(
+        &self,
+        endpoint: Endpoint,
+        url: Url,
+        query: &[(&str, String)],
+        also_ok: &[StatusCode],
+    ) -> Result<Body<T>, Error> {
+        let response = self.send(endpoint, url, query).await?;
+        let status = response.status();
+        let body = self.read_capped(endpoint, response).await?;
         if status != StatusCode::OK && !also_ok.contains(&status) {
             return Err(Error::Status {
                 endpoint,
                 status: status.as_u16(),
-                hint: status_hint(status),
+                hint: status_hint(endpoint, status),
                 body: body_excerpt(&body),
             });
         }
@@ -370,7 +664,16 @@ impl Client {
     }
 }
 
-fn status_hint(status: StatusCode) -> &'static str {
+fn status_hint(endpoint: Endpoint, status: StatusCode) -> &'static str {
+    if endpoint.is_prometheus() {
+        return match status.as_u16() {
+            401 | 403 => {
+                " (check rabbitmq.username and rabbitmq.password: prometheus.authentication is on)"
+            }
+            404 => " (is rabbitmq.prometheus_url the rabbitmq_prometheus plugin?)",
+            _ => "",
+        };
+    }
     match status.as_u16() {
         401 => " (check rabbitmq.username and rabbitmq.password)",
         403 => " (the user needs the `monitoring` tag)",

@@ -195,7 +195,8 @@ pub struct Node {
 /// The fields of `/api/nodes` the sidecar asks for (`columns=`).
 pub const NODE_COLUMNS: &str = "name,running,type,mem_used,mem_limit,mem_alarm,disk_free,disk_free_limit,disk_free_alarm,fd_used,fd_total,proc_used,proc_total,uptime,partitions";
 
-/// One element of `GET /api/queues` (paginated: see [`Page`]).
+/// One element of `GET /api/queues` (one unpaged listing, decoded element by element: see
+/// [`super::stream`]; [`Page`] is the paged shape, kept for recorded fixtures).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct Queue {
@@ -418,6 +419,11 @@ impl Queue {
 /// `consumer_capacity` is read), `message_stats.get_empty`.
 pub const QUEUE_COLUMNS: &str = "vhost,name,type,node,durable,auto_delete,exclusive,arguments,policy,operator_policy,effective_policy_definition,messages_ready,messages_unacknowledged,messages_persistent,message_bytes_ready,message_bytes_unacknowledged,consumers,consumer_capacity,memory,head_message_timestamp,message_stats.publish,message_stats.deliver,message_stats.deliver_no_ack,message_stats.get,message_stats.get_no_ack,message_stats.ack,message_stats.redeliver";
 
+/// The columns of the queue listing with the prometheus source: identity, placement and
+/// settings, no statistics (asked with `disable_stats=true`, which saves the broker most of
+/// the listing's cost).
+pub const QUEUE_SETTINGS_COLUMNS: &str = "vhost,name,type,node,durable,auto_delete,exclusive,arguments,policy,operator_policy,effective_policy_definition,state";
+
 /// One element of `GET /api/exchanges/{vhost}/{name}/bindings/source?columns=destination,destination_type`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
@@ -434,23 +440,29 @@ pub struct Binding {
 /// exchange is the default exchange (`""`) with a `dead-letter-routing-key` names the queue
 /// of that name directly. Settings come from `x-` arguments or the effective policy.
 pub fn dead_letter_targets(queues: &[Queue]) -> DeadLetterTargets {
-    let mut exchanges = std::collections::BTreeSet::new();
-    let mut direct = std::collections::BTreeSet::new();
+    let mut targets = DeadLetterTargets::default();
     for q in queues {
-        match (
-            q.setting("dead-letter-exchange"),
-            q.setting("dead-letter-routing-key"),
-        ) {
-            (Some(""), Some(key)) => {
-                direct.insert((q.vhost.clone(), key.to_owned()));
-            }
-            (Some(""), None) | (None, _) => {}
-            (Some(exchange), _) => {
-                exchanges.insert((q.vhost.clone(), exchange.to_owned()));
-            }
+        add_dead_letter_target(&mut targets, q);
+    }
+    targets
+}
+
+/// Adds where `q`'s dead-lettered messages go to `targets` (see [`dead_letter_targets`]), for
+/// a listing seen one queue at a time.
+pub fn add_dead_letter_target(targets: &mut DeadLetterTargets, q: &Queue) {
+    let (exchanges, direct) = targets;
+    match (
+        q.setting("dead-letter-exchange"),
+        q.setting("dead-letter-routing-key"),
+    ) {
+        (Some(""), Some(key)) => {
+            direct.insert((q.vhost.clone(), key.to_owned()));
+        }
+        (Some(""), None) | (None, _) => {}
+        (Some(exchange), _) => {
+            exchanges.insert((q.vhost.clone(), exchange.to_owned()));
         }
     }
-    (exchanges, direct)
 }
 
 /// `(dead-letter exchanges, queues named directly)`, each a set of (vhost, name): see
@@ -459,6 +471,16 @@ pub type DeadLetterTargets = (
     std::collections::BTreeSet<(String, String)>,
     std::collections::BTreeSet<(String, String)>,
 );
+
+/// One element of `GET /api/exchanges?columns=vhost,name`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Exchange {
+    /// `vhost` the exchange lives in.
+    pub vhost: String,
+    /// `name` of the exchange.
+    pub name: String,
+}
 
 /// One element of `GET /api/vhosts?columns=name`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
