@@ -139,6 +139,15 @@ impl std::fmt::Debug for RawRabbitmq {
             .field("password_file", &self.password_file)
             .field("timeout", &self.timeout)
             .field("ca_file", &self.ca_file)
+            .field("source", &self.source)
+            .field(
+                "prometheus_url",
+                &self
+                    .prometheus_url
+                    .as_deref()
+                    .map(super::parse::redact_url_text),
+            )
+            .field("max_response_bytes", &self.max_response_bytes)
             .finish()
     }
 }
