@@ -11,7 +11,9 @@ use lettre::transport::smtp::extension::ClientId;
 use serde::Deserialize;
 
 use super::ConfigError;
-use super::parse::{both_set, invalid, missing, parse_bool, parse_duration, read_secret_file};
+use super::parse::{
+    both_set, invalid, is_loopback, missing, parse_bool, parse_duration, read_secret_file,
+};
 use crate::types::Secret;
 
 /// Default `timeout` of one delivery attempt.
@@ -348,12 +350,6 @@ pub fn hello_id(hello: &str) -> Option<ClientId> {
             ok.then(|| ClientId::Domain(hello.to_owned()))
         }
     }
-}
-
-/// Whether `host` is `localhost` or a loopback address.
-fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]

@@ -141,13 +141,39 @@ pub fn load(
     env: HashMap<String, String>,
     overrides: &[(&str, String)],
 ) -> Result<Config, ConfigError> {
+    let file = file.map(|path| {
+        config::File::from(path)
+            .format(config::FileFormat::Yaml)
+            .required(true)
+    });
+    load_from(file, env, overrides)
+}
+
+/// [`load`] with the YAML `text` in place of a file (property tests, embedded configurations).
+///
+/// # Errors
+/// [`ConfigError`] naming the first offending key.
+pub fn load_yaml(
+    text: &str,
+    env: HashMap<String, String>,
+    overrides: &[(&str, String)],
+) -> Result<Config, ConfigError> {
+    let file = config::File::from_str(text, config::FileFormat::Yaml);
+    load_from(Some(file), env, overrides)
+}
+
+/// [`load`] from any YAML source.
+fn load_from<S>(
+    file: Option<S>,
+    env: HashMap<String, String>,
+    overrides: &[(&str, String)],
+) -> Result<Config, ConfigError>
+where
+    S: config::Source + Send + Sync + 'static,
+{
     let mut builder = config::Config::builder();
-    if let Some(path) = file {
-        builder = builder.add_source(
-            config::File::from(path)
-                .format(config::FileFormat::Yaml)
-                .required(true),
-        );
+    if let Some(file) = file {
+        builder = builder.add_source(file);
     }
     builder = builder.add_source(
         config::Environment::with_prefix(ENV_PREFIX)
@@ -160,9 +186,17 @@ pub fn load(
             .set_override(*key, value.as_str())
             .map_err(|e| ConfigError::Load(e.to_string()))?;
     }
-    let raw: RawConfig = builder
+    let layered = builder
         .build()
-        .and_then(config::Config::try_deserialize)
+        .map_err(|e| ConfigError::Load(e.to_string()))?;
+    // The tree as read, before serde turns YAML numbers into text: secrets must be strings.
+    let tree: config::Value = layered
+        .clone()
+        .try_deserialize()
+        .map_err(|e| ConfigError::Load(e.to_string()))?;
+    parse::check_secrets("", &tree)?;
+    let raw: RawConfig = layered
+        .try_deserialize()
         .map_err(|e| ConfigError::Load(e.to_string()))?;
     validate(raw)
 }
@@ -215,6 +249,15 @@ impl Config {
                 "rabbitmq.timeout ({}) is not shorter than poll.interval ({}): a slow broker will delay polls",
                 humantime::format_duration(self.rabbitmq.timeout),
                 humantime::format_duration(self.poll.interval)
+            ));
+        }
+        let url = &self.rabbitmq.url;
+        if url.scheme() == "http" && !parse::is_loopback(url.host_str().unwrap_or("")) {
+            out.push(format!(
+                "rabbitmq.url is plain http:// to {}, which is not a loopback address: the \
+                 management API password (basic auth) crosses the network in clear text; use \
+                 https:// (and rabbitmq.ca_file for a private CA)",
+                url.host_str().unwrap_or("")
             ));
         }
         if self.alerting.backlog.window < Duration::from_secs(60) {
@@ -491,5 +534,88 @@ mod tests {
         assert!(e.contains("`cluster.expected_nodes`"), "{e}");
         let e = err("RABBITMQ_WATCH__CLUSTER__TIMEOUT", "0s");
         assert!(e.contains("`cluster.timeout`"), "{e}");
+    }
+
+    #[test]
+    fn warns_when_basic_auth_crosses_the_network_in_clear_text() {
+        let warn = |url: &str| {
+            load(None, env(&[("RABBITMQ_WATCH__RABBITMQ__URL", url)]), &[])
+                .unwrap()
+                .warnings()
+                .into_iter()
+                .filter(|w| w.contains("clear text"))
+                .collect::<Vec<_>>()
+        };
+        let w = warn("http://mq.example.com:15672");
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with("rabbitmq.url is plain http:// to mq.example.com"),
+            "{w:?}"
+        );
+        assert!(warn("https://mq.example.com:15671").is_empty());
+        assert!(warn("http://localhost:15672").is_empty());
+        assert!(warn("http://127.0.0.2:15672").is_empty());
+        assert!(warn("http://[::1]:15672").is_empty());
+    }
+
+    #[test]
+    fn empty_secrets_from_the_environment_are_errors_too() {
+        let e = load(
+            None,
+            env(&[("RABBITMQ_WATCH__RABBITMQ__PASSWORD", "")]),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("invalid value for `rabbitmq.password`: empty;"),
+            "{e}"
+        );
+        // Environment values are text: digits are a valid password there.
+        let c = load(
+            None,
+            env(&[("RABBITMQ_WATCH__RABBITMQ__PASSWORD", "007")]),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.rabbitmq.password.expose(), "007");
+    }
+
+    #[test]
+    fn debug_of_the_configuration_never_shows_a_secret() {
+        let dir = std::env::temp_dir().join(format!("rw-debug-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.yaml");
+        std::fs::write(
+            &path,
+            r#"
+rabbitmq:
+  url: https://mq.example.com:15671
+  password: "pw-SECRET-1"
+notify:
+  receivers:
+    - name: team
+      webhook_configs:
+        - url: "https://hooks.example.com/services/TOKEN-SECRET-2?key=SECRET-3"
+          hmac_secret: "hmac-SECRET-4"
+          headers:
+            Authorization: "Bearer SECRET-5"
+      email_configs:
+        - to: [ops@example.com]
+          from: watch@example.com
+          smarthost: smtp.example.com:587
+          auth_username: watch
+          auth_password: "smtp-SECRET-6"
+"#,
+        )
+        .unwrap();
+        let c = load(Some(&path), HashMap::new(), &[]).unwrap();
+        let debug = format!("{c:?} {c:#?}");
+        assert!(!debug.contains("SECRET"), "{debug}");
+        assert!(
+            debug.contains("https://hooks.example.com/<redacted>"),
+            "{debug}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

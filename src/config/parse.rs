@@ -185,6 +185,89 @@ pub(crate) fn secret_or_file(
     }
 }
 
+/// Whether `host` is `localhost` or a loopback address (`127.0.0.0/8`, `::1`, also written
+/// in brackets as in a URL).
+pub(crate) fn is_loopback(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Keys whose value is a secret, wherever they appear in the tree (`rabbitmq.password`,
+/// `email_configs[].auth_password`, `webhook_configs[].hmac_secret`).
+pub(crate) const SECRET_KEYS: &[&str] = &["password", "auth_password", "hmac_secret"];
+
+/// Checks every secret key in the layered tree as the `config` crate read it, before serde
+/// turns scalars into text: a YAML number or boolean (`password: 007` would become `"7"`) is an
+/// error that suggests quotes, and an empty value (`hmac_secret:`) is an error, never a fallback
+/// to the default password or to unsigned requests. `path` is the dotted key of `value`.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] naming the first offending key; the value itself is never shown.
+pub(crate) fn check_secrets(path: &str, value: &config::Value) -> Result<(), ConfigError> {
+    use config::ValueKind;
+    match &value.kind {
+        ValueKind::Table(table) => {
+            let mut keys: Vec<&String> = table.keys().collect();
+            keys.sort();
+            for key in keys {
+                let child = &table[key];
+                let child_path = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                if SECRET_KEYS.contains(&key.as_str()) {
+                    check_secret(&child_path, key, child)?;
+                } else {
+                    check_secrets(&child_path, child)?;
+                }
+            }
+            Ok(())
+        }
+        ValueKind::Array(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, item)| check_secrets(&format!("{path}[{i}]"), item)),
+        _ => Ok(()),
+    }
+}
+
+/// One secret value at `path` (leaf name `name`): a non-empty string.
+fn check_secret(path: &str, name: &str, value: &config::Value) -> Result<(), ConfigError> {
+    use config::ValueKind;
+    let what = match &value.kind {
+        ValueKind::String(s) if !s.is_empty() => return Ok(()),
+        ValueKind::String(_) | ValueKind::Nil => {
+            return Err(ConfigError::Invalid {
+                key: path.to_owned(),
+                value: "empty".to_owned(),
+                allowed: "a non-empty secret: an empty value is not a fallback to the default \
+                          or to no authentication or signature; remove the key if you mean none"
+                    .to_owned(),
+            });
+        }
+        ValueKind::I64(_)
+        | ValueKind::I128(_)
+        | ValueKind::U64(_)
+        | ValueKind::U128(_)
+        | ValueKind::Float(_) => "a YAML number",
+        ValueKind::Boolean(_) => "a YAML boolean",
+        ValueKind::Table(_) => "a YAML mapping",
+        ValueKind::Array(_) => "a YAML list",
+    };
+    Err(ConfigError::Invalid {
+        key: path.to_owned(),
+        value: format!("{what} (not shown)"),
+        allowed: format!(
+            "a string: put the secret in quotes, such as {name}: \"007\" (unquoted, YAML reads \
+             007 as the number 7)"
+        ),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

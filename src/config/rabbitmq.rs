@@ -112,8 +112,8 @@ pub struct PollConfig {
     pub deadline: Duration,
 }
 
-/// `rabbitmq.*` as written.
-#[derive(Debug, Default, Deserialize)]
+/// `rabbitmq.*` as written. `Debug` never prints the password.
+#[derive(Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(super) struct RawRabbitmq {
     url: Option<String>,
@@ -125,6 +125,31 @@ pub(super) struct RawRabbitmq {
     source: Option<String>,
     prometheus_url: Option<String>,
     max_response_bytes: Option<String>,
+}
+
+impl std::fmt::Debug for RawRabbitmq {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawRabbitmq")
+            .field(
+                "url",
+                &self.url.as_deref().map(super::parse::redact_url_text),
+            )
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("password_file", &self.password_file)
+            .field("timeout", &self.timeout)
+            .field("ca_file", &self.ca_file)
+            .field("source", &self.source)
+            .field(
+                "prometheus_url",
+                &self
+                    .prometheus_url
+                    .as_deref()
+                    .map(super::parse::redact_url_text),
+            )
+            .field("max_response_bytes", &self.max_response_bytes)
+            .finish()
+    }
 }
 
 /// `poll.*` as written.

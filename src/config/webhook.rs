@@ -2,6 +2,7 @@
 //! [`WebhookConfig`] for the webhook integration (`notify::webhook`).
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::time::Duration;
 
 use reqwest::Url;
@@ -16,8 +17,9 @@ use crate::types::Secret;
 pub const DEFAULT_TIMEOUT: &str = "10s";
 
 /// A `webhook_configs` entry as written in YAML: every value is text, checked by
-/// [`WebhookConfig::from_raw`].
-#[derive(Debug, Clone, Default, Deserialize)]
+/// [`WebhookConfig::from_raw`]. `Debug` never prints the URL (its path often holds a token),
+/// header values or the secret.
+#[derive(Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawWebhook {
     /// `url`: where to POST (required).
@@ -35,8 +37,9 @@ pub struct RawWebhook {
     pub timeout: Option<String>,
 }
 
-/// A validated `webhook_configs` entry.
-#[derive(Debug, Clone)]
+/// A validated `webhook_configs` entry. `Debug` shows only the URL's scheme and host, never
+/// its path, query or credentials (which often hold a token), header values or the secret.
+#[derive(Clone)]
 pub struct WebhookConfig {
     /// `url`: where to POST (http or https). Treated as secret: never logged.
     pub url: Url,
@@ -48,6 +51,48 @@ pub struct WebhookConfig {
     pub hmac_secret: Option<Secret>,
     /// `timeout`: of one request. Default 10 s.
     pub timeout: Duration,
+}
+
+impl fmt::Debug for RawWebhook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawWebhook")
+            .field("url", &self.url.as_deref().map(redacted_url_text))
+            .field("send_resolved", &self.send_resolved)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field(
+                "hmac_secret",
+                &self.hmac_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("hmac_secret_file", &self.hmac_secret_file)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("url", &redacted_url(&self.url))
+            .field("send_resolved", &self.send_resolved)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("hmac_secret", &self.hmac_secret)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// `scheme://host:port/<redacted>`: what of a webhook URL may be shown.
+fn redacted_url(url: &Url) -> String {
+    let host = url.host_str().unwrap_or("");
+    match url.port() {
+        Some(port) => format!("{}://{host}:{port}/<redacted>", url.scheme()),
+        None => format!("{}://{host}/<redacted>", url.scheme()),
+    }
+}
+
+/// [`redacted_url`] of URL text as written; text that is not a URL is not shown at all.
+fn redacted_url_text(text: &str) -> String {
+    Url::parse(text).map_or_else(|_| "<redacted>".to_owned(), |u| redacted_url(&u))
 }
 
 impl WebhookConfig {

@@ -10,7 +10,7 @@ use prometheus_client::metrics::exemplar::Exemplar;
 use prometheus_client::registry::Unit;
 
 use super::Family;
-use crate::notify::{LATENCY_BUCKETS, NotifyError, NotifyStats};
+use crate::notify::{DROP_REASONS, LATENCY_BUCKETS, NotifyError, NotifyStats};
 
 /// `rabbitmq_watch_notifications_total{receiver,integration}`: notifications delivered.
 pub const SENT: Family = Family {
@@ -24,6 +24,38 @@ pub const SENT: Family = Family {
 pub const FAILED: Family = Family {
     name: "rabbitmq_watch_notifications_failed",
     help: "Notifications given up on (permanent error, or retries exhausted), by the reason of the last attempt: connect, timeout, http_4xx, http_5xx, smtp, invalid, other.",
+    unit: None,
+    source: "sidecar",
+};
+
+/// `rabbitmq_watch_notifications_queued{receiver,integration}`: waiting for delivery.
+pub const QUEUED: Family = Family {
+    name: "rabbitmq_watch_notifications_queued",
+    help: "Notifications waiting in the integration's queue, not yet started (at most 1000; more are dropped).",
+    unit: None,
+    source: "sidecar",
+};
+
+/// `rabbitmq_watch_notifications_in_flight{receiver,integration}`: being delivered.
+pub const IN_FLIGHT: Family = Family {
+    name: "rabbitmq_watch_notifications_in_flight",
+    help: "Notifications being delivered now, retries included (one at a time per integration).",
+    unit: None,
+    source: "sidecar",
+};
+
+/// `rabbitmq_watch_notification_attempts_failed_total{receiver,integration,reason}`.
+pub const ATTEMPTS_FAILED: Family = Family {
+    name: "rabbitmq_watch_notification_attempts_failed",
+    help: "Delivery attempts that failed, counted as each fails (retried or not), by reason: connect, timeout, http_4xx, http_5xx, smtp, invalid, other.",
+    unit: None,
+    source: "sidecar",
+};
+
+/// `rabbitmq_watch_notifications_dropped_total{receiver,integration,reason}`.
+pub const DROPPED: Family = Family {
+    name: "rabbitmq_watch_notifications_dropped",
+    help: "Notifications dropped without delivery, by reason: queue_full (1000 waiting); their groups are sent again at the next group_interval.",
     unit: None,
     source: "sidecar",
 };
@@ -74,6 +106,32 @@ pub fn encode(enc: &mut DescriptorEncoder, stats: &NotifyStats) -> fmt::Result {
                 (
                     [r, i, ("reason", (*reason).to_owned())],
                     s.failed.get(reason).copied().unwrap_or(0),
+                )
+            })
+        }),
+    )?;
+    QUEUED.gauge(enc, all.iter().map(|(k, s)| (labels(k), s.queued)))?;
+    IN_FLIGHT.gauge(enc, all.iter().map(|(k, s)| (labels(k), s.in_flight)))?;
+    ATTEMPTS_FAILED.counter(
+        enc,
+        all.iter().flat_map(|(k, s)| {
+            NotifyError::REASONS.iter().map(move |reason| {
+                let [r, i] = labels(k);
+                (
+                    [r, i, ("reason", (*reason).to_owned())],
+                    s.failed_attempts.get(reason).copied().unwrap_or(0),
+                )
+            })
+        }),
+    )?;
+    DROPPED.counter(
+        enc,
+        all.iter().flat_map(|(k, s)| {
+            DROP_REASONS.iter().map(move |reason| {
+                let [r, i] = labels(k);
+                (
+                    [r, i, ("reason", (*reason).to_owned())],
+                    s.dropped.get(reason).copied().unwrap_or(0),
                 )
             })
         }),

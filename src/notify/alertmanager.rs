@@ -298,6 +298,9 @@ impl Target {
             backoff(shared.resend_delay),
             || self.attempt(payload),
             |attempt, e, wait| {
+                shared
+                    .stats
+                    .attempt_failed(&self.receiver, INTEGRATION, e.reason);
                 tracing::debug!(
                     alertmanager = index,
                     attempt,

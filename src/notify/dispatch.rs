@@ -523,13 +523,13 @@ pub async fn run(
     // Workers report each job's outcome here; the dispatcher writes the notification log.
     let (outcome_tx, mut outcomes) = mpsc::unbounded_channel::<Outcome>();
     // One ordered queue per (receiver, integration).
-    let mut queues: BTreeMap<(String, usize), mpsc::UnboundedSender<Job>> = BTreeMap::new();
+    let mut queues: BTreeMap<(String, usize), (mpsc::Sender<Job>, &'static str)> = BTreeMap::new();
     let workers = tokio_util::task::TaskTracker::new();
     for receiver in &dispatcher.receivers {
         for (i, integration) in receiver.integrations.iter().enumerate() {
             stats.register(&receiver.name, integration.kind());
-            let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
-            queues.insert((receiver.name.clone(), i), tx);
+            let (tx, mut rx) = mpsc::channel::<Job>(super::QUEUE_CAPACITY);
+            queues.insert((receiver.name.clone(), i), (tx, integration.kind()));
             let integration = integration.clone();
             let outcome_tx = outcome_tx.clone();
             let stats = stats.clone();
@@ -541,13 +541,16 @@ pub async fn run(
                         _ = stop.cancelled() => break,
                         job = rx.recv() => match job { Some(j) => j, None => break },
                     };
+                    stats.started(&name, integration.kind());
                     let delivery = tokio::select! {
                         // An interrupted delivery stays pending and is resent after a restart.
-                        _ = stop.cancelled() => break,
+                        _ = stop.cancelled() => { stats.ended(&name, integration.kind()); break },
                         d = deliver(backoff, || integration.notify(&job.message), |attempt, e, wait| {
+                            stats.attempt_failed(&name, integration.kind(), e.reason);
                             tracing::warn!(receiver = %name, integration = integration.kind(), attempt, reason = e.reason, error = %e, retry_in = ?wait, "notification failed, retrying");
                         }) => d,
                     };
+                    stats.ended(&name, integration.kind());
                     stats.record(&name, integration.kind(), &delivery);
                     match &delivery.result {
                         Ok(()) => tracing::info!(receiver = %name, integration = integration.kind(), group = %job.message.group_key, status = %job.message.status, alerts = job.message.alerts.len(), attempts = delivery.attempts, "notification sent"),
@@ -566,15 +569,31 @@ pub async fn run(
     workers.close();
     drop(outcome_tx);
 
-    // Queues the job; false when its (receiver, integration) does not exist (any more).
+    // Queues the job; false when its (receiver, integration) does not exist (any more), or its
+    // queue is full (dropped and counted: the group is sent again at its next group_interval).
+    let dropped = std::sync::atomic::AtomicBool::new(false);
     let enqueue = |job: Job| -> bool {
-        let Some(tx) = queues.get(&(job.receiver.clone(), job.integration)) else {
+        let Some((tx, kind)) = queues.get(&(job.receiver.clone(), job.integration)) else {
             return false;
         };
-        if let Ok(mut p) = pending.lock() {
-            p.insert(job.id, job.clone());
+        let (id, receiver) = (job.id, job.receiver.clone());
+        match tx.try_send(job.clone()) {
+            Ok(()) => {
+                stats.queued(&receiver, kind);
+                // The worker's outcome is read by this same task, after this insert.
+                if let Ok(mut p) = pending.lock() {
+                    p.insert(id, job);
+                }
+                true
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                dropped.store(true, std::sync::atomic::Ordering::Relaxed);
+                stats.dropped(&receiver, kind, "queue_full");
+                tracing::error!(receiver = %receiver, integration = *kind, group = %job.message.group_key, capacity = super::QUEUE_CAPACITY, "notification dropped: the integration's queue is full; the group is sent again at its next group_interval");
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
-        tx.send(job).is_ok()
     };
     let mut next_id = saved.pending.iter().map(|j| j.id).max().unwrap_or(0);
     let mut live = BTreeSet::new();
@@ -633,10 +652,21 @@ pub async fn run(
                 changed = true;
                 let skipped = already_delivered(&groups, &flush);
                 let mut ids = Vec::new();
+                dropped.store(false, std::sync::atomic::Ordering::Relaxed);
                 for job in dispatcher.jobs(&flush, &mut next_id) {
                     let id = job.id;
                     if !skipped.contains(&job.integration) && enqueue(job) {
                         ids.push(id);
+                    }
+                }
+                if dropped.load(std::sync::atomic::Ordering::Relaxed) {
+                    // Not delivered: the log is not written, the group is sent again at its
+                    // next group_interval.
+                    if let Some(flight) = groups
+                        .get_mut(&flush.key)
+                        .and_then(|g| g.in_flight.as_mut())
+                    {
+                        flight.failed = true;
                     }
                 }
                 started(&mut groups, &flush.key, ids, skipped);
@@ -1080,5 +1110,66 @@ mod tests {
         shutdown.cancel();
         task.await.unwrap();
         assert!(stats.state_file().unwrap().write_failures > failures);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn delivery_is_visible_while_it_happens_and_queues_are_bounded() {
+        crate::install_crypto_provider();
+        let stats = Arc::new(NotifyStats::default());
+        let (_tx, rx) = tokio::sync::watch::channel(None);
+        let shutdown = CancellationToken::new();
+        // Nothing listens on port 1: every attempt fails (connect or timeout), and is retried.
+        let raw = crate::config::webhook::RawWebhook {
+            url: Some("http://127.0.0.1:1/hook".into()),
+            timeout: Some("1s".into()),
+            ..Default::default()
+        };
+        let config = crate::config::webhook::WebhookConfig::from_raw(raw, "w").unwrap();
+        let mut d = dispatcher(route(&["alertname"]));
+        d.receivers.push(Receiver {
+            name: "team".into(),
+            integrations: vec![Integration::Webhook(Webhook::new(config).unwrap())],
+        });
+        let extra = 5;
+        let pending = (1..=(super::super::QUEUE_CAPACITY + extra) as u64)
+            .map(|id| Job {
+                id,
+                receiver: "team".into(),
+                integration: 0,
+                message: Message::new("team", "g", BTreeMap::new(), vec![], "http://w"),
+            })
+            .collect();
+        let task = tokio::spawn(run(
+            d,
+            Runtime {
+                state_file: None,
+                saved: SavedState {
+                    pending,
+                    ..SavedState::default()
+                },
+                silences: Arc::new(Silences::default()),
+                stats: stats.clone(),
+                backoff: Backoff {
+                    initial: Duration::from_secs(1),
+                    max: Duration::from_secs(1),
+                    give_up_after: Duration::from_secs(3600),
+                },
+            },
+            rx,
+            shutdown.clone(),
+        ));
+        tokio::time::sleep(Duration::from_secs(40)).await;
+        let s = stats.snapshot()[&("team".to_owned(), "webhook")].clone();
+        assert_eq!(s.dropped.get("queue_full"), Some(&(extra as u64)), "{s:?}");
+        assert_eq!(s.in_flight, 1, "{s:?}");
+        assert_eq!(s.queued, super::super::QUEUE_CAPACITY as u64 - 1, "{s:?}");
+        let attempts: u64 = s.failed_attempts.values().sum();
+        assert!(attempts >= 3, "failed attempts counted as they fail: {s:?}");
+        assert!(s.failed.is_empty(), "nothing given up yet: {s:?}");
+        assert_eq!(s.sent, 0);
+        shutdown.cancel();
+        task.await.unwrap();
+        let s = stats.snapshot()[&("team".to_owned(), "webhook")].clone();
+        assert_eq!(s.in_flight, 0, "{s:?}");
     }
 }

@@ -246,7 +246,25 @@ pub struct IntegrationStats {
     pub latency_count: u64,
     /// Latencies per bucket of [`LATENCY_BUCKETS`] (not cumulative; the last is +Inf).
     pub latency_buckets: [u64; LATENCY_BUCKETS.len() + 1],
+    /// Notifications waiting in the queue, not yet started (gauge).
+    pub queued: u64,
+    /// Notifications being delivered now, retries included (gauge: 0 or 1 per integration).
+    pub in_flight: u64,
+    /// Failed attempts, counted as each fails (retried or last), by [`NotifyError::reason`].
+    pub failed_attempts: BTreeMap<&'static str, u64>,
+    /// Notifications dropped without an attempt, by reason ([`DROP_REASONS`]).
+    pub dropped: BTreeMap<&'static str, u64>,
 }
+
+/// Most notifications waiting per (receiver, integration): a receiver that is down for a long
+/// time holds at most this many (one per group and flush); more are dropped and counted
+/// (`rabbitmq_watch_notifications_dropped_total{reason="queue_full"}`), and their groups are
+/// sent again at their next `group_interval`.
+pub const QUEUE_CAPACITY: usize = 1_000;
+
+/// Every reason a notification is dropped: `queue_full` (the integration's queue holds
+/// [`QUEUE_CAPACITY`] notifications).
+pub const DROP_REASONS: [&str; 1] = ["queue_full"];
 
 /// Upper bounds (seconds) of the delivery latency histogram.
 pub const LATENCY_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0, 600.0];
@@ -268,6 +286,9 @@ impl NotifyStats {
                 Err(e) => {
                     let n = stats.failed.entry(e.reason).or_default();
                     *n = n.saturating_add(1);
+                    // The last attempt (retried ones are counted as they fail).
+                    let n = stats.failed_attempts.entry(e.reason).or_default();
+                    *n = n.saturating_add(1);
                 }
             }
             let seconds = delivery.latency.as_secs_f64();
@@ -279,6 +300,56 @@ impl NotifyStats {
                 .unwrap_or(LATENCY_BUCKETS.len());
             stats.latency_buckets[bucket] += 1;
         }
+    }
+
+    /// Applies `f` to the (receiver, integration) entry.
+    fn with(
+        &self,
+        receiver: &str,
+        integration: &'static str,
+        f: impl FnOnce(&mut IntegrationStats),
+    ) {
+        if let Ok(mut map) = self.inner.lock() {
+            f(map.entry((receiver.to_owned(), integration)).or_default());
+        }
+    }
+
+    /// A notification joined the queue.
+    pub fn queued(&self, receiver: &str, integration: &'static str) {
+        self.with(receiver, integration, |s| {
+            s.queued = s.queued.saturating_add(1);
+        });
+    }
+
+    /// A notification left the queue and its delivery started.
+    pub fn started(&self, receiver: &str, integration: &'static str) {
+        self.with(receiver, integration, |s| {
+            s.queued = s.queued.saturating_sub(1);
+            s.in_flight = s.in_flight.saturating_add(1);
+        });
+    }
+
+    /// A delivery ended (delivered, given up, or interrupted by shutdown).
+    pub fn ended(&self, receiver: &str, integration: &'static str) {
+        self.with(receiver, integration, |s| {
+            s.in_flight = s.in_flight.saturating_sub(1);
+        });
+    }
+
+    /// One attempt failed (whether or not it will be retried).
+    pub fn attempt_failed(&self, receiver: &str, integration: &'static str, reason: &'static str) {
+        self.with(receiver, integration, |s| {
+            let n = s.failed_attempts.entry(reason).or_default();
+            *n = n.saturating_add(1);
+        });
+    }
+
+    /// A notification was dropped for `reason` (one of [`DROP_REASONS`]).
+    pub fn dropped(&self, receiver: &str, integration: &'static str, reason: &'static str) {
+        self.with(receiver, integration, |s| {
+            let n = s.dropped.entry(reason).or_default();
+            *n = n.saturating_add(1);
+        });
     }
 
     /// Creates the state file counters at 0 (a state file is configured).

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The long property-test run (issue #14): every target of tests/properties.rs with
+# PROPTEST_CASES cases (default 1,000,000) in release mode, one after the other, and the
+# figures (target, cases, seconds, panics found) written to fuzz/RESULTS.md.
+#
+#   scripts/fuzz.sh                     # every target, 1,000,000 cases each
+#   CASES=100000 scripts/fuzz.sh        # fewer cases
+#   scripts/fuzz.sh decoders_ config_   # only targets whose name contains one of these
+#   PROFILE=debug scripts/fuzz.sh       # unoptimised build (no release build at hand); slower
+#
+# A target that finds a panic fails: proptest shrinks it and prints the minimal input, which is
+# kept in fuzz/logs/TARGET.log (and proptest-regressions/ for the next run). Exit status 1 when any
+# target failed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CASES="${CASES:-${PROPTEST_CASES:-1000000}}"
+PROFILE="${PROFILE:-release}"
+if [ "$PROFILE" = release ]; then MODE=(--release); else MODE=(); fi
+TARGETS=(
+  decoders_never_panic_on_mutated_fixtures
+  decoders_never_panic_on_fixtures_with_replaced_values
+  config_loader_never_panics_on_yamlish_text
+  config_loader_never_panics_on_mutated_valid_files
+  config_loader_never_panics_on_arbitrary_text
+  matchers_parse_or_fail_and_round_trip
+  silences_are_validated_never_panicking
+  silences_decode_from_arbitrary_json_without_panicking
+  conditions_parse_or_fail
+  templates_render_anything
+)
+if [ "$#" -gt 0 ]; then
+  selected=()
+  for t in "${TARGETS[@]}"; do
+    for want in "$@"; do
+      if [[ "$t" == *"$want"* ]]; then selected+=("$t"); break; fi
+    done
+  done
+  TARGETS=("${selected[@]}")
+fi
+
+cargo test "${MODE[@]}" --test properties --no-run
+mkdir -p fuzz/logs
+results=fuzz/RESULTS.md
+rows=()
+status=0
+for t in "${TARGETS[@]}"; do
+  echo "== $t: $CASES cases"
+  start=$(date +%s.%N)
+  if PROPTEST_CASES="$CASES" PROPTEST_MAX_SHRINK_ITERS=10000 \
+      cargo test "${MODE[@]}" --test properties -- --exact "$t" >"fuzz/logs/$t.log" 2>&1; then
+    panics=0
+  else
+    panics=1
+    status=1
+  fi
+  secs=$(echo "$(date +%s.%N) - $start" | bc)
+  printf '   %.1f s, panics found: %s\n' "$secs" "$panics"
+  rows+=("$(printf '| `%s` | %s | %.1f | %s |' "$t" "$CASES" "$secs" "$panics")")
+done
+
+{
+  echo "# Property-test (fuzz) results"
+  echo
+  echo "Written by \`scripts/fuzz.sh\` on $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD),"
+  echo "$(rustc --version), $PROFILE build, $(nproc) cores (shared). \"panics found\" is 1 when the target"
+  echo "failed (see \`fuzz/logs/TARGET.log\` for the shrunk input), 0 when every case passed."
+  echo
+  echo "| target | cases | seconds | panics found |"
+  echo "|---|---|---|---|"
+  printf '%s\n' "${rows[@]}"
+} >"$results.new"
+# Keep earlier rows of targets not run this time.
+if [ -f "$results" ]; then
+  grep '^| `' "$results" | while read -r line; do
+    name=$(echo "$line" | cut -d'`' -f2)
+    grep -q "\`$name\`" "$results.new" || echo "$line"
+  done >>"$results.new" || true
+fi
+mv "$results.new" "$results"
+cat "$results"
+exit "$status"
