@@ -26,10 +26,10 @@ use crate::metrics::format::{Format, accepts_gzip};
 use crate::notify::dispatch::{Silence, Silences, parse_time};
 use crate::rabbitmq::Endpoint;
 use crate::snapshot::{Snapshot, SnapshotReceiver};
+use crate::supervise::Health;
 use crate::util::elapsed;
 use crate::util::html::escape;
 use crate::util::time::format_rfc3339;
-use crate::supervise::Health;
 
 /// Time limit for handling one HTTP request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);

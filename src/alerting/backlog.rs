@@ -208,15 +208,20 @@ pub struct Analysis {
     /// ready + unacknowledged): 0 when empty, infinite when not shrinking.
     pub time_to_drain: f64,
     /// Seconds until `max-length` (ready messages) or `max-length-bytes` (ready bytes) is hit
-    /// at the window's net rate: 0 when at the limit, infinite when not growing; `None` when
-    /// the queue has no length limit. With the behaviour at the limit.
+    /// at the window's net rate: 0 when at the limit, infinite unless the detector calls the
+    /// queue growing (so a prediction never contradicts the status); `None` when the queue has
+    /// no length limit. With the behaviour at the limit.
     pub time_to_overflow: Option<(f64, Overflow)>,
     /// Estimated age in seconds of the oldest ready message, from when the publish counter
     /// passed it (assumes FIFO; `None` when older than the window, without ready messages, or
     /// when the broker reports `head_message_timestamp`, which is exact).
     pub oldest_age_estimate: Option<f64>,
-    /// Seconds since the consumed counter last moved (at least the window when it never did).
+    /// Seconds since the consumed counter last moved, or since the detector first saw the
+    /// queue when it never moved since (then `idle_since_seen` is false: "at least").
     pub idle_for: f64,
+    /// Whether the consumed counter was seen moving, so `idle_for` is exact rather than a
+    /// lower bound.
+    pub idle_since_seen: bool,
     /// Whether the broker collects message statistics (`/api/overview` `disable_stats` is
     /// false). Without them the rates are 0, STALLED and REDELIVERING cannot be told (their
     /// rule fields are unknown) and there is no age estimate.
@@ -240,7 +245,12 @@ impl Analysis {
             causes.push(format!("redelivery {:.0} %", ratio * 100.0));
         }
         if self.stalled {
-            let idle = human(self.idle_for);
+            // Rounded down: never longer than what was seen (or than the queue's age).
+            let idle = if self.idle_since_seen {
+                human_floor(self.idle_for)
+            } else {
+                format!("at least {}", human_floor(self.idle_for))
+            };
             causes.push(if self.unacked == 0 {
                 format!("consumers attached but nothing delivered for {idle}")
             } else if self.delivering {
@@ -250,11 +260,21 @@ impl Analysis {
             });
         }
         if self.growing && self.counters {
-            causes.push(format!(
-                "ingress {} msg/s > egress {} msg/s",
-                rate(self.ingress_rate),
-                rate(self.egress_rate)
-            ));
+            let (ingress, egress) = (rate(self.ingress_rate), rate(self.egress_rate));
+            // The inequality is printed only when the printed numbers make it true.
+            let greater = match (ingress.parse::<f64>(), egress.parse::<f64>()) {
+                (Ok(i), Ok(e)) => i > e,
+                _ => false,
+            };
+            causes.push(if greater {
+                format!("ingress {ingress} msg/s > egress {egress} msg/s")
+            } else {
+                format!(
+                    "ready +{} in {} (ingress {ingress} msg/s, egress {egress} msg/s)",
+                    self.ready_growth,
+                    human(self.span)
+                )
+            });
         } else if self.growing {
             causes.push(format!(
                 "ready +{} in {} (rates unknown: statistics disabled)",
@@ -262,7 +282,9 @@ impl Analysis {
                 human(self.span)
             ));
         }
-        if causes.is_empty() {
+        if causes.is_empty() && self.time_to_overflow.is_some_and(|(t, _)| t == 0.0) {
+            "at its length limit".to_owned()
+        } else if causes.is_empty() {
             "keeping up".to_owned()
         } else {
             causes.join("; ")
@@ -294,7 +316,7 @@ impl Analysis {
             match self.time_to_drain {
                 0.0 => "empty".to_owned(),
                 t if t.is_finite() => human(t),
-                _ => "never at the current rates".to_owned(),
+                _ => "never (not shrinking)".to_owned(),
             },
         );
         match self.time_to_overflow {
@@ -329,6 +351,18 @@ pub fn human(secs: f64) -> String {
         (secs / 3600.0).floor() * 3600.0 + ((secs % 3600.0) / 60.0).round() * 60.0
     };
     humantime::format_duration(Duration::from_secs(rounded as u64)).to_string()
+}
+
+/// A duration in seconds in words, rounded down at the same precision as [`human`], for
+/// texts that must not claim more than was seen (`171` → `2m`, never `3m`).
+pub fn human_floor(secs: f64) -> String {
+    let secs = secs.max(0.0);
+    let floored = if secs < 120.0 {
+        secs.floor()
+    } else {
+        (secs / 60.0).floor() * 60.0
+    };
+    humantime::format_duration(Duration::from_secs(floored as u64)).to_string()
 }
 
 /// A rate in msg/s: one decimal below 10, whole above.
@@ -374,6 +408,9 @@ struct Window {
     samples: VecDeque<Sample>,
     /// When the consumed counter last moved (or when the window started, if it never did).
     consumed_moved_at: f64,
+    /// Whether the consumed counter was seen moving (else `consumed_moved_at` is when the
+    /// detector first saw the queue: a lower bound of the idle time).
+    consumed_moved: bool,
 }
 
 /// The windows of every exported queue, sorted by (vhost, name), and the last known set of
@@ -446,6 +483,7 @@ impl Tracker {
                     // once, exactly, so the documented bound is the real one.
                     samples: VecDeque::with_capacity(self.config.max_samples + 2),
                     consumed_moved_at: at,
+                    consumed_moved: false,
                 },
             };
             if let Some(sample) = Sample::of(q, at) {
@@ -497,8 +535,10 @@ impl Window {
             if sample.counters_went_back(last) {
                 self.samples.clear();
                 self.consumed_moved_at = sample.at;
+                self.consumed_moved = false;
             } else if sample.consumed != last.consumed {
                 self.consumed_moved_at = sample.at;
+                self.consumed_moved = true;
             }
         }
         let n = self.samples.len();
@@ -566,11 +606,13 @@ impl Window {
         } else {
             f64::INFINITY
         };
+        // Predicted only while the detector calls the queue growing: a positive slope left by
+        // an earlier rise in the window is not a trend (the queue may be empty by now).
         let until = |limit: Option<u64>, now: u64, slope: f64| {
             limit.map(|limit| {
                 if now >= limit {
                     0.0
-                } else if slope > 0.0 {
+                } else if growing && slope > 0.0 {
                     (limit - now) as f64 / slope
                 } else {
                     f64::INFINITY
@@ -616,6 +658,7 @@ impl Window {
                 self.oldest_age(now)
             },
             idle_for: now - self.consumed_moved_at,
+            idle_since_seen: self.consumed_moved,
             delivering: delivered > 0.0,
             counters,
         })
@@ -719,6 +762,7 @@ mod tests {
             name: "q".into(),
             samples: VecDeque::new(),
             consumed_moved_at: 0.0,
+            consumed_moved: false,
         };
         let spacing = window as f64 / cfg.max_samples as f64;
         let mut now = 0.0;
@@ -932,6 +976,7 @@ mod tests {
             name: "q".into(),
             samples: VecDeque::new(),
             consumed_moved_at: 0.0,
+            consumed_moved: false,
         };
         // One poll per second for 10 minutes into a 100 s window of at most 20 samples.
         for t in 0..600 {
@@ -957,5 +1002,97 @@ mod tests {
         assert_eq!(rate(250.2), "250");
         assert_eq!(rate(4.0), "4");
         assert_eq!(rate(0.25), "0.2");
+    }
+    #[test]
+    fn time_to_overflow_is_unknown_unless_the_detector_calls_the_queue_growing() {
+        let limited = |ready: u64, publish: u64| -> Queue {
+            serde_json::from_value(serde_json::json!({
+                "vhost": "/", "name": "q",
+                "messages_ready": ready, "messages_unacknowledged": 0,
+                "consumers": 1, "arguments": {"x-max-length": 1000},
+                "message_stats": {"publish": publish, "deliver": publish, "ack": publish}
+            }))
+            .unwrap()
+        };
+        // Rising fast, then drained to 0 at the last poll: the slope over the window is still
+        // positive, but the queue is not growing (it is empty).
+        let qs = series(13, |i| {
+            if i == 12 {
+                limited(0, i * 100)
+            } else {
+                limited(100 + i * 60, i * 100)
+            }
+        });
+        let a = judge(120, 10, &qs).unwrap();
+        assert!(!a.growing);
+        assert_eq!(
+            a.time_to_overflow.unwrap().0,
+            f64::INFINITY,
+            "absent unless growing"
+        );
+        assert_eq!(a.details()["time_to_overflow"], "not growing");
+        // Rising with one dip: not growing by the detector's rule, so no prediction either.
+        let qs = series(13, |i| {
+            limited(if i == 6 { 300 } else { 100 + i * 60 }, i * 100)
+        });
+        let a = judge(120, 10, &qs).unwrap();
+        assert!(!a.growing);
+        assert_eq!(a.time_to_overflow.unwrap().0, f64::INFINITY);
+        // Growing: predicted, and the cause says why.
+        let qs = series(13, |i| limited(100 + i * 60, i * 100));
+        let a = judge(120, 10, &qs).unwrap();
+        assert!(a.growing && a.time_to_overflow.unwrap().0.is_finite());
+        assert_ne!(a.cause(), "keeping up");
+        // At the limit and steady (drop-head keeps it there): 0, and the cause says so.
+        let qs = series(13, |i| limited(1000, i * 100));
+        let a = judge(120, 10, &qs).unwrap();
+        assert_eq!(a.time_to_overflow.unwrap().0, 0.0);
+        assert_eq!(a.cause(), "at its length limit");
+    }
+
+    #[test]
+    fn a_printed_inequality_holds() {
+        // Ready rose at every poll but more was consumed than published over the window
+        // (a stall's recovery: acks moved, depth not yet).
+        let qs = series(13, |i| {
+            queue(100 + i, 300, 1, [i * 100, i * 150, i * 150, 0])
+        });
+        let a = judge(120, 10, &qs).unwrap();
+        assert!(a.growing);
+        assert_eq!(
+            a.cause(),
+            "ready +12 in 2m (ingress 10 msg/s, egress 15 msg/s)"
+        );
+        // Rates that print the same are not "greater" either.
+        let qs = series(13, |i| queue(100 + i, 0, 1, [i * 100, i * 99, i * 99, 0]));
+        let a = judge(120, 10, &qs).unwrap();
+        assert_eq!(a.cause(), "ingress 10 msg/s > egress 9.9 msg/s");
+        let qs = series(13, |i| queue(100 + i, 0, 1, [i * 104, i * 102, i * 102, 0]));
+        let a = judge(120, 10, &qs).unwrap();
+        assert_eq!(
+            a.cause(),
+            "ready +12 in 2m (ingress 10 msg/s, egress 10 msg/s)"
+        );
+    }
+
+    #[test]
+    fn drain_and_idle_wording_is_true() {
+        let qs = series(13, |i| {
+            queue(10 + i * 60, 1, 1, [i * 100, i * 40, i * 40, 0])
+        });
+        let a = judge(120, 10, &qs).unwrap();
+        assert_eq!(a.details()["time_to_drain"], "never (not shrinking)");
+        // Nothing was acknowledged since the detector first saw the queue: "at least", and
+        // rounded down (2m 51s is not "3m").
+        let qs = series(18, |_| queue(40, 10, 1, [100, 60, 50, 0]));
+        let a = judge(170, 10, &qs).unwrap();
+        assert!(a.stalled);
+        assert_eq!(
+            a.cause(),
+            "consumers stalled (prefetch full, no acks for at least 2m)"
+        );
+        assert_eq!(human_floor(171.0), "2m");
+        assert_eq!(human_floor(7199.0), "1h 59m");
+        assert_eq!(human_floor(59.9), "59s");
     }
 }

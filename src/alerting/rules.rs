@@ -6,10 +6,10 @@
 use std::collections::BTreeMap;
 
 use super::backlog::{Analysis, QueueBacklog, Report};
+use super::cluster::ClusterStatus;
 pub use crate::config::rules::{
     Comparison, Condition, DEFAULTS, DefaultRule, Kind, Op, Rule, Selector,
 };
-use super::cluster::ClusterStatus;
 use crate::rabbitmq::model::{Node, Queue, alarm_in_effect};
 use crate::snapshot::Snapshot;
 

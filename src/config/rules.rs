@@ -332,7 +332,7 @@ pub const DEFAULTS: &[DefaultRule] = &[
         keep_firing_for: "1m",
         severity: "warning",
         summary: "Queue {{ $labels.queue }} in vhost {{ $labels.vhost }} is falling behind: {{ $details.cause }}",
-        description: "Ready messages rose at every poll for the whole backlog window ({{ $details.window }}) and never drained; {{ $details.messages_ready }} are ready. Time to drain at the current rates: {{ $details.time_to_drain }}. Time to overflow: {{ $details.time_to_overflow }}.",
+        description: "Ready messages never fell between two polls and never reached 0 for the whole backlog window ({{ $details.window }}), and rose over it; {{ $details.messages_ready }} are ready. Time to drain at the current rates: {{ $details.time_to_drain }}. Time to overflow: {{ $details.time_to_overflow }}.",
     },
     DefaultRule {
         name: "RabbitmqQueueStalled",
