@@ -228,6 +228,7 @@ fn step(
     let mut seen = std::collections::BTreeSet::new();
     // The details are rendered only for rules whose annotations use them.
     let uses_details = rule.annotations.values().any(|t| t.contains("$details."));
+    let rule_vars = rule.template_vars();
     for Instance {
         labels,
         value,
@@ -243,7 +244,12 @@ fn step(
         let annotations = rule
             .annotations
             .iter()
-            .map(|(k, t)| (k.clone(), render(t, &labels, value, &details, vars)))
+            .map(|(k, t)| {
+                (
+                    k.clone(),
+                    render(t, &labels, value, &details, vars, &rule_vars),
+                )
+            })
             .collect();
         let alert = alerts
             .entry(fp.clone())
@@ -513,5 +519,49 @@ mod tests {
         assert_eq!(fingerprint(&a), fingerprint(&a.clone()));
         assert_ne!(fingerprint(&a), fingerprint(&b));
         assert_eq!(fingerprint(&a).len(), 16);
+    }
+
+    #[test]
+    fn default_texts_follow_the_configured_for_and_keep_firing_for() {
+        let dir = std::env::temp_dir().join(format!("p15-texts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.yml");
+        std::fs::write(
+            &path,
+            "alerting:\n  backlog: {discover_dead_letter_queues: false}\n  rules:\n    - {alert: RabbitmqQueueNoConsumers, for: 1m}\n    - {alert: RabbitmqClusterPartition, keep_firing_for: 90s}\n",
+        )
+        .unwrap();
+        let config = crate::config::load(Some(&path), Default::default(), &[]).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let rules = config.alerting.rules.clone();
+        let mut e = Engine::with_backlog(rules.clone(), config.alerting.backlog.clone());
+        e.evaluate(&snap(Some(Some(3)), false), at(0));
+        e.evaluate(&snap(Some(Some(3)), false), at(60));
+        let a = e
+            .alerts()
+            .find(|a| a.labels["alertname"] == "RabbitmqQueueNoConsumers")
+            .unwrap();
+        assert_eq!(a.state, State::Firing, "for: 1m");
+        assert!(
+            a.annotations["description"].starts_with("Messages have been waiting for 1 minute on"),
+            "{}",
+            a.annotations["description"]
+        );
+        let partition = rules
+            .iter()
+            .find(|r| r.name == "RabbitmqClusterPartition")
+            .unwrap();
+        let text = render(
+            &partition.annotations["description"],
+            &Labels::new(),
+            1.0,
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+            &partition.template_vars(),
+        );
+        assert!(
+            text.contains("stays firing 1 minute 30 seconds after the last evidence"),
+            "{text}"
+        );
     }
 }

@@ -302,7 +302,7 @@ pub const DEFAULTS: &[DefaultRule] = &[
         keep_firing_for: "1m",
         severity: "warning",
         summary: "Queue {{ $labels.queue }} in vhost {{ $labels.vhost }} has {{ $value }} ready messages",
-        description: "More than 1000 messages have been waiting for delivery for 5 minutes: consumers are too slow, too few or stuck.",
+        description: "More than 1000 messages have been waiting for delivery for {{ $for }}: consumers are too slow, too few or stuck.",
     },
     DefaultRule {
         name: "RabbitmqQueueMessagesUnacked",
@@ -312,7 +312,7 @@ pub const DEFAULTS: &[DefaultRule] = &[
         keep_firing_for: "1m",
         severity: "warning",
         summary: "Queue {{ $labels.queue }} in vhost {{ $labels.vhost }} has {{ $value }} unacknowledged messages",
-        description: "More than 1000 delivered messages have not been acknowledged for 5 minutes: consumers are slow to ack, stuck, or use a very large prefetch.",
+        description: "More than 1000 delivered messages have not been acknowledged for {{ $for }}: consumers are slow to ack, stuck, or use a very large prefetch.",
     },
     DefaultRule {
         name: "RabbitmqQueueNoConsumers",
@@ -322,7 +322,7 @@ pub const DEFAULTS: &[DefaultRule] = &[
         keep_firing_for: "0s",
         severity: "warning",
         summary: "Queue {{ $labels.queue }} in vhost {{ $labels.vhost }} has {{ $value }} messages and no consumer",
-        description: "Messages have been waiting for 5 minutes on a queue nobody consumes from. Dead-letter queues are left to RabbitmqDeadLetterQueueGrowing.",
+        description: "Messages have been waiting for {{ $for }} on a queue nobody consumes from. Dead-letter queues are left to RabbitmqDeadLetterQueueGrowing.",
     },
     DefaultRule {
         name: "RabbitmqQueueGrowing",
@@ -382,7 +382,7 @@ pub const DEFAULTS: &[DefaultRule] = &[
         keep_firing_for: "1m",
         severity: "warning",
         summary: "Node {{ $labels.node }} uses {{ $value }} of its memory limit",
-        description: "Memory use has been above 85% of the high watermark for 2 minutes; at 100% the memory alarm blocks all publishers.",
+        description: "Memory use has been above 85% of the high watermark for {{ $for }}; at 100% the memory alarm blocks all publishers.",
     },
     DefaultRule {
         name: "RabbitmqMemoryAlarm",
@@ -412,7 +412,7 @@ pub const DEFAULTS: &[DefaultRule] = &[
         keep_firing_for: "0s",
         severity: "critical",
         summary: "Node {{ $labels.node }} is not running",
-        description: "The cluster reports this member as not running for 30 seconds.",
+        description: "The cluster reports this member as not running for {{ $for }}.",
     },
     DefaultRule {
         name: "RabbitmqWatchPollFailing",
@@ -422,7 +422,7 @@ pub const DEFAULTS: &[DefaultRule] = &[
         keep_firing_for: "0s",
         severity: "critical",
         summary: "rabbitmq-watch cannot read the RabbitMQ management API",
-        description: "Polls have failed for 1 minute (see rabbitmq_watch_endpoint_failures_total and the sidecar's log). Other alerts keep their last state until the broker can be seen again.",
+        description: "Polls have failed for {{ $for }} (see rabbitmq_watch_endpoint_failures_total and the sidecar's log). Other alerts keep their last state until the broker can be seen again.",
     },
     DefaultRule {
         name: "RabbitmqClusterPartition",
@@ -432,7 +432,7 @@ pub const DEFAULTS: &[DefaultRule] = &[
         keep_firing_for: "10m",
         severity: "critical",
         summary: "RabbitMQ cluster partitioned: {{ $cluster.sides }}",
-        description: "Members see different clusters (split views) or report partitions. Views: {{ $cluster.views }}. Partitions reported: {{ $cluster.partitions }}. Latched: stays firing 10 minutes after the last evidence (autoheal shows a partition for seconds only). Restarts seen: {{ $cluster.restarted }}.",
+        description: "Members see different clusters (split views) or report partitions. Views: {{ $cluster.views }}. Partitions reported: {{ $cluster.partitions }}. Latched: stays firing {{ $keep_firing_for }} after the last evidence (autoheal shows a partition for seconds only). Restarts seen: {{ $cluster.restarted }}.",
     },
     DefaultRule {
         name: "RabbitmqNodeDown",
@@ -442,7 +442,7 @@ pub const DEFAULTS: &[DefaultRule] = &[
         keep_firing_for: "0s",
         severity: "critical",
         summary: "{{ $value }} of {{ $cluster.expected }} RabbitMQ nodes not running: {{ $cluster.down }}",
-        description: "Fewer members run than expected for 30 seconds (best view). Down: {{ $cluster.down }}. APIs unreachable: {{ $cluster.unreachable }}. Views: {{ $cluster.views }}.",
+        description: "Fewer members run than expected for {{ $for }} (best view). Down: {{ $cluster.down }}. APIs unreachable: {{ $cluster.unreachable }}. Views: {{ $cluster.views }}.",
     },
     DefaultRule {
         name: "RabbitmqNodeUnreachable",
@@ -452,7 +452,7 @@ pub const DEFAULTS: &[DefaultRule] = &[
         keep_firing_for: "0s",
         severity: "warning",
         summary: "rabbitmq-watch cannot reach the management API of {{ $cluster.unreachable }}",
-        description: "Other members' APIs answer, this one's refuses or times out for 30 seconds: the node is stopped, crashed, paused as a minority (pause_minority) or its management listener is cut off. Views: {{ $cluster.views }}.",
+        description: "Other members' APIs answer, this one's refuses or times out for {{ $for }}: the node is stopped, crashed, paused as a minority (pause_minority) or its management listener is cut off. Views: {{ $cluster.views }}.",
     },
 ];
 
