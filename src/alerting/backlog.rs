@@ -229,6 +229,9 @@ pub struct Analysis {
     /// Whether deliveries happened in the window (to tell "prefetch full" from "receiving but
     /// not acknowledging").
     pub delivering: bool,
+    /// Whether the queue is a dead-letter queue (never NO_CONSUMERS: nobody consumes one by
+    /// design).
+    pub dead_letter: bool,
 }
 
 impl Analysis {
@@ -280,6 +283,12 @@ impl Analysis {
                 "ready +{} in {} (rates unknown: statistics disabled)",
                 self.ready_growth,
                 human(self.span)
+            ));
+        }
+        if causes.is_empty() && self.dead_letter && self.counters && self.ingress_rate > 0.0 {
+            causes.push(format!(
+                "dead-letter queue receiving {} msg/s",
+                rate(self.ingress_rate)
             ));
         }
         if causes.is_empty() && self.time_to_overflow.is_some_and(|(t, _)| t == 0.0) {
@@ -489,7 +498,14 @@ impl Tracker {
             if let Some(sample) = Sample::of(q, at) {
                 w.push(sample, window, spacing);
             }
-            let analysis = w.analyse(q, &self.config, at, self.counters);
+            let dead_letter = self.is_dead_letter(q);
+            let analysis = w.analyse(
+                q,
+                &self.config,
+                at,
+                self.counters,
+                dead_letter == Some(true),
+            );
             match &analysis {
                 Some(_) => report.complete += 1,
                 None => report.incomplete += 1,
@@ -497,7 +513,7 @@ impl Tracker {
             report.samples += w.samples.len();
             report.queues.push(QueueBacklog {
                 analysis,
-                dead_letter: self.is_dead_letter(q),
+                dead_letter,
             });
             windows.push(w);
         }
@@ -561,6 +577,7 @@ impl Window {
         config: &BacklogConfig,
         now: f64,
         counters: bool,
+        dead_letter: bool,
     ) -> Option<Analysis> {
         let (first, last) = (self.samples.front()?, self.samples.back()?);
         let span = last.at - first.at;
@@ -574,7 +591,8 @@ impl Window {
             (delivered > 0.0).then(|| (delta(|s| s.redelivered) / delivered).min(1.0));
         let redelivering = counters
             && redelivery_ratio.is_some_and(|r| r > config.redelivery_threshold && r > 0.0);
-        let no_consumers = last.consumers == 0 && last.ready > 0;
+        // Nobody consumes a dead-letter queue by design.
+        let no_consumers = !dead_letter && last.consumers == 0 && last.ready > 0;
         // Nothing leaves a stalled queue: also checked on the depth, which does not depend on
         // counters that the broker may refresh late.
         let stalled = counters
@@ -598,6 +616,15 @@ impl Window {
         .find_map(|(flag, status)| flag.then_some(status))
         .unwrap_or(Status::Ok);
 
+        // Dead-lettered (and shovelled-in) messages are not publishes: without any, what came
+        // in is what the depth gained plus what was consumed.
+        let published = delta(|s| s.published);
+        let ingress_rate = if published > 0.0 {
+            published / span
+        } else {
+            ((last.waiting() as f64 - first.waiting() as f64) + delta(|s| s.consumed)).max(0.0)
+                / span
+        };
         let waiting_slope = self.slope(|s| s.waiting() as f64);
         let time_to_drain = if last.waiting() == 0 {
             0.0
@@ -647,7 +674,7 @@ impl Window {
             ready: last.ready,
             unacked: last.unacked,
             ready_growth: last.ready as i64 - first.ready as i64,
-            ingress_rate: delta(|s| s.published) / span,
+            ingress_rate,
             egress_rate: delta(|s| s.consumed) / span,
             redelivery_ratio,
             time_to_drain,
@@ -661,6 +688,7 @@ impl Window {
             idle_since_seen: self.consumed_moved,
             delivering: delivered > 0.0,
             counters,
+            dead_letter,
         })
     }
 
@@ -770,7 +798,7 @@ mod tests {
             now = (i as u64 * step) as f64;
             w.push(Sample::of(q, now).unwrap(), window as f64, spacing);
         }
-        w.analyse(queues.last().unwrap(), &cfg, now, true)
+        w.analyse(queues.last().unwrap(), &cfg, now, true, false)
     }
 
     /// `n` polls 10 s apart of a queue whose state at poll `i` is `f(i)`.
@@ -1094,5 +1122,36 @@ mod tests {
         assert_eq!(human_floor(171.0), "2m");
         assert_eq!(human_floor(7199.0), "1h 59m");
         assert_eq!(human_floor(59.9), "59s");
+    }
+
+    #[test]
+    fn a_dead_letter_queue_that_receives_is_not_no_consumers_and_its_ingress_is_its_depth_change() {
+        // 10 msg/s dead-lettered in (no publishes), nobody consumes.
+        let qs = series(13, |i| queue(i * 100, 0, 0, [0, 0, 0, 0]));
+        let cfg = config(120);
+        let mut w = Window {
+            vhost: "/".into(),
+            name: "q".into(),
+            samples: VecDeque::new(),
+            consumed_moved_at: 0.0,
+            consumed_moved: false,
+        };
+        for (i, q) in qs.iter().enumerate() {
+            w.push(Sample::of(q, i as f64 * 10.0).unwrap(), 120.0, 6.0);
+        }
+        let a = w
+            .analyse(qs.last().unwrap(), &cfg, 120.0, true, true)
+            .unwrap();
+        assert!(!a.no_consumers);
+        assert_ne!(a.status, Status::NoConsumers);
+        assert!((a.ingress_rate - 10.0).abs() < 0.01, "{}", a.ingress_rate);
+        assert_eq!(a.details()["ingress_rate"], "10 msg/s");
+        assert!(!a.cause().contains("no consumers"), "{}", a.cause());
+        // Not growing at every poll (a flat stretch): still says what it receives.
+        let qs = series(13, |i| {
+            queue(if i == 5 { 400 } else { i * 100 }, 0, 0, [0, 0, 0, 0])
+        });
+        let a = judge(120, 10, &qs).unwrap();
+        assert!((a.ingress_rate - 10.0).abs() < 0.01);
     }
 }

@@ -564,4 +564,23 @@ mod tests {
             "{text}"
         );
     }
+
+    #[test]
+    fn a_dead_letter_queue_raises_no_messages_ready_alert() {
+        let dir = std::env::temp_dir().join(format!("p15-dlq-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.yml");
+        std::fs::write(
+            &path,
+            "alerting:\n  backlog: {discover_dead_letter_queues: false, dead_letter_queues: q}\n  rules:\n    - {alert: RabbitmqQueueMessagesReady, for: 0s}\n",
+        )
+        .unwrap();
+        let config = crate::config::load(Some(&path), Default::default(), &[]).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut e = Engine::with_backlog(config.alerting.rules, config.alerting.backlog);
+        e.evaluate(&snap(Some(Some(5000)), false), at(0));
+        let names: Vec<&str> = e.alerts().map(|a| a.labels["alertname"].as_str()).collect();
+        assert!(!names.contains(&"RabbitmqQueueMessagesReady"), "{names:?}");
+        assert!(!names.contains(&"RabbitmqQueueNoConsumers"), "{names:?}");
+    }
 }

@@ -297,12 +297,12 @@ pub const DEFAULTS: &[DefaultRule] = &[
     DefaultRule {
         name: "RabbitmqQueueMessagesReady",
         kind: Kind::Queue,
-        expr: "messages_ready > 1000",
+        expr: "messages_ready > 1000 and dead_letter_queue == 0",
         for_: "5m",
         keep_firing_for: "1m",
         severity: "warning",
         summary: "Queue {{ $labels.queue }} in vhost {{ $labels.vhost }} has {{ $value }} ready messages",
-        description: "More than 1000 messages have been waiting for delivery for {{ $for }}: consumers are too slow, too few or stuck.",
+        description: "More than 1000 messages have been waiting for delivery for {{ $for }}: consumers are too slow, too few or stuck. Dead-letter queues are left to RabbitmqDeadLetterQueueGrowing.",
     },
     DefaultRule {
         name: "RabbitmqQueueMessagesUnacked",
