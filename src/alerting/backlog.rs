@@ -232,6 +232,11 @@ pub struct Analysis {
     /// Whether the queue is a dead-letter queue (never NO_CONSUMERS: nobody consumes one by
     /// design).
     pub dead_letter: bool,
+    /// For a delay queue (a message TTL and a dead-letter exchange, no consumer): the TTL in
+    /// seconds and whether its messages leave on time (the oldest is no older than the TTL,
+    /// and once the window covers a TTL no more wait than one TTL's worth of arrivals).
+    /// While they do, it is neither NO_CONSUMERS nor GROWING.
+    pub delay: Option<(f64, bool)>,
 }
 
 impl Analysis {
@@ -240,6 +245,12 @@ impl Analysis {
     /// 40 msg/s`, `redelivery 12 %`; `keeping up` when OK.
     pub fn cause(&self) -> String {
         let mut causes = Vec::new();
+        if let Some((ttl, false)) = self.delay {
+            causes.push(format!(
+                "delay queue (TTL {}): messages do not leave on time",
+                human(ttl)
+            ));
+        }
         if self.no_consumers {
             causes.push("no consumers".to_owned());
         }
@@ -289,6 +300,12 @@ impl Analysis {
             causes.push(format!(
                 "dead-letter queue receiving {} msg/s",
                 rate(self.ingress_rate)
+            ));
+        }
+        if let (true, Some((ttl, true))) = (causes.is_empty(), self.delay) {
+            causes.push(format!(
+                "delay queue (TTL {}): messages leave on time",
+                human(ttl)
             ));
         }
         if causes.is_empty() && self.time_to_overflow.is_some_and(|(t, _)| t == 0.0) {
@@ -591,8 +608,38 @@ impl Window {
             (delivered > 0.0).then(|| (delta(|s| s.redelivered) / delivered).min(1.0));
         let redelivering = counters
             && redelivery_ratio.is_some_and(|r| r > config.redelivery_threshold && r > 0.0);
-        // Nobody consumes a dead-letter queue by design.
-        let no_consumers = !dead_letter && last.consumers == 0 && last.ready > 0;
+        // A delay queue (message TTL + dead-letter exchange, no consumer) is judged by whether
+        // its messages leave on time, not by consumers.
+        let delay = (last.consumers == 0)
+            .then(|| q.limit("message-ttl"))
+            .flatten()
+            .filter(|_| q.setting("dead-letter-exchange").is_some())
+            .map(|ttl_ms| ttl_ms as f64 / 1000.0);
+        let head_age = q.head_message_timestamp.map(|ts| (now - ts).max(0.0));
+        let estimated_age = if head_age.is_some() || !counters {
+            None
+        } else {
+            self.oldest_age(now)
+        };
+        let on_time = delay.map(|ttl| {
+            let slack = (ttl * 0.1).max(10.0);
+            let age_ok = head_age
+                .or(estimated_age)
+                .is_none_or(|age| age <= ttl + slack);
+            // More waiting than one TTL's worth of arrivals: messages do not leave on time.
+            // Only checkable once the window covers a TTL.
+            let published_in = if delta(|s| s.published) > 0.0 {
+                delta(|s| s.published)
+            } else {
+                (last.waiting() as f64 - first.waiting() as f64 + delta(|s| s.consumed)).max(0.0)
+            };
+            let depth_ok =
+                span < ttl || last.waiting() as f64 <= published_in / span * (ttl + slack) + 1.0;
+            age_ok && depth_ok
+        });
+        let behaving_delay = on_time == Some(true);
+        // Nobody consumes a dead-letter queue by design, nor a delay queue that behaves.
+        let no_consumers = !dead_letter && !behaving_delay && last.consumers == 0 && last.ready > 0;
         // Nothing leaves a stalled queue: also checked on the depth, which does not depend on
         // counters that the broker may refresh late.
         let stalled = counters
@@ -603,7 +650,8 @@ impl Window {
                 .all(|s| s.consumers > 0 && s.waiting() > 0)
             && self.never_decreased(Sample::waiting)
             && last.consumed == first.consumed;
-        let growing = self.samples.iter().all(|s| s.ready > 0)
+        let growing = !behaving_delay
+            && self.samples.iter().all(|s| s.ready > 0)
             && self.never_decreased(|s| s.ready)
             && last.ready > first.ready;
         let status = [
@@ -679,11 +727,8 @@ impl Window {
             redelivery_ratio,
             time_to_drain,
             time_to_overflow,
-            oldest_age_estimate: if q.head_message_timestamp.is_some() || !counters {
-                None
-            } else {
-                self.oldest_age(now)
-            },
+            oldest_age_estimate: estimated_age,
+            delay: delay.zip(on_time),
             idle_for: now - self.consumed_moved_at,
             idle_since_seen: self.consumed_moved,
             delivering: delivered > 0.0,
@@ -1153,5 +1198,58 @@ mod tests {
         });
         let a = judge(120, 10, &qs).unwrap();
         assert!((a.ingress_rate - 10.0).abs() < 0.01);
+    }
+
+    #[test]
+    fn a_delay_queue_is_judged_by_whether_messages_leave_on_time() {
+        // TTL 10 min + dead-letter exchange, no consumer by design.
+        let delay = |ready: u64, publish: u64, head: Option<f64>| -> Queue {
+            let mut q: Queue = serde_json::from_value(serde_json::json!({
+                "vhost": "/", "name": "q",
+                "messages_ready": ready, "messages_unacknowledged": 0, "consumers": 0,
+                "arguments": {"x-message-ttl": 600000, "x-dead-letter-exchange": "work"},
+                "message_stats": {"publish": publish}
+            }))
+            .unwrap();
+            q.head_message_timestamp = head;
+            q
+        };
+        // 3 messages waiting out their TTL: on time.
+        let qs = series(13, |_| delay(3, 3, None));
+        let a = judge(120, 10, &qs).unwrap();
+        assert!(!a.no_consumers, "{a:?}");
+        assert_eq!(a.status, Status::Ok);
+        assert_eq!(a.delay, Some((600.0, true)));
+        assert_eq!(a.cause(), "delay queue (TTL 10m): messages leave on time");
+        // Filling up during its first TTL: not growing either.
+        let qs = series(13, |i| delay(i * 10, i * 10, None));
+        let a = judge(120, 10, &qs).unwrap();
+        assert!(!a.growing && !a.no_consumers);
+        // The head message is 20 minutes old: messages do not leave on time.
+        let qs = series(13, |_| delay(3, 3, Some(120.0 - 1200.0)));
+        let a = judge(120, 10, &qs).unwrap();
+        assert_eq!(a.delay, Some((600.0, false)));
+        assert!(a.no_consumers);
+        assert_eq!(
+            a.cause(),
+            "delay queue (TTL 10m): messages do not leave on time; no consumers"
+        );
+        // TTL 1 min, window 2 min: 10 msg/s should hold about 600; 1200 is too many.
+        let short = |ready: u64, publish: u64| -> Queue {
+            serde_json::from_value(serde_json::json!({
+                "vhost": "/", "name": "q",
+                "messages_ready": ready, "messages_unacknowledged": 0, "consumers": 0,
+                "arguments": {"x-message-ttl": 60000, "x-dead-letter-exchange": "work"},
+                "message_stats": {"publish": publish}
+            }))
+            .unwrap()
+        };
+        let qs = series(13, |i| short((i * 100).min(600), i * 100));
+        let a = judge(120, 10, &qs).unwrap();
+        assert_eq!(a.delay, Some((60.0, true)), "{a:?}");
+        let qs = series(13, |i| short(100 + i * 100, i * 100));
+        let a = judge(120, 10, &qs).unwrap();
+        assert_eq!(a.delay, Some((60.0, false)));
+        assert!(a.growing && a.no_consumers);
     }
 }
