@@ -36,6 +36,11 @@ use rules::{Evaluation, Instance, Labels, Rule, render};
 /// How long a resolved alert stays listed (and available to notifiers) after resolving.
 pub const RESOLVED_RETENTION: Duration = Duration::from_secs(15 * 60);
 
+/// Slack when comparing how long a condition held with `for` / `keep_firing_for`: polls start
+/// on a fixed schedule but a few milliseconds late or early, so a condition seen at two polls
+/// `for` apart has held for `for` even when their timestamps differ by slightly less.
+pub const TIMING_SLACK: Duration = Duration::from_millis(250);
+
 /// The state of an alert instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -280,7 +285,9 @@ fn step(
         alert.analysis = analysis;
         alert.last_true = now;
         alert.unknown = false;
-        if alert.state == State::Pending && elapsed(alert.active_since, now) >= rule.for_ {
+        if alert.state == State::Pending
+            && elapsed(alert.active_since, now) + TIMING_SLACK >= rule.for_
+        {
             alert.state = State::Firing;
             alert.fired_at = Some(now);
         }
@@ -302,7 +309,7 @@ fn step(
         match a.state {
             State::Pending => false,
             State::Firing => {
-                if elapsed(a.last_true, now) >= rule.keep_firing_for {
+                if elapsed(a.last_true, now) + TIMING_SLACK >= rule.keep_firing_for {
                     a.state = State::Resolved;
                     a.resolved_at = Some(now);
                 }
@@ -349,7 +356,9 @@ pub async fn run(
         let Some(snapshot) = snapshots.borrow_and_update().clone() else {
             continue;
         };
-        let now = SystemTime::now();
+        // The poll's own time: `for` is measured between the polls that saw the condition,
+        // not between when their evaluations happened to run.
+        let now = snapshot.started_at;
         engine.evaluate(&snapshot, now);
         tx.send_replace(Some(Arc::new(Assessment {
             snapshot,
@@ -582,5 +591,25 @@ mod tests {
         let names: Vec<&str> = e.alerts().map(|a| a.labels["alertname"].as_str()).collect();
         assert!(!names.contains(&"RabbitmqQueueMessagesReady"), "{names:?}");
         assert!(!names.contains(&"RabbitmqQueueNoConsumers"), "{names:?}");
+    }
+
+    #[test]
+    fn for_is_measured_between_the_polls_that_saw_the_condition() {
+        // Polls every 5 s, a few milliseconds late or early; `for: 30s` fires at the poll
+        // 30 s after the first that saw the condition, not one poll later.
+        let mut e = Engine::new(vec![rule("messages_ready > 10", 30, 0)]);
+        let poll = |ms: u64| {
+            let mut s = snap(Some(Some(50)), false);
+            s.started_at = at(0) + Duration::from_millis(ms);
+            s
+        };
+        for ms in [4, 5_002, 10_000, 15_003, 20_001, 25_000] {
+            let s = poll(ms);
+            e.evaluate(&s, s.started_at);
+            assert_eq!(state(&e), Some(State::Pending), "{ms}");
+        }
+        let s = poll(30_001);
+        e.evaluate(&s, s.started_at);
+        assert_eq!(state(&e), Some(State::Firing));
     }
 }
