@@ -192,6 +192,12 @@ pub struct Analysis {
     pub redelivering: bool,
     /// Seconds between the oldest and the newest sample.
     pub span: f64,
+    /// `alerting.backlog.window` in seconds.
+    pub window: f64,
+    /// Seconds over which the status's condition was seen holding (from when it began, for
+    /// GROWING and STALLED; the span otherwise): less than `window` while the window is not
+    /// yet full.
+    pub judged_for: f64,
     /// Ready messages now.
     pub ready: u64,
     /// Unacknowledged messages now.
@@ -328,7 +334,18 @@ impl Analysis {
         };
         put("status", self.status.label().to_uppercase());
         put("cause", self.cause());
-        put("window", human(self.span));
+        put(
+            "window",
+            if self.judged_for < self.window {
+                format!(
+                    "{} of the {} window, not yet full",
+                    human_floor(self.judged_for),
+                    human(self.window)
+                )
+            } else {
+                human(self.window.max(self.judged_for.min(self.span)))
+            },
+        );
         put("messages_ready", self.ready.to_string());
         if self.counters {
             put("ingress_rate", format!("{} msg/s", rate(self.ingress_rate)));
@@ -606,7 +623,26 @@ impl Window {
         let delivered = delta(|s| s.delivered);
         let redelivery_ratio =
             (delivered > 0.0).then(|| (delta(|s| s.redelivered) / delivered).min(1.0));
+        // A loop is still going on: in the last quarter of the window, deliveries were mostly
+        // redeliveries and messages went back to the queue (delivered, neither consumed nor
+        // still unacknowledged). Requeued messages draining as redeliveries after a fix are
+        // acknowledged: not a loop, so the flag clears without waiting for the whole window.
+        let recent = self
+            .samples
+            .iter()
+            .rev()
+            .find(|s| s.at <= last.at - window / 4.0)
+            .unwrap_or(first);
+        let recent_delivered = last.delivered.saturating_sub(recent.delivered) as f64;
+        let recent_redelivered = last.redelivered.saturating_sub(recent.redelivered) as f64;
+        let requeued = recent_delivered
+            - last.consumed.saturating_sub(recent.consumed) as f64
+            - (last.unacked as f64 - recent.unacked as f64);
+        let looping = recent_delivered > 0.0
+            && recent_redelivered / recent_delivered > config.redelivery_threshold
+            && requeued > 0.0;
         let redelivering = counters
+            && looping
             && redelivery_ratio.is_some_and(|r| r > config.redelivery_threshold && r > 0.0);
         // A delay queue (message TTL + dead-letter exchange, no consumer) is judged by whether
         // its messages leave on time, not by consumers.
@@ -642,18 +678,18 @@ impl Window {
         let no_consumers = !dead_letter && !behaving_delay && last.consumers == 0 && last.ready > 0;
         // Nothing leaves a stalled queue: also checked on the depth, which does not depend on
         // counters that the broker may refresh late.
-        let stalled = counters
-            && !redelivering
-            && self
-                .samples
-                .iter()
-                .all(|s| s.consumers > 0 && s.waiting() > 0)
-            && self.never_decreased(Sample::waiting)
-            && last.consumed == first.consumed;
-        let growing = !behaving_delay
-            && self.samples.iter().all(|s| s.ready > 0)
-            && self.never_decreased(|s| s.ready)
-            && last.ready > first.ready;
+        // Each condition is judged from when it began (the trailing run of samples where it
+        // holds), so a new queue's first empty sample does not hold it back for a whole window.
+        let needed = config.min_completeness * window;
+        let stalled_from = self.run_start(
+            |s| s.consumers > 0 && s.waiting() > 0,
+            |a, b| b.waiting() >= a.waiting() && b.consumed == a.consumed,
+        );
+        let stalled_for = last.at - stalled_from.at;
+        let stalled = counters && !redelivering && stalled_for >= needed;
+        let growing_from = self.run_start(|s| s.ready > 0, |a, b| b.ready >= a.ready);
+        let growing_for = last.at - growing_from.at;
+        let growing = !behaving_delay && growing_for >= needed && last.ready > growing_from.ready;
         let status = [
             (no_consumers, Status::NoConsumers),
             (redelivering, Status::Redelivering),
@@ -719,6 +755,12 @@ impl Window {
             no_consumers,
             redelivering,
             span,
+            window,
+            judged_for: match status {
+                Status::Stalled => stalled_for,
+                Status::Growing => growing_for,
+                _ => span,
+            },
             ready: last.ready,
             unacked: last.unacked,
             ready_growth: last.ready as i64 - first.ready as i64,
@@ -737,12 +779,25 @@ impl Window {
         })
     }
 
-    /// Whether `value` never went down from one sample to the next.
-    fn never_decreased(&self, value: impl Fn(&Sample) -> u64) -> bool {
-        self.samples
-            .iter()
-            .zip(self.samples.iter().skip(1))
-            .all(|(a, b)| value(b) >= value(a))
+    /// The first sample of the trailing run where every sample satisfies `each` and every
+    /// two consecutive ones satisfy `step` (the newest sample when it fails `each`).
+    fn run_start(
+        &self,
+        each: impl Fn(&Sample) -> bool,
+        step: impl Fn(&Sample, &Sample) -> bool,
+    ) -> &Sample {
+        let n = self.samples.len();
+        let mut start = n - 1;
+        if !each(&self.samples[start]) {
+            return &self.samples[start];
+        }
+        while start > 0
+            && each(&self.samples[start - 1])
+            && step(&self.samples[start - 1], &self.samples[start])
+        {
+            start -= 1;
+        }
+        &self.samples[start]
     }
 
     /// The least-squares slope of `value` over time, per second.
@@ -1251,5 +1306,61 @@ mod tests {
         let a = judge(120, 10, &qs).unwrap();
         assert_eq!(a.delay, Some((60.0, false)));
         assert!(a.growing && a.no_consumers);
+    }
+
+    #[test]
+    fn a_new_queue_is_judged_from_when_the_condition_began() {
+        // Created empty at t=0, then 6 msg/s more in than out: growing from t=10.
+        let qs = series(13, |i| {
+            if i == 0 {
+                queue(0, 0, 1, [0, 0, 0, 0])
+            } else {
+                queue(i * 60, 1, 1, [i * 100, i * 40, i * 40, 0])
+            }
+        });
+        let a = judge(120, 10, &qs).unwrap();
+        assert!(a.growing, "the first empty sample does not block it");
+        assert_eq!(a.status, Status::Growing);
+        assert_eq!(
+            a.details()["window"],
+            "1m 50s of the 2m window, not yet full"
+        );
+        // A consumer attaches at t=10 and never acks: stalled from t=10.
+        let qs = series(13, |i| {
+            if i == 0 {
+                queue(0, 0, 0, [0, 0, 0, 0])
+            } else {
+                queue(40, 10, 1, [50, 10, 0, 0])
+            }
+        });
+        let a = judge(120, 10, &qs).unwrap();
+        assert!(a.stalled);
+        // A full window reads as before.
+        let qs = series(13, |i| {
+            queue(10 + i * 60, 1, 1, [i * 100, i * 40, i * 40, 0])
+        });
+        assert_eq!(judge(120, 10, &qs).unwrap().details()["window"], "2m");
+    }
+
+    #[test]
+    fn redelivering_clears_once_requeued_messages_drain_after_the_fix() {
+        // 10 messages bounce until t=80; the fix at t=90 acks the 10 requeued (as
+        // redeliveries), then fresh messages flow and are acked.
+        let q = |i: u64| {
+            if i <= 8 {
+                queue(9, 1, 1, [10, 10 + i * 30, 0, i * 30])
+            } else {
+                // The 9 ready are redelivered and acked, with the 1 unacknowledged.
+                let n = (i - 9) * 5;
+                queue(0, 0, 1, [10 + n, 259 + n, 10 + n, 249])
+            }
+        };
+        let qs = series(13, |i| queue(9, 1, 1, [10, 10 + i * 30, 0, i * 30]));
+        assert!(judge(120, 10, &qs).unwrap().redelivering, "looping");
+        // 20 s after the fix, with the window still mostly redeliveries.
+        let qs = series(12, q);
+        let a = judge(110, 10, &qs).unwrap();
+        assert!(a.redelivery_ratio.unwrap() > 0.5);
+        assert!(!a.redelivering, "{a:?}");
     }
 }

@@ -332,7 +332,7 @@ pub const DEFAULTS: &[DefaultRule] = &[
         keep_firing_for: "1m",
         severity: "warning",
         summary: "Queue {{ $labels.queue }} in vhost {{ $labels.vhost }} is falling behind: {{ $details.cause }}",
-        description: "Ready messages never fell between two polls and never reached 0 for the whole backlog window ({{ $details.window }}), and rose over it; {{ $details.messages_ready }} are ready. Time to drain at the current rates: {{ $details.time_to_drain }}. Time to overflow: {{ $details.time_to_overflow }}.",
+        description: "Ready messages never fell between two polls and never reached 0 over the backlog window ({{ $details.window }}), and rose over it; {{ $details.messages_ready }} are ready. Time to drain at the current rates: {{ $details.time_to_drain }}. Time to overflow: {{ $details.time_to_overflow }}.",
     },
     DefaultRule {
         name: "RabbitmqQueueStalled",
@@ -342,7 +342,7 @@ pub const DEFAULTS: &[DefaultRule] = &[
         keep_firing_for: "1m",
         severity: "warning",
         summary: "Queue {{ $labels.queue }} in vhost {{ $labels.vhost }}: {{ $details.cause }}",
-        description: "Consumers are attached and messages wait, but nothing was acknowledged for the whole backlog window ({{ $details.window }}): consumers are hung, deadlocked or blocked on a dependency. {{ $details.messages_ready }} messages are ready.",
+        description: "Consumers are attached and messages wait, but nothing was acknowledged over the backlog window ({{ $details.window }}): consumers are hung, deadlocked or blocked on a dependency. {{ $details.messages_ready }} messages are ready.",
     },
     DefaultRule {
         name: "RabbitmqQueueRedelivering",
