@@ -501,4 +501,30 @@ mod tests {
             &growing
         ));
     }
+
+    #[test]
+    fn group_wait_may_be_zero_as_in_alertmanager() {
+        let dir = std::env::temp_dir().join(format!("p15-gw-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.yml");
+        let write = |timing: &str| {
+            std::fs::write(
+                &path,
+                format!(
+                    "notify:\n  route:\n    receiver: team\n    {timing}\n  receivers:\n    - name: team\n      webhook_configs:\n        - url: http://127.0.0.1:9/hook\n"
+                ),
+            )
+            .unwrap();
+        };
+        write("group_wait: 0s");
+        let c = load(Some(&path), HashMap::new(), &[]).unwrap();
+        assert_eq!(c.notify.route.group_wait, Duration::ZERO);
+        write("group_interval: 0s");
+        let err = load(Some(&path), HashMap::new(), &[]).unwrap_err();
+        assert!(
+            err.to_string().contains("notify.route.group_interval"),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::ConfigError;
-use super::parse::{invalid, parse_regex};
+use super::parse::{invalid, parse_duration_or_zero, parse_regex};
 use crate::types::Regex;
 
 /// What a rule looks at; one alert instance per object.
@@ -686,20 +686,6 @@ fn valid_label_name(name: &str) -> bool {
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// A duration with a unit, or `0`.
-fn parse_duration_or_zero(key: &str, text: &str) -> Result<Duration, ConfigError> {
-    if text.trim() == "0" {
-        return Ok(Duration::ZERO);
-    }
-    humantime::parse_duration(text.trim()).map_err(|_| {
-        invalid(
-            key,
-            text,
-            "a duration with a unit, such as 0s, 30s, 5m or 1h",
-        )
-    })
 }
 
 #[cfg(test)]
