@@ -174,7 +174,7 @@ impl ClusterStatus {
             .views
             .iter()
             .map(|v| match (&v.nodes.result, v.running_set()) {
-                (Err(e), _) => format!("{}: API failed ({})", v.node, e.reason()),
+                (Err(e), _) => format!("{}: API failed ({})", v.node, e.describe()),
                 (Ok(_), Some(set)) => format!("{} sees running: {}", v.node, set.join(", ")),
                 (Ok(_), None) => format!("{}: no answer", v.node),
             })
@@ -196,7 +196,12 @@ impl ClusterStatus {
                         )
                     })
                     .collect();
-                list_or(&parts, "none reported")
+                if parts.is_empty() && self.views_disagree() == Some(true) {
+                    // The nodes fill `partitions` only after the link heals (3.x).
+                    "none listed by the nodes yet (the split is seen from their views)".to_owned()
+                } else {
+                    list_or(&parts, "none reported")
+                }
             }
         }
     }
@@ -214,7 +219,20 @@ impl ClusterStatus {
         match &self.unreachable {
             None => "unknown (no member's API answered)".to_owned(),
             Some(u) => {
-                let parts: Vec<String> = u.iter().map(|(n, r)| format!("{n} ({r})")).collect();
+                // The failure in words (`connection refused`, `timed out`, `connection
+                // closed`), not the metric's short reason.
+                let parts: Vec<String> = u
+                    .iter()
+                    .map(|(n, reason)| {
+                        let words = self
+                            .views
+                            .iter()
+                            .find(|v| &v.node == n)
+                            .and_then(|v| v.nodes.err())
+                            .map_or_else(|| (*reason).to_owned(), |e| e.describe());
+                        format!("{n} ({words})")
+                    })
+                    .collect();
                 list_or(&parts, "none")
             }
         }
@@ -551,6 +569,10 @@ mod tests {
             vars["down"],
             "rabbit@n1 (not running as seen by rabbit@n3); rabbit@n2 (not running as seen by rabbit@n3); rabbit@n3 (not running as seen by rabbit@n1, rabbit@n2)"
         );
+        assert_eq!(
+            vars["partitions"], "none listed by the nodes yet (the split is seen from their views)",
+            "not 'none reported' next to 'partitioned'"
+        );
     }
 
     #[test]
@@ -604,7 +626,29 @@ mod tests {
         );
         assert_eq!(s.running_nodes(), Some(2));
         assert_eq!(s.expected_nodes, Some(3));
-        assert_eq!(s.template_vars()["unreachable"], "rabbit@n3 (connect)");
+        assert_eq!(
+            s.template_vars()["unreachable"],
+            "rabbit@n3 (connection refused)"
+        );
+        let mut views = recorded("cut");
+        views[2] = timed_out("rabbit@n3");
+        let vars = assess_views(views).template_vars();
+        assert_eq!(vars["unreachable"], "rabbit@n3 (timed out)");
+        assert!(
+            vars["views"].ends_with("rabbit@n3: API failed (timed out)"),
+            "{}",
+            vars["views"]
+        );
+        let mut views = recorded("cut");
+        views[2] = View::failed(
+            "rabbit@n3",
+            Error::Request {
+                endpoint: Endpoint::Nodes,
+                detail: "error sending request: connection closed before message completed".into(),
+            },
+        );
+        let vars = assess_views(views).template_vars();
+        assert_eq!(vars["unreachable"], "rabbit@n3 (connection closed)");
     }
 
     #[test]
