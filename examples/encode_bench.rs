@@ -165,7 +165,7 @@ fn main() {
         ms(judged) / 5.0,
         report.complete,
         report.samples,
-        mb(report.samples * std::mem::size_of::<rabbitmq_watch::alerting::backlog::Sample>()),
+        mb(report.samples * size_of::<rabbitmq_watch::alerting::backlog::Sample>()),
         engine.alerts().count()
     );
     println!("after 25 evaluations                {}", rss());

@@ -27,13 +27,13 @@ use tower_http::trace::TraceLayer;
 use crate::alerting::AssessmentReceiver;
 use crate::metrics::Exposition;
 use crate::metrics::format::{Format, accepts_gzip};
-use crate::notify::dispatch::{Silence, Silences, parse_time};
+use crate::notify::dispatch::{Silence, Silences};
 use crate::rabbitmq::Endpoint;
 use crate::snapshot::{Snapshot, SnapshotReceiver};
 use crate::supervise::Health;
 use crate::util::elapsed;
 use crate::util::html::escape;
-use crate::util::time::format_rfc3339;
+use crate::util::time::{format_rfc3339, parse_rfc3339};
 
 /// Time limit for handling one HTTP request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -69,6 +69,10 @@ pub struct ServerInfo {
     pub ready_max_age: Duration,
 }
 
+/// Largest `POST /api/v1/silences` body: 64 KiB, room for a silence at every bound of
+/// [`crate::notify::silence`] (32 matchers of 1 KiB, a 4 KiB comment) with JSON escaping.
+const SILENCE_BODY_LIMIT: usize = 64 * 1024;
+
 /// The router with every route, the admin API switch, request tracing and the request
 /// timeout.
 pub fn app(state: AppState) -> Router {
@@ -79,7 +83,12 @@ pub fn app(state: AppState) -> Router {
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
         .route("/api/v1/alerts", get(alerts))
-        .route("/api/v1/silences", get(list_silences).post(create_silence))
+        .route(
+            "/api/v1/silences",
+            get(list_silences)
+                .post(create_silence)
+                .layer(axum::extract::DefaultBodyLimit::max(SILENCE_BODY_LIMIT)),
+        )
         .route(
             "/api/v1/silences/{id}",
             axum::routing::delete(expire_silence),
@@ -299,18 +308,21 @@ async fn create_silence(
         Err(e) => return bad_request(e.body_text()),
     };
     let now = SystemTime::now();
-    let starts_at = match new.starts_at.as_deref().map(parse_time) {
+    let starts_at = match new.starts_at.as_deref().map(parse_rfc3339) {
         None => now,
         Some(Ok(t)) => t,
         Some(Err(e)) => return bad_request(format!("startsAt: {e}")),
     };
     let ends_at = match (new.ends_at.as_deref(), new.duration.as_deref()) {
-        (Some(t), None) => match parse_time(t) {
+        (Some(t), None) => match parse_rfc3339(t) {
             Ok(t) => t,
             Err(e) => return bad_request(format!("endsAt: {e}")),
         },
         (None, Some(d)) => match humantime::parse_duration(d) {
-            Ok(d) => starts_at + d,
+            Ok(d) => match crate::notify::silence::end_after(starts_at, d) {
+                Ok(t) => t,
+                Err(e) => return bad_request(e.to_string()),
+            },
             Err(e) => return bad_request(format!("duration: `{d}`: {e}")),
         },
         _ => return bad_request("give exactly one of endsAt and duration".to_owned()),
@@ -323,10 +335,10 @@ async fn create_silence(
         created_by: new.created_by,
         comment: new.comment,
     };
-    match state.silences.add(silence) {
+    match state.silences.add(silence, now) {
         Ok(id) => axum::Json(serde_json::json!({"status": "success", "data": {"silenceId": id}}))
             .into_response(),
-        Err(e) => bad_request(e),
+        Err(e) => bad_request(e.to_string()),
     }
 }
 
@@ -657,7 +669,7 @@ mod tests {
 
     /// A writer collecting log output.
     #[derive(Clone, Default)]
-    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
 
     impl std::io::Write for Captured {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -700,5 +712,73 @@ mod tests {
         app.oneshot(get_path("/other")).await.unwrap();
         let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
         assert!(text.contains("ERROR"), "{text}");
+    }
+
+    /// POSTs `body` to `/api/v1/silences`; the status and the decoded answer.
+    async fn post_silence(app: Router, body: String) -> (StatusCode, serde_json::Value) {
+        use tower::ServiceExt as _;
+        let request = axum::http::Request::post("/api/v1/silences")
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body))
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        (status, json)
+    }
+
+    #[tokio::test]
+    async fn absurd_and_unsafe_silences_are_refused_with_400_and_the_reason() {
+        let mut state = state();
+        state.info = Arc::new(ServerInfo {
+            target: state.info.target.clone(),
+            poll_interval: state.info.poll_interval,
+            admin_api: true,
+            ready_max_age: state.info.ready_max_age,
+        });
+        let app = app(state.clone());
+        for (body, expect) in [
+            // Issue #14 (1): the end cannot be written, the next save used to panic.
+            (
+                r#"{"matchers":["alertname=\"x\""],"duration":"10000y"}"#,
+                "duration: ",
+            ),
+            (
+                r#"{"matchers":["alertname=\"x\""],"endsAt":"9999-12-31T23:59:59Z"}"#,
+                "endsAt: ",
+            ),
+            // Issue #14 (2): would mute every alert.
+            (
+                r#"{"matchers":["nosuch=\"\""],"duration":"1h"}"#,
+                "must not match the empty string",
+            ),
+            (
+                r#"{"matchers":["alertname=\"x\""],"startsAt":"2030-01-01T00:00:00Z","endsAt":"2029-01-01T00:00:00Z"}"#,
+                "endsAt: must be after startsAt",
+            ),
+            (r#"{"matchers":["x=~\"(\""],"duration":"1h"}"#, "matchers: "),
+        ] {
+            let (status, json) = post_silence(app.clone(), body.to_owned()).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {json}");
+            let error = json["error"].as_str().unwrap_or_default();
+            assert!(error.contains(expect), "{body}: {error}");
+        }
+        let comment = "c".repeat(100 * 1024);
+        let (status, _) = post_silence(
+            app.clone(),
+            format!(r#"{{"matchers":["a=\"x\""],"duration":"1h","comment":"{comment}"}}"#),
+        )
+        .await;
+        assert!(status.is_client_error(), "{status}");
+        assert!(state.silences.list(SystemTime::now()).is_empty());
+        let (status, json) = post_silence(
+            app,
+            r#"{"matchers":["alertname=\"x\""],"duration":"366d"}"#.to_owned(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{json}");
     }
 }

@@ -36,6 +36,8 @@
 //! [`run`] wires them together; the binary (`src/main.rs`) only parses the command line, sets
 //! up logging, loads the configuration, binds the listener and turns signals into shutdown.
 
+#![warn(missing_docs)]
+
 pub mod alerting;
 pub mod config;
 pub mod http;
@@ -153,7 +155,7 @@ async fn run_with(
     };
     let client = rabbitmq::Client::new(&config.rabbitmq)?;
     let saved = match &config.notify.state_file {
-        Some(path) => notify::dispatch::SavedState::load(path).map_err(RunError::State)?,
+        Some(path) => notify::dispatch::SavedState::load(path),
         None => notify::dispatch::SavedState::default(),
     };
     let notify_stats = Arc::new(notify::NotifyStats::default());

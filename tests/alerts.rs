@@ -3,7 +3,9 @@
 //! gets as Alertmanager's webhook payload; consuming them resolves it. Also: a receiver
 //! answering 500 then 200 gets the notification once after retries; a receiver down across a
 //! sidecar restart gets it once after recovery, and what resolved while no sidecar ran is
-//! announced by the next one; the silences API.
+//! announced by the next one; the silences API. Regressions of issue #14: absurd or
+//! mute-everything silences are refused and alerting goes on; a receiver answering 400 then 200
+//! gets the group again at the next group_interval; a corrupt state file is moved aside.
 
 mod support;
 
@@ -474,4 +476,179 @@ async fn firing_then_resolved_reach_a_real_smtp_server_and_a_real_alertmanager()
             >= 2.0
     );
     sidecar.terminate();
+}
+
+/// `POST /api/v1/silences` with `body` through curl: (status code, body).
+fn post_silence(sidecar: &Sidecar, body: &str) -> (String, String) {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-w",
+            "\n%{http_code}",
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "-d",
+            body,
+        ])
+        .arg(format!("{}/api/v1/silences", sidecar.base))
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').expect("curl output");
+    (code.to_owned(), body.to_owned())
+}
+
+/// Issue #14 (1) and (2): a silence of 10000 years used to be accepted and kill the
+/// dispatcher at the next save of the state file (no notification ever again); one whose
+/// matchers all match the empty string used to mute every alert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absurd_or_mute_everything_silences_are_refused_and_notifications_go_on() {
+    let node = RabbitNode::shared();
+    let queue = "alerts-absurd-silence";
+    let (_conn, ch) = amqp(node, "/").await;
+    declare(&ch, queue).await;
+    let receiver = HttpReceiver::start(None, vec![]);
+    let state = temp_dir("absurd").join("state.json");
+    let yaml = config(
+        queue,
+        &receiver.url,
+        &format!("  state_file: {}", state.display()),
+    );
+    let sidecar = Sidecar::start_with_config(
+        &node.mgmt_url,
+        &yaml,
+        &[("RABBITMQ_WATCH__WEB__ENABLE_ADMIN_API", "true")],
+    );
+    let (code, body) = post_silence(
+        &sidecar,
+        r#"{"matchers":["alertname=\"LiveBacklog\""],"duration":"10000y"}"#,
+    );
+    assert_eq!(code, "400", "{body}");
+    assert!(body.contains("duration"), "{body}");
+    let (code, body) = post_silence(&sidecar, r#"{"matchers":["nosuch=\"\""],"duration":"1h"}"#);
+    assert_eq!(code, "400", "{body}");
+    assert!(body.contains("empty string"), "{body}");
+    let (status, list) = sidecar.get("/api/v1/silences");
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&list).unwrap()["data"],
+        serde_json::json!([])
+    );
+    // Alerting still works, and the state file is saved.
+    publish(&ch, queue, 7).await;
+    eventually(WAIT, "the firing notification", || {
+        (delivered(&receiver, "firing").len() == 1).then_some(())
+    });
+    let m = sidecar.metrics();
+    assert_eq!(
+        m.get("rabbitmq_watch_state_file_write_failures_total", &[]),
+        Some(0.0)
+    );
+    let logs = sidecar.terminate();
+    assert!(!logs.contains("panicked"), "{logs}");
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(saved["version"], 1);
+    drain(node, queue).await;
+}
+
+/// Issue #14 (3): the notification log is written only after a delivery succeeds, so a
+/// receiver answering 400 (not retried) gets the group again at the next `group_interval`,
+/// not after `repeat_interval` (1 h here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_answering_400_then_200_gets_the_group_again_at_the_next_group_interval() {
+    let node = RabbitNode::shared();
+    let queue = "alerts-400";
+    let (_conn, ch) = amqp(node, "/").await;
+    declare(&ch, queue).await;
+    let receiver = HttpReceiver::start(None, vec![400]);
+    let yaml = config(queue, &receiver.url, "").replace("group_interval: 1s", "group_interval: 4s");
+    let sidecar = Sidecar::start_with_config(&node.mgmt_url, &yaml, &[]);
+    publish(&ch, queue, 7).await;
+    eventually(WAIT, "the first attempt", || {
+        (!receiver.received().is_empty()).then_some(())
+    });
+    let first = std::time::Instant::now();
+    let mut second = None;
+    while first.elapsed() < Duration::from_secs(12) {
+        if delivered(&receiver, "firing").len() == 1 {
+            second = Some(first.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let second = second.unwrap_or_else(|| {
+        panic!(
+            "not sent again within 12 s (group_interval 4 s): {:?}",
+            receiver.received()
+        )
+    });
+    assert!(
+        second >= Duration::from_secs(2) && second <= Duration::from_secs(7),
+        "sent again after {second:?}, expected about group_interval (4 s)"
+    );
+    let statuses: Vec<u16> = receiver.received().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [400, 200]);
+    // Delivered: nothing more within repeat_interval.
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(receiver.received().len(), 2, "{:?}", receiver.received());
+    let m = sidecar.metrics();
+    assert_eq!(
+        m.get(
+            "rabbitmq_watch_notifications_failed_total",
+            &[
+                ("receiver", "team"),
+                ("integration", "webhook"),
+                ("reason", "http_4xx")
+            ]
+        ),
+        Some(1.0)
+    );
+    let logs = sidecar.terminate();
+    assert!(logs.contains("notification given up"), "{logs}");
+    drain(node, queue).await;
+}
+
+/// Issue #14 (4): a corrupt or truncated state file used to stop start-up (a crash loop
+/// under a supervisor, no alerting at all); it is moved aside and alerting starts empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_state_file_is_moved_aside_and_alerting_starts() {
+    let node = RabbitNode::shared();
+    let queue = "alerts-corrupt-state";
+    let (_conn, ch) = amqp(node, "/").await;
+    declare(&ch, queue).await;
+    let receiver = HttpReceiver::start(None, vec![]);
+    let dir = temp_dir("corrupt-state");
+    let state = dir.join("state.json");
+    std::fs::write(&state, r#"{"version":1,"alerts":[{"fingerp"#).unwrap();
+    let yaml = config(
+        queue,
+        &receiver.url,
+        &format!("  state_file: {}", state.display()),
+    );
+    let sidecar = Sidecar::start_with_config(&node.mgmt_url, &yaml, &[]);
+    publish(&ch, queue, 7).await;
+    eventually(WAIT, "the firing notification", || {
+        (delivered(&receiver, "firing").len() == 1).then_some(())
+    });
+    let aside: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("state.json.corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    let m = sidecar.metrics();
+    assert_eq!(
+        m.get("rabbitmq_watch_state_file_load_failures_total", &[]),
+        Some(1.0)
+    );
+    let logs = sidecar.terminate();
+    assert!(logs.contains("moved aside"), "{logs}");
+    // The new state file is whole again.
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(saved["alerts"][0]["state"], "firing");
+    drain(node, queue).await;
 }

@@ -226,7 +226,7 @@ async fn a_producer_faster_than_its_consumer_is_growing_with_a_sane_time_to_over
     stop.store(true, Ordering::Relaxed);
     let net = (ready2 - ready1) / t1.elapsed().as_secs_f64();
     assert!(net > 10.0, "the queue grows: {ready1} -> {ready2}");
-    let expected = (limit as f64 - ready1) / net;
+    let expected = (f64::from(limit) - ready1) / net;
     assert!(
         predicted > expected / 2.0 && predicted < expected * 2.0,
         "predicted {predicted} s, observed rate gives {expected} s"

@@ -492,7 +492,7 @@ notify:
             } else if why.is_none()
                 && answer["data"]["result"]
                     .as_array()
-                    .is_none_or(|r| r.is_empty())
+                    .is_none_or(Vec::is_empty)
             {
                 failures.push(format!("{what}: `{promql}` returned no data"));
             }

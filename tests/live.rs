@@ -179,7 +179,7 @@ fn memory_alarm_is_reported_for_the_node_and_clears() {
     let raised = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         eventually(WAIT, "memory alarm 1", || {
             (alarm(&sidecar.metrics()) == Some(1.0)).then_some(())
-        })
+        });
     }));
     node.ctl(&["set_vm_memory_high_watermark", "0.4"]);
     raised.expect("memory alarm was not reported");

@@ -410,7 +410,7 @@ fn write_endpoints_need_the_admin_api_switch_and_authentication() {
         if let Some(a) = auth {
             args.extend(["-u", a]);
         }
-        let owned: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let owned: Vec<String> = args.iter().map(ToString::to_string).collect();
         let mut refs: Vec<&str> = owned.iter().map(String::as_str).collect();
         refs.push(&url);
         curl(&refs)

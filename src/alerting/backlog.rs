@@ -1119,7 +1119,7 @@ mod tests {
         let span = w.samples.back().unwrap().at - w.samples.front().unwrap().at;
         assert!((100.0..=105.0).contains(&span), "{span}");
         assert_eq!(w.samples.back().unwrap().at, 599.0, "the newest is current");
-        assert_eq!(std::mem::size_of::<Sample>(), 72, "the documented bound");
+        assert_eq!(size_of::<Sample>(), 72, "the documented bound");
     }
 
     #[test]

@@ -229,7 +229,7 @@ impl ClusterStatus {
                             .iter()
                             .find(|v| &v.node == n)
                             .and_then(|v| v.nodes.err())
-                            .map_or_else(|| (*reason).to_owned(), |e| e.describe());
+                            .map_or_else(|| (*reason).to_owned(), crate::rabbitmq::Error::describe);
                         format!("{n} ({words})")
                     })
                     .collect();

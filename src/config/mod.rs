@@ -158,7 +158,7 @@ pub fn load(
     }
     let raw: RawConfig = builder
         .build()
-        .and_then(|c| c.try_deserialize())
+        .and_then(config::Config::try_deserialize)
         .map_err(|e| ConfigError::Load(e.to_string()))?;
     validate(raw)
 }

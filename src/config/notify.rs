@@ -330,3 +330,52 @@ fn validate_route(
     }
     Ok(route)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::matcher::Matcher;
+
+    fn route(group_by: &[&str]) -> Route {
+        Route {
+            receiver: "team".into(),
+            group_by: Some(group_by.iter().map(ToString::to_string).collect()),
+            group_wait: Duration::from_secs(30),
+            group_interval: Duration::from_secs(300),
+            repeat_interval: Duration::from_secs(3600),
+            matchers: vec![],
+            continue_: false,
+            routes: vec![],
+        }
+    }
+
+    #[test]
+    fn sub_routes_pick_receivers_and_continue_fans_out() {
+        let mut root = route(&["alertname"]);
+        let mut pager = route(&["alertname"]);
+        pager.receiver = "pager".into();
+        pager.matchers = vec![Matcher::parse("severity=\"critical\"").unwrap()];
+        pager.continue_ = true;
+        let mut chat = route(&["alertname"]);
+        chat.receiver = "chat".into();
+        chat.matchers = vec![Matcher::parse("severity=~\"critical|warning\"").unwrap()];
+        root.routes = vec![pager, chat];
+        let labels = |sev: &str| -> BTreeMap<String, String> {
+            [("alertname", "X"), ("severity", sev)]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .into()
+        };
+        let receivers = |sev| {
+            root.matching(&labels(sev))
+                .into_iter()
+                .map(|(_, r)| r.receiver.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(receivers("critical"), ["pager", "chat"]);
+        assert_eq!(receivers("warning"), ["chat"]);
+        assert_eq!(receivers("info"), ["team"]);
+    }
+}

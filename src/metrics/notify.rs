@@ -36,8 +36,28 @@ pub const LATENCY: Family = Family {
     source: "sidecar",
 };
 
+/// `rabbitmq_watch_state_file_write_failures_total`: failed saves of the state file.
+pub const STATE_WRITE_FAILURES: Family = Family {
+    name: "rabbitmq_watch_state_file_write_failures",
+    help: "Saves of the state file (notify.state_file) that failed; the previous file stays in place and the next save tries again. Exported only when a state file is configured.",
+    unit: None,
+    source: "sidecar",
+};
+
+/// `rabbitmq_watch_state_file_load_failures_total`: state files set aside at start-up.
+pub const STATE_LOAD_FAILURES: Family = Family {
+    name: "rabbitmq_watch_state_file_load_failures",
+    help: "State files set aside at start-up (unreadable, corrupt, truncated or written by a newer version) and replaced by an empty state. Exported only when a state file is configured.",
+    unit: None,
+    source: "sidecar",
+};
+
 /// Writes the notification families.
 pub fn encode(enc: &mut DescriptorEncoder, stats: &NotifyStats) -> fmt::Result {
+    if let Some(state) = stats.state_file() {
+        STATE_WRITE_FAILURES.counter_value(enc, state.write_failures)?;
+        STATE_LOAD_FAILURES.counter_value(enc, state.load_failures)?;
+    }
     let all = stats.snapshot();
     let labels = |(receiver, integration): &(String, &'static str)| {
         [

@@ -308,7 +308,10 @@ pub fn encode(
         }),
     )?;
 
-    let stats_enabled = s.overview.ok().is_some_and(|o| o.stats_enabled());
+    let stats_enabled = s
+        .overview
+        .ok()
+        .is_some_and(super::super::rabbitmq::model::Overview::stats_enabled);
     for (family, field) in COUNTERS {
         let mut missed = 0;
         family.counter(

@@ -1,16 +1,16 @@
-//! From alerts to notifications, with Alertmanager's semantics: silences and inhibition mute
-//! alerts; a route tree (matchers, `continue`) picks receivers; alerts are grouped by
-//! `group_by`; a group is first notified after `group_wait`, then at most every
-//! `group_interval` when it changed, and every `repeat_interval` while it fires unchanged.
-//! Deliveries run in order per integration through [`super::deliver`] (the retry loop), and
-//! what is still undelivered, the groups' notification log and the silences are saved in the
-//! state file, so a restart neither loses nor repeats a notification.
+//! The dispatcher: from alerts to notifications, with Alertmanager's semantics. Silences
+//! ([`super::silence`]) and inhibition ([`super::inhibit`]) mute alerts; the route tree
+//! ([`crate::config::Route`]) picks receivers; alerts are grouped by `group_by`; a group is first
+//! notified after `group_wait`, then at most every `group_interval` when it changed, and every
+//! `repeat_interval` while it fires unchanged. Deliveries run in order per integration through
+//! [`super::deliver`] (the retry loop), and what is still undelivered, the groups'
+//! notification log and the silences are saved in the state file ([`super::state`]), so a
+//! restart neither loses nor repeats a notification.
 //!
 //! The decisions ([`Dispatcher::plan`]) are a pure function of the alerts, the state and
 //! `now`; [`run`] is the task around them.
-
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -20,143 +20,15 @@ use tokio_util::sync::CancellationToken;
 
 use super::email::Email;
 use super::webhook::Webhook;
-use super::{Backoff, Message, MessageAlert, NotifyStats, deliver, rfc3339};
+use super::{Backoff, Message, MessageAlert, NotifyStats, deliver};
 use crate::alerting::{Alert, AssessmentReceiver, State};
+
+// The types split out of this module, at the paths the rest of the crate uses.
+pub use super::silence::{Silence, Silences};
+pub use super::state::SavedState;
 pub use crate::config::{InhibitRule, Route};
-use crate::matcher::all_match;
 pub use crate::matcher::{MatchOp, Matcher};
-
-/// A silence: alerts matching every matcher are not notified between `starts_at` and
-/// `ends_at`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Silence {
-    /// Identifier (32 hex digits).
-    pub id: String,
-    /// Matchers, as written (`name="value"`, …).
-    pub matchers: Vec<String>,
-    /// Start of the silence.
-    #[serde(with = "crate::alerting::rfc3339")]
-    pub starts_at: SystemTime,
-    /// End of the silence (expiring sets it to now).
-    #[serde(with = "crate::alerting::rfc3339")]
-    pub ends_at: SystemTime,
-    /// Who created it.
-    pub created_by: String,
-    /// Why.
-    pub comment: String,
-}
-
-impl Silence {
-    /// `active`, `pending` (not started) or `expired` at `now`.
-    pub fn state(&self, now: SystemTime) -> &'static str {
-        if now < self.starts_at {
-            "pending"
-        } else if now < self.ends_at {
-            "active"
-        } else {
-            "expired"
-        }
-    }
-
-    fn parsed(&self) -> Vec<Matcher> {
-        self.matchers
-            .iter()
-            .filter_map(|m| Matcher::parse(m).ok())
-            .collect()
-    }
-}
-
-/// Silences, shared by the HTTP API (create, list, expire) and the dispatcher (mute, save).
-#[derive(Debug, Default)]
-pub struct Silences {
-    inner: Mutex<Vec<Silence>>,
-}
-
-impl Silences {
-    /// Silences restored from the state file.
-    pub fn from_saved(saved: Vec<Silence>) -> Self {
-        Self {
-            inner: Mutex::new(saved),
-        }
-    }
-
-    /// Adds a silence; its matchers must parse.
-    ///
-    /// # Errors
-    /// The first matcher that does not parse, or an end not after the start.
-    pub fn add(&self, mut silence: Silence) -> Result<String, String> {
-        if silence.matchers.is_empty() {
-            return Err("a silence needs at least one matcher".to_owned());
-        }
-        for m in &silence.matchers {
-            Matcher::parse(m)?;
-        }
-        if silence.ends_at <= silence.starts_at {
-            return Err("endsAt must be after startsAt".to_owned());
-        }
-        if silence.id.is_empty() {
-            silence.id = new_id();
-        }
-        let id = silence.id.clone();
-        if let Ok(mut v) = self.inner.lock() {
-            v.push(silence);
-        }
-        Ok(id)
-    }
-
-    /// Expires silence `id` at `now`; false when there is none.
-    pub fn expire(&self, id: &str, now: SystemTime) -> bool {
-        let Ok(mut v) = self.inner.lock() else {
-            return false;
-        };
-        match v.iter_mut().find(|s| s.id == id) {
-            Some(s) => {
-                if s.ends_at > now {
-                    s.ends_at = now.max(s.starts_at);
-                }
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Every silence, expired ones included (those expired for more than a day are dropped).
-    pub fn list(&self, now: SystemTime) -> Vec<Silence> {
-        let Ok(mut v) = self.inner.lock() else {
-            return Vec::new();
-        };
-        v.retain(|s| {
-            now.duration_since(s.ends_at).unwrap_or_default() < Duration::from_secs(86_400)
-        });
-        v.clone()
-    }
-
-    /// Whether an active silence mutes `labels` at `now`.
-    pub fn mutes(&self, labels: &BTreeMap<String, String>, now: SystemTime) -> bool {
-        self.inner.lock().is_ok_and(|v| {
-            v.iter()
-                .filter(|s| s.state(now) == "active")
-                .any(|s| all_match(&s.parsed(), labels))
-        })
-    }
-}
-
-/// 32 hex digits from the system's randomness (via std's hasher seeds) and the clock.
-fn new_id() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut out = String::with_capacity(32);
-    for _ in 0..2 {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_nanos(),
-        );
-        out.push_str(&format!("{:016x}", h.finish()));
-    }
-    out
-}
+use crate::util::elapsed;
 
 /// A receiver: a name and its integrations.
 #[derive(Debug, Clone)]
@@ -200,7 +72,12 @@ impl Integration {
     }
 }
 
-/// What the dispatcher remembers of a group: its timers and what it last announced.
+/// What the dispatcher remembers of a group: its timer, its notification log (what was last
+/// delivered) and the notification being delivered, if any.
+///
+/// As in Alertmanager, the log (`last_notified`, `notified_firing`) is written only once every
+/// integration of the receiver has delivered the notification: a notification that failed is
+/// tried again at the next `group_interval`, not after `repeat_interval`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupState {
     /// The route id (`0.1`) the group belongs to.
@@ -208,13 +85,163 @@ pub struct GroupState {
     /// The group labels.
     pub labels: BTreeMap<String, String>,
     /// When the next flush is due.
-    #[serde(with = "crate::alerting::rfc3339")]
+    #[serde(with = "super::rfc3339_checked")]
     pub next_flush: SystemTime,
-    /// When it was last notified, if ever.
-    #[serde(with = "crate::alerting::rfc3339_opt")]
+    /// When it was last notified (delivered), if ever.
+    #[serde(with = "super::rfc3339_checked_opt")]
     pub last_notified: Option<SystemTime>,
-    /// Fingerprints announced as firing by the last notification.
+    /// Fingerprints announced as firing by the last delivered notification.
     pub notified_firing: BTreeSet<String>,
+    /// The notification being delivered; the group is not flushed again until it settles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight: Option<InFlight>,
+    /// After a notification some integrations delivered and others did not: its content and
+    /// the integrations that have it, so sending it again skips them (Alertmanager keeps its
+    /// log per integration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial: Option<Partial>,
+}
+
+/// A notification delivered to only some integrations of the receiver.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Partial {
+    /// `fingerprint:status` of each alert of the notification.
+    pub content: BTreeSet<String>,
+    /// Indexes of the integrations that delivered it.
+    pub delivered: BTreeSet<usize>,
+}
+
+/// A flushed notification of a group whose delivery has not settled yet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InFlight {
+    /// When the group was flushed.
+    #[serde(with = "super::rfc3339_checked")]
+    pub at: SystemTime,
+    /// The fingerprints it announces as firing (written to the log on success).
+    pub firing: BTreeSet<String>,
+    /// Ids of its jobs still undelivered.
+    pub jobs: BTreeSet<u64>,
+    /// Whether a job was given up on.
+    pub failed: bool,
+    /// `fingerprint:status` of each alert of the notification.
+    #[serde(default)]
+    pub content: BTreeSet<String>,
+    /// Indexes of the integrations that have delivered it.
+    #[serde(default)]
+    pub delivered: BTreeSet<usize>,
+}
+
+impl GroupState {
+    /// Whether the last delivered announcement was "all resolved" and nothing is in flight:
+    /// the group is over.
+    fn done(&self) -> bool {
+        self.notified_firing.is_empty() && self.last_notified.is_some() && self.in_flight.is_none()
+    }
+
+    /// Writes the log when the in-flight notification has no job left: on success, what it
+    /// announced; after a failure, nothing (so the next flush sends it again).
+    fn settle(&mut self) {
+        let Some(flight) = &self.in_flight else {
+            return;
+        };
+        if !flight.jobs.is_empty() {
+            return;
+        }
+        if flight.failed {
+            self.partial = (!flight.delivered.is_empty()).then(|| Partial {
+                content: flight.content.clone(),
+                delivered: flight.delivered.clone(),
+            });
+        } else {
+            self.notified_firing = flight.firing.clone();
+            self.last_notified = Some(flight.at);
+            self.partial = None;
+        }
+        self.in_flight = None;
+    }
+}
+
+/// The outcome of one job, reported by the delivery workers to the dispatcher.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The group key (the message's `groupKey`).
+    pub group: String,
+    /// The job id.
+    pub job: u64,
+    /// The index of the job's integration in the receiver.
+    pub integration: usize,
+    /// Delivered (`true`) or given up on.
+    pub delivered: bool,
+}
+
+/// The integrations that already delivered what `flush` sends (an earlier attempt of the same
+/// notification that failed elsewhere): they are skipped.
+pub fn already_delivered(groups: &BTreeMap<String, GroupState>, flush: &Flush) -> BTreeSet<usize> {
+    groups
+        .get(&flush.key)
+        .and_then(|g| g.partial.as_ref())
+        .filter(|p| p.content == flush.content())
+        .map(|p| p.delivered.clone())
+        .unwrap_or_default()
+}
+
+/// Records that the flush of group `key` became the jobs `ids` (none: nothing to deliver,
+/// which counts as delivered), the integrations of `skipped` having it already.
+pub fn started(
+    groups: &mut BTreeMap<String, GroupState>,
+    key: &str,
+    ids: impl IntoIterator<Item = u64>,
+    skipped: BTreeSet<usize>,
+) {
+    if let Some(group) = groups.get_mut(key) {
+        if let Some(flight) = &mut group.in_flight {
+            flight.jobs.extend(ids);
+            flight.delivered.extend(skipped);
+        }
+        group.settle();
+    }
+    drop_done(groups, key);
+}
+
+/// Forgets group `key` when its last delivered announcement was "all resolved".
+fn drop_done(groups: &mut BTreeMap<String, GroupState>, key: &str) {
+    if groups.get(key).is_some_and(GroupState::done) {
+        groups.remove(key);
+    }
+}
+
+/// Records the outcome of one job; writes the group's log once all its jobs delivered.
+pub fn finished(groups: &mut BTreeMap<String, GroupState>, outcome: &Outcome) {
+    if let Some(group) = groups.get_mut(&outcome.group) {
+        if let Some(flight) = &mut group.in_flight
+            && flight.jobs.remove(&outcome.job)
+        {
+            if outcome.delivered {
+                flight.delivered.insert(outcome.integration);
+            } else {
+                flight.failed = true;
+            }
+        }
+        group.settle();
+    }
+    drop_done(groups, &outcome.group);
+}
+
+/// After a restart: in-flight jobs that are not among the undelivered ones restored (`live`)
+/// cannot be known to have been delivered; they count as failed, so the group is sent again
+/// at its next flush (at least once, never lost).
+pub fn reconcile(groups: &mut BTreeMap<String, GroupState>, live: &BTreeSet<u64>) {
+    for group in groups.values_mut() {
+        if let Some(flight) = &mut group.in_flight {
+            let before = flight.jobs.len();
+            flight.jobs.retain(|id| live.contains(id));
+            if flight.jobs.len() != before {
+                flight.failed = true;
+            }
+        }
+        group.settle();
+    }
+    groups.retain(|_, g| !g.done());
 }
 
 /// A notification waiting for (or in) delivery.
@@ -228,49 +255,6 @@ pub struct Job {
     pub integration: usize,
     /// What to send.
     pub message: Message,
-}
-
-/// The state file's content.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct SavedState {
-    /// Format version, 1.
-    pub version: u32,
-    /// Alert instances, restored into the engine.
-    pub alerts: Vec<Alert>,
-    /// Groups by key.
-    pub groups: BTreeMap<String, GroupState>,
-    /// Undelivered notifications.
-    pub pending: Vec<Job>,
-    /// Silences.
-    pub silences: Vec<Silence>,
-}
-
-impl SavedState {
-    /// Reads `path`; a missing file is an empty state.
-    ///
-    /// # Errors
-    /// The file exists but cannot be read or parsed.
-    pub fn load(path: &Path) -> Result<SavedState, String> {
-        match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| format!("state file {}: {e}", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(SavedState::default()),
-            Err(e) => Err(format!("state file {}: {e}", path.display())),
-        }
-    }
-
-    /// Writes `path` atomically (temporary file, fsync, rename).
-    ///
-    /// # Errors
-    /// The I/O error.
-    pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        use std::io::Write as _;
-        let tmp = path.with_extension("tmp");
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(&serde_json::to_vec(self).map_err(std::io::Error::other)?)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    }
 }
 
 /// The static part of the dispatcher: routes, receivers, inhibition.
@@ -311,22 +295,17 @@ pub struct Flush {
     pub alerts: Vec<MessageAlert>,
 }
 
-impl Dispatcher {
-    /// Whether `alert` is muted by an inhibition rule, given all firing alerts.
-    fn inhibited(&self, alert: &Alert, firing: &[&Alert]) -> bool {
-        self.inhibit_rules.iter().any(|rule| {
-            all_match(&rule.target, &alert.labels)
-                && firing.iter().any(|source| {
-                    source.fingerprint != alert.fingerprint
-                        && all_match(&rule.source, &source.labels)
-                        && rule
-                            .equal
-                            .iter()
-                            .all(|l| source.labels.get(l) == alert.labels.get(l))
-                })
-        })
+impl Flush {
+    /// `fingerprint:status` of each alert: what identifies the notification's content.
+    pub fn content(&self) -> BTreeSet<String> {
+        self.alerts
+            .iter()
+            .map(|a| format!("{}:{}", a.fingerprint, a.status))
+            .collect()
     }
+}
 
+impl Dispatcher {
     /// The groups every notifiable alert belongs to, by group key.
     fn group<'a>(
         &'a self,
@@ -337,7 +316,9 @@ impl Dispatcher {
         let firing: Vec<&Alert> = alerts.iter().filter(|a| a.state == State::Firing).collect();
         let mut groups: BTreeMap<String, Members<'a>> = BTreeMap::new();
         for alert in alerts.iter().filter(|a| a.state != State::Pending) {
-            if silences.mutes(&alert.labels, now) || self.inhibited(alert, &firing) {
+            if silences.mutes(&alert.labels, now)
+                || super::inhibit::inhibited(&self.inhibit_rules, alert, &firing)
+            {
                 continue;
             }
             for (id, route) in self.route.matching(&alert.labels) {
@@ -364,7 +345,10 @@ impl Dispatcher {
         groups
     }
 
-    /// Decides which groups to notify at `now`, updating `groups` (timers, notification log).
+    /// Decides which groups to notify at `now`, updating `groups` (timers; the flushed
+    /// notification is marked in flight, and the log is written by [`started`] and
+    /// [`finished`] once it is delivered). A group whose notification is still in flight is not
+    /// flushed again.
     pub fn plan(
         &self,
         alerts: &[Alert],
@@ -391,9 +375,11 @@ impl Dispatcher {
             let state = groups.entry(key.clone()).or_insert_with(|| GroupState {
                 route: id,
                 labels: labels.clone(),
-                next_flush: now + route.group_wait,
+                next_flush: super::add_time(now, route.group_wait),
                 last_notified: None,
                 notified_firing: BTreeSet::new(),
+                in_flight: None,
+                partial: None,
             });
             // Resolved alerts that were announced firing and are not announced resolved yet.
             let resolved: Vec<&Alert> = members
@@ -407,7 +393,7 @@ impl Dispatcher {
                 // Never announced and nothing fires: nothing to say.
                 continue;
             }
-            if now < state.next_flush {
+            if now < state.next_flush || state.in_flight.is_some() {
                 continue;
             }
             let changed = firing != state.notified_firing || !resolved.is_empty();
@@ -428,18 +414,26 @@ impl Dispatcher {
                     .iter()
                     .map(|a| MessageAlert::from_alert(a, &self.external_url)),
             );
-            flushes.push(Flush {
+            let flush = Flush {
                 key: key.clone(),
                 receiver: route.receiver.clone(),
                 labels: labels.clone(),
                 alerts: message_alerts,
+            };
+            // The log is written when the delivery succeeds ([`started`], [`finished`]).
+            state.in_flight = Some(InFlight {
+                at: now,
+                firing,
+                jobs: BTreeSet::new(),
+                failed: false,
+                content: flush.content(),
+                delivered: BTreeSet::new(),
             });
-            state.notified_firing = firing;
-            state.last_notified = Some(now);
-            state.next_flush = now + route.group_interval;
+            flushes.push(flush);
+            state.next_flush = super::add_time(now, route.group_interval);
         }
-        // A group whose last announcement was "all resolved" is done.
-        groups.retain(|_, g| !(g.notified_firing.is_empty() && g.last_notified.is_some()));
+        // A group whose last delivered announcement was "all resolved" is done.
+        groups.retain(|_, g| !g.done());
         flushes
     }
 
@@ -479,10 +473,6 @@ impl Dispatcher {
     }
 }
 
-fn elapsed(since: SystemTime, now: SystemTime) -> Duration {
-    now.duration_since(since).unwrap_or_default()
-}
-
 /// `{a="1",b="2"}`.
 fn label_text(labels: &BTreeMap<String, String>) -> String {
     let pairs: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
@@ -505,6 +495,10 @@ pub struct Runtime {
 }
 
 /// Dispatches notifications for every assessment until `shutdown`, then saves the state.
+///
+/// A save that fails (I/O, or content that cannot be written) is logged and counted
+/// (`rabbitmq_watch_state_file_write_failures_total`); dispatching goes on, and the next change
+/// tries again.
 pub async fn run(
     dispatcher: Dispatcher,
     runtime: Runtime,
@@ -518,8 +512,16 @@ pub async fn run(
         stats,
         backoff,
     } = runtime;
+    if state_file.is_some() {
+        stats.register_state_file();
+    }
+    if saved.set_aside.is_some() {
+        stats.state_file_load_failed();
+    }
     let dispatcher = Arc::new(dispatcher);
     let pending: Arc<Mutex<BTreeMap<u64, Job>>> = Arc::new(Mutex::new(BTreeMap::new()));
+    // Workers report each job's outcome here; the dispatcher writes the notification log.
+    let (outcome_tx, mut outcomes) = mpsc::unbounded_channel::<Outcome>();
     // One ordered queue per (receiver, integration).
     let mut queues: BTreeMap<(String, usize), mpsc::UnboundedSender<Job>> = BTreeMap::new();
     let workers = tokio_util::task::TaskTracker::new();
@@ -529,7 +531,7 @@ pub async fn run(
             let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
             queues.insert((receiver.name.clone(), i), tx);
             let integration = integration.clone();
-            let pending = pending.clone();
+            let outcome_tx = outcome_tx.clone();
             let stats = stats.clone();
             let name = receiver.name.clone();
             let stop = shutdown.clone();
@@ -549,51 +551,57 @@ pub async fn run(
                     stats.record(&name, integration.kind(), &delivery);
                     match &delivery.result {
                         Ok(()) => tracing::info!(receiver = %name, integration = integration.kind(), group = %job.message.group_key, status = %job.message.status, alerts = job.message.alerts.len(), attempts = delivery.attempts, "notification sent"),
-                        Err(e) => tracing::error!(receiver = %name, integration = integration.kind(), group = %job.message.group_key, attempts = delivery.attempts, reason = e.reason, error = %e, "notification given up"),
+                        Err(e) => tracing::error!(receiver = %name, integration = integration.kind(), group = %job.message.group_key, attempts = delivery.attempts, reason = e.reason, error = %e, "notification given up; the group is sent again at its next group_interval"),
                     }
-                    if let Ok(mut p) = pending.lock() {
-                        p.remove(&job.id);
-                    }
+                    let _ = outcome_tx.send(Outcome {
+                        group: job.message.group_key.clone(),
+                        job: job.id,
+                        integration: job.integration,
+                        delivered: delivery.result.is_ok(),
+                    });
                 }
             });
         }
     }
     workers.close();
+    drop(outcome_tx);
 
-    let enqueue = |job: Job| {
-        if let Some(tx) = queues.get(&(job.receiver.clone(), job.integration)) {
-            if let Ok(mut p) = pending.lock() {
-                p.insert(job.id, job.clone());
-            }
-            let _ = tx.send(job);
+    // Queues the job; false when its (receiver, integration) does not exist (any more).
+    let enqueue = |job: Job| -> bool {
+        let Some(tx) = queues.get(&(job.receiver.clone(), job.integration)) else {
+            return false;
+        };
+        if let Ok(mut p) = pending.lock() {
+            p.insert(job.id, job.clone());
         }
+        tx.send(job).is_ok()
     };
     let mut next_id = saved.pending.iter().map(|j| j.id).max().unwrap_or(0);
+    let mut live = BTreeSet::new();
     for job in saved.pending {
         tracing::info!(receiver = %job.receiver, group = %job.message.group_key, "resending a notification left undelivered before the restart");
-        enqueue(job);
+        let id = job.id;
+        if enqueue(job) {
+            live.insert(id);
+        }
     }
     let mut groups = saved.groups;
+    reconcile(&mut groups, &live);
     // Until the first evaluation, the alerts saved before the restart.
     let restored: Arc<Vec<Alert>> = Arc::new(saved.alerts);
     let mut assessment: Option<Arc<crate::alerting::Assessment>> = None;
-    let save = |groups: &BTreeMap<String, GroupState>, alerts: &[Alert]| {
-        let Some(path) = &state_file else { return };
-        let state = SavedState {
-            version: 1,
-            alerts: alerts.to_vec(),
-            groups: groups.clone(),
-            pending: pending
-                .lock()
-                .map(|p| p.values().cloned().collect())
-                .unwrap_or_default(),
-            silences: silences.list(SystemTime::now()),
-        };
-        if let Err(e) = state.save(path) {
-            tracing::error!(path = %path.display(), error = %e, "cannot save the state file");
-        }
+    let mut writer = super::state::StateWriter::new(state_file, stats.clone());
+    let snapshot = |groups: &BTreeMap<String, GroupState>, alerts: &[Alert]| SavedState {
+        version: super::state::VERSION,
+        alerts: alerts.to_vec(),
+        groups: groups.clone(),
+        pending: pending
+            .lock()
+            .map(|p| p.values().cloned().collect())
+            .unwrap_or_default(),
+        silences: silences.list(SystemTime::now()),
+        set_aside: None,
     };
-    let pending_len = || pending.lock().map_or(0, |p| p.len());
     let mut saved_pending = usize::MAX;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -608,6 +616,13 @@ pub async fn run(
                     changed = true;
                 }
             }
+            Some(outcome) = outcomes.recv() => {
+                if let Ok(mut p) = pending.lock() {
+                    p.remove(&outcome.job);
+                }
+                finished(&mut groups, &outcome);
+                changed = true;
+            }
             _ = tick.tick() => {}
         }
         let now = SystemTime::now();
@@ -616,31 +631,38 @@ pub async fn run(
         if changed || groups.values().any(|g| g.next_flush <= now) {
             for flush in dispatcher.plan(alerts, &mut groups, &silences, now) {
                 changed = true;
+                let skipped = already_delivered(&groups, &flush);
+                let mut ids = Vec::new();
                 for job in dispatcher.jobs(&flush, &mut next_id) {
-                    enqueue(job);
+                    let id = job.id;
+                    if !skipped.contains(&job.integration) && enqueue(job) {
+                        ids.push(id);
+                    }
                 }
+                started(&mut groups, &flush.key, ids, skipped);
             }
         }
         // Saved after every evaluation and whenever the undelivered notifications change.
-        if changed || pending_len() != saved_pending {
-            saved_pending = pending_len();
-            save(&groups, alerts);
+        let pending_len = pending.lock().map_or(0, |p| p.len());
+        if changed || pending_len != saved_pending {
+            saved_pending = pending_len;
+            if writer.enabled() {
+                writer.save(snapshot(&groups, alerts)).await;
+            }
         }
     }
     workers.wait().await;
+    while let Ok(outcome) = outcomes.try_recv() {
+        if let Ok(mut p) = pending.lock() {
+            p.remove(&outcome.job);
+        }
+        finished(&mut groups, &outcome);
+    }
     let alerts: &[Alert] = assessment.as_ref().map_or(&restored, |a| &a.alerts);
-    save(&groups, alerts);
+    if writer.enabled() {
+        writer.save(snapshot(&groups, alerts)).await;
+    }
     tracing::debug!("dispatcher stopped");
-}
-
-/// Parses an RFC 3339 time (for the silences API).
-pub fn parse_time(text: &str) -> Result<SystemTime, String> {
-    humantime::parse_rfc3339_weak(text).map_err(|e| format!("`{text}`: {e}"))
-}
-
-/// Formats a time as the API shows it.
-pub fn format_time(t: SystemTime) -> String {
-    rfc3339(t)
 }
 
 #[cfg(test)]
@@ -681,7 +703,7 @@ mod tests {
     fn route(group_by: &[&str]) -> Route {
         Route {
             receiver: "team".into(),
-            group_by: Some(group_by.iter().map(|s| s.to_string()).collect()),
+            group_by: Some(group_by.iter().map(ToString::to_string).collect()),
             group_wait: Duration::from_secs(30),
             group_interval: Duration::from_secs(300),
             repeat_interval: Duration::from_secs(3600),
@@ -698,6 +720,21 @@ mod tests {
             inhibit_rules: vec![],
             external_url: "http://w".into(),
         }
+    }
+
+    /// [`Dispatcher::plan`], then every flush delivered at once (no jobs: the log is written).
+    fn plan_ok(
+        d: &Dispatcher,
+        alerts: &[Alert],
+        groups: &mut BTreeMap<String, GroupState>,
+        silences: &Silences,
+        now: SystemTime,
+    ) -> Vec<Flush> {
+        let flushes = d.plan(alerts, groups, silences, now);
+        for f in &flushes {
+            started(groups, &f.key, [], BTreeSet::new());
+        }
+        flushes
     }
 
     fn names(flushes: &[Flush]) -> Vec<(String, Vec<(String, String)>)> {
@@ -723,15 +760,24 @@ mod tests {
         let a1 = alert("Backlog", "q1", "warning", State::Firing);
         let a2 = alert("Backlog", "q2", "warning", State::Firing);
         // New group: nothing before group_wait.
+        assert!(plan_ok(&d, std::slice::from_ref(&a1), &mut groups, &silences, at(0)).is_empty());
         assert!(
-            d.plan(std::slice::from_ref(&a1), &mut groups, &silences, at(0))
-                .is_empty()
+            plan_ok(
+                &d,
+                &[a1.clone(), a2.clone()],
+                &mut groups,
+                &silences,
+                at(29)
+            )
+            .is_empty()
         );
-        assert!(
-            d.plan(&[a1.clone(), a2.clone()], &mut groups, &silences, at(29))
-                .is_empty()
+        let f = plan_ok(
+            &d,
+            &[a1.clone(), a2.clone()],
+            &mut groups,
+            &silences,
+            at(30),
         );
-        let f = d.plan(&[a1.clone(), a2.clone()], &mut groups, &silences, at(30));
         assert_eq!(
             names(&f),
             [(
@@ -744,18 +790,42 @@ mod tests {
         );
         // Unchanged: silent until repeat_interval.
         assert!(
-            d.plan(&[a1.clone(), a2.clone()], &mut groups, &silences, at(400))
-                .is_empty()
+            plan_ok(
+                &d,
+                &[a1.clone(), a2.clone()],
+                &mut groups,
+                &silences,
+                at(400)
+            )
+            .is_empty()
         );
-        let f = d.plan(&[a1.clone(), a2.clone()], &mut groups, &silences, at(3630));
+        let f = plan_ok(
+            &d,
+            &[a1.clone(), a2.clone()],
+            &mut groups,
+            &silences,
+            at(3630),
+        );
         assert_eq!(f.len(), 1, "repeat after 1 h");
         // q2 resolves: announced at the next group_interval tick, not before.
         let r2 = alert("Backlog", "q2", "warning", State::Resolved);
         assert!(
-            d.plan(&[a1.clone(), r2.clone()], &mut groups, &silences, at(3700))
-                .is_empty()
+            plan_ok(
+                &d,
+                &[a1.clone(), r2.clone()],
+                &mut groups,
+                &silences,
+                at(3700)
+            )
+            .is_empty()
         );
-        let f = d.plan(&[a1.clone(), r2.clone()], &mut groups, &silences, at(3930));
+        let f = plan_ok(
+            &d,
+            &[a1.clone(), r2.clone()],
+            &mut groups,
+            &silences,
+            at(3930),
+        );
         assert_eq!(
             names(&f),
             [(
@@ -768,7 +838,13 @@ mod tests {
         );
         // q1 resolves too: last notification, then the group is gone.
         let r1 = alert("Backlog", "q1", "warning", State::Resolved);
-        let f = d.plan(&[r1.clone(), r2.clone()], &mut groups, &silences, at(4230));
+        let f = plan_ok(
+            &d,
+            &[r1.clone(), r2.clone()],
+            &mut groups,
+            &silences,
+            at(4230),
+        );
         assert_eq!(
             f[0].alerts
                 .iter()
@@ -777,10 +853,7 @@ mod tests {
             1
         );
         assert!(groups.is_empty());
-        assert!(
-            d.plan(&[r1, r2], &mut groups, &silences, at(4600))
-                .is_empty()
-        );
+        assert!(plan_ok(&d, &[r1, r2], &mut groups, &silences, at(4600)).is_empty());
     }
 
     #[test]
@@ -788,41 +861,16 @@ mod tests {
         let d = dispatcher(route(&["alertname"]));
         let silences = Silences::default();
         let mut groups = BTreeMap::new();
-        d.plan(
+        plan_ok(
+            &d,
             &[alert("Backlog", "q1", "warning", State::Firing)],
             &mut groups,
             &silences,
             at(0),
         );
         let r = alert("Backlog", "q1", "warning", State::Resolved);
-        assert!(
-            d.plan(std::slice::from_ref(&r), &mut groups, &silences, at(30))
-                .is_empty()
-        );
-        assert!(d.plan(&[r], &mut groups, &silences, at(400)).is_empty());
-    }
-
-    #[test]
-    fn sub_routes_pick_receivers_and_continue_fans_out() {
-        let mut root = route(&["alertname"]);
-        let mut pager = route(&["alertname"]);
-        pager.receiver = "pager".into();
-        pager.matchers = vec![Matcher::parse("severity=\"critical\"").unwrap()];
-        pager.continue_ = true;
-        let mut chat = route(&["alertname"]);
-        chat.receiver = "chat".into();
-        chat.matchers = vec![Matcher::parse("severity=~\"critical|warning\"").unwrap()];
-        root.routes = vec![pager, chat];
-        let labels = |sev: &str| alert("X", "q", sev, State::Firing).labels;
-        let receivers = |sev| {
-            root.matching(&labels(sev))
-                .into_iter()
-                .map(|(_, r)| r.receiver.clone())
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(receivers("critical"), ["pager", "chat"]);
-        assert_eq!(receivers("warning"), ["chat"]);
-        assert_eq!(receivers("info"), ["team"]);
+        assert!(plan_ok(&d, std::slice::from_ref(&r), &mut groups, &silences, at(30)).is_empty());
+        assert!(plan_ok(&d, &[r], &mut groups, &silences, at(400)).is_empty());
     }
 
     #[test]
@@ -830,23 +878,26 @@ mod tests {
         let d = dispatcher(route(&["alertname"]));
         let silences = Silences::default();
         let id = silences
-            .add(Silence {
-                id: String::new(),
-                matchers: vec!["queue=\"q1\"".into()],
-                starts_at: at(0),
-                ends_at: at(3600),
-                created_by: "me".into(),
-                comment: "maintenance".into(),
-            })
+            .add(
+                Silence {
+                    id: String::new(),
+                    matchers: vec!["queue=\"q1\"".into()],
+                    starts_at: at(0),
+                    ends_at: at(3600),
+                    created_by: "me".into(),
+                    comment: "maintenance".into(),
+                },
+                at(0),
+            )
             .unwrap();
         let mut groups = BTreeMap::new();
         let a = vec![alert("Backlog", "q1", "warning", State::Firing)];
-        d.plan(&a, &mut groups, &silences, at(0));
-        assert!(d.plan(&a, &mut groups, &silences, at(60)).is_empty());
+        plan_ok(&d, &a, &mut groups, &silences, at(0));
+        assert!(plan_ok(&d, &a, &mut groups, &silences, at(60)).is_empty());
         assert!(silences.expire(&id, at(100)));
         assert_eq!(silences.list(at(100))[0].state(at(100)), "expired");
-        d.plan(&a, &mut groups, &silences, at(100));
-        assert_eq!(d.plan(&a, &mut groups, &silences, at(130)).len(), 1);
+        plan_ok(&d, &a, &mut groups, &silences, at(100));
+        assert_eq!(plan_ok(&d, &a, &mut groups, &silences, at(130)).len(), 1);
     }
 
     #[test]
@@ -862,16 +913,16 @@ mod tests {
         let source = alert("Partition", "-", "critical", State::Firing);
         let target = alert("NodeDown", "-", "critical", State::Firing);
         let both = [source.clone(), target.clone()];
-        d.plan(&both, &mut groups, &silences, at(0));
-        let f = d.plan(&both, &mut groups, &silences, at(30));
+        plan_ok(&d, &both, &mut groups, &silences, at(0));
+        let f = plan_ok(&d, &both, &mut groups, &silences, at(30));
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].alerts[0].labels["alertname"], "Partition");
         // Once the source resolves, the target is notified.
         let mut resolved = source.clone();
         resolved.state = State::Resolved;
         let after = [resolved, target];
-        d.plan(&after, &mut groups, &silences, at(60));
-        let f = d.plan(&after, &mut groups, &silences, at(400));
+        plan_ok(&d, &after, &mut groups, &silences, at(60));
+        let f = plan_ok(&d, &after, &mut groups, &silences, at(400));
         let announced: Vec<&str> = f
             .iter()
             .flat_map(|f| f.alerts.iter().map(|a| a.labels["alertname"].as_str()))
@@ -880,21 +931,154 @@ mod tests {
     }
 
     #[test]
-    fn state_file_round_trips_atomically() {
-        let dir = std::env::temp_dir().join(format!("rw-state-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("state.json");
-        assert_eq!(SavedState::load(&path).unwrap().alerts.len(), 0);
-        let state = SavedState {
-            version: 1,
-            alerts: vec![alert("X", "q", "warning", State::Firing)],
+    fn a_failed_delivery_is_sent_again_at_the_next_group_interval_not_at_repeat_interval() {
+        let d = dispatcher(route(&["alertname"]));
+        let silences = Silences::default();
+        let mut groups = BTreeMap::new();
+        let a = vec![alert("Backlog", "q1", "warning", State::Firing)];
+        d.plan(&a, &mut groups, &silences, at(0));
+        let f = d.plan(&a, &mut groups, &silences, at(30));
+        assert_eq!(f.len(), 1);
+        let key = f[0].key.clone();
+        started(&mut groups, &key, [7], BTreeSet::new());
+        // In flight: not flushed again, even when group_interval passes.
+        assert!(d.plan(&a, &mut groups, &silences, at(340)).is_empty());
+        finished(
+            &mut groups,
+            &Outcome {
+                group: key.clone(),
+                job: 7,
+                integration: 0,
+                delivered: false,
+            },
+        );
+        assert_eq!(groups[&key].last_notified, None, "nothing logged");
+        // The next group_interval tick (30 + 300 passed already): sent again at once.
+        let f = d.plan(&a, &mut groups, &silences, at(341));
+        assert_eq!(f.len(), 1, "resent at group_interval, not repeat_interval");
+        started(&mut groups, &key, [8], BTreeSet::new());
+        finished(
+            &mut groups,
+            &Outcome {
+                group: key.clone(),
+                job: 8,
+                integration: 0,
+                delivered: true,
+            },
+        );
+        assert_eq!(groups[&key].last_notified, Some(at(341)));
+        // Delivered: now silent until repeat_interval.
+        assert!(d.plan(&a, &mut groups, &silences, at(700)).is_empty());
+        assert_eq!(d.plan(&a, &mut groups, &silences, at(3941)).len(), 1);
+    }
+
+    #[test]
+    fn a_partly_failed_delivery_waits_for_group_interval_and_skips_integrations_that_have_it() {
+        let d = dispatcher(route(&["alertname"]));
+        let silences = Silences::default();
+        let mut groups = BTreeMap::new();
+        let a = vec![alert("Backlog", "q1", "warning", State::Firing)];
+        d.plan(&a, &mut groups, &silences, at(0));
+        let key = d.plan(&a, &mut groups, &silences, at(30))[0].key.clone();
+        started(&mut groups, &key, [1, 2], BTreeSet::new());
+        let outcome = |job: u64, delivered| Outcome {
+            group: key.clone(),
+            job,
+            integration: job as usize,
+            delivered,
+        };
+        finished(&mut groups, &outcome(1, true));
+        finished(&mut groups, &outcome(2, false));
+        assert!(d.plan(&a, &mut groups, &silences, at(100)).is_empty());
+        assert!(d.plan(&a, &mut groups, &silences, at(329)).is_empty());
+        let again = d.plan(&a, &mut groups, &silences, at(330));
+        assert_eq!(again.len(), 1);
+        // Integration 1 has it already (Alertmanager logs per integration): only 2 is sent.
+        let skipped = already_delivered(&groups, &again[0]);
+        assert_eq!(skipped, BTreeSet::from([1]));
+        started(&mut groups, &key, [3], skipped);
+        finished(&mut groups, &outcome(3, true));
+        assert_eq!(groups[&key].last_notified, Some(at(330)));
+        assert_eq!(groups[&key].partial, None);
+        // A different notification goes to every integration again.
+        groups.get_mut(&key).unwrap().partial = Some(Partial {
+            content: BTreeSet::from(["other:firing".to_owned()]),
+            delivered: BTreeSet::from([1]),
+        });
+        assert!(already_delivered(&groups, &again[0]).is_empty());
+    }
+
+    #[test]
+    fn in_flight_jobs_lost_across_a_restart_count_as_failed() {
+        let d = dispatcher(route(&["alertname"]));
+        let silences = Silences::default();
+        let mut groups = BTreeMap::new();
+        let a = vec![alert("Backlog", "q1", "warning", State::Firing)];
+        d.plan(&a, &mut groups, &silences, at(0));
+        let key = d.plan(&a, &mut groups, &silences, at(30))[0].key.clone();
+        started(&mut groups, &key, [1, 2], BTreeSet::new());
+        // Job 1 is restored (still pending), job 2 is not: outcome unknown.
+        reconcile(&mut groups, &BTreeSet::from([1]));
+        assert!(groups[&key].in_flight.as_ref().unwrap().failed);
+        finished(
+            &mut groups,
+            &Outcome {
+                group: key.clone(),
+                job: 1,
+                integration: 0,
+                delivered: true,
+            },
+        );
+        assert_eq!(groups[&key].last_notified, None);
+        assert_eq!(d.plan(&a, &mut groups, &silences, at(330)).len(), 1);
+    }
+
+    #[test]
+    fn absurd_route_timings_saturate_instead_of_panicking() {
+        let mut r = route(&["alertname"]);
+        r.group_wait = Duration::MAX;
+        r.group_interval = Duration::MAX;
+        let d = dispatcher(r);
+        let silences = Silences::default();
+        let mut groups = BTreeMap::new();
+        let a = vec![alert("Backlog", "q1", "warning", State::Firing)];
+        assert!(d.plan(&a, &mut groups, &silences, at(0)).is_empty());
+        let state = groups.values().next().unwrap();
+        assert_eq!(state.next_flush, super::super::latest_time());
+        let saved = SavedState {
+            groups: groups.clone(),
             ..SavedState::default()
         };
-        state.save(&path).unwrap();
-        assert!(!path.with_extension("tmp").exists());
-        assert_eq!(SavedState::load(&path).unwrap().alerts, state.alerts);
-        std::fs::write(&path, "{broken").unwrap();
-        assert!(SavedState::load(&path).unwrap_err().contains("state.json"));
-        let _ = std::fs::remove_dir_all(&dir);
+        assert!(serde_json::to_vec(&saved).is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_dispatcher_survives_a_failing_save_and_counts_it() {
+        let stats = Arc::new(NotifyStats::default());
+        let (_tx, rx) = tokio::sync::watch::channel(None);
+        let shutdown = CancellationToken::new();
+        let dir = std::env::temp_dir().join(format!("rw-no-such-dir-{}", std::process::id()));
+        let task = tokio::spawn(run(
+            dispatcher(route(&["alertname"])),
+            Runtime {
+                state_file: Some(dir.join("state.json")),
+                saved: SavedState {
+                    alerts: vec![alert("Backlog", "q1", "warning", State::Firing)],
+                    ..SavedState::default()
+                },
+                silences: Arc::new(Silences::default()),
+                stats: stats.clone(),
+                backoff: Backoff::default(),
+            },
+            rx,
+            shutdown.clone(),
+        ));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(!task.is_finished(), "the dispatcher is still running");
+        let failures = stats.state_file().unwrap().write_failures;
+        assert!(failures >= 1, "{failures}");
+        shutdown.cancel();
+        task.await.unwrap();
+        assert!(stats.state_file().unwrap().write_failures > failures);
     }
 }

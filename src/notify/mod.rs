@@ -1,12 +1,17 @@
 //! Notifications: what is sent ([`Message`], Alertmanager's webhook payload, version 4), how a
 //! delivery fails ([`NotifyError`]: retryable or not), and the one place that retries
 //! ([`deliver`], capped exponential backoff). One file per integration:
-//! [`webhook`], [`email`], [`alertmanager`]. Routing, grouping, silences and inhibition live
-//! in [`dispatch`].
+//! [`webhook`], [`email`], [`alertmanager`]. Split by concern as Alertmanager's packages are:
+//! label matchers in [`matcher`], the route tree in [`route`], silences in [`silence`],
+//! inhibition in [`inhibit`], the state file in [`state`], and grouping, timers, the
+//! notification log and delivery in [`dispatch`].
 
 pub mod alertmanager;
 pub mod dispatch;
 pub mod email;
+pub mod inhibit;
+pub mod silence;
+pub mod state;
 pub mod webhook;
 
 use std::collections::BTreeMap;
@@ -73,9 +78,13 @@ pub struct MessageAlert {
 /// `endsAt` of an alert that has not ended.
 pub const NO_END: &str = "0001-01-01T00:00:00Z";
 
-/// Formats a time as RFC 3339 with milliseconds: [`crate::util::time::format_rfc3339`], kept
-/// under this name for the notifier modules.
-pub use crate::util::time::format_rfc3339 as rfc3339;
+/// Time helpers of [`crate::util::time`] under the names the notifier modules use:
+/// `rfc3339` formats (never panics), `rfc3339_checked`/`rfc3339_checked_opt` are serde
+/// adapters that fail instead of panicking on a time RFC 3339 cannot write.
+pub use crate::util::time::{
+    add_time, format_rfc3339 as rfc3339, latest_time, representable, rfc3339 as rfc3339_checked,
+    rfc3339_opt as rfc3339_checked_opt,
+};
 
 impl MessageAlert {
     /// The message form of `alert` (which must be firing or resolved).
@@ -209,6 +218,19 @@ pub fn http_status_error(status: reqwest::StatusCode, body: &str) -> NotifyError
 #[derive(Debug, Default)]
 pub struct NotifyStats {
     inner: std::sync::Mutex<BTreeMap<(String, &'static str), IntegrationStats>>,
+    /// The state file's counters; `None` while no state file is configured.
+    state_file: std::sync::Mutex<Option<StateFileStats>>,
+}
+
+/// Counters of the state file (`notify.state_file`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateFileStats {
+    /// Saves that failed (I/O error, or content that cannot be written); the previous file
+    /// stays in place.
+    pub write_failures: u64,
+    /// Files set aside at start-up (unreadable, corrupt, truncated, or of a newer version),
+    /// after which the sidecar started with an empty state.
+    pub load_failures: u64,
 }
 
 /// Counters of one (receiver, integration).
@@ -242,8 +264,11 @@ impl NotifyStats {
         if let Ok(mut map) = self.inner.lock() {
             let stats = map.entry((receiver.to_owned(), integration)).or_default();
             match &delivery.result {
-                Ok(()) => stats.sent += 1,
-                Err(e) => *stats.failed.entry(e.reason).or_default() += 1,
+                Ok(()) => stats.sent = stats.sent.saturating_add(1),
+                Err(e) => {
+                    let n = stats.failed.entry(e.reason).or_default();
+                    *n = n.saturating_add(1);
+                }
             }
             let seconds = delivery.latency.as_secs_f64();
             stats.latency_sum += seconds;
@@ -254,6 +279,34 @@ impl NotifyStats {
                 .unwrap_or(LATENCY_BUCKETS.len());
             stats.latency_buckets[bucket] += 1;
         }
+    }
+
+    /// Creates the state file counters at 0 (a state file is configured).
+    pub fn register_state_file(&self) {
+        if let Ok(mut s) = self.state_file.lock() {
+            s.get_or_insert_with(StateFileStats::default);
+        }
+    }
+
+    /// Counts a failed save of the state file.
+    pub fn state_file_write_failed(&self) {
+        if let Ok(mut s) = self.state_file.lock() {
+            let s = s.get_or_insert_with(StateFileStats::default);
+            s.write_failures = s.write_failures.saturating_add(1);
+        }
+    }
+
+    /// Counts a state file set aside at start-up.
+    pub fn state_file_load_failed(&self) {
+        if let Ok(mut s) = self.state_file.lock() {
+            let s = s.get_or_insert_with(StateFileStats::default);
+            s.load_failures = s.load_failures.saturating_add(1);
+        }
+    }
+
+    /// The state file counters, `None` when no state file is configured.
+    pub fn state_file(&self) -> Option<StateFileStats> {
+        self.state_file.lock().ok().and_then(|s| *s)
     }
 
     /// A copy of every entry.
@@ -315,7 +368,7 @@ where
         let result = attempt().await;
         let done = match &result {
             Ok(()) => true,
-            Err(e) => !e.retryable || start.elapsed() + wait > backoff.give_up_after,
+            Err(e) => !e.retryable || start.elapsed().saturating_add(wait) > backoff.give_up_after,
         };
         if done {
             return Delivery {
@@ -328,7 +381,7 @@ where
             on_retry(attempts, e, wait);
         }
         tokio::time::sleep(wait).await;
-        wait = (wait * 2).min(backoff.max);
+        wait = wait.saturating_mul(2).min(backoff.max);
     }
 }
 

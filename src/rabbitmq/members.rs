@@ -242,7 +242,7 @@ impl Reader {
         for member in members {
             if !clients.contains_key(member) {
                 match expand_template(template, member)
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| e.clone())
                     .and_then(|url| {
                         client_for(&self.base, url, self.config.timeout).map_err(|e| e.to_string())
                     }) {
@@ -294,7 +294,7 @@ mod tests {
 
     /// A writer collecting log output.
     #[derive(Clone, Default)]
-    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    struct Captured(std::sync::Arc<Mutex<Vec<u8>>>);
 
     impl std::io::Write for Captured {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

@@ -3,9 +3,29 @@
 
 use std::time::{Duration, SystemTime};
 
-/// `t` as RFC 3339 with milliseconds, e.g. `2026-01-01T00:00:00.000Z`.
+/// `t` as RFC 3339 with milliseconds, e.g. `2026-01-01T00:00:00.000Z`. Never panics: a time
+/// outside what RFC 3339 can write (before 1970 or after [`latest_time`]) is written as the
+/// nearest one it can.
 pub fn format_rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_millis(t).to_string()
+    humantime::format_rfc3339_millis(t.clamp(SystemTime::UNIX_EPOCH, latest_time())).to_string()
+}
+
+/// The last instant RFC 3339 (four-digit years) can write: 9999-12-31T23:59:59Z. Every time
+/// the sidecar computes or accepts is kept at or before it, so formatting never fails.
+pub fn latest_time() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(253_402_300_799)
+}
+
+/// Whether `t` can be written as RFC 3339 (1970 to year 9999).
+pub fn representable(t: SystemTime) -> bool {
+    t >= SystemTime::UNIX_EPOCH && t <= latest_time()
+}
+
+/// `t + d`, saturating at [`latest_time`] instead of overflowing (`now + group_wait` with an
+/// absurd configured duration must not panic).
+pub fn add_time(t: SystemTime, d: Duration) -> SystemTime {
+    t.checked_add(d)
+        .map_or(latest_time(), |sum| sum.min(latest_time()))
 }
 
 /// Parses an RFC 3339 time (a `T` or a space between date and time, any precision, `Z`).
@@ -21,7 +41,9 @@ pub fn elapsed(since: SystemTime, now: SystemTime) -> Duration {
     now.duration_since(since).unwrap_or_default()
 }
 
-/// Serde for `SystemTime` as RFC 3339 with milliseconds (`#[serde(with = "...")]`).
+/// Serde for `SystemTime` as RFC 3339 with milliseconds (`#[serde(with = "...")]`). Writing a
+/// time RFC 3339 cannot express fails with an error instead of panicking (as formatting a
+/// time past year 9999 would).
 pub mod rfc3339 {
     use std::time::SystemTime;
 
@@ -30,8 +52,13 @@ pub mod rfc3339 {
     /// Writes `t` as RFC 3339.
     ///
     /// # Errors
-    /// The serializer's.
+    /// A time outside 1970..=9999, or the serializer's.
     pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        if !super::representable(*t) {
+            return Err(serde::ser::Error::custom(format!(
+                "{t:?} cannot be written as RFC 3339 (years 1970 to 9999)"
+            )));
+        }
         s.collect_str(&humantime::format_rfc3339_millis(*t))
     }
 
@@ -54,10 +81,10 @@ pub mod rfc3339_opt {
     /// Writes `t` as RFC 3339 or null.
     ///
     /// # Errors
-    /// The serializer's.
+    /// A time outside 1970..=9999, or the serializer's.
     pub fn serialize<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
         match t {
-            Some(t) => s.collect_str(&humantime::format_rfc3339_millis(*t)),
+            Some(t) => super::rfc3339::serialize(t, s),
             None => s.serialize_none(),
         }
     }
@@ -94,5 +121,23 @@ mod tests {
             Duration::from_secs(5)
         );
         assert_eq!(elapsed(t + Duration::from_secs(5), t), Duration::ZERO);
+    }
+
+    #[test]
+    fn times_past_year_9999_never_panic() {
+        let far = add_time(UNIX_EPOCH, Duration::MAX);
+        assert_eq!(far, latest_time());
+        assert!(representable(far));
+        assert_eq!(format_rfc3339(far), "9999-12-31T23:59:59.000Z");
+        let beyond = latest_time() + Duration::from_secs(1);
+        assert!(!representable(beyond));
+        assert_eq!(format_rfc3339(beyond), "9999-12-31T23:59:59.000Z");
+        #[derive(serde::Serialize)]
+        struct T(#[serde(with = "rfc3339")] SystemTime);
+        let err = serde_json::to_string(&T(beyond)).unwrap_err();
+        assert!(
+            err.to_string().contains("cannot be written as RFC 3339"),
+            "{err}"
+        );
     }
 }

@@ -412,7 +412,7 @@ fn read_tls(r: &Reader<'_>, node: &Yaml) -> Result<RawTls, WebConfigError> {
             "min_version" => raw.min_version = r.text(k, value)?,
             "max_version" => raw.max_version = r.text(k, value)?,
             "prefer_server_cipher_suites" => {
-                raw.prefer_server_cipher_suites = r.boolean(k, value)?
+                raw.prefer_server_cipher_suites = r.boolean(k, value)?;
             }
             // "client_allowed_sans"
             _ => {

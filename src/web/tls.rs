@@ -199,7 +199,7 @@ impl ReloadingCert {
 
     fn load(&self, files: &(PathBuf, PathBuf)) -> Result<CertifiedKey, String> {
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.0)
-            .and_then(|i| i.collect::<Result<_, _>>())
+            .and_then(Iterator::collect::<Result<_, _>>)
             .map_err(|e| format!("{}: {e}", files.0.display()))?;
         if certs.is_empty() {
             return Err(format!("{}: no certificate", files.0.display()));

@@ -60,7 +60,7 @@ pub fn yaml(text: &str, what: &str) -> serde_json::Value {
     config::Config::builder()
         .add_source(config::File::from_str(text, config::FileFormat::Yaml))
         .build()
-        .and_then(|c| c.try_deserialize::<serde_json::Value>())
+        .and_then(config::Config::try_deserialize::<serde_json::Value>)
         .unwrap_or_else(|e| panic!("{what} is not valid YAML: {e}"))
 }
 

@@ -1,0 +1,73 @@
+//! Inhibition (Alertmanager's `inhibit_rules`): while a source alert fires, target alerts
+//! with the same values of the `equal` labels are muted.
+
+use crate::alerting::Alert;
+use crate::config::InhibitRule;
+use crate::matcher::all_match;
+
+/// Whether `rule` mutes `alert`, given all firing alerts (an alert never inhibits itself).
+pub fn mutes(rule: &InhibitRule, alert: &Alert, firing: &[&Alert]) -> bool {
+    all_match(&rule.target, &alert.labels)
+        && firing.iter().any(|source| {
+            source.fingerprint != alert.fingerprint
+                && all_match(&rule.source, &source.labels)
+                && rule
+                    .equal
+                    .iter()
+                    .all(|l| source.labels.get(l) == alert.labels.get(l))
+        })
+}
+
+/// Whether any of `rules` mutes `alert`, given all firing alerts.
+pub fn inhibited(rules: &[InhibitRule], alert: &Alert, firing: &[&Alert]) -> bool {
+    rules.iter().any(|rule| mutes(rule, alert, firing))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+    use crate::alerting::{State, fingerprint};
+    use crate::matcher::Matcher;
+
+    fn alert(name: &str, vhost: &str) -> Alert {
+        let labels: BTreeMap<String, String> = [("alertname", name), ("vhost", vhost)]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .into();
+        let at = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        Alert {
+            fingerprint: fingerprint(&labels),
+            labels,
+            annotations: BTreeMap::new(),
+            analysis: None,
+            state: State::Firing,
+            value: 1.0,
+            active_since: at,
+            fired_at: Some(at),
+            resolved_at: None,
+            last_true: at,
+            unknown: false,
+        }
+    }
+
+    #[test]
+    fn a_source_mutes_targets_with_equal_labels_but_never_itself() {
+        let rule = InhibitRule {
+            source: vec![Matcher::parse("alertname=~\"Partition|NodeDown\"").unwrap()],
+            target: vec![Matcher::parse("alertname=~\"NodeDown|Backlog\"").unwrap()],
+            equal: vec!["vhost".into()],
+        };
+        let source = alert("Partition", "/");
+        let target = alert("Backlog", "/");
+        let elsewhere = alert("Backlog", "other");
+        let firing = [&source];
+        assert!(inhibited(std::slice::from_ref(&rule), &target, &firing));
+        assert!(!inhibited(std::slice::from_ref(&rule), &elsewhere, &firing));
+        // Matching both source and target does not make an alert inhibit itself.
+        let node_down = alert("NodeDown", "/");
+        assert!(!mutes(&rule, &node_down, &[&node_down]));
+        assert!(!inhibited(&[], &target, &firing));
+    }
+}
