@@ -71,6 +71,41 @@ impl Poller {
         self
     }
 
+    /// The clients of the members whose own API answered in `views` (none without a cluster
+    /// reader): where cluster-wide reads fail over to.
+    fn answering_members(&self, views: &MemberViews) -> Vec<(String, Client)> {
+        let Some(reader) = &self.cluster else {
+            return Vec::new();
+        };
+        let answering: BTreeSet<&str> = views
+            .views
+            .iter()
+            .filter(|v| v.nodes.ok().is_some())
+            .map(|v| v.node.as_str())
+            .collect();
+        reader
+            .clients()
+            .into_iter()
+            .filter(|(name, _)| answering.contains(name.as_str()))
+            .collect()
+    }
+
+    /// `attempt` (read through member `name`) when it succeeded, else the original failure.
+    fn failover<T>(name: &str, attempt: Fetched<T>, failed: Fetched<T>) -> Fetched<T> {
+        match (&attempt.result, &failed.result) {
+            (Ok(_), Err(e)) => {
+                tracing::info!(
+                    endpoint = %e.endpoint(),
+                    member = %name,
+                    error = %e,
+                    "rabbitmq.url failed; read through a cluster member instead"
+                );
+                attempt
+            }
+            _ => failed,
+        }
+    }
+
     /// Polls until `shutdown` is cancelled, publishing each snapshot on `tx`. The first poll
     /// starts at once. A poll in progress is abandoned on shutdown.
     pub async fn run(self, tx: SnapshotSender, shutdown: CancellationToken) {
@@ -130,13 +165,52 @@ impl Poller {
                 None => MemberViews::default(),
             }
         };
-        let ((overview, nodes, queues, alarms), member_views) = tokio::join!(main, views);
+        let ((mut overview, mut nodes, mut queues, mut alarms), member_views) =
+            tokio::join!(main, views);
+        // `rabbitmq.url` is not a single point of failure: the cluster-wide reads that failed
+        // through it are read through a member whose API answered this poll.
+        let members = self.answering_members(&member_views);
+        if !members.is_empty() {
+            for (name, client) in &members {
+                if overview.result.is_err() {
+                    overview =
+                        Self::failover(name, Fetched::timed(client.overview()).await, overview);
+                }
+                if nodes.result.is_err() {
+                    nodes = Self::failover(name, Fetched::timed(client.nodes()).await, nodes);
+                }
+                if queues.result.is_err() {
+                    let detailed = previous
+                        .detailed_queues
+                        .or_else(|| overview.ok().map(detailed_queues))
+                        .unwrap_or(false);
+                    queues = Self::failover(
+                        name,
+                        Fetched::timed(client.queues(&self.queues, detailed)).await,
+                        queues,
+                    );
+                }
+                if alarms.result.is_err() {
+                    alarms = Self::failover(name, Fetched::timed(client.alarms()).await, alarms);
+                }
+            }
+        }
         // Which queues receive dead letters depends on every listed queue's settings (also
         // those not exported), so it is read after the listing, before the selection.
         let dead_letter_queues = match queues.ok() {
             Some(listed) if self.discover_dead_letters => {
                 let (exchanges, direct) = dead_letter_targets(listed);
                 let mut fetched = Fetched::timed(self.client.bound_queues(&exchanges)).await;
+                for (name, client) in &members {
+                    if fetched.result.is_ok() {
+                        break;
+                    }
+                    fetched = Self::failover(
+                        name,
+                        Fetched::timed(client.bound_queues(&exchanges)).await,
+                        fetched,
+                    );
+                }
                 if let Ok(bound) = &mut fetched.result {
                     bound.extend(direct);
                     bound.sort_unstable();

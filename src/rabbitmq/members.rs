@@ -159,6 +159,16 @@ impl Reader {
         })
     }
 
+    /// The clients of every member known so far (configured, or discovered and built), by
+    /// name: the poller reads cluster-wide endpoints through one of them when `rabbitmq.url`
+    /// fails.
+    pub fn clients(&self) -> Vec<(String, Client)> {
+        self.clients
+            .lock()
+            .map(|c| c.iter().map(|(n, c)| (n.clone(), c.clone())).collect())
+            .unwrap_or_default()
+    }
+
     /// Where the views come from, as configured.
     pub fn source(&self) -> Source {
         if !self.config.nodes.is_empty() {
