@@ -36,7 +36,10 @@ pub struct History {
     pub largest_seen: u64,
     /// Each member's last known `uptime` in milliseconds.
     pub uptimes: BTreeMap<String, u64>,
-    /// Uptime resets observed per member since the sidecar started.
+    /// Each member's last known `mnesia_disk_tx_count` (resets with the RabbitMQ application).
+    pub app_counters: BTreeMap<String, u64>,
+    /// Restarts (uptime or application counter resets) observed per member since the sidecar
+    /// started.
     pub restarts: BTreeMap<String, u64>,
     /// The name of the node behind `rabbitmq.url` (from `/api/overview` `node`), last known.
     pub main_node: Option<String>,
@@ -266,6 +269,7 @@ pub fn assess(
     let mut partitions: Option<BTreeMap<String, BTreeSet<String>>> = None;
     let mut down: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut uptimes: BTreeMap<String, u64> = BTreeMap::new();
+    let mut app_counters: BTreeMap<String, u64> = BTreeMap::new();
     let mut flagged = BTreeSet::new();
     for v in &answering {
         let listed = v.listed().unwrap_or_default();
@@ -285,6 +289,10 @@ pub fn assess(
             if let Some(u) = n.uptime {
                 let e = uptimes.entry(n.name.clone()).or_default();
                 *e = (*e).max(u);
+            }
+            if let Some(c) = n.mnesia_disk_tx_count {
+                let e = app_counters.entry(n.name.clone()).or_default();
+                *e = (*e).max(c);
             }
             if n.mem_alarm == Some(true) {
                 flagged.insert((n.name.clone(), "memory".to_owned()));
@@ -316,16 +324,34 @@ pub fn assess(
             .collect::<Vec<_>>()
     });
 
-    let mut restarted = Vec::new();
+    // A restart of the VM resets `uptime`; a restart of the RabbitMQ application alone
+    // (autoheal, pause_minority recovery, stop_app/start_app) resets Mnesia's counter while
+    // the VM's uptime goes on. Either counts once.
+    let mut restarted: BTreeSet<String> = BTreeSet::new();
     for (node, uptime) in &uptimes {
-        if let Some(previous) = history.uptimes.get(node)
-            && uptime < previous
+        if history
+            .uptimes
+            .get(node)
+            .is_some_and(|previous| uptime < previous)
         {
-            restarted.push(node.clone());
-            *next.restarts.entry(node.clone()).or_default() += 1;
+            restarted.insert(node.clone());
         }
         next.uptimes.insert(node.clone(), *uptime);
     }
+    for (node, count) in &app_counters {
+        if history
+            .app_counters
+            .get(node)
+            .is_some_and(|previous| count < previous)
+        {
+            restarted.insert(node.clone());
+        }
+        next.app_counters.insert(node.clone(), *count);
+    }
+    for node in &restarted {
+        *next.restarts.entry(node.clone()).or_default() += 1;
+    }
+    let restarted: Vec<String> = restarted.into_iter().collect();
 
     let alarms = match (alarms, answering.is_empty()) {
         (None, true) => None,
@@ -742,6 +768,51 @@ mod tests {
         // A configured size wins.
         let (s, _) = assess(Source::Configured, vec![], None, Some(5), &h3);
         assert_eq!(s.expected_nodes, Some(5));
+    }
+
+    #[test]
+    fn an_application_restart_counts_though_the_vm_uptime_goes_on() {
+        // stop_app/start_app (autoheal, pause_minority recovery): Mnesia's counter drops,
+        // the VM's uptime keeps rising.
+        let mut before = fixture("healthy-n1");
+        for n in &mut before {
+            n.mnesia_disk_tx_count = Some(12);
+        }
+        let (_, h) = assess(
+            Source::Configured,
+            vec![view("rabbit@n1", before.clone())],
+            None,
+            None,
+            &History::default(),
+        );
+        let mut after = before.clone();
+        for n in &mut after {
+            n.uptime = n.uptime.map(|u| u + 15_000);
+        }
+        after[2].mnesia_disk_tx_count = Some(0);
+        let (s, h2) = assess(
+            Source::Configured,
+            vec![view("rabbit@n1", after.clone())],
+            None,
+            None,
+            &h,
+        );
+        assert_eq!(s.restarted, ["rabbit@n3"]);
+        assert_eq!(s.restarts["rabbit@n3"], 1);
+        assert_eq!(s.template_vars()["restarted"], "rabbit@n3");
+        // Both signals at once (a VM restart) count once.
+        let mut vm = after;
+        vm[1].uptime = Some(100);
+        vm[1].mnesia_disk_tx_count = Some(0);
+        let (s, _) = assess(
+            Source::Configured,
+            vec![view("rabbit@n1", vm)],
+            None,
+            None,
+            &h2,
+        );
+        assert_eq!(s.restarted, ["rabbit@n2"]);
+        assert_eq!(s.restarts["rabbit@n2"], 1);
     }
 
     #[test]
