@@ -37,7 +37,9 @@ EXPOSE 9419
 # alert state across restarts. `listen` defaults to 0.0.0.0:9419.
 # `probe` GETs /-/ready at the configured listen address: healthy once a poll of every
 # management endpoint succeeded recently (use `probe --url http://127.0.0.1:9419/-/healthy`
-# for "the process serves" only). No shell or curl needed.
+# for "the process serves" only). No shell or curl needed. It follows the web configuration
+# (web.config_file: https when TLS is on); with basic_auth_users set, give it credentials:
+# RABBITMQ_WATCH_PROBE_USERNAME and RABBITMQ_WATCH_PROBE_PASSWORD_FILE (a mounted secret).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["/usr/local/bin/rabbitmq-watch", "probe", "--timeout", "4s"]
 ENTRYPOINT ["/usr/local/bin/rabbitmq-watch"]

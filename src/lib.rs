@@ -5,33 +5,61 @@
 //!
 //! Data flows one way: **poll → snapshot → alert evaluation → (metrics | HTTP API | notifier)**:
 //! each snapshot is evaluated by the alert rules first, and the pair is what every reader sees.
+//! One line per module, saying what it owns:
 //!
-//! - [`util`], [`types`], [`matcher`]: leaf modules importing nothing else of the crate:
-//!   shared helpers (error chains, HTML escaping, RFC 3339 times, serializers), the
-//!   [`types::Regex`] and [`types::Secret`] value types, and label matchers.
-//! - [`config`]: YAML + environment + CLI layers, validated into [`config::Config`]; a low
-//!   layer that every component imports (it imports only the leaf modules).
-//! - [`rabbitmq`]: the management API client and its response types; the only module that
-//!   talks to the broker. [`rabbitmq::members`] reads every cluster member's own
-//!   `/api/nodes` for the cluster detector.
-//! - [`selection`]: the `queues.*` filters and caps applied to each queue listing.
-//! - [`snapshot`]: one immutable [`snapshot::Snapshot`] per poll: only what was read.
+//! - [`util`]: helpers shared so that copies cannot drift: error chains
+//!   ([`util::error_chain`]), the one HTML escaper ([`util::html`]), RFC 3339 times and their
+//!   serde adapters ([`util::time`]), duration and `Display` serializers ([`util::ser`]).
+//! - [`types`]: the [`types::Regex`] (anchored) and [`types::Secret`] (never printed) value types.
+//! - [`matcher`]: label matchers (`=`, `!=`, `=~`, `!~`) and their parser, shared by routes,
+//!   inhibition rules and silences.
+//! - [`config`]: YAML + environment + CLI layers validated into [`config::Config`]; one file
+//!   per section: [`config::rabbitmq`], [`config::queues`], [`config::cluster`],
+//!   [`config::alerting`] (backlog settings), [`config::rules`] (rule definitions and the
+//!   default catalogue `DEFAULTS`), [`config::notify`] (receivers, route, inhibit rules),
+//!   [`config::email`], [`config::webhook`], [`config::alertmanager`], [`config::log`],
+//!   [`config::web`]; shared field parsers in `config/parse.rs`, the `check-config` redacted
+//!   view in `config/redact.rs`.
+//! - [`rabbitmq`]: the only module that talks to the broker: [`rabbitmq::client`] (the
+//!   management API client: paging, columns, timeouts), [`rabbitmq::model`] (response types;
+//!   a field the broker did not report is `None`, never 0), [`rabbitmq::members`] (every
+//!   cluster member's own `/api/nodes`, for the cluster detector), [`rabbitmq::prometheus`]
+//!   (every member's rabbitmq_prometheus: the second source of queue and node figures,
+//!   `rabbitmq.source`) with its text parser [`rabbitmq::exposition`].
+//! - [`snapshot`]: one immutable [`snapshot::Snapshot`] per poll: only what was read, and
+//!   the channel types that carry it.
+//! - [`selection`]: the `queues.*` filters and caps applied to each queue listing, and what
+//!   they left out.
 //! - [`poller`]: the interval loop that reads the API and publishes snapshots.
-//! - [`alerting`]: alert rules and the state machine of alert instances, and the detectors it
-//!   owns: the backlog detector ([`alerting::backlog`]: per-queue sliding windows,
-//!   classification, predictions) and the cluster detector ([`alerting::cluster`]: every
-//!   member's own view merged: partitions, node loss, unreachable members, restarts, alarms).
-//!   Their verdicts travel with the alerts in the [`alerting::Assessment`].
-//! - [`metrics`]: assessment (snapshot + detectors' verdicts + alerts) → OpenMetrics text,
-//!   encoded once per snapshot.
-//! - [`notify`]: routing, grouping, silences, inhibition, delivery with retries, the state
-//!   file; one file per integration (webhook, email, Alertmanager).
+//! - [`alerting`]: the engine (state machine of alert instances, `unknown` kept apart from
+//!   resolved) and its [`alerting::Assessment`]; [`alerting::rules`] (rule evaluation),
+//!   [`alerting::backlog`] (per-queue sliding windows, classification, predictions),
+//!   [`alerting::cluster`] (every member's view merged: partitions, node loss, unreachable
+//!   members, restarts, alarms).
+//! - [`notify`]: what is sent ([`notify::Message`]), how a delivery fails
+//!   ([`notify::NotifyError`]), the one retry loop ([`notify::deliver`]) and the delivery
+//!   counters;
+//!   [`notify::dispatch`] (routing, grouping, the notification log), [`notify::silence`]
+//!   (silences: validation, bounds, matching), [`notify::inhibit`] (inhibition),
+//!   [`notify::state`] (the state file), [`notify::email`] (SMTP transport and rendering),
+//!   [`notify::webhook`], [`notify::alertmanager`] (the push to Alertmanagers).
+//! - [`metrics`]: assessment → exposition, encoded once per snapshot: [`metrics::overview`],
+//!   [`metrics::nodes`], [`metrics::queues`], [`metrics::backlog`], [`metrics::cluster`]
+//!   (the cluster detector's verdict), [`metrics::alerts`], [`metrics::notify`] (deliveries,
+//!   state file), [`metrics::sidecar`] (the sidecar's own health), [`metrics::format`]
+//!   (OpenMetrics or Prometheus text, gzip).
 //! - [`http`]: the axum routes (`/`, `/metrics`, `/-/healthy`, `/-/ready`, the alert and
-//!   silence API).
-//! - [`web`]: the server under them: TLS, basic auth and headers from the exporter-toolkit web
-//!   configuration file, connection limit and timeouts.
-//! - [`supervise`]: every long-lived task is watched; one that dies fails health and stops the
-//!   process with an error.
+//!   silence API), the admin API switch, request timeout and panic catching.
+//! - [`web`]: the server under them: the exporter-toolkit web configuration file
+//!   ([`web::config`]), TLS with certificate reloading, basic auth and headers
+//!   ([`web::auth`]), connection limit and timeouts, and the `probe` client ([`web::probe`]).
+//! - [`supervise`]: every long-lived task is watched; one that stops or panics fails
+//!   `/-/healthy` and `/-/ready` and, after a grace period, stops the process with an error.
+//!
+//! **Layering** (checked by `tests/layering.rs`): no top-level module imports a module that
+//! imports it back, directly or through others; `util`, `types` and `matcher` import nothing
+//! of the crate. The direction is util/types/matcher → config → rabbitmq → snapshot/selection
+//! → poller; snapshot → alerting → notify; metrics, http, web and supervise on top.
 //!
 //! [`run`] wires them together; the binary (`src/main.rs`) only parses the command line, sets
 //! up logging, loads the configuration, binds the listener and turns signals into shutdown.
@@ -71,9 +99,6 @@ pub enum RunError {
     /// The management API client could not be built (TLS, CA file).
     #[error(transparent)]
     Client(#[from] rabbitmq::client::BuildError),
-    /// The state file exists but cannot be read.
-    #[error("{0}")]
-    State(String),
     /// A notification integration could not be set up.
     #[error("notify.receivers: {0}")]
     Notify(#[from] notify::NotifyError),
@@ -194,7 +219,11 @@ async fn run_with(
     .with_cluster(rabbitmq::members::Reader::new(
         config.cluster.clone(),
         config.rabbitmq.clone(),
-    )?);
+    )?)
+    .with_prometheus(
+        config.rabbitmq.source,
+        rabbitmq::prometheus::Reader::new(config.rabbitmq.clone(), Some(config.cluster.clone()))?,
+    );
     supervisor.spawn("poller", poller.run(snapshot_tx, shutdown.clone()));
     supervisor.spawn(
         "alert engine",

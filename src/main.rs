@@ -294,7 +294,6 @@ fn probe_outcome(cli: &Cli, args: &ProbeArgs) -> Result<String, String> {
     }
 }
 
-/// `error: cause: cause…`, so that "connection refused" or "timed out" is visible.
 /// Cancels `shutdown` on SIGTERM or Ctrl-C (SIGINT).
 async fn cancel_on_signal(shutdown: CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();

@@ -2,6 +2,10 @@
 //! [`Snapshot`] and publish it on a `tokio::sync::watch` channel. Polls never overlap; a poll
 //! that overruns the interval delays the next one. Failures are logged here, one line per
 //! failed endpoint, and counted in the snapshot's [`PollTotals`].
+//!
+//! Queue and node figures come from the management statistics or, as [`choose_source`]
+//! decides from `rabbitmq.source` and the last overview, from every member's
+//! rabbitmq_prometheus ([`crate::rabbitmq::prometheus`]), merged into the same listings.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -10,10 +14,11 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::QueuesConfig;
+use crate::config::{QueuesConfig, Source};
 use crate::rabbitmq::members::{MemberViews, Reader};
 use crate::rabbitmq::model::{Overview, dead_letter_targets, has_detailed_queues};
-use crate::rabbitmq::{Client, Endpoint};
+use crate::rabbitmq::prometheus::{self, Reader as PrometheusReader};
+use crate::rabbitmq::{Client, Endpoint, FigureSource};
 use crate::selection::{Selection, select};
 use crate::snapshot::{Fetched, PollTotals, Snapshot, SnapshotSender};
 
@@ -31,6 +36,11 @@ pub struct Poller {
     /// Whether to read the bindings of the queues' dead-letter exchanges
     /// (`alerting.backlog.discover_dead_letter_queues`).
     discover_dead_letters: bool,
+    /// `rabbitmq.source`.
+    source: Source,
+    /// Reads every member's rabbitmq_prometheus when the prometheus source is used; `None`:
+    /// the management source only.
+    prometheus: Option<PrometheusReader>,
 }
 
 /// What the poller learns from one poll for the next.
@@ -44,6 +54,9 @@ pub struct PollState {
     /// Every cluster member listed so far (by `rabbitmq.url` or any member's view), for
     /// `cluster.url_template` discovery.
     pub members: BTreeSet<String>,
+    /// The figure source chosen from the last overview (see [`choose_source`]); `None` until
+    /// an overview has been read.
+    pub source: Option<FigureSource>,
 }
 
 impl Poller {
@@ -61,7 +74,26 @@ impl Poller {
             queues,
             cluster: None,
             discover_dead_letters,
+            source: Source::Management,
+            prometheus: None,
         }
+    }
+
+    /// The same poller, reading queue and node figures as `source` says, from every member's
+    /// rabbitmq_prometheus through `reader` when that source is chosen.
+    pub fn with_prometheus(mut self, source: Source, reader: PrometheusReader) -> Self {
+        self.source = source;
+        self.prometheus = Some(reader);
+        self
+    }
+
+    /// The source a poll uses given the broker's `overview`; without a prometheus reader,
+    /// always the management statistics.
+    fn choose(&self, overview: Option<&Overview>) -> FigureSource {
+        if self.prometheus.is_none() {
+            return FigureSource::Management;
+        }
+        choose_source(self.source, overview)
     }
 
     /// The same poller, also reading every cluster member's own view through `reader`
@@ -124,6 +156,16 @@ impl Poller {
                 s = self.poll(seq, &state) => s,
             };
             state = snapshot_state(&snapshot, &state);
+            if let Some(overview) = snapshot.overview.ok() {
+                let source = self.choose(Some(overview));
+                if state.source.is_some_and(|s| s != source) {
+                    tracing::info!(
+                        source = source.label(),
+                        "queue and node figures: source changed"
+                    );
+                }
+                state.source = Some(source);
+            }
             log_outcome(&snapshot, &mut was_up);
             log_caps(&snapshot, &mut last_dropped);
             tx.send_replace(Some(Arc::new(snapshot)));
@@ -138,24 +180,30 @@ impl Poller {
         let started_at = SystemTime::now();
         let start = Instant::now();
         let main = async {
-            match previous.detailed_queues {
-                Some(detailed) => {
-                    tokio::join!(
+            match (previous.detailed_queues, previous.source) {
+                (Some(detailed), Some(source)) => {
+                    let settings_only = source == FigureSource::Prometheus;
+                    let (overview, nodes, queues, alarms, prom) = tokio::join!(
                         Fetched::timed(self.client.overview()),
                         Fetched::timed(self.client.nodes()),
-                        Fetched::timed(self.client.queues(&self.queues, detailed)),
+                        Fetched::timed(self.client.queues(&self.queues, detailed, settings_only)),
                         Fetched::timed(self.client.alarms()),
-                    )
+                        self.read_prometheus(source, &previous.members),
+                    );
+                    (overview, nodes, queues, alarms, source, prom)
                 }
-                None => {
+                _ => {
                     let overview = Fetched::timed(self.client.overview()).await;
                     let detailed = overview.ok().is_some_and(detailed_queues);
-                    let (nodes, queues, alarms) = tokio::join!(
+                    let source = self.choose(overview.ok());
+                    let settings_only = source == FigureSource::Prometheus;
+                    let (nodes, queues, alarms, prom) = tokio::join!(
                         Fetched::timed(self.client.nodes()),
-                        Fetched::timed(self.client.queues(&self.queues, detailed)),
+                        Fetched::timed(self.client.queues(&self.queues, detailed, settings_only)),
                         Fetched::timed(self.client.alarms()),
+                        self.read_prometheus(source, &previous.members),
                     );
-                    (overview, nodes, queues, alarms)
+                    (overview, nodes, queues, alarms, source, prom)
                 }
             }
         };
@@ -165,34 +213,40 @@ impl Poller {
                 None => MemberViews::default(),
             }
         };
-        let ((mut overview, mut nodes, mut queues, mut alarms), member_views) =
+        let ((mut overview, mut nodes, mut queues, mut alarms, source, prom), member_views) =
             tokio::join!(main, views);
         // `rabbitmq.url` is not a single point of failure: the cluster-wide reads that failed
         // through it are read through a member whose API answered this poll.
         let members = self.answering_members(&member_views);
-        if !members.is_empty() {
-            for (name, client) in &members {
-                if overview.result.is_err() {
-                    overview =
-                        Self::failover(name, Fetched::timed(client.overview()).await, overview);
-                }
-                if nodes.result.is_err() {
-                    nodes = Self::failover(name, Fetched::timed(client.nodes()).await, nodes);
-                }
-                if queues.result.is_err() {
-                    let detailed = previous
-                        .detailed_queues
-                        .or_else(|| overview.ok().map(detailed_queues))
-                        .unwrap_or(false);
-                    queues = Self::failover(
-                        name,
-                        Fetched::timed(client.queues(&self.queues, detailed)).await,
-                        queues,
-                    );
-                }
-                if alarms.result.is_err() {
-                    alarms = Self::failover(name, Fetched::timed(client.alarms()).await, alarms);
-                }
+        for (name, client) in &members {
+            if overview.result.is_err() {
+                overview = Self::failover(name, Fetched::timed(client.overview()).await, overview);
+            }
+            if nodes.result.is_err() {
+                nodes = Self::failover(name, Fetched::timed(client.nodes()).await, nodes);
+            }
+            if queues.result.is_err() {
+                let detailed = previous
+                    .detailed_queues
+                    .or_else(|| overview.ok().map(detailed_queues))
+                    .unwrap_or(false);
+                let settings_only = source == FigureSource::Prometheus;
+                queues = Self::failover(
+                    name,
+                    Fetched::timed(client.queues(&self.queues, detailed, settings_only)).await,
+                    queues,
+                );
+            }
+            if alarms.result.is_err() {
+                alarms = Self::failover(name, Fetched::timed(client.alarms()).await, alarms);
+            }
+        }
+        if let Some(read) = &prom {
+            if let Ok(listed) = &mut queues.result {
+                prometheus::apply_queues(listed, read);
+            }
+            if let Ok(listed) = &mut nodes.result {
+                prometheus::apply_nodes(listed, read);
             }
         }
         // Which queues receive dead letters depends on every listed queue's settings (also
@@ -251,11 +305,45 @@ impl Poller {
             selection,
             totals: previous.totals.clone(),
             member_views,
+            source,
+            prometheus: prom,
         };
         let mut totals = previous.totals.clone();
         totals.record_poll(&snapshot);
         snapshot.totals = totals;
         snapshot
+    }
+}
+
+impl Poller {
+    /// Reads every member's rabbitmq_prometheus when `source` is prometheus.
+    async fn read_prometheus(
+        &self,
+        source: FigureSource,
+        members: &BTreeSet<String>,
+    ) -> Option<prometheus::Read> {
+        match (&self.prometheus, source) {
+            (Some(reader), FigureSource::Prometheus) => Some(reader.read(members).await),
+            _ => None,
+        }
+    }
+}
+
+/// Which source a poll reads queue and node figures from, given `rabbitmq.source` and the
+/// broker's last overview (`None` when it could not be read).
+///
+/// `auto` chooses rabbitmq_prometheus whenever the broker collects no management statistics
+/// (`disable_stats: true`, or the field missing), else the management statistics. This is
+/// the hook for choosing by cost when both can serve: the bench comparison of #12 decides
+/// whether `auto` should prefer rabbitmq_prometheus on brokers with statistics on too.
+pub fn choose_source(configured: Source, overview: Option<&Overview>) -> FigureSource {
+    match configured {
+        Source::Management => FigureSource::Management,
+        Source::Prometheus => FigureSource::Prometheus,
+        Source::Auto => match overview {
+            Some(o) if !o.stats_enabled() => FigureSource::Prometheus,
+            _ => FigureSource::Management,
+        },
     }
 }
 
@@ -296,6 +384,8 @@ fn snapshot_state(snapshot: &Snapshot, previous: &PollState) -> PollState {
             .map(detailed_queues)
             .or(previous.detailed_queues),
         members: known_members(snapshot, &previous.members),
+        // Re-chosen from this poll's overview by the poller (`Poller::run`).
+        source: previous.source,
     }
 }
 
@@ -347,4 +437,38 @@ fn log_outcome(snapshot: &Snapshot, was_up: &mut bool) {
         "poll finished"
     );
     *was_up = up;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn overview(disable_stats: Option<bool>) -> Overview {
+        Overview {
+            disable_stats,
+            ..Overview::default()
+        }
+    }
+
+    #[test]
+    fn auto_chooses_prometheus_only_without_management_statistics() {
+        let auto = |o: Option<Overview>| choose_source(Source::Auto, o.as_ref());
+        assert_eq!(auto(Some(overview(Some(false)))), FigureSource::Management);
+        assert_eq!(auto(Some(overview(Some(true)))), FigureSource::Prometheus);
+        assert_eq!(
+            auto(Some(overview(None))),
+            FigureSource::Prometheus,
+            "field missing"
+        );
+        assert_eq!(auto(None), FigureSource::Management, "overview unknown");
+        let stats_off = overview(Some(true));
+        assert_eq!(
+            choose_source(Source::Management, Some(&stats_off)),
+            FigureSource::Management
+        );
+        assert_eq!(
+            choose_source(Source::Prometheus, None),
+            FigureSource::Prometheus
+        );
+    }
 }

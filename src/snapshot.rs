@@ -15,7 +15,8 @@ use tokio::sync::watch;
 pub use crate::rabbitmq::Fetched;
 use crate::rabbitmq::members::MemberViews;
 use crate::rabbitmq::model::{Alarms, Node, Overview, Queue};
-use crate::rabbitmq::{Endpoint, Error};
+use crate::rabbitmq::prometheus::Read as PrometheusRead;
+use crate::rabbitmq::{Endpoint, Error, FigureSource};
 use crate::selection::Selection;
 
 /// The receiving side of the snapshot channel: `None` until the first poll has finished.
@@ -56,6 +57,13 @@ pub struct Snapshot {
     /// `cluster.url_template` (the poll's own `nodes` is then the only view). Judged by the
     /// alert engine ([`crate::alerting::cluster`]).
     pub member_views: MemberViews,
+    /// Where this poll's queue and node figures come from (`rabbitmq.source`, `auto`
+    /// resolved): with [`FigureSource::Prometheus`] the figure fields of `queues` and `nodes`
+    /// were filled from `prometheus`, the listings from the management API.
+    pub source: FigureSource,
+    /// Every member's rabbitmq_prometheus as read in this poll; `None` with the management
+    /// source.
+    pub prometheus: Option<PrometheusRead>,
 }
 
 impl Snapshot {
@@ -67,6 +75,8 @@ impl Snapshot {
             Endpoint::Queues => self.queues.err(),
             Endpoint::Alarms => self.alarms.err(),
             Endpoint::Bindings => self.dead_letter_queues.as_ref().and_then(Fetched::err),
+            Endpoint::PrometheusQueues => self.prometheus.as_ref().and_then(|p| p.queues.err()),
+            Endpoint::PrometheusNodes => self.prometheus.as_ref().and_then(|p| p.nodes.err()),
         }
     }
 
@@ -78,6 +88,8 @@ impl Snapshot {
             Endpoint::Queues => self.queues.bytes,
             Endpoint::Alarms => self.alarms.bytes,
             Endpoint::Bindings => self.dead_letter_queues.as_ref().map_or(0, |f| f.bytes),
+            Endpoint::PrometheusQueues => self.prometheus.as_ref().map_or(0, |p| p.queues.bytes),
+            Endpoint::PrometheusNodes => self.prometheus.as_ref().map_or(0, |p| p.nodes.bytes),
         }
     }
 
@@ -92,6 +104,14 @@ impl Snapshot {
                 .dead_letter_queues
                 .as_ref()
                 .map_or(Duration::ZERO, |f| f.duration),
+            Endpoint::PrometheusQueues => self
+                .prometheus
+                .as_ref()
+                .map_or(Duration::ZERO, |p| p.queues.duration),
+            Endpoint::PrometheusNodes => self
+                .prometheus
+                .as_ref()
+                .map_or(Duration::ZERO, |p| p.nodes.duration),
         }
     }
 
@@ -141,6 +161,8 @@ impl Default for SnapshotBuilder {
                 selection: Selection::default(),
                 totals: PollTotals::default(),
                 member_views: MemberViews::default(),
+                source: FigureSource::Management,
+                prometheus: None,
             },
             counted_after: None,
         }
@@ -231,6 +253,15 @@ impl SnapshotBuilder {
     #[must_use]
     pub fn member_views(mut self, views: MemberViews) -> Self {
         self.snapshot.member_views = views;
+        self
+    }
+
+    /// [`Snapshot::source`] and [`Snapshot::prometheus`]: the figures were read from
+    /// rabbitmq_prometheus as `read` says.
+    #[must_use]
+    pub fn prometheus(mut self, read: PrometheusRead) -> Self {
+        self.snapshot.source = FigureSource::Prometheus;
+        self.snapshot.prometheus = Some(read);
         self
     }
 

@@ -341,11 +341,12 @@ fn sample_value(key: &str, dir: &Path) -> Option<String> {
     std::fs::write(&file, "secret\n").unwrap();
     let file = file.to_string_lossy().into_owned();
     Some(match key {
-        "rabbitmq.password_file" | "rabbitmq.ca_file" => file,
+        "rabbitmq.password_file" | "rabbitmq.ca_file" | "web.config_file" => file,
         "queues.exclude_vhosts" => "test-.*".to_owned(),
         "alerting.backlog.dead_letter_queues" => ".*\\.dlq".to_owned(),
         "cluster.nodes" => "rabbit@n1=http://n1.example:15672".to_owned(),
         "cluster.url_template" => "http://{host}:15672".to_owned(),
+        "rabbitmq.prometheus_url" => "http://localhost:15692".to_owned(),
         "notify.external_url" => "http://watch.example:9419".to_owned(),
         "notify.state_file" => dir.join("state.json").to_string_lossy().into_owned(),
         "notify.route" => "{receiver: team, group_by: [alertname]}".to_owned(),

@@ -7,54 +7,38 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use lapin::options::QueueDeclareOptions;
+use futures_lite::StreamExt;
+use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use support::{RabbitNode, Sidecar, amqp, declare, eventually, publish};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// Starts a throwaway RabbitMQ 4.0.5 node with statistics `on` or `off`, stopped (and its
-/// directory deleted) when the returned node is dropped or this test process exits.
-fn start_node4(tag: &str, stats: &str) -> RabbitNode {
-    let dir =
-        std::env::temp_dir().join(format!("rabbitmq-watch-test4-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/rabbitmq-node.sh");
-    let out = Command::new("bash")
-        .arg(script)
-        .arg("start")
-        .arg(&dir)
-        .args(["--version", "4", "--stats", stats, "--watch-pid"])
-        .arg(std::process::id().to_string())
-        .output()
-        .expect("run scripts/rabbitmq-node.sh");
-    assert!(
-        out.status.success(),
-        "starting a RabbitMQ 4.0 node failed (needs root and the trixie tree: \
-         `scripts/install-deps.sh rabbitmq4`; scripts/test.sh runs it):\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let env = |key: &str| -> String {
-        stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{key}=")))
-            .unwrap_or_else(|| panic!("{key} missing in the node script's output:\n{stdout}"))
-            .to_owned()
-    };
-    assert_eq!(env("VERSION"), "4");
-    assert_eq!(env("STATS"), stats);
-    RabbitNode {
-        dir,
-        name: env("NODE_NAME"),
-        mgmt_url: env("MGMT_URL"),
-        amqp_url: env("AMQP_URL"),
-    }
+/// Held by each test that uses the statistics-off node: one of them raises a memory alarm,
+/// which blocks every publisher of the node.
+static OFF_NODE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The RabbitMQ 4.0.5 node of this test binary with statistics `on` or `off`, started on
+/// first use and shared by the tests (start-ups are slow on 2 cores); the node script's
+/// watchdog stops it when this test process exits.
+fn node4(stats: &str) -> &'static RabbitNode {
+    static ON: OnceLock<RabbitNode> = OnceLock::new();
+    static OFF: OnceLock<RabbitNode> = OnceLock::new();
+    let cell = if stats == "on" { &ON } else { &OFF };
+    cell.get_or_init(|| {
+        let node = RabbitNode::start_with(
+            &format!("r4-{stats}"),
+            &["--version", "4", "--stats", stats],
+        );
+        assert!(
+            !node.prom_url.is_empty(),
+            "4.0 nodes run rabbitmq_prometheus"
+        );
+        node
+    })
 }
 
 /// The broker's own version and statistics setting, from `/api/overview`.
@@ -93,8 +77,8 @@ async fn seven_in_each(node: &RabbitNode, classic: &str, quorum: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_statistics_queue_depths_and_node_resources_are_exported() {
-    let node = start_node4("stats-on", "on");
-    let o = overview(&node);
+    let node = node4("on");
+    let o = overview(node);
     assert!(
         o["rabbitmq_version"]
             .as_str()
@@ -102,7 +86,7 @@ async fn with_statistics_queue_depths_and_node_resources_are_exported() {
         "{o}"
     );
     assert_eq!(o["disable_stats"], false, "{o}");
-    seven_in_each(&node, "r4-classic", "r4-quorum").await;
+    seven_in_each(node, "r4-classic", "r4-quorum").await;
 
     let sidecar = Sidecar::start(&node.mgmt_url, &[]);
     let labels = |queue| [("vhost", "/"), ("queue", queue)];
@@ -158,12 +142,12 @@ async fn with_statistics_queue_depths_and_node_resources_are_exported() {
 
 /// Without management statistics (`management_agent.disable_metrics_collector = true`, what
 /// RabbitMQ recommends for 4.x) the management API still answers and lists every queue with its
-/// type: that much the sidecar exports today. (Depth, consumers and node resources come from
-/// rabbitmq_prometheus in that setup: issue #12's second source, tested when it exists.)
+/// type, placement and node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_statistics_the_broker_is_up_and_its_queues_are_listed() {
-    let node = start_node4("stats-off", "off");
-    let o = overview(&node);
+    let _serial = OFF_NODE.lock().await;
+    let node = node4("off");
+    let o = overview(node);
     assert!(
         o["rabbitmq_version"]
             .as_str()
@@ -171,9 +155,13 @@ async fn without_statistics_the_broker_is_up_and_its_queues_are_listed() {
         "{o}"
     );
     assert_eq!(o["disable_stats"], true, "{o}");
-    seven_in_each(&node, "r4-off-classic", "r4-off-quorum").await;
+    seven_in_each(node, "r4-off-classic", "r4-off-quorum").await;
 
-    let sidecar = Sidecar::start(&node.mgmt_url, &[]);
+    // The plugin listens on a port of its own here, not on 15692 of the management host.
+    let sidecar = Sidecar::start(
+        &node.mgmt_url,
+        &[("RABBITMQ_WATCH__RABBITMQ__PROMETHEUS_URL", &node.prom_url)],
+    );
     let m = eventually(WAIT, "both queues listed", || {
         let m = sidecar.metrics();
         let listed = |q| {
@@ -181,9 +169,9 @@ async fn without_statistics_the_broker_is_up_and_its_queues_are_listed() {
                 .len()
                 == 1
         };
-        (listed("r4-off-classic") && listed("r4-off-quorum")).then_some(m)
+        let up = m.get("rabbitmq_up", &[]) == Some(1.0);
+        (up && listed("r4-off-classic") && listed("r4-off-quorum")).then_some(m)
     });
-    assert_eq!(m.get("rabbitmq_up", &[]), Some(1.0));
     assert_eq!(
         m.get("rabbitmq_node_running", &[("node", node.name.as_str())]),
         Some(1.0)
@@ -203,5 +191,140 @@ async fn without_statistics_the_broker_is_up_and_its_queues_are_listed() {
             "{queue}: {info:?}"
         );
     }
+    sidecar.terminate();
+}
+
+/// #12's "done when": on 4.0.5 with statistics disabled, `source: auto` reads every figure
+/// from rabbitmq_prometheus: a queue with 7 ready messages shows
+/// `rabbitmq_queue_messages_ready 7` within two polls, its consumer (a lapin consumer) is
+/// counted, the node's memory and disk are exported, and a real memory alarm
+/// (`rabbitmqctl set_vm_memory_high_watermark 0.0001`) raises `RabbitmqMemoryAlarm`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_statistics_the_prometheus_source_gives_depth_consumers_resources_and_alarms() {
+    let _serial = OFF_NODE.lock().await;
+    let node = node4("off");
+    assert_eq!(overview(node)["disable_stats"], true);
+    let (_conn, ch) = amqp(node, "/").await;
+    declare(&ch, "r4-prom-seven").await;
+    publish(&ch, "r4-prom-seven", 7).await;
+    declare(&ch, "r4-prom-consumed").await;
+    let mut consumer = ch
+        .basic_consume(
+            "r4-prom-consumed".into(),
+            "r4-prom-consumer".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("basic.consume");
+    // The consumer holds (does not acknowledge) what it receives: 2 unacked.
+    publish(&ch, "r4-prom-consumed", 2).await;
+    for _ in 0..2 {
+        consumer
+            .next()
+            .await
+            .expect("a delivery")
+            .expect("delivery ok");
+    }
+    // The broker refreshes its queue metrics on its own timer: wait until its plugin says 7
+    // ready and 1 consumer, then the sidecar must show them within two polls.
+    eventually(
+        WAIT,
+        "the broker's own /metrics/detailed has the figures",
+        || {
+            let (status, body) = support::http_get(&format!(
+                "{}/metrics/detailed?family=queue_coarse_metrics&family=queue_consumer_count",
+                node.prom_url
+            ));
+            let has = |line: &str| body.lines().any(|l| l == line);
+            (status == 200
+            && has("rabbitmq_detailed_queue_messages_ready{vhost=\"/\",queue=\"r4-prom-seven\"} 7")
+            && has("rabbitmq_detailed_queue_consumers{vhost=\"/\",queue=\"r4-prom-consumed\"} 1")
+            && has("rabbitmq_detailed_queue_messages_unacked{vhost=\"/\",queue=\"r4-prom-consumed\"} 2"))
+        .then_some(())
+        },
+    );
+
+    let sidecar = Sidecar::start(
+        &node.mgmt_url,
+        &[
+            ("RABBITMQ_WATCH__POLL__INTERVAL", "3s"),
+            ("RABBITMQ_WATCH__RABBITMQ__TIMEOUT", "2500ms"),
+            ("RABBITMQ_WATCH__RABBITMQ__PROMETHEUS_URL", &node.prom_url),
+        ],
+    );
+    let m = eventually(WAIT, "a first poll", || {
+        let m = sidecar.metrics();
+        m.get("rabbitmq_watch_polls_total", &[])
+            .is_some_and(|n| n >= 1.0)
+            .then_some(m)
+    });
+    let polls = m.get("rabbitmq_watch_polls_total", &[]).unwrap();
+    assert!(polls <= 2.0, "{polls} polls");
+    let seven = [("vhost", "/"), ("queue", "r4-prom-seven")];
+    assert_eq!(
+        m.get("rabbitmq_queue_messages_ready", &seven),
+        Some(7.0),
+        "within two polls:\n{}",
+        m.text
+    );
+    assert_eq!(m.get("rabbitmq_queue_consumers", &seven), Some(0.0));
+    let consumed = [("vhost", "/"), ("queue", "r4-prom-consumed")];
+    assert_eq!(m.get("rabbitmq_queue_consumers", &consumed), Some(1.0));
+    assert_eq!(
+        m.get("rabbitmq_queue_messages_unacked", &consumed),
+        Some(2.0)
+    );
+    assert_eq!(m.get("rabbitmq_queue_messages_ready", &consumed), Some(0.0));
+    assert_eq!(
+        m.get("rabbitmq_watch_source_info", &[("source", "prometheus")]),
+        Some(1.0)
+    );
+    assert_eq!(m.get("rabbitmq_up", &[]), Some(1.0), "{}", m.text);
+    for endpoint in ["/metrics/detailed", "/metrics"] {
+        assert_eq!(
+            m.get("rabbitmq_watch_endpoint_success", &[("endpoint", endpoint)]),
+            Some(1.0),
+            "{endpoint}"
+        );
+    }
+    let this_node = [("node", node.name.as_str())];
+    for series in [
+        "rabbitmq_process_resident_memory_bytes",
+        "rabbitmq_resident_memory_limit_bytes",
+        "rabbitmq_disk_space_available_bytes",
+        "rabbitmq_disk_space_available_limit_bytes",
+    ] {
+        let value = m.get(series, &this_node);
+        assert!(
+            value.is_some_and(|v| v > 0.0),
+            "{series}: {value:?}\n{}",
+            m.text
+        );
+    }
+
+    // A real memory alarm raises RabbitmqMemoryAlarm; the watermark is reset afterwards.
+    node.ctl(&["set_vm_memory_high_watermark", "0.0001"]);
+    let firing = eventually(WAIT, "RabbitmqMemoryAlarm firing", || {
+        let (status, body) = sidecar.get("/api/v1/alerts");
+        let api: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let alerts = api["data"]["alerts"].as_array()?.clone();
+        (status == 200).then_some(()).and(
+            alerts.into_iter().find(|a| {
+                a["labels"]["alertname"] == "RabbitmqMemoryAlarm" && a["state"] == "firing"
+            }),
+        )
+    });
+    node.ctl(&["set_vm_memory_high_watermark", "0.4"]);
+    assert_eq!(firing["labels"]["node"], node.name.as_str(), "{firing}");
+    let m = sidecar.metrics();
+    assert_eq!(
+        m.get("rabbitmq_watch_source_info", &[("source", "prometheus")]),
+        Some(1.0)
+    );
+    eventually(WAIT, "the alarm cleared", || {
+        let (_, body) = sidecar.get("/api/v1/alerts");
+        (!body.contains("\"RabbitmqMemoryAlarm\"") || body.contains("\"resolved\"")).then_some(())
+    });
     sidecar.terminate();
 }

@@ -66,7 +66,13 @@ fn on_3_13_queues_are_read_from_the_detailed_listing() {
 #[test]
 fn on_4_1_without_statistics_missing_fields_are_absent_and_counted() {
     let api = FakeApi::start(|t| serve("4.1", t));
-    let sidecar = Sidecar::start(&api.url, &[]);
+    // The management source on purpose: `auto` would read rabbitmq_prometheus here
+    // (`disable_stats: true`), which this constructed API does not serve (tests/rabbitmq4.rs
+    // and tests/prometheus_source.rs test that source on real brokers).
+    let sidecar = Sidecar::start(
+        &api.url,
+        &[("RABBITMQ_WATCH__RABBITMQ__SOURCE", "management")],
+    );
     let m = eventually(Duration::from_secs(20), "4.1 poll succeeded", || {
         let m = sidecar.metrics();
         (m.get("rabbitmq_up", &[]) == Some(1.0)).then_some(m)

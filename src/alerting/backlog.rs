@@ -16,6 +16,13 @@
 //!   rose over the window;
 //! - **OK**: otherwise (it drained to 0 somewhere in the window, or it is shrinking).
 //!
+//! Without per-queue counters (statistics disabled on the broker, or queue figures read from
+//! rabbitmq_prometheus, which has no per-queue publish counter) the depth and consumers are
+//! still judged: NO_CONSUMERS, GROWING (the cause then says the rates are unknown), time to
+//! drain and to overflow from the depth's slope, the exact oldest age when timestamped;
+//! STALLED and REDELIVERING, the rates and the age estimate are unknown, never read from a
+//! counter taken as 0.
+//!
 //! From the window's rates it predicts the time to drain and the time until a length limit is
 //! hit, and estimates the oldest message's age when publishers do not set timestamps. Pure:
 //! time comes from the snapshots (`started_at`), so sequences of samples can be tested without
@@ -28,6 +35,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::config::BacklogConfig;
+use crate::rabbitmq::FigureSource;
 use crate::rabbitmq::model::Queue;
 use crate::snapshot::Snapshot;
 
@@ -228,8 +236,9 @@ pub struct Analysis {
     /// Whether the consumed counter was seen moving, so `idle_for` is exact rather than a
     /// lower bound.
     pub idle_since_seen: bool,
-    /// Whether the broker collects message statistics (`/api/overview` `disable_stats` is
-    /// false). Without them the rates are 0, STALLED and REDELIVERING cannot be told (their
+    /// Whether per-queue message counters are known: the broker collects message statistics
+    /// (`/api/overview` `disable_stats` is false) and they are read from the management API
+    /// (not with the rabbitmq_prometheus source). Without them the rates are 0, STALLED and REDELIVERING cannot be told (their
     /// rule fields are unknown) and there is no age estimate.
     pub counters: bool,
     /// Whether deliveries happened in the window (to tell "prefetch full" from "receiving but
@@ -297,7 +306,7 @@ impl Analysis {
             });
         } else if self.growing {
             causes.push(format!(
-                "ready +{} in {} (rates unknown: statistics disabled)",
+                "ready +{} in {} (rates unknown: no per-queue counters)",
                 self.ready_growth,
                 human(self.span)
             ));
@@ -496,7 +505,10 @@ impl Tracker {
             self.dead_letters = Some(found.clone());
         }
         if let Some(overview) = s.overview.ok() {
-            self.counters = overview.stats_enabled();
+            // Per-queue counters come only with the management statistics: rabbitmq_prometheus
+            // has no per-queue publish counter (and 4.0.5 no delivery counters at all), so with
+            // that source rates are unknown rather than 0, whatever the broker collects.
+            self.counters = overview.stats_enabled() && s.source == FigureSource::Management;
         }
         let at = s
             .started_at
@@ -1131,6 +1143,7 @@ mod tests {
         assert_eq!(rate(4.0), "4");
         assert_eq!(rate(0.25), "0.2");
     }
+
     #[test]
     fn time_to_overflow_is_unknown_unless_the_detector_calls_the_queue_growing() {
         let limited = |ready: u64, publish: u64| -> Queue {
@@ -1362,5 +1375,103 @@ mod tests {
         let a = judge(110, 10, &qs).unwrap();
         assert!(a.redelivery_ratio.unwrap() > 0.5);
         assert!(!a.redelivering, "{a:?}");
+    }
+
+    /// Polls 10 s apart through the [`Tracker`], figures read from rabbitmq_prometheus: the
+    /// queues carry depth and consumers and no counters, while the overview says statistics
+    /// are on (a forced `source: prometheus`) or off. Returns the last analysis.
+    fn observe_without_counters(
+        stats_enabled: bool,
+        qs: &[Queue],
+    ) -> (Option<Analysis>, Option<Analysis>) {
+        use crate::rabbitmq::model::Overview;
+        use crate::rabbitmq::prometheus::Read;
+        use crate::snapshot::{Fetched, Snapshot};
+        let mut tracker = Tracker::new(config(60));
+        let mut before_last = None;
+        let mut last = None;
+        for (i, q) in qs.iter().enumerate() {
+            let read = Read {
+                queues: Fetched::answered(1),
+                nodes: Fetched::answered(1),
+                members: Vec::new(),
+            };
+            let snapshot = Snapshot::builder()
+                .seq(i as u64 + 1)
+                .started_at(UNIX_EPOCH + Duration::from_secs(1_000 + 10 * i as u64))
+                .overview(Overview {
+                    disable_stats: Some(!stats_enabled),
+                    ..Overview::default()
+                })
+                .queues(vec![q.clone()])
+                .prometheus(read)
+                .build();
+            before_last = last.take();
+            last = tracker.observe(&snapshot).queues[0].analysis.clone();
+        }
+        (before_last, last)
+    }
+
+    fn depth_only(ready: u64, unacked: u64, consumers: u64) -> Queue {
+        Queue {
+            message_stats: None,
+            ..queue(ready, unacked, consumers, [0; 4])
+        }
+    }
+
+    #[test]
+    fn without_counters_a_growing_queue_is_growing_with_rates_unknown() {
+        for stats in [true, false] {
+            let qs = series(8, |i| depth_only(10 + i * 5, 2, 1));
+            let a = observe_without_counters(stats, &qs).1.unwrap();
+            assert_eq!(a.status, Status::Growing, "stats {stats}");
+            assert!(!a.counters && !a.stalled && !a.redelivering);
+            assert_eq!(
+                a.cause(),
+                "ready +30 in 1m (rates unknown: no per-queue counters)"
+            );
+            let d = a.details();
+            assert!(!d.contains_key("ingress_rate") && !d.contains_key("egress_rate"));
+            assert!(!d.contains_key("oldest_message_age"));
+            assert_eq!(d["time_to_drain"], "never (not shrinking)");
+        }
+    }
+
+    #[test]
+    fn without_counters_consumers_that_never_move_are_not_called_stalled() {
+        // Steady depth, consumers attached, no counters: a counter read as 0 would look
+        // like "nothing consumed" (STALLED); unknown counters must not fire it.
+        let qs = series(8, |_| depth_only(20, 5, 2));
+        let a = observe_without_counters(true, &qs).1.unwrap();
+        assert_eq!(a.status, Status::Ok);
+        assert_eq!(a.cause(), "keeping up");
+    }
+
+    #[test]
+    fn without_counters_no_consumers_and_drain_time_come_from_the_depth() {
+        let qs = series(8, |_| depth_only(9, 0, 0));
+        let a = observe_without_counters(false, &qs).1.unwrap();
+        assert_eq!(a.status, Status::NoConsumers);
+        assert_eq!(a.cause(), "no consumers");
+        // Shrinking 10 per poll (1 msg/s) from 100: drains in about the depth / slope.
+        let qs = series(8, |i| depth_only(100 - i * 10, 0, 1));
+        let a = observe_without_counters(false, &qs).1.unwrap();
+        assert_eq!(a.status, Status::Ok);
+        assert!((a.time_to_drain - 30.0).abs() < 1e-6, "{}", a.time_to_drain);
+    }
+
+    #[test]
+    fn without_counters_a_missing_figure_leaves_the_queue_unjudged() {
+        // The hosting member's read failed at the last poll: depth unknown, no verdict (so
+        // nothing resolves because of it).
+        let mut qs = series(8, |i| depth_only(10 + i * 5, 0, 0));
+        qs.push(Queue {
+            messages_ready: None,
+            consumers: None,
+            ..depth_only(0, 0, 0)
+        });
+        let (before, last) = observe_without_counters(false, &qs);
+        assert_eq!(before.unwrap().status, Status::NoConsumers);
+        assert_eq!(last, None);
     }
 }

@@ -42,8 +42,8 @@ pub use self::log::{DEFAULT_LOG_LEVEL, LogConfig, LogFormat};
 pub use self::notify::{InhibitRule, NotifyConfig, ReceiverConfig, Route};
 pub use self::queues::{DEFAULT_MAX_QUEUES, DEFAULT_QUEUE_EXCLUDE, QueuesConfig};
 pub use self::rabbitmq::{
-    DEFAULT_INTERVAL, DEFAULT_PASSWORD, DEFAULT_TIMEOUT, DEFAULT_URL, DEFAULT_USERNAME,
-    MIN_INTERVAL, PollConfig, RabbitmqConfig,
+    DEFAULT_INTERVAL, DEFAULT_PASSWORD, DEFAULT_PROMETHEUS_PORT, DEFAULT_TIMEOUT, DEFAULT_URL,
+    DEFAULT_USERNAME, MIN_INTERVAL, PollConfig, RabbitmqConfig, Source,
 };
 pub use self::web::WebConfig;
 pub use crate::types::{Regex, Secret};
@@ -235,6 +235,50 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn source_defaults_to_auto_and_the_plugin_on_the_management_host() {
+        let c = load(None, HashMap::new(), &[]).unwrap();
+        assert_eq!(c.rabbitmq.source, Source::Auto);
+        assert_eq!(
+            c.rabbitmq.prometheus_url.as_str(),
+            "http://localhost:15692/"
+        );
+        let c = load(
+            None,
+            env(&[
+                (
+                    "RABBITMQ_WATCH__RABBITMQ__URL",
+                    "https://mq.example:15671/admin",
+                ),
+                ("RABBITMQ_WATCH__RABBITMQ__SOURCE", "prometheus"),
+            ]),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.rabbitmq.source, Source::Prometheus);
+        assert_eq!(
+            c.rabbitmq.prometheus_url.as_str(),
+            "https://mq.example:15692/"
+        );
+        let c = load(
+            None,
+            env(&[
+                ("RABBITMQ_WATCH__RABBITMQ__SOURCE", "management"),
+                (
+                    "RABBITMQ_WATCH__RABBITMQ__PROMETHEUS_URL",
+                    "http://p.example:9999/x",
+                ),
+            ]),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.rabbitmq.source, Source::Management);
+        assert_eq!(
+            c.rabbitmq.prometheus_url.as_str(),
+            "http://p.example:9999/x/"
+        );
     }
 
     #[test]

@@ -23,6 +23,39 @@ pub const DEFAULT_TIMEOUT: &str = "10s";
 /// Default interval between two polls of the management API.
 pub const DEFAULT_INTERVAL: &str = "15s";
 
+/// Default port of the rabbitmq_prometheus plugin, used for `rabbitmq.prometheus_url` (on the
+/// management URL's host) and for every cluster member's plugin URL.
+pub const DEFAULT_PROMETHEUS_PORT: u16 = 15692;
+
+/// `rabbitmq.source`: where queue and node figures are read from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// The management statistics while the broker collects them (`/api/overview` says
+    /// `disable_stats: false`), else rabbitmq_prometheus. The default.
+    #[default]
+    Auto,
+    /// Always the management API's statistics (`/api/queues`, `/api/nodes`).
+    Management,
+    /// Always rabbitmq_prometheus (`/metrics/detailed` and `/metrics` of every member); the
+    /// management API still lists queues (type, arguments, policies) and nodes.
+    Prometheus,
+}
+
+impl Source {
+    /// The accepted spellings, for error messages.
+    pub const ALLOWED: &'static str = "one of auto, management, prometheus";
+
+    fn parse(text: &str) -> Option<Self> {
+        match text.trim() {
+            "auto" => Some(Self::Auto),
+            "management" => Some(Self::Management),
+            "prometheus" => Some(Self::Prometheus),
+            _ => None,
+        }
+    }
+}
+
 /// Shortest accepted `poll.interval`: polling faster only loads the broker, whose own
 /// statistics refresh every 5 s by default.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
@@ -47,6 +80,14 @@ pub struct RabbitmqConfig {
     /// `rabbitmq.ca_file`: PEM file with extra CA certificates trusted for `https` URLs,
     /// in addition to the system's roots. Default: none.
     pub ca_file: Option<PathBuf>,
+    /// `rabbitmq.source`: `auto` (default), `management` or `prometheus` (see [`Source`]).
+    pub source: Source,
+    /// `rabbitmq.prometheus_url`: base URL of the rabbitmq_prometheus plugin when one URL
+    /// serves the cluster; its port (and path) is also used for every member's plugin under
+    /// `cluster.nodes` / `cluster.url_template`. Same credentials, CA file and timeout as the
+    /// management API. Default: the management URL's scheme and host, port 15692.
+    #[serde(serialize_with = "ser::display")]
+    pub prometheus_url: Url,
 }
 
 /// `poll.*`: the polling schedule.
@@ -68,6 +109,8 @@ pub(super) struct RawRabbitmq {
     password_file: Option<String>,
     timeout: Option<String>,
     ca_file: Option<String>,
+    source: Option<String>,
+    prometheus_url: Option<String>,
 }
 
 /// `poll.*` as written.
@@ -110,6 +153,21 @@ pub(super) fn validate_rabbitmq(r: RawRabbitmq) -> Result<RabbitmqConfig, Config
             source,
         })?;
     }
+    let source = match r.source.as_deref() {
+        None => Source::Auto,
+        Some(text) => {
+            Source::parse(text).ok_or_else(|| invalid("rabbitmq.source", text, Source::ALLOWED))?
+        }
+    };
+    let prometheus_url = match r.prometheus_url.as_deref() {
+        Some(text) => parse_base_url(
+            "rabbitmq.prometheus_url",
+            text,
+            "http://localhost:15692",
+            "a URL without credentials; the plugin is read with rabbitmq.username and rabbitmq.password",
+        )?,
+        None => default_prometheus_url(&url),
+    };
     Ok(RabbitmqConfig {
         url,
         username,
@@ -117,7 +175,18 @@ pub(super) fn validate_rabbitmq(r: RawRabbitmq) -> Result<RabbitmqConfig, Config
         password_file,
         timeout,
         ca_file,
+        source,
+        prometheus_url,
     })
+}
+
+/// The plugin URL on the management URL's host: same scheme and host, port 15692, path `/`.
+pub fn default_prometheus_url(management: &Url) -> Url {
+    let mut url = management.clone();
+    // Only URLs with a host reach here (parse_base_url accepts http and https only).
+    let _ = url.set_port(Some(DEFAULT_PROMETHEUS_PORT));
+    url.set_path("/");
+    url
 }
 
 /// Validates `poll.*`.

@@ -308,10 +308,13 @@ pub fn encode(
         }),
     )?;
 
-    let stats_enabled = s
-        .overview
-        .ok()
-        .is_some_and(super::super::rabbitmq::model::Overview::stats_enabled);
+    // A counter missing from `message_stats` is 0 ("nothing counted yet") only when the
+    // management statistics are the source and the broker collects them; rabbitmq_prometheus
+    // gives no publish counter (and no counters at all before 4.0.7): unknown, not 0.
+    let stats_enabled = s.source == crate::rabbitmq::FigureSource::Management
+        && s.overview
+            .ok()
+            .is_some_and(super::super::rabbitmq::model::Overview::stats_enabled);
     for (family, field) in COUNTERS {
         let mut missed = 0;
         family.counter(

@@ -22,7 +22,7 @@ pub const UP: Family = Family {
 /// `rabbitmq_watch_endpoint_success{endpoint}`: 1 when the endpoint's last read succeeded.
 pub const ENDPOINT_SUCCESS: Family = Family {
     name: "rabbitmq_watch_endpoint_success",
-    help: "1 when the last poll read this management API endpoint successfully, else 0.",
+    help: "1 when the last poll read this endpoint (management API or rabbitmq_prometheus) successfully, else 0.",
     unit: None,
     source: "sidecar",
 };
@@ -30,7 +30,7 @@ pub const ENDPOINT_SUCCESS: Family = Family {
 /// `rabbitmq_watch_endpoint_duration_seconds{endpoint}`: wall time of the endpoint's last read.
 pub const ENDPOINT_DURATION: Family = Family {
     name: "rabbitmq_watch_endpoint_duration",
-    help: "Wall time of the last read of this management API endpoint (all pages), failed reads included.",
+    help: "Wall time of the last read of this endpoint (all pages; all members for rabbitmq_prometheus), failed reads included.",
     unit: Some(Unit::Seconds),
     source: "sidecar",
 };
@@ -38,7 +38,7 @@ pub const ENDPOINT_DURATION: Family = Family {
 /// `rabbitmq_watch_endpoint_response_bytes{endpoint}`: body bytes of the endpoint's last read.
 pub const ENDPOINT_BYTES: Family = Family {
     name: "rabbitmq_watch_endpoint_response",
-    help: "Response body bytes received by the last successful read of this management API endpoint (all pages); 0 when it failed.",
+    help: "Response body bytes received by the last read of this endpoint (all pages; all members for rabbitmq_prometheus); 0 when it failed.",
     unit: Some(Unit::Bytes),
     source: "sidecar",
 };
@@ -46,7 +46,7 @@ pub const ENDPOINT_BYTES: Family = Family {
 /// `rabbitmq_watch_endpoint_failures_total{endpoint,reason}`: failed reads since start.
 pub const ENDPOINT_FAILURES: Family = Family {
     name: "rabbitmq_watch_endpoint_failures",
-    help: "Failed reads of this management API endpoint since the sidecar started, by reason: timeout, connect, status (unexpected HTTP status), decode (unexpected body), request (other transport error).",
+    help: "Failed reads of this endpoint since the sidecar started, by reason: timeout, connect, status (unexpected HTTP status), decode (unexpected, malformed, truncated or oversized body, duplicate samples), request (other transport error).",
     unit: None,
     source: "sidecar",
 };
@@ -124,6 +124,14 @@ pub const QUEUES_EXPORTED: Family = Family {
     source: "sidecar",
 };
 
+/// `rabbitmq_watch_source_info{source}`: where the last poll read queue and node figures.
+pub const SOURCE_INFO: Family = Family {
+    name: "rabbitmq_watch_source",
+    help: "Where the last poll read queue and node figures from: management (the management API's statistics) or prometheus (every member's rabbitmq_prometheus, with the management API's queue and node listings); see rabbitmq.source.",
+    unit: None,
+    source: "sidecar",
+};
+
 /// `rabbitmq_watch_build_info{version}`: the sidecar's version.
 pub const BUILD_INFO: Family = Family {
     name: "rabbitmq_watch_build",
@@ -170,6 +178,7 @@ pub fn encode(
         return Ok(());
     };
     POLL_DURATION.gauge_value(enc, Some(s.duration.as_secs_f64()))?;
+    SOURCE_INFO.info(enc, [[("source", s.source.label())]])?;
     ENDPOINT_SUCCESS.gauge(
         enc,
         Endpoint::ALL

@@ -2,9 +2,9 @@
 //! delivery fails ([`NotifyError`]: retryable or not), and the one place that retries
 //! ([`deliver`], capped exponential backoff). One file per integration:
 //! [`webhook`], [`email`], [`alertmanager`]. Split by concern as Alertmanager's packages are:
-//! label matchers in [`matcher`], the route tree in [`route`], silences in [`silence`],
-//! inhibition in [`inhibit`], the state file in [`state`], and grouping, timers, the
-//! notification log and delivery in [`dispatch`].
+//! label matchers in [`crate::matcher`], the route tree in [`crate::config::Route`], silences
+//! in [`silence`], inhibition in [`inhibit`], the state file in [`state`], and grouping,
+//! timers, the notification log and delivery in [`dispatch`].
 
 pub mod alertmanager;
 pub mod dispatch;

@@ -7,8 +7,8 @@ use reqwest::{StatusCode, Url};
 use serde::de::DeserializeOwned;
 
 use super::model::{
-    Alarms, Binding, NODE_COLUMNS, Node, OVERVIEW_COLUMNS, Overview, Page, QUEUE_COLUMNS, Queue,
-    Vhost,
+    Alarms, Binding, NODE_COLUMNS, Node, OVERVIEW_COLUMNS, Overview, Page, QUEUE_COLUMNS,
+    QUEUE_SETTINGS_COLUMNS, Queue, Vhost,
 };
 use super::{Body, Endpoint, Error};
 use crate::config::{QueuesConfig, RabbitmqConfig, Secret};
@@ -16,6 +16,11 @@ use crate::util::error_chain;
 
 /// Queues requested per page of `/api/queues`: the API's maximum, 500.
 pub const QUEUE_PAGE_SIZE: u32 = 500;
+
+/// Largest rabbitmq_prometheus answer read, in bytes: a 10,000-queue `/metrics/detailed`
+/// with the queue families is about 16 MB; a larger body is a decode failure, not a
+/// truncated read taken as complete.
+pub const MAX_EXPOSITION_BYTES: usize = 256 * 1024 * 1024;
 
 /// Why a [`Client`] could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -132,10 +137,15 @@ impl Client {
     ///
     /// # Errors
     /// [`Error`] for [`Endpoint::Queues`] when any request fails.
+    ///
+    /// With `settings_only` (the prometheus source reads the figures elsewhere) the broker is
+    /// asked for no statistics (`disable_stats=true`) and only the settings columns
+    /// ([`QUEUE_SETTINGS_COLUMNS`]); the figure fields are then `None`.
     pub async fn queues(
         &self,
         filter: &QueuesConfig,
         detailed: bool,
+        settings_only: bool,
     ) -> Result<Body<Vec<Queue>>, Error> {
         let endpoint = Endpoint::Queues;
         let mut bytes = 0;
@@ -169,8 +179,13 @@ impl Client {
         let mut base_query = vec![
             ("page_size", QUEUE_PAGE_SIZE.to_string()),
             ("pagination", "true".to_owned()),
-            ("columns", QUEUE_COLUMNS.to_owned()),
         ];
+        if settings_only {
+            base_query.push(("columns", QUEUE_SETTINGS_COLUMNS.to_owned()));
+            base_query.push(("disable_stats", "true".to_owned()));
+        } else {
+            base_query.push(("columns", QUEUE_COLUMNS.to_owned()));
+        }
         if !filter.include.is_match_all() {
             base_query.push(("name", filter.include.anchored().to_owned()));
             base_query.push(("use_regex", "true".to_owned()));
@@ -178,7 +193,7 @@ impl Client {
         let mut queues = Vec::new();
         for vhost in &vhosts {
             let mut segments = vec!["api", "queues"];
-            if detailed {
+            if detailed && !settings_only {
                 segments.push("detailed");
             }
             if let Some(v) = vhost {
@@ -285,6 +300,59 @@ impl Client {
         })
     }
 
+    /// GETs `path` (below the base URL) with `query` from a rabbitmq_prometheus plugin and
+    /// returns the body as text, at most [`MAX_EXPOSITION_BYTES`]; the read is counted for
+    /// `endpoint`.
+    ///
+    /// # Errors
+    /// [`Error`] for `endpoint`: transport failures, a status other than 200, a body over
+    /// the cap or not UTF-8 ([`Error::Decode`]).
+    pub async fn exposition(
+        &self,
+        endpoint: Endpoint,
+        query: &[(&str, String)],
+    ) -> Result<Body<String>, Error> {
+        let url = self.endpoint_url(endpoint)?;
+        tracing::debug!(endpoint = endpoint.path(), url = %url, query = ?query, "request");
+        let mut response = self
+            .http
+            .get(url)
+            .basic_auth(&self.username, Some(self.password.expose()))
+            .query(query)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(endpoint, e))?;
+        let status = response.status();
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.transport_error(endpoint, e))?
+        {
+            if body.len() + chunk.len() > MAX_EXPOSITION_BYTES {
+                return Err(Error::Decode {
+                    endpoint,
+                    detail: format!("response larger than {MAX_EXPOSITION_BYTES} bytes"),
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        if status != StatusCode::OK {
+            return Err(Error::Status {
+                endpoint,
+                status: status.as_u16(),
+                hint: status_hint(endpoint, status),
+                body: body_excerpt(&body),
+            });
+        }
+        let bytes = body.len() as u64;
+        let value = String::from_utf8(body).map_err(|e| Error::Decode {
+            endpoint,
+            detail: format!("not UTF-8: {e}"),
+        })?;
+        Ok(Body { value, bytes })
+    }
+
     /// GETs `endpoint` with `query`, accepts 200 and `also_ok`, decodes the body as `T`.
     /// Reads the whole body into memory (at most one page for `/api/queues`).
     async fn get_json<T: DeserializeOwned>(
@@ -312,7 +380,7 @@ impl Client {
             return Err(Error::Status {
                 endpoint,
                 status: status.as_u16(),
-                hint: status_hint(status),
+                hint: status_hint(endpoint, status),
                 body: body_excerpt(&body),
             });
         }
@@ -370,7 +438,16 @@ impl Client {
     }
 }
 
-fn status_hint(status: StatusCode) -> &'static str {
+fn status_hint(endpoint: Endpoint, status: StatusCode) -> &'static str {
+    if endpoint.is_prometheus() {
+        return match status.as_u16() {
+            401 | 403 => {
+                " (check rabbitmq.username and rabbitmq.password: prometheus.authentication is on)"
+            }
+            404 => " (is rabbitmq.prometheus_url the rabbitmq_prometheus plugin?)",
+            _ => "",
+        };
+    }
     match status.as_u16() {
         401 => " (check rabbitmq.username and rabbitmq.password)",
         403 => " (the user needs the `monitoring` tag)",

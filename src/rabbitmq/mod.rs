@@ -1,13 +1,17 @@
 //! The RabbitMQ management HTTP API: the HTTP client ([`client`]), the response types
 //! ([`model`]), the per-member reads of the cluster detector ([`members`]), the endpoints
 //! read ([`Endpoint`]), the outcome of one read ([`Fetched`]) and the ways a read can fail
-//! ([`Error`]).
+//! ([`Error`]). Also the second source of queue and node figures, every member's
+//! rabbitmq_prometheus plugin ([`prometheus`], parsed by [`exposition`]; which source a poll
+//! used: [`FigureSource`]).
 //!
 //! This is the only module that talks to the broker.
 
 pub mod client;
+pub mod exposition;
 pub mod members;
 pub mod model;
+pub mod prometheus;
 
 pub use client::Client;
 
@@ -113,17 +117,32 @@ pub enum Endpoint {
     /// queues name: which queues receive dead-lettered messages (read only when some queue
     /// has a dead-letter exchange and `alerting.backlog.discover_dead_letter_queues` is on).
     Bindings,
+    /// rabbitmq_prometheus `GET /metrics/detailed?family=queue_coarse_metrics&...` of every
+    /// member: per-queue depth, consumers, memory, bytes (read with `rabbitmq.source`
+    /// `prometheus`, or `auto` while the broker collects no statistics).
+    PrometheusQueues,
+    /// rabbitmq_prometheus `GET /metrics` of every member: node memory and its limit, disk
+    /// and its limit, file descriptors, alarms (read with the prometheus source).
+    PrometheusNodes,
 }
 
 impl Endpoint {
     /// Every endpoint, in poll order.
-    pub const ALL: [Endpoint; 5] = [
+    pub const ALL: [Endpoint; 7] = [
         Endpoint::Overview,
         Endpoint::Nodes,
         Endpoint::Queues,
         Endpoint::Alarms,
         Endpoint::Bindings,
+        Endpoint::PrometheusQueues,
+        Endpoint::PrometheusNodes,
     ];
+
+    /// Whether the endpoint is rabbitmq_prometheus's (port 15692) rather than the
+    /// management API's.
+    pub fn is_prometheus(self) -> bool {
+        matches!(self, Endpoint::PrometheusQueues | Endpoint::PrometheusNodes)
+    }
 
     /// The path below the management API's base URL, e.g. `/api/queues`; also the value of
     /// the `endpoint` label on the sidecar's own metrics.
@@ -134,6 +153,30 @@ impl Endpoint {
             Endpoint::Queues => "/api/queues",
             Endpoint::Alarms => "/api/health/checks/alarms",
             Endpoint::Bindings => "/api/exchanges/{vhost}/{name}/bindings/source",
+            Endpoint::PrometheusQueues => "/metrics/detailed",
+            Endpoint::PrometheusNodes => "/metrics",
+        }
+    }
+}
+
+/// Where the last poll read queue and node figures from: the value of the `source` label of
+/// `rabbitmq_watch_source_info`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FigureSource {
+    /// The management API's statistics (`/api/queues`, `/api/nodes`).
+    #[default]
+    Management,
+    /// rabbitmq_prometheus (`/metrics/detailed`, `/metrics`), with the management API's queue
+    /// and node listings.
+    Prometheus,
+}
+
+impl FigureSource {
+    /// `management` or `prometheus`.
+    pub fn label(self) -> &'static str {
+        match self {
+            FigureSource::Management => "management",
+            FigureSource::Prometheus => "prometheus",
         }
     }
 }

@@ -425,6 +425,11 @@ impl Queue {
 /// `consumer_capacity` is read), `message_stats.get_empty`.
 pub const QUEUE_COLUMNS: &str = "vhost,name,type,node,durable,auto_delete,exclusive,arguments,policy,operator_policy,effective_policy_definition,messages_ready,messages_unacknowledged,messages_persistent,message_bytes_ready,message_bytes_unacknowledged,consumers,consumer_capacity,memory,head_message_timestamp,message_stats.publish,message_stats.deliver,message_stats.deliver_no_ack,message_stats.get,message_stats.get_no_ack,message_stats.ack,message_stats.redeliver";
 
+/// The columns of the queue listing with the prometheus source: identity, placement and
+/// settings, no statistics (asked with `disable_stats=true`, which saves the broker most of
+/// the listing's cost).
+pub const QUEUE_SETTINGS_COLUMNS: &str = "vhost,name,type,node,durable,auto_delete,exclusive,arguments,policy,operator_policy,effective_policy_definition,state";
+
 /// One element of `GET /api/exchanges/{vhost}/{name}/bindings/source?columns=destination,destination_type`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]

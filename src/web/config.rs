@@ -25,7 +25,8 @@
 //! exporter-toolkit allows can be added. Unlike it: `client_allowed_sans` and `rate_limit` are
 //! refused (not implemented, and ignoring a security setting silently is worse), and the
 //! verifying client auth types need a client CA (Go would fall back to the system roots).
-//! The file is read once at start-up. Unknown keys are an error naming the key.
+//! The file is read once at start-up; only the certificate and key files it names are re-read
+//! when they change (see `tls.rs`). Unknown keys are an error naming the key.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -24,12 +24,22 @@ pub struct RabbitNode {
     pub mgmt_url: String,
     /// AMQP URL with the default vhost, e.g. `amqp://guest:guest@127.0.0.1:20976/%2f`.
     pub amqp_url: String,
+    /// rabbitmq_prometheus base URL, e.g. `http://127.0.0.1:15692`; empty when the node runs
+    /// without the plugin (start it with `--prometheus`, always on with `--version 4`).
+    pub prom_url: String,
 }
 
 impl RabbitNode {
     /// Starts a node tagged `tag` (part of its directory name). Panics with the script's
     /// output when the node does not come up.
     pub fn start(tag: &str) -> RabbitNode {
+        Self::start_with(tag, &[])
+    }
+
+    /// Starts a node tagged `tag` with extra arguments of `scripts/rabbitmq-node.sh start`
+    /// (`--version 4`, `--stats off`, `--prometheus`). Panics with the script's output when
+    /// the node does not come up.
+    pub fn start_with(tag: &str, args: &[&str]) -> RabbitNode {
         let dir =
             std::env::temp_dir().join(format!("rabbitmq-watch-test-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -39,11 +49,14 @@ impl RabbitNode {
             .arg(&dir)
             .arg("--watch-pid")
             .arg(std::process::id().to_string())
+            .args(args)
             .output()
             .expect("run scripts/rabbitmq-node.sh");
         assert!(
             out.status.success(),
-            "starting a RabbitMQ node failed (is Debian's rabbitmq-server installed? scripts/test.sh installs it):\n{}{}",
+            "starting a RabbitMQ node {args:?} failed (is Debian's rabbitmq-server installed? \
+             `--version 4` needs root and `scripts/install-deps.sh rabbitmq4`; scripts/test.sh \
+             installs both):\n{}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
@@ -53,6 +66,7 @@ impl RabbitNode {
             name: env["NODE_NAME"].clone(),
             mgmt_url: env["MGMT_URL"].clone(),
             amqp_url: env["AMQP_URL"].clone(),
+            prom_url: env.get("PROM_URL").cloned().unwrap_or_default(),
         }
     }
 

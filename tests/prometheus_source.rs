@@ -1,0 +1,179 @@
+//! `rabbitmq.source: prometheus` forced on a real RabbitMQ 3.10.8 (statistics on; its
+//! rabbitmq_prometheus serves `/metrics/detailed` too): queue depth, consumers and node
+//! resources come from the plugin, the exported families and labels are those of the
+//! management source. And the plugin unreachable (connection refused): a `connect` failure
+//! of its endpoints, the figures absent (not 0), the sidecar still serving.
+//!
+//! One node (with `--prometheus`) shared by the tests of this binary.
+
+mod support;
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use futures_lite::StreamExt;
+use lapin::options::BasicConsumeOptions;
+use lapin::types::FieldTable;
+use support::{RabbitNode, Sidecar, amqp, declare, eventually, free_port, publish};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn node() -> &'static RabbitNode {
+    static NODE: OnceLock<RabbitNode> = OnceLock::new();
+    NODE.get_or_init(|| {
+        let node = RabbitNode::start_with("prom3", &["--prometheus"]);
+        assert!(!node.prom_url.is_empty(), "PROM_URL with --prometheus");
+        node
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forced_prometheus_source_on_3_10_gives_the_same_families() {
+    let node = node();
+    let (_conn, ch) = amqp(node, "/").await;
+    declare(&ch, "p3-seven").await;
+    publish(&ch, "p3-seven", 7).await;
+    declare(&ch, "p3-consumed").await;
+    let mut consumer = ch
+        .basic_consume(
+            "p3-consumed".into(),
+            "p3-consumer".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("basic.consume");
+    publish(&ch, "p3-consumed", 2).await;
+    for _ in 0..2 {
+        consumer
+            .next()
+            .await
+            .expect("a delivery")
+            .expect("delivery ok");
+    }
+
+    let sidecar = Sidecar::start(
+        &node.mgmt_url,
+        &[
+            ("RABBITMQ_WATCH__RABBITMQ__SOURCE", "prometheus"),
+            ("RABBITMQ_WATCH__RABBITMQ__PROMETHEUS_URL", &node.prom_url),
+        ],
+    );
+    let seven = [("vhost", "/"), ("queue", "p3-seven")];
+    let consumed = [("vhost", "/"), ("queue", "p3-consumed")];
+    let m = eventually(
+        WAIT,
+        "7 ready and 2 unacked from rabbitmq_prometheus",
+        || {
+            let m = sidecar.metrics();
+            (m.get("rabbitmq_queue_messages_ready", &seven) == Some(7.0)
+                && m.get("rabbitmq_queue_messages_unacked", &consumed) == Some(2.0))
+            .then_some(m)
+        },
+    );
+    assert_eq!(
+        m.get("rabbitmq_watch_source_info", &[("source", "prometheus")]),
+        Some(1.0)
+    );
+    assert_eq!(m.find("rabbitmq_watch_source_info", &[]).len(), 1);
+    assert_eq!(m.get("rabbitmq_up", &[]), Some(1.0), "{}", m.text);
+    assert_eq!(m.get("rabbitmq_queue_consumers", &consumed), Some(1.0));
+    assert_eq!(m.get("rabbitmq_queue_consumers", &seven), Some(0.0));
+    // 3.10 has no per-queue counters in rabbitmq_prometheus: unknown, not 0, although the
+    // broker collects management statistics.
+    assert_eq!(
+        m.get("rabbitmq_queue_messages_published_total", &seven),
+        None
+    );
+    assert_eq!(
+        m.get("rabbitmq_queue_messages_acked_total", &consumed),
+        None
+    );
+    let info = m.find("rabbitmq_queue_info", &seven);
+    assert_eq!(
+        info.len(),
+        1,
+        "the listing still comes from the management API"
+    );
+    let this_node = [("node", node.name.as_str())];
+    for series in [
+        "rabbitmq_process_resident_memory_bytes",
+        "rabbitmq_resident_memory_limit_bytes",
+        "rabbitmq_disk_space_available_bytes",
+        "rabbitmq_disk_space_available_limit_bytes",
+    ] {
+        let value = m.get(series, &this_node);
+        assert!(
+            value.is_some_and(|v| v > 0.0),
+            "{series}: {value:?}\n{}",
+            m.text
+        );
+    }
+    assert!(
+        m.get(
+            "rabbitmq_watch_endpoint_response_bytes",
+            &[("endpoint", "/metrics/detailed")]
+        )
+        .is_some_and(|b| b > 0.0)
+    );
+    sidecar.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_plugin_is_a_connect_failure_and_absent_figures() {
+    let node = node();
+    let (_conn, ch) = amqp(node, "/").await;
+    declare(&ch, "p3-unreachable").await;
+    publish(&ch, "p3-unreachable", 3).await;
+    let refused = format!("http://127.0.0.1:{}", free_port());
+    let sidecar = Sidecar::start(
+        &node.mgmt_url,
+        &[
+            ("RABBITMQ_WATCH__RABBITMQ__SOURCE", "prometheus"),
+            ("RABBITMQ_WATCH__RABBITMQ__PROMETHEUS_URL", &refused),
+        ],
+    );
+    let failures = |m: &support::Exposition, endpoint| {
+        m.get(
+            "rabbitmq_watch_endpoint_failures_total",
+            &[("endpoint", endpoint), ("reason", "connect")],
+        )
+        .unwrap_or(0.0)
+    };
+    let m = eventually(WAIT, "connect failures of both plugin endpoints", || {
+        let m = sidecar.metrics();
+        (failures(&m, "/metrics/detailed") >= 1.0 && failures(&m, "/metrics") >= 1.0).then_some(m)
+    });
+    let q = [("vhost", "/"), ("queue", "p3-unreachable")];
+    assert_eq!(m.find("rabbitmq_queue_info", &q).len(), 1, "still listed");
+    assert_eq!(
+        m.get("rabbitmq_queue_messages_ready", &q),
+        None,
+        "unknown, not 0"
+    );
+    assert_eq!(
+        m.get("rabbitmq_queue_consumers", &q),
+        None,
+        "unknown, not 0"
+    );
+    assert_eq!(
+        m.get(
+            "rabbitmq_process_resident_memory_bytes",
+            &[("node", node.name.as_str())]
+        ),
+        None
+    );
+    assert_eq!(m.get("rabbitmq_up", &[]), Some(0.0));
+    assert_eq!(
+        m.get(
+            "rabbitmq_watch_endpoint_success",
+            &[("endpoint", "/metrics/detailed")]
+        ),
+        Some(0.0)
+    );
+    assert!(
+        sidecar.logs().contains("/metrics/detailed"),
+        "the failure is logged with its endpoint"
+    );
+    sidecar.terminate();
+}
