@@ -19,6 +19,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use tokio::sync::watch;
+use tower_http::classify::{
+    ClassifiedResponse, ClassifyResponse, MakeClassifier, NeverClassifyEos, ServerErrorsAsFailures,
+    ServerErrorsFailureClass,
+};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -112,7 +116,7 @@ pub fn app(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(trace_layer())
         .with_state(state)
 }
 
@@ -138,6 +142,57 @@ async fn audit(State(state): State<AppState>) -> Response {
             "duration": null, "reads": [], "runs": 0}),
     };
     axum::Json(serde_json::json!({"status": "success", "data": data})).into_response()
+}
+
+/// Request tracing: server errors are logged at error level, except the 503 of `/-/ready`,
+/// which is an expected answer (before the first poll, or while the broker cannot be read),
+/// not a failure of the sidecar.
+fn trace_layer() -> TraceLayer<ReadinessAware> {
+    TraceLayer::new(ReadinessAware)
+}
+
+/// Classifies responses as tower-http's [`ServerErrorsAsFailures`] does, except a 503 from
+/// `/-/ready`, which is a success.
+#[derive(Debug, Clone, Copy)]
+struct ReadinessAware;
+
+/// The classifier of one request: whether it asked `/-/ready`.
+#[derive(Debug, Clone, Copy)]
+struct ReadinessClassifier {
+    /// The request was for `/-/ready`.
+    ready: bool,
+}
+
+impl MakeClassifier for ReadinessAware {
+    type Classifier = ReadinessClassifier;
+    type FailureClass = ServerErrorsFailureClass;
+    type ClassifyEos = NeverClassifyEos<ServerErrorsFailureClass>;
+
+    fn make_classifier<B>(&self, req: &axum::http::Request<B>) -> Self::Classifier {
+        ReadinessClassifier {
+            ready: req.uri().path() == "/-/ready",
+        }
+    }
+}
+
+impl ClassifyResponse for ReadinessClassifier {
+    type FailureClass = ServerErrorsFailureClass;
+    type ClassifyEos = NeverClassifyEos<ServerErrorsFailureClass>;
+
+    fn classify_response<B>(
+        self,
+        res: &axum::http::Response<B>,
+    ) -> ClassifiedResponse<Self::FailureClass, Self::ClassifyEos> {
+        if self.ready && res.status() == StatusCode::SERVICE_UNAVAILABLE {
+            ClassifiedResponse::Ready(Ok(()))
+        } else {
+            ServerErrorsAsFailures::new().classify_response(res)
+        }
+    }
+
+    fn classify_error<E: std::fmt::Display + 'static>(self, error: &E) -> Self::FailureClass {
+        ServerErrorsAsFailures::new().classify_error(error)
+    }
 }
 
 /// Turns a panicking handler into a 500 logged at error level (instead of a dropped
@@ -1111,6 +1166,53 @@ mod tests {
             st.silences.list(SystemTime::now())[0].state(SystemTime::now()),
             "expired"
         );
+    }
+
+    /// A writer collecting log output.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn an_expected_503_from_ready_is_not_logged_as_an_error() {
+        use tower::ServiceExt as _;
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        async fn unavailable() -> (StatusCode, &'static str) {
+            (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+        }
+        let app: Router = Router::new()
+            .route("/-/ready", axum::routing::get(unavailable))
+            .route("/other", axum::routing::get(unavailable))
+            .layer(trace_layer());
+        let get_path = |path: &str| {
+            axum::http::Request::get(path)
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        let response = app.clone().oneshot(get_path("/-/ready")).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert!(!text.contains("ERROR"), "{text}");
+        // Any other 503 is still a failure.
+        app.oneshot(get_path("/other")).await.unwrap();
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert!(text.contains("ERROR"), "{text}");
     }
 
     /// POSTs `body` to `/api/v1/silences`; the status and the decoded answer.

@@ -117,6 +117,41 @@ impl Poller {
         self
     }
 
+    /// The clients of the members whose own API answered in `views` (none without a cluster
+    /// reader): where cluster-wide reads fail over to.
+    fn answering_members(&self, views: &MemberViews) -> Vec<(String, Client)> {
+        let Some(reader) = &self.cluster else {
+            return Vec::new();
+        };
+        let answering: BTreeSet<&str> = views
+            .views
+            .iter()
+            .filter(|v| v.nodes.ok().is_some())
+            .map(|v| v.node.as_str())
+            .collect();
+        reader
+            .clients()
+            .into_iter()
+            .filter(|(name, _)| answering.contains(name.as_str()))
+            .collect()
+    }
+
+    /// `attempt` (read through member `name`) when it succeeded, else the original failure.
+    fn failover<T>(name: &str, attempt: Fetched<T>, failed: Fetched<T>) -> Fetched<T> {
+        match (&attempt.result, &failed.result) {
+            (Ok(_), Err(e)) => {
+                tracing::info!(
+                    endpoint = %e.endpoint(),
+                    member = %name,
+                    error = %e,
+                    "rabbitmq.url failed; read through a cluster member instead"
+                );
+                attempt
+            }
+            _ => failed,
+        }
+    }
+
     /// Polls until `shutdown` is cancelled, publishing each snapshot on `tx`. The first poll
     /// starts at once. A poll in progress is abandoned on shutdown.
     pub async fn run(self, tx: SnapshotSender, shutdown: CancellationToken) {
@@ -166,7 +201,7 @@ impl Poller {
                     let (overview, nodes, queues, alarms, prom) = tokio::join!(
                         self.by_deadline(Endpoint::Overview, deadline, self.client.overview()),
                         self.by_deadline(Endpoint::Nodes, deadline, self.client.nodes()),
-                        self.read_queues(deadline, detailed, settings_only),
+                        self.read_queues(&self.client, deadline, detailed, settings_only),
                         self.by_deadline(Endpoint::Alarms, deadline, self.client.alarms()),
                         self.read_prometheus(source, &previous.members, deadline),
                     );
@@ -181,7 +216,7 @@ impl Poller {
                     let settings_only = source == FigureSource::Prometheus;
                     let (nodes, queues, alarms, prom) = tokio::join!(
                         self.by_deadline(Endpoint::Nodes, deadline, self.client.nodes()),
-                        self.read_queues(deadline, detailed, settings_only),
+                        self.read_queues(&self.client, deadline, detailed, settings_only),
                         self.by_deadline(Endpoint::Alarms, deadline, self.client.alarms()),
                         self.read_prometheus(source, &previous.members, deadline),
                     );
@@ -196,9 +231,45 @@ impl Poller {
             }
         };
         let (
-            (overview, mut nodes, (mut queues, selection, targets), alarms, source, prom),
+            (
+                mut overview,
+                mut nodes,
+                (mut queues, mut selection, mut targets),
+                mut alarms,
+                source,
+                prom,
+            ),
             member_views,
         ) = tokio::join!(main, views);
+        // `rabbitmq.url` is not a single point of failure: the cluster-wide reads that failed
+        // through it are read through a member whose API answered this poll.
+        let members = self.answering_members(&member_views);
+        for (name, client) in &members {
+            if overview.result.is_err() {
+                overview = Self::failover(name, Fetched::timed(client.overview()).await, overview);
+            }
+            if nodes.result.is_err() {
+                nodes = Self::failover(name, Fetched::timed(client.nodes()).await, nodes);
+            }
+            if queues.result.is_err() {
+                let detailed = previous
+                    .detailed_queues
+                    .or_else(|| overview.ok().map(detailed_queues))
+                    .unwrap_or(false);
+                let settings_only = source == FigureSource::Prometheus;
+                let (read, read_selection, read_targets) = self
+                    .read_queues(client, deadline, detailed, settings_only)
+                    .await;
+                if read.result.is_ok() {
+                    selection = read_selection;
+                    targets = read_targets;
+                }
+                queues = Self::failover(name, read, queues);
+            }
+            if alarms.result.is_err() {
+                alarms = Self::failover(name, Fetched::timed(client.alarms()).await, alarms);
+            }
+        }
         if let Some(read) = &prom {
             if let Ok(listed) = &mut queues.result {
                 prometheus::apply_queues(listed, read);
@@ -211,13 +282,28 @@ impl Poller {
         // those not exported): the targets were gathered while the listing was decoded.
         let dead_letter_queues = match targets {
             Some((exchanges, direct)) => {
-                let read = async {
-                    self.client.bound_queues(&exchanges).await.map(|body| Body {
-                        value: body.value.queues,
-                        bytes: body.bytes,
-                    })
+                let read = |client: &Client| {
+                    let client = client.clone();
+                    let exchanges = exchanges.clone();
+                    async move {
+                        client.bound_queues(&exchanges).await.map(|body| Body {
+                            value: body.value.queues,
+                            bytes: body.bytes,
+                        })
+                    }
                 };
-                let mut fetched = self.by_deadline(Endpoint::Bindings, deadline, read).await;
+                let mut fetched = self
+                    .by_deadline(Endpoint::Bindings, deadline, read(&self.client))
+                    .await;
+                for (name, client) in &members {
+                    if fetched.result.is_ok() {
+                        break;
+                    }
+                    let attempt = self
+                        .by_deadline(Endpoint::Bindings, deadline, read(client))
+                        .await;
+                    fetched = Self::failover(name, attempt, fetched);
+                }
                 if let Ok(bound) = &mut fetched.result {
                     bound.extend(direct);
                     bound.sort_unstable();
@@ -292,6 +378,7 @@ impl Poller {
     /// succeeded, the dead-letter targets named by every listed queue.
     async fn read_queues(
         &self,
+        client: &Client,
         deadline: tokio::time::Instant,
         detailed: bool,
         settings_only: bool,
@@ -299,14 +386,12 @@ impl Poller {
         let mut selector = Selector::new(&self.queues);
         let mut targets = DeadLetterTargets::default();
         let discover = self.discover_dead_letters;
-        let read = self
-            .client
-            .queues(&self.queues, detailed, settings_only, |queue| {
-                if discover {
-                    add_dead_letter_target(&mut targets, &queue);
-                }
-                selector.push(queue);
-            });
+        let read = client.queues(&self.queues, detailed, settings_only, |queue| {
+            if discover {
+                add_dead_letter_target(&mut targets, &queue);
+            }
+            selector.push(queue);
+        });
         let fetched = self
             .by_deadline(Endpoint::Queues, deadline, async {
                 read.await.map(|bytes| Body { value: (), bytes })

@@ -150,8 +150,16 @@ fn the_built_in_catalogue_has_the_same_rules_in_prometheus() {
             assert!(summary.contains(object), "{}: {summary}", d.name);
             continue;
         }
+        // `{{ $for }}` / `{{ $keep_firing_for }}` are the rule's own durations in words;
+        // Prometheus rules spell out their own.
+        let words =
+            |d: &str| rabbitmq_watch::alerting::rules::words(humantime::parse_duration(d).unwrap());
+        let description = d
+            .description
+            .replace("{{ $for }}", &words(d.for_))
+            .replace("{{ $keep_firing_for }}", &words(d.keep_firing_for));
         assert_eq!(
-            rule["annotations"]["description"], d.description,
+            rule["annotations"]["description"], description,
             "{}",
             d.name
         );

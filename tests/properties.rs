@@ -427,7 +427,7 @@ proptest! {
     ) {
         let labels: BTreeMap<String, String> = [("queue".to_owned(), label)].into();
         let details: BTreeMap<String, String> = [("growth".to_owned(), "1".to_owned())].into();
-        let out = render(&template, &labels, value, &details, &BTreeMap::new());
+        let out = render(&template, &labels, value, &details, &BTreeMap::new(), &BTreeMap::new());
         // Text outside `{{ … }}` is kept.
         if !template.contains("{{") {
             prop_assert_eq!(out, template);

@@ -202,6 +202,12 @@ pub struct Analysis {
     pub redelivering: bool,
     /// Seconds between the oldest and the newest sample.
     pub span: f64,
+    /// `alerting.backlog.window` in seconds.
+    pub window: f64,
+    /// Seconds over which the status's condition was seen holding (from when it began, for
+    /// GROWING and STALLED; the span otherwise): less than `window` while the window is not
+    /// yet full.
+    pub judged_for: f64,
     /// Ready messages now.
     pub ready: u64,
     /// Unacknowledged messages now.
@@ -218,15 +224,20 @@ pub struct Analysis {
     /// ready + unacknowledged): 0 when empty, infinite when not shrinking.
     pub time_to_drain: f64,
     /// Seconds until `max-length` (ready messages) or `max-length-bytes` (ready bytes) is hit
-    /// at the window's net rate: 0 when at the limit, infinite when not growing; `None` when
-    /// the queue has no length limit. With the behaviour at the limit.
+    /// at the window's net rate: 0 when at the limit, infinite unless the detector calls the
+    /// queue growing (so a prediction never contradicts the status); `None` when the queue has
+    /// no length limit. With the behaviour at the limit.
     pub time_to_overflow: Option<(f64, Overflow)>,
     /// Estimated age in seconds of the oldest ready message, from when the publish counter
     /// passed it (assumes FIFO; `None` when older than the window, without ready messages, or
     /// when the broker reports `head_message_timestamp`, which is exact).
     pub oldest_age_estimate: Option<f64>,
-    /// Seconds since the consumed counter last moved (at least the window when it never did).
+    /// Seconds since the consumed counter last moved, or since the detector first saw the
+    /// queue when it never moved since (then `idle_since_seen` is false: "at least").
     pub idle_for: f64,
+    /// Whether the consumed counter was seen moving, so `idle_for` is exact rather than a
+    /// lower bound.
+    pub idle_since_seen: bool,
     /// Whether per-queue message counters are known: the broker collects message statistics
     /// (`/api/overview` `disable_stats` is false) and they are read from the management API
     /// (not with the rabbitmq_prometheus source). Without them the rates are 0, STALLED and REDELIVERING cannot be told (their
@@ -235,6 +246,14 @@ pub struct Analysis {
     /// Whether deliveries happened in the window (to tell "prefetch full" from "receiving but
     /// not acknowledging").
     pub delivering: bool,
+    /// Whether the queue is a dead-letter queue (never NO_CONSUMERS: nobody consumes one by
+    /// design).
+    pub dead_letter: bool,
+    /// For a delay queue (a message TTL and a dead-letter exchange, no consumer): the TTL in
+    /// seconds and whether its messages leave on time (the oldest is no older than the TTL,
+    /// and once the window covers a TTL no more wait than one TTL's worth of arrivals).
+    /// While they do, it is neither NO_CONSUMERS nor GROWING.
+    pub delay: Option<(f64, bool)>,
 }
 
 impl Analysis {
@@ -243,6 +262,12 @@ impl Analysis {
     /// 40 msg/s`, `redelivery 12 %`; `keeping up` when OK.
     pub fn cause(&self) -> String {
         let mut causes = Vec::new();
+        if let Some((ttl, false)) = self.delay {
+            causes.push(format!(
+                "delay queue (TTL {}): messages do not leave on time",
+                human(ttl)
+            ));
+        }
         if self.no_consumers {
             causes.push("no consumers".to_owned());
         }
@@ -251,7 +276,12 @@ impl Analysis {
             causes.push(format!("redelivery {:.0} %", ratio * 100.0));
         }
         if self.stalled {
-            let idle = human(self.idle_for);
+            // Rounded down: never longer than what was seen (or than the queue's age).
+            let idle = if self.idle_since_seen {
+                human_floor(self.idle_for)
+            } else {
+                format!("at least {}", human_floor(self.idle_for))
+            };
             causes.push(if self.unacked == 0 {
                 format!("consumers attached but nothing delivered for {idle}")
             } else if self.delivering {
@@ -261,11 +291,21 @@ impl Analysis {
             });
         }
         if self.growing && self.counters {
-            causes.push(format!(
-                "ingress {} msg/s > egress {} msg/s",
-                rate(self.ingress_rate),
-                rate(self.egress_rate)
-            ));
+            let (ingress, egress) = (rate(self.ingress_rate), rate(self.egress_rate));
+            // The inequality is printed only when the printed numbers make it true.
+            let greater = match (ingress.parse::<f64>(), egress.parse::<f64>()) {
+                (Ok(i), Ok(e)) => i > e,
+                _ => false,
+            };
+            causes.push(if greater {
+                format!("ingress {ingress} msg/s > egress {egress} msg/s")
+            } else {
+                format!(
+                    "ready +{} in {} (ingress {ingress} msg/s, egress {egress} msg/s)",
+                    self.ready_growth,
+                    human(self.span)
+                )
+            });
         } else if self.growing {
             causes.push(format!(
                 "ready +{} in {} (rates unknown: no per-queue counters)",
@@ -273,7 +313,21 @@ impl Analysis {
                 human(self.span)
             ));
         }
-        if causes.is_empty() {
+        if causes.is_empty() && self.dead_letter && self.counters && self.ingress_rate > 0.0 {
+            causes.push(format!(
+                "dead-letter queue receiving {} msg/s",
+                rate(self.ingress_rate)
+            ));
+        }
+        if let (true, Some((ttl, true))) = (causes.is_empty(), self.delay) {
+            causes.push(format!(
+                "delay queue (TTL {}): messages leave on time",
+                human(ttl)
+            ));
+        }
+        if causes.is_empty() && self.time_to_overflow.is_some_and(|(t, _)| t == 0.0) {
+            "at its length limit".to_owned()
+        } else if causes.is_empty() {
             "keeping up".to_owned()
         } else {
             causes.join("; ")
@@ -291,7 +345,18 @@ impl Analysis {
         };
         put("status", self.status.label().to_uppercase());
         put("cause", self.cause());
-        put("window", human(self.span));
+        put(
+            "window",
+            if self.judged_for < self.window {
+                format!(
+                    "{} of the {} window, not yet full",
+                    human_floor(self.judged_for),
+                    human(self.window)
+                )
+            } else {
+                human(self.window.max(self.judged_for.min(self.span)))
+            },
+        );
         put("messages_ready", self.ready.to_string());
         if self.counters {
             put("ingress_rate", format!("{} msg/s", rate(self.ingress_rate)));
@@ -305,7 +370,7 @@ impl Analysis {
             match self.time_to_drain {
                 0.0 => "empty".to_owned(),
                 t if t.is_finite() => human(t),
-                _ => "never at the current rates".to_owned(),
+                _ => "never (not shrinking)".to_owned(),
             },
         );
         match self.time_to_overflow {
@@ -340,6 +405,18 @@ pub fn human(secs: f64) -> String {
         (secs / 3600.0).floor() * 3600.0 + ((secs % 3600.0) / 60.0).round() * 60.0
     };
     humantime::format_duration(Duration::from_secs(rounded as u64)).to_string()
+}
+
+/// A duration in seconds in words, rounded down at the same precision as [`human`], for
+/// texts that must not claim more than was seen (`171` → `2m`, never `3m`).
+pub fn human_floor(secs: f64) -> String {
+    let secs = secs.max(0.0);
+    let floored = if secs < 120.0 {
+        secs.floor()
+    } else {
+        (secs / 60.0).floor() * 60.0
+    };
+    humantime::format_duration(Duration::from_secs(floored as u64)).to_string()
 }
 
 /// A rate in msg/s: one decimal below 10, whole above.
@@ -389,6 +466,9 @@ struct Window {
     samples: VecDeque<Sample>,
     /// When the consumed counter last moved (or when the window started, if it never did).
     consumed_moved_at: f64,
+    /// Whether the consumed counter was seen moving (else `consumed_moved_at` is when the
+    /// detector first saw the queue: a lower bound of the idle time).
+    consumed_moved: bool,
 }
 
 /// The windows of every exported queue, sorted by (vhost, name), and the last known set of
@@ -464,12 +544,20 @@ impl Tracker {
                     // once, exactly, so the documented bound is the real one.
                     samples: VecDeque::with_capacity(self.config.max_samples + 2),
                     consumed_moved_at: at,
+                    consumed_moved: false,
                 },
             };
             if let Some(sample) = Sample::of(q, at) {
                 w.push(sample, window, spacing);
             }
-            let analysis = w.analyse(q, &self.config, at, self.counters);
+            let dead_letter = self.is_dead_letter(q);
+            let analysis = w.analyse(
+                q,
+                &self.config,
+                at,
+                self.counters,
+                dead_letter == Some(true),
+            );
             match &analysis {
                 Some(_) => report.complete += 1,
                 None => report.incomplete += 1,
@@ -477,7 +565,7 @@ impl Tracker {
             report.samples += w.samples.len();
             report.queues.push(QueueBacklog {
                 analysis,
-                dead_letter: self.is_dead_letter(q),
+                dead_letter,
                 depth: w.samples.iter().map(|s| (s.at, s.ready)).collect(),
             });
             windows.push(w);
@@ -516,8 +604,10 @@ impl Window {
             if sample.counters_went_back(last) {
                 self.samples.clear();
                 self.consumed_moved_at = sample.at;
+                self.consumed_moved = false;
             } else if sample.consumed != last.consumed {
                 self.consumed_moved_at = sample.at;
+                self.consumed_moved = true;
             }
         }
         let n = self.samples.len();
@@ -540,6 +630,7 @@ impl Window {
         config: &BacklogConfig,
         now: f64,
         counters: bool,
+        dead_letter: bool,
     ) -> Option<Analysis> {
         let (first, last) = (self.samples.front()?, self.samples.back()?);
         let span = last.at - first.at;
@@ -551,22 +642,73 @@ impl Window {
         let delivered = delta(|s| s.delivered);
         let redelivery_ratio =
             (delivered > 0.0).then(|| (delta(|s| s.redelivered) / delivered).min(1.0));
+        // A loop is still going on: in the last quarter of the window, deliveries were mostly
+        // redeliveries and messages went back to the queue (delivered, neither consumed nor
+        // still unacknowledged). Requeued messages draining as redeliveries after a fix are
+        // acknowledged: not a loop, so the flag clears without waiting for the whole window.
+        let recent = self
+            .samples
+            .iter()
+            .rev()
+            .find(|s| s.at <= last.at - window / 4.0)
+            .unwrap_or(first);
+        let recent_delivered = last.delivered.saturating_sub(recent.delivered) as f64;
+        let recent_redelivered = last.redelivered.saturating_sub(recent.redelivered) as f64;
+        let requeued = recent_delivered
+            - last.consumed.saturating_sub(recent.consumed) as f64
+            - (last.unacked as f64 - recent.unacked as f64);
+        let looping = recent_delivered > 0.0
+            && recent_redelivered / recent_delivered > config.redelivery_threshold
+            && requeued > 0.0;
         let redelivering = counters
+            && looping
             && redelivery_ratio.is_some_and(|r| r > config.redelivery_threshold && r > 0.0);
-        let no_consumers = last.consumers == 0 && last.ready > 0;
+        // A delay queue (message TTL + dead-letter exchange, no consumer) is judged by whether
+        // its messages leave on time, not by consumers.
+        let delay = (last.consumers == 0)
+            .then(|| q.limit("message-ttl"))
+            .flatten()
+            .filter(|_| q.setting("dead-letter-exchange").is_some())
+            .map(|ttl_ms| ttl_ms as f64 / 1000.0);
+        let head_age = q.head_message_timestamp.map(|ts| (now - ts).max(0.0));
+        let estimated_age = if head_age.is_some() || !counters {
+            None
+        } else {
+            self.oldest_age(now)
+        };
+        let on_time = delay.map(|ttl| {
+            let slack = (ttl * 0.1).max(10.0);
+            let age_ok = head_age
+                .or(estimated_age)
+                .is_none_or(|age| age <= ttl + slack);
+            // More waiting than one TTL's worth of arrivals: messages do not leave on time.
+            // Only checkable once the window covers a TTL.
+            let published_in = if delta(|s| s.published) > 0.0 {
+                delta(|s| s.published)
+            } else {
+                (last.waiting() as f64 - first.waiting() as f64 + delta(|s| s.consumed)).max(0.0)
+            };
+            let depth_ok =
+                span < ttl || last.waiting() as f64 <= published_in / span * (ttl + slack) + 1.0;
+            age_ok && depth_ok
+        });
+        let behaving_delay = on_time == Some(true);
+        // Nobody consumes a dead-letter queue by design, nor a delay queue that behaves.
+        let no_consumers = !dead_letter && !behaving_delay && last.consumers == 0 && last.ready > 0;
         // Nothing leaves a stalled queue: also checked on the depth, which does not depend on
         // counters that the broker may refresh late.
-        let stalled = counters
-            && !redelivering
-            && self
-                .samples
-                .iter()
-                .all(|s| s.consumers > 0 && s.waiting() > 0)
-            && self.never_decreased(Sample::waiting)
-            && last.consumed == first.consumed;
-        let growing = self.samples.iter().all(|s| s.ready > 0)
-            && self.never_decreased(|s| s.ready)
-            && last.ready > first.ready;
+        // Each condition is judged from when it began (the trailing run of samples where it
+        // holds), so a new queue's first empty sample does not hold it back for a whole window.
+        let needed = config.min_completeness * window;
+        let stalled_from = self.run_start(
+            |s| s.consumers > 0 && s.waiting() > 0,
+            |a, b| b.waiting() >= a.waiting() && b.consumed == a.consumed,
+        );
+        let stalled_for = last.at - stalled_from.at;
+        let stalled = counters && !redelivering && stalled_for >= needed;
+        let growing_from = self.run_start(|s| s.ready > 0, |a, b| b.ready >= a.ready);
+        let growing_for = last.at - growing_from.at;
+        let growing = !behaving_delay && growing_for >= needed && last.ready > growing_from.ready;
         let status = [
             (no_consumers, Status::NoConsumers),
             (redelivering, Status::Redelivering),
@@ -577,6 +719,15 @@ impl Window {
         .find_map(|(flag, status)| flag.then_some(status))
         .unwrap_or(Status::Ok);
 
+        // Dead-lettered (and shovelled-in) messages are not publishes: without any, what came
+        // in is what the depth gained plus what was consumed.
+        let published = delta(|s| s.published);
+        let ingress_rate = if published > 0.0 {
+            published / span
+        } else {
+            ((last.waiting() as f64 - first.waiting() as f64) + delta(|s| s.consumed)).max(0.0)
+                / span
+        };
         let waiting_slope = self.slope(|s| s.waiting() as f64);
         let time_to_drain = if last.waiting() == 0 {
             0.0
@@ -585,11 +736,13 @@ impl Window {
         } else {
             f64::INFINITY
         };
+        // Predicted only while the detector calls the queue growing: a positive slope left by
+        // an earlier rise in the window is not a trend (the queue may be empty by now).
         let until = |limit: Option<u64>, now: u64, slope: f64| {
             limit.map(|limit| {
                 if now >= limit {
                     0.0
-                } else if slope > 0.0 {
+                } else if growing && slope > 0.0 {
                     (limit - now) as f64 / slope
                 } else {
                     f64::INFINITY
@@ -621,31 +774,49 @@ impl Window {
             no_consumers,
             redelivering,
             span,
+            window,
+            judged_for: match status {
+                Status::Stalled => stalled_for,
+                Status::Growing => growing_for,
+                _ => span,
+            },
             ready: last.ready,
             unacked: last.unacked,
             ready_growth: last.ready as i64 - first.ready as i64,
-            ingress_rate: delta(|s| s.published) / span,
+            ingress_rate,
             egress_rate: delta(|s| s.consumed) / span,
             redelivery_ratio,
             time_to_drain,
             time_to_overflow,
-            oldest_age_estimate: if q.head_message_timestamp.is_some() || !counters {
-                None
-            } else {
-                self.oldest_age(now)
-            },
+            oldest_age_estimate: estimated_age,
+            delay: delay.zip(on_time),
             idle_for: now - self.consumed_moved_at,
+            idle_since_seen: self.consumed_moved,
             delivering: delivered > 0.0,
             counters,
+            dead_letter,
         })
     }
 
-    /// Whether `value` never went down from one sample to the next.
-    fn never_decreased(&self, value: impl Fn(&Sample) -> u64) -> bool {
-        self.samples
-            .iter()
-            .zip(self.samples.iter().skip(1))
-            .all(|(a, b)| value(b) >= value(a))
+    /// The first sample of the trailing run where every sample satisfies `each` and every
+    /// two consecutive ones satisfy `step` (the newest sample when it fails `each`).
+    fn run_start(
+        &self,
+        each: impl Fn(&Sample) -> bool,
+        step: impl Fn(&Sample, &Sample) -> bool,
+    ) -> &Sample {
+        let n = self.samples.len();
+        let mut start = n - 1;
+        if !each(&self.samples[start]) {
+            return &self.samples[start];
+        }
+        while start > 0
+            && each(&self.samples[start - 1])
+            && step(&self.samples[start - 1], &self.samples[start])
+        {
+            start -= 1;
+        }
+        &self.samples[start]
     }
 
     /// The least-squares slope of `value` over time, per second.
@@ -738,6 +909,7 @@ mod tests {
             name: "q".into(),
             samples: VecDeque::new(),
             consumed_moved_at: 0.0,
+            consumed_moved: false,
         };
         let spacing = window as f64 / cfg.max_samples as f64;
         let mut now = 0.0;
@@ -745,7 +917,7 @@ mod tests {
             now = (i as u64 * step) as f64;
             w.push(Sample::of(q, now).unwrap(), window as f64, spacing);
         }
-        w.analyse(queues.last().unwrap(), &cfg, now, true)
+        w.analyse(queues.last().unwrap(), &cfg, now, true, false)
     }
 
     /// `n` polls 10 s apart of a queue whose state at poll `i` is `f(i)`.
@@ -951,6 +1123,7 @@ mod tests {
             name: "q".into(),
             samples: VecDeque::new(),
             consumed_moved_at: 0.0,
+            consumed_moved: false,
         };
         // One poll per second for 10 minutes into a 100 s window of at most 20 samples.
         for t in 0..600 {
@@ -976,6 +1149,239 @@ mod tests {
         assert_eq!(rate(250.2), "250");
         assert_eq!(rate(4.0), "4");
         assert_eq!(rate(0.25), "0.2");
+    }
+
+    #[test]
+    fn time_to_overflow_is_unknown_unless_the_detector_calls_the_queue_growing() {
+        let limited = |ready: u64, publish: u64| -> Queue {
+            serde_json::from_value(serde_json::json!({
+                "vhost": "/", "name": "q",
+                "messages_ready": ready, "messages_unacknowledged": 0,
+                "consumers": 1, "arguments": {"x-max-length": 1000},
+                "message_stats": {"publish": publish, "deliver": publish, "ack": publish}
+            }))
+            .unwrap()
+        };
+        // Rising fast, then drained to 0 at the last poll: the slope over the window is still
+        // positive, but the queue is not growing (it is empty).
+        let qs = series(13, |i| {
+            if i == 12 {
+                limited(0, i * 100)
+            } else {
+                limited(100 + i * 60, i * 100)
+            }
+        });
+        let a = judge(120, 10, &qs).unwrap();
+        assert!(!a.growing);
+        assert_eq!(
+            a.time_to_overflow.unwrap().0,
+            f64::INFINITY,
+            "absent unless growing"
+        );
+        assert_eq!(a.details()["time_to_overflow"], "not growing");
+        // Rising with one dip: not growing by the detector's rule, so no prediction either.
+        let qs = series(13, |i| {
+            limited(if i == 6 { 300 } else { 100 + i * 60 }, i * 100)
+        });
+        let a = judge(120, 10, &qs).unwrap();
+        assert!(!a.growing);
+        assert_eq!(a.time_to_overflow.unwrap().0, f64::INFINITY);
+        // Growing: predicted, and the cause says why.
+        let qs = series(13, |i| limited(100 + i * 60, i * 100));
+        let a = judge(120, 10, &qs).unwrap();
+        assert!(a.growing && a.time_to_overflow.unwrap().0.is_finite());
+        assert_ne!(a.cause(), "keeping up");
+        // At the limit and steady (drop-head keeps it there): 0, and the cause says so.
+        let qs = series(13, |i| limited(1000, i * 100));
+        let a = judge(120, 10, &qs).unwrap();
+        assert_eq!(a.time_to_overflow.unwrap().0, 0.0);
+        assert_eq!(a.cause(), "at its length limit");
+    }
+
+    #[test]
+    fn a_printed_inequality_holds() {
+        // Ready rose at every poll but more was consumed than published over the window
+        // (a stall's recovery: acks moved, depth not yet).
+        let qs = series(13, |i| {
+            queue(100 + i, 300, 1, [i * 100, i * 150, i * 150, 0])
+        });
+        let a = judge(120, 10, &qs).unwrap();
+        assert!(a.growing);
+        assert_eq!(
+            a.cause(),
+            "ready +12 in 2m (ingress 10 msg/s, egress 15 msg/s)"
+        );
+        // Rates that print the same are not "greater" either.
+        let qs = series(13, |i| queue(100 + i, 0, 1, [i * 100, i * 99, i * 99, 0]));
+        let a = judge(120, 10, &qs).unwrap();
+        assert_eq!(a.cause(), "ingress 10 msg/s > egress 9.9 msg/s");
+        let qs = series(13, |i| queue(100 + i, 0, 1, [i * 104, i * 102, i * 102, 0]));
+        let a = judge(120, 10, &qs).unwrap();
+        assert_eq!(
+            a.cause(),
+            "ready +12 in 2m (ingress 10 msg/s, egress 10 msg/s)"
+        );
+    }
+
+    #[test]
+    fn drain_and_idle_wording_is_true() {
+        let qs = series(13, |i| {
+            queue(10 + i * 60, 1, 1, [i * 100, i * 40, i * 40, 0])
+        });
+        let a = judge(120, 10, &qs).unwrap();
+        assert_eq!(a.details()["time_to_drain"], "never (not shrinking)");
+        // Nothing was acknowledged since the detector first saw the queue: "at least", and
+        // rounded down (2m 51s is not "3m").
+        let qs = series(18, |_| queue(40, 10, 1, [100, 60, 50, 0]));
+        let a = judge(170, 10, &qs).unwrap();
+        assert!(a.stalled);
+        assert_eq!(
+            a.cause(),
+            "consumers stalled (prefetch full, no acks for at least 2m)"
+        );
+        assert_eq!(human_floor(171.0), "2m");
+        assert_eq!(human_floor(7199.0), "1h 59m");
+        assert_eq!(human_floor(59.9), "59s");
+    }
+
+    #[test]
+    fn a_dead_letter_queue_that_receives_is_not_no_consumers_and_its_ingress_is_its_depth_change() {
+        // 10 msg/s dead-lettered in (no publishes), nobody consumes.
+        let qs = series(13, |i| queue(i * 100, 0, 0, [0, 0, 0, 0]));
+        let cfg = config(120);
+        let mut w = Window {
+            vhost: "/".into(),
+            name: "q".into(),
+            samples: VecDeque::new(),
+            consumed_moved_at: 0.0,
+            consumed_moved: false,
+        };
+        for (i, q) in qs.iter().enumerate() {
+            w.push(Sample::of(q, i as f64 * 10.0).unwrap(), 120.0, 6.0);
+        }
+        let a = w
+            .analyse(qs.last().unwrap(), &cfg, 120.0, true, true)
+            .unwrap();
+        assert!(!a.no_consumers);
+        assert_ne!(a.status, Status::NoConsumers);
+        assert!((a.ingress_rate - 10.0).abs() < 0.01, "{}", a.ingress_rate);
+        assert_eq!(a.details()["ingress_rate"], "10 msg/s");
+        assert!(!a.cause().contains("no consumers"), "{}", a.cause());
+        // Not growing at every poll (a flat stretch): still says what it receives.
+        let qs = series(13, |i| {
+            queue(if i == 5 { 400 } else { i * 100 }, 0, 0, [0, 0, 0, 0])
+        });
+        let a = judge(120, 10, &qs).unwrap();
+        assert!((a.ingress_rate - 10.0).abs() < 0.01);
+    }
+
+    #[test]
+    fn a_delay_queue_is_judged_by_whether_messages_leave_on_time() {
+        // TTL 10 min + dead-letter exchange, no consumer by design.
+        let delay = |ready: u64, publish: u64, head: Option<f64>| -> Queue {
+            let mut q: Queue = serde_json::from_value(serde_json::json!({
+                "vhost": "/", "name": "q",
+                "messages_ready": ready, "messages_unacknowledged": 0, "consumers": 0,
+                "arguments": {"x-message-ttl": 600000, "x-dead-letter-exchange": "work"},
+                "message_stats": {"publish": publish}
+            }))
+            .unwrap();
+            q.head_message_timestamp = head;
+            q
+        };
+        // 3 messages waiting out their TTL: on time.
+        let qs = series(13, |_| delay(3, 3, None));
+        let a = judge(120, 10, &qs).unwrap();
+        assert!(!a.no_consumers, "{a:?}");
+        assert_eq!(a.status, Status::Ok);
+        assert_eq!(a.delay, Some((600.0, true)));
+        assert_eq!(a.cause(), "delay queue (TTL 10m): messages leave on time");
+        // Filling up during its first TTL: not growing either.
+        let qs = series(13, |i| delay(i * 10, i * 10, None));
+        let a = judge(120, 10, &qs).unwrap();
+        assert!(!a.growing && !a.no_consumers);
+        // The head message is 20 minutes old: messages do not leave on time.
+        let qs = series(13, |_| delay(3, 3, Some(120.0 - 1200.0)));
+        let a = judge(120, 10, &qs).unwrap();
+        assert_eq!(a.delay, Some((600.0, false)));
+        assert!(a.no_consumers);
+        assert_eq!(
+            a.cause(),
+            "delay queue (TTL 10m): messages do not leave on time; no consumers"
+        );
+        // TTL 1 min, window 2 min: 10 msg/s should hold about 600; 1200 is too many.
+        let short = |ready: u64, publish: u64| -> Queue {
+            serde_json::from_value(serde_json::json!({
+                "vhost": "/", "name": "q",
+                "messages_ready": ready, "messages_unacknowledged": 0, "consumers": 0,
+                "arguments": {"x-message-ttl": 60000, "x-dead-letter-exchange": "work"},
+                "message_stats": {"publish": publish}
+            }))
+            .unwrap()
+        };
+        let qs = series(13, |i| short((i * 100).min(600), i * 100));
+        let a = judge(120, 10, &qs).unwrap();
+        assert_eq!(a.delay, Some((60.0, true)), "{a:?}");
+        let qs = series(13, |i| short(100 + i * 100, i * 100));
+        let a = judge(120, 10, &qs).unwrap();
+        assert_eq!(a.delay, Some((60.0, false)));
+        assert!(a.growing && a.no_consumers);
+    }
+
+    #[test]
+    fn a_new_queue_is_judged_from_when_the_condition_began() {
+        // Created empty at t=0, then 6 msg/s more in than out: growing from t=10.
+        let qs = series(13, |i| {
+            if i == 0 {
+                queue(0, 0, 1, [0, 0, 0, 0])
+            } else {
+                queue(i * 60, 1, 1, [i * 100, i * 40, i * 40, 0])
+            }
+        });
+        let a = judge(120, 10, &qs).unwrap();
+        assert!(a.growing, "the first empty sample does not block it");
+        assert_eq!(a.status, Status::Growing);
+        assert_eq!(
+            a.details()["window"],
+            "1m 50s of the 2m window, not yet full"
+        );
+        // A consumer attaches at t=10 and never acks: stalled from t=10.
+        let qs = series(13, |i| {
+            if i == 0 {
+                queue(0, 0, 0, [0, 0, 0, 0])
+            } else {
+                queue(40, 10, 1, [50, 10, 0, 0])
+            }
+        });
+        let a = judge(120, 10, &qs).unwrap();
+        assert!(a.stalled);
+        // A full window reads as before.
+        let qs = series(13, |i| {
+            queue(10 + i * 60, 1, 1, [i * 100, i * 40, i * 40, 0])
+        });
+        assert_eq!(judge(120, 10, &qs).unwrap().details()["window"], "2m");
+    }
+
+    #[test]
+    fn redelivering_clears_once_requeued_messages_drain_after_the_fix() {
+        // 10 messages bounce until t=80; the fix at t=90 acks the 10 requeued (as
+        // redeliveries), then fresh messages flow and are acked.
+        let q = |i: u64| {
+            if i <= 8 {
+                queue(9, 1, 1, [10, 10 + i * 30, 0, i * 30])
+            } else {
+                // The 9 ready are redelivered and acked, with the 1 unacknowledged.
+                let n = (i - 9) * 5;
+                queue(0, 0, 1, [10 + n, 259 + n, 10 + n, 249])
+            }
+        };
+        let qs = series(13, |i| queue(9, 1, 1, [10, 10 + i * 30, 0, i * 30]));
+        assert!(judge(120, 10, &qs).unwrap().redelivering, "looping");
+        // 20 s after the fix, with the window still mostly redeliveries.
+        let qs = series(12, q);
+        let a = judge(110, 10, &qs).unwrap();
+        assert!(a.redelivery_ratio.unwrap() > 0.5);
+        assert!(!a.redelivering, "{a:?}");
     }
 
     /// Polls 10 s apart through the [`Tracker`], figures read from rabbitmq_prometheus: the
@@ -1034,7 +1440,7 @@ mod tests {
             let d = a.details();
             assert!(!d.contains_key("ingress_rate") && !d.contains_key("egress_rate"));
             assert!(!d.contains_key("oldest_message_age"));
-            assert_eq!(d["time_to_drain"], "never at the current rates");
+            assert_eq!(d["time_to_drain"], "never (not shrinking)");
         }
     }
 

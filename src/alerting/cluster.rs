@@ -36,7 +36,10 @@ pub struct History {
     pub largest_seen: u64,
     /// Each member's last known `uptime` in milliseconds.
     pub uptimes: BTreeMap<String, u64>,
-    /// Uptime resets observed per member since the sidecar started.
+    /// Each member's last known `mnesia_disk_tx_count` (resets with the RabbitMQ application).
+    pub app_counters: BTreeMap<String, u64>,
+    /// Restarts (uptime or application counter resets) observed per member since the sidecar
+    /// started.
     pub restarts: BTreeMap<String, u64>,
     /// The name of the node behind `rabbitmq.url` (from `/api/overview` `node`), last known.
     pub main_node: Option<String>,
@@ -174,7 +177,7 @@ impl ClusterStatus {
             .views
             .iter()
             .map(|v| match (&v.nodes.result, v.running_set()) {
-                (Err(e), _) => format!("{}: API failed ({})", v.node, e.reason()),
+                (Err(e), _) => format!("{}: API failed ({})", v.node, e.describe()),
                 (Ok(_), Some(set)) => format!("{} sees running: {}", v.node, set.join(", ")),
                 (Ok(_), None) => format!("{}: no answer", v.node),
             })
@@ -196,7 +199,12 @@ impl ClusterStatus {
                         )
                     })
                     .collect();
-                list_or(&parts, "none reported")
+                if parts.is_empty() && self.views_disagree() == Some(true) {
+                    // The nodes fill `partitions` only after the link heals (3.x).
+                    "none listed by the nodes yet (the split is seen from their views)".to_owned()
+                } else {
+                    list_or(&parts, "none reported")
+                }
             }
         }
     }
@@ -214,7 +222,20 @@ impl ClusterStatus {
         match &self.unreachable {
             None => "unknown (no member's API answered)".to_owned(),
             Some(u) => {
-                let parts: Vec<String> = u.iter().map(|(n, r)| format!("{n} ({r})")).collect();
+                // The failure in words (`connection refused`, `timed out`, `connection
+                // closed`), not the metric's short reason.
+                let parts: Vec<String> = u
+                    .iter()
+                    .map(|(n, reason)| {
+                        let words = self
+                            .views
+                            .iter()
+                            .find(|v| &v.node == n)
+                            .and_then(|v| v.nodes.err())
+                            .map_or_else(|| (*reason).to_owned(), crate::rabbitmq::Error::describe);
+                        format!("{n} ({words})")
+                    })
+                    .collect();
                 list_or(&parts, "none")
             }
         }
@@ -248,6 +269,7 @@ pub fn assess(
     let mut partitions: Option<BTreeMap<String, BTreeSet<String>>> = None;
     let mut down: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut uptimes: BTreeMap<String, u64> = BTreeMap::new();
+    let mut app_counters: BTreeMap<String, u64> = BTreeMap::new();
     let mut flagged = BTreeSet::new();
     for v in &answering {
         let listed = v.listed().unwrap_or_default();
@@ -267,6 +289,10 @@ pub fn assess(
             if let Some(u) = n.uptime {
                 let e = uptimes.entry(n.name.clone()).or_default();
                 *e = (*e).max(u);
+            }
+            if let Some(c) = n.mnesia_disk_tx_count {
+                let e = app_counters.entry(n.name.clone()).or_default();
+                *e = (*e).max(c);
             }
             if n.mem_alarm == Some(true) {
                 flagged.insert((n.name.clone(), "memory".to_owned()));
@@ -298,16 +324,34 @@ pub fn assess(
             .collect::<Vec<_>>()
     });
 
-    let mut restarted = Vec::new();
+    // A restart of the VM resets `uptime`; a restart of the RabbitMQ application alone
+    // (autoheal, pause_minority recovery, stop_app/start_app) resets Mnesia's counter while
+    // the VM's uptime goes on. Either counts once.
+    let mut restarted: BTreeSet<String> = BTreeSet::new();
     for (node, uptime) in &uptimes {
-        if let Some(previous) = history.uptimes.get(node)
-            && uptime < previous
+        if history
+            .uptimes
+            .get(node)
+            .is_some_and(|previous| uptime < previous)
         {
-            restarted.push(node.clone());
-            *next.restarts.entry(node.clone()).or_default() += 1;
+            restarted.insert(node.clone());
         }
         next.uptimes.insert(node.clone(), *uptime);
     }
+    for (node, count) in &app_counters {
+        if history
+            .app_counters
+            .get(node)
+            .is_some_and(|previous| count < previous)
+        {
+            restarted.insert(node.clone());
+        }
+        next.app_counters.insert(node.clone(), *count);
+    }
+    for node in &restarted {
+        *next.restarts.entry(node.clone()).or_default() += 1;
+    }
+    let restarted: Vec<String> = restarted.into_iter().collect();
 
     let alarms = match (alarms, answering.is_empty()) {
         (None, true) => None,
@@ -551,6 +595,10 @@ mod tests {
             vars["down"],
             "rabbit@n1 (not running as seen by rabbit@n3); rabbit@n2 (not running as seen by rabbit@n3); rabbit@n3 (not running as seen by rabbit@n1, rabbit@n2)"
         );
+        assert_eq!(
+            vars["partitions"], "none listed by the nodes yet (the split is seen from their views)",
+            "not 'none reported' next to 'partitioned'"
+        );
     }
 
     #[test]
@@ -604,7 +652,29 @@ mod tests {
         );
         assert_eq!(s.running_nodes(), Some(2));
         assert_eq!(s.expected_nodes, Some(3));
-        assert_eq!(s.template_vars()["unreachable"], "rabbit@n3 (connect)");
+        assert_eq!(
+            s.template_vars()["unreachable"],
+            "rabbit@n3 (connection refused)"
+        );
+        let mut views = recorded("cut");
+        views[2] = timed_out("rabbit@n3");
+        let vars = assess_views(views).template_vars();
+        assert_eq!(vars["unreachable"], "rabbit@n3 (timed out)");
+        assert!(
+            vars["views"].ends_with("rabbit@n3: API failed (timed out)"),
+            "{}",
+            vars["views"]
+        );
+        let mut views = recorded("cut");
+        views[2] = View::failed(
+            "rabbit@n3",
+            Error::Request {
+                endpoint: Endpoint::Nodes,
+                detail: "error sending request: connection closed before message completed".into(),
+            },
+        );
+        let vars = assess_views(views).template_vars();
+        assert_eq!(vars["unreachable"], "rabbit@n3 (connection closed)");
     }
 
     #[test]
@@ -698,6 +768,51 @@ mod tests {
         // A configured size wins.
         let (s, _) = assess(Source::Configured, vec![], None, Some(5), &h3);
         assert_eq!(s.expected_nodes, Some(5));
+    }
+
+    #[test]
+    fn an_application_restart_counts_though_the_vm_uptime_goes_on() {
+        // stop_app/start_app (autoheal, pause_minority recovery): Mnesia's counter drops,
+        // the VM's uptime keeps rising.
+        let mut before = fixture("healthy-n1");
+        for n in &mut before {
+            n.mnesia_disk_tx_count = Some(12);
+        }
+        let (_, h) = assess(
+            Source::Configured,
+            vec![view("rabbit@n1", before.clone())],
+            None,
+            None,
+            &History::default(),
+        );
+        let mut after = before.clone();
+        for n in &mut after {
+            n.uptime = n.uptime.map(|u| u + 15_000);
+        }
+        after[2].mnesia_disk_tx_count = Some(0);
+        let (s, h2) = assess(
+            Source::Configured,
+            vec![view("rabbit@n1", after.clone())],
+            None,
+            None,
+            &h,
+        );
+        assert_eq!(s.restarted, ["rabbit@n3"]);
+        assert_eq!(s.restarts["rabbit@n3"], 1);
+        assert_eq!(s.template_vars()["restarted"], "rabbit@n3");
+        // Both signals at once (a VM restart) count once.
+        let mut vm = after;
+        vm[1].uptime = Some(100);
+        vm[1].mnesia_disk_tx_count = Some(0);
+        let (s, _) = assess(
+            Source::Configured,
+            vec![view("rabbit@n1", vm)],
+            None,
+            None,
+            &h2,
+        );
+        assert_eq!(s.restarted, ["rabbit@n2"]);
+        assert_eq!(s.restarts["rabbit@n2"], 1);
     }
 
     #[test]

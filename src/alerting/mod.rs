@@ -36,6 +36,11 @@ use rules::{Evaluation, Instance, Labels, Rule, render};
 /// How long a resolved alert stays listed (and available to notifiers) after resolving.
 pub const RESOLVED_RETENTION: Duration = Duration::from_secs(15 * 60);
 
+/// Slack when comparing how long a condition held with `for` / `keep_firing_for`: polls start
+/// on a fixed schedule but a few milliseconds late or early, so a condition seen at two polls
+/// `for` apart has held for `for` even when their timestamps differ by slightly less.
+pub const TIMING_SLACK: Duration = Duration::from_millis(250);
+
 /// The state of an alert instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -235,6 +240,7 @@ fn step(
     let mut seen = std::collections::BTreeSet::new();
     // The details are rendered only for rules whose annotations use them.
     let uses_details = rule.annotations.values().any(|t| t.contains("$details."));
+    let rule_vars = rule.template_vars();
     for Instance {
         labels,
         value,
@@ -243,7 +249,8 @@ fn step(
     {
         let fp = fingerprint(&labels);
         // The annotations are a function of the labels (same fingerprint), the value, the
-        // analysis and the template variables: rendered again only when one of them changed.
+        // analysis and the template variables (the cluster's and the rule's own, fixed for a
+        // rule): rendered again only when one of them changed.
         let unchanged = !vars_changed
             && alerts.get(&fp).is_some_and(|a| {
                 a.state != State::Resolved
@@ -258,7 +265,12 @@ fn step(
             };
             rule.annotations
                 .iter()
-                .map(|(k, t)| (k.clone(), render(t, &labels, value, &details, vars)))
+                .map(|(k, t)| {
+                    (
+                        k.clone(),
+                        render(t, &labels, value, &details, vars, &rule_vars),
+                    )
+                })
                 .collect()
         });
         let alert = alerts
@@ -292,7 +304,9 @@ fn step(
         }
         alert.last_true = now;
         alert.unknown = false;
-        if alert.state == State::Pending && elapsed(alert.active_since, now) >= rule.for_ {
+        if alert.state == State::Pending
+            && elapsed(alert.active_since, now) + TIMING_SLACK >= rule.for_
+        {
             alert.state = State::Firing;
             alert.fired_at = Some(now);
         }
@@ -314,7 +328,7 @@ fn step(
         match a.state {
             State::Pending => false,
             State::Firing => {
-                if elapsed(a.last_true, now) >= rule.keep_firing_for {
+                if elapsed(a.last_true, now) + TIMING_SLACK >= rule.keep_firing_for {
                     a.state = State::Resolved;
                     a.resolved_at = Some(now);
                 }
@@ -361,7 +375,9 @@ pub async fn run(
         let Some(snapshot) = snapshots.borrow_and_update().clone() else {
             continue;
         };
-        let now = SystemTime::now();
+        // The poll's own time: `for` is measured between the polls that saw the condition,
+        // not between when their evaluations happened to run.
+        let now = snapshot.started_at;
         engine.evaluate(&snapshot, now);
         tx.send_replace(Some(Arc::new(Assessment {
             snapshot,
@@ -531,5 +547,88 @@ mod tests {
         assert_eq!(fingerprint(&a), fingerprint(&a.clone()));
         assert_ne!(fingerprint(&a), fingerprint(&b));
         assert_eq!(fingerprint(&a).len(), 16);
+    }
+
+    #[test]
+    fn default_texts_follow_the_configured_for_and_keep_firing_for() {
+        let dir = std::env::temp_dir().join(format!("p15-texts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.yml");
+        std::fs::write(
+            &path,
+            "alerting:\n  backlog: {discover_dead_letter_queues: false}\n  rules:\n    - {alert: RabbitmqQueueNoConsumers, for: 1m}\n    - {alert: RabbitmqClusterPartition, keep_firing_for: 90s}\n",
+        )
+        .unwrap();
+        let config = crate::config::load(Some(&path), Default::default(), &[]).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let rules = config.alerting.rules.clone();
+        let mut e = Engine::with_backlog(rules.clone(), config.alerting.backlog.clone());
+        e.evaluate(&snap(Some(Some(3)), false), at(0));
+        e.evaluate(&snap(Some(Some(3)), false), at(60));
+        let a = e
+            .alerts()
+            .find(|a| a.labels["alertname"] == "RabbitmqQueueNoConsumers")
+            .unwrap();
+        assert_eq!(a.state, State::Firing, "for: 1m");
+        assert!(
+            a.annotations["description"].starts_with("Messages have been waiting for 1 minute on"),
+            "{}",
+            a.annotations["description"]
+        );
+        let partition = rules
+            .iter()
+            .find(|r| r.name == "RabbitmqClusterPartition")
+            .unwrap();
+        let text = render(
+            &partition.annotations["description"],
+            &Labels::new(),
+            1.0,
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+            &partition.template_vars(),
+        );
+        assert!(
+            text.contains("stays firing 1 minute 30 seconds after the last evidence"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_dead_letter_queue_raises_no_messages_ready_alert() {
+        let dir = std::env::temp_dir().join(format!("p15-dlq-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.yml");
+        std::fs::write(
+            &path,
+            "alerting:\n  backlog: {discover_dead_letter_queues: false, dead_letter_queues: q}\n  rules:\n    - {alert: RabbitmqQueueMessagesReady, for: 0s}\n",
+        )
+        .unwrap();
+        let config = crate::config::load(Some(&path), Default::default(), &[]).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut e = Engine::with_backlog(config.alerting.rules, config.alerting.backlog);
+        e.evaluate(&snap(Some(Some(5000)), false), at(0));
+        let names: Vec<&str> = e.alerts().map(|a| a.labels["alertname"].as_str()).collect();
+        assert!(!names.contains(&"RabbitmqQueueMessagesReady"), "{names:?}");
+        assert!(!names.contains(&"RabbitmqQueueNoConsumers"), "{names:?}");
+    }
+
+    #[test]
+    fn for_is_measured_between_the_polls_that_saw_the_condition() {
+        // Polls every 5 s, a few milliseconds late or early; `for: 30s` fires at the poll
+        // 30 s after the first that saw the condition, not one poll later.
+        let mut e = Engine::new(vec![rule("messages_ready > 10", 30, 0)]);
+        let poll = |ms: u64| {
+            let mut s = snap(Some(Some(50)), false);
+            s.started_at = at(0) + Duration::from_millis(ms);
+            s
+        };
+        for ms in [4, 5_002, 10_000, 15_003, 20_001, 25_000] {
+            let s = poll(ms);
+            e.evaluate(&s, s.started_at);
+            assert_eq!(state(&e), Some(State::Pending), "{ms}");
+        }
+        let s = poll(30_001);
+        e.evaluate(&s, s.started_at);
+        assert_eq!(state(&e), Some(State::Firing));
     }
 }

@@ -44,6 +44,16 @@ pub enum Evaluation {
 }
 
 impl Rule {
+    /// The rule's own values for its annotations: `for` and `keep_firing_for` in words
+    /// (`5 minutes`, `30 seconds`, `1 hour 30 minutes`), so texts follow the configuration.
+    pub fn template_vars(&self) -> BTreeMap<String, String> {
+        [
+            ("for".to_owned(), words(self.for_)),
+            ("keep_firing_for".to_owned(), words(self.keep_firing_for)),
+        ]
+        .into()
+    }
+
     /// The labels of an instance: alertname, severity, the rule's labels, the object's labels.
     fn instance_labels(&self, object: &[(&str, &str)]) -> Labels {
         let mut labels = self.labels.clone();
@@ -278,15 +288,18 @@ fn cluster_field(s: &Snapshot, cluster: &ClusterStatus, field: &str) -> Option<f
 }
 
 /// Fills `{{ $value }}`, `{{ $labels.NAME }}`, `{{ $details.NAME }}` (the backlog detector's
-/// details of a queue, [`Analysis::details`]) and `{{ $cluster.NAME }}` (the cluster
-/// detector's view, [`ClusterStatus::template_vars`]) in `template`; unknown
-/// names become empty. Values print with at most 3 decimals, trailing zeros removed.
+/// details of a queue, [`Analysis::details`]), `{{ $cluster.NAME }}` (the cluster
+/// detector's view, [`ClusterStatus::template_vars`]) and `{{ $for }}` /
+/// `{{ $keep_firing_for }}` (the rule's own durations in words, from `rule_vars`:
+/// [`Rule::template_vars`]) in `template`; unknown names become empty. Values print with at
+/// most 3 decimals, trailing zeros removed.
 pub fn render(
     template: &str,
     labels: &Labels,
     value: f64,
     details: &BTreeMap<String, String>,
     cluster: &BTreeMap<String, String>,
+    rule_vars: &BTreeMap<String, String>,
 ) -> String {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
@@ -299,6 +312,8 @@ pub fn render(
         let inner = rest[start + 2..start + end].trim();
         if inner == "$value" {
             out.push_str(&format_value(value));
+        } else if let Some(value) = inner.strip_prefix('$').and_then(|n| rule_vars.get(n)) {
+            out.push_str(value);
         } else if let Some(name) = inner.strip_prefix("$labels.") {
             out.push_str(labels.get(name).map_or("", String::as_str));
         } else if let Some(name) = inner.strip_prefix("$details.") {
@@ -312,6 +327,28 @@ pub fn render(
     }
     out.push_str(rest);
     out
+}
+
+/// A duration in words: `5 minutes`, `1 minute`, `30 seconds`, `1 hour 30 minutes`,
+/// `0 seconds`.
+pub fn words(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    let mut parts = Vec::new();
+    for (n, unit) in [
+        (secs / 86_400, "day"),
+        (secs % 86_400 / 3600, "hour"),
+        (secs % 3600 / 60, "minute"),
+        (secs % 60, "second"),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {unit}{}", if n == 1 { "" } else { "s" }));
+        }
+    }
+    if parts.is_empty() {
+        "0 seconds".to_owned()
+    } else {
+        parts.join(" ")
+    }
 }
 
 /// `1234` → `1234`, `0.873456` → `0.873`.
@@ -350,11 +387,17 @@ mod tests {
                 &labels,
                 1234.0,
                 &[("cause".to_owned(), "no consumers".to_owned())].into(),
-                &[("sides".to_owned(), "[a] | [b]".to_owned())].into()
+                &[("sides".to_owned(), "[a] | [b]".to_owned())].into(),
+                &BTreeMap::new(),
             ),
             "orders has 1234 () {{ other }}: no consumers [a] | [b]"
         );
         assert_eq!(format_value(0.873456), "0.873");
+        use std::time::Duration;
+        assert_eq!(words(Duration::from_secs(300)), "5 minutes");
+        assert_eq!(words(Duration::from_secs(60)), "1 minute");
+        assert_eq!(words(Duration::from_secs(5400)), "1 hour 30 minutes");
+        assert_eq!(words(Duration::ZERO), "0 seconds");
         assert_eq!(format_value(0.0), "0");
     }
 }

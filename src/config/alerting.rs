@@ -6,9 +6,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
+use super::notify::InhibitRule;
 use super::parse::{invalid, parse_bool, parse_duration, parse_regex};
 use super::redact;
 use super::rules::{RawRule, Rule, effective_rules};
+use crate::matcher::Matcher;
 use crate::types::Regex;
 use crate::util::ser;
 
@@ -22,6 +24,26 @@ pub struct AlertingConfig {
     pub rules: Vec<Rule>,
     /// `alerting.backlog.*`: the backlog detector's window and thresholds.
     pub backlog: BacklogConfig,
+    /// `alerting.inhibit_growing`: add the notification inhibit rule [`queue_inhibit_rule`]
+    /// ("a firing RabbitmqQueueStalled, RabbitmqQueueRedelivering or RabbitmqQueueNoConsumers
+    /// mutes RabbitmqQueueGrowing on the same queue": one incident, one page). Default `true`.
+    pub inhibit_growing: bool,
+}
+
+/// The inhibit rule added by `alerting.inhibit_growing`: the more specific cause of a
+/// backlog mutes `RabbitmqQueueGrowing` on the same queue (equal `vhost`, `queue`). Muted
+/// alerts stay listed in `/api/v1/alerts`; only their notifications are held back.
+pub fn queue_inhibit_rule() -> InhibitRule {
+    InhibitRule {
+        source: vec![
+            Matcher::parse(
+                r#"alertname=~"RabbitmqQueueStalled|RabbitmqQueueRedelivering|RabbitmqQueueNoConsumers""#,
+            )
+            .expect("valid"),
+        ],
+        target: vec![Matcher::parse(r#"alertname="RabbitmqQueueGrowing""#).expect("valid")],
+        equal: vec!["vhost".to_owned(), "queue".to_owned()],
+    }
 }
 
 /// `alerting.backlog.*`: the backlog detector (`alerting::backlog`). Each queue keeps
@@ -73,6 +95,7 @@ impl Default for BacklogConfig {
 pub(super) struct RawAlerting {
     default_rules: Option<String>,
     disable: Vec<String>,
+    inhibit_growing: Option<String>,
     rules: Vec<RawRule>,
     backlog: RawBacklog,
 }
@@ -101,7 +124,15 @@ pub(super) fn validate_alerting(
         raw.default_rules.as_deref().unwrap_or("true"),
     )?;
     let rules = effective_rules(with_defaults, &raw.disable, raw.rules)?;
-    Ok(AlertingConfig { rules, backlog })
+    let inhibit_growing = parse_bool(
+        "alerting.inhibit_growing",
+        raw.inhibit_growing.as_deref().unwrap_or("true"),
+    )?;
+    Ok(AlertingConfig {
+        rules,
+        backlog,
+        inhibit_growing,
+    })
 }
 
 /// Validates `alerting.backlog.*`; the window must span at least two polls.

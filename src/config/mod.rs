@@ -36,6 +36,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use self::alerting::queue_inhibit_rule;
 pub use self::alerting::{AlertingConfig, BacklogConfig};
 pub use self::audit::AuditConfig;
 pub use self::cluster::{ClusterConfig, DEFAULT_CLUSTER_TIMEOUT, cluster_inhibit_rule};
@@ -223,6 +224,9 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     if cluster.inhibit_node_alerts {
         notify.inhibit_rules.push(cluster_inhibit_rule());
     }
+    if alerting.inhibit_growing {
+        notify.inhibit_rules.push(queue_inhibit_rule());
+    }
     let log = log::validate_log(raw.log)?;
 
     Ok(Config {
@@ -273,6 +277,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs
@@ -470,8 +475,8 @@ mod tests {
         assert!(c.cluster.inhibit_node_alerts);
         assert_eq!(
             c.notify.inhibit_rules.len(),
-            1,
-            "the partition inhibition is on by default"
+            2,
+            "the partition and queue inhibitions are on by default"
         );
         let c = load(
             None,
@@ -490,7 +495,7 @@ mod tests {
         assert_eq!(c.cluster.nodes[1].0, "rabbit@n2");
         assert_eq!(c.cluster.nodes[1].1.as_str(), "http://10.0.0.2:15672/");
         assert_eq!(c.cluster.expected_nodes, Some(3));
-        assert!(c.notify.inhibit_rules.is_empty());
+        assert_eq!(c.notify.inhibit_rules.len(), 1, "only the queue inhibition");
         let dir = std::env::temp_dir().join(format!("rw-cluster-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("c.yaml");
@@ -615,6 +620,86 @@ notify:
         assert!(
             debug.contains("https://hooks.example.com/<redacted>"),
             "{debug}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_specific_queue_cause_mutes_growing_on_the_same_queue_by_default() {
+        use crate::matcher::all_match;
+        let labels = |name: &str, queue: &str| -> BTreeMap<String, String> {
+            [
+                ("alertname".to_owned(), name.to_owned()),
+                ("vhost".to_owned(), "/".to_owned()),
+                ("queue".to_owned(), queue.to_owned()),
+            ]
+            .into()
+        };
+        let mutes =
+            |c: &Config, source: &BTreeMap<String, String>, target: &BTreeMap<String, String>| {
+                c.notify.inhibit_rules.iter().any(|r| {
+                    all_match(&r.target, target)
+                        && all_match(&r.source, source)
+                        && r.equal.iter().all(|l| source.get(l) == target.get(l))
+                })
+            };
+        let c = load(None, HashMap::new(), &[]).unwrap();
+        assert!(c.alerting.inhibit_growing);
+        let growing = labels("RabbitmqQueueGrowing", "orders");
+        for cause in [
+            "RabbitmqQueueStalled",
+            "RabbitmqQueueRedelivering",
+            "RabbitmqQueueNoConsumers",
+        ] {
+            assert!(mutes(&c, &labels(cause, "orders"), &growing), "{cause}");
+            assert!(
+                !mutes(&c, &labels(cause, "other"), &growing),
+                "{cause}: other queue"
+            );
+        }
+        assert!(!mutes(
+            &c,
+            &labels("RabbitmqQueueOverflowSoon", "orders"),
+            &growing
+        ));
+        // Visible in check-config.
+        let shown = serde_json::to_string(&c.notify).unwrap();
+        assert!(shown.contains("RabbitmqQueueGrowing"), "{shown}");
+        let c = load(
+            None,
+            env(&[("RABBITMQ_WATCH__ALERTING__INHIBIT_GROWING", "false")]),
+            &[],
+        )
+        .unwrap();
+        assert!(!mutes(
+            &c,
+            &labels("RabbitmqQueueStalled", "orders"),
+            &growing
+        ));
+    }
+
+    #[test]
+    fn group_wait_may_be_zero_as_in_alertmanager() {
+        let dir = std::env::temp_dir().join(format!("p15-gw-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.yml");
+        let write = |timing: &str| {
+            std::fs::write(
+                &path,
+                format!(
+                    "notify:\n  route:\n    receiver: team\n    {timing}\n  receivers:\n    - name: team\n      webhook_configs:\n        - url: http://127.0.0.1:9/hook\n"
+                ),
+            )
+            .unwrap();
+        };
+        write("group_wait: 0s");
+        let c = load(Some(&path), HashMap::new(), &[]).unwrap();
+        assert_eq!(c.notify.route.group_wait, Duration::ZERO);
+        write("group_interval: 0s");
+        let err = load(Some(&path), HashMap::new(), &[]).unwrap_err();
+        assert!(
+            err.to_string().contains("notify.route.group_interval"),
+            "{err}"
         );
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::ConfigError;
 use super::alertmanager::{AlertmanagerConfig, RawAlertmanager};
 use super::email::{EmailConfig, RawEmail};
-use super::parse::{invalid, missing, parse_bool, parse_duration};
+use super::parse::{invalid, missing, parse_bool, parse_duration, parse_duration_or_zero};
 use super::redact;
 use super::webhook::{RawWebhook, WebhookConfig};
 use crate::matcher::{Matcher, all_match};
@@ -310,7 +310,11 @@ fn validate_route(
     let mut route = Route {
         receiver,
         group_by,
-        group_wait: timing("group_wait", r.group_wait, parent.group_wait)?,
+        // 0 is allowed (as in Alertmanager): a new group is notified at once.
+        group_wait: match r.group_wait {
+            None => parent.group_wait,
+            Some(t) => parse_duration_or_zero(&format!("{key}.group_wait"), &t)?,
+        },
         group_interval: timing("group_interval", r.group_interval, parent.group_interval)?,
         repeat_interval: timing("repeat_interval", r.repeat_interval, parent.repeat_interval)?,
         matchers,

@@ -55,6 +55,21 @@ pub(crate) fn parse_duration(key: &str, text: &str) -> Result<Duration, ConfigEr
     Ok(d)
 }
 
+/// A duration with a unit, where 0 is allowed (`0`, `0s`): rules' `for`/`keep_firing_for`,
+/// a route's `group_wait` (as in Alertmanager: notify a new group at once).
+pub(crate) fn parse_duration_or_zero(key: &str, text: &str) -> Result<Duration, ConfigError> {
+    if text.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(text.trim()).map_err(|_| {
+        invalid(
+            key,
+            text,
+            "a duration with a unit, such as 0s, 30s, 5m or 1h",
+        )
+    })
+}
+
 /// `true` or `false`.
 pub(crate) fn parse_bool(key: &str, text: &str) -> Result<bool, ConfigError> {
     match text.trim() {

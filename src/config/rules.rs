@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::ConfigError;
-use super::parse::{invalid, parse_regex};
+use super::parse::{invalid, parse_duration_or_zero, parse_regex};
 use crate::types::Regex;
 
 /// What a rule looks at; one alert instance per object.
@@ -297,12 +297,12 @@ pub const DEFAULTS: &[DefaultRule] = &[
     DefaultRule {
         name: "RabbitmqQueueMessagesReady",
         kind: Kind::Queue,
-        expr: "messages_ready > 1000",
+        expr: "messages_ready > 1000 and dead_letter_queue == 0",
         for_: "5m",
         keep_firing_for: "1m",
         severity: "warning",
         summary: "Queue {{ $labels.queue }} in vhost {{ $labels.vhost }} has {{ $value }} ready messages",
-        description: "More than 1000 messages have been waiting for delivery for 5 minutes: consumers are too slow, too few or stuck.",
+        description: "More than 1000 messages have been waiting for delivery for {{ $for }}: consumers are too slow, too few or stuck. Dead-letter queues are left to RabbitmqDeadLetterQueueGrowing.",
     },
     DefaultRule {
         name: "RabbitmqQueueMessagesUnacked",
@@ -312,7 +312,7 @@ pub const DEFAULTS: &[DefaultRule] = &[
         keep_firing_for: "1m",
         severity: "warning",
         summary: "Queue {{ $labels.queue }} in vhost {{ $labels.vhost }} has {{ $value }} unacknowledged messages",
-        description: "More than 1000 delivered messages have not been acknowledged for 5 minutes: consumers are slow to ack, stuck, or use a very large prefetch.",
+        description: "More than 1000 delivered messages have not been acknowledged for {{ $for }}: consumers are slow to ack, stuck, or use a very large prefetch.",
     },
     DefaultRule {
         name: "RabbitmqQueueNoConsumers",
@@ -322,7 +322,7 @@ pub const DEFAULTS: &[DefaultRule] = &[
         keep_firing_for: "0s",
         severity: "warning",
         summary: "Queue {{ $labels.queue }} in vhost {{ $labels.vhost }} has {{ $value }} messages and no consumer",
-        description: "Messages have been waiting for 5 minutes on a queue nobody consumes from. Dead-letter queues are left to RabbitmqDeadLetterQueueGrowing.",
+        description: "Messages have been waiting for {{ $for }} on a queue nobody consumes from. Dead-letter queues are left to RabbitmqDeadLetterQueueGrowing.",
     },
     DefaultRule {
         name: "RabbitmqQueueGrowing",
@@ -332,7 +332,7 @@ pub const DEFAULTS: &[DefaultRule] = &[
         keep_firing_for: "1m",
         severity: "warning",
         summary: "Queue {{ $labels.queue }} in vhost {{ $labels.vhost }} is falling behind: {{ $details.cause }}",
-        description: "Ready messages rose at every poll for the whole backlog window ({{ $details.window }}) and never drained; {{ $details.messages_ready }} are ready. Time to drain at the current rates: {{ $details.time_to_drain }}. Time to overflow: {{ $details.time_to_overflow }}.",
+        description: "Ready messages never fell between two polls and never reached 0 over the backlog window ({{ $details.window }}), and rose over it; {{ $details.messages_ready }} are ready. Time to drain at the current rates: {{ $details.time_to_drain }}. Time to overflow: {{ $details.time_to_overflow }}.",
     },
     DefaultRule {
         name: "RabbitmqQueueStalled",
@@ -342,7 +342,7 @@ pub const DEFAULTS: &[DefaultRule] = &[
         keep_firing_for: "1m",
         severity: "warning",
         summary: "Queue {{ $labels.queue }} in vhost {{ $labels.vhost }}: {{ $details.cause }}",
-        description: "Consumers are attached and messages wait, but nothing was acknowledged for the whole backlog window ({{ $details.window }}): consumers are hung, deadlocked or blocked on a dependency. {{ $details.messages_ready }} messages are ready.",
+        description: "Consumers are attached and messages wait, but nothing was acknowledged over the backlog window ({{ $details.window }}): consumers are hung, deadlocked or blocked on a dependency. {{ $details.messages_ready }} messages are ready.",
     },
     DefaultRule {
         name: "RabbitmqQueueRedelivering",
@@ -382,7 +382,7 @@ pub const DEFAULTS: &[DefaultRule] = &[
         keep_firing_for: "1m",
         severity: "warning",
         summary: "Node {{ $labels.node }} uses {{ $value }} of its memory limit",
-        description: "Memory use has been above 85% of the high watermark for 2 minutes; at 100% the memory alarm blocks all publishers.",
+        description: "Memory use has been above 85% of the high watermark for {{ $for }}; at 100% the memory alarm blocks all publishers.",
     },
     DefaultRule {
         name: "RabbitmqMemoryAlarm",
@@ -412,7 +412,7 @@ pub const DEFAULTS: &[DefaultRule] = &[
         keep_firing_for: "0s",
         severity: "critical",
         summary: "Node {{ $labels.node }} is not running",
-        description: "The cluster reports this member as not running for 30 seconds.",
+        description: "The cluster reports this member as not running for {{ $for }}.",
     },
     DefaultRule {
         name: "RabbitmqWatchPollFailing",
@@ -422,7 +422,7 @@ pub const DEFAULTS: &[DefaultRule] = &[
         keep_firing_for: "0s",
         severity: "critical",
         summary: "rabbitmq-watch cannot read the RabbitMQ management API",
-        description: "Polls have failed for 1 minute (see rabbitmq_watch_endpoint_failures_total and the sidecar's log). Other alerts keep their last state until the broker can be seen again.",
+        description: "Polls have failed for {{ $for }} (see rabbitmq_watch_endpoint_failures_total and the sidecar's log). Other alerts keep their last state until the broker can be seen again.",
     },
     DefaultRule {
         name: "RabbitmqClusterPartition",
@@ -432,7 +432,7 @@ pub const DEFAULTS: &[DefaultRule] = &[
         keep_firing_for: "10m",
         severity: "critical",
         summary: "RabbitMQ cluster partitioned: {{ $cluster.sides }}",
-        description: "Members see different clusters (split views) or report partitions. Views: {{ $cluster.views }}. Partitions reported: {{ $cluster.partitions }}. Latched: stays firing 10 minutes after the last evidence (autoheal shows a partition for seconds only). Restarts seen: {{ $cluster.restarted }}.",
+        description: "Members see different clusters (split views) or report partitions. Views: {{ $cluster.views }}. Partitions reported: {{ $cluster.partitions }}. Latched: stays firing {{ $keep_firing_for }} after the last evidence (autoheal shows a partition for seconds only). Restarts seen: {{ $cluster.restarted }}.",
     },
     DefaultRule {
         name: "RabbitmqNodeDown",
@@ -442,7 +442,7 @@ pub const DEFAULTS: &[DefaultRule] = &[
         keep_firing_for: "0s",
         severity: "critical",
         summary: "{{ $value }} of {{ $cluster.expected }} RabbitMQ nodes not running: {{ $cluster.down }}",
-        description: "Fewer members run than expected for 30 seconds (best view). Down: {{ $cluster.down }}. APIs unreachable: {{ $cluster.unreachable }}. Views: {{ $cluster.views }}.",
+        description: "Fewer members run than expected for {{ $for }} (best view). Down: {{ $cluster.down }}. APIs unreachable: {{ $cluster.unreachable }}. Views: {{ $cluster.views }}.",
     },
     DefaultRule {
         name: "RabbitmqNodeUnreachable",
@@ -452,7 +452,7 @@ pub const DEFAULTS: &[DefaultRule] = &[
         keep_firing_for: "0s",
         severity: "warning",
         summary: "rabbitmq-watch cannot reach the management API of {{ $cluster.unreachable }}",
-        description: "Other members' APIs answer, this one's refuses or times out for 30 seconds: the node is stopped, crashed, paused as a minority (pause_minority) or its management listener is cut off. Views: {{ $cluster.views }}.",
+        description: "Other members' APIs answer, this one's refuses or times out for {{ $for }}: the node is stopped, crashed, paused as a minority (pause_minority) or its management listener is cut off. Views: {{ $cluster.views }}.",
     },
 ];
 
@@ -686,20 +686,6 @@ fn valid_label_name(name: &str) -> bool {
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// A duration with a unit, or `0`.
-fn parse_duration_or_zero(key: &str, text: &str) -> Result<Duration, ConfigError> {
-    if text.trim() == "0" {
-        return Ok(Duration::ZERO);
-    }
-    humantime::parse_duration(text.trim()).map_err(|_| {
-        invalid(
-            key,
-            text,
-            "a duration with a unit, such as 0s, 30s, 5m or 1h",
-        )
-    })
 }
 
 #[cfg(test)]

@@ -132,6 +132,9 @@ pub struct Reader {
     /// One client per member, built on first use (discovered members) or up front
     /// (configured ones).
     clients: Mutex<BTreeMap<String, Client>>,
+    /// Members whose API failed at the last read: a failure is logged when it starts and the
+    /// recovery when it ends, not at every poll.
+    failing: Mutex<BTreeSet<String>>,
 }
 
 impl Reader {
@@ -152,7 +155,18 @@ impl Reader {
             config,
             base,
             clients: Mutex::new(clients),
+            failing: Mutex::new(BTreeSet::new()),
         })
+    }
+
+    /// The clients of every member known so far (configured, or discovered and built), by
+    /// name: the poller reads cluster-wide endpoints through one of them when `rabbitmq.url`
+    /// fails.
+    pub fn clients(&self) -> Vec<(String, Client)> {
+        self.clients
+            .lock()
+            .map(|c| c.iter().map(|(n, c)| (n.clone(), c.clone())).collect())
+            .unwrap_or_default()
     }
 
     /// Where the views come from, as configured.
@@ -197,7 +211,35 @@ impl Reader {
             }
         }
         views.sort_by(|a, b| a.node.cmp(&b.node));
+        self.log_changes(&views);
         MemberViews { source, views }
+    }
+
+    /// Logs a member's API failing (warning, with the error) when it starts failing, and its
+    /// recovery (info) when it answers again.
+    fn log_changes(&self, views: &[View]) {
+        let Ok(mut failing) = self.failing.lock() else {
+            return;
+        };
+        for v in views {
+            match &v.nodes.result {
+                Err(e) => {
+                    if failing.insert(v.node.clone()) {
+                        tracing::warn!(
+                            node = %v.node,
+                            reason = e.reason(),
+                            error = %e,
+                            "cluster member's management API cannot be read"
+                        );
+                    }
+                }
+                Ok(_) => {
+                    if failing.remove(&v.node) {
+                        tracing::info!(node = %v.node, "cluster member's management API answers again");
+                    }
+                }
+            }
+        }
     }
 
     /// The clients of `members` under `cluster.url_template`, building those not built yet.
@@ -258,5 +300,56 @@ mod tests {
             "https://mgmt/rabbit@n1/"
         );
         assert!(expand_template("{host}", "rabbit@n1").is_err());
+    }
+
+    /// A writer collecting log output.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_member_whose_api_fails_is_logged_once() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        // A port nothing listens on: connection refused.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let env = [(
+            "RABBITMQ_WATCH__CLUSTER__NODES".to_owned(),
+            format!("rabbit@gone=http://127.0.0.1:{port}"),
+        )]
+        .into();
+        let config = crate::config::load(None, env, &[]).unwrap();
+        let reader = Reader::new(config.cluster, config.rabbitmq).unwrap();
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let views = reader.read(&BTreeSet::new()).await;
+        assert!(views.views[0].nodes.err().is_some());
+        reader.read(&BTreeSet::new()).await;
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            text.matches("cluster member's management API cannot be read")
+                .count(),
+            1,
+            "{text}"
+        );
+        assert!(
+            text.contains("WARN") && text.contains("rabbit@gone"),
+            "{text}"
+        );
     }
 }

@@ -276,6 +276,30 @@ impl Error {
         }
     }
 
+    /// What happened, in an operator's words, for alert texts: `timed out`,
+    /// `connection refused`, `cannot connect`, `connection closed`, `HTTP 503`,
+    /// `unreadable answer`, `request failed`.
+    pub fn describe(&self) -> String {
+        let lower = |d: &str| d.to_ascii_lowercase();
+        match self {
+            Error::Timeout { .. } => "timed out".to_owned(),
+            Error::Connect { detail, .. } if lower(detail).contains("refused") => {
+                "connection refused".to_owned()
+            }
+            Error::Connect { .. } => "cannot connect".to_owned(),
+            Error::Status { status, .. } => format!("HTTP {status}"),
+            Error::Decode { .. } => "unreadable answer".to_owned(),
+            Error::Request { detail, .. }
+                if ["closed", "reset", "incomplete", "eof", "broken pipe"]
+                    .iter()
+                    .any(|w| lower(detail).contains(w)) =>
+            {
+                "connection closed".to_owned()
+            }
+            Error::Request { .. } => "request failed".to_owned(),
+        }
+    }
+
     /// The endpoint whose read failed.
     pub fn endpoint(&self) -> Endpoint {
         match self {
