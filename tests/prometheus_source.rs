@@ -11,10 +11,9 @@ mod support;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use futures_lite::StreamExt;
-use lapin::options::BasicConsumeOptions;
-use lapin::types::FieldTable;
-use support::{RabbitNode, Sidecar, amqp, declare, eventually, free_port, publish};
+use support::{
+    RabbitNode, Sidecar, amqp, consume_and_hold, declare, eventually, free_port, publish,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -34,23 +33,7 @@ async fn forced_prometheus_source_on_3_10_gives_the_same_families() {
     declare(&ch, "p3-seven").await;
     publish(&ch, "p3-seven", 7).await;
     declare(&ch, "p3-consumed").await;
-    let mut consumer = ch
-        .basic_consume(
-            "p3-consumed".into(),
-            "p3-consumer".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("basic.consume");
-    publish(&ch, "p3-consumed", 2).await;
-    for _ in 0..2 {
-        consumer
-            .next()
-            .await
-            .expect("a delivery")
-            .expect("delivery ok");
-    }
+    let _consumer = consume_and_hold(&ch, "p3-consumed", "p3-consumer", 2).await;
 
     let sidecar = Sidecar::start(
         &node.mgmt_url,

@@ -10,10 +10,9 @@ mod support;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use futures_lite::StreamExt;
-use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
+use lapin::options::QueueDeclareOptions;
 use lapin::types::{AMQPValue, FieldTable};
-use support::{RabbitNode, Sidecar, amqp, declare, eventually, publish};
+use support::{RabbitNode, Sidecar, amqp, consume_and_hold, declare, eventually, publish};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -208,24 +207,8 @@ async fn without_statistics_the_prometheus_source_gives_depth_consumers_resource
     declare(&ch, "r4-prom-seven").await;
     publish(&ch, "r4-prom-seven", 7).await;
     declare(&ch, "r4-prom-consumed").await;
-    let mut consumer = ch
-        .basic_consume(
-            "r4-prom-consumed".into(),
-            "r4-prom-consumer".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("basic.consume");
     // The consumer holds (does not acknowledge) what it receives: 2 unacked.
-    publish(&ch, "r4-prom-consumed", 2).await;
-    for _ in 0..2 {
-        consumer
-            .next()
-            .await
-            .expect("a delivery")
-            .expect("delivery ok");
-    }
+    let _consumer = consume_and_hold(&ch, "r4-prom-consumed", "r4-prom-consumer", 2).await;
     // The broker refreshes its queue metrics on its own timer: wait until its plugin says 7
     // ready and 1 consumer, then the sidecar must show them within two polls.
     eventually(

@@ -1,8 +1,11 @@
 //! AMQP helpers (lapin), shared by the tests that publish and consume real messages.
 
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use futures_lite::StreamExt;
+use lapin::options::{
+    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
+};
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
 
 use super::RabbitNode;
 
@@ -57,4 +60,28 @@ pub async fn publish_with(ch: &Channel, queue: &str, n: usize, properties: Basic
             .expect("publisher confirm");
         assert!(confirm.is_ack(), "broker nacked message {i} to {queue}");
     }
+}
+
+/// Starts a consumer `tag` on `queue` (manual acknowledgement), publishes `n` messages to it
+/// and receives them without acknowledging: `n` unacknowledged messages held by one
+/// consumer, for as long as the returned consumer lives.
+pub async fn consume_and_hold(ch: &Channel, queue: &str, tag: &str, n: usize) -> Consumer {
+    let mut consumer = ch
+        .basic_consume(
+            queue.into(),
+            tag.into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("basic.consume");
+    publish(ch, queue, n).await;
+    for _ in 0..n {
+        consumer
+            .next()
+            .await
+            .expect("a delivery")
+            .expect("delivery ok");
+    }
+    consumer
 }

@@ -31,7 +31,7 @@ pub mod sidecar;
 pub mod smtp;
 
 pub use alertmanager::{Alertmanager, client};
-pub use amqp::{amqp, declare, publish, publish_with};
+pub use amqp::{amqp, consume_and_hold, declare, publish, publish_with};
 pub use exposition::{Exposition, Sample};
 pub use fake_api::{FakeApi, json_response};
 pub use http_receiver::{HttpReceiver, Received};
