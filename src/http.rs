@@ -812,6 +812,7 @@ mod tests {
             resolved_at: None,
             last_true: SystemTime::UNIX_EPOCH,
             unknown: false,
+            keep_firing_since: None,
         }
     }
 

@@ -222,6 +222,7 @@ mod tests {
             resolved_at: None,
             last_true: at,
             unknown: false,
+            keep_firing_since: None,
         }
     }
 
