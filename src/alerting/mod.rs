@@ -351,7 +351,7 @@ fn step(
                 if a.keep_firing_since.is_none() {
                     // The first evaluation that finds it no longer holding: the texts say so.
                     a.keep_firing_since = Some(now);
-                    if rule.kind == rules::Kind::Cluster {
+                    if rule.annotations.values().any(|t| t.contains("$cluster.")) {
                         stale::mark(a, now, vars);
                     }
                 }

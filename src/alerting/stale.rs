@@ -1,4 +1,5 @@
-//! The texts of a cluster alert whose condition stopped holding. Its annotations were
+//! The texts of an alert rendered from the cluster's state (annotations using
+//! `{{ $cluster.NAME }}`) whose condition stopped holding. Its annotations were
 //! rendered at the last evaluation that held (a partition's sides, the members down); from
 //! the first evaluation that finds the condition gone they would describe a past state as
 //! if current, in the latched (`keep_firing_for`) notifications and in the resolved one. So

@@ -7,19 +7,31 @@ use crate::alerting::Alert;
 use crate::config::InhibitRule;
 use crate::matcher::all_match;
 
+/// The alerts of `firing` through which `rule` mutes `alert`: those matching the rule's
+/// source, with the same values of its `equal` labels, firing on evidence (not only held by
+/// `keep_firing_for`), other than `alert` itself. Empty when `alert` is no target.
+pub fn sources<'a>(
+    rule: &'a InhibitRule,
+    alert: &'a Alert,
+    firing: &'a [&'a Alert],
+) -> impl Iterator<Item = &'a Alert> + 'a {
+    let target = all_match(&rule.target, &alert.labels);
+    firing.iter().copied().filter(move |source| {
+        target
+            && source.fingerprint != alert.fingerprint
+            && source.observed()
+            && all_match(&rule.source, &source.labels)
+            && rule
+                .equal
+                .iter()
+                .all(|l| source.labels.get(l) == alert.labels.get(l))
+    })
+}
+
 /// Whether `rule` mutes `alert`, given all firing alerts (an alert never inhibits itself;
 /// those of `firing` only held by `keep_firing_for` are no sources).
 pub fn mutes(rule: &InhibitRule, alert: &Alert, firing: &[&Alert]) -> bool {
-    all_match(&rule.target, &alert.labels)
-        && firing.iter().any(|source| {
-            source.fingerprint != alert.fingerprint
-                && source.observed()
-                && all_match(&rule.source, &source.labels)
-                && rule
-                    .equal
-                    .iter()
-                    .all(|l| source.labels.get(l) == alert.labels.get(l))
-        })
+    sources(rule, alert, firing).next().is_some()
 }
 
 /// Whether any of `rules` mutes `alert`, given all firing alerts.
