@@ -231,6 +231,7 @@ mod tests {
             resolved_at: None,
             last_true: at,
             unknown: false,
+            keep_firing_since: None,
         }
     }
 
