@@ -464,6 +464,9 @@ fn partitions_node_loss_and_alarms_on_a_real_cluster() {
         phase,
     );
 
+    // 5. Quorum queue replication: quorum-critical members, then a minority (#16).
+    quorum_queue_members_lost(&cluster, &sidecar, &receiver, &mut events);
+
     // Nothing else was ever announced.
     let expected = [
         "RabbitmqClusterPartition",
@@ -472,6 +475,8 @@ fn partitions_node_loss_and_alarms_on_a_real_cluster() {
         "RabbitmqNodeNotRunning",
         "RabbitmqMemoryAlarm",
         "RabbitmqDiskAlarm",
+        "RabbitmqNodeQuorumCritical",
+        "RabbitmqQuorumQueueMinority",
     ];
     let unexpected: Vec<&Event> = events
         .update(&receiver)
@@ -485,4 +490,196 @@ fn partitions_node_loss_and_alarms_on_a_real_cluster() {
     drop(sidecar);
     drop(cluster);
     eprintln!("suite took {:?}", suite.elapsed());
+}
+
+/// `PUT {url}{path}` with a JSON `body` through curl (guest:guest); panics unless 2xx.
+fn mgmt_put(url: &str, path: &str, body: &str) {
+    let out = Command::new("curl")
+        .args(["-sS", "-m", "10", "-u", "guest:guest", "-X", "PUT"])
+        .args(["-H", "content-type: application/json", "-d", body])
+        .args(["-w", "%{http_code}", "-o", "/dev/null"])
+        .arg(format!("{url}{path}"))
+        .output()
+        .expect("run curl");
+    let code = String::from_utf8_lossy(&out.stdout);
+    assert!(code.starts_with('2'), "PUT {path}: HTTP {code}");
+}
+
+/// A quorum queue with 3 members: stopping one member's app makes the other two
+/// quorum-critical (each one's own `node-is-quorum-critical` fails, announced per node and
+/// naming the queue); stopping a second leaves the queue with a minority online, announced
+/// naming the queue and the missing members; both resolve when the members return.
+fn quorum_queue_members_lost(
+    cluster: &Cluster,
+    sidecar: &Sidecar,
+    receiver: &HttpReceiver,
+    events: &mut Events,
+) {
+    let queue = [("vhost", "/"), ("queue", "qq.replicated")];
+    let (_, n1_url) = cluster.node(1);
+    mgmt_put(
+        n1_url,
+        "/api/queues/%2F/qq.replicated",
+        r#"{"durable":true,"arguments":{"x-queue-type":"quorum","x-quorum-initial-group-size":3}}"#,
+    );
+    eventually(Duration::from_secs(30), "3 of 3 members online", || {
+        let m = sidecar.metrics();
+        (m.get("rabbitmq_queue_members", &queue) == Some(3.0)
+            && m.get("rabbitmq_queue_online_members", &queue) == Some(3.0)
+            && m.get("rabbitmq_queue_leader_online", &queue) == Some(1.0))
+        .then_some(())
+    });
+    let m = sidecar.metrics();
+    for i in 1..=3 {
+        let node = format!("rabbit@n{i}");
+        assert_eq!(
+            m.get("rabbitmq_node_quorum_critical", &[("node", &node)]),
+            Some(0.0),
+            "all members up: no member is critical"
+        );
+    }
+    // Stop the two members that are not the leader (the leader stays, so only the
+    // majority is lost, not the leader).
+    let leader = m
+        .find("rabbitmq_queue_leader_info", &queue)
+        .first()
+        .and_then(|s| s.labels.iter().find(|(k, _)| k == "node"))
+        .map(|(_, v)| v.clone())
+        .expect("the leader is exported");
+    let others: Vec<u8> = (1..=3)
+        .filter(|i| format!("rabbit@n{i}") != leader)
+        .collect();
+    let (first, second) = (others[0], others[1]);
+    let survivors = [leader.clone(), format!("rabbit@n{second}")];
+
+    let phase = Instant::now();
+    cluster.ctl(first, &["stop_app"]);
+    for node in &survivors {
+        eventually(
+            Duration::from_secs(60),
+            &format!("{node} quorum-critical announced"),
+            || {
+                events
+                    .update(receiver)
+                    .iter()
+                    .find(|e| {
+                        e.at >= phase
+                            && e.alertname == "RabbitmqNodeQuorumCritical"
+                            && e.status == "firing"
+                            && e.alert["labels"]["node"] == node.as_str()
+                    })
+                    .cloned()
+            },
+        );
+    }
+    let critical = events
+        .update(receiver)
+        .iter()
+        .find(|e| e.at >= phase && e.alertname == "RabbitmqNodeQuorumCritical")
+        .cloned()
+        .unwrap();
+    let summary = critical.alert["annotations"]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("qq.replicated (vhost /)")
+            && critical.alert["labels"]["severity"] == "warning",
+        "{summary}"
+    );
+    assert_eq!(
+        sidecar.metrics().get(
+            "rabbitmq_node_quorum_critical",
+            &[("node", &format!("rabbit@n{second}"))]
+        ),
+        Some(1.0)
+    );
+
+    cluster.ctl(second, &["stop_app"]);
+    let minority = events.wait(
+        receiver,
+        Duration::from_secs(90),
+        "RabbitmqQuorumQueueMinority",
+        "firing",
+        phase,
+    );
+    let labels = &minority.alert["labels"];
+    assert_eq!(
+        (labels["vhost"].as_str(), labels["queue"].as_str()),
+        (Some("/"), Some("qq.replicated"))
+    );
+    assert_eq!(labels["severity"], "critical");
+    let summary = minority.alert["annotations"]["summary"].as_str().unwrap();
+    let mut missing = [format!("rabbit@n{first}"), format!("rabbit@n{second}")];
+    missing.sort();
+    assert!(
+        summary.contains("is unavailable: 1 of 3 members online, missing ")
+            && summary.contains(&missing.join(" ")),
+        "{summary}"
+    );
+    let m = sidecar.metrics();
+    assert_eq!(m.get("rabbitmq_queue_online_members", &queue), Some(1.0));
+    assert_eq!(
+        m.get(
+            "rabbitmq_queue_member_online",
+            &[queue[0], queue[1], ("node", &missing[0])]
+        ),
+        Some(0.0)
+    );
+
+    let back = Instant::now();
+    cluster.ctl(second, &["start_app"]);
+    cluster.ctl(first, &["start_app"]);
+    events.wait(
+        receiver,
+        Duration::from_secs(90),
+        "RabbitmqQuorumQueueMinority",
+        "resolved",
+        back,
+    );
+    eventually(
+        Duration::from_secs(90),
+        "quorum-critical resolved on both",
+        || {
+            let all = events.update(receiver);
+            survivors
+                .iter()
+                .all(|node| {
+                    all.iter().any(|e| {
+                        e.at >= back
+                            && e.alertname == "RabbitmqNodeQuorumCritical"
+                            && e.status == "resolved"
+                            && e.alert["labels"]["node"] == node.as_str()
+                    })
+                })
+                .then_some(())
+        },
+    );
+    eventually(
+        Duration::from_secs(60),
+        "3 of 3 members online again",
+        || {
+            (sidecar
+                .metrics()
+                .get("rabbitmq_queue_online_members", &queue)
+                == Some(3.0))
+            .then_some(())
+        },
+    );
+    // Every member down alert of this phase resolves before the next phase.
+    eventually(
+        Duration::from_secs(90),
+        "this phase's alerts resolved",
+        || {
+            let all = events.update(receiver);
+            all.iter()
+                .filter(|e| e.at >= phase && e.status == "firing")
+                .all(|f| {
+                    all.iter().any(|e| {
+                        e.at >= f.at
+                            && e.status == "resolved"
+                            && e.alertname == f.alertname
+                            && e.alert["labels"] == f.alert["labels"]
+                    })
+                })
+                .then_some(())
+        },
+    );
 }
