@@ -156,7 +156,7 @@ pub fn node_field(s: &Snapshot, node: &str, field: &str) -> Option<Option<f64>> 
         "certificate_expiring" => failing(Check::Certificates),
         "certificate_expires_in" => member
             .and_then(|m| m.verdict(Check::Certificates))
-            .and_then(|v| v.earliest_expiry())
+            .and_then(crate::rabbitmq::health::Verdict::earliest_expiry)
             .map(|t| seconds_between(s.started_at, t)),
         _ => return None,
     };
@@ -209,8 +209,7 @@ pub fn node_details(s: &Snapshot, node: &str) -> BTreeMap<String, String> {
                     "{}:{} expires {}",
                     l.protocol.as_deref().unwrap_or("?"),
                     l.port.map_or_else(|| "?".to_owned(), |p| p.to_string()),
-                    l.expires()
-                        .map_or_else(|| "?".to_owned(), |t| utc_text(t).to_owned())
+                    l.expires().map_or_else(|| "?".to_owned(), utc_text)
                 )
             })
             .collect();
@@ -233,7 +232,7 @@ mod tests {
     use super::*;
 
     fn qq(members: &[&str], online: &[&str], leader: Option<&str>) -> Queue {
-        let v = |l: &[&str]| Some(l.iter().map(|s| s.to_string()).collect());
+        let v = |l: &[&str]| Some(l.iter().map(ToString::to_string).collect());
         Queue {
             vhost: "/".into(),
             name: "orders".into(),
