@@ -280,6 +280,39 @@ mod tests {
     }
 
     #[test]
+    fn the_default_minority_rule_names_the_queue_and_its_missing_members() {
+        let config = crate::config::load(None, Default::default(), &[]).unwrap();
+        let mut engine = super::super::Engine::new(config.alerting.rules);
+        let at = |s: u64| std::time::UNIX_EPOCH + std::time::Duration::from_secs(s);
+        for t in [0, 30] {
+            let snapshot = Snapshot::builder()
+                .started_at(at(t))
+                .queues(vec![qq(
+                    &["rabbit@a", "rabbit@b", "rabbit@c"],
+                    &["rabbit@a"],
+                    Some("rabbit@a"),
+                )])
+                .build();
+            engine.evaluate(&snapshot, at(t));
+        }
+        let alert = engine
+            .alerts()
+            .find(|a| a.labels["alertname"] == "RabbitmqQuorumQueueMinority")
+            .expect("the minority rule fired");
+        assert_eq!(alert.state, super::super::State::Firing);
+        assert_eq!(
+            alert.annotations["summary"],
+            "Quorum queue orders in vhost / is unavailable: 1 of 3 members online, missing rabbit@b rabbit@c"
+        );
+        assert!(
+            engine
+                .alerts()
+                .all(|a| a.labels["alertname"] != "RabbitmqQuorumQueueNoLeader"),
+            "the leader is online"
+        );
+    }
+
+    #[test]
     fn unsynchronised_mirrors_are_the_mirrors_not_synchronised() {
         let q = Queue {
             slave_nodes: Some(vec!["b".into(), "c".into()]),
