@@ -110,13 +110,15 @@ pub fn unsynchronised(q: &Queue) -> Option<Vec<&str>> {
 
 /// The details of a queue for alert texts (`{{ $details.NAME }}`): `members`,
 /// `online_members`, `missing_members`, `leader`, `unsynchronised_mirrors` (member lists
-/// space-separated, `none` when empty); empty for a queue that reports none of them.
+/// sorted, space-separated, `none` when empty); empty for a queue that reports none of them.
 pub fn queue_details(q: &Queue) -> BTreeMap<String, String> {
     let list = |v: &[&str]| {
-        if v.is_empty() {
+        let mut sorted = v.to_vec();
+        sorted.sort_unstable();
+        if sorted.is_empty() {
             "none".to_owned()
         } else {
-            v.join(" ")
+            sorted.join(" ")
         }
     };
     let mut d = BTreeMap::new();
@@ -246,7 +248,7 @@ mod tests {
 
     #[test]
     fn a_minority_online_is_named_with_its_missing_members() {
-        let q = qq(&["a", "b", "c"], &["a"], Some("a"));
+        let q = qq(&["a", "c", "b"], &["a"], Some("a"));
         assert_eq!(minority(&q), Some(true));
         assert_eq!(queue_field(&q, "online_members"), Some(Some(1.0)));
         assert_eq!(queue_field(&q, "offline_members"), Some(Some(2.0)));
