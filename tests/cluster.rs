@@ -3,7 +3,8 @@
 //! through the notifications a real HTTP receiver gets. One cluster boot and one sidecar serve
 //! every scenario, in order: a quiet healthy cluster, a partition under
 //! `cluster_partition_handling = ignore`, a partition under `pause_minority`, a killed node,
-//! memory and disk alarms. Needs root (network namespaces); fails, never skips, when the
+//! memory and disk alarms, a quorum queue and a classic mirrored queue losing members (#16).
+//! Needs root (network namespaces); fails, never skips, when the
 //! harness cannot run.
 
 mod support;
@@ -165,6 +166,8 @@ fn config(receiver: &str) -> String {
   rules:
     - alert: RabbitmqClusterPartition
       keep_firing_for: 20s
+    - alert: RabbitmqQueueMirrorsUnsynchronised
+      for: 5s
 notify:
   route:
     receiver: ops
@@ -477,6 +480,8 @@ fn partitions_node_loss_and_alarms_on_a_real_cluster() {
         "RabbitmqDiskAlarm",
         "RabbitmqNodeQuorumCritical",
         "RabbitmqQuorumQueueMinority",
+        "RabbitmqNodeMirrorSyncCritical",
+        "RabbitmqQueueMirrorsUnsynchronised",
     ];
     let unexpected: Vec<&Event> = events
         .update(&receiver)
@@ -494,8 +499,13 @@ fn partitions_node_loss_and_alarms_on_a_real_cluster() {
 
 /// `PUT {url}{path}` with a JSON `body` through curl (guest:guest); panics unless 2xx.
 fn mgmt_put(url: &str, path: &str, body: &str) {
+    mgmt_send("PUT", url, path, body);
+}
+
+/// `METHOD {url}{path}` with a JSON `body` through curl (guest:guest); panics unless 2xx.
+fn mgmt_send(method: &str, url: &str, path: &str, body: &str) {
     let out = Command::new("curl")
-        .args(["-sS", "-m", "10", "-u", "guest:guest", "-X", "PUT"])
+        .args(["-sS", "-m", "10", "-u", "guest:guest", "-X", method])
         .args(["-H", "content-type: application/json", "-d", body])
         .args(["-w", "%{http_code}", "-o", "/dev/null"])
         .arg(format!("{url}{path}"))
@@ -509,6 +519,10 @@ fn mgmt_put(url: &str, path: &str, body: &str) {
 /// quorum-critical (each one's own `node-is-quorum-critical` fails, announced per node and
 /// naming the queue); stopping a second leaves the queue with a minority online, announced
 /// naming the queue and the missing members; both resolve when the members return.
+/// Meanwhile a classic mirrored queue (policy `ha-mode: all`, 3 messages) loses two mirrors;
+/// the restarted mirrors are unsynchronised (`ha-sync-mode` manual), announced naming the
+/// queue, and a member holding its only synchronised copy is announced mirror-sync-critical;
+/// `rabbitmqctl sync_queue` resolves both.
 fn quorum_queue_members_lost(
     cluster: &Cluster,
     sidecar: &Sidecar,
@@ -522,6 +536,27 @@ fn quorum_queue_members_lost(
         "/api/queues/%2F/qq.replicated",
         r#"{"durable":true,"arguments":{"x-queue-type":"quorum","x-quorum-initial-group-size":3}}"#,
     );
+    mgmt_put(
+        n1_url,
+        "/api/policies/%2F/ha-mirrored",
+        r#"{"pattern":"^mirrored\\.","definition":{"ha-mode":"all"},"apply-to":"queues"}"#,
+    );
+    mgmt_put(n1_url, "/api/queues/%2F/mirrored.q", r#"{"durable":true}"#);
+    for _ in 0..3 {
+        mgmt_send(
+            "POST",
+            n1_url,
+            "/api/exchanges/%2F/amq.default/publish",
+            r#"{"properties":{"delivery_mode":2},"routing_key":"mirrored.q","payload":"m","payload_encoding":"string"}"#,
+        );
+    }
+    let mirrored = [("vhost", "/"), ("queue", "mirrored.q")];
+    eventually(Duration::from_secs(30), "2 synchronised mirrors", || {
+        let m = sidecar.metrics();
+        (m.get("rabbitmq_queue_mirrors", &mirrored) == Some(2.0)
+            && m.get("rabbitmq_queue_synchronised_mirrors", &mirrored) == Some(2.0))
+        .then_some(())
+    });
     eventually(Duration::from_secs(30), "3 of 3 members online", || {
         let m = sidecar.metrics();
         (m.get("rabbitmq_queue_members", &queue) == Some(3.0)
@@ -627,6 +662,40 @@ fn quorum_queue_members_lost(
     let back = Instant::now();
     cluster.ctl(second, &["start_app"]);
     cluster.ctl(first, &["start_app"]);
+    // The restarted mirrors start empty and stay unsynchronised until synchronised by hand.
+    let unsynced = events.wait(
+        receiver,
+        Duration::from_secs(90),
+        "RabbitmqQueueMirrorsUnsynchronised",
+        "firing",
+        back,
+    );
+    let summary = unsynced.alert["annotations"]["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("Mirrored queue mirrored.q in vhost / has ")
+            && summary.contains("unsynchronised mirrors: rabbit@n"),
+        "{summary}"
+    );
+    // A member held the only synchronised copy of mirrored.q.
+    let sync_critical = events.wait(
+        receiver,
+        Duration::from_secs(60),
+        "RabbitmqNodeMirrorSyncCritical",
+        "firing",
+        phase,
+    );
+    let summary = sync_critical.alert["annotations"]["summary"]
+        .as_str()
+        .unwrap();
+    assert!(summary.contains("mirrored.q (vhost /)"), "{summary}");
+    cluster.ctl(1, &["sync_queue", "mirrored.q"]);
+    events.wait(
+        receiver,
+        Duration::from_secs(60),
+        "RabbitmqQueueMirrorsUnsynchronised",
+        "resolved",
+        back,
+    );
     events.wait(
         receiver,
         Duration::from_secs(90),
