@@ -25,7 +25,8 @@
 //!   a field the broker did not report is `None`, never 0), [`rabbitmq::members`] (every
 //!   cluster member's own `/api/nodes`, for the cluster detector), [`rabbitmq::prometheus`]
 //!   (every member's rabbitmq_prometheus: the second source of queue and node figures,
-//!   `rabbitmq.source`) with its text parser [`rabbitmq::exposition`].
+//!   `rabbitmq.source`) with its text parser [`rabbitmq::exposition`], [`rabbitmq::health`]
+//!   (every member's own health checks: quorum / mirror sync critical, vhosts, certificates).
 //! - [`snapshot`]: one immutable [`snapshot::Snapshot`] per poll: only what was read, and
 //!   the channel types that carry it.
 //! - [`selection`]: the `queues.*` filters and caps applied to each queue listing, and what
@@ -35,7 +36,8 @@
 //!   resolved) and its [`alerting::Assessment`]; [`alerting::rules`] (rule evaluation),
 //!   [`alerting::backlog`] (per-queue sliding windows, classification, predictions),
 //!   [`alerting::cluster`] (every member's view merged: partitions, node loss, unreachable
-//!   members, restarts, alarms).
+//!   members, restarts, alarms), [`alerting::replication`] (quorum queue, mirror and health
+//!   check fields and alert details).
 //! - [`audit`]: the reliability audit on its own interval: reads consumers, channels,
 //!   exchanges and bindings ([`rabbitmq::audit_reads`]), takes the queues and backlog verdicts
 //!   from the latest assessment, and reports findings (settings and client behaviour that
@@ -52,7 +54,8 @@
 //!   [`metrics::nodes`], [`metrics::queues`], [`metrics::backlog`], [`metrics::cluster`]
 //!   (the cluster detector's verdict), [`metrics::alerts`], [`metrics::notify`] (deliveries,
 //!   state file), [`metrics::sidecar`] (the sidecar's own health), [`metrics::format`]
-//!   (OpenMetrics or Prometheus text, gzip), [`metrics::audit`] (the audit's findings).
+//!   (OpenMetrics or Prometheus text, gzip), [`metrics::audit`] (the audit's findings),
+//!   [`metrics::replication`] (quorum queues, mirrors, the members' health checks).
 //! - [`status`]: the status page at `/`: a view model built from the snapshot, the
 //!   assessment, the silences and the sidecar's health ([`status::view`]), depth sparklines
 //!   ([`status::sparkline`]), askama templates in `templates/` escaping with [`util::html`].

@@ -16,6 +16,7 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{QueuesConfig, Source};
+use crate::rabbitmq::health::{Health, Reader as HealthReader};
 use crate::rabbitmq::members::{MemberViews, Reader};
 use crate::rabbitmq::model::{
     DeadLetterTargets, Overview, Queue, add_dead_letter_target, has_detailed_queues,
@@ -47,6 +48,8 @@ pub struct Poller {
     /// The longest a whole poll may take (`poll.deadline`): reads still running then fail
     /// as timed out.
     deadline: Duration,
+    /// Reads every member's health checks ([`crate::rabbitmq::health`]).
+    health: HealthReader,
 }
 
 /// What the poller learns from one poll for the next.
@@ -83,6 +86,7 @@ impl Poller {
             source: Source::Management,
             prometheus: None,
             deadline: Duration::from_secs(60),
+            health: HealthReader::default(),
         }
     }
 
@@ -230,6 +234,7 @@ impl Poller {
                 None => MemberViews::default(),
             }
         };
+        let health = self.read_health(deadline);
         let (
             (
                 mut overview,
@@ -240,7 +245,20 @@ impl Poller {
                 prom,
             ),
             member_views,
-        ) = tokio::join!(main, views);
+            mut health,
+        ) = tokio::join!(main, views, health);
+        // Without member clients the checks were read through `rabbitmq.url`: they are the
+        // answering node's, named by its overview (dropped when that is unknown).
+        let answering = overview.ok().and_then(|o| o.node.clone());
+        health.members.retain_mut(|m| {
+            if m.node.is_empty() {
+                match &answering {
+                    Some(name) => m.node.clone_from(name),
+                    None => return false,
+                }
+            }
+            true
+        });
         // `rabbitmq.url` is not a single point of failure: the cluster-wide reads that failed
         // through it are read through a member whose API answered this poll.
         let members = self.answering_members(&member_views);
@@ -327,6 +345,7 @@ impl Poller {
             member_views,
             source,
             prometheus: prom,
+            health,
         };
         let mut totals = previous.totals.clone();
         totals.record_poll(&snapshot);
@@ -336,6 +355,23 @@ impl Poller {
 }
 
 impl Poller {
+    /// Reads every member's health checks through its own API (the configured or discovered
+    /// members' clients), or, without member clients, through `rabbitmq.url` (the member is
+    /// then named `""` until the overview names it). Bounded by the poll's `deadline`.
+    async fn read_health(&self, deadline: tokio::time::Instant) -> Health {
+        let mut members = self
+            .cluster
+            .as_ref()
+            .map(Reader::clients)
+            .unwrap_or_default();
+        if members.is_empty() {
+            members.push((String::new(), self.client.clone()));
+        }
+        tokio::time::timeout_at(deadline, self.health.read(members))
+            .await
+            .unwrap_or_default()
+    }
+
     /// Reads every member's rabbitmq_prometheus when `source` is prometheus, bounded by the
     /// poll's `deadline` (members still unread then are left out: their figures unknown).
     async fn read_prometheus(

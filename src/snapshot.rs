@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 
 pub use crate::rabbitmq::Fetched;
+use crate::rabbitmq::health::Health;
 use crate::rabbitmq::members::MemberViews;
 use crate::rabbitmq::model::{Alarms, Node, Overview, Queue};
 use crate::rabbitmq::prometheus::Read as PrometheusRead;
@@ -64,6 +65,9 @@ pub struct Snapshot {
     /// Every member's rabbitmq_prometheus as read in this poll; `None` with the management
     /// source.
     pub prometheus: Option<PrometheusRead>,
+    /// Every member's health checks (`/api/health/checks/...` on its own API:
+    /// [`crate::rabbitmq::health`]); empty when none was read.
+    pub health: Health,
 }
 
 impl Snapshot {
@@ -82,7 +86,8 @@ impl Snapshot {
             Endpoint::Consumers
             | Endpoint::Channels
             | Endpoint::Exchanges
-            | Endpoint::AllBindings => None,
+            | Endpoint::AllBindings
+            | Endpoint::HealthChecks => None,
         }
     }
 
@@ -99,7 +104,8 @@ impl Snapshot {
             Endpoint::Consumers
             | Endpoint::Channels
             | Endpoint::Exchanges
-            | Endpoint::AllBindings => 0,
+            | Endpoint::AllBindings
+            | Endpoint::HealthChecks => 0,
         }
     }
 
@@ -125,7 +131,8 @@ impl Snapshot {
             Endpoint::Consumers
             | Endpoint::Channels
             | Endpoint::Exchanges
-            | Endpoint::AllBindings => Duration::ZERO,
+            | Endpoint::AllBindings
+            | Endpoint::HealthChecks => Duration::ZERO,
         }
     }
 
@@ -177,6 +184,7 @@ impl Default for SnapshotBuilder {
                 member_views: MemberViews::default(),
                 source: FigureSource::Management,
                 prometheus: None,
+                health: Health::default(),
             },
             counted_after: None,
         }
@@ -276,6 +284,13 @@ impl SnapshotBuilder {
     pub fn prometheus(mut self, read: PrometheusRead) -> Self {
         self.snapshot.source = FigureSource::Prometheus;
         self.snapshot.prometheus = Some(read);
+        self
+    }
+
+    /// [`Snapshot::health`].
+    #[must_use]
+    pub fn health(mut self, health: Health) -> Self {
+        self.snapshot.health = health;
         self
     }
 

@@ -4,7 +4,9 @@
 //! every scenario, in order: a quiet healthy cluster, a partition under
 //! `cluster_partition_handling = ignore`, a partition under `pause_minority`, one under
 //! `autoheal` (with a second sidecar holding the partition 10 m, to show that a latched
-//! partition does not mute the node killed next), a killed node, memory and disk alarms. Needs root (network namespaces); fails, never skips, when the
+//! partition does not mute the node killed next), a killed node, memory and disk alarms, a
+//! quorum queue and a classic mirrored queue losing members (#16). Needs root (network
+//! namespaces); fails, never skips, when the
 //! harness cannot run.
 
 mod support;
@@ -166,6 +168,8 @@ fn config(receiver: &str) -> String {
   rules:
     - alert: RabbitmqClusterPartition
       keep_firing_for: 20s
+    - alert: RabbitmqQueueMirrorsUnsynchronised
+      for: 5s
 notify:
   route:
     receiver: ops
@@ -681,6 +685,9 @@ fn partitions_node_loss_and_alarms_on_a_real_cluster() {
         phase,
     );
 
+    // 5. Quorum queue replication: quorum-critical members, then a minority (#16).
+    quorum_queue_members_lost(&cluster, &sidecar, &receiver, &mut events);
+
     // Nothing else was ever announced.
     let expected = [
         "RabbitmqClusterPartition",
@@ -689,6 +696,10 @@ fn partitions_node_loss_and_alarms_on_a_real_cluster() {
         "RabbitmqNodeNotRunning",
         "RabbitmqMemoryAlarm",
         "RabbitmqDiskAlarm",
+        "RabbitmqNodeQuorumCritical",
+        "RabbitmqQuorumQueueMinority",
+        "RabbitmqNodeMirrorSyncCritical",
+        "RabbitmqQueueMirrorsUnsynchronised",
     ];
     let unexpected: Vec<&Event> = events
         .update(&receiver)
@@ -702,4 +713,260 @@ fn partitions_node_loss_and_alarms_on_a_real_cluster() {
     drop(sidecar);
     drop(cluster);
     eprintln!("suite took {:?}", suite.elapsed());
+}
+
+/// `PUT {url}{path}` with a JSON `body` through curl (guest:guest); panics unless 2xx.
+fn mgmt_put(url: &str, path: &str, body: &str) {
+    mgmt_send("PUT", url, path, body);
+}
+
+/// `METHOD {url}{path}` with a JSON `body` through curl (guest:guest); panics unless 2xx.
+fn mgmt_send(method: &str, url: &str, path: &str, body: &str) {
+    let out = Command::new("curl")
+        .args(["-sS", "-m", "10", "-u", "guest:guest", "-X", method])
+        .args(["-H", "content-type: application/json", "-d", body])
+        .args(["-w", "%{http_code}", "-o", "/dev/null"])
+        .arg(format!("{url}{path}"))
+        .output()
+        .expect("run curl");
+    let code = String::from_utf8_lossy(&out.stdout);
+    assert!(code.starts_with('2'), "PUT {path}: HTTP {code}");
+}
+
+/// A quorum queue with 3 members: stopping one member's app makes the other two
+/// quorum-critical (each one's own `node-is-quorum-critical` fails, announced per node and
+/// naming the queue); stopping a second leaves the queue with a minority online, announced
+/// naming the queue and the missing members; both resolve when the members return.
+/// Meanwhile a classic mirrored queue (policy `ha-mode: all`, 3 messages) loses two mirrors;
+/// the restarted mirrors are unsynchronised (`ha-sync-mode` manual), announced naming the
+/// queue, and a member holding its only synchronised copy is announced mirror-sync-critical;
+/// `rabbitmqctl sync_queue` resolves both.
+fn quorum_queue_members_lost(
+    cluster: &Cluster,
+    sidecar: &Sidecar,
+    receiver: &HttpReceiver,
+    events: &mut Events,
+) {
+    let queue = [("vhost", "/"), ("queue", "qq.replicated")];
+    let (_, n1_url) = cluster.node(1);
+    mgmt_put(
+        n1_url,
+        "/api/queues/%2F/qq.replicated",
+        r#"{"durable":true,"arguments":{"x-queue-type":"quorum","x-quorum-initial-group-size":3}}"#,
+    );
+    mgmt_put(
+        n1_url,
+        "/api/policies/%2F/ha-mirrored",
+        r#"{"pattern":"^mirrored\\.","definition":{"ha-mode":"all"},"apply-to":"queues"}"#,
+    );
+    mgmt_put(n1_url, "/api/queues/%2F/mirrored.q", r#"{"durable":true}"#);
+    for _ in 0..3 {
+        mgmt_send(
+            "POST",
+            n1_url,
+            "/api/exchanges/%2F/amq.default/publish",
+            r#"{"properties":{"delivery_mode":2},"routing_key":"mirrored.q","payload":"m","payload_encoding":"string"}"#,
+        );
+    }
+    let mirrored = [("vhost", "/"), ("queue", "mirrored.q")];
+    eventually(Duration::from_secs(30), "2 synchronised mirrors", || {
+        let m = sidecar.metrics();
+        (m.get("rabbitmq_queue_mirrors", &mirrored) == Some(2.0)
+            && m.get("rabbitmq_queue_synchronised_mirrors", &mirrored) == Some(2.0))
+        .then_some(())
+    });
+    eventually(Duration::from_secs(30), "3 of 3 members online", || {
+        let m = sidecar.metrics();
+        (m.get("rabbitmq_queue_members", &queue) == Some(3.0)
+            && m.get("rabbitmq_queue_online_members", &queue) == Some(3.0)
+            && m.get("rabbitmq_queue_leader_online", &queue) == Some(1.0))
+        .then_some(())
+    });
+    let m = sidecar.metrics();
+    for i in 1..=3 {
+        let node = format!("rabbit@n{i}");
+        assert_eq!(
+            m.get("rabbitmq_node_quorum_critical", &[("node", &node)]),
+            Some(0.0),
+            "all members up: no member is critical"
+        );
+    }
+    // Stop the two members that are not the leader (the leader stays, so only the
+    // majority is lost, not the leader).
+    let leader = m
+        .find("rabbitmq_queue_leader_info", &queue)
+        .first()
+        .and_then(|s| s.labels.iter().find(|(k, _)| k == "node"))
+        .map(|(_, v)| v.clone())
+        .expect("the leader is exported");
+    let others: Vec<u8> = (1..=3)
+        .filter(|i| format!("rabbit@n{i}") != leader)
+        .collect();
+    let (first, second) = (others[0], others[1]);
+    let survivors = [leader.clone(), format!("rabbit@n{second}")];
+
+    let phase = Instant::now();
+    cluster.ctl(first, &["stop_app"]);
+    for node in &survivors {
+        eventually(
+            Duration::from_secs(60),
+            &format!("{node} quorum-critical announced"),
+            || {
+                events
+                    .update(receiver)
+                    .iter()
+                    .find(|e| {
+                        e.at >= phase
+                            && e.alertname == "RabbitmqNodeQuorumCritical"
+                            && e.status == "firing"
+                            && e.alert["labels"]["node"] == node.as_str()
+                    })
+                    .cloned()
+            },
+        );
+    }
+    let critical = events
+        .update(receiver)
+        .iter()
+        .find(|e| e.at >= phase && e.alertname == "RabbitmqNodeQuorumCritical")
+        .cloned()
+        .unwrap();
+    let summary = critical.alert["annotations"]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("qq.replicated (vhost /)")
+            && critical.alert["labels"]["severity"] == "warning",
+        "{summary}"
+    );
+    assert_eq!(
+        sidecar.metrics().get(
+            "rabbitmq_node_quorum_critical",
+            &[("node", &format!("rabbit@n{second}"))]
+        ),
+        Some(1.0)
+    );
+
+    cluster.ctl(second, &["stop_app"]);
+    let minority = events.wait(
+        receiver,
+        Duration::from_secs(90),
+        "RabbitmqQuorumQueueMinority",
+        "firing",
+        phase,
+    );
+    let labels = &minority.alert["labels"];
+    assert_eq!(
+        (labels["vhost"].as_str(), labels["queue"].as_str()),
+        (Some("/"), Some("qq.replicated"))
+    );
+    assert_eq!(labels["severity"], "critical");
+    let summary = minority.alert["annotations"]["summary"].as_str().unwrap();
+    let mut missing = [format!("rabbit@n{first}"), format!("rabbit@n{second}")];
+    missing.sort();
+    assert!(
+        summary.contains("is unavailable: 1 of 3 members online, missing ")
+            && summary.contains(&missing.join(" ")),
+        "{summary}"
+    );
+    let m = sidecar.metrics();
+    assert_eq!(m.get("rabbitmq_queue_online_members", &queue), Some(1.0));
+    assert_eq!(
+        m.get(
+            "rabbitmq_queue_member_online",
+            &[queue[0], queue[1], ("node", &missing[0])]
+        ),
+        Some(0.0)
+    );
+
+    let back = Instant::now();
+    cluster.ctl(second, &["start_app"]);
+    cluster.ctl(first, &["start_app"]);
+    // The restarted mirrors start empty and stay unsynchronised until synchronised by hand.
+    let unsynced = events.wait(
+        receiver,
+        Duration::from_secs(90),
+        "RabbitmqQueueMirrorsUnsynchronised",
+        "firing",
+        back,
+    );
+    let summary = unsynced.alert["annotations"]["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("Mirrored queue mirrored.q in vhost / has ")
+            && summary.contains("unsynchronised mirrors: rabbit@n"),
+        "{summary}"
+    );
+    // A member held the only synchronised copy of mirrored.q.
+    let sync_critical = events.wait(
+        receiver,
+        Duration::from_secs(60),
+        "RabbitmqNodeMirrorSyncCritical",
+        "firing",
+        phase,
+    );
+    let summary = sync_critical.alert["annotations"]["summary"]
+        .as_str()
+        .unwrap();
+    assert!(summary.contains("mirrored.q (vhost /)"), "{summary}");
+    cluster.ctl(1, &["sync_queue", "mirrored.q"]);
+    events.wait(
+        receiver,
+        Duration::from_secs(60),
+        "RabbitmqQueueMirrorsUnsynchronised",
+        "resolved",
+        back,
+    );
+    events.wait(
+        receiver,
+        Duration::from_secs(90),
+        "RabbitmqQuorumQueueMinority",
+        "resolved",
+        back,
+    );
+    eventually(
+        Duration::from_secs(90),
+        "quorum-critical resolved on both",
+        || {
+            let all = events.update(receiver);
+            survivors
+                .iter()
+                .all(|node| {
+                    all.iter().any(|e| {
+                        e.at >= back
+                            && e.alertname == "RabbitmqNodeQuorumCritical"
+                            && e.status == "resolved"
+                            && e.alert["labels"]["node"] == node.as_str()
+                    })
+                })
+                .then_some(())
+        },
+    );
+    eventually(
+        Duration::from_secs(60),
+        "3 of 3 members online again",
+        || {
+            (sidecar
+                .metrics()
+                .get("rabbitmq_queue_online_members", &queue)
+                == Some(3.0))
+            .then_some(())
+        },
+    );
+    // Every member down alert of this phase resolves before the next phase.
+    eventually(
+        Duration::from_secs(90),
+        "this phase's alerts resolved",
+        || {
+            let all = events.update(receiver);
+            all.iter()
+                .filter(|e| e.at >= phase && e.status == "firing")
+                .all(|f| {
+                    all.iter().any(|e| {
+                        e.at >= f.at
+                            && e.status == "resolved"
+                            && e.alertname == f.alertname
+                            && e.alert["labels"] == f.alert["labels"]
+                    })
+                })
+                .then_some(())
+        },
+    );
 }

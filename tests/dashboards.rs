@@ -47,6 +47,14 @@ const INCIDENT: &[(&str, &str)] = &[
         "rabbitmq_queue_oldest_message_age_estimate_seconds",
         "only while messages without a timestamp wait in a queue (this test's publishers set timestamps, so the exact head age is shown instead)",
     ),
+    (
+        "rabbitmq_listener_certificate_expiry_timestamp_seconds",
+        "only for TLS listeners whose certificate expires within 30 days (tests/health_checks.rs makes one; this node has no TLS listener)",
+    ),
+    (
+        "rabbitmq_queue_mirrors",
+        "only for classic mirrored queues (RabbitMQ 3.x with an ha-mode policy; none here)",
+    ),
 ];
 
 const DS: &str = "${DS_PROMETHEUS}";
@@ -242,6 +250,9 @@ fn dashboards_cover_their_subjects() {
                 "rabbitmq_channel_messages_acked_total",
                 "topk(10, rabbitmq_queue_messages_ready",
                 "rabbitmq_watch_alerts",
+                "rabbitmq_queue_online_members",
+                "rabbitmq_node_quorum_critical",
+                "rabbitmq_node_certificates_expiring",
             ],
         ),
         (
@@ -364,6 +375,15 @@ async fn every_panel_query_returns_data_from_a_real_broker_sidecar_and_prometheu
             .await
             .expect("queue.declare");
     }
+    // A quorum queue: its members, online members and leader.
+    let mut quorum = FieldTable::default();
+    quorum.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    ch.queue_declare("dash-quorum".into(), durable(), quorum)
+        .await
+        .expect("queue.declare");
     publish_with(&ch, "dash-limited", 12, stamped()).await; // 7 dead-lettered
     publish_with(&ch, "dash-backlog", 30, stamped()).await;
     // A consumer (auto-ack) on dash-work.

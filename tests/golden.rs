@@ -13,6 +13,7 @@ use rabbitmq_watch::config;
 use rabbitmq_watch::metrics::format::Format;
 use rabbitmq_watch::metrics::{SidecarInfo, encode};
 use rabbitmq_watch::rabbitmq::Endpoint;
+use rabbitmq_watch::rabbitmq::health::{Check, Health, MemberHealth, Verdict};
 use rabbitmq_watch::rabbitmq::model::{Alarms, Node, Overview, Page, Queue};
 use rabbitmq_watch::selection::select;
 use rabbitmq_watch::snapshot::{Fetched, PollTotals, Snapshot};
@@ -65,8 +66,36 @@ fn snapshot() -> Arc<Snapshot> {
         // The dead-letter exchange `dlx` of `prio` binds `prio.dead`, a queue not exported.
         .dead_letter_queues(fetched(vec![("/".into(), "prio.dead".into())], 2, 60))
         .counted_after(earlier)
+        .health(health())
         .build();
     Arc::new(snapshot)
+}
+
+/// The node's health checks as recorded on 3.10.8 (a single node with a TLS listener whose
+/// certificate expires within 30 days): the quorum, mirror-sync and vhost checks pass.
+fn health() -> Health {
+    let node: Vec<Node> = fixture("nodes-columns.json");
+    let verdict = |name: &str| fetched(Some(fixture::<Verdict>(name)), 1, 50);
+    Health {
+        members: vec![MemberHealth {
+            node: node[0].name.clone(),
+            checks: vec![
+                (
+                    Check::QuorumCritical,
+                    verdict("health-node-is-quorum-critical-ok.json"),
+                ),
+                (
+                    Check::MirrorSyncCritical,
+                    verdict("health-node-is-quorum-critical-ok.json"),
+                ),
+                (Check::VirtualHosts, verdict("health-virtual-hosts-ok.json")),
+                (
+                    Check::Certificates,
+                    verdict("health-certificate-expiration-failed.json"),
+                ),
+            ],
+        }],
+    }
 }
 
 fn golden(name: &str) -> PathBuf {
@@ -127,6 +156,8 @@ fn exposition(format: Format) -> String {
     assert_eq!(
         states,
         [
+            // The recorded certificate check names a listener expiring within 30 days.
+            ("RabbitmqCertificateExpiring".into(), "Firing".into()),
             ("RabbitmqMemoryAlarm".into(), "Firing".into()),
             ("RabbitmqQueueNoConsumers".into(), "Firing".into()),
             ("RabbitmqQueueNoConsumers".into(), "Firing".into()),

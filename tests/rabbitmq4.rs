@@ -424,3 +424,67 @@ async fn without_statistics_the_audit_skips_what_it_cannot_see_and_says_so() {
     );
     sidecar.terminate();
 }
+
+/// 4.0 quorum queues report members, online members, leader and the delivery limit (default
+/// 20); mirroring is gone: no mirror series, and the 404 of `node-is-mirror-sync-critical` is
+/// "not available" (no series, logged once), not a failed poll (#16).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quorum_queue_members_and_delivery_limit_without_mirrors_on_4_0() {
+    let node = node4("on");
+    let (_conn, ch) = amqp(node, "/").await;
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    ch.queue_declare(
+        "r4-replicated".into(),
+        QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        args,
+    )
+    .await
+    .expect("declare the quorum queue");
+    let sidecar = Sidecar::start(&node.mgmt_url, &[]);
+    let queue = [("vhost", "/"), ("queue", "r4-replicated")];
+    let this_node = [("node", node.name.as_str())];
+    let m = eventually(WAIT, "members and the delivery limit exported", || {
+        let m = sidecar.metrics();
+        (m.get("rabbitmq_queue_members", &queue) == Some(1.0)
+            && m.get("rabbitmq_queue_delivery_limit", &queue).is_some())
+        .then_some(m)
+    });
+    assert_eq!(m.get("rabbitmq_queue_delivery_limit", &queue), Some(20.0));
+    assert_eq!(m.get("rabbitmq_queue_online_members", &queue), Some(1.0));
+    assert_eq!(m.get("rabbitmq_queue_leader_online", &queue), Some(1.0));
+    assert_eq!(m.get("rabbitmq_queue_messages_dlx", &queue), Some(0.0));
+    let leader = [queue[0], queue[1], this_node[0]];
+    assert_eq!(m.get("rabbitmq_queue_leader_info", &leader), Some(1.0));
+    assert!(
+        m.find("rabbitmq_queue_mirrors", &[]).is_empty(),
+        "no mirrors on 4.x"
+    );
+    assert_eq!(
+        m.get("rabbitmq_node_quorum_critical", &this_node),
+        Some(0.0)
+    );
+    assert_eq!(
+        m.get("rabbitmq_node_virtual_hosts_down", &this_node),
+        Some(0.0)
+    );
+    assert_eq!(
+        m.get("rabbitmq_node_mirror_sync_critical", &this_node),
+        None
+    );
+    let mirror_check = [this_node[0], ("check", "node-is-mirror-sync-critical")];
+    assert_eq!(m.get("rabbitmq_watch_health_check_up", &mirror_check), None);
+    assert_eq!(m.get("rabbitmq_up", &[]), Some(1.0));
+    let logs = sidecar.terminate();
+    assert_eq!(
+        logs.matches("health check not available").count(),
+        1,
+        "logged once: {logs}"
+    );
+}

@@ -13,6 +13,7 @@
 
 pub mod backlog;
 pub mod cluster;
+pub mod replication;
 pub mod rules;
 mod stale;
 
@@ -262,13 +263,16 @@ fn step(
         labels,
         value,
         analysis,
+        facts,
     } in active
     {
         let fp = fingerprint(&labels);
         // The annotations are a function of the labels (same fingerprint), the value, the
         // analysis and the template variables (the cluster's and the rule's own, fixed for a
         // rule): rendered again only when one of them changed.
+        // Facts (replication and health details) are not kept: with any, render again.
         let unchanged = !vars_changed
+            && facts.is_empty()
             && alerts.get(&fp).is_some_and(|a| {
                 a.state != State::Resolved
                     && a.keep_firing_since.is_none()
@@ -277,10 +281,11 @@ fn step(
             });
         let annotations = (!unchanged).then(|| {
             // An empty map does not allocate.
-            let details = match &analysis {
+            let mut details = match &analysis {
                 Some(a) if uses_details => a.details(),
                 _ => BTreeMap::new(),
             };
+            details.extend(facts);
             rule.annotations
                 .iter()
                 .map(|(k, t)| {

@@ -26,6 +26,10 @@ pub struct Instance {
     /// The backlog detector's judgement of a queue (rendered by [`Analysis::details`] only
     /// where needed); `None` for other objects or while the queue's window is incomplete.
     pub analysis: Option<Analysis>,
+    /// Facts about the object for `{{ $details.NAME }}` beside the backlog detector's: a
+    /// quorum queue's missing members, a member's critical queues or expiring certificates
+    /// ([`super::replication`]); empty when the rule's annotations use no details.
+    pub facts: BTreeMap<String, String>,
 }
 
 /// The outcome of evaluating a rule against one snapshot.
@@ -72,17 +76,25 @@ impl Rule {
         let mut active = Vec::new();
         let mut unknown = Vec::new();
         // Labels are built only for objects that hold or are unknown (most do not hold).
-        let mut record = |object: &[(&str, &str)],
-                          result: Option<(bool, f64)>,
-                          analysis: Option<&Analysis>| match result {
-            Some((true, value)) => active.push(Instance {
-                labels: self.instance_labels(object),
-                value,
-                analysis: analysis.cloned(),
-            }),
-            Some((false, _)) => {}
-            None => unknown.push(self.instance_labels(object)),
-        };
+        let uses_details = self.annotations.values().any(|t| t.contains("$details."));
+        let mut record =
+            |object: &[(&str, &str)],
+             result: Option<(bool, f64)>,
+             analysis: Option<&Analysis>,
+             facts: &dyn Fn() -> BTreeMap<String, String>| match result {
+                Some((true, value)) => active.push(Instance {
+                    labels: self.instance_labels(object),
+                    value,
+                    analysis: analysis.cloned(),
+                    facts: if uses_details {
+                        facts()
+                    } else {
+                        BTreeMap::new()
+                    },
+                }),
+                Some((false, _)) => {}
+                None => unknown.push(self.instance_labels(object)),
+            };
         match self.kind {
             Kind::Queue => {
                 let Some(queues) = s.queues.ok() else {
@@ -98,6 +110,7 @@ impl Rule {
                         &[("vhost", &q.vhost), ("queue", &q.name)],
                         check(&self.condition, |f| queue_field(q, f, started, b)),
                         b.and_then(|b| b.analysis.as_ref()),
+                        &|| super::replication::queue_details(q),
                     );
                 }
             }
@@ -110,6 +123,7 @@ impl Rule {
                         &[("node", &n.name)],
                         check(&self.condition, |f| node_field(n, f, s)),
                         None,
+                        &|| super::replication::node_details(s, &n.name),
                     );
                 }
             }
@@ -118,6 +132,7 @@ impl Rule {
                     &[],
                     check(&self.condition, |f| cluster_field(s, cluster, f)),
                     None,
+                    &BTreeMap::new,
                 );
             }
         }
@@ -224,7 +239,7 @@ fn queue_field(
             head_message_age(q, poll_time).or_else(|| analysis.and_then(|a| a.oldest_age_estimate))
         }
         "dead_letter_queue" => backlog.and_then(|b| b.dead_letter).map(flag),
-        _ => None,
+        other => super::replication::queue_field(q, other).flatten(),
     }
 }
 
@@ -261,7 +276,7 @@ fn node_field(n: &Node, field: &str, s: &Snapshot) -> Option<f64> {
         "proc_total" => num(n.proc_total),
         "uptime" => n.uptime.map(|ms| ms as f64 / 1000.0),
         "partitions" => n.partitions.as_ref().map(|p| p.len() as f64),
-        _ => None,
+        other => super::replication::node_field(s, &n.name, other).flatten(),
     }
 }
 

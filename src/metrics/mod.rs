@@ -9,7 +9,8 @@
 //! alarm check), [`queues`] (`/api/queues`), [`sidecar`] (the sidecar's own health),
 //! [`cluster`] (the cluster detector's verdict: every member's own view), [`backlog`] (the
 //! backlog detector's report), [`alerts`] and [`notify`] (the alert engine and notifiers),
-//! [`audit`] (the reliability audit's latest report, taken when the exposition is encoded).
+//! [`audit`] (the reliability audit's latest report, taken when the exposition is encoded),
+//! [`replication`] (quorum queue members and leaders, mirrors, every member's health checks).
 
 pub mod alerts;
 pub mod audit;
@@ -20,6 +21,7 @@ pub mod nodes;
 pub mod notify;
 pub mod overview;
 pub mod queues;
+pub mod replication;
 pub mod sidecar;
 
 use std::fmt;
@@ -244,6 +246,7 @@ impl prometheus_client::collector::Collector for SnapshotCollector {
                 None => cluster::encode(&mut enc, &ClusterStatus::default())?,
             }
             queues::encode(&mut enc, s, &mut missing)?;
+            replication::encode(&mut enc, s)?;
             if let Some(report) = &self.backlog {
                 backlog::encode(&mut enc, s, report)?;
             }

@@ -11,6 +11,7 @@
 pub mod audit_reads;
 pub mod client;
 pub mod exposition;
+pub mod health;
 pub mod members;
 pub mod model;
 pub mod prometheus;
@@ -136,6 +137,10 @@ pub enum Endpoint {
     /// rabbitmq_prometheus `GET /metrics` of every member: node memory and its limit, disk
     /// and its limit, file descriptors, alarms (read with the prometheus source).
     PrometheusNodes,
+    /// `GET /api/health/checks/{check}` of every member ([`health`]): quorum and mirror
+    /// sync criticality, virtual hosts, certificate expiry. Not in [`Endpoint::ALL`]: a
+    /// check that fails to read leaves its verdict unknown without failing the poll.
+    HealthChecks,
 }
 
 impl Endpoint {
@@ -179,6 +184,7 @@ impl Endpoint {
             Endpoint::AllBindings => "/api/bindings",
             Endpoint::PrometheusQueues => "/metrics/detailed",
             Endpoint::PrometheusNodes => "/metrics",
+            Endpoint::HealthChecks => "/api/health/checks/{check}",
         }
     }
 }

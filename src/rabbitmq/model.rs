@@ -11,7 +11,9 @@ use serde_json::Value;
 
 /// Reads a field as `T` when it has `T`'s shape and as unknown (`None`) otherwise (null, `""`,
 /// an unexpected type), so one odd field never fails a whole page.
-fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
+pub(crate) fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
     let value = Value::deserialize(d)?;
     Ok(serde_json::from_value(value).ok())
 }
@@ -285,6 +287,31 @@ pub struct Queue {
     /// `message_stats`: the queue's message counters.
     #[serde(deserialize_with = "lenient")]
     pub message_stats: Option<MessageStats>,
+    // Replication (quorum queues, streams, 3.x classic mirrored queues): see
+    // `crate::rabbitmq::replication`. Reported also with `disable_stats=true`.
+    /// `members`: nodes holding a replica of a quorum queue or stream (3.10 and 4.x).
+    #[serde(deserialize_with = "lenient")]
+    pub members: Option<Vec<String>>,
+    /// `online`: the members whose replica is running.
+    #[serde(deserialize_with = "lenient")]
+    pub online: Option<Vec<String>>,
+    /// `leader`: the member the queue's leader runs on, as last known.
+    #[serde(deserialize_with = "lenient")]
+    pub leader: Option<String>,
+    /// `slave_nodes`: nodes holding a mirror of a classic mirrored queue (3.x; removed in 4.0).
+    #[serde(deserialize_with = "lenient")]
+    pub slave_nodes: Option<Vec<String>>,
+    /// `synchronised_slave_nodes`: the mirrors holding every message of the leader (3.x).
+    #[serde(deserialize_with = "lenient")]
+    pub synchronised_slave_nodes: Option<Vec<String>>,
+    /// `delivery_limit`: deliveries of a message after which a quorum queue drops or
+    /// dead-letters it (4.0: default 20; absent without statistics).
+    #[serde(deserialize_with = "lenient")]
+    pub delivery_limit: Option<u64>,
+    /// `messages_dlx`: dead-lettered messages a quorum queue holds until the dead-letter
+    /// target confirms them (at-least-once dead-lettering; 0 otherwise).
+    #[serde(deserialize_with = "lenient")]
+    pub messages_dlx: Option<u64>,
 }
 
 /// The setting keys kept from `arguments` (with their `x-` prefix) and from the effective
@@ -427,12 +454,12 @@ impl Queue {
 /// queues): `state`, and the sums `messages` and `message_bytes` (derived from their ready and
 /// unacknowledged parts, see [`Queue::total_messages`]), `consumer_utilisation` (its 3.9+ name
 /// `consumer_capacity` is read), `message_stats.get_empty`.
-pub const QUEUE_COLUMNS: &str = "vhost,name,type,node,durable,auto_delete,exclusive,arguments,policy,operator_policy,effective_policy_definition,messages_ready,messages_unacknowledged,messages_persistent,message_bytes_ready,message_bytes_unacknowledged,consumers,consumer_capacity,memory,head_message_timestamp,message_stats.publish,message_stats.deliver,message_stats.deliver_no_ack,message_stats.get,message_stats.get_no_ack,message_stats.ack,message_stats.redeliver";
+pub const QUEUE_COLUMNS: &str = "vhost,name,type,node,durable,auto_delete,exclusive,arguments,policy,operator_policy,effective_policy_definition,messages_ready,messages_unacknowledged,messages_persistent,message_bytes_ready,message_bytes_unacknowledged,consumers,consumer_capacity,memory,head_message_timestamp,message_stats.publish,message_stats.deliver,message_stats.deliver_no_ack,message_stats.get,message_stats.get_no_ack,message_stats.ack,message_stats.redeliver,members,online,leader,slave_nodes,synchronised_slave_nodes,delivery_limit,messages_dlx";
 
 /// The columns of the queue listing with the prometheus source: identity, placement and
 /// settings, no statistics (asked with `disable_stats=true`, which saves the broker most of
 /// the listing's cost).
-pub const QUEUE_SETTINGS_COLUMNS: &str = "vhost,name,type,node,durable,auto_delete,exclusive,arguments,policy,operator_policy,effective_policy_definition,state";
+pub const QUEUE_SETTINGS_COLUMNS: &str = "vhost,name,type,node,durable,auto_delete,exclusive,arguments,policy,operator_policy,effective_policy_definition,state,members,online,leader,slave_nodes,synchronised_slave_nodes";
 
 /// One element of `GET /api/exchanges/{vhost}/{name}/bindings/source?columns=destination,destination_type`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]

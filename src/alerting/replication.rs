@@ -1,0 +1,330 @@
+//! The rule fields and alert details of replication and health: quorum queue members, online
+//! members and leader, classic mirrors and their synchronisation (3.x), the 4.x delivery
+//! limit (from the queue listing), and every member's health checks
+//! ([`crate::rabbitmq::health`]: quorum / mirror sync criticality, virtual hosts, certificate
+//! expiry). Called by the rule evaluation ([`super::rules`]) for the fields it does not know.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use crate::rabbitmq::health::Check;
+use crate::rabbitmq::model::Queue;
+use crate::snapshot::Snapshot;
+
+/// The queue fields of this module (for the condition language: see
+/// [`crate::config::rules::Kind::fields`]).
+pub const QUEUE_FIELDS: [&str; 10] = [
+    "members",
+    "online_members",
+    "offline_members",
+    "quorum_minority",
+    "leader_online",
+    "mirrors",
+    "synchronised_mirrors",
+    "unsynchronised_mirrors",
+    "delivery_limit",
+    "messages_dlx",
+];
+
+/// The node fields of this module.
+pub const NODE_FIELDS: [&str; 5] = [
+    "quorum_critical",
+    "mirror_sync_critical",
+    "virtual_hosts_down",
+    "certificate_expiring",
+    "certificate_expires_in",
+];
+
+fn count<T>(v: Option<&Vec<T>>) -> Option<f64> {
+    v.map(|v| v.len() as f64)
+}
+
+fn flag(b: bool) -> f64 {
+    if b { 1.0 } else { 0.0 }
+}
+
+/// The members of `q` that are not online (in member order); `None` when either list is
+/// unknown.
+pub fn missing_members(q: &Queue) -> Option<Vec<&str>> {
+    let online = q.online.as_ref()?;
+    Some(
+        q.members
+            .as_ref()?
+            .iter()
+            .filter(|m| !online.contains(m))
+            .map(String::as_str)
+            .collect(),
+    )
+}
+
+/// Whether fewer than a majority of `q`'s members are online (the queue cannot accept or
+/// deliver messages); `None` when not reported or without members.
+pub fn minority(q: &Queue) -> Option<bool> {
+    let members = q.members.as_ref()?.len();
+    let missing = missing_members(q)?.len();
+    (members > 0).then(|| (members - missing) * 2 <= members)
+}
+
+/// Whether `q`'s leader, as last known, is among its online members; `None` when `online` is
+/// not reported (not a replicated queue, or an older version).
+pub fn leader_online(q: &Queue) -> Option<bool> {
+    let online = q.online.as_ref()?;
+    Some(q.leader.as_ref().is_some_and(|l| online.contains(l)))
+}
+
+/// A queue field of this module: `Some(value)` (the value itself `None` when unknown), or
+/// `None` when `field` is not one of [`QUEUE_FIELDS`].
+pub fn queue_field(q: &Queue, field: &str) -> Option<Option<f64>> {
+    let v = match field {
+        "members" => count(q.members.as_ref()),
+        "online_members" => q
+            .members
+            .as_ref()
+            .and(missing_members(q))
+            .map(|missing| (q.members.as_ref().map_or(0, Vec::len) - missing.len()) as f64),
+        "offline_members" => missing_members(q).map(|m| m.len() as f64),
+        "quorum_minority" => minority(q).map(flag),
+        "leader_online" => leader_online(q).map(flag),
+        "mirrors" => count(q.slave_nodes.as_ref()),
+        "synchronised_mirrors" => count(q.synchronised_slave_nodes.as_ref()),
+        "unsynchronised_mirrors" => unsynchronised(q).map(|u| u.len() as f64),
+        "delivery_limit" => q.delivery_limit.map(|v| v as f64),
+        "messages_dlx" => q.messages_dlx.map(|v| v as f64),
+        _ => return None,
+    };
+    Some(v)
+}
+
+/// The mirrors of `q` that are not synchronised; `None` when not a mirrored queue (3.x).
+pub fn unsynchronised(q: &Queue) -> Option<Vec<&str>> {
+    let synced = q.synchronised_slave_nodes.as_ref();
+    Some(
+        q.slave_nodes
+            .as_ref()?
+            .iter()
+            .filter(|m| !synced.is_some_and(|s| s.contains(m)))
+            .map(String::as_str)
+            .collect(),
+    )
+}
+
+/// The details of a queue for alert texts (`{{ $details.NAME }}`): `members`,
+/// `online_members`, `missing_members`, `leader`, `unsynchronised_mirrors` (member lists
+/// sorted, space-separated, `none` when empty); empty for a queue that reports none of them.
+pub fn queue_details(q: &Queue) -> BTreeMap<String, String> {
+    let list = |v: &[&str]| {
+        let mut sorted = v.to_vec();
+        sorted.sort_unstable();
+        if sorted.is_empty() {
+            "none".to_owned()
+        } else {
+            sorted.join(" ")
+        }
+    };
+    let mut d = BTreeMap::new();
+    if let Some(m) = &q.members {
+        d.insert("members".to_owned(), m.len().to_string());
+    }
+    if let Some(missing) = missing_members(q) {
+        let members = q.members.as_ref().map_or(0, Vec::len);
+        d.insert(
+            "online_members".to_owned(),
+            (members - missing.len()).to_string(),
+        );
+        d.insert("missing_members".to_owned(), list(&missing));
+    }
+    if q.online.is_some() || q.leader.is_some() {
+        d.insert(
+            "leader".to_owned(),
+            q.leader.clone().unwrap_or_else(|| "none".to_owned()),
+        );
+    }
+    if let Some(u) = unsynchronised(q) {
+        d.insert("unsynchronised_mirrors".to_owned(), list(&u));
+    }
+    d
+}
+
+/// A node field of this module for member `node`: `Some(value)` (`None` inside when the
+/// check was not read or does not exist on this version), or `None` when `field` is not one
+/// of [`NODE_FIELDS`].
+pub fn node_field(s: &Snapshot, node: &str, field: &str) -> Option<Option<f64>> {
+    let member = s.health.of(node);
+    let failing = |check| member.and_then(|m| m.failing(check)).map(flag);
+    let v = match field {
+        "quorum_critical" => failing(Check::QuorumCritical),
+        "mirror_sync_critical" => failing(Check::MirrorSyncCritical),
+        "virtual_hosts_down" => failing(Check::VirtualHosts),
+        "certificate_expiring" => failing(Check::Certificates),
+        "certificate_expires_in" => member
+            .and_then(|m| m.verdict(Check::Certificates))
+            .and_then(crate::rabbitmq::health::Verdict::earliest_expiry)
+            .map(|t| seconds_between(s.started_at, t)),
+        _ => return None,
+    };
+    Some(v)
+}
+
+/// `to - from` in seconds (negative when `to` is earlier).
+fn seconds_between(from: SystemTime, to: SystemTime) -> f64 {
+    match to.duration_since(from) {
+        Ok(d) => d.as_secs_f64(),
+        Err(e) => -e.duration().as_secs_f64(),
+    }
+}
+
+/// The details of member `node` for alert texts: `critical_queues` (the queues that lose
+/// availability if it stops), `mirror_critical_queues`, `virtual_hosts` (those down),
+/// `certificates` (`protocol:port expires DATE` per listener), `certificate_expires` (the
+/// earliest expiry, UTC); only those its checks report.
+pub fn node_details(s: &Snapshot, node: &str) -> BTreeMap<String, String> {
+    let mut d = BTreeMap::new();
+    let Some(member) = s.health.of(node) else {
+        return d;
+    };
+    let join = |v: Vec<String>| {
+        if v.is_empty() {
+            "none listed".to_owned()
+        } else {
+            v.join(", ")
+        }
+    };
+    if let Some(v) = member.verdict(Check::QuorumCritical) {
+        d.insert("critical_queues".to_owned(), join(v.queue_names()));
+    }
+    if let Some(v) = member.verdict(Check::MirrorSyncCritical) {
+        d.insert("mirror_critical_queues".to_owned(), join(v.queue_names()));
+    }
+    if let Some(v) = member.verdict(Check::VirtualHosts) {
+        d.insert(
+            "virtual_hosts".to_owned(),
+            join(v.virtual_hosts.clone().unwrap_or_default()),
+        );
+    }
+    if let Some(v) = member.verdict(Check::Certificates) {
+        let listeners = v
+            .expired
+            .iter()
+            .flatten()
+            .map(|l| {
+                format!(
+                    "{}:{} expires {}",
+                    l.protocol.as_deref().unwrap_or("?"),
+                    l.port.map_or_else(|| "?".to_owned(), |p| p.to_string()),
+                    l.expires().map_or_else(|| "?".to_owned(), utc_text)
+                )
+            })
+            .collect();
+        d.insert("certificates".to_owned(), join(listeners));
+        if let Some(t) = v.earliest_expiry() {
+            d.insert("certificate_expires".to_owned(), utc_text(t));
+        }
+    }
+    d
+}
+
+/// `2026-12-02 15:42:02 UTC`.
+fn utc_text(t: SystemTime) -> String {
+    let text = humantime::format_rfc3339_seconds(t).to_string();
+    format!("{} UTC", text.trim_end_matches('Z').replacen('T', " ", 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn qq(members: &[&str], online: &[&str], leader: Option<&str>) -> Queue {
+        let v = |l: &[&str]| Some(l.iter().map(ToString::to_string).collect());
+        Queue {
+            vhost: "/".into(),
+            name: "orders".into(),
+            queue_type: Some("quorum".into()),
+            members: v(members),
+            online: v(online),
+            leader: leader.map(str::to_owned),
+            ..Queue::default()
+        }
+    }
+
+    #[test]
+    fn a_minority_online_is_named_with_its_missing_members() {
+        let q = qq(&["a", "c", "b"], &["a"], Some("a"));
+        assert_eq!(minority(&q), Some(true));
+        assert_eq!(queue_field(&q, "online_members"), Some(Some(1.0)));
+        assert_eq!(queue_field(&q, "offline_members"), Some(Some(2.0)));
+        let d = queue_details(&q);
+        assert_eq!(d["missing_members"], "b c");
+        assert_eq!(d["online_members"], "1");
+        assert_eq!(
+            minority(&qq(&["a", "b", "c"], &["a", "c"], Some("a"))),
+            Some(false)
+        );
+        // Two members: one lost is already no majority.
+        assert_eq!(minority(&qq(&["a", "b"], &["a"], Some("a"))), Some(true));
+        assert_eq!(minority(&Queue::default()), None, "not reported: unknown");
+    }
+
+    #[test]
+    fn a_leader_that_is_not_online_is_no_leader() {
+        assert_eq!(
+            leader_online(&qq(&["a", "b", "c"], &["a", "b"], Some("c"))),
+            Some(false)
+        );
+        assert_eq!(
+            leader_online(&qq(&["a", "b", "c"], &["a", "b"], None)),
+            Some(false)
+        );
+        assert_eq!(
+            leader_online(&qq(&["a", "b", "c"], &["a", "b"], Some("a"))),
+            Some(true)
+        );
+        assert_eq!(leader_online(&Queue::default()), None);
+    }
+
+    #[test]
+    fn the_default_minority_rule_names_the_queue_and_its_missing_members() {
+        let config = crate::config::load(None, Default::default(), &[]).unwrap();
+        let mut engine = super::super::Engine::new(config.alerting.rules);
+        let at = |s: u64| std::time::UNIX_EPOCH + std::time::Duration::from_secs(s);
+        for t in [0, 30] {
+            let snapshot = Snapshot::builder()
+                .started_at(at(t))
+                .queues(vec![qq(
+                    &["rabbit@a", "rabbit@b", "rabbit@c"],
+                    &["rabbit@a"],
+                    Some("rabbit@a"),
+                )])
+                .build();
+            engine.evaluate(&snapshot, at(t));
+        }
+        let alert = engine
+            .alerts()
+            .find(|a| a.labels["alertname"] == "RabbitmqQuorumQueueMinority")
+            .expect("the minority rule fired");
+        assert_eq!(alert.state, super::super::State::Firing);
+        assert_eq!(
+            alert.annotations["summary"],
+            "Quorum queue orders in vhost / is unavailable: 1 of 3 members online, missing rabbit@b rabbit@c"
+        );
+        assert!(
+            engine
+                .alerts()
+                .all(|a| a.labels["alertname"] != "RabbitmqQuorumQueueNoLeader"),
+            "the leader is online"
+        );
+    }
+
+    #[test]
+    fn unsynchronised_mirrors_are_the_mirrors_not_synchronised() {
+        let q = Queue {
+            slave_nodes: Some(vec!["b".into(), "c".into()]),
+            synchronised_slave_nodes: Some(vec!["c".into()]),
+            ..Queue::default()
+        };
+        assert_eq!(queue_field(&q, "unsynchronised_mirrors"), Some(Some(1.0)));
+        assert_eq!(queue_details(&q)["unsynchronised_mirrors"], "b");
+        // 4.x: no mirroring, the fields are absent: unknown, never an error.
+        assert_eq!(queue_field(&Queue::default(), "mirrors"), Some(None));
+        assert_eq!(queue_field(&Queue::default(), "messages_ready"), None);
+    }
+}

@@ -1,0 +1,330 @@
+//! The health checks read on every poll, on every member's own management API
+//! (`GET /api/health/checks/...`): whether stopping the member now would cost quorum queues
+//! their majority (`node-is-quorum-critical`) or classic mirrored queues their last
+//! synchronised mirror (`node-is-mirror-sync-critical`, 3.x), whether all its virtual hosts
+//! run (`virtual-hosts`), and whether a TLS listener's certificate expires within
+//! [`CERTIFICATE_WINDOW_DAYS`] (`certificate-expiration/30/days`).
+//!
+//! The checks are cheap and answer even with management statistics disabled. Each answers
+//! 200 (`{"status":"ok"}`) or 503 (`{"status":"failed","reason":…}` plus what failed); both are
+//! verdicts. A 404 is a check this broker version does not have (`node-is-mirror-sync-critical`
+//! on 4.x): "not available", logged once at info, never a failed poll. Any other failure
+//! (refused, timed out, HTTP 500) leaves the verdict unknown. What was read goes into the
+//! snapshot as [`Health`]; the alert engine judges it.
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use reqwest::StatusCode;
+use serde::Deserialize;
+
+use super::model::lenient;
+use super::{Body, Client, Endpoint, Error, Fetched};
+
+/// The window of the certificate check, in days: a TLS listener whose certificate (or CA
+/// certificate) expires within it fails the check.
+pub const CERTIFICATE_WINDOW_DAYS: u32 = 30;
+
+/// The checks read from every member, as (name, path below `/api/health/checks/`).
+pub const CHECKS: [(Check, &str); 4] = [
+    (Check::QuorumCritical, "node-is-quorum-critical"),
+    (Check::MirrorSyncCritical, "node-is-mirror-sync-critical"),
+    (Check::VirtualHosts, "virtual-hosts"),
+    (Check::Certificates, "certificate-expiration/30/days"),
+];
+
+/// One health check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Check {
+    /// `node-is-quorum-critical`: fails when stopping the member would leave a quorum queue
+    /// without a majority of online members.
+    QuorumCritical,
+    /// `node-is-mirror-sync-critical` (3.x): fails when the member holds the only
+    /// synchronised copy of a classic mirrored queue.
+    MirrorSyncCritical,
+    /// `virtual-hosts`: fails when a virtual host is down on the member.
+    VirtualHosts,
+    /// `certificate-expiration/30/days`: fails when a TLS listener's certificate expires
+    /// within [`CERTIFICATE_WINDOW_DAYS`].
+    Certificates,
+}
+
+impl Check {
+    /// The `check` label value: the check's name in the API.
+    pub fn label(self) -> &'static str {
+        match self {
+            Check::QuorumCritical => "node-is-quorum-critical",
+            Check::MirrorSyncCritical => "node-is-mirror-sync-critical",
+            Check::VirtualHosts => "virtual-hosts",
+            Check::Certificates => "certificate-expiration",
+        }
+    }
+}
+
+/// The answer of one health check (HTTP 200 or 503). `status` is required, so an unrelated
+/// JSON body never reads as a verdict.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct Verdict {
+    /// `status`: `ok` (HTTP 200) or `failed` (HTTP 503).
+    pub status: String,
+    /// `reason`: why it failed (or, when ok, e.g. `single node cluster`).
+    #[serde(default, deserialize_with = "lenient")]
+    pub reason: Option<String>,
+    /// `queues` (`node-is-quorum-critical`, `node-is-mirror-sync-critical`): the queues that
+    /// would lose availability.
+    #[serde(default, deserialize_with = "lenient")]
+    pub queues: Option<Vec<CriticalQueue>>,
+    /// `expired` (`certificate-expiration`): the listeners whose certificate expires within
+    /// the window.
+    #[serde(default, deserialize_with = "lenient")]
+    pub expired: Option<Vec<ExpiringListener>>,
+    /// `virtual-hosts` (`virtual-hosts`, 503 only): the virtual hosts that are down.
+    #[serde(default, rename = "virtual-hosts", deserialize_with = "lenient")]
+    pub virtual_hosts: Option<Vec<String>>,
+}
+
+impl Verdict {
+    /// Whether the check passed (`status` `ok`).
+    pub fn passing(&self) -> bool {
+        self.status == "ok"
+    }
+
+    /// The queues named, as `name (vhost V)`, sorted.
+    pub fn queue_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .queues
+            .iter()
+            .flatten()
+            .map(|q| {
+                format!(
+                    "{} (vhost {})",
+                    q.name.as_deref().unwrap_or("?"),
+                    q.virtual_host.as_deref().unwrap_or("?")
+                )
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The earliest expiry of a certificate listed (certificate or CA certificate of any
+    /// listener), if one is listed and readable.
+    pub fn earliest_expiry(&self) -> Option<SystemTime> {
+        self.expired
+            .iter()
+            .flatten()
+            .filter_map(ExpiringListener::expires)
+            .min()
+    }
+}
+
+/// A queue listed by `node-is-quorum-critical` / `node-is-mirror-sync-critical`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct CriticalQueue {
+    /// `name` of the queue.
+    #[serde(deserialize_with = "lenient")]
+    pub name: Option<String>,
+    /// `virtual_host` of the queue.
+    #[serde(deserialize_with = "lenient")]
+    pub virtual_host: Option<String>,
+}
+
+/// A listener listed by `certificate-expiration` (3.10:
+/// `{"node":…,"protocol":"amqp/ssl","port":5671,"certfile":…,"certfile_expires_on":["2026-12-02 15:42:02"],…}`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ExpiringListener {
+    /// `node` the listener runs on.
+    #[serde(deserialize_with = "lenient")]
+    pub node: Option<String>,
+    /// `protocol`, e.g. `amqp/ssl`, `https`.
+    #[serde(deserialize_with = "lenient")]
+    pub protocol: Option<String>,
+    /// `port` of the listener.
+    #[serde(deserialize_with = "lenient")]
+    pub port: Option<u64>,
+    /// `certfile_expires_on`: when the certificate expires (UTC, `YYYY-MM-DD HH:MM:SS`).
+    #[serde(deserialize_with = "lenient")]
+    pub certfile_expires_on: Option<Vec<String>>,
+    /// `cacertfile_expires_on`: when the CA certificates expire.
+    #[serde(deserialize_with = "lenient")]
+    pub cacertfile_expires_on: Option<Vec<String>>,
+}
+
+impl ExpiringListener {
+    /// The earliest of its certificate and CA certificate expiries that can be read.
+    pub fn expires(&self) -> Option<SystemTime> {
+        self.certfile_expires_on
+            .iter()
+            .chain(self.cacertfile_expires_on.iter())
+            .flatten()
+            .filter_map(|t| humantime::parse_rfc3339_weak(t.trim()).ok())
+            .min()
+    }
+}
+
+/// One member's answers to the checks. Each is `Ok(Some(verdict))`, `Ok(None)` when this
+/// broker version lacks the check (HTTP 404), or the failure of the read (unknown).
+#[derive(Debug, Clone)]
+pub struct MemberHealth {
+    /// The member whose API was read (the `node` label).
+    pub node: String,
+    /// Each check of [`CHECKS`] and its outcome.
+    pub checks: Vec<(Check, Fetched<Option<Verdict>>)>,
+}
+
+impl MemberHealth {
+    /// The verdict of `check`, when it was read and exists on this version.
+    pub fn verdict(&self, check: Check) -> Option<&Verdict> {
+        self.checks
+            .iter()
+            .find(|(c, _)| *c == check)
+            .and_then(|(_, f)| f.ok())
+            .and_then(Option::as_ref)
+    }
+
+    /// Whether `check` failed on this member (`None`: unknown or not available).
+    pub fn failing(&self, check: Check) -> Option<bool> {
+        self.verdict(check).map(|v| !v.passing())
+    }
+}
+
+/// Every member's health checks as read in one poll (empty: none read, e.g. the node behind
+/// `rabbitmq.url` could not be named).
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    /// One entry per member read, sorted by node name.
+    pub members: Vec<MemberHealth>,
+}
+
+impl Health {
+    /// The checks of `node`, if read.
+    pub fn of(&self, node: &str) -> Option<&MemberHealth> {
+        self.members.iter().find(|m| m.node == node)
+    }
+}
+
+impl Client {
+    /// Reads `GET /api/health/checks/{check}`: 200 and 503 are verdicts, 404 is `None` (the
+    /// version lacks the check).
+    ///
+    /// # Errors
+    /// [`Error`] for [`Endpoint::HealthChecks`]: transport failures, other statuses, a body
+    /// that is not a verdict.
+    pub async fn health_check(&self, check: &str) -> Result<Body<Option<Verdict>>, Error> {
+        let endpoint = Endpoint::HealthChecks;
+        let mut segments = vec!["api", "health", "checks"];
+        segments.extend(check.split('/'));
+        let url = self.url(&segments, endpoint)?;
+        match self
+            .get_json::<Verdict>(endpoint, url, &[], &[StatusCode::SERVICE_UNAVAILABLE])
+            .await
+        {
+            Ok(body) => match body.value.status.as_str() {
+                "ok" | "failed" => Ok(Body {
+                    value: Some(body.value),
+                    bytes: body.bytes,
+                }),
+                other => Err(Error::Decode {
+                    endpoint,
+                    detail: format!("unexpected status {other:?}, expected \"ok\" or \"failed\""),
+                }),
+            },
+            Err(Error::Status { status: 404, .. }) => Ok(Body {
+                value: None,
+                bytes: 0,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Reads the checks of every member; remembers which checks were found missing so that is
+/// logged once.
+#[derive(Debug, Default)]
+pub struct Reader {
+    /// (member, check) pairs already logged as not available.
+    logged: Mutex<BTreeSet<(String, Check)>>,
+}
+
+impl Reader {
+    /// Reads every check of [`CHECKS`] from each of `members` ((name, client) pairs),
+    /// concurrently; each read is bounded by its client's timeout.
+    pub async fn read(&self, members: Vec<(String, Client)>) -> Health {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (node, client) in members {
+            tasks.spawn(async move {
+                let reads = CHECKS.map(|(check, path)| {
+                    let client = client.clone();
+                    async move { (check, Fetched::timed(client.health_check(path)).await) }
+                });
+                let [a, b, c, d] = reads;
+                let (a, b, c, d) = tokio::join!(a, b, c, d);
+                MemberHealth {
+                    node,
+                    checks: vec![a, b, c, d],
+                }
+            });
+        }
+        let mut members = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(m) => members.push(m),
+                Err(e) => tracing::error!(error = %e, "health check task failed"),
+            }
+        }
+        members.sort_by(|a, b| a.node.cmp(&b.node));
+        self.log_missing(&members);
+        Health { members }
+    }
+
+    /// Logs, once per member and check, a check this broker version does not have.
+    fn log_missing(&self, members: &[MemberHealth]) {
+        let Ok(mut logged) = self.logged.lock() else {
+            return;
+        };
+        for m in members {
+            for (check, fetched) in &m.checks {
+                if matches!(fetched.result, Ok(None)) && logged.insert((m.node.clone(), *check)) {
+                    tracing::info!(
+                        node = %m.node,
+                        check = check.label(),
+                        "health check not available on this RabbitMQ version (HTTP 404): its metrics are absent"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_failed_certificate_check_of_3_10() {
+        let body = r#"{"status":"failed","reason":"Certificates expiring","expired":[{"cacertfile":"/tmp/c.pem","cacertfile_expires_on":["2026-12-03 15:42:02"],"certfile":"/tmp/c.pem","certfile_expires_on":["2026-12-02 15:42:02"],"interface":"::","node":"rabbit@a","port":25671,"protocol":"amqp/ssl"}]}"#;
+        let v: Verdict = serde_json::from_str(body).unwrap();
+        assert!(!v.passing());
+        let expected = humantime::parse_rfc3339("2026-12-02T15:42:02Z").unwrap();
+        assert_eq!(v.earliest_expiry(), Some(expected));
+        let l = &v.expired.as_ref().unwrap()[0];
+        assert_eq!(
+            (l.port, l.protocol.as_deref()),
+            (Some(25671), Some("amqp/ssl"))
+        );
+    }
+
+    #[test]
+    fn parses_quorum_critical_queues_and_odd_fields_leniently() {
+        let body = r#"{"status":"failed","reason":"x","queues":[{"name":"q1","virtual_host":"/","type":"quorum"},{"name":7}]}"#;
+        let v: Verdict = serde_json::from_str(body).unwrap();
+        assert_eq!(v.queue_names(), ["? (vhost ?)", "q1 (vhost /)"]);
+        let ok: Verdict =
+            serde_json::from_str(r#"{"status":"ok","reason":"single node cluster"}"#).unwrap();
+        assert!(ok.passing());
+        assert!(serde_json::from_str::<Verdict>(r#"{"error":"Object Not Found"}"#).is_err());
+    }
+}
