@@ -500,9 +500,28 @@ fn log_caps(snapshot: &Snapshot, last_dropped: &mut u64) {
     *last_dropped = dropped;
 }
 
-/// One warning per failed endpoint; one info line when a failing sidecar recovers.
+/// One warning per failed endpoint, and for rabbitmq_prometheus's endpoints (read on every
+/// member) one per failed member, naming it; one info line when a failing sidecar recovers.
 fn log_outcome(snapshot: &Snapshot, was_up: &mut bool) {
     for endpoint in Endpoint::ALL {
+        let members = snapshot
+            .prometheus
+            .as_ref()
+            .map(|read| read.failures(endpoint))
+            .unwrap_or_default();
+        for (member, e) in &members {
+            tracing::warn!(
+                endpoint = endpoint.path(),
+                member = %member,
+                reason = e.reason(),
+                error = %e,
+                seq = snapshot.seq,
+                "poll failed on this member"
+            );
+        }
+        if !members.is_empty() {
+            continue;
+        }
         if let Some(e) = snapshot.error(endpoint) {
             tracing::warn!(
                 endpoint = endpoint.path(),

@@ -9,7 +9,7 @@
 //!
 //! The figures fill the same [`Queue`] and [`Node`] fields the management statistics fill,
 //! so the exported families, alert fields and detectors do not depend on the source. A figure
-//! this source cannot give (the publish counter, node uptime, partitions) stays `None`.
+//! this source cannot give (the publish counter, partitions) stays `None`.
 //! Malformed or truncated answers and duplicate samples are [`Error::Decode`] failures of the
 //! endpoint; what they would have given stays absent.
 
@@ -86,6 +86,12 @@ pub struct NodeFigures {
     pub fd_used: Option<u64>,
     /// `rabbitmq_process_max_fds`.
     pub fd_total: Option<u64>,
+    /// `rabbitmq_erlang_processes_used`.
+    pub proc_used: Option<u64>,
+    /// `rabbitmq_erlang_processes_limit`.
+    pub proc_total: Option<u64>,
+    /// `rabbitmq_erlang_uptime_seconds`, in milliseconds (the management API's unit).
+    pub uptime: Option<u64>,
 }
 
 /// Queue figures by (vhost, queue name), as one member answered.
@@ -214,6 +220,15 @@ pub fn parse_node(text: &str) -> Result<NodeFigures, ParseError> {
             }
             "rabbitmq_process_open_fds" => put(&mut n.fd_used, count(&s)?, name),
             "rabbitmq_process_max_fds" => put(&mut n.fd_total, count(&s)?, name),
+            "rabbitmq_erlang_processes_used" => put(&mut n.proc_used, count(&s)?, name),
+            "rabbitmq_erlang_processes_limit" => put(&mut n.proc_total, count(&s)?, name),
+            "rabbitmq_erlang_uptime_seconds" => {
+                let v = s.value;
+                if !(v.is_finite() && v >= 0.0) {
+                    return Err(format!("{name}: {v} is not a duration"));
+                }
+                put(&mut n.uptime, (v * 1000.0).round() as u64, name)
+            }
             _ => Ok(()),
         }
     })?;
@@ -249,6 +264,23 @@ impl Read {
     /// Whether any answering member gave per-queue delivery counters.
     pub fn has_counters(&self) -> bool {
         self.members.iter().any(|m| m.delivery_metrics)
+    }
+
+    /// Every member whose read of `endpoint` ([`Endpoint::PrometheusQueues`] or
+    /// [`Endpoint::PrometheusNodes`]) failed, with its error, in member order: all of them, not
+    /// only the first that [`Read::queues`] / [`Read::nodes`] keep (empty for other endpoints).
+    pub fn failures(&self, endpoint: Endpoint) -> Vec<(&str, &Error)> {
+        self.members
+            .iter()
+            .filter_map(|m| {
+                let error = match endpoint {
+                    Endpoint::PrometheusQueues => m.queues.err(),
+                    Endpoint::PrometheusNodes => m.node.err(),
+                    _ => None,
+                };
+                error.map(|e| (m.member.as_str(), e))
+            })
+            .collect()
     }
 }
 
@@ -319,6 +351,9 @@ pub fn apply_nodes(nodes: &mut [Node], read: &Read) {
         node.disk_free_alarm = f.disk_free_alarm;
         node.fd_used = f.fd_used;
         node.fd_total = f.fd_total;
+        node.proc_used = f.proc_used;
+        node.proc_total = f.proc_total;
+        node.uptime = f.uptime;
     }
 }
 
@@ -629,6 +664,10 @@ mod tests {
         assert_eq!((figures.fd_used, figures.fd_total), (Some(54), Some(20000)));
         assert_eq!(figures.mem_alarm, Some(false));
         assert_eq!(figures.disk_free_alarm, Some(false));
+        assert_eq!(
+            (figures.proc_used, figures.proc_total, figures.uptime),
+            (Some(418), Some(1_048_576), Some(12_559))
+        );
         let mut nodes: Vec<Node> = serde_json::from_str(NODES_4_OFF).unwrap();
         assert_eq!(
             nodes[0].mem_used, None,
@@ -645,6 +684,7 @@ mod tests {
         );
         assert_eq!(nodes[0].mem_used, Some(128_741_376));
         assert_eq!(nodes[0].disk_free_limit, Some(50_000_000));
+        assert_eq!(nodes[0].uptime, Some(12_559), "seconds become milliseconds");
         assert_eq!(
             nodes[1].mem_used, None,
             "no member answered for it: unknown"
@@ -696,6 +736,51 @@ mod tests {
                 .iter()
                 .all(|q| q.messages_ready.is_none() && q.consumers.is_none())
         );
+    }
+
+    #[test]
+    fn every_failing_member_is_listed_per_endpoint() {
+        let refused = |member: &str, endpoint| MemberRead {
+            member: member.to_owned(),
+            queues: Fetched::failed(Error::Connect {
+                endpoint,
+                detail: format!("{member} refused"),
+            }),
+            node: Fetched::answered(parse_node(METRICS_4_OFF).unwrap()),
+            delivery_metrics: false,
+        };
+        let mut unauthorised = refused("n3", Endpoint::PrometheusQueues);
+        unauthorised.node = Fetched::failed(Error::Status {
+            endpoint: Endpoint::PrometheusNodes,
+            status: 401,
+            hint: "",
+            body: String::new(),
+        });
+        let read = read(vec![
+            refused("n1", Endpoint::PrometheusQueues),
+            member(DETAILED_4_OFF, METRICS_4_OFF),
+            refused("n2", Endpoint::PrometheusQueues),
+            unauthorised,
+        ]);
+        let members = |endpoint| -> Vec<String> {
+            read.failures(endpoint)
+                .iter()
+                .map(|(m, e)| format!("{m}: {e}"))
+                .collect()
+        };
+        assert_eq!(
+            members(Endpoint::PrometheusQueues),
+            [
+                "n1: /metrics/detailed: cannot connect: n1 refused",
+                "n2: /metrics/detailed: cannot connect: n2 refused",
+                "n3: /metrics/detailed: cannot connect: n3 refused",
+            ]
+        );
+        assert_eq!(
+            members(Endpoint::PrometheusNodes),
+            ["n3: /metrics: HTTP 401: "]
+        );
+        assert!(read.failures(Endpoint::Queues).is_empty());
     }
 
     #[test]
