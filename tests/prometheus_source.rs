@@ -185,9 +185,9 @@ cluster:
     let line = |logs: &str, endpoint: &str, member: &str| {
         logs.lines().any(|l| {
             l.contains("poll failed on this member")
-                && l.contains(&format!("endpoint={endpoint} "))
+                && l.contains(&format!("endpoint=\"{endpoint}\" "))
                 && l.contains(&format!("member={member} "))
-                && l.contains("reason=connect")
+                && l.contains("reason=\"connect\"")
         })
     };
     eventually(
