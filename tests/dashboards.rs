@@ -323,8 +323,13 @@ fn label_values(q: &str) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_panel_query_returns_data_from_a_real_broker_sidecar_and_prometheus() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     every_panel_query(RabbitNode::shared(), &[], &[]).await;
 }
+
+/// Held by each test that runs [`every_panel_query`]: each starts a broker, a sidecar, traffic
+/// and a Prometheus, which is enough load for 2 cores at a time.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Runs every panel query (and every variable's `label_values`) of the dashboards through a
 /// real Prometheus scraping a sidecar (started with `env`) on `node` under real traffic: each
@@ -560,30 +565,44 @@ notify:
     assert!(!failing.received().is_empty());
 }
 
-/// The metrics RabbitMQ 4.0.5 with management statistics disabled cannot give through any
-/// source: the per-queue counters (4.0.5's rabbitmq_prometheus has no `queue_delivery_metrics`,
-/// which came in 4.0.7) and the cluster-wide message counters of `/api/overview`'s
-/// `message_stats` (absent without statistics), and what is computed from them.
+/// What the sidecar does not export on RabbitMQ 4.0.5 with management statistics disabled
+/// (checked live by the test below): the per-queue publish counter (rabbitmq_prometheus has
+/// none; its per-queue delivery counters, `queue_delivery_metrics`, are served by 4.0.5 and
+/// exported), what the backlog detector computes from the counters, and what only
+/// `/api/overview` and `/api/nodes` statistics give (cluster-wide counters and totals,
+/// channels and consumers in `object_totals`, `partitions`).
 const ABSENT_WITHOUT_STATISTICS: &[(&str, &str)] = &[
     (
         "rabbitmq_queue_messages_published_total",
-        "per-queue counter: none in 4.0.5's rabbitmq_prometheus",
-    ),
-    (
-        "rabbitmq_queue_messages_delivered_ack_total",
-        "per-queue counter: none in 4.0.5's rabbitmq_prometheus",
-    ),
-    (
-        "rabbitmq_queue_messages_redelivered_total",
-        "per-queue counter: none in 4.0.5's rabbitmq_prometheus",
+        "per-queue publish counter: none in rabbitmq_prometheus",
     ),
     (
         "rabbitmq_queue_redelivery_ratio",
-        "computed from the per-queue counters",
+        "the backlog detector judges rates only from the management statistics' counters",
     ),
     (
         "rabbitmq_channel_messages_",
         "cluster-wide counters of /api/overview message_stats: absent without statistics",
+    ),
+    (
+        "rabbitmq_messages_ready",
+        "/api/overview queue_totals: absent without statistics",
+    ),
+    (
+        "rabbitmq_messages_unacked",
+        "/api/overview queue_totals: absent without statistics",
+    ),
+    (
+        "rabbitmq_channels",
+        "/api/overview object_totals has only queues, exchanges, connections without statistics",
+    ),
+    (
+        "rabbitmq_consumers",
+        "/api/overview object_totals has only queues, exchanges, connections without statistics",
+    ),
+    (
+        "rabbitmq_node_partitions",
+        "/api/nodes has no partitions without statistics",
     ),
 ];
 
@@ -592,6 +611,7 @@ const ABSENT_WITHOUT_STATISTICS: &[(&str, &str)] = &[
 /// every panel has data except those over [`ABSENT_WITHOUT_STATISTICS`], which stay empty.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_panel_query_on_4_0_5_without_statistics_has_data_or_is_absent_by_design() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     static NODE: std::sync::OnceLock<RabbitNode> = std::sync::OnceLock::new();
     let node = NODE.get_or_init(|| {
         RabbitNode::start_with("dash-r4-off", &["--version", "4", "--stats", "off"])
