@@ -277,6 +277,9 @@ impl Poller {
             if let Ok(listed) = &mut nodes.result {
                 prometheus::apply_nodes(listed, read);
             }
+            if let (Ok(o), Some(listed)) = (&mut overview.result, nodes.ok()) {
+                prometheus::apply_overview(o, read, listed.len());
+            }
         }
         // Which queues receive dead letters depends on every listed queue's settings (also
         // those not exported): the targets were gathered while the listing was decoded.

@@ -568,9 +568,10 @@ notify:
 /// What the sidecar does not export on RabbitMQ 4.0.5 with management statistics disabled
 /// (checked live by the test below): the per-queue publish counter (rabbitmq_prometheus has
 /// none; its per-queue delivery counters, `queue_delivery_metrics`, are served by 4.0.5 and
-/// exported), what the backlog detector computes from the counters, and what only
-/// `/api/overview` and `/api/nodes` statistics give (cluster-wide counters and totals,
-/// channels and consumers in `object_totals`, `partitions`).
+/// exported), what the backlog detector computes from the counters, and what only the
+/// statistics of `/api/overview` and `/api/nodes` give (cluster-wide message counters,
+/// `partitions`). The cluster totals (messages, channels, consumers) come from the members'
+/// `/metrics` instead.
 const ABSENT_WITHOUT_STATISTICS: &[(&str, &str)] = &[
     (
         "rabbitmq_queue_messages_published_total",
@@ -583,22 +584,6 @@ const ABSENT_WITHOUT_STATISTICS: &[(&str, &str)] = &[
     (
         "rabbitmq_channel_messages_",
         "cluster-wide counters of /api/overview message_stats: absent without statistics",
-    ),
-    (
-        "rabbitmq_messages_ready",
-        "/api/overview queue_totals: absent without statistics",
-    ),
-    (
-        "rabbitmq_messages_unacked",
-        "/api/overview queue_totals: absent without statistics",
-    ),
-    (
-        "rabbitmq_channels",
-        "/api/overview object_totals has only queues, exchanges, connections without statistics",
-    ),
-    (
-        "rabbitmq_consumers",
-        "/api/overview object_totals has only queues, exchanges, connections without statistics",
     ),
     (
         "rabbitmq_node_partitions",

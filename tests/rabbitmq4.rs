@@ -609,13 +609,13 @@ async fn slow_consumer(ch: &lapin::Channel, queue: &str, delay: Duration) {
 /// The sidecar (`source: auto`, polling every 500 ms, 6 s backlog windows,
 /// RabbitmqQueueNoConsumers after 2 s) must call `growing` growing and raise
 /// RabbitmqQueueGrowing, and call `idle` no_consumers and raise RabbitmqQueueNoConsumers.
-/// Returns the Growing alert's cause.
+/// Returns the Growing alert's cause and the last exposition.
 async fn backlog_growing_and_no_consumers(
     node: &RabbitNode,
     growing: &'static str,
     idle: &'static str,
     source: &str,
-) -> String {
+) -> (String, support::Exposition) {
     let (_conn, ch) = amqp(node, "/").await;
     declare(&ch, growing).await;
     declare(&ch, idle).await;
@@ -676,10 +676,11 @@ alerting:
     );
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     sidecar.terminate();
-    alert["details"]["cause"]
+    let cause = alert["details"]["cause"]
         .as_str()
         .unwrap_or_default()
-        .to_owned()
+        .to_owned();
+    (cause, m)
 }
 
 /// With statistics on (`auto` reads the management statistics): GROWING with the measured
@@ -687,7 +688,7 @@ alerting:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_statistics_a_faster_producer_is_growing_and_an_unconsumed_queue_has_no_consumers() {
     let _serial = ON_NODE.lock().await;
-    let cause =
+    let (cause, _) =
         backlog_growing_and_no_consumers(node4("on"), "r4-on-growing", "r4-on-idle", "management")
             .await;
     assert!(
@@ -696,13 +697,14 @@ async fn with_statistics_a_faster_producer_is_growing_and_an_unconsumed_queue_ha
     );
 }
 
-/// Without statistics (`auto` reads rabbitmq_prometheus; 4.0.5 has no per-queue counters):
-/// GROWING from the depth alone, the cause saying the rates are unknown; NO_CONSUMERS.
+/// Without statistics (`auto` reads rabbitmq_prometheus, which has no per-queue publish
+/// counter): GROWING from the depth alone, the cause saying the rates are unknown;
+/// NO_CONSUMERS. The plugin's per-queue delivery counters are exported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_statistics_a_faster_producer_is_growing_and_an_unconsumed_queue_has_no_consumers()
 {
     let _serial = OFF_NODE.lock().await;
-    let cause = backlog_growing_and_no_consumers(
+    let (cause, m) = backlog_growing_and_no_consumers(
         node4("off"),
         "r4-off-growing",
         "r4-off-idle",
@@ -712,6 +714,23 @@ async fn without_statistics_a_faster_producer_is_growing_and_an_unconsumed_queue
     assert!(
         cause.contains("(rates unknown: no per-queue counters)"),
         "{cause}"
+    );
+    // 4.0.5's rabbitmq_prometheus serves the per-queue delivery counters
+    // (`queue_delivery_metrics`), exported as they are; it has no publish counter: absent.
+    let growing = [("vhost", "/"), ("queue", "r4-off-growing")];
+    let delivered = m.get("rabbitmq_queue_messages_delivered_ack_total", &growing);
+    assert!(
+        delivered.is_some_and(|d| d > 0.0),
+        "{delivered:?}\n{}",
+        m.text
+    );
+    assert!(
+        m.get("rabbitmq_queue_messages_acked_total", &growing)
+            .is_some_and(|a| a > 0.0)
+    );
+    assert_eq!(
+        m.get("rabbitmq_queue_messages_published_total", &growing),
+        None
     );
 }
 

@@ -1,6 +1,6 @@
 //! The second source of queue and node figures: every cluster member's rabbitmq_prometheus
 //! plugin (port 15692). Per member, `GET /metrics/detailed` with the per-queue families
-//! ([`QUEUE_FAMILIES`], plus [`DELIVERY_FAMILY`] where the node has it: 4.0.7+) and
+//! ([`QUEUE_FAMILIES`], plus [`DELIVERY_FAMILY`] where the node has it: 4.0.5 verified) and
 //! `GET /metrics` (node memory and limit, disk and limit, file descriptors, alarms). Both are
 //! node-local, so every member is read ([`Reader`]) and the answers are merged into the
 //! management API's queue and node listings ([`apply_queues`], [`apply_nodes`]): a queue's
@@ -21,7 +21,7 @@ use reqwest::Url;
 
 use super::client::BuildError;
 use super::exposition::{self, ParseError, Sample};
-use super::model::{MessageStats, Node, Queue};
+use super::model::{MessageStats, Node, Overview, Queue};
 use super::{Body, Client, Endpoint, Error, Fetched};
 use crate::config::{ClusterConfig, RabbitmqConfig};
 use crate::rabbitmq::members::expand_template;
@@ -34,7 +34,8 @@ pub const QUEUE_FAMILIES: [&str; 3] = [
     "queue_metrics",
 ];
 
-/// The per-queue delivery counters (RabbitMQ 4.0.7+). Asked for too; an older node answers
+/// The per-queue delivery counters (served by RabbitMQ 4.0.5, verified live; not by 3.10.8).
+/// Asked for too; an older node answers
 /// without them (or with 400/404, after which it is asked without them).
 pub const DELIVERY_FAMILY: &str = "queue_delivery_metrics";
 
@@ -92,6 +93,15 @@ pub struct NodeFigures {
     pub proc_total: Option<u64>,
     /// `rabbitmq_erlang_uptime_seconds`, in milliseconds (the management API's unit).
     pub uptime: Option<u64>,
+    /// `rabbitmq_channels`: channels open on this node.
+    pub channels: Option<u64>,
+    /// `rabbitmq_consumers`: consumers on the queues of this node.
+    pub consumers: Option<u64>,
+    /// `rabbitmq_queue_messages_ready`: ready messages summed over this node's queues.
+    pub messages_ready: Option<u64>,
+    /// `rabbitmq_queue_messages_unacked`: unacknowledged messages summed over this node's
+    /// queues.
+    pub messages_unacknowledged: Option<u64>,
 }
 
 /// Queue figures by (vhost, queue name), as one member answered.
@@ -222,6 +232,12 @@ pub fn parse_node(text: &str) -> Result<NodeFigures, ParseError> {
             "rabbitmq_process_max_fds" => put(&mut n.fd_total, count(&s)?, name),
             "rabbitmq_erlang_processes_used" => put(&mut n.proc_used, count(&s)?, name),
             "rabbitmq_erlang_processes_limit" => put(&mut n.proc_total, count(&s)?, name),
+            "rabbitmq_channels" => put(&mut n.channels, count(&s)?, name),
+            "rabbitmq_consumers" => put(&mut n.consumers, count(&s)?, name),
+            "rabbitmq_queue_messages_ready" => put(&mut n.messages_ready, count(&s)?, name),
+            "rabbitmq_queue_messages_unacked" => {
+                put(&mut n.messages_unacknowledged, count(&s)?, name)
+            }
             "rabbitmq_erlang_uptime_seconds" => {
                 let v = s.value;
                 if !(v.is_finite() && v >= 0.0) {
@@ -354,6 +370,34 @@ pub fn apply_nodes(nodes: &mut [Node], read: &Read) {
         node.proc_used = f.proc_used;
         node.proc_total = f.proc_total;
         node.uptime = f.uptime;
+    }
+}
+
+/// Fills what `/api/overview` lacks without management statistics (`object_totals.channels`
+/// and `.consumers`, `queue_totals`) with the sums of every member's `/metrics` totals, but
+/// only when every member read answered and they are `cluster_size` distinct nodes (the
+/// members `/api/nodes` lists): a sum over part of the cluster would be too low, so the totals
+/// then stay unknown. Figures the overview has are kept.
+pub fn apply_overview(overview: &mut Overview, read: &Read, cluster_size: usize) {
+    let answered: Vec<&NodeFigures> = read.members.iter().filter_map(|m| m.node.ok()).collect();
+    let nodes: BTreeSet<&str> = answered.iter().filter_map(|f| f.node.as_deref()).collect();
+    if cluster_size == 0 || answered.len() != read.members.len() || nodes.len() != cluster_size {
+        return;
+    }
+    let sum = |field: fn(&NodeFigures) -> Option<u64>| -> Option<u64> {
+        answered.iter().map(|f| field(f)).sum()
+    };
+    let objects = overview.object_totals.get_or_insert_with(Default::default);
+    objects.channels = objects.channels.or_else(|| sum(|f| f.channels));
+    objects.consumers = objects.consumers.or_else(|| sum(|f| f.consumers));
+    let totals = overview.queue_totals.get_or_insert_with(Default::default);
+    if totals.messages_ready.is_none() && totals.messages_unacknowledged.is_none() {
+        totals.messages_ready = sum(|f| f.messages_ready);
+        totals.messages_unacknowledged = sum(|f| f.messages_unacknowledged);
+        totals.messages = totals
+            .messages_ready
+            .zip(totals.messages_unacknowledged)
+            .map(|(r, u)| r + u);
     }
 }
 
@@ -637,7 +681,7 @@ mod tests {
         assert_eq!(orders.message_bytes_ready, Some(63));
         assert_eq!(orders.message_bytes, Some(63));
         assert_eq!(orders.head_message_timestamp, Some(1_796_044_082.0));
-        // 4.0.5 has no per-queue delivery counters: unknown, not 0.
+        // This fixture was recorded without `queue_delivery_metrics`: unknown, not 0.
         assert_eq!(orders.message_stats, None);
         let work = q("work");
         assert_eq!(
@@ -689,6 +733,34 @@ mod tests {
             nodes[1].mem_used, None,
             "no member answered for it: unknown"
         );
+    }
+
+    #[test]
+    fn overview_totals_come_from_every_member_or_stay_unknown() {
+        const OVERVIEW_4_OFF: &str =
+            include_str!("../../tests/fixtures/4.0.5-stats-off/overview.json");
+        let listed: Overview = serde_json::from_str(OVERVIEW_4_OFF).unwrap();
+        assert_eq!(listed.queue_totals, None, "stats off: no queue_totals");
+        let read = read(vec![member(DETAILED_4_OFF, METRICS_4_OFF)]);
+        let mut o = listed.clone();
+        apply_overview(&mut o, &read, 1);
+        let objects = o.object_totals.clone().unwrap();
+        assert_eq!((objects.channels, objects.consumers), (Some(1), Some(1)));
+        assert_eq!(objects.queues, Some(5), "the overview's own figure is kept");
+        let totals = o.queue_totals.unwrap();
+        assert_eq!(
+            (
+                totals.messages_ready,
+                totals.messages_unacknowledged,
+                totals.messages
+            ),
+            (Some(19), Some(2), Some(21))
+        );
+        // Two nodes listed, one member read: a partial sum would be too low.
+        let mut o = listed.clone();
+        apply_overview(&mut o, &read, 2);
+        assert_eq!(o.object_totals.unwrap().channels, None);
+        assert!(o.queue_totals.unwrap_or_default().messages_ready.is_none());
     }
 
     #[test]
