@@ -28,7 +28,9 @@
 #
 # Writes bench/results/sources/N.json and bench/SOURCES.md (included in bench/RESULTS.md by
 # bench/report.py render). Everything started here is stopped on exit, by PID.
-# Knobs: BENCH_POLLS [5], BENCH_ROUNDS [2], BENCH_INTERVAL_S [15], BENCH_TIMEOUT_S [14],
+# The sidecar runs with the reliability audit off (`audit.enabled: false`: its reads are the same
+# for both sources and are measured on their own, docs/audit.md#cost).
+# Knobs: BENCH_POLLS [5], BENCH_ROUNDS [2], BENCH_INTERVAL_S [20], BENCH_TIMEOUT_S [19],
 # BENCH_BASELINE_S [10], BENCH_STATS_OFF [1] (0 skips the statistics-off node).
 set -euo pipefail
 
@@ -38,8 +40,8 @@ N=${1:-10000}
 [[ "$N" =~ ^[1-9][0-9]*$ ]] || { echo "sources: N must be a positive integer" >&2; exit 2; }
 POLLS=${BENCH_POLLS:-5}
 ROUNDS=${BENCH_ROUNDS:-2}
-INTERVAL_S=${BENCH_INTERVAL_S:-15}
-TIMEOUT_S=${BENCH_TIMEOUT_S:-14}
+INTERVAL_S=${BENCH_INTERVAL_S:-20}
+TIMEOUT_S=${BENCH_TIMEOUT_S:-19}
 BASELINE_S=${BENCH_BASELINE_S:-10}
 STATS_OFF=${BENCH_STATS_OFF:-1}
 VHOSTS=10 MESSAGES=5 CONSUMER_EVERY=10 PREFETCH=2
@@ -143,6 +145,7 @@ block() {
     RABBITMQ_WATCH__RABBITMQ__TIMEOUT=${TIMEOUT_S}s \
     RABBITMQ_WATCH__POLL__DEADLINE=$((INTERVAL_S * 4))s \
     RABBITMQ_WATCH__LISTEN="127.0.0.1:$port" \
+    RABBITMQ_WATCH__AUDIT__ENABLED=false \
     RUST_LOG=rabbitmq_watch=debug NO_COLOR=1 \
     "$SIDECAR_BIN" > /dev/null 2> "$logf" &
   SIDECAR_PID=$!
@@ -182,9 +185,9 @@ fi
 
 mkdir -p bench/results/sources
 "$PY" - "$BLOCKS" "$N" "$POLLS" "$CLK_TCK" "$COMMIT" "$DIRTY" "$MESSAGES" "$CONSUMER_EVERY" "$PREFETCH" \
-  "bench/results/sources/$N.json" bench/SOURCES.md <<'EOF'
+  "bench/results/sources/$N.json" bench/SOURCES.md "$INTERVAL_S" "$BASELINE_S" <<'EOF'
 import json, re, statistics, sys, time
-blocks_path, n, polls, tck, commit, dirty, msgs, every, prefetch, out_json, out_md = sys.argv[1:]
+blocks_path, n, polls, tck, commit, dirty, msgs, every, prefetch, out_json, out_md, interval, baseline = sys.argv[1:]
 n, polls, tck = int(n), int(polls), int(tck)
 consumers = (n + int(every) - 1) // int(every)
 want_ready = n * int(msgs) - consumers * min(int(prefetch), int(msgs))
@@ -193,7 +196,8 @@ for line in open(blocks_path):
     (stats, source, rnd, base_s, base_ticks, w0, w1, sticks, bticks, logf, prom, status, load) = line.rstrip("\n").split("\t")
     base_rate = int(base_ticks) / tck / float(base_s)
     window = float(w1) - float(w0)
-    durations = [int(m.group(1)) / 1000 for m in re.finditer(r"duration_ms=(\d+)", open(logf).read())]
+    durations = [int(m.group(1)) / 1000 for line in open(logf) if "poll finished" in line
+                 for m in [re.search(r"duration_ms=(\d+)", line)] if m]
     measured = durations[1:1 + polls]
     text = open(prom).read()
     def val(pattern):
@@ -235,8 +239,8 @@ md = [f"## Both sources on RabbitMQ 4.0.5, {n:,} queues (#12)", "",
       f"`bench/run.sh` ({n:,} durable classic queues over 10 vhosts, 5 messages each, a never-acking "
       "consumer with prefetch 2 on every 10th queue). Blocks alternate the sources on the same "
       f"node (management, prometheus, …); each block is a fresh release sidecar (`poll.interval` "
-      f"15 s), polls 2–{polls + 1} measured. Broker CPU per poll = utime+stime of its `beam.smp` over "
-      "the polls minus its idle baseline (measured for 10 s just before the block, no sidecar) over "
+      f"{interval} s, the reliability audit off), polls 2–{polls + 1} measured. Broker CPU per poll = utime+stime of its `beam.smp` over "
+      f"the polls minus its idle baseline (measured for {baseline} s just before the block, no sidecar) over "
       "the same wall time, ÷ polls; sidecar CPU likewise from its own `/proc/PID/stat` (one "
       "`/metrics` scrape per poll included). CPU times are what to compare here: the machine is "
       "shared with other builds and tests (load average per block below), which stretches wall "
