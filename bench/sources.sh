@@ -79,7 +79,8 @@ free_port() {
   for i in $(seq 1 200); do p=$((20000 + RANDOM % 30000)); port_in_use "$p" || { echo "$p"; return; }; done
   die "no free port"
 }
-polls_done() { grep -c 'poll finished' "$1" || true; }
+# Polls finished so far, 0 while the log does not exist yet.
+polls_done() { local c; c=$(grep -c 'poll finished' "$1" 2>/dev/null) || true; echo "${c:-0}"; }
 wait_polls() { # wait_polls LOG K LIMIT_S
   local waited=0
   while [ "$(polls_done "$1")" -lt "$2" ]; do
@@ -186,7 +187,7 @@ fi
 mkdir -p bench/results/sources
 "$PY" - "$BLOCKS" "$N" "$POLLS" "$CLK_TCK" "$COMMIT" "$DIRTY" "$MESSAGES" "$CONSUMER_EVERY" "$PREFETCH" \
   "bench/results/sources/$N.json" bench/SOURCES.md "$INTERVAL_S" "$BASELINE_S" <<'EOF'
-import json, re, statistics, sys, time
+import datetime, json, re, statistics, sys, time
 blocks_path, n, polls, tck, commit, dirty, msgs, every, prefetch, out_json, out_md, interval, baseline = sys.argv[1:]
 n, polls, tck = int(n), int(polls), int(tck)
 consumers = (n + int(every) - 1) // int(every)
@@ -196,8 +197,15 @@ for line in open(blocks_path):
     (stats, source, rnd, base_s, base_ticks, w0, w1, sticks, bticks, logf, prom, status, load) = line.rstrip("\n").split("\t")
     base_rate = int(base_ticks) / tck / float(base_s)
     window = float(w1) - float(w0)
-    durations = [int(m.group(1)) / 1000 for line in open(logf) if "poll finished" in line
-                 for m in [re.search(r"duration_ms=(\d+)", line)] if m]
+    durations, ends = [], []
+    for line in open(logf):
+        m = re.search(r"^(\S+Z) .*poll finished.*duration_ms=(\d+)", line)
+        if m:
+            durations.append(int(m.group(2)) / 1000)
+            ends.append(datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%fZ")
+                        .replace(tzinfo=datetime.timezone.utc).timestamp())
+    # The CPU window is meant to hold polls 2 … K+1; count the polls that really ended in it.
+    in_window = sum(1 for t in ends if float(w0) < t <= float(w1)) or polls
     measured = durations[1:1 + polls]
     text = open(prom).read()
     def val(pattern):
@@ -214,11 +222,12 @@ for line in open(blocks_path):
         "polls": len(measured), "poll_wall_s": measured,
         "poll_wall_median_s": statistics.median(measured) if measured else None,
         "bytes_per_poll": bytes_, "bytes_by_endpoint": by_endpoint,
-        "sidecar_cpu_per_poll_s": int(sticks) / tck / polls,
+        "polls_in_cpu_window": in_window,
+        "sidecar_cpu_per_poll_s": int(sticks) / tck / in_window,
         "sidecar_rss_mb": kb("VmRSS") / 1000, "sidecar_hwm_mb": kb("VmHWM") / 1000,
         "broker_baseline_cores": base_rate,
-        "broker_cpu_per_poll_s": (int(bticks) / tck - base_rate * window) / polls,
-        "broker_cpu_per_poll_with_baseline_s": int(bticks) / tck / polls,
+        "broker_cpu_per_poll_s": (int(bticks) / tck - base_rate * window) / in_window,
+        "broker_cpu_per_poll_with_baseline_s": int(bticks) / tck / in_window,
         "window_s": window,
         "queues_with_ready": len(ready), "ready_sum": sum(ready), "up": up[0] if up else None,
         "loadavg_start": float(l0), "loadavg_end": float(l1), "other_beam_processes": int(others),
@@ -241,23 +250,28 @@ md = [f"## Both sources on RabbitMQ 4.0.5, {n:,} queues (#12)", "",
       f"node (management, prometheus, …); each block is a fresh release sidecar (`poll.interval` "
       f"{interval} s, the reliability audit off), polls 2–{polls + 1} measured. Broker CPU per poll = utime+stime of its `beam.smp` over "
       f"the polls minus its idle baseline (measured for {baseline} s just before the block, no sidecar) over "
-      "the same wall time, ÷ polls; sidecar CPU likewise from its own `/proc/PID/stat` (one "
+      "the same wall time, ÷ the polls that ended in that window; sidecar CPU likewise from its own `/proc/PID/stat` (one "
       "`/metrics` scrape per poll included). CPU times are what to compare here: the machine is "
       "shared with other builds and tests (load average per block below), which stretches wall "
       "times much more than CPU times.", "",
-      "| block | statistics | source | poll wall (median) | bytes read / poll | sidecar CPU / poll | sidecar RSS (HWM) | broker CPU / poll above idle | broker idle | queues with figures (ready sum) | load avg |",
-      "|---|---|---|---|---|---|---|---|---|---|---|"]
+      "| block | statistics | source | poll wall (median) | bytes read / poll | sidecar CPU / poll | sidecar RSS (HWM) | broker CPU / poll above idle | broker CPU / poll interval, idle included | broker idle | queues with figures (ready sum) | load avg |",
+      "|---|---|---|---|---|---|---|---|---|---|---|---|"]
 for i, r in enumerate(rows, 1):
     md.append(f"| {i} | {r['statistics']} | {r['source']} | {f(r['poll_wall_median_s'])} s | "
               f"{r['bytes_per_poll'] / 1e6:.2f} MB | {f(r['sidecar_cpu_per_poll_s'], 3)} s | "
               f"{r['sidecar_rss_mb']:.0f} MB ({r['sidecar_hwm_mb']:.0f} MB) | "
-              f"{f(r['broker_cpu_per_poll_s'])} s | {r['broker_baseline_cores']:.2f} cores | "
+              f"{f(r['broker_cpu_per_poll_s'])} s | {f(r['broker_cpu_per_poll_with_baseline_s'])} s | "
+              f"{r['broker_baseline_cores']:.2f} cores | "
               f"{r['queues_with_ready']:,} ({r['ready_sum']:,.0f}) | {r['loadavg_start']:.1f}–{r['loadavg_end']:.1f} |")
 md.append("")
 bm, bp = med("management", "on", "broker_cpu_per_poll_s"), med("prometheus", "on", "broker_cpu_per_poll_s")
 sm, sp = med("management", "on", "sidecar_cpu_per_poll_s"), med("prometheus", "on", "sidecar_cpu_per_poll_s")
 md.append(f"Medians over the statistics-on blocks: broker CPU per poll {f(bm)} s (management) vs "
           f"{f(bp)} s (prometheus)" + (f", {bp / bm:.2f}×" if bm and bp else "")
+          + f"; idle included, per poll interval, {f(med('management', 'on', 'broker_cpu_per_poll_with_baseline_s'))} s "
+          f"vs {f(med('prometheus', 'on', 'broker_cpu_per_poll_with_baseline_s'))} s, and "
+          f"{f(med('prometheus', 'off', 'broker_cpu_per_poll_with_baseline_s'))} s for the prometheus source "
+          "on the node with statistics off"
           + f"; sidecar CPU per poll {f(sm, 3)} s vs {f(sp, 3)} s. Expected figures: {n:,} queues "
           f"with a ready count summing to {want_ready:,}.")
 md.append("")

@@ -427,11 +427,11 @@ impl Poller {
 /// broker's last overview (`None` when it could not be read).
 ///
 /// `auto` chooses rabbitmq_prometheus whenever the broker collects no management statistics
-/// (`disable_stats: true`, or the field missing), else the management statistics. Not by cost
-/// alone: rabbitmq_prometheus costs the broker less per poll (`bench/sources.sh`, 4.0.5 with
-/// 10,000 queues), but where statistics are on only they give the per-queue publish counter,
-/// the cluster-wide counters and the backlog detector's rates, so the same figures are not
-/// on offer (docs/operations.md, "How `auto` chooses").
+/// (`disable_stats: true`, or the field missing), else the management statistics. Measured
+/// (`bench/sources.sh`, 4.0.5 with 10,000 queues): where statistics are on, a poll costs the
+/// broker about the same with either source, and only the management statistics give the
+/// per-queue publish counter and the backlog detector's rates, so `auto` keeps them there
+/// (docs/operations.md, "How `auto` chooses").
 pub fn choose_source(configured: Source, overview: Option<&Overview>) -> FigureSource {
     match configured {
         Source::Management => FigureSource::Management,
