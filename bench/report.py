@@ -740,6 +740,12 @@ def cmd_render(results_dir, out_path, wanted):
         with open(analysis) as f:
             doc.append(f.read().rstrip())
         doc.append("")
+    # Both figure sources on RabbitMQ 4.0.5 (bench/SOURCES.md, written by bench/sources.sh).
+    sources = os.path.join(os.path.dirname(os.path.abspath(__file__)), "SOURCES.md")
+    if os.path.exists(sources):
+        with open(sources) as f:
+            doc.append(f.read().rstrip())
+        doc.append("")
     doc.append("## Reference figures (not measured here)")
     doc.append("")
     doc.append("From `shared/REFERENCE.md`, \"Measured cost on this machine, 10,000 queues (median of 5)\", "

@@ -295,6 +295,9 @@ impl Poller {
             if let Ok(listed) = &mut nodes.result {
                 prometheus::apply_nodes(listed, read);
             }
+            if let (Ok(o), Some(listed)) = (&mut overview.result, nodes.ok()) {
+                prometheus::apply_overview(o, read, listed.len());
+            }
         }
         // Which queues receive dead letters depends on every listed queue's settings (also
         // those not exported): the targets were gathered while the listing was decoded.
@@ -460,9 +463,11 @@ impl Poller {
 /// broker's last overview (`None` when it could not be read).
 ///
 /// `auto` chooses rabbitmq_prometheus whenever the broker collects no management statistics
-/// (`disable_stats: true`, or the field missing), else the management statistics. This is
-/// the hook for choosing by cost when both can serve: the bench comparison of #12 decides
-/// whether `auto` should prefer rabbitmq_prometheus on brokers with statistics on too.
+/// (`disable_stats: true`, or the field missing), else the management statistics. Measured
+/// (`bench/sources.sh`, 4.0.5 with 10,000 queues): where statistics are on, a poll costs the
+/// broker about the same with either source, and only the management statistics give the
+/// per-queue publish counter and the backlog detector's rates, so `auto` keeps them there
+/// (docs/operations.md, "How `auto` chooses").
 pub fn choose_source(configured: Source, overview: Option<&Overview>) -> FigureSource {
     match configured {
         Source::Management => FigureSource::Management,
@@ -536,9 +541,28 @@ fn log_caps(snapshot: &Snapshot, last_dropped: &mut u64) {
     *last_dropped = dropped;
 }
 
-/// One warning per failed endpoint; one info line when a failing sidecar recovers.
+/// One warning per failed endpoint, and for rabbitmq_prometheus's endpoints (read on every
+/// member) one per failed member, naming it; one info line when a failing sidecar recovers.
 fn log_outcome(snapshot: &Snapshot, was_up: &mut bool) {
     for endpoint in Endpoint::ALL {
+        let members = snapshot
+            .prometheus
+            .as_ref()
+            .map(|read| read.failures(endpoint))
+            .unwrap_or_default();
+        for (member, e) in &members {
+            tracing::warn!(
+                endpoint = endpoint.path(),
+                member = %member,
+                reason = e.reason(),
+                error = %e,
+                seq = snapshot.seq,
+                "poll failed on this member"
+            );
+        }
+        if !members.is_empty() {
+            continue;
+        }
         if let Some(e) = snapshot.error(endpoint) {
             tracing::warn!(
                 endpoint = endpoint.path(),

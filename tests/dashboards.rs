@@ -334,7 +334,20 @@ fn label_values(q: &str) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_panel_query_returns_data_from_a_real_broker_sidecar_and_prometheus() {
-    let node = RabbitNode::shared();
+    let _serial = ONE_AT_A_TIME.lock().await;
+    every_panel_query(RabbitNode::shared(), &[], &[]).await;
+}
+
+/// Held by each test that runs [`every_panel_query`]: each starts a broker, a sidecar, traffic
+/// and a Prometheus, which is enough load for 2 cores at a time.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Runs every panel query (and every variable's `label_values`) of the dashboards through a
+/// real Prometheus scraping a sidecar (started with `env`) on `node` under real traffic: each
+/// must parse; each must return data, except those over [`INCIDENT`] metrics and those over
+/// the `absent` metrics, which must return none (a source that cannot give a figure leaves it
+/// absent, never 0).
+async fn every_panel_query(node: &RabbitNode, env: &[(&str, &str)], absent: &[(&str, &str)]) {
     let (_conn, ch) = amqp(node, "/").await;
     let durable = || QueueDeclareOptions {
         durable: true,
@@ -465,7 +478,7 @@ notify:
         ok = ok.url,
         failing = failing.url
     );
-    let sidecar = Sidecar::start_with_config(&node.mgmt_url, &config, &[]);
+    let sidecar = Sidecar::start_with_config(&node.mgmt_url, &config, env);
     let target = sidecar.base.trim_start_matches("http://").to_owned();
     let rules =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("alerts/rabbitmq-watch.rules.yml");
@@ -485,10 +498,16 @@ notify:
             .find(|(m, _)| expr.contains(m))
             .map(|(m, why)| format!("{m}: {why}"))
     };
+    let without = |expr: &str| absent.iter().any(|(m, _)| expr.contains(m));
     let mut checks: Vec<(String, String, Option<String>)> = Vec::new(); // (what, promql, why optional)
+    let mut empty: Vec<(String, String)> = Vec::new(); // (what, promql): must return no data
     for path in DASHBOARDS {
         let d = load(path);
         for (title, expr) in queries(&d) {
+            if without(&expr) {
+                empty.push((format!("{path}: {title}"), substitute(&expr, &values)));
+                continue;
+            }
             let why = optional(&expr);
             checks.push((format!("{path}: {title}"), substitute(&expr, &values), why));
         }
@@ -526,6 +545,23 @@ notify:
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     };
+    // Queries over figures this source cannot give: they parse and stay empty (after the
+    // others have data, so the sidecar has polled many times).
+    let mut failures = failures;
+    for (what, promql) in &empty {
+        let answer = prometheus.query_raw(promql);
+        if answer["status"] != "success" {
+            failures.push(format!("{what}: `{promql}` failed: {answer}"));
+        } else if answer["data"]["result"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty())
+        {
+            failures.push(format!(
+                "{what}: `{promql}` has data although this source cannot give it: {}",
+                answer["data"]["result"]
+            ));
+        }
+    }
     traffic.abort();
     assert!(
         failures.is_empty(),
@@ -547,4 +583,47 @@ notify:
     // The notifications the Sidecar dashboard shows really happened.
     assert!(!ok.received().is_empty());
     assert!(!failing.received().is_empty());
+}
+
+/// What the sidecar does not export on RabbitMQ 4.0.5 with management statistics disabled
+/// (checked live by the test below): the per-queue publish counter (rabbitmq_prometheus has
+/// none; its per-queue delivery counters, `queue_delivery_metrics`, are served by 4.0.5 and
+/// exported), what the backlog detector computes from the counters, and what only the
+/// statistics of `/api/overview` and `/api/nodes` give (cluster-wide message counters,
+/// `partitions`). The cluster totals (messages, channels, consumers) come from the members'
+/// `/metrics` instead.
+const ABSENT_WITHOUT_STATISTICS: &[(&str, &str)] = &[
+    (
+        "rabbitmq_queue_messages_published_total",
+        "per-queue publish counter: none in rabbitmq_prometheus",
+    ),
+    (
+        "rabbitmq_queue_redelivery_ratio",
+        "the backlog detector judges rates only from the management statistics' counters",
+    ),
+    (
+        "rabbitmq_channel_messages_",
+        "cluster-wide counters of /api/overview message_stats: absent without statistics",
+    ),
+    (
+        "rabbitmq_node_partitions",
+        "/api/nodes has no partitions without statistics",
+    ),
+];
+
+/// The same dashboards on RabbitMQ 4.0.5 with management statistics disabled (what RabbitMQ
+/// recommends for 4.x), the sidecar reading rabbitmq_prometheus (`source: auto` chooses it):
+/// every panel has data except those over [`ABSENT_WITHOUT_STATISTICS`], which stay empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_panel_query_on_4_0_5_without_statistics_has_data_or_is_absent_by_design() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    static NODE: std::sync::OnceLock<RabbitNode> = std::sync::OnceLock::new();
+    let node = NODE.get_or_init(|| {
+        RabbitNode::start_with("dash-r4-off", &["--version", "4", "--stats", "off"])
+    });
+    let env = [(
+        "RABBITMQ_WATCH__RABBITMQ__PROMETHEUS_URL",
+        node.prom_url.as_str(),
+    )];
+    every_panel_query(node, &env, ABSENT_WITHOUT_STATISTICS).await;
 }

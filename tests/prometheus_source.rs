@@ -160,3 +160,48 @@ async fn an_unreachable_plugin_is_a_connect_failure_and_absent_figures() {
     );
     sidecar.terminate();
 }
+
+/// `/metrics/detailed` and `/metrics` are read on every member: when several members' plugins
+/// fail in one poll, each failing member is logged (with its name), not only the first.
+/// Two members (`cluster.nodes`: the node's management API under two host names) whose
+/// plugin port refuses connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_failing_member_is_logged_per_plugin_endpoint() {
+    let node = node();
+    let refused = format!("http://127.0.0.1:{}", free_port());
+    let port = node.mgmt_url.rsplit(':').next().expect("a port");
+    let yaml = format!(
+        r#"
+rabbitmq:
+  source: prometheus
+  prometheus_url: "{refused}"
+cluster:
+  nodes:
+    - "rabbit@first=http://127.0.0.1:{port}"
+    - "rabbit@second=http://localhost:{port}"
+"#
+    );
+    let sidecar = Sidecar::start_with_config(&node.mgmt_url, &yaml, &[]);
+    let line = |logs: &str, endpoint: &str, member: &str| {
+        logs.lines().any(|l| {
+            l.contains("poll failed on this member")
+                && l.contains(&format!("endpoint=\"{endpoint}\" "))
+                && l.contains(&format!("member={member} "))
+                && l.contains("reason=\"connect\"")
+        })
+    };
+    eventually(
+        WAIT,
+        "both members' failures of both endpoints logged",
+        || {
+            let logs = sidecar.logs();
+            ["/metrics/detailed", "/metrics"]
+                .iter()
+                .all(|e| line(&logs, e, "rabbit@first") && line(&logs, e, "rabbit@second"))
+                .then_some(())
+        },
+    );
+    let m = sidecar.metrics();
+    assert_eq!(m.get("rabbitmq_up", &[]), Some(0.0));
+    sidecar.terminate();
+}

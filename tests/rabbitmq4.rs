@@ -20,6 +20,9 @@ const WAIT: Duration = Duration::from_secs(30);
 /// which blocks every publisher of the node.
 static OFF_NODE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// The same for the statistics-on node (a memory alarm is raised there too).
+static ON_NODE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The RabbitMQ 4.0.5 node of this test binary with statistics `on` or `off`, started on
 /// first use and shared by the tests (start-ups are slow on 2 cores); the node script's
 /// watchdog stops it when this test process exits.
@@ -28,10 +31,15 @@ fn node4(stats: &str) -> &'static RabbitNode {
     static OFF: OnceLock<RabbitNode> = OnceLock::new();
     let cell = if stats == "on" { &ON } else { &OFF };
     cell.get_or_init(|| {
-        let node = RabbitNode::start_with(
-            &format!("r4-{stats}"),
-            &["--version", "4", "--stats", stats],
-        );
+        // The statistics-on node also requires authentication on its rabbitmq_prometheus
+        // (`prometheus.authentication.enabled`): the prometheus source authenticates like the
+        // management source, and a user the plugin refuses gets a 401 (tests below).
+        let auth = "prometheus.authentication.enabled = true";
+        let mut args = vec!["--version", "4", "--stats", stats];
+        if stats == "on" {
+            args.extend(["--conf", auth]);
+        }
+        let node = RabbitNode::start_with(&format!("r4-{stats}"), &args);
         assert!(
             !node.prom_url.is_empty(),
             "4.0 nodes run rabbitmq_prometheus"
@@ -76,6 +84,7 @@ async fn seven_in_each(node: &RabbitNode, classic: &str, quorum: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_statistics_queue_depths_and_node_resources_are_exported() {
+    let _serial = ON_NODE.lock().await;
     let node = node4("on");
     let o = overview(node);
     assert!(
@@ -277,6 +286,8 @@ async fn without_statistics_the_prometheus_source_gives_depth_consumers_resource
         "rabbitmq_resident_memory_limit_bytes",
         "rabbitmq_disk_space_available_bytes",
         "rabbitmq_disk_space_available_limit_bytes",
+        "rabbitmq_process_open_fds",
+        "rabbitmq_process_max_fds",
     ] {
         let value = m.get(series, &this_node);
         assert!(
@@ -430,6 +441,7 @@ async fn without_statistics_the_audit_skips_what_it_cannot_see_and_says_so() {
 /// "not available" (no series, logged once), not a failed poll (#16).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quorum_queue_members_and_delivery_limit_without_mirrors_on_4_0() {
+    let _serial = ON_NODE.lock().await;
     let node = node4("on");
     let (_conn, ch) = amqp(node, "/").await;
     let mut args = FieldTable::default();
@@ -487,4 +499,415 @@ async fn quorum_queue_members_and_delivery_limit_without_mirrors_on_4_0() {
         1,
         "logged once: {logs}"
     );
+}
+
+// -------------------------------------------------------------------------------------------
+// #12: the live suites on 4.0.5 with statistics on and off: consumers, node memory, disk and
+// file descriptors, the memory alarm, backlog growing / no consumers, and the plugin's 401.
+
+/// The alert `alertname` firing with label `key` = `value`, from the sidecar's `/api/v1/alerts`.
+fn firing_alert(
+    sidecar: &Sidecar,
+    alertname: &str,
+    key: &str,
+    value: &str,
+) -> Option<serde_json::Value> {
+    let (status, body) = sidecar.get("/api/v1/alerts");
+    let api: serde_json::Value = serde_json::from_str(&body).ok()?;
+    (status == 200).then_some(())?;
+    api["data"]["alerts"]
+        .as_array()?
+        .iter()
+        .find(|a| {
+            a["labels"]["alertname"] == alertname
+                && a["labels"][key] == value
+                && a["state"] == "firing"
+        })
+        .cloned()
+}
+
+/// Sets the node's memory high watermark back to RabbitMQ's default when dropped, so a failed
+/// assertion does not leave the shared node's publishers blocked.
+struct WatermarkReset<'a>(&'a RabbitNode);
+
+impl Drop for WatermarkReset<'_> {
+    fn drop(&mut self) {
+        let node = self.0;
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            node.ctl(&["set_vm_memory_high_watermark", "0.4"])
+        }));
+    }
+}
+
+/// Node figures every source must export for `node`: memory and its limit, disk and its
+/// limit, file descriptors used and available.
+fn assert_node_resources(m: &support::Exposition, node: &RabbitNode, source: &str) {
+    let this_node = [("node", node.name.as_str())];
+    for series in [
+        "rabbitmq_process_resident_memory_bytes",
+        "rabbitmq_resident_memory_limit_bytes",
+        "rabbitmq_disk_space_available_bytes",
+        "rabbitmq_disk_space_available_limit_bytes",
+        "rabbitmq_process_open_fds",
+        "rabbitmq_process_max_fds",
+    ] {
+        let value = m.get(series, &this_node);
+        assert!(
+            value.is_some_and(|v| v > 0.0),
+            "{source}: {series}: {value:?}\n{}",
+            m.text
+        );
+    }
+    assert!(
+        m.get("rabbitmq_process_open_fds", &this_node)
+            < m.get("rabbitmq_process_max_fds", &this_node),
+        "{source}: fds used below the limit"
+    );
+}
+
+/// With statistics on, both sources (the management statistics, chosen by `auto`, and
+/// rabbitmq_prometheus forced, authenticating to the plugin, which requires it on this node)
+/// give the same depth, consumers and node resources, and both raise `RabbitmqMemoryAlarm` for
+/// a real memory alarm.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_statistics_both_sources_give_consumers_fds_and_the_memory_alarm() {
+    let _serial = ON_NODE.lock().await;
+    let node = node4("on");
+    let (_conn, ch) = amqp(node, "/").await;
+    declare(&ch, "r4-on-seven").await;
+    publish(&ch, "r4-on-seven", 7).await;
+    declare(&ch, "r4-on-consumed").await;
+    let _consumer = consume_and_hold(&ch, "r4-on-consumed", "r4-on-consumer", 2).await;
+
+    let prom_url = (
+        "RABBITMQ_WATCH__RABBITMQ__PROMETHEUS_URL",
+        node.prom_url.as_str(),
+    );
+    let management = Sidecar::start(&node.mgmt_url, &[prom_url]);
+    let prometheus = Sidecar::start(
+        &node.mgmt_url,
+        &[prom_url, ("RABBITMQ_WATCH__RABBITMQ__SOURCE", "prometheus")],
+    );
+    let seven = [("vhost", "/"), ("queue", "r4-on-seven")];
+    let consumed = [("vhost", "/"), ("queue", "r4-on-consumed")];
+    for (source, sidecar) in [("management", &management), ("prometheus", &prometheus)] {
+        let m = eventually(
+            WAIT,
+            &format!("{source}: 7 ready, 1 consumer, 2 unacked"),
+            || {
+                let m = sidecar.metrics();
+                (m.get("rabbitmq_queue_messages_ready", &seven) == Some(7.0)
+                    && m.get("rabbitmq_queue_consumers", &consumed) == Some(1.0)
+                    && m.get("rabbitmq_queue_messages_unacked", &consumed) == Some(2.0))
+                .then_some(m)
+            },
+        );
+        assert_eq!(
+            m.get("rabbitmq_watch_source_info", &[("source", source)]),
+            Some(1.0),
+            "{source}"
+        );
+        assert_eq!(m.get("rabbitmq_up", &[]), Some(1.0), "{source}: {}", m.text);
+        assert_eq!(m.get("rabbitmq_queue_consumers", &seven), Some(0.0));
+        assert_node_resources(&m, node, source);
+    }
+
+    let reset = WatermarkReset(node);
+    node.ctl(&["set_vm_memory_high_watermark", "0.0001"]);
+    for (source, sidecar) in [("management", &management), ("prometheus", &prometheus)] {
+        eventually(
+            WAIT,
+            &format!("{source}: RabbitmqMemoryAlarm firing"),
+            || firing_alert(sidecar, "RabbitmqMemoryAlarm", "node", &node.name),
+        );
+    }
+    drop(reset);
+    management.terminate();
+    prometheus.terminate();
+}
+
+/// Publishes one confirmed message to `queue` about every `period` until `stop`.
+fn producer(
+    ch: lapin::Channel,
+    queue: &'static str,
+    period: Duration,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    tokio::spawn(async move {
+        let mut next = tokio::time::Instant::now();
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            publish(&ch, queue, 1).await;
+            next += period;
+            tokio::time::sleep_until(next).await;
+        }
+    });
+}
+
+/// Consumes `queue` with prefetch 1, acknowledging each delivery after `delay`.
+async fn slow_consumer(ch: &lapin::Channel, queue: &str, delay: Duration) {
+    use futures_lite::StreamExt;
+    use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
+    ch.basic_qos(1, BasicQosOptions::default())
+        .await
+        .expect("basic.qos");
+    let mut deliveries = ch
+        .basic_consume(
+            queue.into(),
+            format!("{queue}-consumer").as_str().into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("basic.consume");
+    tokio::spawn(async move {
+        while let Some(Ok(d)) = deliveries.next().await {
+            tokio::time::sleep(delay).await;
+            if d.ack(BasicAckOptions::default()).await.is_err() {
+                break;
+            }
+        }
+    });
+}
+
+/// The backlog detector on `node` with real AMQP traffic: `growing` gets ~40 msg/s from a
+/// producer and loses ~8 msg/s to a slow consumer, `idle` holds 10 messages and no consumer.
+/// The sidecar (`source: auto`, polling every 500 ms, 6 s backlog windows,
+/// RabbitmqQueueNoConsumers after 2 s) must call `growing` growing and raise
+/// RabbitmqQueueGrowing, and call `idle` no_consumers and raise RabbitmqQueueNoConsumers.
+/// Returns the Growing alert's cause and the last exposition.
+async fn backlog_growing_and_no_consumers(
+    node: &RabbitNode,
+    growing: &'static str,
+    idle: &'static str,
+    source: &str,
+) -> (String, support::Exposition) {
+    let (_conn, ch) = amqp(node, "/").await;
+    declare(&ch, growing).await;
+    declare(&ch, idle).await;
+    publish(&ch, idle, 10).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (_pconn, pch) = amqp(node, "/").await;
+    producer(pch, growing, Duration::from_millis(25), stop.clone());
+    let (_cconn, cch) = amqp(node, "/").await;
+    slow_consumer(&cch, growing, Duration::from_millis(120)).await;
+
+    let yaml = format!(
+        r#"
+queues:
+  include: "^({growing}|{idle})$"
+alerting:
+  backlog:
+    window: 6s
+    min_completeness: 0.8
+  rules:
+    - alert: RabbitmqQueueNoConsumers
+      for: 2s
+"#
+    );
+    let sidecar = Sidecar::start_with_config(
+        &node.mgmt_url,
+        &yaml,
+        &[
+            ("RABBITMQ_WATCH__POLL__INTERVAL", "500ms"),
+            ("RABBITMQ_WATCH__RABBITMQ__PROMETHEUS_URL", &node.prom_url),
+        ],
+    );
+    let status = |queue: &str| -> Option<String> {
+        let m = sidecar.metrics();
+        let found = m.find("rabbitmq_queue_backlog_status", &[("queue", queue)]);
+        found.first().and_then(|s| {
+            s.labels
+                .iter()
+                .find(|(k, _)| k == "status")
+                .map(|(_, v)| v.clone())
+        })
+    };
+    let alert = eventually(Duration::from_secs(60), "RabbitmqQueueGrowing", || {
+        firing_alert(&sidecar, "RabbitmqQueueGrowing", "queue", growing)
+    });
+    assert_eq!(status(growing).as_deref(), Some("growing"));
+    eventually(WAIT, "RabbitmqQueueNoConsumers", || {
+        firing_alert(&sidecar, "RabbitmqQueueNoConsumers", "queue", idle)
+    });
+    assert_eq!(status(idle).as_deref(), Some("no_consumers"));
+    let m = sidecar.metrics();
+    assert_eq!(
+        m.get("rabbitmq_watch_source_info", &[("source", source)]),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.get("rabbitmq_queue_messages_ready", &[("queue", idle)]),
+        Some(10.0)
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    sidecar.terminate();
+    let cause = alert["details"]["cause"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    (cause, m)
+}
+
+/// With statistics on (`auto` reads the management statistics): GROWING with the measured
+/// rates in the cause, NO_CONSUMERS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_statistics_a_faster_producer_is_growing_and_an_unconsumed_queue_has_no_consumers() {
+    let _serial = ON_NODE.lock().await;
+    let (cause, _) =
+        backlog_growing_and_no_consumers(node4("on"), "r4-on-growing", "r4-on-idle", "management")
+            .await;
+    assert!(
+        cause.starts_with("ingress ") && cause.contains("msg/s > egress"),
+        "{cause}"
+    );
+}
+
+/// Without statistics (`auto` reads rabbitmq_prometheus, which has no per-queue publish
+/// counter): GROWING from the depth alone, the cause saying the rates are unknown;
+/// NO_CONSUMERS. The plugin's per-queue delivery counters are exported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_statistics_a_faster_producer_is_growing_and_an_unconsumed_queue_has_no_consumers()
+{
+    let _serial = OFF_NODE.lock().await;
+    let (cause, m) = backlog_growing_and_no_consumers(
+        node4("off"),
+        "r4-off-growing",
+        "r4-off-idle",
+        "prometheus",
+    )
+    .await;
+    assert!(
+        cause.contains("(rates unknown: no per-queue counters)"),
+        "{cause}"
+    );
+    // 4.0.5's rabbitmq_prometheus serves the per-queue delivery counters
+    // (`queue_delivery_metrics`), exported as they are; it has no publish counter: absent.
+    let growing = [("vhost", "/"), ("queue", "r4-off-growing")];
+    let delivered = m.get("rabbitmq_queue_messages_delivered_ack_total", &growing);
+    assert!(
+        delivered.is_some_and(|d| d > 0.0),
+        "{delivered:?}\n{}",
+        m.text
+    );
+    assert!(
+        m.get("rabbitmq_queue_messages_acked_total", &growing)
+            .is_some_and(|a| a > 0.0)
+    );
+    assert_eq!(
+        m.get("rabbitmq_queue_messages_published_total", &growing),
+        None
+    );
+}
+
+/// rabbitmq_prometheus with `prometheus.authentication.enabled = true` (verified on 4.0.5)
+/// answers 401 to a wrong password and to a user without the `monitoring` tag. Both are a
+/// `status` failure of its endpoints with a clear reason in the log, `rabbitmq_up 0`, and the
+/// figures absent (not 0); the password appears nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_refusing_the_credentials_is_a_401_with_up_0_and_absent_figures() {
+    let _serial = ON_NODE.lock().await;
+    let node = node4("on");
+    let (_conn, ch) = amqp(node, "/").await;
+    declare(&ch, "r4-auth-listed").await;
+    publish(&ch, "r4-auth-listed", 3).await;
+    // A user the management API accepts for queue listings, the plugin not (no `monitoring`).
+    node.ctl(&["add_user", "r4-mgmt-only", "r4-secret-pw"]);
+    node.ctl(&["set_user_tags", "r4-mgmt-only", "management"]);
+    node.ctl(&[
+        "set_permissions",
+        "-p",
+        "/",
+        "r4-mgmt-only",
+        ".*",
+        ".*",
+        ".*",
+    ]);
+    let prom_url = (
+        "RABBITMQ_WATCH__RABBITMQ__PROMETHEUS_URL",
+        node.prom_url.as_str(),
+    );
+    let source = ("RABBITMQ_WATCH__RABBITMQ__SOURCE", "prometheus");
+    let untagged = Sidecar::start(
+        &node.mgmt_url,
+        &[
+            prom_url,
+            source,
+            ("RABBITMQ_WATCH__RABBITMQ__USERNAME", "r4-mgmt-only"),
+            ("RABBITMQ_WATCH__RABBITMQ__PASSWORD", "r4-secret-pw"),
+        ],
+    );
+    let wrong = Sidecar::start(
+        &node.mgmt_url,
+        &[
+            prom_url,
+            source,
+            ("RABBITMQ_WATCH__RABBITMQ__PASSWORD", "r4-wrong-pw"),
+        ],
+    );
+    let failures = |m: &support::Exposition, endpoint| {
+        m.get(
+            "rabbitmq_watch_endpoint_failures_total",
+            &[("endpoint", endpoint), ("reason", "status")],
+        )
+        .unwrap_or(0.0)
+    };
+    for (who, sidecar, secret) in [
+        ("no monitoring tag", &untagged, "r4-secret-pw"),
+        ("wrong password", &wrong, "r4-wrong-pw"),
+    ] {
+        let m = eventually(
+            WAIT,
+            &format!("{who}: 401 of both plugin endpoints"),
+            || {
+                let m = sidecar.metrics();
+                (failures(&m, "/metrics/detailed") >= 1.0 && failures(&m, "/metrics") >= 1.0)
+                    .then_some(m)
+            },
+        );
+        assert_eq!(m.get("rabbitmq_up", &[]), Some(0.0), "{who}");
+        for endpoint in ["/metrics/detailed", "/metrics"] {
+            assert_eq!(
+                m.get("rabbitmq_watch_endpoint_success", &[("endpoint", endpoint)]),
+                Some(0.0),
+                "{who}: {endpoint}"
+            );
+        }
+        let q = [("vhost", "/"), ("queue", "r4-auth-listed")];
+        assert_eq!(m.get("rabbitmq_queue_messages_ready", &q), None, "{who}");
+        assert_eq!(
+            m.get(
+                "rabbitmq_process_resident_memory_bytes",
+                &[("node", node.name.as_str())]
+            ),
+            None,
+            "{who}"
+        );
+        let logs = sidecar.logs();
+        for endpoint in ["/metrics/detailed", "/metrics"] {
+            assert!(
+                logs.contains(&format!("{endpoint}: HTTP 401 (the plugin requires authentication, prometheus.authentication.enabled: check rabbitmq.username and rabbitmq.password, and that the user has the monitoring or administrator tag)")),
+                "{who}: {endpoint}: {logs}"
+            );
+        }
+        assert!(!logs.contains(secret), "{who}: the password is logged");
+        assert!(!m.text.contains(secret), "{who}: the password is exported");
+    }
+    // The management-only user still lists the queues: the 401 is the plugin's alone.
+    let m = untagged.metrics();
+    assert_eq!(
+        m.find(
+            "rabbitmq_queue_info",
+            &[("vhost", "/"), ("queue", "r4-auth-listed")]
+        )
+        .len(),
+        1,
+        "{}",
+        m.text
+    );
+    assert!(
+        untagged.logs().contains("Not monitor user"),
+        "the plugin's own reason is in the log"
+    );
+    untagged.terminate();
+    wrong.terminate();
 }

@@ -310,7 +310,7 @@ pub fn encode(
 
     // A counter missing from `message_stats` is 0 ("nothing counted yet") only when the
     // management statistics are the source and the broker collects them; rabbitmq_prometheus
-    // gives no publish counter (and no counters at all before 4.0.7): unknown, not 0.
+    // gives no publish counter (and no counters at all on 3.10.8): unknown, not 0.
     let stats_enabled = s.source == crate::rabbitmq::FigureSource::Management
         && s.overview
             .ok()

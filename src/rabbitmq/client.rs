@@ -667,8 +667,11 @@ impl Client {
 fn status_hint(endpoint: Endpoint, status: StatusCode) -> &'static str {
     if endpoint.is_prometheus() {
         return match status.as_u16() {
+            // Verified on 4.0.5 with `prometheus.authentication.enabled = true`: a wrong
+            // password and a user without the `monitoring` tag (e.g. only `management`) are both
+            // answered 401.
             401 | 403 => {
-                " (check rabbitmq.username and rabbitmq.password: prometheus.authentication is on)"
+                " (the plugin requires authentication, prometheus.authentication.enabled: check rabbitmq.username and rabbitmq.password, and that the user has the monitoring or administrator tag)"
             }
             404 => " (is rabbitmq.prometheus_url the rabbitmq_prometheus plugin?)",
             _ => "",

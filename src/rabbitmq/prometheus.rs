@@ -1,6 +1,6 @@
 //! The second source of queue and node figures: every cluster member's rabbitmq_prometheus
 //! plugin (port 15692). Per member, `GET /metrics/detailed` with the per-queue families
-//! ([`QUEUE_FAMILIES`], plus [`DELIVERY_FAMILY`] where the node has it: 4.0.7+) and
+//! ([`QUEUE_FAMILIES`], plus [`DELIVERY_FAMILY`] where the node has it: 4.0.5 verified) and
 //! `GET /metrics` (node memory and limit, disk and limit, file descriptors, alarms). Both are
 //! node-local, so every member is read ([`Reader`]) and the answers are merged into the
 //! management API's queue and node listings ([`apply_queues`], [`apply_nodes`]): a queue's
@@ -9,7 +9,7 @@
 //!
 //! The figures fill the same [`Queue`] and [`Node`] fields the management statistics fill,
 //! so the exported families, alert fields and detectors do not depend on the source. A figure
-//! this source cannot give (the publish counter, node uptime, partitions) stays `None`.
+//! this source cannot give (the publish counter, partitions) stays `None`.
 //! Malformed or truncated answers and duplicate samples are [`Error::Decode`] failures of the
 //! endpoint; what they would have given stays absent.
 
@@ -21,7 +21,7 @@ use reqwest::Url;
 
 use super::client::BuildError;
 use super::exposition::{self, ParseError, Sample};
-use super::model::{MessageStats, Node, Queue};
+use super::model::{MessageStats, Node, Overview, Queue};
 use super::{Body, Client, Endpoint, Error, Fetched};
 use crate::config::{ClusterConfig, RabbitmqConfig};
 use crate::rabbitmq::members::expand_template;
@@ -34,7 +34,8 @@ pub const QUEUE_FAMILIES: [&str; 3] = [
     "queue_metrics",
 ];
 
-/// The per-queue delivery counters (RabbitMQ 4.0.7+). Asked for too; an older node answers
+/// The per-queue delivery counters (served by RabbitMQ 4.0.5, verified live; not by 3.10.8).
+/// Asked for too; an older node answers
 /// without them (or with 400/404, after which it is asked without them).
 pub const DELIVERY_FAMILY: &str = "queue_delivery_metrics";
 
@@ -86,6 +87,21 @@ pub struct NodeFigures {
     pub fd_used: Option<u64>,
     /// `rabbitmq_process_max_fds`.
     pub fd_total: Option<u64>,
+    /// `rabbitmq_erlang_processes_used`.
+    pub proc_used: Option<u64>,
+    /// `rabbitmq_erlang_processes_limit`.
+    pub proc_total: Option<u64>,
+    /// `rabbitmq_erlang_uptime_seconds`, in milliseconds (the management API's unit).
+    pub uptime: Option<u64>,
+    /// `rabbitmq_channels`: channels open on this node.
+    pub channels: Option<u64>,
+    /// `rabbitmq_consumers`: consumers on the queues of this node.
+    pub consumers: Option<u64>,
+    /// `rabbitmq_queue_messages_ready`: ready messages summed over this node's queues.
+    pub messages_ready: Option<u64>,
+    /// `rabbitmq_queue_messages_unacked`: unacknowledged messages summed over this node's
+    /// queues.
+    pub messages_unacknowledged: Option<u64>,
 }
 
 /// Queue figures by (vhost, queue name), as one member answered.
@@ -214,6 +230,21 @@ pub fn parse_node(text: &str) -> Result<NodeFigures, ParseError> {
             }
             "rabbitmq_process_open_fds" => put(&mut n.fd_used, count(&s)?, name),
             "rabbitmq_process_max_fds" => put(&mut n.fd_total, count(&s)?, name),
+            "rabbitmq_erlang_processes_used" => put(&mut n.proc_used, count(&s)?, name),
+            "rabbitmq_erlang_processes_limit" => put(&mut n.proc_total, count(&s)?, name),
+            "rabbitmq_channels" => put(&mut n.channels, count(&s)?, name),
+            "rabbitmq_consumers" => put(&mut n.consumers, count(&s)?, name),
+            "rabbitmq_queue_messages_ready" => put(&mut n.messages_ready, count(&s)?, name),
+            "rabbitmq_queue_messages_unacked" => {
+                put(&mut n.messages_unacknowledged, count(&s)?, name)
+            }
+            "rabbitmq_erlang_uptime_seconds" => {
+                let v = s.value;
+                if !(v.is_finite() && v >= 0.0) {
+                    return Err(format!("{name}: {v} is not a duration"));
+                }
+                put(&mut n.uptime, (v * 1000.0).round() as u64, name)
+            }
             _ => Ok(()),
         }
     })?;
@@ -249,6 +280,23 @@ impl Read {
     /// Whether any answering member gave per-queue delivery counters.
     pub fn has_counters(&self) -> bool {
         self.members.iter().any(|m| m.delivery_metrics)
+    }
+
+    /// Every member whose read of `endpoint` ([`Endpoint::PrometheusQueues`] or
+    /// [`Endpoint::PrometheusNodes`]) failed, with its error, in member order: all of them, not
+    /// only the first that [`Read::queues`] / [`Read::nodes`] keep (empty for other endpoints).
+    pub fn failures(&self, endpoint: Endpoint) -> Vec<(&str, &Error)> {
+        self.members
+            .iter()
+            .filter_map(|m| {
+                let error = match endpoint {
+                    Endpoint::PrometheusQueues => m.queues.err(),
+                    Endpoint::PrometheusNodes => m.node.err(),
+                    _ => None,
+                };
+                error.map(|e| (m.member.as_str(), e))
+            })
+            .collect()
     }
 }
 
@@ -319,6 +367,37 @@ pub fn apply_nodes(nodes: &mut [Node], read: &Read) {
         node.disk_free_alarm = f.disk_free_alarm;
         node.fd_used = f.fd_used;
         node.fd_total = f.fd_total;
+        node.proc_used = f.proc_used;
+        node.proc_total = f.proc_total;
+        node.uptime = f.uptime;
+    }
+}
+
+/// Fills what `/api/overview` lacks without management statistics (`object_totals.channels`
+/// and `.consumers`, `queue_totals`) with the sums of every member's `/metrics` totals, but
+/// only when every member read answered and they are `cluster_size` distinct nodes (the
+/// members `/api/nodes` lists): a sum over part of the cluster would be too low, so the totals
+/// then stay unknown. Figures the overview has are kept.
+pub fn apply_overview(overview: &mut Overview, read: &Read, cluster_size: usize) {
+    let answered: Vec<&NodeFigures> = read.members.iter().filter_map(|m| m.node.ok()).collect();
+    let nodes: BTreeSet<&str> = answered.iter().filter_map(|f| f.node.as_deref()).collect();
+    if cluster_size == 0 || answered.len() != read.members.len() || nodes.len() != cluster_size {
+        return;
+    }
+    let sum = |field: fn(&NodeFigures) -> Option<u64>| -> Option<u64> {
+        answered.iter().map(|f| field(f)).sum()
+    };
+    let objects = overview.object_totals.get_or_insert_with(Default::default);
+    objects.channels = objects.channels.or_else(|| sum(|f| f.channels));
+    objects.consumers = objects.consumers.or_else(|| sum(|f| f.consumers));
+    let totals = overview.queue_totals.get_or_insert_with(Default::default);
+    if totals.messages_ready.is_none() && totals.messages_unacknowledged.is_none() {
+        totals.messages_ready = sum(|f| f.messages_ready);
+        totals.messages_unacknowledged = sum(|f| f.messages_unacknowledged);
+        totals.messages = totals
+            .messages_ready
+            .zip(totals.messages_unacknowledged)
+            .map(|(r, u)| r + u);
     }
 }
 
@@ -602,7 +681,7 @@ mod tests {
         assert_eq!(orders.message_bytes_ready, Some(63));
         assert_eq!(orders.message_bytes, Some(63));
         assert_eq!(orders.head_message_timestamp, Some(1_796_044_082.0));
-        // 4.0.5 has no per-queue delivery counters: unknown, not 0.
+        // This fixture was recorded without `queue_delivery_metrics`: unknown, not 0.
         assert_eq!(orders.message_stats, None);
         let work = q("work");
         assert_eq!(
@@ -629,6 +708,10 @@ mod tests {
         assert_eq!((figures.fd_used, figures.fd_total), (Some(54), Some(20000)));
         assert_eq!(figures.mem_alarm, Some(false));
         assert_eq!(figures.disk_free_alarm, Some(false));
+        assert_eq!(
+            (figures.proc_used, figures.proc_total, figures.uptime),
+            (Some(418), Some(1_048_576), Some(12_559))
+        );
         let mut nodes: Vec<Node> = serde_json::from_str(NODES_4_OFF).unwrap();
         assert_eq!(
             nodes[0].mem_used, None,
@@ -645,10 +728,39 @@ mod tests {
         );
         assert_eq!(nodes[0].mem_used, Some(128_741_376));
         assert_eq!(nodes[0].disk_free_limit, Some(50_000_000));
+        assert_eq!(nodes[0].uptime, Some(12_559), "seconds become milliseconds");
         assert_eq!(
             nodes[1].mem_used, None,
             "no member answered for it: unknown"
         );
+    }
+
+    #[test]
+    fn overview_totals_come_from_every_member_or_stay_unknown() {
+        const OVERVIEW_4_OFF: &str =
+            include_str!("../../tests/fixtures/4.0.5-stats-off/overview.json");
+        let listed: Overview = serde_json::from_str(OVERVIEW_4_OFF).unwrap();
+        assert_eq!(listed.queue_totals, None, "stats off: no queue_totals");
+        let read = read(vec![member(DETAILED_4_OFF, METRICS_4_OFF)]);
+        let mut o = listed.clone();
+        apply_overview(&mut o, &read, 1);
+        let objects = o.object_totals.clone().unwrap();
+        assert_eq!((objects.channels, objects.consumers), (Some(1), Some(1)));
+        assert_eq!(objects.queues, Some(5), "the overview's own figure is kept");
+        let totals = o.queue_totals.unwrap();
+        assert_eq!(
+            (
+                totals.messages_ready,
+                totals.messages_unacknowledged,
+                totals.messages
+            ),
+            (Some(19), Some(2), Some(21))
+        );
+        // Two nodes listed, one member read: a partial sum would be too low.
+        let mut o = listed.clone();
+        apply_overview(&mut o, &read, 2);
+        assert_eq!(o.object_totals.unwrap().channels, None);
+        assert!(o.queue_totals.unwrap_or_default().messages_ready.is_none());
     }
 
     #[test]
@@ -696,6 +808,51 @@ mod tests {
                 .iter()
                 .all(|q| q.messages_ready.is_none() && q.consumers.is_none())
         );
+    }
+
+    #[test]
+    fn every_failing_member_is_listed_per_endpoint() {
+        let refused = |member: &str, endpoint| MemberRead {
+            member: member.to_owned(),
+            queues: Fetched::failed(Error::Connect {
+                endpoint,
+                detail: format!("{member} refused"),
+            }),
+            node: Fetched::answered(parse_node(METRICS_4_OFF).unwrap()),
+            delivery_metrics: false,
+        };
+        let mut unauthorised = refused("n3", Endpoint::PrometheusQueues);
+        unauthorised.node = Fetched::failed(Error::Status {
+            endpoint: Endpoint::PrometheusNodes,
+            status: 401,
+            hint: "",
+            body: String::new(),
+        });
+        let read = read(vec![
+            refused("n1", Endpoint::PrometheusQueues),
+            member(DETAILED_4_OFF, METRICS_4_OFF),
+            refused("n2", Endpoint::PrometheusQueues),
+            unauthorised,
+        ]);
+        let members = |endpoint| -> Vec<String> {
+            read.failures(endpoint)
+                .iter()
+                .map(|(m, e)| format!("{m}: {e}"))
+                .collect()
+        };
+        assert_eq!(
+            members(Endpoint::PrometheusQueues),
+            [
+                "n1: /metrics/detailed: cannot connect: n1 refused",
+                "n2: /metrics/detailed: cannot connect: n2 refused",
+                "n3: /metrics/detailed: cannot connect: n3 refused",
+            ]
+        );
+        assert_eq!(
+            members(Endpoint::PrometheusNodes),
+            ["n3: /metrics: HTTP 401: "]
+        );
+        assert!(read.failures(Endpoint::Queues).is_empty());
     }
 
     #[test]

@@ -42,16 +42,30 @@ impl RabbitNode {
     pub fn start_with(tag: &str, args: &[&str]) -> RabbitNode {
         let dir =
             std::env::temp_dir().join(format!("rabbitmq-watch-test-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let out = Command::new("bash")
-            .arg(node_script())
-            .arg("start")
-            .arg(&dir)
-            .arg("--watch-pid")
-            .arg(std::process::id().to_string())
-            .args(args)
-            .output()
-            .expect("run scripts/rabbitmq-node.sh");
+        let start = || {
+            let _ = std::fs::remove_dir_all(&dir);
+            Command::new("bash")
+                .arg(node_script())
+                .arg("start")
+                .arg(&dir)
+                .arg("--watch-pid")
+                .arg(std::process::id().to_string())
+                .args(args)
+                .output()
+                .expect("run scripts/rabbitmq-node.sh")
+        };
+        let mut out = start();
+        if !out.status.success() {
+            // Seen on the shared 2-core CI machine under heavy load: a node that exits during
+            // start-up (its free ports are chosen before it binds them, so another process can
+            // take one meanwhile). One more try on fresh ports; a second failure fails the test.
+            eprintln!(
+                "starting a RabbitMQ node {args:?} failed once, trying again:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            out = start();
+        }
         assert!(
             out.status.success(),
             "starting a RabbitMQ node {args:?} failed (is Debian's rabbitmq-server installed? \

@@ -342,7 +342,7 @@ impl Tracker {
         }
         if let Some(overview) = s.overview.ok() {
             // Per-queue counters come only with the management statistics: rabbitmq_prometheus
-            // has no per-queue publish counter (and 4.0.5 no delivery counters at all), so with
+            // has no per-queue publish counter (and 3.10.8 no delivery counters at all), so with
             // that source rates are unknown rather than 0, whatever the broker collects.
             self.counters = overview.stats_enabled() && s.source == FigureSource::Management;
         }
