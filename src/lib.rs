@@ -221,11 +221,15 @@ async fn run_with(
     let (assessment_tx, assessment_rx) = watch::channel(None);
     let (exposition_tx, exposition_rx) =
         watch::channel(Arc::new(metrics::encode(None, None, None, &[], &sidecar)));
+    // The audit's findings for `kind: audit` rules (audit.alerts): the audit publishes, the
+    // engine reads (the engine cannot read the audit's report, which sits above it).
+    let (findings_tx, findings_rx) = watch::channel(None);
     let mut engine = alerting::Engine::with_backlog(
         config.alerting.rules.clone(),
         config.alerting.backlog.clone(),
     )
-    .with_expected_nodes(config.cluster.expected_nodes);
+    .with_expected_nodes(config.cluster.expected_nodes)
+    .with_findings(findings_rx);
     engine.restore(saved.alerts.clone());
     let silences = Arc::new(notify::dispatch::Silences::from_saved(
         saved.silences.clone(),
@@ -240,6 +244,7 @@ async fn run_with(
                 config.audit.clone(),
                 assessment_rx.clone(),
                 audit_tx,
+                findings_tx,
                 shutdown.clone(),
             ),
         );

@@ -26,6 +26,9 @@ pub struct Instance {
     /// The backlog detector's judgement of a queue (rendered by [`Analysis::details`] only
     /// where needed); `None` for other objects or while the queue's window is incomplete.
     pub analysis: Option<Analysis>,
+    /// Ready-made details for `{{ $details.NAME }}` when there is no analysis (an audit
+    /// finding's `summary` and `fix`: [`super::findings::details`]); empty otherwise.
+    pub details: BTreeMap<String, String>,
 }
 
 /// The outcome of evaluating a rule against one snapshot.
@@ -79,6 +82,7 @@ impl Rule {
                 labels: self.instance_labels(object),
                 value,
                 analysis: analysis.cloned(),
+                details: BTreeMap::new(),
             }),
             Some((false, _)) => {}
             None => unknown.push(self.instance_labels(object)),
@@ -120,6 +124,9 @@ impl Rule {
                     None,
                 );
             }
+            // Audit rules look at the audit's findings, not at the snapshot:
+            // `super::findings::evaluate`.
+            Kind::Audit => return Evaluation::Unknown,
         }
         Evaluation::Known { active, unknown }
     }
@@ -146,7 +153,10 @@ impl Rule {
 
 /// Evaluates `condition` against `get` (a field's value, `None` when unknown):
 /// `Some((holds, value))`, or `None` when a field it needs is unknown or a divisor is 0.
-fn check(condition: &Condition, get: impl Fn(&str) -> Option<f64>) -> Option<(bool, f64)> {
+pub(super) fn check(
+    condition: &Condition,
+    get: impl Fn(&str) -> Option<f64>,
+) -> Option<(bool, f64)> {
     let mut holds = true;
     let mut first = None;
     for c in &condition.0 {
