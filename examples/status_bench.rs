@@ -105,6 +105,7 @@ fn main() {
             health: Ok(()),
             query,
             now,
+            audit: status::audit::AuditState::Off,
         })
     };
     let views = [

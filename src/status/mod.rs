@@ -13,6 +13,7 @@
 //! Pure: [`render`] takes every input and `now`; the HTTP handlers in [`crate::http`] only
 //! gather them.
 
+pub mod audit;
 pub mod sparkline;
 pub mod view;
 
@@ -102,6 +103,8 @@ pub struct Inputs<'a> {
     pub query: &'a Query,
     /// The current time.
     pub now: SystemTime,
+    /// The reliability audit's last run (or that it is off or waiting).
+    pub audit: audit::AuditState<'a>,
 }
 
 /// The status page's HTML.
