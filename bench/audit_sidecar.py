@@ -13,7 +13,8 @@ BEAM_PID is the broker's beam.smp process (not the rabbitmq-server shell that st
    first poll only the audit runs): for RUNS runs (default 5) after the first, the sidecar's
    and the broker's CPU between two run ends (one audit run and nothing else; the broker's
    idle CPU over the same time is subtracted), the run's wall time and bytes read
-   (/api/v1/audit), and the sidecar's RSS (VmRSS, VmHWM) at the end.
+   (/api/v1/audit, once at the end), and the sidecar's RSS (VmRSS, VmHWM) at the end; run ends
+   are taken from the sidecar's log, not its API (serializing 10,000 findings would be measured).
 CPU times are in seconds of CPU, which a busy shared machine inflates less than wall times.
 """
 
@@ -181,8 +182,11 @@ def main():
 
 
 def parse_duration(text):
-    """`1s 609ms 801us 641ns` -> seconds."""
-    units = {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+    """`1s 609ms 801us 641ns` (the API) or `2.183s`, `812.5ms` (the log) -> seconds."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+    if "." in text and " " not in text:
+        num = text.rstrip("nmuµsh")
+        return float(num) * units.get(text[len(num):], 0)
     total = 0.0
     for part in text.split():
         num = "".join(c for c in part if c.isdigit())
