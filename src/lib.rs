@@ -40,7 +40,9 @@
 //!   exchanges and bindings ([`rabbitmq::audit_reads`]), takes the queues and backlog verdicts
 //!   from the latest assessment, and reports findings (settings and client behaviour that
 //!   lose messages); pure checks in [`audit::queues`], [`audit::clients`],
-//!   [`audit::dead_letter`].
+//!   [`audit::dead_letter`]. It also publishes its findings on a channel of their own
+//!   ([`alerting::findings`]) that the alert engine reads for `kind: audit` rules (the
+//!   advisory alerts of `audit.alerts`), so alerting never imports the audit.
 //! - [`notify`]: what is sent ([`notify::Message`]), how a delivery fails
 //!   ([`notify::NotifyError`]), the one retry loop ([`notify::deliver`]) and the delivery
 //!   counters;

@@ -4,13 +4,14 @@
 //! exchanges and bindings (`crate::rabbitmq::audit_reads`), takes the queues and the backlog
 //! detector's verdicts from the latest [`Assessment`] (the poll already read them: the audit
 //! never reads the queues again and never delays the poll), runs the pure checks over what
-//! was read ([`audit`]) and publishes a [`Report`] of [`Finding`]s. One file per group of
+//! was read ([`audit`]) and publishes a [`Report`] of [`Finding`]s, and its [`view`] for the
+//! alert engine's `kind: audit` rules (`audit.alerts`). One file per group of
 //! checks: [`queues`] (durability, growth, requeue loops, mirroring, contradictory settings),
 //! [`clients`] (acknowledgements, prefetch, publisher confirms), [`dead_letter`]
 //! (dead-letter exchanges that do not exist or route nowhere).
 //!
 //! A check whose figures are missing (a failed read, statistics disabled on RabbitMQ 4.x) is
-//! skipped and says so in [`Report::skipped`]: missing figures never make a finding.
+//! skipped and says so in [`Outcome::skipped`]: missing figures never make a finding.
 
 pub mod clients;
 pub mod dead_letter;
