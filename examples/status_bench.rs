@@ -107,6 +107,7 @@ fn main() {
             health: Ok(()),
             query,
             now,
+            audit: status::audit::AuditState::Off,
         })
     };
     let views = [

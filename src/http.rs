@@ -646,6 +646,7 @@ async fn index(
     let silences = state.silences.list(now);
     let health = state.health.check();
     let info = state.info.clone();
+    let audit = state.audit.as_ref().map(|rx| rx.borrow().clone());
     let settings = status::Settings {
         target: state.info.target.clone(),
         poll_interval: state.info.poll_interval,
@@ -662,6 +663,11 @@ async fn index(
             health: health.as_ref().map(|_| ()).map_err(String::as_str),
             query: &query,
             now,
+            audit: match &audit {
+                None => status::audit::AuditState::Off,
+                Some(None) => status::audit::AuditState::Waiting,
+                Some(Some(report)) => status::audit::AuditState::Ran(report),
+            },
         })
     })
     .await
@@ -1230,6 +1236,7 @@ mod tests {
             health: Ok(()),
             query: &status::Query::default(),
             now: SystemTime::now(),
+            audit: status::audit::AuditState::Off,
         });
         assert!(page.contains("&lt;script&gt;"));
         assert!(!page.contains("<script>"));

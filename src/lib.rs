@@ -42,7 +42,9 @@
 //!   exchanges and bindings ([`rabbitmq::audit_reads`]), takes the queues and backlog verdicts
 //!   from the latest assessment, and reports findings (settings and client behaviour that
 //!   lose messages); pure checks in [`audit::queues`], [`audit::clients`],
-//!   [`audit::dead_letter`].
+//!   [`audit::dead_letter`]. It also publishes its findings on a channel of their own
+//!   ([`alerting::findings`]) that the alert engine reads for `kind: audit` rules (the
+//!   advisory alerts of `audit.alerts`), so alerting never imports the audit.
 //! - [`notify`]: what is sent ([`notify::Message`]), how a delivery fails
 //!   ([`notify::NotifyError`]), the one retry loop ([`notify::deliver`]) and the delivery
 //!   counters;
@@ -224,11 +226,15 @@ async fn run_with(
     let (assessment_tx, assessment_rx) = watch::channel(None);
     let (exposition_tx, exposition_rx) =
         watch::channel(Arc::new(metrics::encode(None, None, None, &[], &sidecar)));
+    // The audit's findings for `kind: audit` rules (audit.alerts): the audit publishes, the
+    // engine reads (the engine cannot read the audit's report, which sits above it).
+    let (findings_tx, findings_rx) = watch::channel(None);
     let mut engine = alerting::Engine::with_backlog(
         config.alerting.rules.clone(),
         config.alerting.backlog.clone(),
     )
-    .with_expected_nodes(config.cluster.expected_nodes);
+    .with_expected_nodes(config.cluster.expected_nodes)
+    .with_findings(findings_rx);
     engine.restore(saved.alerts.clone());
     let silences = Arc::new(notify::dispatch::Silences::from_saved(
         saved.silences.clone(),
@@ -243,6 +249,7 @@ async fn run_with(
                 config.audit.clone(),
                 assessment_rx.clone(),
                 audit_tx,
+                findings_tx,
                 shutdown.clone(),
             ),
         );

@@ -13,6 +13,7 @@
 
 pub mod backlog;
 pub mod cluster;
+pub mod findings;
 pub mod replication;
 pub mod rules;
 mod stale;
@@ -152,6 +153,9 @@ pub struct Engine {
     /// The template variables of the last evaluation: when they change, every active
     /// alert's annotations are rendered again.
     last_vars: BTreeMap<String, String>,
+    /// The reliability audit's findings, for `kind: audit` rules (`None`: no audit; those
+    /// rules are then unknown).
+    findings: Option<findings::FindingsReceiver>,
 }
 
 impl Engine {
@@ -170,7 +174,16 @@ impl Engine {
             cluster: Detector::default(),
             cluster_status: Arc::default(),
             last_vars: BTreeMap::new(),
+            findings: None,
         }
+    }
+
+    /// The same engine, evaluating `kind: audit` rules over the audit's latest findings from
+    /// `findings` ([`findings::evaluate`]).
+    #[must_use]
+    pub fn with_findings(mut self, findings: findings::FindingsReceiver) -> Self {
+        self.findings = Some(findings);
+        self
     }
 
     /// The same engine, with the cluster detector expecting `expected` members
@@ -219,8 +232,18 @@ impl Engine {
         self.cluster_status = Arc::new(self.cluster.observe(snapshot));
         let vars = self.cluster_status.template_vars();
         let vars_changed = vars != self.last_vars;
+        // The audit's latest run; none when the audit is off or its task ended (unknown).
+        let view = self
+            .findings
+            .as_ref()
+            .filter(|rx| rx.has_changed().is_ok())
+            .and_then(|rx| rx.borrow().clone());
         for rule in &self.rules {
-            let evaluation = rule.evaluate(snapshot, &self.report, &self.cluster_status);
+            let evaluation = if rule.kind == rules::Kind::Audit {
+                findings::evaluate(rule, view.as_deref(), &self.alerts)
+            } else {
+                rule.evaluate(snapshot, &self.report, &self.cluster_status)
+            };
             step(&mut self.alerts, rule, evaluation, now, &vars, vars_changed);
         }
         self.last_vars = vars;
@@ -270,7 +293,8 @@ fn step(
         // The annotations are a function of the labels (same fingerprint), the value, the
         // analysis and the template variables (the cluster's and the rule's own, fixed for a
         // rule): rendered again only when one of them changed.
-        // Facts (replication and health details) are not kept: with any, render again.
+        // Facts (replication and health details, audit findings) are not kept: with any,
+        // render again.
         let unchanged = !vars_changed
             && facts.is_empty()
             && alerts.get(&fp).is_some_and(|a| {

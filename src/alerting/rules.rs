@@ -28,7 +28,8 @@ pub struct Instance {
     pub analysis: Option<Analysis>,
     /// Facts about the object for `{{ $details.NAME }}` beside the backlog detector's: a
     /// quorum queue's missing members, a member's critical queues or expiring certificates
-    /// ([`super::replication`]); empty when the rule's annotations use no details.
+    /// ([`super::replication`]), an audit finding's `summary` and `fix`
+    /// ([`super::findings::details`]); empty when the rule's annotations use no details.
     pub facts: BTreeMap<String, String>,
 }
 
@@ -135,6 +136,9 @@ impl Rule {
                     &BTreeMap::new,
                 );
             }
+            // Audit rules look at the audit's findings, not at the snapshot:
+            // `super::findings::evaluate`.
+            Kind::Audit => return Evaluation::Unknown,
         }
         Evaluation::Known { active, unknown }
     }
@@ -161,7 +165,10 @@ impl Rule {
 
 /// Evaluates `condition` against `get` (a field's value, `None` when unknown):
 /// `Some((holds, value))`, or `None` when a field it needs is unknown or a divisor is 0.
-fn check(condition: &Condition, get: impl Fn(&str) -> Option<f64>) -> Option<(bool, f64)> {
+pub(super) fn check(
+    condition: &Condition,
+    get: impl Fn(&str) -> Option<f64>,
+) -> Option<(bool, f64)> {
     let mut holds = true;
     let mut first = None;
     for c in &condition.0 {

@@ -89,7 +89,7 @@ fn consumers(inputs: &Inputs, out: &mut Outcome) {
         .iter()
         .map(|(q, _)| ((q.vhost.as_str(), q.name.as_str()), q.total_messages()))
         .collect();
-    let mut unknown = 0;
+    let mut unknown = Vec::new();
     for ((vhost, queue), cs) in &unlimited {
         // Queues not exported (filtered out) are not judged: their depth is unknown.
         match depth.get(&(*vhost, *queue)).copied().flatten() {
@@ -107,7 +107,7 @@ fn consumers(inputs: &Inputs, out: &mut Outcome) {
                 fix: "set a prefetch limit (basic.qos prefetch_count, e.g. 10 to 300) on the consumers' channels".to_owned(),
             }),
             Some(_) => {}
-            None => unknown += 1,
+            None => unknown.push(((*vhost).to_owned(), (*queue).to_owned())),
         }
     }
     out.skip_objects(

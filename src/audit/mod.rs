@@ -4,13 +4,14 @@
 //! exchanges and bindings (`crate::rabbitmq::audit_reads`), takes the queues and the backlog
 //! detector's verdicts from the latest [`Assessment`] (the poll already read them: the audit
 //! never reads the queues again and never delays the poll), runs the pure checks over what
-//! was read ([`audit`]) and publishes a [`Report`] of [`Finding`]s. One file per group of
+//! was read ([`audit`]) and publishes a [`Report`] of [`Finding`]s, and its [`view`] for the
+//! alert engine's `kind: audit` rules (`audit.alerts`). One file per group of
 //! checks: [`queues`] (durability, growth, requeue loops, mirroring, contradictory settings),
 //! [`clients`] (acknowledgements, prefetch, publisher confirms), [`dead_letter`]
 //! (dead-letter exchanges that do not exist or route nowhere).
 //!
 //! A check whose figures are missing (a failed read, statistics disabled on RabbitMQ 4.x) is
-//! skipped and says so in [`Report::skipped`]: missing figures never make a finding.
+//! skipped and says so in [`Outcome::skipped`]: missing figures never make a finding.
 
 pub mod clients;
 pub mod dead_letter;
@@ -25,6 +26,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::alerting::backlog::QueueBacklog;
+use crate::alerting::findings::{AuditFinding, AuditView, Unknown};
 use crate::alerting::{Assessment, AssessmentReceiver};
 use crate::config::AuditConfig;
 use crate::rabbitmq::audit_reads::{BindingRow, Channel, Consumer, Exchange, Listed};
@@ -168,6 +170,10 @@ pub struct Skipped {
     pub check: Check,
     /// Why, e.g. `/api/consumers failed: …` or `3 queues did not report messages_persistent`.
     pub reason: String,
+    /// The objects (vhost, name) not judged when the check skipped some of them; `None` when
+    /// it skipped everything (what the advisory alerts treat as unknown).
+    #[serde(skip)]
+    pub objects: Option<Vec<(String, String)>>,
 }
 
 /// The outcome of the checks: findings sorted by (check, vhost, object), and what was skipped.
@@ -180,12 +186,20 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// Records that `check` skipped `n` objects for `why` (nothing when `n` is 0).
-    fn skip_objects(&mut self, check: Check, n: usize, what: &str, why: &str) {
-        if n > 0 {
+    /// Records that `check` skipped `objects` (vhost, name) for `why` (nothing when there are
+    /// none).
+    fn skip_objects(
+        &mut self,
+        check: Check,
+        objects: Vec<(String, String)>,
+        what: &str,
+        why: &str,
+    ) {
+        if !objects.is_empty() {
             self.skipped.push(Skipped {
                 check,
-                reason: format!("{n} {what} {why}"),
+                reason: format!("{} {what} {why}", objects.len()),
+                objects: Some(objects),
             });
         }
     }
@@ -195,6 +209,7 @@ impl Outcome {
         self.skipped.push(Skipped {
             check,
             reason: reason.into(),
+            objects: None,
         });
     }
 }
@@ -412,13 +427,81 @@ fn queue_inputs(assessment: Option<&Assessment>, inputs: &mut Inputs) {
     }
 }
 
+/// The checks that judge the objects of an audit read: when the read kept only part of them
+/// (`audit.max_objects`), these checks are skipped for the rest.
+fn checks_of(endpoint: Endpoint) -> &'static [Check] {
+    match endpoint {
+        Endpoint::Consumers => &[Check::AutoAck, Check::UnlimitedPrefetch],
+        Endpoint::Channels => &[Check::NoConfirms],
+        Endpoint::Exchanges => &[Check::DeadLetterMissing],
+        Endpoint::AllBindings => &[Check::DeadLetterUnrouted],
+        _ => &[],
+    }
+}
+
+/// Records, in `outcome`, the checks whose read was cut by `audit.max_objects`: the objects
+/// not kept are not judged.
+fn skip_cut_reads(reads: &[ReadOutcome], outcome: &mut Outcome) {
+    for r in reads.iter().filter(|r| r.dropped > 0) {
+        for check in checks_of(r.endpoint) {
+            outcome.skip(
+                *check,
+                format!(
+                    "{} objects of {} not kept (audit.max_objects): not audited",
+                    r.dropped,
+                    r.endpoint.path()
+                ),
+            );
+        }
+    }
+    outcome.skipped.sort_by_key(|s| s.check);
+}
+
+/// The report as the alert engine sees it (`kind: audit` rules, `audit.alerts`): every
+/// finding, and what was skipped (a check skipped for some objects only is unknown for
+/// those; otherwise for all of its objects).
+pub fn view(report: &Report) -> AuditView {
+    let findings = report
+        .outcome
+        .findings
+        .iter()
+        .map(|f| AuditFinding {
+            check: f.check.name().to_owned(),
+            vhost: f.vhost.clone(),
+            object: f.object.clone(),
+            object_type: f.object_type.to_owned(),
+            severity: f.severity.label().to_owned(),
+            summary: f.summary.clone(),
+            fix: f.fix.clone(),
+        })
+        .collect();
+    let unknown = report
+        .outcome
+        .skipped
+        .iter()
+        .map(|s| match &s.objects {
+            Some(objects) => {
+                Unknown::Objects(s.check.name().to_owned(), objects.iter().cloned().collect())
+            }
+            None => Unknown::Check(s.check.name().to_owned()),
+        })
+        .collect();
+    AuditView {
+        findings,
+        unknown,
+        run_at: report.last_run,
+    }
+}
+
 /// Runs the audit every `config.interval` until `shutdown`: waits for the first poll, then
-/// reads, checks and publishes a [`Report`] on `tx` each time.
+/// reads, checks and publishes a [`Report`] on `tx`, and its [`view`] for the alert engine
+/// on `findings`, each time.
 pub async fn run(
     client: Client,
     config: AuditConfig,
     mut assessments: AssessmentReceiver,
     tx: watch::Sender<Option<Arc<Report>>>,
+    findings: watch::Sender<Option<Arc<AuditView>>>,
     shutdown: CancellationToken,
 ) {
     // The first run waits for the first poll, so that the queue checks have queues.
@@ -493,13 +576,14 @@ pub async fn run(
             &mut failures,
         );
         // Tens of thousands of objects take milliseconds: keep them off the async workers.
-        let outcome = match tokio::task::spawn_blocking(move || audit(&inputs)).await {
+        let mut outcome = match tokio::task::spawn_blocking(move || audit(&inputs)).await {
             Ok(o) => o,
             Err(e) => {
                 tracing::error!(error = %e, "audit checks failed");
                 continue;
             }
         };
+        skip_cut_reads(&outcomes, &mut outcome);
         runs += 1;
         tracing::info!(
             findings = outcome.findings.len(),
@@ -507,14 +591,16 @@ pub async fn run(
             duration = ?start.elapsed(),
             "audit run"
         );
-        tx.send_replace(Some(Arc::new(Report {
+        let report = Report {
             outcome,
             last_run: started_at,
             duration: start.elapsed(),
             reads: outcomes,
             failures: failures.clone(),
             runs,
-        })));
+        };
+        findings.send_replace(Some(Arc::new(view(&report))));
+        tx.send_replace(Some(Arc::new(report)));
     }
 }
 

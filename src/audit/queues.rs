@@ -10,6 +10,11 @@ fn queue_type(q: &Queue) -> &str {
     q.queue_type.as_deref().unwrap_or("classic")
 }
 
+/// The (vhost, name) of a queue, for a skipped check's objects.
+fn key(q: &Queue) -> (String, String) {
+    (q.vhost.clone(), q.name.clone())
+}
+
 /// Runs the queue checks.
 pub(super) fn check(inputs: &Inputs, out: &mut Outcome) {
     let Some(queues) = &inputs.queues else {
@@ -27,7 +32,7 @@ pub(super) fn check(inputs: &Inputs, out: &mut Outcome) {
         return;
     };
     let major = inputs.major_version();
-    let (mut no_depth, mut no_persistent, mut no_verdict) = (0, 0, 0);
+    let (mut no_depth, mut no_persistent, mut no_verdict) = (Vec::new(), Vec::new(), Vec::new());
     for (q, verdict) in queues {
         let messages = q.total_messages();
         let kind = queue_type(q);
@@ -35,7 +40,7 @@ pub(super) fn check(inputs: &Inputs, out: &mut Outcome) {
         let transient =
             q.durable == Some(false) || q.auto_delete == Some(true) || q.exclusive == Some(true);
         match messages {
-            None => no_depth += 1,
+            None => no_depth.push(key(q)),
             Some(n) if n > 0 && transient => {
                 let why = if q.durable == Some(false) {
                     "is not durable: it and its messages are gone after a broker restart"
@@ -66,7 +71,7 @@ pub(super) fn check(inputs: &Inputs, out: &mut Outcome) {
                     ),
                     "publish with delivery_mode 2 (persistent); a durable queue keeps only persistent messages across a restart",
                 )),
-                (Some(_), None) => no_persistent += 1,
+                (Some(_), None) => no_persistent.push(key(q)),
                 _ => {}
             }
         }
@@ -74,7 +79,7 @@ pub(super) fn check(inputs: &Inputs, out: &mut Outcome) {
         settings(q, major, out);
         // Trend checks: the backlog detector's verdict over its window.
         let Some(a) = &verdict.analysis else {
-            no_verdict += 1;
+            no_verdict.push(key(q));
             continue;
         };
         let dlx = q.setting("dead-letter-exchange").is_some();
@@ -128,7 +133,7 @@ pub(super) fn check(inputs: &Inputs, out: &mut Outcome) {
     for c in [Check::RequeueLoop, Check::UnboundedGrowth] {
         out.skip_objects(
             c,
-            no_verdict,
+            no_verdict.clone(),
             "queues",
             "have no backlog verdict yet (the detector's window is not complete, or the depth is not reported)",
         );

@@ -5,8 +5,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
 use super::ConfigError;
 use super::parse::{invalid, parse_bool, parse_count, parse_duration};
+use super::rules::{Condition, Kind, Rule, Selector};
 use crate::util::ser;
 
 /// Default `audit.interval`: the audit's reads (consumers, channels, exchanges, bindings)
@@ -41,6 +44,9 @@ pub struct AuditConfig {
     /// `audit.backlog_messages`: a queue holding at least this many messages (ready +
     /// unacknowledged) is backed up, for the unlimited-prefetch check. Default 1000; at least 1.
     pub backlog_messages: u64,
+    /// `audit.alerts`: raise an advisory alert ([`AUDIT_ALERT`], severity `info`) per
+    /// finding. Default `false`; needs `audit.enabled`.
+    pub alerts: bool,
 }
 
 impl Default for AuditConfig {
@@ -51,6 +57,7 @@ impl Default for AuditConfig {
             max_objects: DEFAULT_AUDIT_MAX_OBJECTS,
             max_findings: DEFAULT_AUDIT_MAX_FINDINGS,
             backlog_messages: DEFAULT_AUDIT_BACKLOG_MESSAGES,
+            alerts: false,
         })
     }
 }
@@ -64,6 +71,7 @@ pub(super) struct RawAudit {
     max_objects: Option<String>,
     max_findings: Option<String>,
     backlog_messages: Option<String>,
+    alerts: Option<String>,
 }
 
 /// Validates `audit.*`.
@@ -103,13 +111,50 @@ pub(super) fn validate_audit(raw: RawAudit) -> Result<AuditConfig, ConfigError> 
             }
         },
     };
+    let alerts = parse_bool("audit.alerts", raw.alerts.as_deref().unwrap_or("false"))?;
+    if alerts && !enabled {
+        return Err(invalid(
+            "audit.alerts",
+            "true",
+            "false while audit.enabled is false (the alerts come from the audit's findings)",
+        ));
+    }
     Ok(AuditConfig {
         enabled,
         interval,
         max_objects,
         max_findings,
         backlog_messages,
+        alerts,
     })
+}
+
+/// The name of the advisory alert `audit.alerts` adds (one instance per finding).
+pub const AUDIT_ALERT: &str = "RabbitmqAuditFinding";
+
+/// The rule `audit.alerts: true` appends to `alerting.rules` (unless a rule of that name is
+/// there already): kind `audit`, `finding == 1`, `for` 0 s, severity `info`; the summary and
+/// the description carry the finding's own summary and fix.
+pub fn audit_rule() -> Rule {
+    Rule {
+        name: AUDIT_ALERT.to_owned(),
+        kind: Kind::Audit,
+        condition: Condition::parse("finding == 1", Kind::Audit).unwrap_or(Condition(Vec::new())),
+        selector: Selector::default(),
+        for_: Duration::ZERO,
+        keep_firing_for: Duration::ZERO,
+        severity: "info".to_owned(),
+        labels: BTreeMap::new(),
+        annotations: [
+            (
+                "summary".to_owned(),
+                "Reliability audit: {{ $labels.check }} on {{ $labels.object_type }} {{ $labels.object }} in vhost {{ $labels.vhost }}".to_owned(),
+            ),
+            ("description".to_owned(), "{{ $details.summary }}".to_owned()),
+            ("fix".to_owned(), "{{ $details.fix }}".to_owned()),
+        ]
+        .into(),
+    }
 }
 
 #[cfg(test)]
@@ -132,6 +177,22 @@ mod tests {
         assert_eq!(a.max_objects, 100_000);
         assert_eq!(a.max_findings, 1_000);
         assert_eq!(a.backlog_messages, 1_000);
+        assert!(!a.alerts, "advisory alerts are off by default");
+    }
+
+    #[test]
+    fn alerts_need_the_audit_and_the_rule_parses() {
+        let e = validate_audit(RawAudit {
+            enabled: Some("false".to_owned()),
+            alerts: Some("true".to_owned()),
+            ..RawAudit::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("`audit.alerts`"), "{e}");
+        let r = audit_rule();
+        assert_eq!(r.condition.to_string(), "finding == 1");
+        assert_eq!((r.severity.as_str(), r.kind), ("info", Kind::Audit));
     }
 
     #[test]

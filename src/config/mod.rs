@@ -228,6 +228,11 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         notify.inhibit_rules.push(queue_inhibit_rule());
     }
     let log = log::validate_log(raw.log)?;
+    let audit = audit::validate_audit(raw.audit)?;
+    let mut alerting = alerting;
+    if audit.alerts && !alerting.rules.iter().any(|r| r.name == audit::AUDIT_ALERT) {
+        alerting.rules.push(audit::audit_rule());
+    }
 
     Ok(Config {
         rabbitmq,
@@ -239,7 +244,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         notify,
         cluster,
         web: web::validate_web(raw.web)?,
-        audit: audit::validate_audit(raw.audit)?,
+        audit,
     })
 }
 

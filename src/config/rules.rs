@@ -29,6 +29,10 @@ pub enum Kind {
     /// One instance for the cluster (no object labels); data from `/api/overview` and the
     /// sidecar's own health (`up`).
     Cluster,
+    /// One instance per finding of the reliability audit (labels `check`, `vhost`, `object`,
+    /// `object_type`, `finding_severity`); data from the audit's latest run (`audit.*`,
+    /// docs/audit.md#alerts), not from the poll.
+    Audit,
 }
 
 impl Kind {
@@ -115,15 +119,18 @@ impl Kind {
                 "memory_alarms",
                 "disk_alarms",
             ],
+            // 1 for every finding; 1 when the finding's severity is warning (0: info).
+            Kind::Audit => &["finding", "warning"],
         }
     }
 
-    /// Parses `queue`, `node` or `cluster`.
+    /// Parses `queue`, `node`, `cluster` or `audit`.
     pub fn parse(text: &str) -> Option<Kind> {
         match text {
             "queue" => Some(Kind::Queue),
             "node" => Some(Kind::Node),
             "cluster" => Some(Kind::Cluster),
+            "audit" => Some(Kind::Audit),
             _ => None,
         }
     }
@@ -252,7 +259,7 @@ impl Condition {
 /// Which objects a rule covers: regexes (fully anchored) over `vhost`/`queue` or `node`.
 #[derive(Debug, Clone, Default)]
 pub struct Selector {
-    /// `vhost` regex (queue rules).
+    /// `vhost` regex (queue and audit rules).
     pub vhost: Option<Regex>,
     /// `queue` regex (queue rules).
     pub queue: Option<Regex>,
@@ -641,10 +648,11 @@ pub(super) fn effective_rules(
                 let kind_text = r.kind.as_deref().ok_or_else(|| ConfigError::Invalid {
                     key: key("kind"),
                     value: "missing".to_owned(),
-                    allowed: "queue, node or cluster".to_owned(),
+                    allowed: "queue, node, cluster or audit".to_owned(),
                 })?;
-                let kind = Kind::parse(kind_text)
-                    .ok_or_else(|| invalid(&key("kind"), kind_text, "queue, node or cluster"))?;
+                let kind = Kind::parse(kind_text).ok_or_else(|| {
+                    invalid(&key("kind"), kind_text, "queue, node, cluster or audit")
+                })?;
                 if r.expr.is_none() {
                     return Err(ConfigError::Invalid {
                         key: key("expr"),
@@ -683,7 +691,7 @@ fn override_rule(
 ) -> Result<Rule, ConfigError> {
     if let Some(text) = &r.kind {
         rule.kind = Kind::parse(text)
-            .ok_or_else(|| invalid(&key("kind"), text, "queue, node or cluster"))?;
+            .ok_or_else(|| invalid(&key("kind"), text, "queue, node, cluster or audit"))?;
     }
     if let Some(text) = &r.expr {
         rule.condition = Condition::parse(text, rule.kind).map_err(|e| ConfigError::Invalid {
@@ -710,6 +718,7 @@ fn override_rule(
         Kind::Queue => &["vhost", "queue"],
         Kind::Node => &["node"],
         Kind::Cluster => &[],
+        Kind::Audit => &["vhost"],
     };
     for (field, given) in [
         ("vhost", &r.select.vhost),

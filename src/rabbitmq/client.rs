@@ -558,10 +558,21 @@ impl Client {
     fn check_length(&self, endpoint: Endpoint, bytes: Option<u64>) -> Result<(), Error> {
         match bytes {
             Some(n) if self.max_response_bytes > 0 && n > self.max_response_bytes => {
+                // The audit's reads grow with connections, consumers and bindings, not with
+                // the exported queues.
+                let what = match endpoint {
+                    Endpoint::Consumers
+                    | Endpoint::Channels
+                    | Endpoint::Exchanges
+                    | Endpoint::AllBindings => {
+                        "raise it, or turn the reliability audit off (audit.enabled: false)"
+                    }
+                    _ => "raise it, or export fewer queues (queues.include_vhosts)",
+                };
                 Err(Error::Request {
                     endpoint,
                     detail: format!(
-                        "response larger than rabbitmq.max_response_bytes ({} bytes): raise it, or export fewer queues (queues.include_vhosts)",
+                        "response larger than rabbitmq.max_response_bytes ({} bytes): {what}",
                         self.max_response_bytes
                     ),
                 })

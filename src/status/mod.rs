@@ -8,11 +8,13 @@
 //! paging: at most [`PAGE_SIZE`] queue rows per page, whatever the queue count); the askama
 //! templates in `templates/` lay it out, escaping every value with the crate's one escaper
 //! ([`crate::util::html::escape`], see `askama.toml`). [`sparkline`] draws the backlog
-//! detector's depth window as a small inline SVG.
+//! detector's depth window as a small inline SVG. [`audit`] builds the reliability audit
+//! section (its own partial, `templates/status_audit.html`).
 //!
 //! Pure: [`render`] takes every input and `now`; the HTTP handlers in [`crate::http`] only
 //! gather them.
 
+pub mod audit;
 pub mod sparkline;
 pub mod view;
 
@@ -104,6 +106,8 @@ pub struct Inputs<'a> {
     pub query: &'a Query,
     /// The current time.
     pub now: SystemTime,
+    /// The reliability audit's last run (or that it is off or waiting).
+    pub audit: audit::AuditState<'a>,
 }
 
 /// The status page's HTML.

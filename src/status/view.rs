@@ -62,6 +62,9 @@ pub struct Page {
     pub admin_api: bool,
     /// The sidecar's own health.
     pub sidecar: SidecarView,
+    /// The reliability audit section (`templates/status_audit.html`); `None` when the
+    /// audit is off.
+    pub audit: Option<super::audit::AuditSection>,
 }
 
 /// The cluster summary.
@@ -377,6 +380,7 @@ pub fn build(inputs: &Inputs<'_>) -> Page {
         silences: silence_rows(inputs.silences, now),
         admin_api: inputs.settings.admin_api,
         sidecar: sidecar_view(inputs),
+        audit: super::audit::section(inputs.audit, now),
     }
 }
 
