@@ -78,6 +78,10 @@ pub struct ClusterStatus {
     /// `disk space`: the alarm check of `rabbitmq.url` merged with the `mem_alarm` /
     /// `disk_free_alarm` flags of every view. `None` when neither could be read.
     pub alarms: Option<BTreeSet<(String, String)>>,
+    /// Free-disk forecasts per member of the poll's own `/api/nodes`
+    /// ([`super::capacity::DiskTrend`], set by the engine); empty until a node's samples
+    /// span [`super::capacity::DISK_MIN_SPAN`].
+    pub disk: BTreeMap<String, super::capacity::DiskForecast>,
 }
 
 impl ClusterStatus {
@@ -381,6 +385,7 @@ pub fn assess(
         restarted,
         alarms,
         views,
+        disk: BTreeMap::new(),
     };
     (status, next)
 }

@@ -12,6 +12,7 @@
 //! publishes the alerts for the HTTP API, the metrics and the notifier.
 
 pub mod backlog;
+pub mod capacity;
 pub mod cluster;
 pub mod rules;
 
@@ -131,6 +132,8 @@ pub struct Engine {
     cluster: Detector,
     /// The cluster detector's verdict on the last snapshot evaluated.
     cluster_status: Arc<ClusterStatus>,
+    /// The free-disk trend of every node (its forecasts go into the cluster verdict).
+    disk: capacity::DiskTrend,
     /// The template variables of the last evaluation: when they change, every active
     /// alert's annotations are rendered again.
     last_vars: BTreeMap<String, String>,
@@ -151,6 +154,7 @@ impl Engine {
             report: Arc::default(),
             cluster: Detector::default(),
             cluster_status: Arc::default(),
+            disk: capacity::DiskTrend::default(),
             last_vars: BTreeMap::new(),
         }
     }
@@ -198,7 +202,9 @@ impl Engine {
     /// at `now` and moves the alerts on.
     pub fn evaluate(&mut self, snapshot: &Snapshot, now: SystemTime) {
         self.report = Arc::new(self.backlog.observe(snapshot));
-        self.cluster_status = Arc::new(self.cluster.observe(snapshot));
+        let mut status = self.cluster.observe(snapshot);
+        status.disk = self.disk.observe(snapshot);
+        self.cluster_status = Arc::new(status);
         let vars = self.cluster_status.template_vars();
         let vars_changed = vars != self.last_vars;
         for rule in &self.rules {

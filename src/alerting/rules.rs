@@ -108,7 +108,7 @@ impl Rule {
                 for n in nodes.iter().filter(|n| self.selects_node(n)) {
                     record(
                         &[("node", &n.name)],
-                        check(&self.condition, |f| node_field(n, f, s)),
+                        check(&self.condition, |f| node_field(n, f, s, cluster)),
                         None,
                     );
                 }
@@ -224,6 +224,7 @@ fn queue_field(
             head_message_age(q, poll_time).or_else(|| analysis.and_then(|a| a.oldest_age_estimate))
         }
         "dead_letter_queue" => backlog.and_then(|b| b.dead_letter).map(flag),
+        "latency" => super::capacity::queue_latency(q, poll_time, analysis),
         _ => None,
     }
 }
@@ -239,7 +240,10 @@ fn head_message_age(q: &Queue, poll_time: std::time::SystemTime) -> Option<f64> 
     })
 }
 
-fn node_field(n: &Node, field: &str, s: &Snapshot) -> Option<f64> {
+fn node_field(n: &Node, field: &str, s: &Snapshot, cluster: &ClusterStatus) -> Option<f64> {
+    if let Some(v) = super::capacity::node_field(n, field, &cluster.disk) {
+        return v;
+    }
     // The alarm check only speaks for running members.
     let check = s.alarms.ok().filter(|_| n.running != Some(false));
     match field {
@@ -270,6 +274,9 @@ fn cluster_field(s: &Snapshot, cluster: &ClusterStatus, field: &str) -> Option<f
         return bit(Some(s.is_up()));
     }
     if let Some(v) = super::cluster::field(cluster, field) {
+        return v;
+    }
+    if let Some(v) = super::capacity::cluster_field(s, field) {
         return v;
     }
     let o = s.overview.ok()?;

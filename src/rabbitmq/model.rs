@@ -48,6 +48,10 @@ pub struct Overview {
     /// `management_agent.disable_metrics_collector`, or `management.disable_stats`).
     #[serde(deserialize_with = "lenient")]
     pub disable_stats: Option<bool>,
+    /// `churn_rates`: connections and channels opened and closed, cluster-wide (absent when
+    /// statistics are disabled).
+    #[serde(deserialize_with = "lenient")]
+    pub churn_rates: Option<ChurnRates>,
 }
 
 impl Overview {
@@ -97,6 +101,66 @@ pub struct MessageStats {
     /// `drop_unroutable`: non-mandatory messages dropped as unroutable (cluster only).
     #[serde(deserialize_with = "lenient")]
     pub drop_unroutable: Option<u64>,
+    /// `publish_details.rate`: messages published per second, as the management plugin
+    /// computes it over its last samples (cluster only; queue reads do not ask for it).
+    #[serde(rename = "publish_details", deserialize_with = "lenient_rate")]
+    pub publish_rate: Option<f64>,
+    /// `return_unroutable_details.rate`: mandatory messages returned per second (cluster only).
+    #[serde(rename = "return_unroutable_details", deserialize_with = "lenient_rate")]
+    pub return_unroutable_rate: Option<f64>,
+    /// `drop_unroutable_details.rate`: unroutable messages dropped per second (cluster only).
+    #[serde(rename = "drop_unroutable_details", deserialize_with = "lenient_rate")]
+    pub drop_unroutable_rate: Option<f64>,
+}
+
+/// Reads a `*_details` object `{"rate": N}` as its rate (per second), unknown otherwise.
+fn lenient_rate<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    let value = Value::deserialize(d)?;
+    Ok(value.get("rate").and_then(Value::as_f64))
+}
+
+/// `churn_rates` of `/api/overview`: connections and channels opened and closed since the
+/// statistics started (cluster-wide counters) and their rates per second over the
+/// management plugin's last samples (`*_details.rate`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ChurnRates {
+    /// `connection_created`: connections opened.
+    #[serde(deserialize_with = "lenient")]
+    pub connection_created: Option<u64>,
+    /// `connection_closed`: connections closed.
+    #[serde(deserialize_with = "lenient")]
+    pub connection_closed: Option<u64>,
+    /// `channel_created`: channels opened.
+    #[serde(deserialize_with = "lenient")]
+    pub channel_created: Option<u64>,
+    /// `channel_closed`: channels closed.
+    #[serde(deserialize_with = "lenient")]
+    pub channel_closed: Option<u64>,
+    /// `connection_created_details.rate`: connections opened per second.
+    #[serde(rename = "connection_created_details", deserialize_with = "lenient_rate")]
+    pub connection_created_rate: Option<f64>,
+    /// `connection_closed_details.rate`: connections closed per second.
+    #[serde(rename = "connection_closed_details", deserialize_with = "lenient_rate")]
+    pub connection_closed_rate: Option<f64>,
+    /// `channel_created_details.rate`: channels opened per second.
+    #[serde(rename = "channel_created_details", deserialize_with = "lenient_rate")]
+    pub channel_created_rate: Option<f64>,
+    /// `channel_closed_details.rate`: channels closed per second.
+    #[serde(rename = "channel_closed_details", deserialize_with = "lenient_rate")]
+    pub channel_closed_rate: Option<f64>,
+}
+
+impl ChurnRates {
+    /// Connections opened plus closed per second; `None` unless both rates are known.
+    pub fn connection_churn(&self) -> Option<f64> {
+        Some(self.connection_created_rate? + self.connection_closed_rate?)
+    }
+
+    /// Channels opened plus closed per second; `None` unless both rates are known.
+    pub fn channel_churn(&self) -> Option<f64> {
+        Some(self.channel_created_rate? + self.channel_closed_rate?)
+    }
 }
 
 /// `object_totals` of `/api/overview`: number of objects in the cluster.
@@ -136,7 +200,7 @@ pub struct QueueTotals {
 }
 
 /// The fields of `/api/overview` the sidecar asks for (`columns=`).
-pub const OVERVIEW_COLUMNS: &str = "cluster_name,rabbitmq_version,erlang_version,management_version,node,object_totals,queue_totals,message_stats,disable_stats";
+pub const OVERVIEW_COLUMNS: &str = "cluster_name,rabbitmq_version,erlang_version,management_version,node,object_totals,queue_totals,message_stats,disable_stats,churn_rates";
 
 /// One element of `GET /api/nodes`: a cluster member as seen by the node that answered.
 ///
@@ -197,10 +261,60 @@ pub struct Node {
     /// when stats are disabled.
     #[serde(deserialize_with = "lenient")]
     pub partitions: Option<Vec<String>>,
+    /// `cluster_links`: the node's established Erlang distribution links, one per peer it is
+    /// connected to (`[]` on a single node; absent when statistics are disabled).
+    #[serde(deserialize_with = "lenient")]
+    pub cluster_links: Option<Vec<ClusterLink>>,
+    /// `applications`: the OTP applications running on the node, with their versions (`rabbit`
+    /// gives the RabbitMQ version, `kernel` the Erlang/OTP runtime's).
+    #[serde(deserialize_with = "lenient")]
+    pub applications: Option<Vec<Application>>,
+    /// `connection_created`: connections opened on this node since its statistics started.
+    #[serde(deserialize_with = "lenient")]
+    pub connection_created: Option<u64>,
+    /// `connection_closed`: connections closed on this node.
+    #[serde(deserialize_with = "lenient")]
+    pub connection_closed: Option<u64>,
+    /// `channel_created`: channels opened on this node.
+    #[serde(deserialize_with = "lenient")]
+    pub channel_created: Option<u64>,
+    /// `channel_closed`: channels closed on this node.
+    #[serde(deserialize_with = "lenient")]
+    pub channel_closed: Option<u64>,
+}
+
+impl Node {
+    /// The version of OTP application `name` in `applications` (`rabbit`: RabbitMQ's version;
+    /// `kernel`: the Erlang/OTP runtime's kernel, which changes with the OTP release).
+    pub fn application_version(&self, name: &str) -> Option<&str> {
+        self.applications
+            .as_ref()?
+            .iter()
+            .find(|a| a.name == name)
+            .map(|a| a.version.as_str())
+    }
+}
+
+/// One element of a node's `cluster_links`: an established Erlang distribution link.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ClusterLink {
+    /// `name`: the peer node, e.g. `rabbit@n2`.
+    pub name: String,
+}
+
+/// One element of a node's `applications`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Application {
+    /// `name`, e.g. `rabbit`, `kernel`.
+    pub name: String,
+    /// `version`, e.g. `3.10.8`.
+    pub version: String,
 }
 
 /// The fields of `/api/nodes` the sidecar asks for (`columns=`).
-pub const NODE_COLUMNS: &str = "name,running,type,mem_used,mem_limit,mem_alarm,disk_free,disk_free_limit,disk_free_alarm,fd_used,fd_total,proc_used,proc_total,uptime,mnesia_disk_tx_count,partitions";
+pub const NODE_COLUMNS: &str = "name,running,type,mem_used,mem_limit,mem_alarm,disk_free,disk_free_limit,disk_free_alarm,fd_used,fd_total,proc_used,proc_total,uptime,mnesia_disk_tx_count,partitions,cluster_links,applications,connection_created,connection_closed,channel_created,channel_closed";
 
 /// One element of `GET /api/queues` (one unpaged listing, decoded element by element: see
 /// [`super::stream`]; [`Page`] is the paged shape, kept for recorded fixtures).

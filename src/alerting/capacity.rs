@@ -1,0 +1,393 @@
+//! Node limits, predictions and traffic health: the rule fields of issue #16's capacity
+//! catalogue, and the free-disk trend ([`DiskTrend`]), the one judgement here that needs
+//! history.
+//!
+//! - Node fields: `cluster_links` (established Erlang distribution links, `/api/nodes`
+//!   `cluster_links`) and `time_to_disk_alarm` (seconds until `disk_free` reaches
+//!   `disk_free_limit` at the least-squares slope of the last [`DISK_WINDOW`]). File
+//!   descriptors and Erlang processes need no field of their own: `fd_used / fd_total` and
+//!   `proc_used / proc_total` are ratios of existing fields.
+//! - Cluster fields: `connection_churn` / `channel_churn` (opened + closed per second,
+//!   `/api/overview` `churn_rates.*_details.rate`), `unroutable_rate` (returned + dropped per
+//!   second, `message_stats.{return,drop}_unroutable_details.rate`), `publish_rate`,
+//!   `cluster_links` / `expected_cluster_links` / `missing_cluster_links` (among the members
+//!   seen running: n(n−1) links expected), `rabbitmq_versions` / `erlang_versions` (distinct
+//!   versions among running members, `/api/nodes` `applications`: `rabbit` and `kernel`).
+//! - Queue field: `latency` ([`queue_latency`]).
+//!
+//! A field whose data was not read is unknown (`None`), never 0.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, UNIX_EPOCH};
+
+use super::backlog::Analysis;
+use crate::rabbitmq::model::{Node, Queue};
+use crate::snapshot::Snapshot;
+
+/// How far back the free-disk trend reaches: 1 hour.
+pub const DISK_WINDOW: Duration = Duration::from_secs(3600);
+
+/// The span of samples the free-disk trend needs before it predicts: a quarter of
+/// [`DISK_WINDOW`] (15 minutes).
+pub const DISK_MIN_SPAN: Duration = Duration::from_secs(900);
+
+/// Samples closer together than this replace each other (bounds memory at about 120 samples
+/// of 16 bytes per node).
+const DISK_MIN_STEP: Duration = Duration::from_secs(30);
+
+/// A node's free-disk prediction.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DiskForecast {
+    /// Least-squares slope of `disk_free` over the window, bytes per second (negative: falling).
+    pub slope: f64,
+    /// Seconds until `disk_free` reaches `disk_free_limit` along that line (0 when already
+    /// below; infinite when not falling).
+    pub time_to_alarm: f64,
+}
+
+/// The free-disk trend of every node: `(seconds since the Unix epoch, disk_free)` samples
+/// over [`DISK_WINDOW`].
+#[derive(Debug, Default)]
+pub struct DiskTrend {
+    /// Samples per node, oldest first.
+    samples: BTreeMap<String, VecDeque<(f64, f64)>>,
+}
+
+impl DiskTrend {
+    /// Adds the `disk_free` of every node of `s` (nodes without it add nothing; nodes gone
+    /// from a successful listing are forgotten) and predicts for every node whose samples span
+    /// at least [`DISK_MIN_SPAN`] and who reports `disk_free_limit`.
+    pub fn observe(&mut self, s: &Snapshot) -> BTreeMap<String, DiskForecast> {
+        let Some(nodes) = s.nodes.ok() else {
+            return BTreeMap::new();
+        };
+        let now = s
+            .started_at
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        let listed: BTreeSet<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+        self.samples.retain(|name, _| listed.contains(name.as_str()));
+        let mut out = BTreeMap::new();
+        for n in nodes {
+            let Some(free) = n.disk_free else { continue };
+            let window = self.samples.entry(n.name.clone()).or_default();
+            // A sample too close to the previous one replaces it.
+            if window
+                .back()
+                .is_some_and(|(t, _)| now - t < DISK_MIN_STEP.as_secs_f64() && window.len() > 1)
+            {
+                window.pop_back();
+            }
+            window.push_back((now, free as f64));
+            while window
+                .front()
+                .is_some_and(|(t, _)| now - t > DISK_WINDOW.as_secs_f64())
+            {
+                window.pop_front();
+            }
+            if let (Some(limit), Some(f)) = (n.disk_free_limit, forecast(window, now)) {
+                let (slope, at_now) = f;
+                let headroom = at_now - limit as f64;
+                let time_to_alarm = if headroom <= 0.0 {
+                    0.0
+                } else if slope < 0.0 {
+                    headroom / -slope
+                } else {
+                    f64::INFINITY
+                };
+                out.insert(
+                    n.name.clone(),
+                    DiskForecast {
+                        slope,
+                        time_to_alarm,
+                    },
+                );
+            }
+        }
+        out
+    }
+}
+
+/// The least-squares line through `samples`: `(slope, value at now)`, or `None` when they
+/// span less than [`DISK_MIN_SPAN`].
+fn forecast(samples: &VecDeque<(f64, f64)>, now: f64) -> Option<(f64, f64)> {
+    let (first, last) = (samples.front()?.0, samples.back()?.0);
+    if last - first < DISK_MIN_SPAN.as_secs_f64() {
+        return None;
+    }
+    let n = samples.len() as f64;
+    // Times relative to the first sample keep the sums small.
+    let mean_t = samples.iter().map(|(t, _)| t - first).sum::<f64>() / n;
+    let mean_y = samples.iter().map(|(_, y)| y).sum::<f64>() / n;
+    let (mut sxy, mut sxx) = (0.0, 0.0);
+    for (t, y) in samples {
+        let dt = t - first - mean_t;
+        sxy += dt * (y - mean_y);
+        sxx += dt * dt;
+    }
+    if sxx <= 0.0 {
+        return None;
+    }
+    let slope = sxy / sxx;
+    Some((slope, mean_y + slope * (now - first - mean_t)))
+}
+
+/// A capacity field of node `n`: `Some(value)` when `field` is one of this module's node
+/// fields (the value `None` when unknown), `None` when it is not.
+pub fn node_field(
+    n: &Node,
+    field: &str,
+    disk: &BTreeMap<String, DiskForecast>,
+) -> Option<Option<f64>> {
+    match field {
+        "cluster_links" => Some(n.cluster_links.as_ref().map(|l| l.len() as f64)),
+        "time_to_disk_alarm" => Some(disk.get(&n.name).map(|f| f.time_to_alarm)),
+        _ => None,
+    }
+}
+
+/// A capacity field of the cluster: `Some(value)` when `field` is one of this module's
+/// cluster fields (the value `None` when unknown), `None` when it is not.
+pub fn cluster_field(s: &Snapshot, field: &str) -> Option<Option<f64>> {
+    let overview = s.overview.ok();
+    let churn = overview.and_then(|o| o.churn_rates.as_ref());
+    // With statistics on, a rate RabbitMQ has not started (nothing counted yet) is 0.
+    let zero = overview.filter(|o| o.stats_enabled()).map(|_| 0.0);
+    let stats = overview.and_then(|o| o.message_stats.as_ref());
+    let rate = |get: fn(&crate::rabbitmq::model::MessageStats) -> Option<f64>| {
+        stats.and_then(get).or(zero)
+    };
+    Some(match field {
+        "connection_churn" => churn.and_then(|c| c.connection_churn()),
+        "channel_churn" => churn.and_then(|c| c.channel_churn()),
+        "publish_rate" => rate(|m| m.publish_rate),
+        "unroutable_rate" => rate(|m| m.return_unroutable_rate)
+            .zip(rate(|m| m.drop_unroutable_rate))
+            .map(|(a, b)| a + b),
+        "cluster_links" => links(s).map(|(established, _)| established as f64),
+        "expected_cluster_links" => links(s).map(|(_, expected)| expected as f64),
+        "missing_cluster_links" => {
+            links(s).map(|(established, expected)| expected.saturating_sub(established) as f64)
+        }
+        "rabbitmq_versions" => versions(s, "rabbit"),
+        "erlang_versions" => versions(s, "kernel"),
+        _ => return None,
+    })
+}
+
+/// Established distribution links among the members seen running, and n(n−1) for their
+/// number n; `None` without `/api/nodes` or when a running member's `cluster_links` is
+/// missing.
+pub fn links(s: &Snapshot) -> Option<(u64, u64)> {
+    let nodes = s.nodes.ok()?;
+    let running: BTreeSet<&str> = nodes
+        .iter()
+        .filter(|n| n.running == Some(true))
+        .map(|n| n.name.as_str())
+        .collect();
+    let mut established = 0u64;
+    for n in nodes.iter().filter(|n| running.contains(n.name.as_str())) {
+        let peers = n.cluster_links.as_ref()?;
+        established += peers
+            .iter()
+            .filter(|l| l.name != n.name && running.contains(l.name.as_str()))
+            .map(|l| l.name.as_str())
+            .collect::<BTreeSet<_>>()
+            .len() as u64;
+    }
+    let n = running.len() as u64;
+    Some((established, n * n.saturating_sub(1)))
+}
+
+/// The number of distinct versions of OTP application `app` among the running members that
+/// report it; `None` when none does.
+fn versions(s: &Snapshot, app: &str) -> Option<f64> {
+    let nodes = s.nodes.ok()?;
+    let seen: BTreeSet<&str> = nodes
+        .iter()
+        .filter(|n| n.running == Some(true))
+        .filter_map(|n| n.application_version(app))
+        .collect();
+    (!seen.is_empty()).then_some(seen.len() as f64)
+}
+
+/// A queue's latency in seconds: the age of its head message where the publisher set the
+/// `timestamp` property (`head_message_timestamp`, exact), else 0 without ready messages,
+/// else Little's law: ready ÷ the egress rate over the backlog window (needs message
+/// statistics and a complete window), else the backlog detector's age estimate of the
+/// oldest message; `None` when none of these is known.
+pub fn queue_latency(
+    q: &Queue,
+    poll_time: std::time::SystemTime,
+    analysis: Option<&Analysis>,
+) -> Option<f64> {
+    if let Some(ts) = q.head_message_timestamp {
+        let now = poll_time
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        return Some((now - ts).max(0.0));
+    }
+    let ready = q.messages_ready?;
+    if ready == 0 {
+        return Some(0.0);
+    }
+    let counted = analysis.filter(|a| a.counters);
+    if let Some(a) = counted.filter(|a| a.egress_rate > 0.0) {
+        return Some(ready as f64 / a.egress_rate);
+    }
+    analysis.and_then(|a| a.oldest_age_estimate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rabbitmq::model::{Application, ClusterLink, Overview};
+    use std::time::SystemTime;
+
+    fn node(name: &str, links: &[&str], version: &str) -> Node {
+        Node {
+            name: name.into(),
+            running: Some(true),
+            cluster_links: Some(
+                links
+                    .iter()
+                    .map(|l| ClusterLink {
+                        name: (*l).into(),
+                    })
+                    .collect(),
+            ),
+            applications: Some(vec![Application {
+                name: "rabbit".into(),
+                version: version.into(),
+            }]),
+            ..Node::default()
+        }
+    }
+
+    fn snapshot(nodes: Vec<Node>, at: u64) -> Snapshot {
+        Snapshot::builder()
+            .started_at(UNIX_EPOCH + Duration::from_secs(at))
+            .nodes(nodes)
+            .build()
+    }
+
+    #[test]
+    fn counts_links_among_running_members_and_versions() {
+        let full = snapshot(
+            vec![
+                node("a", &["b", "c"], "3.10.8"),
+                node("b", &["a", "c"], "3.10.8"),
+                node("c", &["a", "b"], "3.10.7"),
+            ],
+            0,
+        );
+        assert_eq!(links(&full), Some((6, 6)));
+        assert_eq!(cluster_field(&full, "missing_cluster_links"), Some(Some(0.0)));
+        assert_eq!(cluster_field(&full, "rabbitmq_versions"), Some(Some(2.0)));
+        // c lost its link to a (and a to c): 4 of 6.
+        let cut = snapshot(
+            vec![
+                node("a", &["b"], "3.10.8"),
+                node("b", &["a", "c"], "3.10.8"),
+                node("c", &["b"], "3.10.8"),
+            ],
+            0,
+        );
+        assert_eq!(cluster_field(&cut, "missing_cluster_links"), Some(Some(2.0)));
+        assert_eq!(cluster_field(&cut, "rabbitmq_versions"), Some(Some(1.0)));
+        // A single node: none expected, none missing.
+        let single = snapshot(vec![node("a", &[], "3.10.8")], 0);
+        assert_eq!(links(&single), Some((0, 0)));
+        // Statistics disabled: the field is missing, so the links are unknown.
+        let mut blind = node("a", &[], "3.10.8");
+        blind.cluster_links = None;
+        assert_eq!(links(&snapshot(vec![blind], 0)), None);
+        assert_eq!(cluster_field(&single, "no_such_field"), None);
+        assert_eq!(cluster_field(&single, "erlang_versions"), Some(None));
+    }
+
+    #[test]
+    fn rates_are_unknown_without_statistics_and_zero_before_counting() {
+        let s = snapshot(vec![], 0);
+        assert_eq!(cluster_field(&s, "unroutable_rate"), Some(None));
+        let with = |o: Overview| Snapshot::builder().overview(o).build();
+        let s = with(Overview {
+            disable_stats: Some(false),
+            ..Overview::default()
+        });
+        assert_eq!(cluster_field(&s, "unroutable_rate"), Some(Some(0.0)));
+        assert_eq!(cluster_field(&s, "connection_churn"), Some(None));
+        let o: Overview = serde_json::from_str(
+            r#"{"disable_stats":false,"message_stats":{"publish":10,"publish_details":{"rate":4.0},
+                "return_unroutable":3,"return_unroutable_details":{"rate":1.5},
+                "drop_unroutable_details":{"rate":0.5}},
+                "churn_rates":{"connection_created":5,"connection_created_details":{"rate":2.0},
+                "connection_closed_details":{"rate":1.0},"channel_created_details":{"rate":3.0},
+                "channel_closed_details":{"rate":3.0}}}"#,
+        )
+        .unwrap();
+        let s = with(o);
+        assert_eq!(cluster_field(&s, "unroutable_rate"), Some(Some(2.0)));
+        assert_eq!(cluster_field(&s, "publish_rate"), Some(Some(4.0)));
+        assert_eq!(cluster_field(&s, "connection_churn"), Some(Some(3.0)));
+        assert_eq!(cluster_field(&s, "channel_churn"), Some(Some(6.0)));
+    }
+
+    #[test]
+    fn predicts_when_free_disk_reaches_its_limit() {
+        let mut trend = DiskTrend::default();
+        let disk = |free: u64| Node {
+            name: "a".into(),
+            disk_free: Some(free),
+            disk_free_limit: Some(1_000),
+            ..Node::default()
+        };
+        // Falling by 1 byte per second from 10,000: the limit is 9,000 bytes ahead.
+        let mut last = BTreeMap::new();
+        for i in 0..=20u64 {
+            last = trend.observe(&snapshot(vec![disk(10_000 - i * 60)], i * 60));
+            if i * 60 < DISK_MIN_SPAN.as_secs() {
+                assert!(last.is_empty(), "no prediction before the span at {i}");
+            }
+        }
+        let f = last["a"];
+        assert!((f.slope + 1.0).abs() < 1e-9, "{f:?}");
+        // 10,000 − 1,200 = 8,800 free now, 7,800 above the limit.
+        assert!((f.time_to_alarm - 7_800.0).abs() < 1e-6, "{f:?}");
+        // Rising: never.
+        let mut trend = DiskTrend::default();
+        for i in 0..=20u64 {
+            last = trend.observe(&snapshot(vec![disk(10_000 + i)], i * 60));
+        }
+        assert_eq!(last["a"].time_to_alarm, f64::INFINITY);
+        let s = snapshot(vec![disk(1)], 0);
+        assert_eq!(
+            node_field(&s.nodes.ok().unwrap()[0], "time_to_disk_alarm", &last),
+            Some(Some(f64::INFINITY))
+        );
+    }
+
+    #[test]
+    fn latency_prefers_the_head_timestamp() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000);
+        let q = Queue {
+            head_message_timestamp: Some(990.0),
+            messages_ready: Some(5),
+            ..Queue::default()
+        };
+        assert_eq!(queue_latency(&q, now, None), Some(10.0));
+        let empty = Queue {
+            messages_ready: Some(0),
+            ..Queue::default()
+        };
+        assert_eq!(queue_latency(&empty, now, None), Some(0.0));
+        let waiting = Queue {
+            messages_ready: Some(5),
+            ..Queue::default()
+        };
+        assert_eq!(queue_latency(&waiting, now, None), None);
+        assert_eq!(queue_latency(&Queue::default(), SystemTime::now(), None), None);
+    }
+}
