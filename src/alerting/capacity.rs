@@ -67,7 +67,8 @@ impl DiskTrend {
             .unwrap_or_default()
             .as_secs_f64();
         let listed: BTreeSet<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
-        self.samples.retain(|name, _| listed.contains(name.as_str()));
+        self.samples
+            .retain(|name, _| listed.contains(name.as_str()));
         let mut out = BTreeMap::new();
         for n in nodes {
             let Some(free) = n.disk_free else { continue };
@@ -253,9 +254,7 @@ mod tests {
             cluster_links: Some(
                 links
                     .iter()
-                    .map(|l| ClusterLink {
-                        name: (*l).into(),
-                    })
+                    .map(|l| ClusterLink { name: (*l).into() })
                     .collect(),
             ),
             applications: Some(vec![Application {
@@ -284,7 +283,10 @@ mod tests {
             0,
         );
         assert_eq!(links(&full), Some((6, 6)));
-        assert_eq!(cluster_field(&full, "missing_cluster_links"), Some(Some(0.0)));
+        assert_eq!(
+            cluster_field(&full, "missing_cluster_links"),
+            Some(Some(0.0))
+        );
         assert_eq!(cluster_field(&full, "rabbitmq_versions"), Some(Some(2.0)));
         // c lost its link to a (and a to c): 4 of 6.
         let cut = snapshot(
@@ -295,7 +297,10 @@ mod tests {
             ],
             0,
         );
-        assert_eq!(cluster_field(&cut, "missing_cluster_links"), Some(Some(2.0)));
+        assert_eq!(
+            cluster_field(&cut, "missing_cluster_links"),
+            Some(Some(2.0))
+        );
         assert_eq!(cluster_field(&cut, "rabbitmq_versions"), Some(Some(1.0)));
         // A single node: none expected, none missing.
         let single = snapshot(vec![node("a", &[], "3.10.8")], 0);
@@ -388,6 +393,9 @@ mod tests {
             ..Queue::default()
         };
         assert_eq!(queue_latency(&waiting, now, None), None);
-        assert_eq!(queue_latency(&Queue::default(), SystemTime::now(), None), None);
+        assert_eq!(
+            queue_latency(&Queue::default(), SystemTime::now(), None),
+            None
+        );
     }
 }

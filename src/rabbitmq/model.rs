@@ -106,7 +106,10 @@ pub struct MessageStats {
     #[serde(rename = "publish_details", deserialize_with = "lenient_rate")]
     pub publish_rate: Option<f64>,
     /// `return_unroutable_details.rate`: mandatory messages returned per second (cluster only).
-    #[serde(rename = "return_unroutable_details", deserialize_with = "lenient_rate")]
+    #[serde(
+        rename = "return_unroutable_details",
+        deserialize_with = "lenient_rate"
+    )]
     pub return_unroutable_rate: Option<f64>,
     /// `drop_unroutable_details.rate`: unroutable messages dropped per second (cluster only).
     #[serde(rename = "drop_unroutable_details", deserialize_with = "lenient_rate")]
@@ -138,10 +141,16 @@ pub struct ChurnRates {
     #[serde(deserialize_with = "lenient")]
     pub channel_closed: Option<u64>,
     /// `connection_created_details.rate`: connections opened per second.
-    #[serde(rename = "connection_created_details", deserialize_with = "lenient_rate")]
+    #[serde(
+        rename = "connection_created_details",
+        deserialize_with = "lenient_rate"
+    )]
     pub connection_created_rate: Option<f64>,
     /// `connection_closed_details.rate`: connections closed per second.
-    #[serde(rename = "connection_closed_details", deserialize_with = "lenient_rate")]
+    #[serde(
+        rename = "connection_closed_details",
+        deserialize_with = "lenient_rate"
+    )]
     pub connection_closed_rate: Option<f64>,
     /// `channel_created_details.rate`: channels opened per second.
     #[serde(rename = "channel_created_details", deserialize_with = "lenient_rate")]
