@@ -1,6 +1,6 @@
 //! Node limits, predictions and traffic health: the rule fields of issue #16's capacity
-//! catalogue, and the free-disk trend ([`DiskTrend`]), the one judgement here that needs
-//! history.
+//! catalogue, and the two judgements here that need history ([`Tracker`]): the free-disk
+//! trend ([`DiskTrend`]) and the cluster-wide rates over a window ([`RateWindow`]).
 //!
 //! - Node fields: `cluster_links` (established Erlang distribution links, `/api/nodes`
 //!   `cluster_links`) and `time_to_disk_alarm` (seconds until `disk_free` reaches
@@ -8,8 +8,9 @@
 //!   descriptors and Erlang processes need no field of their own: `fd_used / fd_total` and
 //!   `proc_used / proc_total` are ratios of existing fields.
 //! - Cluster fields: `connection_churn` / `channel_churn` (opened + closed per second,
-//!   `/api/overview` `churn_rates.*_details.rate`), `unroutable_rate` (returned + dropped per
-//!   second, `message_stats.{return,drop}_unroutable_details.rate`), `publish_rate`,
+//!   `/api/overview` `churn_rates`), `unroutable_rate` (returned + dropped per second,
+//!   `message_stats.return_unroutable` + `drop_unroutable`), `publish_rate`
+//!   (`message_stats.publish`), each over the window of [`RateWindow`];
 //!   `cluster_links` / `expected_cluster_links` / `missing_cluster_links` (among the members
 //!   seen running: n(n−1) links expected), `rabbitmq_versions` / `erlang_versions` (distinct
 //!   versions among running members, `/api/nodes` `applications`: `rabbit` and `kernel`).
@@ -149,23 +150,14 @@ pub fn node_field(
 }
 
 /// A capacity field of the cluster: `Some(value)` when `field` is one of this module's
-/// cluster fields (the value `None` when unknown), `None` when it is not.
-pub fn cluster_field(s: &Snapshot, field: &str) -> Option<Option<f64>> {
-    let overview = s.overview.ok();
-    let churn = overview.and_then(|o| o.churn_rates.as_ref());
-    // With statistics on, a rate RabbitMQ has not started (nothing counted yet) is 0.
-    let zero = overview.filter(|o| o.stats_enabled()).map(|_| 0.0);
-    let stats = overview.and_then(|o| o.message_stats.as_ref());
-    let rate = |get: fn(&crate::rabbitmq::model::MessageStats) -> Option<f64>| {
-        stats.and_then(get).or(zero)
-    };
+/// cluster fields (the value `None` when unknown), `None` when it is not. `rates` are the
+/// [`RateWindow`]'s on the same snapshot.
+pub fn cluster_field(s: &Snapshot, field: &str, rates: &Rates) -> Option<Option<f64>> {
     Some(match field {
-        "connection_churn" => churn.and_then(|c| c.connection_churn()),
-        "channel_churn" => churn.and_then(|c| c.channel_churn()),
-        "publish_rate" => rate(|m| m.publish_rate),
-        "unroutable_rate" => rate(|m| m.return_unroutable_rate)
-            .zip(rate(|m| m.drop_unroutable_rate))
-            .map(|(a, b)| a + b),
+        "connection_churn" => rates.connection_churn,
+        "channel_churn" => rates.channel_churn,
+        "publish_rate" => rates.publish,
+        "unroutable_rate" => rates.unroutable,
         "cluster_links" => links(s).map(|(established, _)| established as f64),
         "expected_cluster_links" => links(s).map(|(_, expected)| expected as f64),
         "missing_cluster_links" => {
@@ -175,6 +167,148 @@ pub fn cluster_field(s: &Snapshot, field: &str) -> Option<Option<f64>> {
         "erlang_versions" => versions(s, "kernel"),
         _ => return None,
     })
+}
+
+/// Cluster-wide rates per second over the [`RateWindow`]; `None` while unknown (statistics
+/// disabled, `/api/overview` not read, or fewer than two samples in the window).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Rates {
+    /// Connections opened + closed per second (`churn_rates.connection_created` +
+    /// `connection_closed`).
+    pub connection_churn: Option<f64>,
+    /// Channels opened + closed per second (`churn_rates.channel_created` + `channel_closed`).
+    pub channel_churn: Option<f64>,
+    /// Messages published per second (`message_stats.publish`).
+    pub publish: Option<f64>,
+    /// Unroutable messages returned + dropped per second (`message_stats.return_unroutable` +
+    /// `drop_unroutable`).
+    pub unroutable: Option<f64>,
+}
+
+/// The counters a [`RateWindow`] sample holds: connection_created, connection_closed,
+/// channel_created, channel_closed, publish, return_unroutable, drop_unroutable.
+type Counters = [Option<u64>; 7];
+
+/// Samples of `/api/overview`'s cluster-wide counters over `alerting.backlog.window`, for
+/// rates that do not jump between the management plugin's samples as its `*_details.rate`
+/// do. A counter that goes back (statistics reset, node restart) starts the window again.
+#[derive(Debug, Default)]
+pub struct RateWindow {
+    /// How far back the window reaches.
+    window: Duration,
+    /// `(seconds since the Unix epoch, counters)`, oldest first.
+    samples: VecDeque<(f64, Counters)>,
+}
+
+impl RateWindow {
+    /// An empty window reaching `window` back.
+    pub fn new(window: Duration) -> Self {
+        Self {
+            window,
+            samples: VecDeque::new(),
+        }
+    }
+
+    /// Adds the counters of `s` (nothing when `/api/overview` failed: the rates are then
+    /// unknown, the window kept) and returns the rates over the window.
+    pub fn observe(&mut self, s: &Snapshot) -> Rates {
+        let Some(o) = s.overview.ok() else {
+            return Rates::default();
+        };
+        let now = s
+            .started_at
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        // With statistics on, a counter RabbitMQ has not started (nothing counted yet) is 0.
+        let zero = o.stats_enabled().then_some(0);
+        let churn = o.churn_rates.clone().unwrap_or_default();
+        let stats = o.message_stats.clone().unwrap_or_default();
+        let counters: Counters = [
+            churn.connection_created,
+            churn.connection_closed,
+            churn.channel_created,
+            churn.channel_closed,
+            stats.publish,
+            stats.return_unroutable,
+            stats.drop_unroutable,
+        ]
+        .map(|c| c.or(zero));
+        let went_back = self.samples.back().is_some_and(|(t, last)| {
+            *t >= now
+                || last
+                    .iter()
+                    .zip(&counters)
+                    .any(|(a, b)| matches!((a, b), (Some(a), Some(b)) if b < a))
+        });
+        if went_back {
+            self.samples.clear();
+        }
+        self.samples.push_back((now, counters));
+        // Keep one sample at or beyond the window's start, so the rate spans the whole window.
+        while self.samples.len() > 2
+            && self
+                .samples
+                .get(1)
+                .is_some_and(|(t, _)| now - t >= self.window.as_secs_f64())
+        {
+            self.samples.pop_front();
+        }
+        let (Some((t0, first)), Some((t1, last))) = (self.samples.front(), self.samples.back())
+        else {
+            return Rates::default();
+        };
+        let span = t1 - t0;
+        let rate = |i: usize| -> Option<f64> {
+            (span > 0.0).then_some(())?;
+            Some(last[i]?.saturating_sub(first[i]?) as f64 / span)
+        };
+        let sum = |a: Option<f64>, b: Option<f64>| Some(a? + b?);
+        Rates {
+            connection_churn: sum(rate(0), rate(1)),
+            channel_churn: sum(rate(2), rate(3)),
+            publish: rate(4),
+            unroutable: sum(rate(5), rate(6)),
+        }
+    }
+}
+
+/// What the capacity judgements found in one snapshot (kept in the cluster verdict,
+/// [`super::cluster::ClusterStatus::capacity`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Report {
+    /// Free-disk forecasts per node ([`DiskTrend`]); empty until a node's samples span
+    /// [`DISK_MIN_SPAN`].
+    pub disk: BTreeMap<String, DiskForecast>,
+    /// Cluster-wide rates over the window ([`RateWindow`]).
+    pub rates: Rates,
+}
+
+/// The capacity judgements' history: the free-disk trend and the rate window.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    /// Free disk per node over [`DISK_WINDOW`].
+    disk: DiskTrend,
+    /// Cluster-wide counters over `alerting.backlog.window`.
+    rates: RateWindow,
+}
+
+impl Tracker {
+    /// A tracker whose rates reach `window` back (`alerting.backlog.window`).
+    pub fn new(window: Duration) -> Self {
+        Self {
+            disk: DiskTrend::default(),
+            rates: RateWindow::new(window),
+        }
+    }
+
+    /// Adds `s` and judges it.
+    pub fn observe(&mut self, s: &Snapshot) -> Report {
+        Report {
+            disk: self.disk.observe(s),
+            rates: self.rates.observe(s),
+        }
+    }
 }
 
 /// Established distribution links among the members seen running, and n(n−1) for their
@@ -274,6 +408,7 @@ mod tests {
 
     #[test]
     fn counts_links_among_running_members_and_versions() {
+        let none = Rates::default();
         let full = snapshot(
             vec![
                 node("a", &["b", "c"], "3.10.8"),
@@ -284,10 +419,13 @@ mod tests {
         );
         assert_eq!(links(&full), Some((6, 6)));
         assert_eq!(
-            cluster_field(&full, "missing_cluster_links"),
+            cluster_field(&full, "missing_cluster_links", &none),
             Some(Some(0.0))
         );
-        assert_eq!(cluster_field(&full, "rabbitmq_versions"), Some(Some(2.0)));
+        assert_eq!(
+            cluster_field(&full, "rabbitmq_versions", &none),
+            Some(Some(2.0))
+        );
         // c lost its link to a (and a to c): 4 of 6.
         let cut = snapshot(
             vec![
@@ -298,10 +436,13 @@ mod tests {
             0,
         );
         assert_eq!(
-            cluster_field(&cut, "missing_cluster_links"),
+            cluster_field(&cut, "missing_cluster_links", &none),
             Some(Some(2.0))
         );
-        assert_eq!(cluster_field(&cut, "rabbitmq_versions"), Some(Some(1.0)));
+        assert_eq!(
+            cluster_field(&cut, "rabbitmq_versions", &none),
+            Some(Some(1.0))
+        );
         // A single node: none expected, none missing.
         let single = snapshot(vec![node("a", &[], "3.10.8")], 0);
         assert_eq!(links(&single), Some((0, 0)));
@@ -309,35 +450,60 @@ mod tests {
         let mut blind = node("a", &[], "3.10.8");
         blind.cluster_links = None;
         assert_eq!(links(&snapshot(vec![blind], 0)), None);
-        assert_eq!(cluster_field(&single, "no_such_field"), None);
-        assert_eq!(cluster_field(&single, "erlang_versions"), Some(None));
+        assert_eq!(cluster_field(&single, "no_such_field", &none), None);
+        assert_eq!(cluster_field(&single, "erlang_versions", &none), Some(None));
     }
 
     #[test]
-    fn rates_are_unknown_without_statistics_and_zero_before_counting() {
-        let s = snapshot(vec![], 0);
-        assert_eq!(cluster_field(&s, "unroutable_rate"), Some(None));
-        let with = |o: Overview| Snapshot::builder().overview(o).build();
-        let s = with(Overview {
-            disable_stats: Some(false),
-            ..Overview::default()
-        });
-        assert_eq!(cluster_field(&s, "unroutable_rate"), Some(Some(0.0)));
-        assert_eq!(cluster_field(&s, "connection_churn"), Some(None));
-        let o: Overview = serde_json::from_str(
-            r#"{"disable_stats":false,"message_stats":{"publish":10,"publish_details":{"rate":4.0},
-                "return_unroutable":3,"return_unroutable_details":{"rate":1.5},
-                "drop_unroutable_details":{"rate":0.5}},
-                "churn_rates":{"connection_created":5,"connection_created_details":{"rate":2.0},
-                "connection_closed_details":{"rate":1.0},"channel_created_details":{"rate":3.0},
-                "channel_closed_details":{"rate":3.0}}}"#,
-        )
-        .unwrap();
-        let s = with(o);
-        assert_eq!(cluster_field(&s, "unroutable_rate"), Some(Some(2.0)));
-        assert_eq!(cluster_field(&s, "publish_rate"), Some(Some(4.0)));
-        assert_eq!(cluster_field(&s, "connection_churn"), Some(Some(3.0)));
-        assert_eq!(cluster_field(&s, "channel_churn"), Some(Some(6.0)));
+    fn rates_over_the_window_are_unknown_without_statistics_and_restart_on_a_reset() {
+        let at = |secs: u64, o: &str| {
+            let o: Overview = serde_json::from_str(o).unwrap();
+            Snapshot::builder()
+                .started_at(UNIX_EPOCH + Duration::from_secs(secs))
+                .overview(o)
+                .build()
+        };
+        let counts = |conn: u64, returned: u64, publish: u64| {
+            format!(
+                r#"{{"disable_stats":false,"message_stats":{{"publish":{publish},"return_unroutable":{returned}}},
+                "churn_rates":{{"connection_created":{conn},"connection_closed":{conn},"channel_created":0}}}}"#
+            )
+        };
+        let mut w = RateWindow::new(Duration::from_secs(10));
+        // One sample: no rate yet.
+        assert_eq!(w.observe(&at(0, &counts(0, 0, 0))), Rates::default());
+        w.observe(&at(5, &counts(10, 5, 50)));
+        let r = w.observe(&at(10, &counts(20, 10, 100)));
+        // 20 opened + 20 closed in 10 s; drop_unroutable and channel_closed never counted: 0.
+        assert_eq!(r.connection_churn, Some(4.0));
+        assert_eq!(r.channel_churn, Some(0.0));
+        assert_eq!(r.unroutable, Some(1.0));
+        assert_eq!(r.publish, Some(10.0));
+        // The window slides: 10..20 s, nothing new.
+        let r = w.observe(&at(20, &counts(20, 10, 100)));
+        assert_eq!(r.connection_churn, Some(0.0));
+        // A counter going back (statistics reset) starts again: no rate from one sample.
+        assert_eq!(w.observe(&at(25, &counts(1, 0, 0))).unroutable, None);
+        // Statistics disabled: unknown.
+        let mut w = RateWindow::new(Duration::from_secs(10));
+        w.observe(&at(0, r#"{"disable_stats":true}"#));
+        assert_eq!(
+            w.observe(&at(5, r#"{"disable_stats":true}"#)),
+            Rates::default()
+        );
+        let fields = Snapshot::builder().build();
+        let rates = Rates {
+            unroutable: Some(2.0),
+            ..Rates::default()
+        };
+        assert_eq!(
+            cluster_field(&fields, "unroutable_rate", &rates),
+            Some(Some(2.0))
+        );
+        assert_eq!(
+            cluster_field(&fields, "connection_churn", &rates),
+            Some(None)
+        );
     }
 
     #[test]

@@ -78,10 +78,9 @@ pub struct ClusterStatus {
     /// `disk space`: the alarm check of `rabbitmq.url` merged with the `mem_alarm` /
     /// `disk_free_alarm` flags of every view. `None` when neither could be read.
     pub alarms: Option<BTreeSet<(String, String)>>,
-    /// Free-disk forecasts per member of the poll's own `/api/nodes`
-    /// ([`super::capacity::DiskTrend`], set by the engine); empty until a node's samples
-    /// span [`super::capacity::DISK_MIN_SPAN`].
-    pub disk: BTreeMap<String, super::capacity::DiskForecast>,
+    /// The capacity judgements of the same snapshot (free-disk forecasts per member, rates
+    /// over the window: [`super::capacity::Tracker`]), set by the engine.
+    pub capacity: super::capacity::Report,
 }
 
 impl ClusterStatus {
@@ -385,7 +384,7 @@ pub fn assess(
         restarted,
         alarms,
         views,
-        disk: BTreeMap::new(),
+        capacity: super::capacity::Report::default(),
     };
     (status, next)
 }

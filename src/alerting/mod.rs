@@ -132,8 +132,8 @@ pub struct Engine {
     cluster: Detector,
     /// The cluster detector's verdict on the last snapshot evaluated.
     cluster_status: Arc<ClusterStatus>,
-    /// The free-disk trend of every node (its forecasts go into the cluster verdict).
-    disk: capacity::DiskTrend,
+    /// The capacity judgements' history (their report goes into the cluster verdict).
+    capacity: capacity::Tracker,
     /// The template variables of the last evaluation: when they change, every active
     /// alert's annotations are rendered again.
     last_vars: BTreeMap<String, String>,
@@ -147,6 +147,7 @@ impl Engine {
 
     /// An engine with `rules`, a backlog detector configured by `backlog`, and no alerts.
     pub fn with_backlog(rules: Vec<Rule>, backlog: BacklogConfig) -> Self {
+        let window = backlog.window;
         Self {
             rules,
             alerts: BTreeMap::new(),
@@ -154,7 +155,7 @@ impl Engine {
             report: Arc::default(),
             cluster: Detector::default(),
             cluster_status: Arc::default(),
-            disk: capacity::DiskTrend::default(),
+            capacity: capacity::Tracker::new(window),
             last_vars: BTreeMap::new(),
         }
     }
@@ -203,7 +204,7 @@ impl Engine {
     pub fn evaluate(&mut self, snapshot: &Snapshot, now: SystemTime) {
         self.report = Arc::new(self.backlog.observe(snapshot));
         let mut status = self.cluster.observe(snapshot);
-        status.disk = self.disk.observe(snapshot);
+        status.capacity = self.capacity.observe(snapshot);
         self.cluster_status = Arc::new(status);
         let vars = self.cluster_status.template_vars();
         let vars_changed = vars != self.last_vars;

@@ -241,7 +241,7 @@ fn head_message_age(q: &Queue, poll_time: std::time::SystemTime) -> Option<f64> 
 }
 
 fn node_field(n: &Node, field: &str, s: &Snapshot, cluster: &ClusterStatus) -> Option<f64> {
-    if let Some(v) = super::capacity::node_field(n, field, &cluster.disk) {
+    if let Some(v) = super::capacity::node_field(n, field, &cluster.capacity.disk) {
         return v;
     }
     // The alarm check only speaks for running members.
@@ -276,7 +276,7 @@ fn cluster_field(s: &Snapshot, cluster: &ClusterStatus, field: &str) -> Option<f
     if let Some(v) = super::cluster::field(cluster, field) {
         return v;
     }
-    if let Some(v) = super::capacity::cluster_field(s, field) {
+    if let Some(v) = super::capacity::cluster_field(s, field, &cluster.capacity.rates) {
         return v;
     }
     let o = s.overview.ok()?;

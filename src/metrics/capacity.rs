@@ -142,7 +142,7 @@ pub fn encode(
         enc,
         cluster
             .into_iter()
-            .flat_map(|c| c.disk.iter())
+            .flat_map(|c| c.capacity.disk.iter())
             .filter(|(_, f)| f.time_to_alarm.is_finite())
             .map(|(node, f)| ([("node", node.as_str())], f.time_to_alarm)),
     )?;

@@ -101,30 +101,11 @@ pub struct MessageStats {
     /// `drop_unroutable`: non-mandatory messages dropped as unroutable (cluster only).
     #[serde(deserialize_with = "lenient")]
     pub drop_unroutable: Option<u64>,
-    /// `publish_details.rate`: messages published per second, as the management plugin
-    /// computes it over its last samples (cluster only; queue reads do not ask for it).
-    #[serde(rename = "publish_details", deserialize_with = "lenient_rate")]
-    pub publish_rate: Option<f64>,
-    /// `return_unroutable_details.rate`: mandatory messages returned per second (cluster only).
-    #[serde(
-        rename = "return_unroutable_details",
-        deserialize_with = "lenient_rate"
-    )]
-    pub return_unroutable_rate: Option<f64>,
-    /// `drop_unroutable_details.rate`: unroutable messages dropped per second (cluster only).
-    #[serde(rename = "drop_unroutable_details", deserialize_with = "lenient_rate")]
-    pub drop_unroutable_rate: Option<f64>,
-}
-
-/// Reads a `*_details` object `{"rate": N}` as its rate (per second), unknown otherwise.
-fn lenient_rate<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-    let value = Value::deserialize(d)?;
-    Ok(value.get("rate").and_then(Value::as_f64))
 }
 
 /// `churn_rates` of `/api/overview`: connections and channels opened and closed since the
-/// statistics started (cluster-wide counters) and their rates per second over the
-/// management plugin's last samples (`*_details.rate`).
+/// statistics started (cluster-wide counters; the sidecar takes rates over its own window
+/// rather than the management plugin's `*_details.rate`, which jumps between samples).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct ChurnRates {
@@ -140,36 +121,6 @@ pub struct ChurnRates {
     /// `channel_closed`: channels closed.
     #[serde(deserialize_with = "lenient")]
     pub channel_closed: Option<u64>,
-    /// `connection_created_details.rate`: connections opened per second.
-    #[serde(
-        rename = "connection_created_details",
-        deserialize_with = "lenient_rate"
-    )]
-    pub connection_created_rate: Option<f64>,
-    /// `connection_closed_details.rate`: connections closed per second.
-    #[serde(
-        rename = "connection_closed_details",
-        deserialize_with = "lenient_rate"
-    )]
-    pub connection_closed_rate: Option<f64>,
-    /// `channel_created_details.rate`: channels opened per second.
-    #[serde(rename = "channel_created_details", deserialize_with = "lenient_rate")]
-    pub channel_created_rate: Option<f64>,
-    /// `channel_closed_details.rate`: channels closed per second.
-    #[serde(rename = "channel_closed_details", deserialize_with = "lenient_rate")]
-    pub channel_closed_rate: Option<f64>,
-}
-
-impl ChurnRates {
-    /// Connections opened plus closed per second; `None` unless both rates are known.
-    pub fn connection_churn(&self) -> Option<f64> {
-        Some(self.connection_created_rate? + self.connection_closed_rate?)
-    }
-
-    /// Channels opened plus closed per second; `None` unless both rates are known.
-    pub fn channel_churn(&self) -> Option<f64> {
-        Some(self.channel_created_rate? + self.channel_closed_rate?)
-    }
 }
 
 /// `object_totals` of `/api/overview`: number of objects in the cluster.
