@@ -165,6 +165,8 @@ fn config(receiver: &str) -> String {
   rules:
     - alert: RabbitmqClusterPartition
       keep_firing_for: 20s
+    - alert: RabbitmqNodeRestarted
+      keep_firing_for: 5s
 notify:
   route:
     receiver: ops
@@ -231,6 +233,31 @@ fn partitions_node_loss_and_alarms_on_a_real_cluster() {
         metric(&sidecar, "rabbitmq_cluster_partitioned", &[]),
         Some(0.0)
     );
+    // Erlang distribution links (`cluster_links`): each member has one to each of the other
+    // two, so n(n-1) = 6 are established and RabbitmqInsufficientDistributionLinks is not
+    // even pending; every member reports the same RabbitMQ version.
+    eventually(Duration::from_secs(30), "2 links per member", || {
+        let m = sidecar.metrics();
+        (1..=3)
+            .all(|i| {
+                m.get(
+                    "rabbitmq_node_cluster_links",
+                    &[("node", &format!("rabbit@n{i}"))],
+                ) == Some(2.0)
+            })
+            .then_some(())
+    });
+    let m = sidecar.metrics();
+    let versions = m.find("rabbitmq_node_build_info", &[]);
+    assert_eq!(versions.len(), 3, "{versions:?}");
+    let (_, body) = sidecar.get("/api/v1/alerts");
+    for quiet in [
+        "RabbitmqInsufficientDistributionLinks",
+        "RabbitmqVersionMismatch",
+        "RabbitmqErlangVersionMismatch",
+    ] {
+        assert!(!body.contains(quiet), "{quiet} on a whole cluster: {body}");
+    }
     std::thread::sleep(Duration::from_secs(10));
     assert!(
         events.update(&receiver).is_empty(),
@@ -304,7 +331,9 @@ fn partitions_node_loss_and_alarms_on_a_real_cluster() {
         "partition resolved {:?} after recovery began",
         recover.elapsed()
     );
-    let noise = events.names(&receiver, "firing", phase, resolved.at);
+    let mut noise = events.names(&receiver, "firing", phase, resolved.at);
+    // The minority's restart is announced for what it is.
+    noise.retain(|n| n != "RabbitmqNodeRestarted");
     assert_eq!(
         noise,
         ["RabbitmqClusterPartition"],
@@ -426,6 +455,23 @@ fn partitions_node_loss_and_alarms_on_a_real_cluster() {
         .is_some_and(|n| n >= 1.0),
         "the restart after the kill is counted"
     );
+    // ... and announced, naming the node, then resolved after its 5 s hold.
+    let restarted = events.wait(
+        &receiver,
+        Duration::from_secs(60),
+        "RabbitmqNodeRestarted",
+        "firing",
+        phase,
+    );
+    let summary = restarted.alert["annotations"]["summary"].as_str().unwrap();
+    assert_eq!(summary, "RabbitMQ node restarted: rabbit@n3");
+    events.wait(
+        &receiver,
+        Duration::from_secs(60),
+        "RabbitmqNodeRestarted",
+        "resolved",
+        phase,
+    );
 
     // 4. Memory and disk alarms fire and resolve.
     let phase = Instant::now();
@@ -472,6 +518,7 @@ fn partitions_node_loss_and_alarms_on_a_real_cluster() {
         "RabbitmqNodeNotRunning",
         "RabbitmqMemoryAlarm",
         "RabbitmqDiskAlarm",
+        "RabbitmqNodeRestarted",
     ];
     let unexpected: Vec<&Event> = events
         .update(&receiver)
