@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::backlog::Analysis;
-use crate::rabbitmq::model::{Node, Queue};
+use crate::rabbitmq::model::{CpuCounters, Node, Queue};
 use crate::snapshot::Snapshot;
 
 /// How far back the free-disk trend reaches: 1 hour.
@@ -137,14 +137,11 @@ fn forecast(samples: &VecDeque<(f64, f64)>, now: f64) -> Option<(f64, f64)> {
 
 /// A capacity field of node `n`: `Some(value)` when `field` is one of this module's node
 /// fields (the value `None` when unknown), `None` when it is not.
-pub fn node_field(
-    n: &Node,
-    field: &str,
-    disk: &BTreeMap<String, DiskForecast>,
-) -> Option<Option<f64>> {
+pub fn node_field(n: &Node, field: &str, report: &Report) -> Option<Option<f64>> {
     match field {
         "cluster_links" => Some(n.cluster_links.as_ref().map(|l| l.len() as f64)),
-        "time_to_disk_alarm" => Some(disk.get(&n.name).map(|f| f.time_to_alarm)),
+        "time_to_disk_alarm" => Some(report.disk.get(&n.name).map(|f| f.time_to_alarm)),
+        "cpu_utilisation" => Some(report.cpu.get(&n.name).copied()),
         _ => None,
     }
 }
@@ -282,6 +279,73 @@ pub struct Report {
     pub disk: BTreeMap<String, DiskForecast>,
     /// Cluster-wide rates over the window ([`RateWindow`]).
     pub rates: Rates,
+    /// CPU utilisation per node over the window ([`CpuWindow`]): only where the node's
+    /// Erlang runtime counters were read (rabbitmq_prometheus `/metrics`).
+    pub cpu: BTreeMap<String, f64>,
+}
+
+/// Each node's Erlang runtime CPU counters ([`CpuCounters`], from rabbitmq_prometheus) over
+/// `alerting.backlog.window`: utilisation = Δruntime ÷ (Δwall time × online schedulers), the
+/// share of the schedulers' capacity the runtime's threads used (it can pass 1 briefly, since
+/// dirty and async threads count too). A counter going back (a restart) starts again.
+#[derive(Debug, Default)]
+pub struct CpuWindow {
+    /// How far back the window reaches.
+    window: Duration,
+    /// Per node: `(seconds since the Unix epoch, counters)`, oldest first.
+    samples: BTreeMap<String, VecDeque<(f64, CpuCounters)>>,
+}
+
+impl CpuWindow {
+    /// An empty window reaching `window` back.
+    pub fn new(window: Duration) -> Self {
+        Self {
+            window,
+            samples: BTreeMap::new(),
+        }
+    }
+
+    /// Adds the counters of the nodes of `s` and returns the utilisation of every node with
+    /// two samples whose wall time advanced. Nodes without counters are forgotten.
+    pub fn observe(&mut self, s: &Snapshot) -> BTreeMap<String, f64> {
+        let Some(nodes) = s.nodes.ok() else {
+            return BTreeMap::new();
+        };
+        let now = s
+            .started_at
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        self.samples
+            .retain(|name, _| nodes.iter().any(|n| &n.name == name && n.cpu.is_some()));
+        let mut out = BTreeMap::new();
+        for n in nodes {
+            let Some(c) = n.cpu else { continue };
+            let window = self.samples.entry(n.name.clone()).or_default();
+            if window.back().is_some_and(|(t, last)| {
+                *t >= now || c.runtime_ms < last.runtime_ms || c.wallclock_ms < last.wallclock_ms
+            }) {
+                window.clear();
+            }
+            window.push_back((now, c));
+            while window.len() > 2
+                && window
+                    .get(1)
+                    .is_some_and(|(t, _)| now - t >= self.window.as_secs_f64())
+            {
+                window.pop_front();
+            }
+            let (Some((_, first)), Some((_, last))) = (window.front(), window.back()) else {
+                continue;
+            };
+            let wall = last.wallclock_ms.saturating_sub(first.wallclock_ms) as f64;
+            if wall > 0.0 && last.schedulers > 0 {
+                let busy = last.runtime_ms.saturating_sub(first.runtime_ms) as f64;
+                out.insert(n.name.clone(), busy / (wall * last.schedulers as f64));
+            }
+        }
+        out
+    }
 }
 
 /// The capacity judgements' history: the free-disk trend and the rate window.
@@ -291,6 +355,8 @@ pub struct Tracker {
     disk: DiskTrend,
     /// Cluster-wide counters over `alerting.backlog.window`.
     rates: RateWindow,
+    /// Each node's CPU counters over `alerting.backlog.window`.
+    cpu: CpuWindow,
 }
 
 impl Tracker {
@@ -299,6 +365,7 @@ impl Tracker {
         Self {
             disk: DiskTrend::default(),
             rates: RateWindow::new(window),
+            cpu: CpuWindow::new(window),
         }
     }
 
@@ -307,6 +374,7 @@ impl Tracker {
         Report {
             disk: self.disk.observe(s),
             rates: self.rates.observe(s),
+            cpu: self.cpu.observe(s),
         }
     }
 }
@@ -534,9 +602,43 @@ mod tests {
         }
         assert_eq!(last["a"].time_to_alarm, f64::INFINITY);
         let s = snapshot(vec![disk(1)], 0);
+        let report = Report {
+            disk: last,
+            ..Report::default()
+        };
         assert_eq!(
-            node_field(&s.nodes.ok().unwrap()[0], "time_to_disk_alarm", &last),
+            node_field(&s.nodes.ok().unwrap()[0], "time_to_disk_alarm", &report),
             Some(Some(f64::INFINITY))
+        );
+    }
+
+    #[test]
+    fn cpu_is_runtime_over_wall_time_and_schedulers_and_absent_without_counters() {
+        let cpu = |runtime_ms: u64, wallclock_ms: u64| Node {
+            name: "a".into(),
+            cpu: Some(CpuCounters {
+                runtime_ms,
+                wallclock_ms,
+                schedulers: 2,
+            }),
+            ..Node::default()
+        };
+        let mut w = CpuWindow::new(Duration::from_secs(10));
+        assert!(w.observe(&snapshot(vec![cpu(1_000, 10_000)], 0)).is_empty());
+        // 3 s of CPU in 5 s of wall time on 2 schedulers: 30 %.
+        let u = w.observe(&snapshot(vec![cpu(4_000, 15_000)], 5));
+        assert!((u["a"] - 0.3).abs() < 1e-9, "{u:?}");
+        // A restart (counters back) starts again.
+        assert!(w.observe(&snapshot(vec![cpu(10, 100)], 6)).is_empty());
+        // Without counters (the management source): no figure, never 0.
+        let plain = Node {
+            name: "a".into(),
+            ..Node::default()
+        };
+        assert!(w.observe(&snapshot(vec![plain.clone()], 7)).is_empty());
+        assert_eq!(
+            node_field(&plain, "cpu_utilisation", &Report::default()),
+            Some(None)
         );
     }
 

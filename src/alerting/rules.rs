@@ -241,7 +241,7 @@ fn head_message_age(q: &Queue, poll_time: std::time::SystemTime) -> Option<f64> 
 }
 
 fn node_field(n: &Node, field: &str, s: &Snapshot, cluster: &ClusterStatus) -> Option<f64> {
-    if let Some(v) = super::capacity::node_field(n, field, &cluster.capacity.disk) {
+    if let Some(v) = super::capacity::node_field(n, field, &cluster.capacity) {
         return v;
     }
     // The alarm check only speaks for running members.

@@ -81,6 +81,7 @@ impl Kind {
                 // Capacity (alerting::capacity).
                 "cluster_links",
                 "time_to_disk_alarm",
+                "cpu_utilisation",
             ],
             Kind::Cluster => &[
                 "up",
@@ -569,6 +570,16 @@ pub const DEFAULTS: &[DefaultRule] = &[
         severity: "warning",
         summary: "RabbitMQ lacks {{ $value }} Erlang distribution links between running members",
         description: "Fewer Erlang distribution links are established than n(n-1) for the n running members, for {{ $for }}: nodes that see each other running cannot talk, an early sign of a network partition.",
+    },
+    DefaultRule {
+        name: "RabbitmqNodeCpuHigh",
+        kind: Kind::Node,
+        expr: "cpu_utilisation > 0.8",
+        for_: "5m",
+        keep_firing_for: "0s",
+        severity: "warning",
+        summary: "Node {{ $labels.node }} uses {{ $value }} of its schedulers' CPU capacity",
+        description: "The Erlang runtime has used more than 80% of its online schedulers' CPU time for {{ $for }} (rabbitmq_prometheus runtime counters; rabbitmq.source prometheus only): publishers and consumers slow down and latencies grow.",
     },
 ];
 

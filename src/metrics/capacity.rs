@@ -1,7 +1,8 @@
 //! Node limits, predictions and traffic health (issue #16): connection and channel churn
 //! counters and Erlang distribution links per node from `/api/nodes`, each member's versions,
 //! the free-disk forecast ([`crate::alerting::capacity::DiskTrend`]) and each queue's latency
-//! ([`crate::alerting::capacity::queue_latency`]). File descriptors and Erlang processes are
+//! ([`crate::alerting::capacity::queue_latency`]), and each node's CPU utilisation where its
+//! rabbitmq_prometheus counters are read. File descriptors and Erlang processes are
 //! in [`super::nodes`] already (`rabbitmq_process_open_fds`, `rabbitmq_process_max_fds`,
 //! `rabbitmq_erlang_processes_used`, `rabbitmq_erlang_processes_limit`).
 
@@ -75,6 +76,14 @@ pub const TIME_TO_DISK_ALARM: Family = Family {
     source: "/api/nodes disk_free and disk_free_limit over the last hour",
 };
 
+/// `rabbitmq_node_cpu_utilisation_ratio{node}`.
+pub const CPU: Family = Family {
+    name: "rabbitmq_node_cpu_utilisation_ratio",
+    help: "Share of the node's online schedulers' capacity the Erlang runtime used over alerting.backlog.window: CPU time over wall time times online schedulers (can pass 1 briefly). Only with rabbitmq.source prometheus; absent otherwise (/api/nodes has no CPU figure).",
+    unit: None,
+    source: "rabbitmq_prometheus /metrics erlang_vm_statistics_runtime_milliseconds, erlang_vm_statistics_wallclock_time_milliseconds, erlang_vm_schedulers_online",
+};
+
 /// `rabbitmq_queue_latency_seconds{vhost,queue}`.
 pub const QUEUE_LATENCY: Family = Family {
     name: "rabbitmq_queue_latency",
@@ -145,6 +154,13 @@ pub fn encode(
             .flat_map(|c| c.capacity.disk.iter())
             .filter(|(_, f)| f.time_to_alarm.is_finite())
             .map(|(node, f)| ([("node", node.as_str())], f.time_to_alarm)),
+    )?;
+    CPU.gauge(
+        enc,
+        cluster
+            .into_iter()
+            .flat_map(|c| c.capacity.cpu.iter())
+            .map(|(node, u)| ([("node", node.as_str())], *u)),
     )?;
     let Some(queues) = s.queues.ok() else {
         return Ok(());

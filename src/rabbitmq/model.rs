@@ -241,6 +241,23 @@ pub struct Node {
     /// `channel_closed`: channels closed on this node.
     #[serde(deserialize_with = "lenient")]
     pub channel_closed: Option<u64>,
+    /// The Erlang runtime's CPU counters, from the node's rabbitmq_prometheus `/metrics`
+    /// (`rabbitmq.source: prometheus`); `/api/nodes` has none, so `None` with the management
+    /// source.
+    #[serde(skip)]
+    pub cpu: Option<CpuCounters>,
+}
+
+/// A node's Erlang runtime CPU counters (rabbitmq_prometheus `/metrics`): utilisation is
+/// Δ`runtime_ms` ÷ (Δ`wallclock_ms` × `schedulers`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuCounters {
+    /// `erlang_vm_statistics_runtime_milliseconds`: CPU time of the runtime's threads.
+    pub runtime_ms: u64,
+    /// `erlang_vm_statistics_wallclock_time_milliseconds`: wall time since the VM started.
+    pub wallclock_ms: u64,
+    /// `erlang_vm_schedulers_online`.
+    pub schedulers: u64,
 }
 
 impl Node {

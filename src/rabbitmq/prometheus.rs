@@ -21,7 +21,7 @@ use reqwest::Url;
 
 use super::client::BuildError;
 use super::exposition::{self, ParseError, Sample};
-use super::model::{MessageStats, Node, Queue};
+use super::model::{CpuCounters, MessageStats, Node, Queue};
 use super::{Body, Client, Endpoint, Error, Fetched};
 use crate::config::{ClusterConfig, RabbitmqConfig};
 use crate::rabbitmq::members::expand_template;
@@ -86,6 +86,12 @@ pub struct NodeFigures {
     pub fd_used: Option<u64>,
     /// `rabbitmq_process_max_fds`.
     pub fd_total: Option<u64>,
+    /// `erlang_vm_statistics_runtime_milliseconds`: CPU time of the Erlang runtime's threads.
+    pub runtime_ms: Option<u64>,
+    /// `erlang_vm_statistics_wallclock_time_milliseconds`: wall time since the VM started.
+    pub wallclock_ms: Option<u64>,
+    /// `erlang_vm_schedulers_online`.
+    pub schedulers_online: Option<u64>,
 }
 
 /// Queue figures by (vhost, queue name), as one member answered.
@@ -214,6 +220,11 @@ pub fn parse_node(text: &str) -> Result<NodeFigures, ParseError> {
             }
             "rabbitmq_process_open_fds" => put(&mut n.fd_used, count(&s)?, name),
             "rabbitmq_process_max_fds" => put(&mut n.fd_total, count(&s)?, name),
+            "erlang_vm_statistics_runtime_milliseconds" => put(&mut n.runtime_ms, count(&s)?, name),
+            "erlang_vm_statistics_wallclock_time_milliseconds" => {
+                put(&mut n.wallclock_ms, count(&s)?, name)
+            }
+            "erlang_vm_schedulers_online" => put(&mut n.schedulers_online, count(&s)?, name),
             _ => Ok(()),
         }
     })?;
@@ -319,6 +330,15 @@ pub fn apply_nodes(nodes: &mut [Node], read: &Read) {
         node.disk_free_alarm = f.disk_free_alarm;
         node.fd_used = f.fd_used;
         node.fd_total = f.fd_total;
+        node.cpu = f
+            .runtime_ms
+            .zip(f.wallclock_ms)
+            .zip(f.schedulers_online)
+            .map(|((runtime_ms, wallclock_ms), schedulers)| CpuCounters {
+                runtime_ms,
+                wallclock_ms,
+                schedulers,
+            });
     }
 }
 
