@@ -649,7 +649,17 @@ mod tests {
         assert_eq!((figures.fd_used, figures.fd_total), (Some(54), Some(20000)));
         assert_eq!(figures.mem_alarm, Some(false));
         assert_eq!(figures.disk_free_alarm, Some(false));
+        // The Erlang runtime's CPU counters (for the node's CPU utilisation).
+        assert_eq!(
+            (
+                figures.runtime_ms,
+                figures.wallclock_ms,
+                figures.schedulers_online
+            ),
+            (Some(2551), Some(12973), Some(2))
+        );
         let mut nodes: Vec<Node> = serde_json::from_str(NODES_4_OFF).unwrap();
+        assert_eq!(nodes[0].cpu, None, "/api/nodes has no CPU figure");
         assert_eq!(
             nodes[0].mem_used, None,
             "stats off: /api/nodes has no memory"
@@ -665,6 +675,15 @@ mod tests {
         );
         assert_eq!(nodes[0].mem_used, Some(128_741_376));
         assert_eq!(nodes[0].disk_free_limit, Some(50_000_000));
+        assert_eq!(
+            nodes[0].cpu,
+            Some(CpuCounters {
+                runtime_ms: 2551,
+                wallclock_ms: 12973,
+                schedulers: 2
+            })
+        );
+        assert_eq!(nodes[1].cpu, None);
         assert_eq!(
             nodes[1].mem_used, None,
             "no member answered for it: unknown"
