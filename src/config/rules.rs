@@ -1,7 +1,7 @@
 //! Alert rule definitions: the object kinds and their fields, the condition language
 //! ([`Condition`]), [`Rule`], the default catalogue ([`DEFAULTS`]: one documented place for
 //! names, thresholds and `for` durations, reused by `alerts/`). The merging of
-//! `alerting.rules` over the defaults is [`super::rule_merge`]'s; evaluating a rule against a
+//! `alerting.rules` over the defaults is in `config/rule_merge.rs`; evaluating a rule against a
 //! snapshot is the alert engine's (`alerting::rules`).
 //!
 //! A condition is one or more comparisons joined by `and`; each compares a field of the rule's
