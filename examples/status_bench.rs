@@ -96,12 +96,14 @@ fn main() {
         admin_api: true,
     };
     let now = SystemTime::now();
+    let inhibit_rules = [rabbitmq_watch::config::queue_inhibit_rule()];
     let render = |query: &Query| {
         status::render(&Inputs {
             settings: &settings,
             snapshot: Some(&assessment.snapshot),
             assessment: Some(&assessment),
             silences: &[],
+            inhibit_rules: &inhibit_rules,
             health: Ok(()),
             query,
             now,

@@ -30,6 +30,7 @@ use crate::alerting::AssessmentReceiver;
 use crate::metrics::Exposition;
 use crate::metrics::format::{Format, accepts_gzip};
 use crate::notify::dispatch::{Silence, Silences};
+use crate::notify::suppress::{self, Suppressor};
 use crate::snapshot::{Snapshot, SnapshotReceiver};
 use crate::status;
 use crate::supervise::Health;
@@ -70,6 +71,9 @@ pub struct ServerInfo {
     /// `/-/ready` answers 200 while the last fully successful poll ended at most this long ago:
     /// `2 × poll.interval + rabbitmq.timeout`.
     pub ready_max_age: Duration,
+    /// `notify.inhibit_rules` (with the default ones): which alerts `/api/v1/alerts` and the
+    /// status page show as inhibited.
+    pub inhibit_rules: Vec<crate::config::InhibitRule>,
 }
 
 /// Largest `POST /api/v1/silences` body: 64 KiB, room for a silence at every bound of
@@ -266,8 +270,10 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
 
 /// `GET /api/v1/alerts`: `{"status":"success","data":{"alerts":[…]}}`, each alert with
 /// `fingerprint`, `labels`, `annotations`, `state` (pending, firing, resolved), `value`,
-/// `active_since`, `fired_at`, `resolved_at`, `last_true` (RFC 3339) and `unknown` (the last
-/// evaluation could not tell; the state is held).
+/// `active_since`, `fired_at`, `resolved_at`, `last_true` (RFC 3339), `unknown` (the last
+/// evaluation could not tell; the state is held), `keep_firing_since` (present while only
+/// `keep_firing_for` keeps it firing) and Alertmanager's `status` object: `state` `active`
+/// or `suppressed`, `silencedBy` (silence ids), `inhibitedBy` (fingerprints).
 ///
 /// Filters (all must hold): `alertname=NAME`, `state=pending|firing|resolved` (repeatable or
 /// comma-separated: any of them), and `filter=MATCHER` as Alertmanager's API takes them
@@ -283,8 +289,18 @@ async fn alerts(
         Err(message) => return bad_request(message),
     };
     let assessment = state.assessments.borrow().clone();
+    let alerts = assessment.as_ref().map_or(&[][..], |a| a.alerts.as_slice());
+    let silences = state.silences.list(SystemTime::now());
+    let suppressor = Suppressor::new(
+        &state.info.inhibit_rules,
+        alerts,
+        &silences,
+        SystemTime::now(),
+    );
+    let statuses = alerts.iter().map(|a| suppressor.status(a)).collect();
     let body = AlertsBody {
         assessment,
+        statuses,
         filter,
         next: 0,
         written: 0,
@@ -366,6 +382,8 @@ const ALERTS_CHUNK_BYTES: usize = 64 * 1024;
 struct AlertsBody {
     /// The assessment listed (`None`: no evaluation yet, an empty list).
     assessment: Option<Arc<crate::alerting::Assessment>>,
+    /// Each alert's silences and inhibitions, in the assessment's order.
+    statuses: Vec<suppress::Status>,
     /// Which alerts to list.
     filter: AlertFilter,
     /// Index of the next alert to look at.
@@ -405,7 +423,12 @@ impl hyper::body::Body for AlertsBody {
             if !this.filter.matches(alert) {
                 continue;
             }
-            match serde_json::to_vec(alert) {
+            let status = this
+                .statuses
+                .get(this.next - 1)
+                .cloned()
+                .unwrap_or_default();
+            match serde_json::to_vec(&Listed { alert, status }) {
                 Ok(json) => {
                     if this.written > 0 {
                         buf.push(b',');
@@ -430,6 +453,14 @@ impl hyper::body::Body for AlertsBody {
     fn is_end_stream(&self) -> bool {
         self.done
     }
+}
+
+/// An alert as `/api/v1/alerts` lists it: its fields and Alertmanager's `status` object.
+#[derive(serde::Serialize)]
+struct Listed<'a> {
+    #[serde(flatten)]
+    alert: &'a crate::alerting::Alert,
+    status: suppress::Status,
 }
 
 /// Body of `POST /api/v1/silences`.
@@ -614,6 +645,7 @@ async fn index(
     let now = SystemTime::now();
     let silences = state.silences.list(now);
     let health = state.health.check();
+    let info = state.info.clone();
     let settings = status::Settings {
         target: state.info.target.clone(),
         poll_interval: state.info.poll_interval,
@@ -626,6 +658,7 @@ async fn index(
             snapshot: snapshot.as_deref(),
             assessment: assessment.as_deref(),
             silences: &silences,
+            inhibit_rules: &info.inhibit_rules,
             health: health.as_ref().map(|_| ()).map_err(String::as_str),
             query: &query,
             now,
@@ -791,6 +824,7 @@ mod tests {
                 poll_interval: Duration::from_secs(15),
                 admin_api: false,
                 ready_max_age: Duration::from_secs(40),
+                inhibit_rules: vec![crate::config::queue_inhibit_rule()],
             }),
         }
     }
@@ -812,6 +846,7 @@ mod tests {
             resolved_at: None,
             last_true: SystemTime::UNIX_EPOCH,
             unknown: false,
+            keep_firing_since: None,
         }
     }
 
@@ -909,6 +944,114 @@ mod tests {
             assert_eq!(code, StatusCode::BAD_REQUEST, "{bad}");
             assert!(body.contains(says), "{bad}: {body}");
         }
+    }
+
+    /// Issue #15: muted alerts stay visible, marked as Alertmanager marks them, in
+    /// `/api/v1/alerts` and on the status page.
+    #[tokio::test]
+    async fn inhibited_and_silenced_alerts_are_listed_as_suppressed() {
+        use crate::alerting::State as S;
+        use http_body_util::BodyExt as _;
+        use tower::ServiceExt as _;
+        let alerts = vec![
+            alert("RabbitmqQueueStalled", "orders", S::Firing),
+            alert("RabbitmqQueueGrowing", "orders", S::Firing),
+            alert("RabbitmqQueueMessagesReady", "audit", S::Firing),
+        ];
+        let st = state();
+        let now = SystemTime::now();
+        let id = st
+            .silences
+            .add(
+                Silence {
+                    id: String::new(),
+                    matchers: vec![r#"queue="audit""#.to_owned()],
+                    starts_at: now,
+                    ends_at: now + Duration::from_secs(3600),
+                    created_by: "ops".to_owned(),
+                    comment: "maintenance".to_owned(),
+                },
+                now,
+            )
+            .unwrap();
+        let assessment = crate::alerting::Assessment {
+            snapshot: Arc::new(Snapshot::builder().build()),
+            backlog: Default::default(),
+            cluster: Default::default(),
+            alerts,
+            evaluated_at: SystemTime::UNIX_EPOCH,
+        };
+        let mut st = st;
+        let (_tx, rx) = watch::channel(Some(Arc::new(assessment)));
+        st.assessments = rx;
+        let get = |path: &'static str| {
+            let app = app(st.clone());
+            async move {
+                let response = app
+                    .oneshot(
+                        axum::http::Request::get(path)
+                            .body(axum::body::Body::empty())
+                            .unwrap(),
+                    )
+                    .await
+                    .unwrap();
+                let bytes = response.into_body().collect().await.unwrap().to_bytes();
+                String::from_utf8(bytes.to_vec()).unwrap()
+            }
+        };
+        let body: serde_json::Value = serde_json::from_str(&get("/api/v1/alerts").await).unwrap();
+        let by_name = |name: &str| {
+            body["data"]["alerts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["labels"]["alertname"] == name)
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(
+            by_name("RabbitmqQueueStalled")["status"],
+            serde_json::json!({"state": "active", "silencedBy": [], "inhibitedBy": []})
+        );
+        assert_eq!(
+            by_name("RabbitmqQueueGrowing")["status"],
+            serde_json::json!({"state": "suppressed", "silencedBy": [], "inhibitedBy": ["RabbitmqQueueStalled-orders"]})
+        );
+        assert_eq!(
+            by_name("RabbitmqQueueMessagesReady")["status"],
+            serde_json::json!({"state": "suppressed", "silencedBy": [id.clone()], "inhibitedBy": []})
+        );
+        assert_eq!(
+            by_name("RabbitmqQueueGrowing")["state"],
+            "firing",
+            "still listed as firing"
+        );
+
+        let page = get("/").await;
+        let row = |name: &str| {
+            page.split("<tr")
+                .find(|r| r.contains(&format!("<td>{name} ")))
+                .unwrap_or_else(|| panic!("no row for {name}: {page}"))
+                .to_owned()
+        };
+        let stalled = row("RabbitmqQueueStalled");
+        assert!(
+            !stalled.contains("suppressed") && stalled.contains("tag bad"),
+            "{stalled}"
+        );
+        let growing = row("RabbitmqQueueGrowing");
+        assert!(
+            growing.starts_with(r#" class="suppressed">"#)
+                && growing.contains("tag off")
+                && growing.contains("inhibited by RabbitmqQueueStalled"),
+            "{growing}"
+        );
+        let ready = row("RabbitmqQueueMessagesReady");
+        assert!(
+            ready.starts_with(r#" class="suppressed">"#)
+                && ready.contains(&format!("silenced by {id}")),
+            "{ready}"
+        );
     }
 
     #[tokio::test]
@@ -1083,6 +1226,7 @@ mod tests {
             snapshot: Some(&s),
             assessment: None,
             silences: &[],
+            inhibit_rules: &[],
             health: Ok(()),
             query: &status::Query::default(),
             now: SystemTime::now(),
@@ -1239,6 +1383,7 @@ mod tests {
             poll_interval: state.info.poll_interval,
             admin_api: true,
             ready_max_age: state.info.ready_max_age,
+            inhibit_rules: Vec::new(),
         });
         let app = app(state.clone());
         for (body, expect) in [

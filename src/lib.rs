@@ -323,6 +323,7 @@ async fn run_with(
                 .interval
                 .saturating_mul(2)
                 .saturating_add(config.rabbitmq.timeout),
+            inhibit_rules: config.notify.inhibit_rules.clone(),
         }),
     };
     if let Ok(addr) = listener.local_addr() {

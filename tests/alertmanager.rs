@@ -66,6 +66,7 @@ fn alert(name: &str, state: State) -> Alert {
         resolved_at: (state == State::Resolved).then_some(now),
         last_true: now,
         unknown: false,
+        keep_firing_since: None,
     }
 }
 

@@ -41,6 +41,9 @@ pub struct History {
     /// Restarts (uptime or application counter resets) observed per member since the sidecar
     /// started.
     pub restarts: BTreeMap<String, u64>,
+    /// Members seen stopped (their own API refuses connections while a peer lists them not
+    /// running) and not seen running since: when they are, that is a restart.
+    pub stopped: BTreeSet<String>,
     /// The name of the node behind `rabbitmq.url` (from `/api/overview` `node`), last known.
     pub main_node: Option<String>,
 }
@@ -350,6 +353,32 @@ pub fn assess(
             restarted.insert(node.clone());
         }
         next.app_counters.insert(node.clone(), *count);
+    }
+    // A joined member writes nothing to disk, so its counter stays 0 across application
+    // restarts (seen on the 3-node cluster). An application seen stopped, then running again,
+    // is a restart too: stopped means its API refuses connections (the listener is closed, the
+    // host answers: not a network cut, which times out) while a peer lists it not running
+    // (pause_minority, autoheal's losing side, stop_app).
+    for v in &views {
+        let refused = v
+            .nodes
+            .err()
+            .is_some_and(|e| e.describe() == "connection refused");
+        if refused && down.contains_key(&v.node) {
+            next.stopped.insert(v.node.clone());
+        }
+    }
+    let running_again: Vec<String> = next
+        .stopped
+        .iter()
+        .filter(|n| {
+            !down.contains_key(*n) && answering.iter().any(|v| v.sees_running(n) == Some(true))
+        })
+        .cloned()
+        .collect();
+    for node in running_again {
+        next.stopped.remove(&node);
+        restarted.insert(node);
     }
     for node in &restarted {
         *next.restarts.entry(node.clone()).or_default() += 1;
@@ -772,6 +801,61 @@ mod tests {
         // A configured size wins.
         let (s, _) = assess(Source::Configured, vec![], None, Some(5), &h3);
         assert_eq!(s.expected_nodes, Some(5));
+    }
+
+    #[test]
+    fn a_member_seen_stopped_then_running_restarted_though_its_counters_stay_0() {
+        // pause_minority on the real cluster: the joined member's mnesia_disk_tx_count is 0
+        // before and after, its VM uptime goes on; while paused its API refuses connections
+        // and its peers list it not running.
+        let healthy = |extra_ms: u64| -> Vec<View> {
+            (1..=3)
+                .map(|i| {
+                    let mut nodes = fixture(&format!("healthy-n{i}"));
+                    for n in &mut nodes {
+                        n.uptime = n.uptime.map(|u| u + extra_ms);
+                        n.mnesia_disk_tx_count = Some(0);
+                    }
+                    view(&format!("rabbit@n{i}"), nodes)
+                })
+                .collect()
+        };
+        let paused = || -> Vec<View> {
+            let mut views = healthy(5_000);
+            for v in &mut views {
+                if let Ok(nodes) = &mut v.nodes.result {
+                    nodes[2].running = Some(false);
+                }
+            }
+            views[2] = refused("rabbit@n3");
+            views
+        };
+        let (_, h) = assess(
+            Source::Configured,
+            healthy(0),
+            None,
+            None,
+            &History::default(),
+        );
+        let (s, h) = assess(Source::Configured, paused(), None, None, &h);
+        assert!(s.restarted.is_empty(), "stopped, not yet restarted");
+        let (s, h) = assess(Source::Configured, paused(), None, None, &h);
+        assert!(s.restarted.is_empty());
+        let (s, h) = assess(Source::Configured, healthy(20_000), None, None, &h);
+        assert_eq!(s.restarted, ["rabbit@n3"]);
+        assert_eq!(s.restarts["rabbit@n3"], 1);
+        let (s, h) = assess(Source::Configured, healthy(25_000), None, None, &h);
+        assert!(s.restarted.is_empty(), "counted once");
+        assert_eq!(h.restarts["rabbit@n3"], 1);
+
+        // A cut (its API answers, or times out) and back: no restart.
+        let mut cut = recorded("cut");
+        let (_, h2) = assess(Source::Configured, cut.clone(), None, None, &h);
+        cut[2] = timed_out("rabbit@n3");
+        let (_, h2) = assess(Source::Configured, cut, None, None, &h2);
+        let (s, h2) = assess(Source::Configured, healthy(30_000), None, None, &h2);
+        assert!(s.restarted.is_empty(), "{:?}", s.restarted);
+        assert_eq!(h2.restarts["rabbit@n3"], 1);
     }
 
     #[test]

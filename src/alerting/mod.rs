@@ -15,6 +15,7 @@ pub mod backlog;
 pub mod capacity;
 pub mod cluster;
 pub mod rules;
+mod stale;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -92,6 +93,22 @@ pub struct Alert {
     pub last_true: SystemTime,
     /// Whether the last evaluation could not tell (data unknown); the state is then held.
     pub unknown: bool,
+    /// Since when a firing alert is only held by `keep_firing_for`: the first evaluation
+    /// that found its condition no longer holding (Prometheus's `keepFiringSince`). `None`
+    /// while the condition holds (and for pending alerts). A held alert never inhibits
+    /// others (see [`Alert::observed`]). Absent from older state files: `None`.
+    #[serde(default, with = "rfc3339_opt", skip_serializing_if = "Option::is_none")]
+    pub keep_firing_since: Option<SystemTime>,
+}
+
+impl Alert {
+    /// Whether the alert fires on evidence: firing, and its condition held at the last
+    /// evaluation that could tell (not only held by `keep_firing_for`). Only such alerts
+    /// inhibit others: a partition alert latched after the broker stopped reporting the
+    /// partition must not mute a node that goes down afterwards.
+    pub fn observed(&self) -> bool {
+        self.state == State::Firing && self.keep_firing_since.is_none()
+    }
 }
 
 /// Serializes an analysis as its details map.
@@ -261,6 +278,7 @@ fn step(
         let unchanged = !vars_changed
             && alerts.get(&fp).is_some_and(|a| {
                 a.state != State::Resolved
+                    && a.keep_firing_since.is_none()
                     && a.value.to_bits() == value.to_bits()
                     && a.analysis == analysis
             });
@@ -303,6 +321,7 @@ fn step(
                 resolved_at: None,
                 last_true: now,
                 unknown: false,
+                keep_firing_since: None,
             });
         alert.value = value;
         if let Some(annotations) = annotations {
@@ -311,6 +330,7 @@ fn step(
         }
         alert.last_true = now;
         alert.unknown = false;
+        alert.keep_firing_since = None;
         if alert.state == State::Pending
             && elapsed(alert.active_since, now) + TIMING_SLACK >= rule.for_
         {
@@ -335,6 +355,13 @@ fn step(
         match a.state {
             State::Pending => false,
             State::Firing => {
+                if a.keep_firing_since.is_none() {
+                    // The first evaluation that finds it no longer holding: the texts say so.
+                    a.keep_firing_since = Some(now);
+                    if rule.annotations.values().any(|t| t.contains("$cluster.")) {
+                        stale::mark(a, now, vars);
+                    }
+                }
                 if elapsed(a.last_true, now) + TIMING_SLACK >= rule.keep_firing_for {
                     a.state = State::Resolved;
                     a.resolved_at = Some(now);

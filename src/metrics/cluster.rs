@@ -63,9 +63,9 @@ pub const PARTITIONED: Family = Family {
 /// `rabbitmq_node_restarts_total{node}`.
 pub const RESTARTS: Family = Family {
     name: "rabbitmq_node_restarts",
-    help: "Uptime resets of the member observed by the sidecar since it started (the node's Erlang VM restarted).",
+    help: "Restarts of the member observed by the sidecar since it started: of its Erlang VM (uptime went down) or of the RabbitMQ application alone (mnesia_disk_tx_count went down, or the member was seen stopped and then running).",
     unit: None,
-    source: "/api/nodes uptime, read from each member",
+    source: "/api/nodes uptime and mnesia_disk_tx_count, read from each member",
 };
 
 /// Writes the cluster detector's families from its verdict `c`.

@@ -380,6 +380,7 @@ mod tests {
             resolved_at: (state == State::Resolved).then(|| at(300)),
             last_true: at(240),
             unknown: false,
+            keep_firing_since: None,
         }
     }
 

@@ -727,6 +727,7 @@ mod tests {
             resolved_at: (state == State::Resolved).then(|| at(0)),
             last_true: at(0),
             unknown: false,
+            keep_firing_since: None,
         }
     }
 
@@ -958,6 +959,26 @@ mod tests {
             .flat_map(|f| f.alerts.iter().map(|a| a.labels["alertname"].as_str()))
             .collect();
         assert!(announced.contains(&"NodeDown"), "{announced:?}");
+    }
+
+    #[test]
+    fn a_node_down_is_notified_at_once_while_the_partition_is_only_latched() {
+        let mut d = dispatcher(route(&["alertname"]));
+        d.inhibit_rules = vec![crate::config::cluster_inhibit_rule()];
+        let silences = Silences::default();
+        let mut groups = BTreeMap::new();
+        let mut partition = alert("RabbitmqClusterPartition", "-", "critical", State::Firing);
+        // Still firing, but the broker stopped reporting the partition 60 s ago.
+        partition.keep_firing_since = Some(at(0));
+        let node_down = alert("RabbitmqNodeDown", "-", "critical", State::Firing);
+        let both = [partition, node_down];
+        plan_ok(&d, &both, &mut groups, &silences, at(60));
+        let f = plan_ok(&d, &both, &mut groups, &silences, at(90));
+        let announced: Vec<&str> = f
+            .iter()
+            .flat_map(|f| f.alerts.iter().map(|a| a.labels["alertname"].as_str()))
+            .collect();
+        assert!(announced.contains(&"RabbitmqNodeDown"), "{announced:?}");
     }
 
     #[test]

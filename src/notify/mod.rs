@@ -12,6 +12,7 @@ pub mod email;
 pub mod inhibit;
 pub mod silence;
 pub mod state;
+pub mod suppress;
 pub mod webhook;
 
 use std::collections::BTreeMap;

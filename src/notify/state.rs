@@ -114,7 +114,7 @@ impl SavedState {
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         use std::io::Write as _;
         let bytes = serde_json::to_vec(self).map_err(std::io::Error::other)?;
-        let tmp = path.with_extension("tmp");
+        let tmp = temporary_path(path);
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(&bytes)?;
         file.sync_all()?;
@@ -124,6 +124,15 @@ impl SavedState {
         }
         Ok(())
     }
+}
+
+/// The temporary file a save writes before its rename: the state file's own name plus `.tmp`
+/// (`state.json` → `state.json.tmp`), so two state files that differ only in their extension
+/// never share one.
+fn temporary_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    path.with_file_name(name)
 }
 
 /// Saves the state file off the async runtime and reports failures: each is counted in
@@ -222,6 +231,7 @@ mod tests {
             resolved_at: None,
             last_true: at,
             unknown: false,
+            keep_firing_since: None,
         }
     }
 
@@ -241,6 +251,14 @@ mod tests {
     }
 
     #[test]
+    fn state_files_that_differ_in_extension_use_different_temporary_files() {
+        let a = temporary_path(Path::new("/var/lib/w/state.json"));
+        let b = temporary_path(Path::new("/var/lib/w/state.yaml"));
+        assert_eq!(a, Path::new("/var/lib/w/state.json.tmp"));
+        assert_ne!(a, b);
+    }
+
+    #[test]
     fn state_file_round_trips_atomically() {
         let dir = temp_dir("roundtrip");
         let path = dir.join("state.json");
@@ -253,7 +271,7 @@ mod tests {
             ..SavedState::default()
         };
         state.save(&path).unwrap();
-        assert!(!path.with_extension("tmp").exists());
+        assert!(!temporary_path(&path).exists());
         let loaded = SavedState::load(&path);
         assert_eq!(loaded.alerts, state.alerts);
         assert!(loaded.set_aside.is_none());
@@ -334,7 +352,7 @@ mod tests {
         assert!(error.to_string().contains("RFC 3339"), "{error}");
         // The previous file is untouched and no empty temporary file is left.
         assert!(SavedState::load(&path).set_aside.is_none());
-        assert!(!path.with_extension("tmp").exists());
+        assert!(!temporary_path(&path).exists());
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -96,6 +96,8 @@ pub struct Inputs<'a> {
     pub assessment: Option<&'a Assessment>,
     /// Every silence (expired ones for a day).
     pub silences: &'a [Silence],
+    /// `notify.inhibit_rules`: alerts they mute are marked inhibited.
+    pub inhibit_rules: &'a [crate::config::InhibitRule],
     /// The supervised tasks' health ([`crate::supervise::Health::check`]).
     pub health: Result<(), &'a str>,
     /// The query string.

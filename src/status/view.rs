@@ -16,6 +16,7 @@ use super::sparkline::{self, Sparkline};
 use super::{Inputs, PAGE_SIZE};
 use crate::alerting::backlog::{Analysis, Status, human};
 use crate::alerting::{Alert, State};
+use crate::notify::suppress::Suppressor;
 use crate::rabbitmq::Endpoint;
 use crate::rabbitmq::model::{Node, Queue};
 use crate::util::elapsed;
@@ -125,6 +126,8 @@ pub struct AlertRow {
     pub since: String,
     /// Whether the last evaluation could not tell (state held).
     pub unknown: bool,
+    /// `silenced by <id>` / `inhibited by <alertname>`: not notified (empty: notified).
+    pub muted: String,
     /// Matchers that select this alert, one per line (the silence form's prefill).
     pub matchers: String,
 }
@@ -344,7 +347,9 @@ pub fn build(inputs: &Inputs<'_>) -> Page {
         .iter()
         .filter(|a| a.state == State::Pending)
         .count();
-    let alerts = alert_rows(all_alerts, now);
+    let rules = inputs.inhibit_rules;
+    let muting = Suppressor::new(rules, all_alerts, inputs.silences, now);
+    let alerts = alert_rows(all_alerts, &muting, now);
     let problem_queues = assessment.map_or(0, |a| {
         a.backlog
             .queues
@@ -509,7 +514,7 @@ fn level(alarm: Option<bool>, headroom: f64) -> &'static str {
     }
 }
 
-fn alert_rows(alerts: &[Alert], now: SystemTime) -> Vec<AlertRow> {
+fn alert_rows(alerts: &[Alert], muting: &Suppressor<'_>, now: SystemTime) -> Vec<AlertRow> {
     let mut active: Vec<&Alert> = alerts
         .iter()
         .filter(|a| a.state != State::Resolved)
@@ -562,6 +567,7 @@ fn alert_rows(alerts: &[Alert], now: SystemTime) -> Vec<AlertRow> {
                 summary: a.annotations.get("summary").cloned().unwrap_or_default(),
                 since,
                 unknown: a.unknown,
+                muted: muting.status(a).describe(alerts).unwrap_or_default(),
                 matchers,
             }
         })
