@@ -16,7 +16,8 @@
 //! - [`config`]: YAML + environment + CLI layers validated into [`config::Config`]; one file
 //!   per section: [`config::rabbitmq`], [`config::queues`], [`config::cluster`],
 //!   [`config::alerting`] (backlog settings), [`config::rules`] (rule definitions and the
-//!   default catalogue `DEFAULTS`), [`config::notify`] (receivers, route, inhibit rules),
+//!   default catalogue `DEFAULTS`; their merging with `alerting.rules` in
+//!   `config/rule_merge.rs`), [`config::notify`] (receivers, route, inhibit rules),
 //!   [`config::email`], [`config::webhook`], [`config::alertmanager`], [`config::log`],
 //!   [`config::web`]; shared field parsers in `config/parse.rs`, the `check-config` redacted
 //!   view in `config/redact.rs`.
@@ -37,7 +38,8 @@
 //!   [`alerting::backlog`] (per-queue sliding windows, classification, predictions),
 //!   [`alerting::cluster`] (every member's view merged: partitions, node loss, unreachable
 //!   members, restarts, alarms), [`alerting::replication`] (quorum queue, mirror and health
-//!   check fields and alert details).
+//!   check fields and alert details), [`alerting::capacity`] (node limits, free-disk forecast,
+//!   churn and unroutable rates, distribution links, versions, CPU, queue latency).
 //! - [`audit`]: the reliability audit on its own interval: reads consumers, channels,
 //!   exchanges and bindings ([`rabbitmq::audit_reads`]), takes the queues and backlog verdicts
 //!   from the latest assessment, and reports findings (settings and client behaviour that
@@ -54,7 +56,8 @@
 //!   [`notify::webhook`], [`notify::alertmanager`] (the push to Alertmanagers).
 //! - [`metrics`]: assessment → exposition, encoded once per snapshot: [`metrics::overview`],
 //!   [`metrics::nodes`], [`metrics::queues`], [`metrics::backlog`], [`metrics::cluster`]
-//!   (the cluster detector's verdict), [`metrics::alerts`], [`metrics::notify`] (deliveries,
+//!   (the cluster detector's verdict), [`metrics::capacity`] (node limits, churn, links,
+//!   versions, CPU, queue latency), [`metrics::alerts`], [`metrics::notify`] (deliveries,
 //!   state file), [`metrics::sidecar`] (the sidecar's own health), [`metrics::format`]
 //!   (OpenMetrics or Prometheus text, gzip), [`metrics::audit`] (the audit's findings),
 //!   [`metrics::replication`] (quorum queues, mirrors, the members' health checks).

@@ -166,6 +166,8 @@ fn config(receiver: &str) -> String {
     format!(
         r#"alerting:
   rules:
+    - alert: RabbitmqNodeRestarted
+      keep_firing_for: 5s
     - alert: RabbitmqClusterPartition
       keep_firing_for: 20s
     - alert: RabbitmqQueueMirrorsUnsynchronised
@@ -296,6 +298,31 @@ fn partitions_node_loss_and_alarms_on_a_real_cluster() {
         metric(&sidecar, "rabbitmq_cluster_partitioned", &[]),
         Some(0.0)
     );
+    // Erlang distribution links (`cluster_links`): each member has one to each of the other
+    // two, so n(n-1) = 6 are established and RabbitmqInsufficientDistributionLinks is not
+    // even pending; every member reports the same RabbitMQ version.
+    eventually(Duration::from_secs(30), "2 links per member", || {
+        let m = sidecar.metrics();
+        (1..=3)
+            .all(|i| {
+                m.get(
+                    "rabbitmq_node_cluster_links",
+                    &[("node", &format!("rabbit@n{i}"))],
+                ) == Some(2.0)
+            })
+            .then_some(())
+    });
+    let m = sidecar.metrics();
+    let versions = m.find("rabbitmq_node_build_info", &[]);
+    assert_eq!(versions.len(), 3, "{versions:?}");
+    let (_, body) = sidecar.get("/api/v1/alerts");
+    for quiet in [
+        "RabbitmqInsufficientDistributionLinks",
+        "RabbitmqVersionMismatch",
+        "RabbitmqErlangVersionMismatch",
+    ] {
+        assert!(!body.contains(quiet), "{quiet} on a whole cluster: {body}");
+    }
     std::thread::sleep(Duration::from_secs(10));
     assert!(
         events.update(&receiver).is_empty(),
@@ -383,7 +410,9 @@ fn partitions_node_loss_and_alarms_on_a_real_cluster() {
         recovery.iter().all(|n| [
             "RabbitmqNodeDown",
             "RabbitmqNodeNotRunning",
-            "RabbitmqNodeUnreachable"
+            "RabbitmqNodeUnreachable",
+            // n3's restart, announced for what it is (#16).
+            "RabbitmqNodeRestarted"
         ]
         .contains(&n.as_str())),
         "{recovery:?}"
@@ -573,8 +602,11 @@ fn partitions_node_loss_and_alarms_on_a_real_cluster() {
         "what the members report at resolution: {description}"
     );
     let noise = events.names(&receiver, "firing", phase, resolved.at);
+    // ... plus the loser's restart, announced for what it is (#16).
     assert!(
-        noise.iter().all(|n| n == "RabbitmqClusterPartition"),
+        noise
+            .iter()
+            .all(|n| n == "RabbitmqClusterPartition" || n == "RabbitmqNodeRestarted"),
         "an autoheal partition is one page: {noise:?}"
     );
     eventually(Duration::from_secs(30), "n3 running in every view", || {
@@ -647,6 +679,23 @@ fn partitions_node_loss_and_alarms_on_a_real_cluster() {
         .is_some_and(|n| n >= 1.0),
         "the restart after the kill is counted"
     );
+    // ... and announced, naming the node, then resolved after its 5 s hold.
+    let restarted = events.wait(
+        &receiver,
+        Duration::from_secs(60),
+        "RabbitmqNodeRestarted",
+        "firing",
+        phase,
+    );
+    let summary = restarted.alert["annotations"]["summary"].as_str().unwrap();
+    assert_eq!(summary, "RabbitMQ node restarted: rabbit@n3");
+    events.wait(
+        &receiver,
+        Duration::from_secs(60),
+        "RabbitmqNodeRestarted",
+        "resolved",
+        phase,
+    );
 
     // 4. Memory and disk alarms fire and resolve.
     let phase = Instant::now();
@@ -693,6 +742,7 @@ fn partitions_node_loss_and_alarms_on_a_real_cluster() {
         "RabbitmqClusterPartition",
         "RabbitmqNodeUnreachable",
         "RabbitmqNodeDown",
+        "RabbitmqNodeRestarted",
         "RabbitmqNodeNotRunning",
         "RabbitmqMemoryAlarm",
         "RabbitmqDiskAlarm",

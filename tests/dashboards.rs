@@ -44,6 +44,14 @@ const INCIDENT: &[(&str, &str)] = &[
         "one row per reliability audit finding: empty while the audit finds nothing (this test's clients are set up by the book)",
     ),
     (
+        "rabbitmq_node_cpu_utilisation_ratio",
+        "only with rabbitmq.source prometheus (this test reads the management API, which has no CPU figure)",
+    ),
+    (
+        "rabbitmq_node_time_to_disk_alarm_seconds",
+        "only while free disk space falls, after 15 minutes of samples (this test's disk is steady)",
+    ),
+    (
         "rabbitmq_queue_oldest_message_age_estimate_seconds",
         "only while messages without a timestamp wait in a queue (this test's publishers set timestamps, so the exact head age is shown instead)",
     ),

@@ -130,7 +130,8 @@ fn check(name: &str, actual: &str) {
 /// The exposition with the default alert rules evaluated on the snapshot, after ten earlier
 /// polls a minute apart that read the same (so the backlog windows are complete): the
 /// recorded memory alarm makes RabbitmqMemoryAlarm fire; three queues with ready messages and
-/// no consumer for 10 minutes make RabbitmqQueueNoConsumers fire.
+/// no consumer for 10 minutes make RabbitmqQueueNoConsumers fire; `prio`'s head message,
+/// older than 1 s for the last minute only, makes RabbitmqQueueLatencyHigh pending.
 fn exposition(format: Format) -> String {
     let cfg = config::load(None, Default::default(), &[]).unwrap();
     let info = SidecarInfo {
@@ -159,6 +160,9 @@ fn exposition(format: Format) -> String {
             // The recorded certificate check names a listener expiring within 30 days.
             ("RabbitmqCertificateExpiring".into(), "Firing".into()),
             ("RabbitmqMemoryAlarm".into(), "Firing".into()),
+            // `prio`'s head message is 120 s old at the last poll and was not yet published
+            // two polls before: latency above 1 s for one minute, pending (`for` 5m).
+            ("RabbitmqQueueLatencyHigh".into(), "Pending".into()),
             ("RabbitmqQueueNoConsumers".into(), "Firing".into()),
             ("RabbitmqQueueNoConsumers".into(), "Firing".into()),
             ("RabbitmqQueueNoConsumers".into(), "Firing".into()),

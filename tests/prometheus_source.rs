@@ -2,7 +2,8 @@
 //! rabbitmq_prometheus serves `/metrics/detailed` too): queue depth, consumers and node
 //! resources come from the plugin, the exported families and labels are those of the
 //! management source. And the plugin unreachable (connection refused): a `connect` failure
-//! of its endpoints, the figures absent (not 0), the sidecar still serving.
+//! of its endpoints, the figures absent (not 0), the sidecar still serving. And node CPU
+//! (#16): known from the plugin's Erlang runtime counters, absent with the management source.
 //!
 //! One node (with `--prometheus`) shared by the tests of this binary.
 
@@ -204,4 +205,63 @@ cluster:
     let m = sidecar.metrics();
     assert_eq!(m.get("rabbitmq_up", &[]), Some(0.0));
     sidecar.terminate();
+}
+
+/// Node CPU (issue #16) comes from the plugin's Erlang runtime counters: with the prometheus
+/// source the utilisation is known (a rule on it is evaluated: a threshold every real value
+/// passes makes it fire), with the management source it is absent, never 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_cpu_is_known_with_the_prometheus_source_and_absent_without_it() {
+    let node = node();
+    let yaml = r#"
+alerting:
+  backlog:
+    window: 2s
+  rules:
+    - alert: RabbitmqNodeCpuHigh
+      expr: "cpu_utilisation >= 0"
+      for: 0s
+"#;
+    let sidecar = Sidecar::start_with_config(
+        &node.mgmt_url,
+        yaml,
+        &[
+            ("RABBITMQ_WATCH__RABBITMQ__SOURCE", "prometheus"),
+            ("RABBITMQ_WATCH__RABBITMQ__PROMETHEUS_URL", &node.prom_url),
+        ],
+    );
+    let this_node = [("node", node.name.as_str())];
+    let cpu = eventually(WAIT, "CPU utilisation from the runtime counters", || {
+        sidecar
+            .metrics()
+            .get("rabbitmq_node_cpu_utilisation_ratio", &this_node)
+    });
+    // Two online schedulers on this machine at most: the runtime's CPU time over the
+    // window cannot exceed a few times their capacity.
+    assert!((0.0..4.0).contains(&cpu), "{cpu}");
+    let firing = eventually(WAIT, "RabbitmqNodeCpuHigh evaluated and firing", || {
+        let (_, body) = sidecar.get("/api/v1/alerts");
+        let api: serde_json::Value = serde_json::from_str(&body).ok()?;
+        api["data"]["alerts"]
+            .as_array()?
+            .iter()
+            .find(|a| a["labels"]["alertname"] == "RabbitmqNodeCpuHigh" && a["state"] == "firing")
+            .cloned()
+    });
+    assert_eq!(firing["labels"]["node"], node.name.as_str());
+    sidecar.terminate();
+
+    let management = Sidecar::start(&node.mgmt_url, &[]);
+    let m = eventually(WAIT, "a successful management poll", || {
+        let m = management.metrics();
+        (m.get("rabbitmq_up", &[]) == Some(1.0)
+            && m.get("rabbitmq_process_open_fds", &this_node).is_some())
+        .then_some(m)
+    });
+    assert_eq!(
+        m.get("rabbitmq_node_cpu_utilisation_ratio", &this_node),
+        None,
+        "/api/nodes has no CPU figure: absent, not 0"
+    );
+    management.terminate();
 }

@@ -1,7 +1,7 @@
 //! A restart of the RabbitMQ application alone (`stop_app`/`start_app`, as autoheal and
 //! pause_minority recovery do) is counted in `rabbitmq_node_restarts_total`, although the
-//! Erlang VM's uptime goes on (issue #15). Owns its node (stopping the shared one would break
-//! other tests).
+//! Erlang VM's uptime goes on (issue #15), and announced by RabbitmqNodeRestarted (#16). Owns
+//! its node (stopping the shared one would break other tests).
 
 mod support;
 
@@ -35,4 +35,20 @@ fn an_application_restart_is_counted_though_the_vm_keeps_running() {
     eventually(WAIT, "the application restart counted", || {
         (restarts(&sidecar) == Some(1.0)).then_some(())
     });
+    // ... and announced by the default rule RabbitmqNodeRestarted (#16), naming the node.
+    let summary = eventually(WAIT, "RabbitmqNodeRestarted firing", || {
+        let (_, body) = sidecar.get("/api/v1/alerts");
+        let api: serde_json::Value = serde_json::from_str(&body).ok()?;
+        api["data"]["alerts"]
+            .as_array()?
+            .iter()
+            .find(|a| a["labels"]["alertname"] == "RabbitmqNodeRestarted" && a["state"] == "firing")
+            .map(|a| {
+                a["annotations"]["summary"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned()
+            })
+    });
+    assert_eq!(summary, format!("RabbitMQ node restarted: {}", node.name));
 }

@@ -81,6 +81,9 @@ pub struct ClusterStatus {
     /// `disk space`: the alarm check of `rabbitmq.url` merged with the `mem_alarm` /
     /// `disk_free_alarm` flags of every view. `None` when neither could be read.
     pub alarms: Option<BTreeSet<(String, String)>>,
+    /// The capacity judgements of the same snapshot (free-disk forecasts per member, rates
+    /// over the window: [`super::capacity::Tracker`]), set by the engine.
+    pub capacity: super::capacity::Report,
 }
 
 impl ClusterStatus {
@@ -410,6 +413,7 @@ pub fn assess(
         restarted,
         alarms,
         views,
+        capacity: super::capacity::Report::default(),
     };
     (status, next)
 }

@@ -12,6 +12,7 @@
 //! publishes the alerts for the HTTP API, the metrics and the notifier.
 
 pub mod backlog;
+pub mod capacity;
 pub mod cluster;
 pub mod findings;
 pub mod replication;
@@ -150,6 +151,8 @@ pub struct Engine {
     cluster: Detector,
     /// The cluster detector's verdict on the last snapshot evaluated.
     cluster_status: Arc<ClusterStatus>,
+    /// The capacity judgements' history (their report goes into the cluster verdict).
+    capacity: capacity::Tracker,
     /// The template variables of the last evaluation: when they change, every active
     /// alert's annotations are rendered again.
     last_vars: BTreeMap<String, String>,
@@ -166,6 +169,7 @@ impl Engine {
 
     /// An engine with `rules`, a backlog detector configured by `backlog`, and no alerts.
     pub fn with_backlog(rules: Vec<Rule>, backlog: BacklogConfig) -> Self {
+        let window = backlog.window;
         Self {
             rules,
             alerts: BTreeMap::new(),
@@ -173,6 +177,7 @@ impl Engine {
             report: Arc::default(),
             cluster: Detector::default(),
             cluster_status: Arc::default(),
+            capacity: capacity::Tracker::new(window),
             last_vars: BTreeMap::new(),
             findings: None,
         }
@@ -229,7 +234,9 @@ impl Engine {
     /// at `now` and moves the alerts on.
     pub fn evaluate(&mut self, snapshot: &Snapshot, now: SystemTime) {
         self.report = Arc::new(self.backlog.observe(snapshot));
-        self.cluster_status = Arc::new(self.cluster.observe(snapshot));
+        let mut status = self.cluster.observe(snapshot);
+        status.capacity = self.capacity.observe(snapshot);
+        self.cluster_status = Arc::new(status);
         let vars = self.cluster_status.template_vars();
         let vars_changed = vars != self.last_vars;
         // The audit's latest run; none when the audit is off or its task ended (unknown).

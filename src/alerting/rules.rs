@@ -122,7 +122,7 @@ impl Rule {
                 for n in nodes.iter().filter(|n| self.selects_node(n)) {
                     record(
                         &[("node", &n.name)],
-                        check(&self.condition, |f| node_field(n, f, s)),
+                        check(&self.condition, |f| node_field(n, f, s, cluster)),
                         None,
                         &|| super::replication::node_details(s, &n.name),
                     );
@@ -246,6 +246,7 @@ fn queue_field(
             head_message_age(q, poll_time).or_else(|| analysis.and_then(|a| a.oldest_age_estimate))
         }
         "dead_letter_queue" => backlog.and_then(|b| b.dead_letter).map(flag),
+        "latency" => super::capacity::queue_latency(q, poll_time, analysis),
         other => super::replication::queue_field(q, other).flatten(),
     }
 }
@@ -261,7 +262,10 @@ fn head_message_age(q: &Queue, poll_time: std::time::SystemTime) -> Option<f64> 
     })
 }
 
-fn node_field(n: &Node, field: &str, s: &Snapshot) -> Option<f64> {
+fn node_field(n: &Node, field: &str, s: &Snapshot, cluster: &ClusterStatus) -> Option<f64> {
+    if let Some(v) = super::capacity::node_field(n, field, &cluster.capacity) {
+        return v;
+    }
     // The alarm check only speaks for running members.
     let check = s.alarms.ok().filter(|_| n.running != Some(false));
     match field {
@@ -292,6 +296,9 @@ fn cluster_field(s: &Snapshot, cluster: &ClusterStatus, field: &str) -> Option<f
         return bit(Some(s.is_up()));
     }
     if let Some(v) = super::cluster::field(cluster, field) {
+        return v;
+    }
+    if let Some(v) = super::capacity::cluster_field(s, field, &cluster.capacity.rates) {
         return v;
     }
     let o = s.overview.ok()?;

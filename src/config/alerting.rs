@@ -51,7 +51,8 @@ pub fn queue_inhibit_rule() -> InhibitRule {
 #[derive(Debug, Clone, Serialize)]
 pub struct BacklogConfig {
     /// `alerting.backlog.window`: how far back the window reaches. Default 10 m (the span of
-    /// RabbitMQ's own QueueIsGrowing rule); at least twice `poll.interval`.
+    /// RabbitMQ's own QueueIsGrowing rule); at least twice `poll.interval`. Also the window of
+    /// the cluster-wide rates and node CPU of `alerting::capacity`.
     #[serde(serialize_with = "ser::duration")]
     pub window: Duration,
     /// `alerting.backlog.min_completeness`: share of `window` the samples must cover before the

@@ -25,6 +25,7 @@ pub(crate) mod parse;
 pub mod queues;
 pub mod rabbitmq;
 mod redact;
+mod rule_merge;
 pub mod rules;
 pub mod web;
 pub mod webhook;

@@ -1,8 +1,8 @@
 //! Alert rule definitions: the object kinds and their fields, the condition language
 //! ([`Condition`]), [`Rule`], the default catalogue ([`DEFAULTS`]: one documented place for
-//! names, thresholds and `for` durations, reused by `alerts/`), and the merging of
-//! `alerting.rules` over the defaults. Evaluating a rule against a snapshot is the alert
-//! engine's (`alerting::rules`).
+//! names, thresholds and `for` durations, reused by `alerts/`). The merging of
+//! `alerting.rules` over the defaults is in `config/rule_merge.rs`; evaluating a rule against a
+//! snapshot is the alert engine's (`alerting::rules`).
 //!
 //! A condition is one or more comparisons joined by `and`; each compares a field of the rule's
 //! object kind, or the ratio of two fields, with a number:
@@ -13,11 +13,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use serde::Deserialize;
-
-use super::ConfigError;
-use super::parse::{invalid, parse_duration_or_zero, parse_regex};
 use crate::types::Regex;
+
+pub(super) use super::rule_merge::{RawRule, effective_rules};
 
 /// What a rule looks at; one alert instance per object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +59,8 @@ impl Kind {
                 "ingress_rate",
                 "egress_rate",
                 "messages_ready_growth",
+                // Capacity (alerting::capacity).
+                "latency",
                 "time_to_drain",
                 "time_to_overflow",
                 "oldest_message_age",
@@ -97,6 +97,10 @@ impl Kind {
                 "virtual_hosts_down",
                 "certificate_expiring",
                 "certificate_expires_in",
+                // Capacity (alerting::capacity).
+                "cluster_links",
+                "time_to_disk_alarm",
+                "cpu_utilisation",
             ],
             Kind::Cluster => &[
                 "up",
@@ -118,6 +122,16 @@ impl Kind {
                 "restarted_nodes",
                 "memory_alarms",
                 "disk_alarms",
+                // Capacity and traffic health (alerting::capacity).
+                "connection_churn",
+                "channel_churn",
+                "publish_rate",
+                "unroutable_rate",
+                "cluster_links",
+                "expected_cluster_links",
+                "missing_cluster_links",
+                "rabbitmq_versions",
+                "erlang_versions",
             ],
             // 1 for every finding; 1 when the finding's severity is warning (0: info).
             Kind::Audit => &["finding", "warning"],
@@ -549,241 +563,118 @@ pub const DEFAULTS: &[DefaultRule] = &[
         summary: "TLS certificate of node {{ $labels.node }} expires {{ $details.certificate_expires }}",
         description: "The node's own health check (certificate-expiration, 30 days) fails: {{ $details.certificates }}. Renew the certificate and reload the listener before clients are refused.",
     },
+    // --- Capacity and traffic health (issue #16; fields in alerting::capacity) ---
+    DefaultRule {
+        name: "RabbitmqFileDescriptorsNearLimit",
+        kind: Kind::Node,
+        expr: "fd_used / fd_total > 0.8",
+        for_: "10m",
+        keep_firing_for: "0s",
+        severity: "warning",
+        summary: "Node {{ $labels.node }} uses {{ $value }} of its file descriptor limit",
+        description: "More than 80% of the node's file descriptors have been in use for {{ $for }}; when they run out the node refuses new connections and cannot open files.",
+    },
+    DefaultRule {
+        name: "RabbitmqErlangProcessesNearLimit",
+        kind: Kind::Node,
+        expr: "proc_used / proc_total > 0.8",
+        for_: "10m",
+        keep_firing_for: "0s",
+        severity: "warning",
+        summary: "Node {{ $labels.node }} uses {{ $value }} of its Erlang process limit",
+        description: "More than 80% of the Erlang process limit has been in use for {{ $for }}; when it is reached the node cannot accept connections, channels or queues and may crash.",
+    },
+    DefaultRule {
+        name: "RabbitmqDiskAlarmPredicted",
+        kind: Kind::Node,
+        expr: "time_to_disk_alarm < 86400",
+        for_: "30m",
+        keep_firing_for: "0s",
+        severity: "warning",
+        summary: "Node {{ $labels.node }} is predicted to reach its free disk limit in {{ $value }} seconds",
+        description: "At the trend of the last hour free disk space falls below disk_free_limit within 24 hours, and has been predicted to for {{ $for }}; then the disk alarm blocks every publisher.",
+    },
+    DefaultRule {
+        name: "RabbitmqNodeRestarted",
+        kind: Kind::Cluster,
+        expr: "restarted_nodes > 0",
+        for_: "0s",
+        keep_firing_for: "15m",
+        severity: "info",
+        summary: "RabbitMQ node restarted: {{ $cluster.restarted }}",
+        description: "The node's uptime went back (or its application counters restarted): it was restarted, crashed, or recovered from a partition. Stays firing {{ $keep_firing_for }}. Restarts so far: rabbitmq_node_restarts_total.",
+    },
+    DefaultRule {
+        name: "RabbitmqVersionMismatch",
+        kind: Kind::Cluster,
+        expr: "rabbitmq_versions > 1",
+        for_: "1h",
+        keep_firing_for: "0s",
+        severity: "warning",
+        summary: "RabbitMQ cluster members run {{ $value }} different RabbitMQ versions",
+        description: "The running members have reported different RabbitMQ versions for {{ $for }}: a rolling upgrade was left unfinished. Mixed versions are supported only during an upgrade.",
+    },
+    DefaultRule {
+        name: "RabbitmqErlangVersionMismatch",
+        kind: Kind::Cluster,
+        expr: "erlang_versions > 1",
+        for_: "1h",
+        keep_firing_for: "0s",
+        severity: "warning",
+        summary: "RabbitMQ cluster members run {{ $value }} different Erlang/OTP versions",
+        description: "The running members have reported different Erlang/OTP kernel versions for {{ $for }}: an Erlang upgrade was left unfinished on some nodes.",
+    },
+    DefaultRule {
+        name: "RabbitmqUnroutableMessages",
+        kind: Kind::Cluster,
+        expr: "unroutable_rate > 0",
+        for_: "5m",
+        keep_firing_for: "0s",
+        severity: "warning",
+        summary: "RabbitMQ is returning or dropping {{ $value }} unroutable messages per second",
+        description: "Messages published to an exchange have matched no binding for {{ $for }}: mandatory ones are returned to the publisher, the others dropped. A binding or queue is missing, or a routing key is wrong.",
+    },
+    DefaultRule {
+        name: "RabbitmqHighConnectionChurn",
+        kind: Kind::Cluster,
+        expr: "connection_churn / connections > 0.1 and connections >= 100",
+        for_: "10m",
+        keep_firing_for: "0s",
+        severity: "warning",
+        summary: "RabbitMQ connection churn is {{ $value }} of open connections per second",
+        description: "Connections opened plus closed per second have exceeded 10% of the open connections for {{ $for }} (at 100 connections or more): clients connect per message or reconnect in a loop, which costs the broker CPU and memory.",
+    },
+    DefaultRule {
+        name: "RabbitmqQueueLatencyHigh",
+        kind: Kind::Queue,
+        expr: "latency > 1 and dead_letter_queue == 0",
+        for_: "5m",
+        keep_firing_for: "0s",
+        severity: "warning",
+        summary: "Queue {{ $labels.queue }} in vhost {{ $labels.vhost }} has a latency of {{ $value }} seconds",
+        description: "Messages have waited more than 1 second in this queue for {{ $for }} (the head message's age where publishers set the timestamp property, else ready messages divided by the delivery rate): consumers are too slow or too few.",
+    },
+    DefaultRule {
+        name: "RabbitmqInsufficientDistributionLinks",
+        kind: Kind::Cluster,
+        expr: "missing_cluster_links > 0",
+        for_: "10m",
+        keep_firing_for: "0s",
+        severity: "warning",
+        summary: "RabbitMQ lacks {{ $value }} Erlang distribution links between running members",
+        description: "Fewer Erlang distribution links are established than n(n-1) for the n running members, for {{ $for }}: nodes that see each other running cannot talk, an early sign of a network partition.",
+    },
+    DefaultRule {
+        name: "RabbitmqNodeCpuHigh",
+        kind: Kind::Node,
+        expr: "cpu_utilisation > 0.8",
+        for_: "5m",
+        keep_firing_for: "0s",
+        severity: "warning",
+        summary: "Node {{ $labels.node }} uses {{ $value }} of its schedulers' CPU capacity",
+        description: "The Erlang runtime has used more than 80% of its online schedulers' CPU time for {{ $for }} (rabbitmq_prometheus runtime counters; rabbitmq.source prometheus only): publishers and consumers slow down and latencies grow.",
+    },
 ];
-
-/// An `alerting.rules` entry as written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(super) struct RawRule {
-    alert: Option<String>,
-    kind: Option<String>,
-    expr: Option<String>,
-    select: RawSelect,
-    #[serde(rename = "for")]
-    for_: Option<String>,
-    keep_firing_for: Option<String>,
-    severity: Option<String>,
-    labels: BTreeMap<String, String>,
-    annotations: BTreeMap<String, String>,
-}
-
-/// The `select` of an `alerting.rules` entry as written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct RawSelect {
-    vhost: Option<String>,
-    queue: Option<String>,
-    node: Option<String>,
-}
-
-/// Severities a rule may have.
-const SEVERITIES: [&str; 3] = ["critical", "warning", "info"];
-
-/// The effective rules: the default catalogue (when `with_defaults`, minus `disable`), with the
-/// fields given under `alerting.rules` for the same name replacing theirs, followed by the
-/// other rules of `alerting.rules`.
-pub(super) fn effective_rules(
-    with_defaults: bool,
-    disable: &[String],
-    raw_rules: Vec<RawRule>,
-) -> Result<Vec<Rule>, ConfigError> {
-    let default_names: Vec<&str> = DEFAULTS.iter().map(|d| d.name).collect();
-    for (i, name) in disable.iter().enumerate() {
-        if !default_names.contains(&name.as_str()) {
-            return Err(ConfigError::Invalid {
-                key: format!("alerting.disable[{i}]"),
-                value: format!("{name:?}"),
-                allowed: format!("a default rule: {}", default_names.join(", ")),
-            });
-        }
-    }
-    let mut rules: Vec<Rule> = Vec::new();
-    if with_defaults {
-        for d in DEFAULTS
-            .iter()
-            .filter(|d| !disable.iter().any(|n| n == d.name))
-        {
-            rules.push(Rule {
-                name: d.name.to_owned(),
-                kind: d.kind,
-                // The catalogue is checked by the rules tests; an error here is a bug.
-                condition: Condition::parse(d.expr, d.kind).unwrap_or(Condition(Vec::new())),
-                selector: Selector::default(),
-                for_: humantime::parse_duration(d.for_).unwrap_or_default(),
-                keep_firing_for: humantime::parse_duration(d.keep_firing_for).unwrap_or_default(),
-                severity: d.severity.to_owned(),
-                labels: BTreeMap::new(),
-                annotations: [
-                    ("summary".to_owned(), d.summary.to_owned()),
-                    ("description".to_owned(), d.description.to_owned()),
-                ]
-                .into(),
-            });
-        }
-    }
-    let mut own: Vec<String> = Vec::new();
-    for (i, r) in raw_rules.into_iter().enumerate() {
-        let key = |field: &str| format!("alerting.rules[{i}].{field}");
-        let name =
-            r.alert
-                .clone()
-                .filter(|n| !n.is_empty())
-                .ok_or_else(|| ConfigError::Invalid {
-                    key: key("alert"),
-                    value: "missing".to_owned(),
-                    allowed: "the alert's name, e.g. OrdersBacklog".to_owned(),
-                })?;
-        if own.contains(&name) {
-            return Err(invalid(
-                &key("alert"),
-                &name,
-                "a name not used by another rule",
-            ));
-        }
-        own.push(name.clone());
-        let existing = rules.iter().position(|rule| rule.name == name);
-        let rule = match existing {
-            Some(at) => rules[at].clone(),
-            None => {
-                let kind_text = r.kind.as_deref().ok_or_else(|| ConfigError::Invalid {
-                    key: key("kind"),
-                    value: "missing".to_owned(),
-                    allowed: "queue, node, cluster or audit".to_owned(),
-                })?;
-                let kind = Kind::parse(kind_text).ok_or_else(|| {
-                    invalid(&key("kind"), kind_text, "queue, node, cluster or audit")
-                })?;
-                if r.expr.is_none() {
-                    return Err(ConfigError::Invalid {
-                        key: key("expr"),
-                        value: "missing".to_owned(),
-                        allowed: "a condition such as `messages_ready > 1000`".to_owned(),
-                    });
-                }
-                Rule {
-                    name: name.clone(),
-                    kind,
-                    condition: Condition(Vec::new()),
-                    selector: Selector::default(),
-                    for_: Duration::ZERO,
-                    keep_firing_for: Duration::ZERO,
-                    severity: "warning".to_owned(),
-                    labels: BTreeMap::new(),
-                    annotations: [("summary".to_owned(), format!("{name}: {{{{ $value }}}}"))]
-                        .into(),
-                }
-            }
-        };
-        let rule = override_rule(rule, r, &key)?;
-        match existing {
-            Some(at) => rules[at] = rule,
-            None => rules.push(rule),
-        }
-    }
-    Ok(rules)
-}
-
-/// Applies the fields given in `r` to `rule`.
-fn override_rule(
-    mut rule: Rule,
-    r: RawRule,
-    key: &dyn Fn(&str) -> String,
-) -> Result<Rule, ConfigError> {
-    if let Some(text) = &r.kind {
-        rule.kind = Kind::parse(text)
-            .ok_or_else(|| invalid(&key("kind"), text, "queue, node, cluster or audit"))?;
-    }
-    if let Some(text) = &r.expr {
-        rule.condition = Condition::parse(text, rule.kind).map_err(|e| ConfigError::Invalid {
-            key: key("expr"),
-            value: format!("{text:?}"),
-            allowed: format!("a condition such as `messages_ready > 1000`: {e}"),
-        })?;
-    } else if r.kind.is_some() {
-        // A new kind needs a condition over its own fields.
-        rule.condition = Condition::parse(&rule.condition.to_string(), rule.kind).map_err(|e| {
-            ConfigError::Invalid {
-                key: key("expr"),
-                value: "missing".to_owned(),
-                allowed: format!("a condition for kind {:?}: {e}", rule.kind),
-            }
-        })?;
-    }
-    let regex = |field: &str, text: &Option<String>| -> Result<Option<Regex>, ConfigError> {
-        text.as_deref()
-            .map(|t| parse_regex(&key(&format!("select.{field}")), t))
-            .transpose()
-    };
-    let allowed: &[&str] = match rule.kind {
-        Kind::Queue => &["vhost", "queue"],
-        Kind::Node => &["node"],
-        Kind::Cluster => &[],
-        Kind::Audit => &["vhost"],
-    };
-    for (field, given) in [
-        ("vhost", &r.select.vhost),
-        ("queue", &r.select.queue),
-        ("node", &r.select.node),
-    ] {
-        if given.is_some() && !allowed.contains(&field) {
-            return Err(ConfigError::Invalid {
-                key: key(&format!("select.{field}")),
-                value: format!("{:?}", given.as_deref().unwrap_or("")),
-                allowed: format!(
-                    "select keys of a {:?} rule: {}",
-                    rule.kind,
-                    if allowed.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        allowed.join(", ")
-                    }
-                ),
-            });
-        }
-    }
-    if let Some(v) = regex("vhost", &r.select.vhost)? {
-        rule.selector.vhost = Some(v);
-    }
-    if let Some(v) = regex("queue", &r.select.queue)? {
-        rule.selector.queue = Some(v);
-    }
-    if let Some(v) = regex("node", &r.select.node)? {
-        rule.selector.node = Some(v);
-    }
-    if let Some(text) = &r.for_ {
-        rule.for_ = parse_duration_or_zero(&key("for"), text)?;
-    }
-    if let Some(text) = &r.keep_firing_for {
-        rule.keep_firing_for = parse_duration_or_zero(&key("keep_firing_for"), text)?;
-    }
-    if let Some(text) = &r.severity {
-        if !SEVERITIES.contains(&text.as_str()) {
-            return Err(invalid(&key("severity"), text, "critical, warning or info"));
-        }
-        rule.severity = text.clone();
-    }
-    for (name, _) in r.labels.iter() {
-        if name == "alertname" || name == "severity" || !valid_label_name(name) {
-            return Err(invalid(
-                &key("labels"),
-                name,
-                "label names of letters, digits and _ (not starting with a digit), other than alertname and severity",
-            ));
-        }
-    }
-    rule.labels.extend(r.labels);
-    rule.annotations.extend(r.annotations);
-    Ok(rule)
-}
-
-/// Whether `name` is a Prometheus label name.
-fn valid_label_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
 
 #[cfg(test)]
 mod tests {

@@ -8,13 +8,15 @@
 //! One file per family group: [`overview`] (`/api/overview`), [`nodes`] (`/api/nodes` and the
 //! alarm check), [`queues`] (`/api/queues`), [`sidecar`] (the sidecar's own health),
 //! [`cluster`] (the cluster detector's verdict: every member's own view), [`backlog`] (the
-//! backlog detector's report), [`alerts`] and [`notify`] (the alert engine and notifiers),
+//! backlog detector's report), [`capacity`] (node limits, predictions, churn, distribution
+//! links, versions, queue latency), [`alerts`] and [`notify`] (the alert engine and notifiers),
 //! [`audit`] (the reliability audit's latest report, taken when the exposition is encoded),
 //! [`replication`] (quorum queue members and leaders, mirrors, every member's health checks).
 
 pub mod alerts;
 pub mod audit;
 pub mod backlog;
+pub mod capacity;
 pub mod cluster;
 pub mod format;
 pub mod nodes;
@@ -250,6 +252,13 @@ impl prometheus_client::collector::Collector for SnapshotCollector {
             if let Some(report) = &self.backlog {
                 backlog::encode(&mut enc, s, report)?;
             }
+            capacity::encode(
+                &mut enc,
+                s,
+                self.backlog.as_deref(),
+                self.cluster.as_deref(),
+                &mut missing,
+            )?;
             MISSING.gauge(
                 &mut enc,
                 missing

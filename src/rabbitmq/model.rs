@@ -50,6 +50,10 @@ pub struct Overview {
     /// `management_agent.disable_metrics_collector`, or `management.disable_stats`).
     #[serde(deserialize_with = "lenient")]
     pub disable_stats: Option<bool>,
+    /// `churn_rates`: connections and channels opened and closed, cluster-wide (absent when
+    /// statistics are disabled).
+    #[serde(deserialize_with = "lenient")]
+    pub churn_rates: Option<ChurnRates>,
 }
 
 impl Overview {
@@ -101,6 +105,26 @@ pub struct MessageStats {
     pub drop_unroutable: Option<u64>,
 }
 
+/// `churn_rates` of `/api/overview`: connections and channels opened and closed since the
+/// statistics started (cluster-wide counters; the sidecar takes rates over its own window
+/// rather than the management plugin's `*_details.rate`, which jumps between samples).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ChurnRates {
+    /// `connection_created`: connections opened.
+    #[serde(deserialize_with = "lenient")]
+    pub connection_created: Option<u64>,
+    /// `connection_closed`: connections closed.
+    #[serde(deserialize_with = "lenient")]
+    pub connection_closed: Option<u64>,
+    /// `channel_created`: channels opened.
+    #[serde(deserialize_with = "lenient")]
+    pub channel_created: Option<u64>,
+    /// `channel_closed`: channels closed.
+    #[serde(deserialize_with = "lenient")]
+    pub channel_closed: Option<u64>,
+}
+
 /// `object_totals` of `/api/overview`: number of objects in the cluster.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
@@ -138,7 +162,7 @@ pub struct QueueTotals {
 }
 
 /// The fields of `/api/overview` the sidecar asks for (`columns=`).
-pub const OVERVIEW_COLUMNS: &str = "cluster_name,rabbitmq_version,erlang_version,management_version,node,object_totals,queue_totals,message_stats,disable_stats";
+pub const OVERVIEW_COLUMNS: &str = "cluster_name,rabbitmq_version,erlang_version,management_version,node,object_totals,queue_totals,message_stats,disable_stats,churn_rates";
 
 /// One element of `GET /api/nodes`: a cluster member as seen by the node that answered.
 ///
@@ -199,10 +223,77 @@ pub struct Node {
     /// when stats are disabled.
     #[serde(deserialize_with = "lenient")]
     pub partitions: Option<Vec<String>>,
+    /// `cluster_links`: the node's established Erlang distribution links, one per peer it is
+    /// connected to (`[]` on a single node; absent when statistics are disabled).
+    #[serde(deserialize_with = "lenient")]
+    pub cluster_links: Option<Vec<ClusterLink>>,
+    /// `applications`: the OTP applications running on the node, with their versions (`rabbit`
+    /// gives the RabbitMQ version, `kernel` the Erlang/OTP runtime's).
+    #[serde(deserialize_with = "lenient")]
+    pub applications: Option<Vec<Application>>,
+    /// `connection_created`: connections opened on this node since its statistics started.
+    #[serde(deserialize_with = "lenient")]
+    pub connection_created: Option<u64>,
+    /// `connection_closed`: connections closed on this node.
+    #[serde(deserialize_with = "lenient")]
+    pub connection_closed: Option<u64>,
+    /// `channel_created`: channels opened on this node.
+    #[serde(deserialize_with = "lenient")]
+    pub channel_created: Option<u64>,
+    /// `channel_closed`: channels closed on this node.
+    #[serde(deserialize_with = "lenient")]
+    pub channel_closed: Option<u64>,
+    /// The Erlang runtime's CPU counters, from the node's rabbitmq_prometheus `/metrics`
+    /// (`rabbitmq.source: prometheus`); `/api/nodes` has none, so `None` with the management
+    /// source.
+    #[serde(skip)]
+    pub cpu: Option<CpuCounters>,
+}
+
+/// A node's Erlang runtime CPU counters (rabbitmq_prometheus `/metrics`): utilisation is
+/// Δ`runtime_ms` ÷ (Δ`wallclock_ms` × `schedulers`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuCounters {
+    /// `erlang_vm_statistics_runtime_milliseconds`: CPU time of the runtime's threads.
+    pub runtime_ms: u64,
+    /// `erlang_vm_statistics_wallclock_time_milliseconds`: wall time since the VM started.
+    pub wallclock_ms: u64,
+    /// `erlang_vm_schedulers_online`.
+    pub schedulers: u64,
+}
+
+impl Node {
+    /// The version of OTP application `name` in `applications` (`rabbit`: RabbitMQ's version;
+    /// `kernel`: the Erlang/OTP runtime's kernel, which changes with the OTP release).
+    pub fn application_version(&self, name: &str) -> Option<&str> {
+        self.applications
+            .as_ref()?
+            .iter()
+            .find(|a| a.name == name)
+            .map(|a| a.version.as_str())
+    }
+}
+
+/// One element of a node's `cluster_links`: an established Erlang distribution link.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ClusterLink {
+    /// `name`: the peer node, e.g. `rabbit@n2`.
+    pub name: String,
+}
+
+/// One element of a node's `applications`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Application {
+    /// `name`, e.g. `rabbit`, `kernel`.
+    pub name: String,
+    /// `version`, e.g. `3.10.8`.
+    pub version: String,
 }
 
 /// The fields of `/api/nodes` the sidecar asks for (`columns=`).
-pub const NODE_COLUMNS: &str = "name,running,type,mem_used,mem_limit,mem_alarm,disk_free,disk_free_limit,disk_free_alarm,fd_used,fd_total,proc_used,proc_total,uptime,mnesia_disk_tx_count,partitions";
+pub const NODE_COLUMNS: &str = "name,running,type,mem_used,mem_limit,mem_alarm,disk_free,disk_free_limit,disk_free_alarm,fd_used,fd_total,proc_used,proc_total,uptime,mnesia_disk_tx_count,partitions,cluster_links,applications,connection_created,connection_closed,channel_created,channel_closed";
 
 /// One element of `GET /api/queues` (one unpaged listing, decoded element by element: see
 /// [`super::stream`]; [`Page`] is the paged shape, kept for recorded fixtures).

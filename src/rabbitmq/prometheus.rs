@@ -21,7 +21,7 @@ use reqwest::Url;
 
 use super::client::BuildError;
 use super::exposition::{self, ParseError, Sample};
-use super::model::{MessageStats, Node, Overview, Queue};
+use super::model::{CpuCounters, MessageStats, Node, Overview, Queue};
 use super::{Body, Client, Endpoint, Error, Fetched};
 use crate::config::{ClusterConfig, RabbitmqConfig};
 use crate::rabbitmq::members::expand_template;
@@ -102,6 +102,12 @@ pub struct NodeFigures {
     /// `rabbitmq_queue_messages_unacked`: unacknowledged messages summed over this node's
     /// queues.
     pub messages_unacknowledged: Option<u64>,
+    /// `erlang_vm_statistics_runtime_milliseconds`: CPU time of the Erlang runtime's threads.
+    pub runtime_ms: Option<u64>,
+    /// `erlang_vm_statistics_wallclock_time_milliseconds`: wall time since the VM started.
+    pub wallclock_ms: Option<u64>,
+    /// `erlang_vm_schedulers_online`.
+    pub schedulers_online: Option<u64>,
 }
 
 /// Queue figures by (vhost, queue name), as one member answered.
@@ -245,6 +251,11 @@ pub fn parse_node(text: &str) -> Result<NodeFigures, ParseError> {
                 }
                 put(&mut n.uptime, (v * 1000.0).round() as u64, name)
             }
+            "erlang_vm_statistics_runtime_milliseconds" => put(&mut n.runtime_ms, count(&s)?, name),
+            "erlang_vm_statistics_wallclock_time_milliseconds" => {
+                put(&mut n.wallclock_ms, count(&s)?, name)
+            }
+            "erlang_vm_schedulers_online" => put(&mut n.schedulers_online, count(&s)?, name),
             _ => Ok(()),
         }
     })?;
@@ -370,6 +381,15 @@ pub fn apply_nodes(nodes: &mut [Node], read: &Read) {
         node.proc_used = f.proc_used;
         node.proc_total = f.proc_total;
         node.uptime = f.uptime;
+        node.cpu = f
+            .runtime_ms
+            .zip(f.wallclock_ms)
+            .zip(f.schedulers_online)
+            .map(|((runtime_ms, wallclock_ms), schedulers)| CpuCounters {
+                runtime_ms,
+                wallclock_ms,
+                schedulers,
+            });
     }
 }
 
@@ -712,7 +732,17 @@ mod tests {
             (figures.proc_used, figures.proc_total, figures.uptime),
             (Some(418), Some(1_048_576), Some(12_559))
         );
+        // The Erlang runtime's CPU counters (for the node's CPU utilisation).
+        assert_eq!(
+            (
+                figures.runtime_ms,
+                figures.wallclock_ms,
+                figures.schedulers_online
+            ),
+            (Some(2551), Some(12973), Some(2))
+        );
         let mut nodes: Vec<Node> = serde_json::from_str(NODES_4_OFF).unwrap();
+        assert_eq!(nodes[0].cpu, None, "/api/nodes has no CPU figure");
         assert_eq!(
             nodes[0].mem_used, None,
             "stats off: /api/nodes has no memory"
@@ -729,6 +759,15 @@ mod tests {
         assert_eq!(nodes[0].mem_used, Some(128_741_376));
         assert_eq!(nodes[0].disk_free_limit, Some(50_000_000));
         assert_eq!(nodes[0].uptime, Some(12_559), "seconds become milliseconds");
+        assert_eq!(
+            nodes[0].cpu,
+            Some(CpuCounters {
+                runtime_ms: 2551,
+                wallclock_ms: 12973,
+                schedulers: 2
+            })
+        );
+        assert_eq!(nodes[1].cpu, None);
         assert_eq!(
             nodes[1].mem_used, None,
             "no member answered for it: unknown"
