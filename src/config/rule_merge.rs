@@ -65,11 +65,18 @@ pub(super) fn effective_rules(
             .iter()
             .filter(|d| !disable.iter().any(|n| n == d.name))
         {
+            // The catalogue is checked by the rules tests; an error here is a bug, reported
+            // as a configuration error rather than a rule with no condition (which would
+            // always hold).
+            let condition = Condition::parse(d.expr, d.kind).map_err(|e| ConfigError::Invalid {
+                key: format!("built-in rule {}", d.name),
+                value: d.expr.to_owned(),
+                allowed: format!("a condition on its kind's fields (a bug: {e})"),
+            })?;
             rules.push(Rule {
                 name: d.name.to_owned(),
                 kind: d.kind,
-                // The catalogue is checked by the rules tests; an error here is a bug.
-                condition: Condition::parse(d.expr, d.kind).unwrap_or(Condition(Vec::new())),
+                condition,
                 selector: Selector::default(),
                 for_: humantime::parse_duration(d.for_).unwrap_or_default(),
                 keep_firing_for: humantime::parse_duration(d.keep_firing_for).unwrap_or_default(),
