@@ -750,6 +750,7 @@ mod tests {
                 polls: 3,
                 failures: Default::default(),
                 last_success: last,
+                ..PollTotals::default()
             })
             .build()
     }
