@@ -419,7 +419,9 @@ notify:
     }
     let metrics = tokio::task::block_in_place(|| get(&base, "/metrics")).unwrap_or_default();
     let alive = matches!(child.try_wait(), Ok(None));
-    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
     let exit = child.wait().ok().and_then(|s| s.code());
     let logs = std::fs::read_to_string(a.out.join("sidecar.log")).unwrap_or_default();
     let panics = logs.matches("panicked").count();

@@ -154,7 +154,10 @@ notify:
     let body: serde_json::Value = serde_json::from_str(&delivered.body).unwrap();
     assert_eq!(body["status"], "firing");
     assert_eq!(body["alerts"][0]["labels"]["queue"], queue);
-    let fingerprint = body["alerts"][0]["fingerprint"].as_str().unwrap().to_owned();
+    let fingerprint = body["alerts"][0]["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let statuses: Vec<u16> = receiver.received().iter().map(|r| r.status).collect();
     assert_eq!(statuses, [500, 200]);
     let s = eventually(WAIT, "the log written after the success", || {
@@ -162,7 +165,11 @@ notify:
         (!group(&s)["last_notified"].is_null()).then_some(s)
     });
     let g = group(&s);
-    assert_eq!(g["notified_firing"], serde_json::json!([fingerprint]), "{g}");
+    assert_eq!(
+        g["notified_firing"],
+        serde_json::json!([fingerprint]),
+        "{g}"
+    );
     assert!(g.get("in_flight").is_none(), "{g}");
     assert_eq!(s["pending"], serde_json::json!([]), "{s}");
     // Nothing more: the log holds, no repeat within repeat_interval.

@@ -65,10 +65,7 @@ async fn a_failing_bindings_read_is_counted_while_the_poll_stays_up() {
     let proxy = FaultProxy::start(&node.mgmt_url);
     // Every read of fp-dlx-cut's bindings is reset; fp-dlx-ok's is answered.
     proxy.add_rule("/fp-dlx-cut/bindings", Fault::Reset);
-    let sidecar = Sidecar::start(
-        &proxy.url,
-        &[("RABBITMQ_WATCH__QUEUES__INCLUDE", "fp-.*")],
-    );
+    let sidecar = Sidecar::start(&proxy.url, &[("RABBITMQ_WATCH__QUEUES__INCLUDE", "fp-.*")]);
     let m = eventually(WAIT, "two failed bindings reads counted", || {
         let m = sidecar.metrics();
         (m.get(
@@ -93,7 +90,10 @@ async fn a_failing_bindings_read_is_counted_while_the_poll_stays_up() {
         "one answered read beside each failed one: {reads} reads, {failed} failed"
     );
     assert_eq!(
-        counter(&m, "rabbitmq_watch_dead_letter_bindings_reads_skipped_total"),
+        counter(
+            &m,
+            "rabbitmq_watch_dead_letter_bindings_reads_skipped_total"
+        ),
         0.0
     );
 
@@ -111,9 +111,7 @@ async fn a_failing_bindings_read_is_counted_while_the_poll_stays_up() {
             >= 1.0)
             .then_some(m)
     });
-    assert!(
-        counter(&m, "rabbitmq_watch_dead_letter_bindings_reads_failed_total") >= before + 2.0
-    );
+    assert!(counter(&m, "rabbitmq_watch_dead_letter_bindings_reads_failed_total") >= before + 2.0);
     assert_eq!(
         m.get("rabbitmq_watch_endpoint_success", &[("endpoint", BINDINGS)]),
         Some(0.0)

@@ -9,7 +9,6 @@
 //! own fault. Used by `tests/fault_proxy.rs` and by the fault soak (`examples/soak.rs`,
 //! `bench/soak.sh`), which includes this file.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -297,8 +296,8 @@ async fn serve(
     if fault == Some(Fault::Truncate) {
         // Read the whole answer (the broker closes: Connection: close), send half its body.
         let mut answer = Vec::new();
-        let _ = tokio::time::timeout(Duration::from_secs(60), server.read_to_end(&mut answer))
-            .await;
+        let _ =
+            tokio::time::timeout(Duration::from_secs(60), server.read_to_end(&mut answer)).await;
         let body_start = answer
             .windows(4)
             .position(|w| w == b"\r\n\r\n")
@@ -310,9 +309,4 @@ async fn serve(
     }
     let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
     Ok(())
-}
-
-/// The loopback address a proxy URL names.
-pub fn addr_of(url: &str) -> SocketAddr {
-    url.trim_start_matches("http://").parse().expect("host:port")
 }
