@@ -83,15 +83,22 @@ print(f"| purged queues announced only as resolved | {a['purged_announced_only_a
 print(f"| duplicate firing deliveries | {a['duplicate_firing_deliveries']} |")
 print(f"| panics in the sidecar's log | {r['panics']} |")
 print()
-print("RSS of the sidecar over time (every 30 s, KiB):")
+print("RSS of the sidecar over time (every 30 s), with what its state holds: queues created so far")
+print("(each with an alert and a backlog window of `alerting.backlog.window: 1m`) and the samples in")
+print("those windows (`rabbitmq_watch_backlog_samples`). No queue is created in the last 40 % of the")
+print("run, so the state stops growing there.")
 print()
-print("| second | " + " | ".join(str(t) for t, _ in rss) + " |")
-print("|---" * (len(rss) + 1) + "|")
-print("| RSS KiB | " + " | ".join(str(k) for _, k in rss) + " |")
+print("| second | RSS KiB | queues | backlog samples |")
+print("|---|---|---|---|")
+for t, kib, queues, samples in rss:
+    print(f"| {t} | {kib} | {queues} | {'' if samples < 0 else int(samples)} |")
 if rss:
-    ks = [k for _, k in rss]
+    ks = [k for _, k, _, _ in rss]
+    last_growth = [k for t, k, _, _ in rss if t * 10 >= r["seconds"] * 6]
     print()
-    print(f"Min {min(ks)} KiB, max {max(ks)} KiB, last {ks[-1]} KiB.")
+    print(f"Min {min(ks)} KiB, max {max(ks)} KiB, last {ks[-1]} KiB; over the last 40 % (no new queues):")
+    if last_growth:
+        print(f"{min(last_growth)} to {max(last_growth)} KiB ({max(last_growth) - min(last_growth)} KiB apart).")
 print()
 print("Run again: `bench/soak.sh` (10 minutes of faults plus settling; `SOAK_SECONDS=…` for")
 print("another duration).")

@@ -2,9 +2,10 @@
 //! `rabbitmq-watch` binary polls a real RabbitMQ node through a fault-injecting proxy
 //! (`tests/support/fault_proxy.rs`: added latency, connection resets, truncated bodies, black
 //! holes, in storms alternating with calm spells) and notifies a webhook receiver that flaps
-//! (refusing connections, then answering 500, then 200, in turn). Meanwhile a new queue with a
-//! ready message appears every `--new-queue-every` seconds (one more alert fires) and now and
-//! then an older one is purged (its alert resolves).
+//! (refusing connections, then answering 500, then 200, in turn). Meanwhile, during the first
+//! 60 % of the run, a new queue with a ready message appears every `--new-queue-every` seconds
+//! (one more alert fires), and every 4th queue is purged 30 s after its alert fired (the alert
+//! resolves); in the last 40 % the sidecar's state stops growing, so its RSS should level off.
 //!
 //! At the end the faults stop and the receiver stays up; the run checks that every alert that
 //! fired was delivered as firing, every purged queue's alert as resolved, the sidecar never
@@ -255,6 +256,8 @@ queues:
   include: "soak-.*"
 alerting:
   default_rules: false
+  backlog:
+    window: 1m
   rules:
     - alert: SoakBacklog
       kind: queue
@@ -308,7 +311,8 @@ notify:
     // When each queue's alert was first seen firing (seconds into the run).
     let mut fired_at: BTreeMap<String, u64> = BTreeMap::new();
     let (mut up_scrapes, mut down_scrapes, mut failed_scrapes) = (0u64, 0u64, 0u64);
-    let mut rss: Vec<(u64, u64)> = Vec::new();
+    // (second, RSS KiB, queues created, backlog samples held).
+    let mut rss: Vec<(u64, u64, usize, f64)> = Vec::new();
     let mut mode_seconds = [0u64; 3];
     let mut storm_seconds = 0u64;
     let flips = AtomicU64::new(0);
@@ -338,8 +342,9 @@ notify:
             flips.fetch_add(1, Ordering::Relaxed);
         }
         mode_seconds[m as usize] += 1;
-        // One more queue with a ready message: one more alert.
-        if start.elapsed() >= next_queue {
+        // One more queue with a ready message: one more alert; none in the last 40 % of the
+        // run, so that the sidecar's state stops growing and its RSS can be seen to level off.
+        if start.elapsed() >= next_queue && t * 10 < a.seconds * 6 {
             next_queue += Duration::from_secs(a.new_queue_every);
             let name = format!("soak-{:04}", queues.len());
             ch.queue_declare(
@@ -386,7 +391,10 @@ notify:
         if t.is_multiple_of(30)
             && let Some(kib) = rss_kib(pid)
         {
-            rss.push((t, kib));
+            let samples = tokio::task::block_in_place(|| get(&base, "/metrics"))
+                .and_then(|m| sample(&m, "rabbitmq_watch_backlog_samples"))
+                .unwrap_or(-1.0);
+            rss.push((t, kib, queues.len(), samples));
         }
         if let Ok(Some(status)) = child.try_wait() {
             eprintln!("soak: the sidecar exited during the soak: {status}");
@@ -415,7 +423,7 @@ notify:
         }
     }
     if let Some(kib) = rss_kib(pid) {
-        rss.push((start.elapsed().as_secs(), kib));
+        rss.push((start.elapsed().as_secs(), kib, queues.len(), -1.0));
     }
     let metrics = tokio::task::block_in_place(|| get(&base, "/metrics")).unwrap_or_default();
     let alive = matches!(child.try_wait(), Ok(None));
