@@ -39,7 +39,16 @@ if [ "$#" -gt 0 ]; then
   TARGETS=("${selected[@]}")
 fi
 
-cargo test "${MODE[@]}" --test properties --no-run
+# Built once; each target then runs the test binary itself, so the seconds below are the
+# cases alone (no build, and no rebuild if the sources change meanwhile).
+BIN=$(cargo test "${MODE[@]}" --test properties --no-run --message-format=json \
+  | python3 -c 'import json,sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "properties" and m.get("executable"):
+        print(m["executable"])')
+[ -x "$BIN" ] || { echo "fuzz: no test binary built" >&2; exit 2; }
+echo "fuzz: $BIN"
 mkdir -p fuzz/logs
 results=fuzz/RESULTS.md
 rows=()
@@ -48,7 +57,7 @@ for t in "${TARGETS[@]}"; do
   echo "== $t: $CASES cases"
   start=$(date +%s.%N)
   if PROPTEST_CASES="$CASES" PROPTEST_MAX_SHRINK_ITERS=10000 \
-      cargo test "${MODE[@]}" --test properties -- --exact "$t" >"fuzz/logs/$t.log" 2>&1; then
+      "$BIN" --exact "$t" >"fuzz/logs/$t.log" 2>&1; then
     panics=0
   else
     panics=1
