@@ -2,7 +2,8 @@
 //! fault-injecting proxy (`support::fault_proxy`): the broker's real answers, reset, cut short
 //! or never given. Issue #14: a failed read of one dead-letter exchange's bindings is counted
 //! (`rabbitmq_watch_dead_letter_bindings_reads_failed_total`) while the poll stays up; every
-//! bindings read failing fails that endpoint only; a reset, truncated or black-holed answer makes
+//! bindings read failing fails that endpoint only; one cut off by the poll's deadline is counted
+//! as skipped; a reset, truncated or black-holed answer makes
 //! `rabbitmq_up` 0 with the endpoint's reason, never a panic, and the sidecar recovers when the
 //! faults stop. The long randomised version is the fault soak (`bench/soak.sh`).
 
@@ -137,6 +138,54 @@ async fn a_failing_bindings_read_is_counted_while_the_poll_stays_up() {
             && logs.contains("fp-dlx-cut"),
         "{logs}"
     );
+    assert!(!logs.contains("panicked"), "{logs}");
+}
+
+/// A bindings read still unanswered when the poll's deadline (`poll.deadline`, 1.5 s here,
+/// shorter than the 2 s request timeout) ends the poll is counted as skipped, and the bindings
+/// endpoint fails as a timeout; the next polls go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bindings_read_cut_off_by_the_poll_deadline_is_counted_as_skipped() {
+    let node = RabbitNode::shared();
+    let (_conn, ch) = amqp(node, "/").await;
+    dead_letter_pair(&ch, "fq-dlx-slow", "fq-dlq-slow", "fq-work-slow").await;
+    let proxy = FaultProxy::start(&node.mgmt_url);
+    proxy.add_rule("/fq-dlx-slow/bindings", Fault::BlackHole);
+    let sidecar = Sidecar::start(
+        &proxy.url,
+        &[
+            ("RABBITMQ_WATCH__QUEUES__INCLUDE", "fq-.*"),
+            ("RABBITMQ_WATCH__POLL__DEADLINE", "1500ms"),
+        ],
+    );
+    let m = eventually(WAIT, "a bindings read skipped at the deadline", || {
+        let m = sidecar.metrics();
+        (m.get(
+            "rabbitmq_watch_dead_letter_bindings_reads_skipped_total",
+            &[],
+        )
+        .unwrap_or(0.0)
+            >= 1.0)
+            .then_some(m)
+    });
+    assert!(
+        m.get(
+            "rabbitmq_watch_endpoint_failures_total",
+            &[("endpoint", BINDINGS), ("reason", "timeout")],
+        )
+        .unwrap_or(0.0)
+            >= 1.0
+    );
+    assert_eq!(
+        counter(&m, "rabbitmq_watch_dead_letter_bindings_reads_failed_total"),
+        0.0,
+        "cut off, not failed"
+    );
+    let polls = counter(&m, "rabbitmq_watch_polls_total");
+    eventually(WAIT, "polling goes on", || {
+        (counter(&sidecar.metrics(), "rabbitmq_watch_polls_total") > polls).then_some(())
+    });
+    let logs = sidecar.terminate();
     assert!(!logs.contains("panicked"), "{logs}");
 }
 
