@@ -86,6 +86,17 @@ if [ -f "$results" ]; then
     grep -q "\`$name\`" "$results.new" || echo "$line"
   done >>"$results.new" || true
 fi
+# Totals over every row (this run's and kept ones).
+python3 - "$results.new" <<'PY' >>"$results.new"
+import sys
+rows = [l.split("|") for l in open(sys.argv[1]) if l.startswith("| `")]
+cases = sum(int(r[2]) for r in rows)
+secs = sum(float(r[3]) for r in rows)
+panics = sum(int(r[4]) for r in rows)
+print()
+print(f"Total: {len(rows)} targets, {cases:,} cases, {secs:.0f} s, {panics} targets with a panic. "
+      "Run again with `scripts/fuzz.sh` (see its header for fewer cases or some targets only).")
+PY
 mv "$results.new" "$results"
 cat "$results"
 exit "$status"
