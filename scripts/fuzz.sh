@@ -39,7 +39,16 @@ if [ "$#" -gt 0 ]; then
   TARGETS=("${selected[@]}")
 fi
 
-cargo test "${MODE[@]}" --test properties --no-run
+# Built once; each target then runs the test binary itself, so the seconds below are the
+# cases alone (no build, and no rebuild if the sources change meanwhile).
+BIN=$(cargo test "${MODE[@]}" --test properties --no-run --message-format=json \
+  | python3 -c 'import json,sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "properties" and m.get("executable"):
+        print(m["executable"])')
+[ -x "$BIN" ] || { echo "fuzz: no test binary built" >&2; exit 2; }
+echo "fuzz: $BIN"
 mkdir -p fuzz/logs
 results=fuzz/RESULTS.md
 rows=()
@@ -48,7 +57,7 @@ for t in "${TARGETS[@]}"; do
   echo "== $t: $CASES cases"
   start=$(date +%s.%N)
   if PROPTEST_CASES="$CASES" PROPTEST_MAX_SHRINK_ITERS=10000 \
-      cargo test "${MODE[@]}" --test properties -- --exact "$t" >"fuzz/logs/$t.log" 2>&1; then
+      "$BIN" --exact "$t" >"fuzz/logs/$t.log" 2>&1; then
     panics=0
   else
     panics=1
@@ -77,6 +86,17 @@ if [ -f "$results" ]; then
     grep -q "\`$name\`" "$results.new" || echo "$line"
   done >>"$results.new" || true
 fi
+# Totals over every row (this run's and kept ones).
+python3 - "$results.new" <<'PY' >>"$results.new"
+import sys
+rows = [l.split("|") for l in open(sys.argv[1]) if l.startswith("| `")]
+cases = sum(int(r[2]) for r in rows)
+secs = sum(float(r[3]) for r in rows)
+panics = sum(int(r[4]) for r in rows)
+print()
+print(f"Total: {len(rows)} targets, {cases:,} cases, {secs:.0f} s, {panics} targets with a panic. "
+      "Run again with `scripts/fuzz.sh` (see its header for fewer cases or some targets only).")
+PY
 mv "$results.new" "$results"
 cat "$results"
 exit "$status"

@@ -8,7 +8,9 @@
 //!
 //! Write requests (any method but GET and HEAD: creating and expiring silences) are the admin
 //! API: refused with 403 unless `web.enable_admin_api` is true, as Prometheus refuses them
-//! without `--web.enable-admin-api`. TLS and authentication are the server's ([`crate::web`]).
+//! without `--web.enable-admin-api`; with it on, still refused when a browser marks them as
+//! sent by another site (`Sec-Fetch-Site`). TLS and authentication are the server's
+//! ([`crate::web`]).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -218,19 +220,37 @@ fn catch_panic()
 /// What a write request gets while `web.enable_admin_api` is false.
 pub const ADMIN_API_DISABLED: &str = "the admin API (creating and expiring silences) is disabled: set web.enable_admin_api: true in the configuration (or RABBITMQ_WATCH__WEB__ENABLE_ADMIN_API=true) to enable it";
 
-/// Refuses write requests (any method but GET and HEAD) with 403 unless `enabled`.
+/// What a write request gets when a browser says another site sent it.
+pub const CROSS_SITE_WRITE: &str =
+    "write requests sent by another web site (Sec-Fetch-Site: cross-site or same-site) are refused";
+
+/// Refuses write requests (any method but GET and HEAD) with 403 unless `enabled`, and, even
+/// then, those a browser marks as sent by another site (`Sec-Fetch-Site` other than
+/// `same-origin` or `none`): a page elsewhere cannot post the status page's forms (cross-site
+/// request forgery). Clients that are not browsers (curl, scripts) send no such header.
 async fn admin_only(
     enabled: bool,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     let method = request.method();
-    if enabled || method == axum::http::Method::GET || method == axum::http::Method::HEAD {
+    if method == axum::http::Method::GET || method == axum::http::Method::HEAD {
         return next.run(request).await;
     }
+    let error = if !enabled {
+        ADMIN_API_DISABLED
+    } else if request
+        .headers()
+        .get("sec-fetch-site")
+        .is_some_and(|v| v != "same-origin" && v != "none")
+    {
+        CROSS_SITE_WRITE
+    } else {
+        return next.run(request).await;
+    };
     (
         StatusCode::FORBIDDEN,
-        axum::Json(serde_json::json!({"status": "error", "error": ADMIN_API_DISABLED})),
+        axum::Json(serde_json::json!({"status": "error", "error": error})),
     )
         .into_response()
 }
@@ -789,6 +809,7 @@ mod tests {
                 polls: 3,
                 failures: Default::default(),
                 last_success: last,
+                ..PollTotals::default()
             })
             .build()
     }
@@ -1271,6 +1292,43 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(form.status(), StatusCode::FORBIDDEN);
+    }
+
+    #[tokio::test]
+    async fn writes_a_browser_marks_as_cross_site_are_refused() {
+        use tower::ServiceExt as _;
+        let mut st = state();
+        let mut info = (*st.info).clone();
+        info.admin_api = true;
+        st.info = Arc::new(info);
+        let post = |site: Option<&str>| {
+            let mut r = axum::http::Request::post("/-/silences")
+                .header("content-type", "application/x-www-form-urlencoded");
+            if let Some(site) = site {
+                r = r.header("sec-fetch-site", site);
+            }
+            r.body(axum::body::Body::from(
+                "matchers=alertname%3D%22X%22&duration=1h&created_by=ops&comment=c",
+            ))
+            .unwrap()
+        };
+        for site in ["cross-site", "same-site"] {
+            let r = app(st.clone()).oneshot(post(Some(site))).await.unwrap();
+            assert_eq!(r.status(), StatusCode::FORBIDDEN, "{site}");
+            let body = axum::body::to_bytes(r.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            assert!(String::from_utf8_lossy(&body).contains("Sec-Fetch-Site"));
+        }
+        assert!(
+            st.silences.list(SystemTime::now()).is_empty(),
+            "nothing created"
+        );
+        for site in [Some("same-origin"), Some("none"), None] {
+            let r = app(st.clone()).oneshot(post(site)).await.unwrap();
+            assert_ne!(r.status(), StatusCode::FORBIDDEN, "{site:?}");
+        }
+        assert_eq!(st.silences.list(SystemTime::now()).len(), 3);
     }
 
     #[tokio::test]

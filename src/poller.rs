@@ -16,6 +16,7 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{QueuesConfig, Source};
+use crate::rabbitmq::client::BindingsReads;
 use crate::rabbitmq::health::{Health, Reader as HealthReader};
 use crate::rabbitmq::members::{MemberViews, Reader};
 use crate::rabbitmq::model::{
@@ -301,27 +302,18 @@ impl Poller {
         }
         // Which queues receive dead letters depends on every listed queue's settings (also
         // those not exported): the targets were gathered while the listing was decoded.
+        let mut dead_letter_reads = BindingsReads::default();
         let dead_letter_queues = match targets {
             Some((exchanges, direct)) => {
-                let read = |client: &Client| {
-                    let client = client.clone();
-                    let exchanges = exchanges.clone();
-                    async move {
-                        client.bound_queues(&exchanges).await.map(|body| Body {
-                            value: body.value.queues,
-                            bytes: body.bytes,
-                        })
-                    }
-                };
                 let mut fetched = self
-                    .by_deadline(Endpoint::Bindings, deadline, read(&self.client))
+                    .read_bound(&self.client, &exchanges, deadline, &mut dead_letter_reads)
                     .await;
                 for (name, client) in &members {
                     if fetched.result.is_ok() {
                         break;
                     }
                     let attempt = self
-                        .by_deadline(Endpoint::Bindings, deadline, read(client))
+                        .read_bound(client, &exchanges, deadline, &mut dead_letter_reads)
                         .await;
                     fetched = Self::failover(name, attempt, fetched);
                 }
@@ -343,6 +335,7 @@ impl Poller {
             queues,
             alarms,
             dead_letter_queues,
+            dead_letter_reads,
             selection,
             totals: previous.totals.clone(),
             member_views,
@@ -391,6 +384,31 @@ impl Poller {
             }
             _ => None,
         }
+    }
+
+    /// The queues bound to the dead-letter `exchanges`, read through `client` by the poll's
+    /// `deadline`; each bindings read is counted in `reads` as it ends, and those cut off by
+    /// the deadline as skipped.
+    async fn read_bound(
+        &self,
+        client: &Client,
+        exchanges: &BTreeSet<(String, String)>,
+        deadline: tokio::time::Instant,
+        reads: &mut BindingsReads,
+    ) -> Fetched<Vec<(String, String)>> {
+        let fetched = self
+            .by_deadline(Endpoint::Bindings, deadline, async {
+                client
+                    .bound_queues(exchanges, reads)
+                    .await
+                    .map(|body| Body {
+                        value: body.value.queues,
+                        bytes: body.bytes,
+                    })
+            })
+            .await;
+        reads.cut_off();
+        fetched
     }
 
     /// `read`, timed, failing as [`Error::Timeout`] if it is still running at `deadline`.

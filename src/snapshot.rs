@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 
 pub use crate::rabbitmq::Fetched;
+use crate::rabbitmq::client::BindingsReads;
 use crate::rabbitmq::health::Health;
 use crate::rabbitmq::members::MemberViews;
 use crate::rabbitmq::model::{Alarms, Node, Overview, Queue};
@@ -49,6 +50,10 @@ pub struct Snapshot {
     /// default exchange. `None` when not read (discovery off, or the queue listing failed);
     /// an error when a bindings read failed.
     pub dead_letter_queues: Option<Fetched<Vec<(String, String)>>>,
+    /// How this poll's reads of the dead-letter exchanges' bindings went (all 0 when
+    /// discovery did not run): a failed read of one exchange leaves the poll up but is
+    /// counted here.
+    pub dead_letter_reads: BindingsReads,
     /// How the queue listing was narrowed down (all 0 when `/api/queues` failed).
     pub selection: Selection,
     /// Counters over the sidecar's lifetime, as of this poll.
@@ -179,6 +184,7 @@ impl Default for SnapshotBuilder {
                     alarms: Vec::new(),
                 }),
                 dead_letter_queues: None,
+                dead_letter_reads: BindingsReads::default(),
                 selection: Selection::default(),
                 totals: PollTotals::default(),
                 member_views: MemberViews::default(),
@@ -249,6 +255,13 @@ impl SnapshotBuilder {
         self
     }
 
+    /// [`Snapshot::dead_letter_reads`].
+    #[must_use]
+    pub fn dead_letter_reads(mut self, reads: BindingsReads) -> Self {
+        self.snapshot.dead_letter_reads = reads;
+        self
+    }
+
     /// [`Snapshot::selection`].
     #[must_use]
     pub fn selection(mut self, selection: Selection) -> Self {
@@ -315,6 +328,9 @@ pub struct PollTotals {
     pub failures: BTreeMap<(Endpoint, &'static str), u64>,
     /// When the last poll that read every endpoint successfully ended; `None` before the first.
     pub last_success: Option<SystemTime>,
+    /// Reads of dead-letter exchanges' bindings: every poll's
+    /// [`Snapshot::dead_letter_reads`] added up.
+    pub dead_letter_reads: BindingsReads,
 }
 
 impl PollTotals {
@@ -322,6 +338,7 @@ impl PollTotals {
     /// success time if every endpoint succeeded.
     pub fn record_poll(&mut self, snapshot: &Snapshot) {
         self.polls += 1;
+        self.dead_letter_reads.add(&snapshot.dead_letter_reads);
         for endpoint in Endpoint::ALL {
             if let Some(e) = snapshot.error(endpoint) {
                 *self.failures.entry((endpoint, e.reason())).or_default() += 1;

@@ -48,6 +48,7 @@ fn snapshot() -> Arc<Snapshot> {
         polls: 6,
         failures: [((Endpoint::Queues, "timeout"), 2)].into(),
         last_success: None,
+        ..PollTotals::default()
     };
     // No cluster.nodes: the cluster detector judges the answering node's own /api/nodes.
     let snapshot = Snapshot::builder()

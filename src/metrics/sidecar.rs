@@ -141,6 +141,33 @@ pub const BUILD_INFO: Family = Family {
     source: "sidecar",
 };
 
+/// `rabbitmq_watch_dead_letter_bindings_reads_total`: reads of one dead-letter exchange's
+/// bindings since start, failed ones included.
+pub const DEAD_LETTER_READS: Family = Family {
+    name: "rabbitmq_watch_dead_letter_bindings_reads",
+    help: "Reads of a dead-letter exchange's bindings (GET /api/exchanges/{vhost}/{name}/bindings/source, one per exchange that queues name and that exists) since the sidecar started, failed ones included.",
+    unit: None,
+    source: "sidecar",
+};
+
+/// `rabbitmq_watch_dead_letter_bindings_reads_failed_total`: failed ones of
+/// [`DEAD_LETTER_READS`].
+pub const DEAD_LETTER_READS_FAILED: Family = Family {
+    name: "rabbitmq_watch_dead_letter_bindings_reads_failed",
+    help: "Reads of a dead-letter exchange's bindings that failed since the sidecar started (the queues bound to it were not marked as dead-letter queues in that poll; the poll stays up unless every read failed). The exchange is named in a warning log.",
+    unit: None,
+    source: "sidecar",
+};
+
+/// `rabbitmq_watch_dead_letter_bindings_reads_skipped_total`: existing dead-letter exchanges
+/// not read.
+pub const DEAD_LETTER_READS_SKIPPED: Family = Family {
+    name: "rabbitmq_watch_dead_letter_bindings_reads_skipped",
+    help: "Existing dead-letter exchanges whose bindings were not read since the sidecar started: over the cap of 1000 per poll, or still unread at the poll's deadline.",
+    unit: None,
+    source: "sidecar",
+};
+
 fn unix_seconds(t: Option<SystemTime>) -> f64 {
     t.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
         .map_or(0.0, |d| d.as_secs_f64())
@@ -193,6 +220,10 @@ pub fn encode(
                 })
             })),
     )?;
+    let dl = &totals.dead_letter_reads;
+    DEAD_LETTER_READS.counter_value(enc, dl.ok.saturating_add(dl.failed))?;
+    DEAD_LETTER_READS_FAILED.counter_value(enc, dl.failed)?;
+    DEAD_LETTER_READS_SKIPPED.counter_value(enc, dl.skipped)?;
     let Some(s) = snapshot else {
         return Ok(());
     };

@@ -31,10 +31,42 @@ pub const BINDINGS_CONCURRENCY: usize = 4;
 pub struct BoundQueues {
     /// (vhost, queue) pairs bound to the dead-letter exchanges read, sorted, no duplicates.
     pub queues: Vec<(String, String)>,
-    /// Exchanges whose bindings read failed (their queues are missing from `queues`).
+}
+
+/// How the reads of dead-letter exchanges' bindings went (one read per exchange,
+/// `GET /api/exchanges/{vhost}/{name}/bindings/source`), counted as they complete so that the
+/// counts survive a read cut off by the poll's deadline. Per poll in
+/// [`crate::snapshot::Snapshot::dead_letter_reads`], summed over the sidecar's lifetime in
+/// [`crate::snapshot::PollTotals::dead_letter_reads`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BindingsReads {
+    /// Reads that answered (an exchange deleted since it was listed, HTTP 404, included).
+    pub ok: u64,
+    /// Reads that failed (transport error, timeout, unexpected status, undecodable body):
+    /// the queues bound to those exchanges are not marked as dead-letter queues.
     pub failed: u64,
-    /// Existing exchanges not read because of [`MAX_DEAD_LETTER_EXCHANGES`].
+    /// Existing dead-letter exchanges not read: over [`MAX_DEAD_LETTER_EXCHANGES`], or still
+    /// unread when the poll's deadline cut the reads off.
     pub skipped: u64,
+    /// Reads started and not finished yet (moved to `skipped` by [`BindingsReads::cut_off`]).
+    pub pending: u64,
+}
+
+impl BindingsReads {
+    /// Counts the reads still pending as skipped: call once the reads have ended or were
+    /// dropped (the poll's deadline).
+    pub fn cut_off(&mut self) {
+        self.skipped = self.skipped.saturating_add(self.pending);
+        self.pending = 0;
+    }
+
+    /// Adds `other` (lifetime totals), saturating.
+    pub fn add(&mut self, other: &BindingsReads) {
+        self.ok = self.ok.saturating_add(other.ok);
+        self.failed = self.failed.saturating_add(other.failed);
+        self.skipped = self.skipped.saturating_add(other.skipped);
+        self.pending = self.pending.saturating_add(other.pending);
+    }
 }
 
 /// A streamed read stopped: by the splitter or by the element handler.
@@ -321,8 +353,9 @@ impl Client {
     /// [`BINDINGS_CONCURRENCY`] at a time. Exchange-to-exchange bindings are not followed.
     ///
     /// A failed read of one exchange's bindings (or one deleted meanwhile) does not fail the
-    /// others: it is logged with the exchange's name and counted in
-    /// [`BoundQueues::failed`].
+    /// others: it is logged with the exchange's name and counted in `tally`
+    /// ([`BindingsReads::failed`]), as each read ends (reads answered in `ok`, exchanges over
+    /// the cap in `skipped`, reads started and not ended in `pending`).
     ///
     /// # Errors
     /// [`Error`] for [`Endpoint::Bindings`] when the exchange listing fails, or when every
@@ -330,6 +363,7 @@ impl Client {
     pub async fn bound_queues(
         &self,
         exchanges: &BTreeSet<(String, String)>,
+        tally: &mut BindingsReads,
     ) -> Result<Body<BoundQueues>, Error> {
         let endpoint = Endpoint::Bindings;
         let mut found = BoundQueues::default();
@@ -362,8 +396,9 @@ impl Client {
                 &mut decode,
             )
             .await?;
-        found.skipped = existing.len().saturating_sub(MAX_DEAD_LETTER_EXCHANGES) as u64;
-        if found.skipped > 0 {
+        let skipped = existing.len().saturating_sub(MAX_DEAD_LETTER_EXCHANGES) as u64;
+        tally.skipped = tally.skipped.saturating_add(skipped);
+        if skipped > 0 {
             tracing::warn!(
                 exchanges = existing.len(),
                 read = MAX_DEAD_LETTER_EXCHANGES,
@@ -380,17 +415,20 @@ impl Client {
                 let result = client.bindings_of(&vhost, &exchange).await;
                 (vhost, exchange, result)
             });
+            tally.pending += 1;
         }
         let mut first_error = None;
         let mut answered = 0u64;
         while let Some(joined) = reads.join_next().await {
+            tally.pending = tally.pending.saturating_sub(1);
             let Ok((vhost, exchange, result)) = joined else {
-                found.failed += 1;
+                tally.failed += 1;
                 continue;
             };
             match result {
                 Ok(body) => {
                     answered += 1;
+                    tally.ok += 1;
                     bytes += body.bytes;
                     found.queues.extend(
                         body.value
@@ -400,7 +438,10 @@ impl Client {
                     );
                 }
                 // Deleted since it was listed: no queues.
-                Err(Error::Status { status: 404, .. }) => answered += 1,
+                Err(Error::Status { status: 404, .. }) => {
+                    answered += 1;
+                    tally.ok += 1;
+                }
                 Err(e) => {
                     tracing::warn!(
                         vhost = %vhost,
@@ -408,7 +449,7 @@ impl Client {
                         error = %e,
                         "cannot read a dead-letter exchange's bindings"
                     );
-                    found.failed += 1;
+                    tally.failed += 1;
                     first_error.get_or_insert(e);
                 }
             }
