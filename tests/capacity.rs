@@ -37,13 +37,17 @@ fn api(node: &RabbitNode, path: &str) -> Value {
 }
 
 /// The node's own entry of `/api/nodes`.
+/// The node's own `/api/nodes` entry, once its statistics have been collected (a node just
+/// started lists itself before its first `fd_used` / `proc_used` sample).
 fn this_node(node: &RabbitNode) -> Value {
-    let nodes = api(node, "/api/nodes");
-    nodes
-        .as_array()
-        .and_then(|a| a.iter().find(|n| n["name"] == node.name.as_str()))
-        .cloned()
-        .expect("the node lists itself")
+    eventually(WAIT, "the node's fd and process figures", || {
+        let nodes = api(node, "/api/nodes");
+        nodes
+            .as_array()
+            .and_then(|a| a.iter().find(|n| n["name"] == node.name.as_str()))
+            .filter(|n| n["fd_used"].is_u64() && n["proc_used"].is_u64())
+            .cloned()
+    })
 }
 
 /// A sidecar on the shared node whose `alerting.rules` override default rule `name` with
