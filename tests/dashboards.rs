@@ -617,6 +617,26 @@ const ABSENT_WITHOUT_STATISTICS: &[(&str, &str)] = &[
         "rabbitmq_node_partitions",
         "/api/nodes has no partitions without statistics",
     ),
+    (
+        "rabbitmq_connections_opened_total",
+        "/api/nodes connection_created/closed: absent without statistics",
+    ),
+    (
+        "rabbitmq_channels_opened_total",
+        "/api/nodes channel_created/closed: absent without statistics",
+    ),
+    (
+        "rabbitmq_node_cluster_links",
+        "/api/nodes cluster_links: absent without statistics",
+    ),
+    (
+        "rabbitmq_node_build_info",
+        "/api/nodes applications: absent without statistics",
+    ),
+    (
+        "rabbitmq_node_mirror_sync_critical",
+        "4.x has no classic mirroring: the check answers 404, no series",
+    ),
 ];
 
 /// The same dashboards on RabbitMQ 4.0.5 with management statistics disabled (what RabbitMQ
