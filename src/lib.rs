@@ -319,6 +319,7 @@ async fn run_with(
 
     let state = http::AppState {
         health: supervisor.health(),
+        notify_stats: Some(notify_stats.clone()),
         silences,
         snapshots: snapshot_rx,
         assessments: assessment_rx,
