@@ -1,5 +1,5 @@
 //! The HTTP server's routes: `/` (the status page, [`crate::status`]), `/metrics` (the pre-encoded exposition),
-//! `/-/healthy` (every supervised task runs) and `/-/ready` (healthy, and a poll succeeded
+//! `/-/healthy` (every supervised task runs) and `/-/ready` (healthy, state file saved, a poll succeeded
 //! recently), the alert API, the reliability audit's report (`/api/v1/audit`), the silence
 //! API and the status page's silence forms (`POST /-/silences`, `POST /-/silences/expire`:
 //! form-encoded, answered with a redirect to the page, through the same code as the JSON
@@ -31,7 +31,6 @@ use tower_http::trace::TraceLayer;
 use crate::alerting::AssessmentReceiver;
 use crate::metrics::Exposition;
 use crate::metrics::format::{Format, accepts_gzip};
-use crate::notify::{NotifyStats, StateFileStats};
 use crate::notify::dispatch::{Silence, Silences};
 use crate::notify::suppress::{self, Suppressor};
 use crate::snapshot::{Snapshot, SnapshotReceiver};
@@ -60,9 +59,6 @@ pub struct AppState {
     pub silences: Arc<Silences>,
     /// Whether every supervised task still runs (`/-/healthy`, `/-/ready`).
     pub health: Health,
-    /// Delivery and state file counters: `/-/ready` answers 503 while the last save of the
-    /// state file failed ([`state_file_readiness`]). `None`: no notifier runs.
-    pub notify_stats: Option<Arc<NotifyStats>>,
 }
 
 /// Static facts the routes need.
@@ -639,37 +635,15 @@ pub fn readiness(
     Ok(())
 }
 
-/// Whether the last save of the state file (`notify.state_file`) succeeded; if not, the
-/// reason naming the file and the error, until a save succeeds again. `Ok` when no state file
-/// is configured or none was tried yet. Only readiness depends on it, not `/-/healthy`: the
-/// process is alive and alerting goes on, but a restart would lose what changed since the
-/// last save.
-///
-/// # Errors
-/// The reason of the last failed save.
-pub fn state_file_readiness(stats: Option<&NotifyStats>) -> Result<(), String> {
-    match stats.and_then(NotifyStats::state_file) {
-        Some(StateFileStats {
-            write_error: Some(reason),
-            ..
-        }) => Err(reason),
-        _ => Ok(()),
-    }
-}
-
 async fn ready(State(state): State<AppState>) -> Response {
     let snapshot = state.snapshots.borrow().clone();
-    let verdict = state
-        .health
-        .check()
-        .and_then(|()| state_file_readiness(state.notify_stats.as_deref()))
-        .and_then(|()| {
-            readiness(
-                snapshot.as_deref(),
-                state.info.ready_max_age,
-                SystemTime::now(),
-            )
-        });
+    let verdict = state.health.check_ready().and_then(|()| {
+        readiness(
+            snapshot.as_deref(),
+            state.info.ready_max_age,
+            SystemTime::now(),
+        )
+    });
     match verdict {
         Ok(()) => (StatusCode::OK, "OK\n").into_response(),
         Err(reason) => (
@@ -867,7 +841,6 @@ mod tests {
         let (_exposition_tx, exposition) = watch::channel(Arc::new(exposition));
         AppState {
             health: Health::default(),
-            notify_stats: None,
             silences: Arc::new(Silences::default()),
             snapshots,
             audit: None,
@@ -1522,6 +1495,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_state_file_save_makes_ready_fail_with_its_reason_but_not_healthy() {
+        use crate::notify::NotifyStats;
         use tower::ServiceExt as _;
         let get = |s: AppState, path: &'static str| async move {
             let r = app(s)
@@ -1537,10 +1511,12 @@ mod tests {
             (status, String::from_utf8_lossy(&bytes).into_owned())
         };
         let stats = Arc::new(NotifyStats::default());
-        let mut s = state();
-        s.notify_stats = Some(stats.clone());
+        let s = state();
+        let source = stats.clone();
+        s.health
+            .add_readiness_check(move || source.state_file_readiness());
         // No state file, then one not saved yet: ready.
-        assert_eq!(state_file_readiness(Some(&stats)), Ok(()));
+        assert_eq!(get(s.clone(), "/-/ready").await.0, StatusCode::OK);
         stats.register_state_file();
         assert_eq!(get(s.clone(), "/-/ready").await.0, StatusCode::OK);
         stats.state_file_write_failed(
@@ -1548,9 +1524,15 @@ mod tests {
         );
         let (status, text) = get(s.clone(), "/-/ready").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-        assert!(text.contains("/nowhere/state.json: Not a directory"), "{text}");
+        assert!(
+            text.contains("cannot save the state file /nowhere/state.json: Not a directory"),
+            "{text}"
+        );
         // The process is alive and alerting goes on.
-        assert_eq!(get(s.clone(), "/-/healthy").await.0, StatusCode::OK);
+        assert_eq!(
+            get(s.clone(), "/-/healthy").await,
+            (StatusCode::OK, "OK\n".to_owned())
+        );
         stats.state_file_saved();
         assert_eq!(get(s, "/-/ready").await.0, StatusCode::OK);
         assert_eq!(stats.state_file().unwrap().write_failures, 1);

@@ -389,6 +389,20 @@ impl NotifyStats {
         }
     }
 
+    /// `Err` with the reason (naming the file and the error) while the last save of the state
+    /// file failed, until a save succeeds again; `Ok` without a state file or before the first
+    /// save. A readiness condition ([`crate::supervise::Health::add_readiness_check`]): the
+    /// process stays healthy, alerting goes on.
+    ///
+    /// # Errors
+    /// The reason of the last failed save.
+    pub fn state_file_readiness(&self) -> Result<(), String> {
+        match self.state_file().and_then(|s| s.write_error) {
+            Some(reason) => Err(reason),
+            None => Ok(()),
+        }
+    }
+
     /// The state file counters, `None` when no state file is configured.
     pub fn state_file(&self) -> Option<StateFileStats> {
         self.state_file.lock().ok().and_then(|s| s.clone())
