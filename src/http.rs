@@ -1,5 +1,5 @@
 //! The HTTP server's routes: `/` (the status page, [`crate::status`]), `/metrics` (the pre-encoded exposition),
-//! `/-/healthy` (every supervised task runs) and `/-/ready` (healthy, and a poll succeeded
+//! `/-/healthy` (every supervised task runs) and `/-/ready` (healthy, state file saved, a poll succeeded
 //! recently), the alert API, the reliability audit's report (`/api/v1/audit`), the silence
 //! API and the status page's silence forms (`POST /-/silences`, `POST /-/silences/expire`:
 //! form-encoded, answered with a redirect to the page, through the same code as the JSON
@@ -637,7 +637,7 @@ pub fn readiness(
 
 async fn ready(State(state): State<AppState>) -> Response {
     let snapshot = state.snapshots.borrow().clone();
-    let verdict = state.health.check().and_then(|()| {
+    let verdict = state.health.check_ready().and_then(|()| {
         readiness(
             snapshot.as_deref(),
             state.info.ready_max_age,
@@ -1491,5 +1491,50 @@ mod tests {
         )
         .await;
         assert_eq!(status, StatusCode::OK, "{json}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_state_file_save_makes_ready_fail_with_its_reason_but_not_healthy() {
+        use crate::notify::NotifyStats;
+        use tower::ServiceExt as _;
+        let get = |s: AppState, path: &'static str| async move {
+            let r = app(s)
+                .oneshot(
+                    axum::http::Request::get(path)
+                        .body(axum::body::Body::empty())
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            let status = r.status();
+            let bytes = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+            (status, String::from_utf8_lossy(&bytes).into_owned())
+        };
+        let stats = Arc::new(NotifyStats::default());
+        let s = state();
+        let source = stats.clone();
+        s.health
+            .add_readiness_check(move || source.state_file_readiness());
+        // No state file, then one not saved yet: ready.
+        assert_eq!(get(s.clone(), "/-/ready").await.0, StatusCode::OK);
+        stats.register_state_file();
+        assert_eq!(get(s.clone(), "/-/ready").await.0, StatusCode::OK);
+        stats.state_file_write_failed(
+            "cannot save the state file /nowhere/state.json: Not a directory".into(),
+        );
+        let (status, text) = get(s.clone(), "/-/ready").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            text.contains("cannot save the state file /nowhere/state.json: Not a directory"),
+            "{text}"
+        );
+        // The process is alive and alerting goes on.
+        assert_eq!(
+            get(s.clone(), "/-/healthy").await,
+            (StatusCode::OK, "OK\n".to_owned())
+        );
+        stats.state_file_saved();
+        assert_eq!(get(s, "/-/ready").await.0, StatusCode::OK);
+        assert_eq!(stats.state_file().unwrap().write_failures, 1);
     }
 }

@@ -317,6 +317,11 @@ async fn run_with(
         supervisor.spawn(name, task);
     }
 
+    // A state file that cannot be saved fails readiness, not health: alerting goes on.
+    let state_file_stats = notify_stats.clone();
+    supervisor
+        .health()
+        .add_readiness_check(move || state_file_stats.state_file_readiness());
     let state = http::AppState {
         health: supervisor.health(),
         silences,

@@ -10,6 +10,10 @@
 //! Why not restart the task in place: a task that died left its channels closed and its state
 //! unknown (a half-written state file, a dispatcher queue that nobody drains); a fresh process
 //! is the only state that is known to be consistent.
+//!
+//! [`Health`] also holds readiness-only conditions ([`Health::add_readiness_check`]): a state
+//! file whose last save failed makes `/-/ready` answer 503 with the reason while `/-/healthy`
+//! stays 200, since the process is alive and alerting goes on.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -23,15 +27,56 @@ use tokio_util::task::TaskTracker;
 /// alerting is not left half-dead.
 pub const FAILURE_GRACE: Duration = Duration::from_secs(2);
 
-/// Whether every supervised task is still running as it should. Cheap to clone; read by the
-/// HTTP health routes.
-#[derive(Debug, Clone, Default)]
+/// A readiness-only condition: `Err(reason)` makes `/-/ready` answer 503 with the reason,
+/// never `/-/healthy` (the process is alive).
+type ReadinessCheck = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
+/// Whether every supervised task is still running as it should, and the readiness-only
+/// conditions (a state file that cannot be saved). Cheap to clone (clones share everything);
+/// read by the HTTP health routes.
+#[derive(Clone, Default)]
 pub struct Health {
     /// One line per failed task, in the order they failed.
     failures: Arc<Mutex<Vec<String>>>,
+    /// Conditions checked by [`Health::check_ready`] only, in the order they were added.
+    readiness: Arc<Mutex<Vec<ReadinessCheck>>>,
+}
+
+impl std::fmt::Debug for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Health")
+            .field("failures", &self.failures)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Health {
+    /// Adds a condition that fails readiness only ([`Health::check_ready`]), for every clone.
+    pub fn add_readiness_check(
+        &self,
+        check: impl Fn() -> Result<(), String> + Send + Sync + 'static,
+    ) {
+        self.readiness
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Arc::new(check));
+    }
+
+    /// [`Health::check`], then every readiness condition: `Ok` while no task failed and every
+    /// condition holds (`/-/ready` also needs a recent poll, see [`crate::http::readiness`]).
+    ///
+    /// # Errors
+    /// The tasks' failures, else the first failing condition's reason.
+    pub fn check_ready(&self) -> Result<(), String> {
+        self.check()?;
+        let checks = self
+            .readiness
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        checks.iter().try_for_each(|check| check())
+    }
+
     /// `Ok` while no supervised task has failed; else every failure, `; `-separated.
     ///
     /// # Errors

@@ -76,6 +76,15 @@ pub const STATE_WRITE_FAILURES: Family = Family {
     source: "sidecar",
 };
 
+/// `rabbitmq_watch_state_file_writable`: 1 while the last save of the state file succeeded
+/// (or none was tried yet), 0 while it failed, until a save succeeds again.
+pub const STATE_WRITABLE: Family = Family {
+    name: "rabbitmq_watch_state_file_writable",
+    help: "1 while the last save of the state file (notify.state_file) succeeded or none was tried yet, 0 while the last save failed (/-/ready answers 503 naming the file and the error until a save succeeds again). Exported only when a state file is configured.",
+    unit: None,
+    source: "sidecar",
+};
+
 /// `rabbitmq_watch_state_file_load_failures_total`: state files set aside at start-up.
 pub const STATE_LOAD_FAILURES: Family = Family {
     name: "rabbitmq_watch_state_file_load_failures",
@@ -88,6 +97,7 @@ pub const STATE_LOAD_FAILURES: Family = Family {
 pub fn encode(enc: &mut DescriptorEncoder, stats: &NotifyStats) -> fmt::Result {
     if let Some(state) = stats.state_file() {
         STATE_WRITE_FAILURES.counter_value(enc, state.write_failures)?;
+        STATE_WRITABLE.gauge_value(enc, Some(i64::from(state.write_error.is_none())))?;
         STATE_LOAD_FAILURES.counter_value(enc, state.load_failures)?;
     }
     let all = stats.snapshot();

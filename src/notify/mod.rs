@@ -224,7 +224,7 @@ pub struct NotifyStats {
 }
 
 /// Counters of the state file (`notify.state_file`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StateFileStats {
     /// Saves that failed (I/O error, or content that cannot be written); the previous file
     /// stays in place.
@@ -232,6 +232,10 @@ pub struct StateFileStats {
     /// Files set aside at start-up (unreadable, corrupt, truncated, or of a newer version),
     /// after which the sidecar started with an empty state.
     pub load_failures: u64,
+    /// Why the last save failed (naming the file and the error), until a save succeeds again;
+    /// `None` before the first save and while saves succeed. Makes `/-/ready` answer 503 and
+    /// `rabbitmq_watch_state_file_writable` 0.
+    pub write_error: Option<String>,
 }
 
 /// Counters of one (receiver, integration).
@@ -360,11 +364,20 @@ impl NotifyStats {
         }
     }
 
-    /// Counts a failed save of the state file.
-    pub fn state_file_write_failed(&self) {
+    /// Counts a failed save of the state file and keeps `reason` (the file and the error) as
+    /// [`StateFileStats::write_error`] until [`NotifyStats::state_file_saved`].
+    pub fn state_file_write_failed(&self, reason: String) {
         if let Ok(mut s) = self.state_file.lock() {
             let s = s.get_or_insert_with(StateFileStats::default);
             s.write_failures = s.write_failures.saturating_add(1);
+            s.write_error = Some(reason);
+        }
+    }
+
+    /// Records a successful save of the state file: clears [`StateFileStats::write_error`].
+    pub fn state_file_saved(&self) {
+        if let Ok(mut s) = self.state_file.lock() {
+            s.get_or_insert_with(StateFileStats::default).write_error = None;
         }
     }
 
@@ -376,9 +389,23 @@ impl NotifyStats {
         }
     }
 
+    /// `Err` with the reason (naming the file and the error) while the last save of the state
+    /// file failed, until a save succeeds again; `Ok` without a state file or before the first
+    /// save. A readiness condition ([`crate::supervise::Health::add_readiness_check`]): the
+    /// process stays healthy, alerting goes on.
+    ///
+    /// # Errors
+    /// The reason of the last failed save.
+    pub fn state_file_readiness(&self) -> Result<(), String> {
+        match self.state_file().and_then(|s| s.write_error) {
+            Some(reason) => Err(reason),
+            None => Ok(()),
+        }
+    }
+
     /// The state file counters, `None` when no state file is configured.
     pub fn state_file(&self) -> Option<StateFileStats> {
-        self.state_file.lock().ok().and_then(|s| *s)
+        self.state_file.lock().ok().and_then(|s| s.clone())
     }
 
     /// A copy of every entry.

@@ -138,7 +138,9 @@ fn temporary_path(path: &Path) -> PathBuf {
 /// Saves the state file off the async runtime and reports failures: each is counted in
 /// `rabbitmq_watch_state_file_write_failures_total`; the first of a streak is logged as an
 /// error (the rest at debug), and recovery is logged. A save that panics is contained and
-/// counted like any other failure.
+/// counted like any other failure. While the last save failed, [`NotifyStats`] keeps the
+/// reason (`/-/ready` answers 503 with it, `rabbitmq_watch_state_file_writable` is 0) until a
+/// save succeeds again.
 #[derive(Debug)]
 pub struct StateWriter {
     /// `notify.state_file`; `None`: nothing is saved.
@@ -180,9 +182,13 @@ impl StateWriter {
                     tracing::info!(path = %path.display(), "the state file is saved again");
                 }
                 self.failing = false;
+                self.stats.state_file_saved();
             }
             Err(e) => {
-                self.stats.state_file_write_failed();
+                self.stats.state_file_write_failed(format!(
+                    "cannot save the state file {}: {e}",
+                    path.display()
+                ));
                 if self.failing {
                     tracing::debug!(path = %path.display(), error = %e, "cannot save the state file");
                 } else {
@@ -380,6 +386,28 @@ mod tests {
         assert!(SavedState::load(&path).set_aside.is_none());
         writer.save(SavedState::default()).await;
         assert_eq!(stats.state_file().unwrap_or_default().write_failures, 2);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn the_writer_keeps_the_reason_of_a_failed_save_until_one_succeeds() {
+        let dir = temp_dir("reason");
+        let stats = Arc::new(NotifyStats::default());
+        // A parent that is a regular file: the save fails even as root.
+        std::fs::write(dir.join("file"), b"").unwrap();
+        let path = dir.join("file").join("state.json");
+        let mut writer = StateWriter::new(Some(path.clone()), stats.clone());
+        writer.save(SavedState::default()).await;
+        let reason = stats.state_file().unwrap().write_error.unwrap();
+        assert!(reason.contains(&path.display().to_string()), "{reason}");
+        writer.save(SavedState::default()).await;
+        assert_eq!(stats.state_file().unwrap().write_failures, 2);
+        assert!(stats.state_file().unwrap().write_error.is_some());
+        std::fs::remove_file(dir.join("file")).unwrap();
+        std::fs::create_dir(dir.join("file")).unwrap();
+        writer.save(SavedState::default()).await;
+        assert_eq!(stats.state_file().unwrap().write_error, None);
+        assert!(SavedState::load(&path).set_aside.is_none());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
