@@ -40,21 +40,21 @@ impl RabbitNode {
     /// (`--version 4`, `--stats off`, `--prometheus`). Panics with the script's output when
     /// the node does not come up.
     pub fn start_with(tag: &str, args: &[&str]) -> RabbitNode {
-        let dir =
+        let mut dir =
             std::env::temp_dir().join(format!("rabbitmq-watch-test-{tag}-{}", std::process::id()));
-        let start = || {
-            let _ = std::fs::remove_dir_all(&dir);
+        let start = |dir: &Path| {
+            let _ = std::fs::remove_dir_all(dir);
             Command::new("bash")
                 .arg(node_script())
                 .arg("start")
-                .arg(&dir)
+                .arg(dir)
                 .arg("--watch-pid")
                 .arg(std::process::id().to_string())
                 .args(args)
                 .output()
                 .expect("run scripts/rabbitmq-node.sh")
         };
-        let mut out = start();
+        let mut out = start(&dir);
         if !out.status.success() {
             // Seen on the shared 2-core CI machine under heavy load: a node that exits during
             // start-up (its free ports are chosen before it binds them, so another process can
@@ -64,7 +64,13 @@ impl RabbitNode {
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             );
-            out = start();
+            // In a directory of its own: the first attempt's watchdog cleans its directory
+            // (stopping whatever node its `node.env` names) once that node has exited.
+            dir = dir.with_file_name(format!(
+                "{}-retry",
+                dir.file_name().unwrap_or_default().to_string_lossy()
+            ));
+            out = start(&dir);
         }
         assert!(
             out.status.success(),
