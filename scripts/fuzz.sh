@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The long property-test run (issue #14): every target of tests/properties.rs with
-# PROPTEST_CASES cases (default 1,000,000) in release mode, one after the other, and the
+# The long property-test run (issue #14): every target of tests/properties.rs and
+# tests/exposition.rs (the rabbitmq_prometheus exposition parser) with PROPTEST_CASES cases (default 1,000,000) in release mode, one after the other, and the
 # figures (target, cases, seconds, panics found) written to fuzz/RESULTS.md.
 #
 #   scripts/fuzz.sh                     # every target, 1,000,000 cases each
@@ -28,6 +28,10 @@ TARGETS=(
   silences_decode_from_arbitrary_json_without_panicking
   conditions_parse_or_fail
   templates_render_anything
+  exposition::cuts_are_complete_or_errors
+  exposition::byte_changes_never_panic
+  exposition::inserted_garbage_never_panics
+  exposition::label_values_round_trip
 )
 if [ "$#" -gt 0 ]; then
   selected=()
@@ -39,25 +43,39 @@ if [ "$#" -gt 0 ]; then
   TARGETS=("${selected[@]}")
 fi
 
-# Built once; each target then runs the test binary itself, so the seconds below are the
-# cases alone (no build, and no rebuild if the sources change meanwhile).
-BIN=$(cargo test "${MODE[@]}" --test properties --no-run --message-format=json \
-  | python3 -c 'import json,sys
+# Each test binary (`properties`, or the `BINARY::` prefix of a target) is built once; each
+# target then runs it directly, so the seconds below are the cases alone (no build, and no
+# rebuild if the sources change meanwhile).
+declare -A BINS
+binary() {
+  local name=$1
+  if [ -z "${BINS[$name]:-}" ]; then
+    BINS[$name]=$(cargo test "${MODE[@]}" --test "$name" --no-run --message-format=json \
+      | python3 -c 'import json,sys
 for line in sys.stdin:
     m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "properties" and m.get("executable"):
-        print(m["executable"])')
-[ -x "$BIN" ] || { echo "fuzz: no test binary built" >&2; exit 2; }
-echo "fuzz: $BIN"
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == sys.argv[1] and m.get("executable"):
+        print(m["executable"])' "$name")
+    [ -x "${BINS[$name]}" ] || { echo "fuzz: no test binary $name built" >&2; exit 2; }
+    echo "fuzz: ${BINS[$name]}" >&2
+  fi
+  echo "${BINS[$name]}"
+}
 mkdir -p fuzz/logs
 results=fuzz/RESULTS.md
 rows=()
 status=0
 for t in "${TARGETS[@]}"; do
+  case "$t" in
+    *::*) bin_name=${t%%::*} test_name=${t#*::} ;;
+    *) bin_name=properties test_name=$t ;;
+  esac
+  bin=$(binary "$bin_name")
+  BINS[$bin_name]=$bin
   echo "== $t: $CASES cases"
   start=$(date +%s.%N)
   if PROPTEST_CASES="$CASES" PROPTEST_MAX_SHRINK_ITERS=10000 \
-      "$BIN" --exact "$t" >"fuzz/logs/$t.log" 2>&1; then
+      "$bin" --exact "$test_name" >"fuzz/logs/${t//::/-}.log" 2>&1; then
     panics=0
   else
     panics=1
