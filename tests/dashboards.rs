@@ -596,7 +596,7 @@ notify:
 /// What the sidecar does not export on RabbitMQ 4.0.5 with management statistics disabled
 /// (checked live by the test below): the per-queue publish counter (rabbitmq_prometheus has
 /// none; its per-queue delivery counters, `queue_delivery_metrics`, are served by 4.0.5 and
-/// exported), what the backlog detector computes from the counters, and what only the
+/// exported, and the backlog detector's redelivery ratio comes from them), and what only the
 /// statistics of `/api/overview` and `/api/nodes` give (cluster-wide message counters,
 /// `partitions`). The cluster totals (messages, channels, consumers) come from the members'
 /// `/metrics` instead.
@@ -604,10 +604,6 @@ const ABSENT_WITHOUT_STATISTICS: &[(&str, &str)] = &[
     (
         "rabbitmq_queue_messages_published_total",
         "per-queue publish counter: none in rabbitmq_prometheus",
-    ),
-    (
-        "rabbitmq_queue_redelivery_ratio",
-        "the backlog detector judges rates only from the management statistics' counters",
     ),
     (
         "rabbitmq_channel_messages_",

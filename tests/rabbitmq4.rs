@@ -763,8 +763,9 @@ async fn with_statistics_a_faster_producer_is_growing_and_an_unconsumed_queue_ha
 }
 
 /// Without statistics (`auto` reads rabbitmq_prometheus, which has no per-queue publish
-/// counter): GROWING from the depth alone, the cause saying the rates are unknown;
-/// NO_CONSUMERS. The plugin's per-queue delivery counters are exported.
+/// counter): GROWING, the cause giving the egress rate from the plugin's per-queue delivery
+/// counters and saying the ingress rate is unknown; NO_CONSUMERS. The delivery counters are
+/// exported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_statistics_a_faster_producer_is_growing_and_an_unconsumed_queue_has_no_consumers()
 {
@@ -777,9 +778,19 @@ async fn without_statistics_a_faster_producer_is_growing_and_an_unconsumed_queue
     )
     .await;
     assert!(
-        cause.contains("(rates unknown: no per-queue counters)"),
+        cause.starts_with("ready +")
+            && cause
+                .contains(" msg/s (ingress unknown: this source has no per-queue publish counter)"),
         "{cause}"
     );
+    assert!(!cause.contains("no per-queue counters"), "{cause}");
+    // The slow consumer acknowledges about 8 msg/s: an egress rate above 0 is printed.
+    let egress = cause
+        .split(", egress ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|r| r.parse::<f64>().ok());
+    assert!(egress.is_some_and(|e| e > 0.0), "{cause}");
     // 4.0.5's rabbitmq_prometheus serves the per-queue delivery counters
     // (`queue_delivery_metrics`), exported as they are; it has no publish counter: absent.
     let growing = [("vhost", "/"), ("queue", "r4-off-growing")];

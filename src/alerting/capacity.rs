@@ -417,8 +417,8 @@ fn versions(s: &Snapshot, app: &str) -> Option<f64> {
 
 /// A queue's latency in seconds: the age of its head message where the publisher set the
 /// `timestamp` property (`head_message_timestamp`, exact), else 0 without ready messages,
-/// else Little's law: ready ÷ the egress rate over the backlog window (needs message
-/// statistics and a complete window), else the backlog detector's age estimate of the
+/// else Little's law: ready ÷ the egress rate over the backlog window (needs the queue's
+/// delivery counters and a complete window), else the backlog detector's age estimate of the
 /// oldest message; `None` when none of these is known.
 pub fn queue_latency(
     q: &Queue,

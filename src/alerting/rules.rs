@@ -235,7 +235,9 @@ fn queue_field(
         "backlog_stalled" => counted.map(|a| flag(a.stalled)),
         "backlog_redelivering" => counted.map(|a| flag(a.redelivering)),
         "redelivery_ratio" => counted.and_then(|a| a.redelivery_ratio),
-        "ingress_rate" => counted.map(|a| a.ingress_rate),
+        "ingress_rate" => counted
+            .filter(|a| a.publish_counter)
+            .map(|a| a.ingress_rate),
         "egress_rate" => counted.map(|a| a.egress_rate),
         "messages_ready_growth" => analysis.map(|a| a.ready_growth as f64),
         "time_to_drain" => analysis.map(|a| a.time_to_drain),

@@ -242,6 +242,8 @@ mod tests {
                 idle_for: 60.0,
                 idle_since_seen: true,
                 counters: true,
+                publish_counter: true,
+                unknown_reason: "",
                 delivering: true,
                 dead_letter: false,
                 delay: None,

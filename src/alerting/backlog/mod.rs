@@ -16,12 +16,18 @@
 //!   rose over the window;
 //! - **OK**: otherwise (it drained to 0 somewhere in the window, or it is shrinking).
 //!
-//! Without per-queue counters (statistics disabled on the broker, or queue figures read from
-//! rabbitmq_prometheus, which has no per-queue publish counter) the depth and consumers are
-//! still judged: NO_CONSUMERS, GROWING (the cause then says the rates are unknown), time to
-//! drain and to overflow from the depth's slope, the exact oldest age when timestamped;
-//! STALLED and REDELIVERING, the rates and the age estimate are unknown, never read from a
-//! counter taken as 0.
+//! Which counters are known is decided per queue and per sample ([`Known`]): with the
+//! management statistics all of them (a missing one is 0: no such traffic yet); with
+//! rabbitmq_prometheus the delivery counters (deliver, ack, redeliver) when the plugin serves
+//! them for the queue (`queue_delivery_metrics`, 4.0.5 does, 3.10.8 does not) and never the
+//! publish counter; with statistics disabled none. A counter is used only when it was
+//! reported at every sample of the window (an unreported one keeps its last value, so one
+//! that vanishes or comes back is never a false rate). Without the delivery counters the depth
+//! and consumers are still judged: NO_CONSUMERS, GROWING (the cause then says the rates are
+//! unknown and why), time to drain and to overflow from the depth's slope, the exact oldest
+//! age when timestamped; STALLED, REDELIVERING and the rates are unknown, never read from a
+//! counter taken as 0. With them but without the publish counter, STALLED, REDELIVERING and
+//! the egress rate are judged; the ingress rate and the age estimate stay unknown.
 //!
 //! From the window's rates it predicts the time to drain and the time until a length limit is
 //! hit, and estimates the oldest message's age when publishers do not set timestamps. Pure:
@@ -217,11 +223,15 @@ pub struct Analysis {
     pub unacked: u64,
     /// Ready now minus ready at the window's start (negative: it shrank).
     pub ready_growth: i64,
-    /// Messages published into the queue per second over the window.
+    /// Messages published into the queue per second over the window (what the depth gained
+    /// plus what was consumed, when nothing was published: dead-lettered messages); meaningful
+    /// only with `counters` and `publish_counter`.
     pub ingress_rate: f64,
-    /// Messages consumed for good per second over the window.
+    /// Messages consumed for good per second over the window; meaningful only with
+    /// `counters`.
     pub egress_rate: f64,
-    /// Redelivered / delivered over the window; `None` without deliveries.
+    /// Redelivered / delivered over the window; `None` without deliveries or without the
+    /// delivery counters (`counters`).
     pub redelivery_ratio: Option<f64>,
     /// Seconds until the queue is empty at the window's net rate (least-squares slope of
     /// ready + unacknowledged): 0 when empty, infinite when not shrinking.
@@ -241,11 +251,21 @@ pub struct Analysis {
     /// Whether the consumed counter was seen moving, so `idle_for` is exact rather than a
     /// lower bound.
     pub idle_since_seen: bool,
-    /// Whether per-queue message counters are known: the broker collects message statistics
-    /// (`/api/overview` `disable_stats` is false) and they are read from the management API
-    /// (not with the rabbitmq_prometheus source). Without them the rates are 0, STALLED and REDELIVERING cannot be told (their
-    /// rule fields are unknown) and there is no age estimate.
+    /// Whether the queue's delivery counters (`message_stats.deliver`, `ack`, `redeliver`)
+    /// were known at every sample of the window: from the management API while the broker
+    /// collects message statistics (`/api/overview` `disable_stats` false), or from
+    /// rabbitmq_prometheus's `queue_delivery_metrics` where the plugin serves them for the
+    /// queue. Without them STALLED and REDELIVERING cannot be told (their rule fields are
+    /// unknown), and `egress_rate` and `redelivery_ratio` mean nothing.
     pub counters: bool,
+    /// Whether the queue's publish counter (`message_stats.publish`) was known at every sample
+    /// of the window (management statistics only: rabbitmq_prometheus has no per-queue
+    /// publish counter). Without it `ingress_rate` means nothing (its rule field is unknown)
+    /// and there is no age estimate.
+    pub publish_counter: bool,
+    /// Why `counters`, or else `publish_counter`, is false, in operators' words for the
+    /// cause (e.g. `this source has no per-queue publish counter`); empty when both are true.
+    pub unknown_reason: &'static str,
     /// Whether deliveries happened in the window (to tell "prefetch full" from "receiving but
     /// not acknowledging").
     pub delivering: bool,
@@ -299,6 +319,36 @@ struct Window {
     /// Whether the consumed counter was seen moving (else `consumed_moved_at` is when the
     /// detector first saw the queue: a lower bound of the idle time).
     consumed_moved: bool,
+    /// When the delivery counters began to be reported at every sample since; `None` when the
+    /// newest sample lacked them.
+    delivery_since: Option<f64>,
+    /// The same for the publish counter.
+    publish_since: Option<f64>,
+}
+
+/// Which of a queue's cumulative counters one poll reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Known {
+    /// deliver, ack and redeliver.
+    delivery: bool,
+    /// publish.
+    publish: bool,
+}
+
+impl Known {
+    /// With the management statistics (`statistics`) every counter is known, a missing one
+    /// being 0 (the queue has seen no such traffic yet); otherwise (rabbitmq_prometheus, or
+    /// statistics disabled) only those the queue's `message_stats` carries.
+    fn of(q: &Queue, statistics: bool) -> Known {
+        let stats = q.message_stats.as_ref();
+        Known {
+            delivery: statistics
+                || stats.is_some_and(|s| {
+                    s.deliver.is_some() && s.ack.is_some() && s.redeliver.is_some()
+                }),
+            publish: statistics || stats.is_some_and(|s| s.publish.is_some()),
+        }
+    }
 }
 
 /// The windows of every exported queue, sorted by (vhost, name), and the last known set of
@@ -311,8 +361,10 @@ pub struct Tracker {
     windows: Vec<Window>,
     /// The dead-letter queues of the last successful discovery (sorted (vhost, queue)).
     dead_letters: Option<Vec<(String, String)>>,
-    /// Whether the broker collects message statistics, as of the last overview read.
-    counters: bool,
+    /// Whether queue figures come from the management statistics (the broker collects them
+    /// and the source is the management API), as of the last overview read: then every
+    /// counter is known, a missing one being 0.
+    statistics: bool,
 }
 
 impl Tracker {
@@ -327,7 +379,7 @@ impl Tracker {
             config,
             windows: Vec::new(),
             dead_letters,
-            counters: false,
+            statistics: false,
         }
     }
 
@@ -341,10 +393,11 @@ impl Tracker {
             self.dead_letters = Some(found.clone());
         }
         if let Some(overview) = s.overview.ok() {
-            // Per-queue counters come only with the management statistics: rabbitmq_prometheus
-            // has no per-queue publish counter (and 3.10.8 no delivery counters at all), so with
-            // that source rates are unknown rather than 0, whatever the broker collects.
-            self.counters = overview.stats_enabled() && s.source == FigureSource::Management;
+            // With the management statistics every counter is known (absent: no traffic yet).
+            // With rabbitmq_prometheus a queue's counters are known only where the plugin
+            // served them (see `Known::of`): never the publish counter, and the delivery
+            // counters only where the node has `queue_delivery_metrics` (4.0.5, not 3.10.8).
+            self.statistics = overview.stats_enabled() && s.source == FigureSource::Management;
         }
         let at = s
             .started_at
@@ -367,27 +420,15 @@ impl Tracker {
             }
             let mut w = match old.next_if(|w| (&*w.vhost, &*w.name) == key) {
                 Some(w) => w,
-                None => Window {
-                    vhost: q.vhost.as_str().into(),
-                    name: q.name.as_str().into(),
-                    // At most `max_samples + 2` samples are ever held (see `push`): allocated
-                    // once, exactly, so the documented bound is the real one.
-                    samples: VecDeque::with_capacity(self.config.max_samples + 2),
-                    consumed_moved_at: at,
-                    consumed_moved: false,
-                },
+                // At most `max_samples + 2` samples are ever held (see `push`): allocated
+                // once, exactly, so the documented bound is the real one.
+                None => Window::new(q, self.config.max_samples + 2, at),
             };
             if let Some(sample) = Sample::of(q, at) {
-                w.push(sample, window, spacing);
+                w.push(sample, Known::of(q, self.statistics), window, spacing);
             }
             let dead_letter = self.is_dead_letter(q);
-            let analysis = w.analyse(
-                q,
-                &self.config,
-                at,
-                self.counters,
-                dead_letter == Some(true),
-            );
+            let analysis = w.analyse(q, &self.config, at, s.source, dead_letter == Some(true));
             match &analysis {
                 Some(_) => report.complete += 1,
                 None => report.incomplete += 1,
@@ -423,23 +464,54 @@ impl Tracker {
 }
 
 impl Window {
-    /// Appends `sample`; a sample closer than `spacing` to the one before the newest replaces
-    /// the newest (so the newest is always current and the rest are at least `spacing` apart);
-    /// samples no longer needed to cover `window` are dropped.
-    fn push(&mut self, sample: Sample, window: f64, spacing: f64) {
+    /// An empty window for `q`, first seen at `at`, holding up to `capacity` samples without
+    /// reallocating.
+    fn new(q: &Queue, capacity: usize, at: f64) -> Window {
+        Window {
+            vhost: q.vhost.as_str().into(),
+            name: q.name.as_str().into(),
+            samples: VecDeque::with_capacity(capacity),
+            consumed_moved_at: at,
+            consumed_moved: false,
+            delivery_since: None,
+            publish_since: None,
+        }
+    }
+
+    /// Appends `sample`, whose counters not `known` keep their last value (unknown is neither
+    /// "no traffic" nor a reset, and a counter that comes back is not a jump from 0); a sample
+    /// closer than `spacing` to the one before the newest replaces the newest (so the newest
+    /// is always current and the rest are at least `spacing` apart); samples no longer needed
+    /// to cover `window` are dropped.
+    fn push(&mut self, mut sample: Sample, known: Known, window: f64, spacing: f64) {
         if let Some(last) = self.samples.back() {
             if sample.at <= last.at {
                 return;
+            }
+            if !known.delivery {
+                sample.delivered = last.delivered;
+                sample.consumed = last.consumed;
+                sample.redelivered = last.redelivered;
+            }
+            if !known.publish {
+                sample.published = last.published;
             }
             if sample.counters_went_back(last) {
                 self.samples.clear();
                 self.consumed_moved_at = sample.at;
                 self.consumed_moved = false;
+                self.delivery_since = None;
+                self.publish_since = None;
             } else if sample.consumed != last.consumed {
                 self.consumed_moved_at = sample.at;
-                self.consumed_moved = true;
+                // After a stretch without the counter it moved somewhere in the stretch: the
+                // idle time since is a lower bound only.
+                self.consumed_moved = self.delivery_since.is_some();
             }
         }
+        let since = |known: bool, since: Option<f64>| known.then(|| since.unwrap_or(sample.at));
+        self.delivery_since = since(known.delivery, self.delivery_since);
+        self.publish_since = since(known.publish, self.publish_since);
         let n = self.samples.len();
         if n >= 2 && self.samples[n - 1].at - self.samples[n - 2].at < spacing {
             self.samples[n - 1] = sample;
@@ -459,7 +531,7 @@ impl Window {
         q: &Queue,
         config: &BacklogConfig,
         now: f64,
-        counters: bool,
+        source: FigureSource,
         dead_letter: bool,
     ) -> Option<Analysis> {
         let (first, last) = (self.samples.front()?, self.samples.back()?);
@@ -468,10 +540,28 @@ impl Window {
         if self.samples.len() < 3 || span < config.min_completeness * window || last.at < now {
             return None;
         }
+        // A counter counts only when reported at every sample held.
+        let whole = |since: Option<f64>| since.is_some_and(|t| t <= first.at);
+        let (counters, publish_counter) = (whole(self.delivery_since), whole(self.publish_since));
+        let unknown_reason = match (counters, publish_counter, source) {
+            (true, true, _) => "",
+            (false, _, _) if self.delivery_since.is_some() => {
+                "counters reported for only part of the window"
+            }
+            (false, _, FigureSource::Prometheus) => "no per-queue counters",
+            (false, _, FigureSource::Management) => "the broker collects no message statistics",
+            (true, false, _) if self.publish_since.is_some() => {
+                "the publish counter reported for only part of the window"
+            }
+            (true, false, FigureSource::Prometheus) => {
+                "this source has no per-queue publish counter"
+            }
+            (true, false, FigureSource::Management) => "the broker collects no message statistics",
+        };
         let delta = |f: fn(&Sample) -> u64| (f(last) - f(first)) as f64;
         let delivered = delta(|s| s.delivered);
         let redelivery_ratio =
-            (delivered > 0.0).then(|| (delta(|s| s.redelivered) / delivered).min(1.0));
+            (counters && delivered > 0.0).then(|| (delta(|s| s.redelivered) / delivered).min(1.0));
         // A loop is still going on: in the last quarter of the window, deliveries were mostly
         // redeliveries and messages went back to the queue (delivered, neither consumed nor
         // still unacknowledged). Requeued messages draining as redeliveries after a fix are
@@ -501,7 +591,7 @@ impl Window {
             .filter(|_| q.setting("dead-letter-exchange").is_some())
             .map(|ttl_ms| ttl_ms as f64 / 1000.0);
         let head_age = q.head_message_timestamp.map(|ts| (now - ts).max(0.0));
-        let estimated_age = if head_age.is_some() || !counters {
+        let estimated_age = if head_age.is_some() || !publish_counter {
             None
         } else {
             self.oldest_age(now)
@@ -624,6 +714,8 @@ impl Window {
             idle_since_seen: self.consumed_moved,
             delivering: delivered > 0.0,
             counters,
+            publish_counter,
+            unknown_reason,
             dead_letter,
         })
     }
@@ -705,6 +797,12 @@ mod tests {
     use super::*;
     use crate::rabbitmq::model::MessageStats;
 
+    /// Every counter known, as with the management statistics.
+    const ALL: Known = Known {
+        delivery: true,
+        publish: true,
+    };
+
     fn config(window: u64) -> BacklogConfig {
         BacklogConfig {
             window: Duration::from_secs(window),
@@ -737,20 +835,20 @@ mod tests {
     /// Feeds `queues` (one per `step` seconds, from t=0) to a window and judges the last.
     fn judge(window: u64, step: u64, queues: &[Queue]) -> Option<Analysis> {
         let cfg = config(window);
-        let mut w = Window {
-            vhost: "/".into(),
-            name: "q".into(),
-            samples: VecDeque::new(),
-            consumed_moved_at: 0.0,
-            consumed_moved: false,
-        };
+        let mut w = Window::new(&Queue::default(), 0, 0.0);
         let spacing = window as f64 / cfg.max_samples as f64;
         let mut now = 0.0;
         for (i, q) in queues.iter().enumerate() {
             now = (i as u64 * step) as f64;
-            w.push(Sample::of(q, now).unwrap(), window as f64, spacing);
+            w.push(Sample::of(q, now).unwrap(), ALL, window as f64, spacing);
         }
-        w.analyse(queues.last().unwrap(), &cfg, now, true, false)
+        w.analyse(
+            queues.last().unwrap(),
+            &cfg,
+            now,
+            FigureSource::Management,
+            false,
+        )
     }
 
     /// `n` polls 10 s apart of a queue whose state at poll `i` is `f(i)`.
@@ -951,17 +1049,11 @@ mod tests {
     #[test]
     fn samples_are_thinned_to_the_bound_and_cover_the_window() {
         let cfg = config(100);
-        let mut w = Window {
-            vhost: "/".into(),
-            name: "q".into(),
-            samples: VecDeque::new(),
-            consumed_moved_at: 0.0,
-            consumed_moved: false,
-        };
+        let mut w = Window::new(&Queue::default(), 0, 0.0);
         // One poll per second for 10 minutes into a 100 s window of at most 20 samples.
         for t in 0..600 {
             let q = queue(t, 0, 1, [t, 0, 0, 0]);
-            w.push(Sample::of(&q, t as f64).unwrap(), 100.0, 100.0 / 20.0);
+            w.push(Sample::of(&q, t as f64).unwrap(), ALL, 100.0, 100.0 / 20.0);
         }
         assert!(
             w.samples.len() <= cfg.max_samples + 2,
@@ -1082,18 +1174,18 @@ mod tests {
         // 10 msg/s dead-lettered in (no publishes), nobody consumes.
         let qs = series(13, |i| queue(i * 100, 0, 0, [0, 0, 0, 0]));
         let cfg = config(120);
-        let mut w = Window {
-            vhost: "/".into(),
-            name: "q".into(),
-            samples: VecDeque::new(),
-            consumed_moved_at: 0.0,
-            consumed_moved: false,
-        };
+        let mut w = Window::new(&Queue::default(), 0, 0.0);
         for (i, q) in qs.iter().enumerate() {
-            w.push(Sample::of(q, i as f64 * 10.0).unwrap(), 120.0, 6.0);
+            w.push(Sample::of(q, i as f64 * 10.0).unwrap(), ALL, 120.0, 6.0);
         }
         let a = w
-            .analyse(qs.last().unwrap(), &cfg, 120.0, true, true)
+            .analyse(
+                qs.last().unwrap(),
+                &cfg,
+                120.0,
+                FigureSource::Management,
+                true,
+            )
             .unwrap();
         assert!(!a.no_consumers);
         assert_ne!(a.status, Status::NoConsumers);
@@ -1224,32 +1316,42 @@ mod tests {
         stats_enabled: bool,
         qs: &[Queue],
     ) -> (Option<Analysis>, Option<Analysis>) {
+        let mut all = observe(FigureSource::Prometheus, stats_enabled, qs);
+        let last = all.pop().flatten();
+        (all.pop().flatten(), last)
+    }
+
+    /// Polls 10 s apart through the [`Tracker`] (60 s window), the queue figures read from
+    /// `source` while the overview says statistics are on or off. Returns every analysis.
+    fn observe(source: FigureSource, stats_enabled: bool, qs: &[Queue]) -> Vec<Option<Analysis>> {
         use crate::rabbitmq::model::Overview;
         use crate::rabbitmq::prometheus::Read;
         use crate::snapshot::{Fetched, Snapshot};
         let mut tracker = Tracker::new(config(60));
-        let mut before_last = None;
-        let mut last = None;
+        let mut analyses = Vec::new();
         for (i, q) in qs.iter().enumerate() {
-            let read = Read {
-                queues: Fetched::answered(1),
-                nodes: Fetched::answered(1),
-                members: Vec::new(),
-            };
-            let snapshot = Snapshot::builder()
+            let mut snapshot = Snapshot::builder()
                 .seq(i as u64 + 1)
                 .started_at(UNIX_EPOCH + Duration::from_secs(1_000 + 10 * i as u64))
                 .overview(Overview {
                     disable_stats: Some(!stats_enabled),
                     ..Overview::default()
                 })
-                .queues(vec![q.clone()])
-                .prometheus(read)
-                .build();
-            before_last = last.take();
-            last = tracker.observe(&snapshot).queues[0].analysis.clone();
+                .queues(vec![q.clone()]);
+            if source == FigureSource::Prometheus {
+                snapshot = snapshot.prometheus(Read {
+                    queues: Fetched::answered(1),
+                    nodes: Fetched::answered(1),
+                    members: Vec::new(),
+                });
+            }
+            analyses.push(
+                tracker.observe(&snapshot.build()).queues[0]
+                    .analysis
+                    .clone(),
+            );
         }
-        (before_last, last)
+        analyses
     }
 
     fn depth_only(ready: u64, unacked: u64, consumers: u64) -> Queue {
@@ -1313,5 +1415,122 @@ mod tests {
         let (before, last) = observe_without_counters(false, &qs);
         assert_eq!(before.unwrap().status, Status::NoConsumers);
         assert_eq!(last, None);
+    }
+
+    /// A queue as rabbitmq_prometheus 4.0.5 gives it: depth, consumers and the delivery
+    /// counters (`queue_delivery_metrics`: deliver, ack, redeliver), no publish counter.
+    fn delivery_only(ready: u64, unacked: u64, consumers: u64, counters: [u64; 3]) -> Queue {
+        let [deliver, ack, redeliver] = counters;
+        let mut q = queue(ready, unacked, consumers, [0, deliver, ack, redeliver]);
+        if let Some(s) = q.message_stats.as_mut() {
+            s.publish = None;
+        }
+        q
+    }
+
+    #[test]
+    fn with_delivery_counters_but_no_publish_counter_a_stall_is_stalled() {
+        // Prefetch 10 delivered, nothing acknowledged since the detector first saw the queue.
+        let qs = series(8, |_| delivery_only(40, 10, 1, [60, 50, 0]));
+        let a = observe(FigureSource::Prometheus, false, &qs)
+            .pop()
+            .flatten()
+            .unwrap();
+        assert!(a.counters && !a.publish_counter);
+        assert_eq!(a.status, Status::Stalled);
+        assert_eq!(
+            a.cause(),
+            "consumers stalled (prefetch full, no acks for at least 1m 10s)"
+        );
+        assert_eq!(a.details()["egress_rate"], "0 msg/s");
+        assert!(!a.details().contains_key("ingress_rate"));
+    }
+
+    #[test]
+    fn with_delivery_counters_but_no_publish_counter_a_requeue_loop_is_redelivering() {
+        // 10 messages bounce: every delivery after the first round is a redelivery.
+        let qs = series(8, |i| delivery_only(9, 1, 1, [10 + i * 30, 0, i * 30]));
+        let a = observe(FigureSource::Prometheus, true, &qs)
+            .pop()
+            .flatten()
+            .unwrap();
+        assert_eq!(a.status, Status::Redelivering);
+        assert!(a.redelivering && !a.stalled);
+        assert_eq!(a.redelivery_ratio, Some(1.0));
+        assert_eq!(a.cause(), "redelivery 100 %");
+    }
+
+    #[test]
+    fn with_delivery_counters_but_no_publish_counter_growing_says_ingress_is_unknown() {
+        // 8 msg/s acknowledged, the depth rising 0.5 msg/s.
+        let qs = series(8, |i| delivery_only(10 + i * 5, 1, 1, [i * 80, i * 80, 0]));
+        let a = observe(FigureSource::Prometheus, false, &qs)
+            .pop()
+            .flatten()
+            .unwrap();
+        assert_eq!(a.status, Status::Growing);
+        assert_eq!(
+            a.cause(),
+            "ready +30 in 1m, egress 8 msg/s (ingress unknown: this source has no per-queue publish counter)"
+        );
+        let d = a.details();
+        assert_eq!(d["egress_rate"], "8 msg/s");
+        assert!(!d.contains_key("ingress_rate") && !d.contains_key("oldest_message_age"));
+    }
+
+    #[test]
+    fn with_statistics_off_the_management_source_says_the_broker_collects_none() {
+        let qs = series(8, |i| depth_only(10 + i * 5, 2, 1));
+        let a = observe(FigureSource::Management, false, &qs)
+            .pop()
+            .flatten()
+            .unwrap();
+        assert_eq!(a.status, Status::Growing);
+        assert!(!a.counters && !a.publish_counter);
+        assert_eq!(
+            a.cause(),
+            "ready +30 in 1m (rates unknown: the broker collects no message statistics)"
+        );
+    }
+
+    #[test]
+    fn delivery_counters_that_appear_late_give_no_false_rate() {
+        // No counters for the first 4 polls, then a steady 5000 acknowledged (the counter was
+        // not reset, it was unknown): read as 0 before, that would be 5000 acks in the window.
+        let qs = series(16, |i| {
+            if i < 4 {
+                depth_only(40, 10, 1)
+            } else {
+                delivery_only(40, 10, 1, [5010, 5000, 0])
+            }
+        });
+        let all = observe(FigureSource::Prometheus, false, &qs);
+        // While the window still holds a sample without them: judged, counters unknown.
+        let a = all[8].clone().unwrap();
+        assert!(!a.counters && !a.stalled, "{a:?}");
+        assert_eq!(a.status, Status::Ok);
+        assert!(!a.details().contains_key("egress_rate"));
+        // Once every sample has them: the acks did not move, for at least as long as known.
+        let a = all[15].clone().unwrap();
+        assert!(a.counters, "{a:?}");
+        assert_eq!(a.egress_rate, 0.0);
+        assert_eq!(a.status, Status::Stalled);
+        assert_eq!(
+            a.cause(),
+            "consumers stalled (prefetch full, no acks for at least 1m 50s)"
+        );
+        // Counters that vanish for a poll keep their last value: no reset, no jump.
+        let qs = series(12, |i| {
+            if i == 6 {
+                depth_only(40, 10, 1)
+            } else {
+                delivery_only(40, 10, 1, [5010, 5000, 0])
+            }
+        });
+        let all = observe(FigureSource::Prometheus, false, &qs);
+        assert!(all[6].as_ref().is_some_and(|a| !a.counters));
+        let a = all[11].clone().unwrap();
+        assert!(!a.counters, "a window holding the gap is unknown");
+        assert_eq!(a.egress_rate, 0.0);
     }
 }

@@ -42,7 +42,7 @@ impl Analysis {
                 format!("consumers stalled (prefetch full, no acks for {idle})")
             });
         }
-        if self.growing && self.counters {
+        if self.growing && self.counters && self.publish_counter {
             let (ingress, egress) = (rate(self.ingress_rate), rate(self.egress_rate));
             // The inequality is printed only when the printed numbers make it true.
             let greater = match (ingress.parse::<f64>(), egress.parse::<f64>()) {
@@ -58,14 +58,28 @@ impl Analysis {
                     human(self.span)
                 )
             });
+        } else if self.growing && self.counters {
+            causes.push(format!(
+                "ready +{} in {}, egress {} msg/s (ingress unknown: {})",
+                self.ready_growth,
+                human(self.span),
+                rate(self.egress_rate),
+                self.unknown_reason
+            ));
         } else if self.growing {
             causes.push(format!(
-                "ready +{} in {} (rates unknown: no per-queue counters)",
+                "ready +{} in {} (rates unknown: {})",
                 self.ready_growth,
-                human(self.span)
+                human(self.span),
+                self.unknown_reason
             ));
         }
-        if causes.is_empty() && self.dead_letter && self.counters && self.ingress_rate > 0.0 {
+        if causes.is_empty()
+            && self.dead_letter
+            && self.counters
+            && self.publish_counter
+            && self.ingress_rate > 0.0
+        {
             causes.push(format!(
                 "dead-letter queue receiving {} msg/s",
                 rate(self.ingress_rate)
@@ -87,7 +101,8 @@ impl Analysis {
     }
 
     /// What alert annotations can use as `{{ $details.NAME }}` and `/api/v1/alerts` shows:
-    /// `status`, `cause`, `window`, `messages_ready`, `ingress_rate`, `egress_rate` (msg/s),
+    /// `status`, `cause`, `window`, `messages_ready`, `ingress_rate` and `egress_rate` (msg/s,
+    /// each only when its counters are known),
     /// `redelivery_ratio`, `time_to_drain`, `time_to_overflow`, `overflow`, and
     /// `oldest_message_age` (an estimate) when known. Durations in words (`12m`).
     pub fn details(&self) -> BTreeMap<String, String> {
@@ -110,8 +125,10 @@ impl Analysis {
             },
         );
         put("messages_ready", self.ready.to_string());
-        if self.counters {
+        if self.counters && self.publish_counter {
             put("ingress_rate", format!("{} msg/s", rate(self.ingress_rate)));
+        }
+        if self.counters {
             put("egress_rate", format!("{} msg/s", rate(self.egress_rate)));
         }
         if let Some(r) = self.redelivery_ratio {
