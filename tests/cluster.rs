@@ -301,17 +301,28 @@ fn partitions_node_loss_and_alarms_on_a_real_cluster() {
     // Erlang distribution links (`cluster_links`): each member has one to each of the other
     // two, so n(n-1) = 6 are established and RabbitmqInsufficientDistributionLinks is not
     // even pending; every member reports the same RabbitMQ version.
-    eventually(Duration::from_secs(30), "2 links per member", || {
+    // `cluster_links` are management statistics of each node's distribution links: they
+    // appear once every member's agent has collected them, which under load can take a while
+    // after the cluster formed.
+    let links = || {
         let m = sidecar.metrics();
         (1..=3)
-            .all(|i| {
-                m.get(
-                    "rabbitmq_node_cluster_links",
-                    &[("node", &format!("rabbit@n{i}"))],
-                ) == Some(2.0)
+            .map(|i| {
+                let node = format!("rabbit@n{i}");
+                let links = m.get("rabbitmq_node_cluster_links", &[("node", &node)]);
+                (node, links)
             })
-            .then_some(())
-    });
+            .collect::<Vec<_>>()
+    };
+    let start = Instant::now();
+    while links().iter().any(|(_, l)| *l != Some(2.0)) {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "2 links per member expected, after 120 s: {:?}",
+            links()
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
     let m = sidecar.metrics();
     let versions = m.find("rabbitmq_node_build_info", &[]);
     assert_eq!(versions.len(), 3, "{versions:?}");
