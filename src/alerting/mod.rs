@@ -104,6 +104,25 @@ pub struct Alert {
 }
 
 impl Alert {
+    /// A test fixture: an alert with `labels`, firing since `at` with value 1.
+    #[cfg(test)]
+    pub(crate) fn firing_since(labels: Labels, at: SystemTime) -> Alert {
+        Alert {
+            fingerprint: fingerprint(&labels),
+            labels,
+            annotations: BTreeMap::new(),
+            analysis: None,
+            state: State::Firing,
+            value: 1.0,
+            active_since: at,
+            fired_at: Some(at),
+            resolved_at: None,
+            last_true: at,
+            unknown: false,
+            keep_firing_since: None,
+        }
+    }
+
     /// Whether the alert fires on evidence: firing, and its condition held at the last
     /// evaluation that could tell (not only held by `keep_firing_for`). Only such alerts
     /// inhibit others: a partition alert latched after the broker stopped reporting the

@@ -218,27 +218,13 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
-    use crate::alerting::{State, fingerprint};
 
     fn alert() -> Alert {
         let labels: BTreeMap<String, String> = [("alertname", "X"), ("queue", "q")]
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .into();
         let at = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        Alert {
-            fingerprint: fingerprint(&labels),
-            labels,
-            annotations: BTreeMap::new(),
-            analysis: None,
-            state: State::Firing,
-            value: 1.0,
-            active_since: at,
-            fired_at: Some(at),
-            resolved_at: None,
-            last_true: at,
-            unknown: false,
-            keep_firing_since: None,
-        }
+        Alert::firing_since(labels, at)
     }
 
     fn temp_dir(tag: &str) -> PathBuf {

@@ -127,7 +127,6 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
-    use crate::alerting::{State, fingerprint};
 
     fn at(secs: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
@@ -138,20 +137,7 @@ mod tests {
             [("alertname", name), ("vhost", "/"), ("queue", queue)]
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .into();
-        Alert {
-            fingerprint: fingerprint(&labels),
-            labels,
-            annotations: BTreeMap::new(),
-            analysis: None,
-            state: State::Firing,
-            value: 1.0,
-            active_since: at(0),
-            fired_at: Some(at(0)),
-            resolved_at: None,
-            last_true: at(0),
-            unknown: false,
-            keep_firing_since: None,
-        }
+        Alert::firing_since(labels, at(0))
     }
 
     fn silence(id: &str, matcher: &str, ends: u64) -> Silence {
