@@ -134,3 +134,25 @@ fn the_checker_finds_a_cycle() {
         Some("a -> b -> c -> a".to_owned())
     );
 }
+
+/// The size rule of issue #11: no source file holds more than 800 lines before its
+/// `#[cfg(test)]` module (the whole file when it has none). A file that grows past it is split
+/// by concern.
+#[test]
+fn no_source_file_has_more_than_800_lines_before_its_tests() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    assert!(files.len() > 20, "found only {} source files", files.len());
+    let mut over: Vec<String> = files
+        .iter()
+        .filter_map(|file| {
+            let text = fs::read_to_string(file).expect("read source");
+            let code = text.split("#[cfg(test)]").next().unwrap_or("");
+            let lines = code.lines().count();
+            (lines > 800).then(|| format!("{} ({lines} lines)", file.display()))
+        })
+        .collect();
+    over.sort();
+    assert!(over.is_empty(), "over 800 lines before the tests: {over:?}");
+}
