@@ -384,10 +384,14 @@ impl Tracker {
     }
 
     /// Adds the snapshot's samples to the windows and judges every queue. When the queue
-    /// listing failed nothing changes and the report is empty (unknown).
+    /// listing failed nothing changes and the report judges no queue (unknown); its `samples`
+    /// still counts what the kept windows hold.
     pub fn observe(&mut self, s: &Snapshot) -> Report {
         let Some(queues) = s.queues.ok() else {
-            return Report::default();
+            return Report {
+                samples: self.windows.iter().map(|w| w.samples.len()).sum(),
+                ..Report::default()
+            };
         };
         if let Some(Ok(found)) = s.dead_letter_queues.as_ref().map(|f| &f.result) {
             self.dead_letters = Some(found.clone());
@@ -1352,6 +1356,39 @@ mod tests {
             );
         }
         analyses
+    }
+
+    /// A poll whose queue listing failed judges nothing, keeps the windows, and still reports
+    /// the samples they hold (the memory figure does not drop to 0 on an outage).
+    #[test]
+    fn a_failed_queue_listing_keeps_the_windows_and_their_sample_count() {
+        use crate::rabbitmq::{Endpoint, Error, Fetched};
+        let mut tracker = Tracker::new(config(60));
+        let poll = |i: u64| {
+            Snapshot::builder()
+                .seq(i + 1)
+                .started_at(UNIX_EPOCH + Duration::from_secs(1_000 + 10 * i))
+                .queues(vec![queue(5 + i, 0, 1, [0; 4])])
+        };
+        let mut held = 0;
+        for i in 0..3 {
+            held = tracker.observe(&poll(i).build()).samples;
+        }
+        assert!(held >= 2, "{held}");
+        let failed = Snapshot::builder()
+            .seq(4)
+            .started_at(UNIX_EPOCH + Duration::from_secs(1_030))
+            .queues(Fetched::failed(Error::Timeout {
+                endpoint: Endpoint::Queues,
+                timeout_ms: 1,
+            }))
+            .build();
+        let report = tracker.observe(&failed);
+        assert_eq!(report.samples, held);
+        assert!(report.queues.is_empty());
+        assert_eq!((report.complete, report.incomplete), (0, 0));
+        // The next good poll continues the same window.
+        assert!(tracker.observe(&poll(4).build()).samples > held);
     }
 
     fn depth_only(ready: u64, unacked: u64, consumers: u64) -> Queue {
