@@ -48,10 +48,16 @@ die() { echo "rabbitmq-node: $*" >&2; exit 1; }
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# A port below the kernel's ephemeral range (ip_local_port_range, 32768-60999 by default):
+# a port inside it can be taken by any outgoing connection between this check and the
+# node's bind (a node start once failed with `dist_port_already_used ... not_erlang`).
 free_port() {
-  local p i
+  local p i low span
+  low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+  span=$((low - 20000))
+  [ "$span" -ge 2000 ] || span=12768
   for i in $(seq 1 200); do
-    p=$((20000 + RANDOM % 30000))
+    p=$((20000 + RANDOM % span))
     if ! port_in_use "$p"; then echo "$p"; return; fi
   done
   die "no free TCP port found"
@@ -70,6 +76,7 @@ node_env() {
     "RABBITMQ_DIST_PORT=$DIST_PORT" \
     "RABBITMQ_MNESIA_BASE=$dir/mnesia" \
     "RABBITMQ_LOG_BASE=$dir/log" \
+    "ERL_CRASH_DUMP=$dir/log/erl_crash.dump" \
     "RABBITMQ_PID_FILE=$dir/rabbitmq.pid" \
     "RABBITMQ_CONFIG_FILE=$dir/rabbitmq.conf" \
     "RABBITMQ_ADVANCED_CONFIG_FILE=$dir/advanced.config" \
