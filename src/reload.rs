@@ -344,3 +344,31 @@ async fn reload(axum::extract::State(handle): axum::extract::State<Handle>) -> R
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(yaml: &str) -> Config {
+        crate::config::load_yaml(yaml, HashMap::new(), &[]).expect("valid configuration")
+    }
+
+    /// Only the restart-only keys that differ are named; reloadable ones (rules, poll
+    /// interval, receivers) are not.
+    #[test]
+    fn restart_only_changes_name_exactly_the_changed_keys() {
+        let base = load("poll:\n  interval: 10s\n");
+        let reloadable = load(
+            "poll:\n  interval: 20s\nalerting:\n  rules:\n    - alert: Deep\n      kind: queue\n      expr: messages > 5\n",
+        );
+        assert_eq!(restart_only_changes(&base, &reloadable), Vec::<&str>::new());
+        let restart = load(
+            "listen: 127.0.0.1:9999\nlog:\n  level: debug\nweb:\n  enable_admin_api: true\nnotify:\n  state_file: /tmp/x.json\n",
+        );
+        assert_eq!(
+            restart_only_changes(&base, &restart),
+            vec!["listen", "web", "log", "notify.state_file"]
+        );
+    }
+}

@@ -786,4 +786,102 @@ mod tests {
         e.evaluate(&s, s.started_at);
         assert_eq!(state(&e), Some(State::Firing));
     }
+
+    /// The settings of a reload with `rules` and the defaults otherwise.
+    fn settings(rules: Vec<Rule>) -> Settings {
+        Settings {
+            rules,
+            backlog: BacklogConfig::default(),
+            expected_nodes: None,
+        }
+    }
+
+    /// A firing alert whose threshold changes but is still exceeded stays firing, with its
+    /// `active_since` and `fired_at`; raised above the value, it resolves at the next
+    /// evaluation.
+    #[test]
+    fn a_reload_keeps_firing_alerts_and_judges_them_by_the_new_threshold() {
+        let mut e = Engine::new(vec![rule("messages_ready > 10", 0, 0)]);
+        e.evaluate(&snap(Some(Some(50)), false), at(0));
+        e.evaluate(&snap(Some(Some(50)), false), at(10));
+        let before = e.alerts().next().unwrap().clone();
+        assert_eq!(before.state, State::Firing);
+        let (resolved, dropped) =
+            e.reconfigure(settings(vec![rule("messages_ready > 20", 0, 0)]), at(15));
+        assert_eq!((resolved, dropped), (0, 0));
+        e.evaluate(&snap(Some(Some(50)), false), at(20));
+        let after = e.alerts().next().unwrap().clone();
+        assert_eq!(after.state, State::Firing);
+        assert_eq!(after.fingerprint, before.fingerprint);
+        assert_eq!(after.active_since, at(0));
+        assert_eq!(after.fired_at, before.fired_at);
+        e.reconfigure(settings(vec![rule("messages_ready > 100", 0, 0)]), at(25));
+        e.evaluate(&snap(Some(Some(50)), false), at(30));
+        let a = e.alerts().next().unwrap();
+        assert_eq!(a.state, State::Resolved);
+        assert_eq!(a.resolved_at, Some(at(30)));
+    }
+
+    /// A reload that removes a rule resolves its firing alerts at once (receivers told it
+    /// fires are told it resolved) and drops its pending ones; other rules' alerts stay.
+    #[test]
+    fn a_reload_resolves_firing_and_drops_pending_alerts_of_removed_rules() {
+        let mut slow = rule("messages_ready > 10", 600, 0);
+        slow.name = "Slow".into();
+        let mut kept = rule("messages_ready > 1", 0, 0);
+        kept.name = "Kept".into();
+        let mut e = Engine::new(vec![rule("messages_ready > 10", 0, 0), slow, kept.clone()]);
+        e.evaluate(&snap(Some(Some(50)), false), at(0));
+        let states = |e: &Engine| -> BTreeMap<String, State> {
+            e.alerts()
+                .map(|a| (a.labels["alertname"].clone(), a.state))
+                .collect()
+        };
+        assert_eq!(
+            states(&e),
+            BTreeMap::from([
+                ("Backlog".to_owned(), State::Firing),
+                ("Kept".to_owned(), State::Firing),
+                ("Slow".to_owned(), State::Pending),
+            ])
+        );
+        let (resolved, dropped) = e.reconfigure(settings(vec![kept]), at(5));
+        assert_eq!((resolved, dropped), (1, 1));
+        assert_eq!(
+            states(&e),
+            BTreeMap::from([
+                ("Backlog".to_owned(), State::Resolved),
+                ("Kept".to_owned(), State::Firing),
+            ])
+        );
+        let gone = e
+            .alerts()
+            .find(|a| a.labels["alertname"] == "Backlog")
+            .unwrap();
+        assert_eq!(gone.resolved_at, Some(at(5)));
+        // The next evaluation leaves the resolved one alone (no rule judges it) until it ages out.
+        e.evaluate(&snap(Some(Some(50)), false), at(10));
+        assert_eq!(states(&e)["Backlog"], State::Resolved);
+        e.evaluate(&snap(Some(Some(50)), false), at(5 + 15 * 60 + 1));
+        assert!(!states(&e).contains_key("Backlog"));
+    }
+
+    /// Changed annotation templates apply to alerts kept across a reload, even when nothing
+    /// else about them changed.
+    #[test]
+    fn a_reload_renders_the_annotations_again() {
+        let mut e = Engine::new(vec![rule("messages_ready > 10", 0, 0)]);
+        e.evaluate(&snap(Some(Some(50)), false), at(0));
+        assert_eq!(e.alerts().next().unwrap().annotations["summary"], "q: 50");
+        let mut changed = rule("messages_ready > 10", 0, 0);
+        changed.annotations.insert(
+            "summary".into(),
+            "queue {{ $labels.queue }} holds {{ $value }}".into(),
+        );
+        e.reconfigure(settings(vec![changed]), at(5));
+        e.evaluate(&snap(Some(Some(50)), false), at(10));
+        let a = e.alerts().next().unwrap();
+        assert_eq!(a.annotations["summary"], "queue q holds 50");
+        assert_eq!(a.active_since, at(0));
+    }
 }
