@@ -70,6 +70,9 @@
 //! - [`web`]: the server under them: the exporter-toolkit web configuration file
 //!   ([`web::config`]), TLS with certificate reloading, basic auth and headers
 //!   ([`web::auth`]), connection limit and timeouts, and the `probe` client ([`web::probe`]).
+//! - [`reload`]: SIGHUP and `POST /-/reload`: the configuration read and validated again,
+//!   then handed to the poller, the engine, the dispatcher, the metrics encoder and the HTTP
+//!   routes over one update channel each, each keeping its state.
 //! - [`supervise`]: every long-lived task is watched; one that stops or panics fails
 //!   `/-/healthy` and `/-/ready` and, after a grace period, stops the process with an error.
 //!
@@ -77,10 +80,11 @@
 //! imports it back, directly or through others; `util`, `types` and `matcher` import nothing
 //! of the crate. The direction is util/types/matcher → config → rabbitmq → snapshot/selection
 //! → poller; snapshot → alerting → notify; alerting → audit; metrics, status, http, web and
-//! supervise on top.
+//! supervise on top, and reload above them.
 //!
 //! [`run`] wires them together; the binary (`src/main.rs`) only parses the command line, sets
-//! up logging, loads the configuration, binds the listener and turns signals into shutdown.
+//! up logging, loads the configuration, binds the listener and turns signals into shutdown
+//! ([`run_reloadable`] with a loader that reads the configuration again).
 
 #![warn(missing_docs)]
 
