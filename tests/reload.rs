@@ -4,7 +4,8 @@
 //! `active_since` and sends nothing again; one that raises the threshold above the value
 //! resolves it; an invalid configuration changes nothing, `POST /-/reload` names the key and
 //! `rabbitmq_watch_config_last_reload_successful` reads 0; secret files are read again; SIGHUP
-//! reloads; `POST /-/reload` is refused without `web.enable_admin_api` and cross-site.
+//! reloads; `POST /-/reload` is refused without `web.enable_admin_api`, cross-site, and
+//! without credentials when basic auth is configured.
 
 mod support;
 
@@ -18,14 +19,14 @@ use support::{
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// POST `url` with `headers` through curl: (status, body).
-fn post(url: &str, headers: &[&str]) -> (u16, String) {
-    let mut cmd = Command::new("curl");
-    cmd.args(["-s", "-m", "40", "-X", "POST", "-w", "\n%{http_code}"]);
-    for h in headers {
-        cmd.args(["-H", h]);
-    }
-    let out = cmd.arg(url).output().expect("run curl");
+/// POST `url` through curl with its `args` added (headers, credentials): (status, body).
+fn post(url: &str, args: &[&str]) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-m", "40", "-X", "POST", "-w", "\n%{http_code}"])
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("run curl");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
     (code.trim().parse().unwrap_or(0), body.to_owned())
@@ -316,7 +317,7 @@ async fn sighup_reloads_the_binary_and_reads_the_password_file_again() {
 }
 
 #[test]
-fn post_reload_needs_the_admin_api_and_is_refused_cross_site() {
+fn post_reload_needs_the_admin_api_and_basic_auth_and_is_refused_cross_site() {
     let node = RabbitNode::shared();
     let off = Sidecar::start(&node.mgmt_url, &[]);
     let (status, body) = post(&format!("{}/-/reload", off.base), &[]);
@@ -330,7 +331,7 @@ fn post_reload_needs_the_admin_api_and_is_refused_cross_site() {
     );
     let (status, body) = post(
         &format!("{}/-/reload", on.base),
-        &["Sec-Fetch-Site: cross-site"],
+        &["-H", "Sec-Fetch-Site: cross-site"],
     );
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("Sec-Fetch-Site"), "{body}");
@@ -338,4 +339,23 @@ fn post_reload_needs_the_admin_api_and_is_refused_cross_site() {
     let (status, body) = post(&format!("{}/-/reload", on.base), &[]);
     assert_eq!(status, 200, "{body}");
     on.terminate();
+
+    // With basic auth users, a reload needs credentials like every request.
+    let web = temp_dir("reload-auth").join("web.yml");
+    let hash = bcrypt::hash("pw", 4).unwrap();
+    std::fs::write(&web, format!("basic_auth_users:\n  admin: '{hash}'\n")).unwrap();
+    let web = web.to_string_lossy().into_owned();
+    let auth = Sidecar::start(
+        &node.mgmt_url,
+        &[
+            ("RABBITMQ_WATCH__WEB__ENABLE_ADMIN_API", "true"),
+            ("RABBITMQ_WATCH__WEB__CONFIG_FILE", web.as_str()),
+        ],
+    );
+    let url = format!("{}/-/reload", auth.base);
+    let (status, body) = post(&url, &[]);
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = post(&url, &["-u", "admin:pw"]);
+    assert_eq!(status, 200, "{body}");
+    auth.terminate();
 }
