@@ -144,10 +144,26 @@ async fn a_changed_threshold_keeps_the_alert_firing_without_a_duplicate_and_a_ra
         )
         .expect("reload timestamp exported");
 
-    // Still exceeded (8 > 6): same instance, same active_since, nothing sent again.
-    std::fs::write(&file, config(queue, 6, &receiver.url, &password, "")).unwrap();
+    // Still exceeded (8 > 6): same instance, same active_since, nothing sent again. The log
+    // level needs a restart: applied without it, with a warning naming the key.
+    let restart_only = "log:\n  level: debug\n";
+    std::fs::write(
+        &file,
+        config(queue, 6, &receiver.url, &password, restart_only),
+    )
+    .unwrap();
     let (status, body) = post(&format!("{}/-/reload", sidecar.base), &[]);
     assert_eq!(status, 200, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(answer["status"], "success");
+    assert!(
+        answer["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().is_some_and(|w| w.starts_with("log changed"))),
+        "{body}"
+    );
     let m = sidecar.metrics();
     assert_eq!(
         m.get("rabbitmq_watch_config_last_reload_successful", &[]),
