@@ -6,8 +6,9 @@
 //! API). Handlers only read the latest snapshot and
 //! exposition; none reaches the broker.
 //!
-//! Write requests (any method but GET and HEAD: creating and expiring silences) are the admin
-//! API: refused with 403 unless `web.enable_admin_api` is true, as Prometheus refuses them
+//! Write requests (any method but GET and HEAD: creating and expiring silences, and
+//! `POST /-/reload`, routed in [`crate::reload`] through [`admin_only`]) are the admin API:
+//! refused with 403 unless `web.enable_admin_api` is true, as Prometheus refuses them
 //! without `--web.enable-admin-api`; with it on, still refused when a browser marks them as
 //! sent by another site (`Sec-Fetch-Site`). TLS and authentication are the server's
 //! ([`crate::web`]).
