@@ -84,6 +84,7 @@ fn main() {
         rule_names: vec![],
         notify_stats: None,
         audit: None,
+        config_reload: None,
     };
 
     let start = Instant::now();

@@ -6,8 +6,9 @@
 //! API). Handlers only read the latest snapshot and
 //! exposition; none reaches the broker.
 //!
-//! Write requests (any method but GET and HEAD: creating and expiring silences) are the admin
-//! API: refused with 403 unless `web.enable_admin_api` is true, as Prometheus refuses them
+//! Write requests (any method but GET and HEAD: creating and expiring silences, and
+//! `POST /-/reload`, routed in [`crate::reload`] through [`admin_only`]) are the admin API:
+//! refused with 403 unless `web.enable_admin_api` is true, as Prometheus refuses them
 //! without `--web.enable-admin-api`; with it on, still refused when a browser marks them as
 //! sent by another site (`Sec-Fetch-Site`). TLS and authentication are the server's
 //! ([`crate::web`]).
@@ -53,8 +54,9 @@ pub struct AppState {
     pub audit: Option<crate::audit::AuditReceiver>,
     /// Latest encoded exposition.
     pub exposition: watch::Receiver<Arc<Exposition>>,
-    /// Static facts for the status page and readiness.
-    pub info: Arc<ServerInfo>,
+    /// Facts of the running configuration for the status page and readiness (a reload
+    /// publishes new ones).
+    pub info: watch::Receiver<Arc<ServerInfo>>,
     /// Silences (created, listed and expired through the API).
     pub silences: Arc<Silences>,
     /// Whether every supervised task still runs (`/-/healthy`, `/-/ready`).
@@ -85,7 +87,7 @@ const SILENCE_BODY_LIMIT: usize = 64 * 1024;
 /// The router with every route, the admin API switch, request tracing and the request
 /// timeout.
 pub fn app(state: AppState) -> Router {
-    let admin_api = state.info.admin_api;
+    let admin_api = state.info.borrow().admin_api;
     Router::new()
         .route("/", get(index))
         .route("/metrics", get(metrics))
@@ -218,7 +220,7 @@ fn catch_panic()
 }
 
 /// What a write request gets while `web.enable_admin_api` is false.
-pub const ADMIN_API_DISABLED: &str = "the admin API (creating and expiring silences) is disabled: set web.enable_admin_api: true in the configuration (or RABBITMQ_WATCH__WEB__ENABLE_ADMIN_API=true) to enable it";
+pub const ADMIN_API_DISABLED: &str = "the admin API (creating and expiring silences, reloading the configuration) is disabled: set web.enable_admin_api: true in the configuration (or RABBITMQ_WATCH__WEB__ENABLE_ADMIN_API=true) to enable it";
 
 /// What a write request gets when a browser says another site sent it.
 pub const CROSS_SITE_WRITE: &str =
@@ -228,7 +230,7 @@ pub const CROSS_SITE_WRITE: &str =
 /// then, those a browser marks as sent by another site (`Sec-Fetch-Site` other than
 /// `same-origin` or `none`): a page elsewhere cannot post the status page's forms (cross-site
 /// request forgery). Clients that are not browsers (curl, scripts) send no such header.
-async fn admin_only(
+pub async fn admin_only(
     enabled: bool,
     request: axum::extract::Request,
     next: axum::middleware::Next,
@@ -311,12 +313,8 @@ async fn alerts(
     let assessment = state.assessments.borrow().clone();
     let alerts = assessment.as_ref().map_or(&[][..], |a| a.alerts.as_slice());
     let silences = state.silences.list(SystemTime::now());
-    let suppressor = Suppressor::new(
-        &state.info.inhibit_rules,
-        alerts,
-        &silences,
-        SystemTime::now(),
-    );
+    let info = state.info.borrow().clone();
+    let suppressor = Suppressor::new(&info.inhibit_rules, alerts, &silences, SystemTime::now());
     let statuses = alerts.iter().map(|a| suppressor.status(a)).collect();
     let body = AlertsBody {
         assessment,
@@ -640,7 +638,7 @@ async fn ready(State(state): State<AppState>) -> Response {
     let verdict = state.health.check_ready().and_then(|()| {
         readiness(
             snapshot.as_deref(),
-            state.info.ready_max_age,
+            state.info.borrow().ready_max_age,
             SystemTime::now(),
         )
     });
@@ -665,12 +663,12 @@ async fn index(
     let now = SystemTime::now();
     let silences = state.silences.list(now);
     let health = state.health.check();
-    let info = state.info.clone();
+    let info = state.info.borrow().clone();
     let audit = state.audit.as_ref().map(|rx| rx.borrow().clone());
     let settings = status::Settings {
-        target: state.info.target.clone(),
-        poll_interval: state.info.poll_interval,
-        admin_api: state.info.admin_api,
+        target: info.target.clone(),
+        poll_interval: info.poll_interval,
+        admin_api: info.admin_api,
     };
     // Sorting thousands of queues is CPU work: off the async workers.
     let page = tokio::task::spawn_blocking(move || {
@@ -831,6 +829,7 @@ mod tests {
         let info = crate::metrics::SidecarInfo {
             poll_interval: Duration::from_secs(15),
             rule_names: vec![],
+            config_reload: None,
             notify_stats: None,
             audit: None,
         };
@@ -846,13 +845,14 @@ mod tests {
             audit: None,
             assessments,
             exposition,
-            info: Arc::new(ServerInfo {
+            info: watch::channel(Arc::new(ServerInfo {
                 target: "http://mq/".into(),
                 poll_interval: Duration::from_secs(15),
                 admin_api: false,
                 ready_max_age: Duration::from_secs(40),
                 inhibit_rules: vec![crate::config::queue_inhibit_rule()],
-            }),
+            }))
+            .1,
         }
     }
 
@@ -1141,6 +1141,7 @@ mod tests {
         let info = crate::metrics::SidecarInfo {
             poll_interval: Duration::from_secs(15),
             rule_names: vec![],
+            config_reload: None,
             notify_stats: None,
             audit: Some(crate::metrics::audit::AuditSource {
                 reports: tx.subscribe(),
@@ -1298,9 +1299,9 @@ mod tests {
     async fn writes_a_browser_marks_as_cross_site_are_refused() {
         use tower::ServiceExt as _;
         let mut st = state();
-        let mut info = (*st.info).clone();
+        let mut info = (**st.info.borrow()).clone();
         info.admin_api = true;
-        st.info = Arc::new(info);
+        st.info = watch::channel(Arc::new(info)).1;
         let post = |site: Option<&str>| {
             let mut r = axum::http::Request::post("/-/silences")
                 .header("content-type", "application/x-www-form-urlencoded");
@@ -1335,9 +1336,9 @@ mod tests {
     async fn silence_forms_create_and_expire_then_redirect() {
         use tower::ServiceExt as _;
         let mut st = state();
-        let mut info = (*st.info).clone();
+        let mut info = (**st.info.borrow()).clone();
         info.admin_api = true;
-        st.info = Arc::new(info);
+        st.info = watch::channel(Arc::new(info)).1;
         let post = |uri: &str, body: &str| {
             axum::http::Request::post(uri)
                 .header("content-type", "application/x-www-form-urlencoded")
@@ -1443,13 +1444,15 @@ mod tests {
     #[tokio::test]
     async fn absurd_and_unsafe_silences_are_refused_with_400_and_the_reason() {
         let mut state = state();
-        state.info = Arc::new(ServerInfo {
-            target: state.info.target.clone(),
-            poll_interval: state.info.poll_interval,
+        let old = state.info.borrow().clone();
+        state.info = watch::channel(Arc::new(ServerInfo {
+            target: old.target.clone(),
+            poll_interval: old.poll_interval,
             admin_api: true,
-            ready_max_age: state.info.ready_max_age,
+            ready_max_age: old.ready_max_age,
             inhibit_rules: Vec::new(),
-        });
+        }))
+        .1;
         let app = app(state.clone());
         for (body, expect) in [
             // Issue #14 (1): the end cannot be written, the next save used to panic.

@@ -70,6 +70,9 @@
 //! - [`web`]: the server under them: the exporter-toolkit web configuration file
 //!   ([`web::config`]), TLS with certificate reloading, basic auth and headers
 //!   ([`web::auth`]), connection limit and timeouts, and the `probe` client ([`web::probe`]).
+//! - [`reload`]: SIGHUP and `POST /-/reload`: the configuration read and validated again,
+//!   then handed to the poller, the engine, the dispatcher, the metrics encoder and the HTTP
+//!   routes over one update channel each, each keeping its state.
 //! - [`supervise`]: every long-lived task is watched; one that stops or panics fails
 //!   `/-/healthy` and `/-/ready` and, after a grace period, stops the process with an error.
 //!
@@ -77,10 +80,11 @@
 //! imports it back, directly or through others; `util`, `types` and `matcher` import nothing
 //! of the crate. The direction is util/types/matcher → config → rabbitmq → snapshot/selection
 //! → poller; snapshot → alerting → notify; alerting → audit; metrics, status, http, web and
-//! supervise on top.
+//! supervise on top, and reload above them.
 //!
 //! [`run`] wires them together; the binary (`src/main.rs`) only parses the command line, sets
-//! up logging, loads the configuration, binds the listener and turns signals into shutdown.
+//! up logging, loads the configuration, binds the listener and turns signals into shutdown
+//! ([`run_reloadable`] with a loader that reads the configuration again).
 
 #![warn(missing_docs)]
 
@@ -93,6 +97,7 @@ pub mod metrics;
 pub mod notify;
 pub mod poller;
 pub mod rabbitmq;
+pub mod reload;
 pub mod selection;
 pub mod snapshot;
 pub mod status;
@@ -168,6 +173,41 @@ fn build_dispatcher(config: &Config) -> Result<notify::dispatch::Dispatcher, Run
     })
 }
 
+/// The poller of `config` (`poll.*`, `queues.*`, `cluster.*`, `rabbitmq.*`), with its
+/// management API client and readers built.
+fn build_poller(config: &Config) -> Result<Poller, RunError> {
+    let client = rabbitmq::Client::new(&config.rabbitmq)?;
+    Ok(Poller::new(
+        client,
+        config.poll.interval,
+        config.queues.clone(),
+        config.alerting.backlog.discover_dead_letter_queues,
+    )
+    .with_deadline(config.poll.deadline)
+    .with_cluster(rabbitmq::members::Reader::new(
+        config.cluster.clone(),
+        config.rabbitmq.clone(),
+    )?)
+    .with_prometheus(
+        config.rabbitmq.source,
+        rabbitmq::prometheus::Reader::new(config.rabbitmq.clone(), Some(config.cluster.clone()))?,
+    ))
+}
+
+/// [`run`], reloading the configuration through `loader` on SIGHUP and `POST /-/reload`
+/// (see [`reload`]).
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_reloadable(
+    config: Config,
+    loader: reload::Loader,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    run_with(config, listener, shutdown, Vec::new(), Some(loader)).await
+}
+
 /// Runs the sidecar until `shutdown` is cancelled: polls the management API, encodes metrics
 /// and serves HTTP(S) on `listener`. Returns once every task has stopped.
 ///
@@ -183,15 +223,16 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
-    run_with(config, listener, shutdown, Vec::new()).await
+    run_with(config, listener, shutdown, Vec::new(), None).await
 }
 
-/// [`run`] with `extra` tasks under the same supervision.
+/// [`run`] with `extra` tasks under the same supervision, reloading through `loader` if any.
 async fn run_with(
     config: Config,
     listener: TcpListener,
     shutdown: CancellationToken,
     extra: Vec<ExtraTask>,
+    loader: Option<reload::Loader>,
 ) -> Result<(), RunError> {
     install_crypto_provider();
     let web = match &config.web.config_file {
@@ -215,6 +256,7 @@ async fn run_with(
             .collect(),
         notify_stats: Some(notify_stats.clone()),
         audit: None,
+        config_reload: None,
     };
     let (audit_tx, audit_rx) = watch::channel(None);
     let audit_rx = config.audit.enabled.then_some(audit_rx);
@@ -257,32 +299,37 @@ async fn run_with(
             ),
         );
     }
-    let poller = Poller::new(
-        client,
-        config.poll.interval,
-        config.queues.clone(),
-        config.alerting.backlog.discover_dead_letter_queues,
-    )
-    .with_deadline(config.poll.deadline)
-    .with_cluster(rabbitmq::members::Reader::new(
-        config.cluster.clone(),
-        config.rabbitmq.clone(),
-    )?)
-    .with_prometheus(
-        config.rabbitmq.source,
-        rabbitmq::prometheus::Reader::new(config.rabbitmq.clone(), Some(config.cluster.clone()))?,
+    let poller = build_poller(&config)?;
+    // Reloads: one update channel per task (see `reload`).
+    let (senders, updates, info_rx) = reload::channels(reload::server_info(&config));
+    let reload_status = Arc::new(metrics::config_reload::ReloadStatus::new(
+        std::time::SystemTime::now(),
+    ));
+    let sidecar = SidecarInfo {
+        config_reload: loader.is_some().then(|| reload_status.clone()),
+        ..sidecar
+    };
+    supervisor.spawn(
+        "poller",
+        poller.run(snapshot_tx, updates.poller, shutdown.clone()),
     );
-    supervisor.spawn("poller", poller.run(snapshot_tx, shutdown.clone()));
     supervisor.spawn(
         "alert engine",
-        alerting::run(engine, snapshot_rx.clone(), assessment_tx, shutdown.clone()),
+        alerting::run(
+            engine,
+            snapshot_rx.clone(),
+            updates.engine,
+            assessment_tx,
+            shutdown.clone(),
+        ),
     );
     supervisor.spawn(
         "metrics encoder",
         metrics::run(
             assessment_rx.clone(),
             exposition_tx,
-            sidecar,
+            sidecar.clone(),
+            updates.metrics,
             shutdown.clone(),
         ),
     );
@@ -298,6 +345,7 @@ async fn run_with(
                 backoff: notify::Backoff::default(),
             },
             assessment_rx.clone(),
+            updates.dispatcher,
             shutdown.clone(),
         ),
     );
@@ -329,18 +377,21 @@ async fn run_with(
         assessments: assessment_rx,
         audit: audit_rx,
         exposition: exposition_rx,
-        info: Arc::new(http::ServerInfo {
-            target: config.rabbitmq.url.to_string(),
-            poll_interval: config.poll.interval,
-            admin_api: config.web.enable_admin_api,
-            ready_max_age: config
-                .poll
-                .interval
-                .saturating_mul(2)
-                .saturating_add(config.rabbitmq.timeout),
-            inhibit_rules: config.notify.inhibit_rules.clone(),
-        }),
+        info: info_rx,
     };
+    // Before "serving" is logged: SIGHUP reloads from then on.
+    let reload_routes = loader.map(|loader| {
+        let reloader = reload::Reloader {
+            loader,
+            started: config.clone(),
+            senders,
+            status: reload_status,
+            sidecar,
+        };
+        let (handle, task) = reloader.start(shutdown.clone());
+        supervisor.spawn("configuration reloader", task);
+        reload::routes(handle, config.web.enable_admin_api)
+    });
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(
             %addr,
@@ -364,7 +415,10 @@ async fn run_with(
     if exposed && config.web.enable_admin_api && !auth {
         tracing::warn!(listen = %config.listen, "web.enable_admin_api is on without basic_auth_users: anyone who reaches this address can create silences");
     }
-    let app = http::app(state);
+    let mut app = http::app(state);
+    if let Some(routes) = reload_routes {
+        app = app.merge(routes);
+    }
     let token = shutdown.clone();
     supervisor.spawn("http server", async move {
         web::serve(listener, app, web.as_ref(), token).await;
@@ -405,7 +459,13 @@ mod tests {
                 panic!("injected failure");
             }),
         );
-        let run = tokio::spawn(run_with(config, listener, shutdown.clone(), vec![broken]));
+        let run = tokio::spawn(run_with(
+            config,
+            listener,
+            shutdown.clone(),
+            vec![broken],
+            None,
+        ));
         let client = reqwest::Client::builder()
             .no_proxy()
             .build()

@@ -1,5 +1,6 @@
 //! The `rabbitmq-watch` binary: parse the command line, set up logging, load and validate the
-//! configuration, bind the listener, run until SIGTERM or Ctrl-C. `probe` is the container
+//! configuration, bind the listener, run until SIGTERM or Ctrl-C, reloading the configuration
+//! on SIGHUP. `probe` is the container
 //! health check (GET `/-/ready`), `check-config` validates the configuration.
 
 use std::io::IsTerminal;
@@ -115,7 +116,7 @@ fn init_tracing(config: &Config) {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = std::sync::Arc::new(Cli::parse());
     if let Some(Command::Probe(args)) = &cli.command {
         return probe(&cli, args);
     }
@@ -176,7 +177,11 @@ fn main() -> ExitCode {
         };
         let shutdown = CancellationToken::new();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
-        match rabbitmq_watch::run(config, listener, shutdown).await {
+        // SIGHUP and POST /-/reload read the same file, environment and flags again.
+        let reload_cli = cli.clone();
+        let loader: rabbitmq_watch::reload::Loader =
+            std::sync::Arc::new(move || load_config(&reload_cli));
+        match rabbitmq_watch::run_reloadable(config, loader, listener, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!(error = %e, "stopped on error");

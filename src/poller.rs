@@ -26,6 +26,7 @@ use crate::rabbitmq::prometheus::{self, Reader as PrometheusReader};
 use crate::rabbitmq::{Body, Client, Endpoint, Error, FigureSource};
 use crate::selection::{Selection, Selector};
 use crate::snapshot::{Fetched, PollTotals, Snapshot, SnapshotSender};
+use crate::util::Updates;
 
 /// Reads the management API on a fixed interval and publishes snapshots.
 #[derive(Debug)]
@@ -51,6 +52,16 @@ pub struct Poller {
     deadline: Duration,
     /// Reads every member's health checks ([`crate::rabbitmq::health`]).
     health: HealthReader,
+}
+
+/// A reloaded configuration's poller ([`Poller::run`] takes it in place of its own).
+#[derive(Debug)]
+pub struct Replacement {
+    /// The poller built from the new configuration (client, interval, filters, readers).
+    pub poller: Poller,
+    /// Whether `rabbitmq.url` changed: what was learnt of the old cluster (members, version)
+    /// is then forgotten.
+    pub new_target: bool,
 }
 
 /// What the poller learns from one poll for the next.
@@ -159,20 +170,50 @@ impl Poller {
 
     /// Polls until `shutdown` is cancelled, publishing each snapshot on `tx`. The first poll
     /// starts at once. A poll in progress is abandoned on shutdown.
-    pub async fn run(self, tx: SnapshotSender, shutdown: CancellationToken) {
+    ///
+    /// A reloaded configuration's poller arrives on `updates` ([`Replacement`]) and is taken
+    /// at once, or after the poll in progress: the next poll uses it, keeping the sequence
+    /// numbers, the lifetime counters and, unless the management URL changed, what was learnt
+    /// of the cluster. A changed interval counts from the reload.
+    pub async fn run(
+        mut self,
+        tx: SnapshotSender,
+        mut updates: Updates<Replacement>,
+        shutdown: CancellationToken,
+    ) {
         let mut ticker = tokio::time::interval(self.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut state = PollState::default();
         let mut was_up = true;
         let mut last_dropped = 0;
-        for seq in 1.. {
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = ticker.tick() => {}
+        let mut staged: Option<Replacement> = None;
+        'polls: for seq in 1.. {
+            loop {
+                if let Some(next) = staged.take() {
+                    self.take(next, &mut ticker, &mut state);
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => break 'polls,
+                    _ = ticker.tick() => break,
+                    Some(update) = updates.recv() => {
+                        staged = Some(update.value);
+                        let _ = update.taken.send(());
+                    }
+                }
             }
-            let snapshot = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                s = self.poll(seq, &state) => s,
+            let snapshot = {
+                let poll = self.poll(seq, &state);
+                tokio::pin!(poll);
+                loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break 'polls,
+                        s = &mut poll => break s,
+                        Some(update) = updates.recv() => {
+                            staged = Some(update.value);
+                            let _ = update.taken.send(());
+                        }
+                    }
+                }
             };
             state = snapshot_state(&snapshot, &state);
             if let Some(overview) = snapshot.overview.ok() {
@@ -190,6 +231,31 @@ impl Poller {
             tx.send_replace(Some(Arc::new(snapshot)));
         }
         tracing::debug!("poller stopped");
+    }
+
+    /// Takes `next` in place of `self`: a new ticker when the interval changed (its first
+    /// tick one interval from now), and a fresh [`PollState`] but for the counters when the
+    /// management URL changed.
+    fn take(
+        &mut self,
+        next: Replacement,
+        ticker: &mut tokio::time::Interval,
+        state: &mut PollState,
+    ) {
+        if next.poller.interval != self.interval {
+            *ticker = tokio::time::interval_at(
+                tokio::time::Instant::now() + next.poller.interval,
+                next.poller.interval,
+            );
+            ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        }
+        if next.new_target {
+            *state = PollState {
+                totals: state.totals.clone(),
+                ..PollState::default()
+            };
+        }
+        *self = next.poller;
     }
 
     /// Reads every endpoint once and returns the snapshot numbered `seq`, with the totals of

@@ -140,6 +140,7 @@ fn exposition(format: Format) -> String {
         rule_names: cfg.alerting.rules.iter().map(|r| r.name.clone()).collect(),
         notify_stats: None,
         audit: None,
+        config_reload: None,
     };
     let snapshot = snapshot();
     let mut engine = Engine::with_backlog(cfg.alerting.rules, cfg.alerting.backlog);

@@ -369,6 +369,13 @@ impl Tracker {
         }
     }
 
+    /// Makes the rates reach `window` back from now on (a configuration reload), keeping the
+    /// samples taken so far.
+    pub fn set_window(&mut self, window: Duration) {
+        self.rates.window = window;
+        self.cpu.window = window;
+    }
+
     /// Adds `s` and judges it.
     pub fn observe(&mut self, s: &Snapshot) -> Report {
         Report {

@@ -438,6 +438,11 @@ impl Detector {
         }
     }
 
+    /// Expects `expected` members from now on (a configuration reload), keeping the history.
+    pub fn set_expected(&mut self, expected: Option<u64>) {
+        self.expected = expected;
+    }
+
     /// What earlier polls left.
     pub fn history(&self) -> &History {
         &self.history

@@ -29,10 +29,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::BacklogConfig;
 use crate::snapshot::{Snapshot, SnapshotReceiver};
-use crate::util::elapsed;
 /// Serde adapters for times, re-exported from [`crate::util::time`] for the state file
 /// types that name them by this path.
 pub use crate::util::time::{rfc3339, rfc3339_opt};
+use crate::util::{Updates, elapsed};
 use backlog::{Report, Tracker};
 use cluster::{ClusterStatus, Detector};
 use rules::{Evaluation, Instance, Labels, Rule, render};
@@ -155,6 +155,17 @@ pub fn fingerprint(labels: &Labels) -> String {
     format!("{hash:016x}")
 }
 
+/// What a configuration reload changes in the engine ([`Engine::reconfigure`]).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `alerting.rules` merged with the defaults.
+    pub rules: Vec<Rule>,
+    /// `alerting.backlog.*`.
+    pub backlog: BacklogConfig,
+    /// `cluster.expected_nodes`.
+    pub expected_nodes: Option<u64>,
+}
+
 /// The rules, the detectors' history and the state of every alert instance.
 #[derive(Debug)]
 pub struct Engine {
@@ -175,6 +186,8 @@ pub struct Engine {
     /// The template variables of the last evaluation: when they change, every active
     /// alert's annotations are rendered again.
     last_vars: BTreeMap<String, String>,
+    /// Whether the next evaluation renders every annotation again (after a reload).
+    render_all: bool,
     /// The reliability audit's findings, for `kind: audit` rules (`None`: no audit; those
     /// rules are then unknown).
     findings: Option<findings::FindingsReceiver>,
@@ -198,6 +211,7 @@ impl Engine {
             cluster_status: Arc::default(),
             capacity: capacity::Tracker::new(window),
             last_vars: BTreeMap::new(),
+            render_all: false,
             findings: None,
         }
     }
@@ -244,6 +258,55 @@ impl Engine {
         }
     }
 
+    /// Takes a reloaded configuration's `settings`, keeping every alert instance of a rule
+    /// that still exists (same `alertname`) with its state and `active_since`, and the
+    /// detectors' history (backlog windows, cluster and capacity history). The next
+    /// [`Engine::evaluate`] judges the kept instances against the new rules: an instance whose
+    /// condition still holds stays as it is, one whose condition no longer holds resolves
+    /// (after `keep_firing_for`), one whose labels changed (the rule's `severity` or `labels`)
+    /// is a new instance and the old one resolves. Every annotation is rendered again.
+    ///
+    /// Instances of rules that no longer exist: a firing one is resolved at `now` (so
+    /// receivers that were told it fires are told it resolved, as Alertmanager does once
+    /// Prometheus stops sending a removed rule's alert), a pending one is dropped. Returns how
+    /// many were resolved and dropped.
+    pub fn reconfigure(&mut self, settings: Settings, now: SystemTime) -> (usize, usize) {
+        let Settings {
+            rules,
+            backlog,
+            expected_nodes,
+        } = settings;
+        self.capacity.set_window(backlog.window);
+        self.backlog.set_config(backlog);
+        self.cluster.set_expected(expected_nodes);
+        self.rules = rules;
+        let (mut resolved, mut dropped) = (0, 0);
+        let rules = &self.rules;
+        self.alerts.retain(|_, a| {
+            let name = a.labels.get("alertname").map_or("", String::as_str);
+            if rules.iter().any(|r| r.name == name) {
+                return true;
+            }
+            match a.state {
+                State::Pending => {
+                    dropped += 1;
+                    false
+                }
+                State::Firing => {
+                    a.state = State::Resolved;
+                    a.resolved_at = Some(now);
+                    a.unknown = false;
+                    resolved += 1;
+                    true
+                }
+                State::Resolved => true,
+            }
+        });
+        // Annotation templates may have changed: render every one again at the next evaluation.
+        self.render_all = true;
+        (resolved, dropped)
+    }
+
     /// Every alert instance, pending, firing or recently resolved, by fingerprint.
     pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
         self.alerts.values()
@@ -257,7 +320,7 @@ impl Engine {
         status.capacity = self.capacity.observe(snapshot);
         self.cluster_status = Arc::new(status);
         let vars = self.cluster_status.template_vars();
-        let vars_changed = vars != self.last_vars;
+        let vars_changed = vars != self.last_vars || std::mem::take(&mut self.render_all);
         // The audit's latest run; none when the audit is off or its task ended (unknown).
         let view = self
             .findings
@@ -443,9 +506,13 @@ pub type AssessmentReceiver = watch::Receiver<Option<Arc<Assessment>>>;
 
 /// Evaluates every new snapshot with `engine` and publishes the result on `tx`, until
 /// `shutdown`.
+///
+/// A reloaded configuration's [`Settings`] arrive on `updates` and are taken between two
+/// evaluations ([`Engine::reconfigure`]).
 pub async fn run(
     mut engine: Engine,
     mut snapshots: SnapshotReceiver,
+    mut updates: Updates<Settings>,
     tx: watch::Sender<Option<Arc<Assessment>>>,
     shutdown: CancellationToken,
 ) {
@@ -453,6 +520,12 @@ pub async fn run(
         tokio::select! {
             _ = shutdown.cancelled() => break,
             changed = snapshots.changed() => if changed.is_err() { break },
+            Some(update) = updates.recv() => {
+                let (resolved, dropped) = engine.reconfigure(update.value, SystemTime::now());
+                tracing::info!(rules = engine.rules().len(), resolved, dropped, "alert rules reloaded; alerts of removed rules resolved (firing) or dropped (pending)");
+                let _ = update.taken.send(());
+                continue;
+            }
         }
         let Some(snapshot) = snapshots.borrow_and_update().clone() else {
             continue;
@@ -712,5 +785,103 @@ mod tests {
         let s = poll(30_001);
         e.evaluate(&s, s.started_at);
         assert_eq!(state(&e), Some(State::Firing));
+    }
+
+    /// The settings of a reload with `rules` and the defaults otherwise.
+    fn settings(rules: Vec<Rule>) -> Settings {
+        Settings {
+            rules,
+            backlog: BacklogConfig::default(),
+            expected_nodes: None,
+        }
+    }
+
+    /// A firing alert whose threshold changes but is still exceeded stays firing, with its
+    /// `active_since` and `fired_at`; raised above the value, it resolves at the next
+    /// evaluation.
+    #[test]
+    fn a_reload_keeps_firing_alerts_and_judges_them_by_the_new_threshold() {
+        let mut e = Engine::new(vec![rule("messages_ready > 10", 0, 0)]);
+        e.evaluate(&snap(Some(Some(50)), false), at(0));
+        e.evaluate(&snap(Some(Some(50)), false), at(10));
+        let before = e.alerts().next().unwrap().clone();
+        assert_eq!(before.state, State::Firing);
+        let (resolved, dropped) =
+            e.reconfigure(settings(vec![rule("messages_ready > 20", 0, 0)]), at(15));
+        assert_eq!((resolved, dropped), (0, 0));
+        e.evaluate(&snap(Some(Some(50)), false), at(20));
+        let after = e.alerts().next().unwrap().clone();
+        assert_eq!(after.state, State::Firing);
+        assert_eq!(after.fingerprint, before.fingerprint);
+        assert_eq!(after.active_since, at(0));
+        assert_eq!(after.fired_at, before.fired_at);
+        e.reconfigure(settings(vec![rule("messages_ready > 100", 0, 0)]), at(25));
+        e.evaluate(&snap(Some(Some(50)), false), at(30));
+        let a = e.alerts().next().unwrap();
+        assert_eq!(a.state, State::Resolved);
+        assert_eq!(a.resolved_at, Some(at(30)));
+    }
+
+    /// A reload that removes a rule resolves its firing alerts at once (receivers told it
+    /// fires are told it resolved) and drops its pending ones; other rules' alerts stay.
+    #[test]
+    fn a_reload_resolves_firing_and_drops_pending_alerts_of_removed_rules() {
+        let mut slow = rule("messages_ready > 10", 600, 0);
+        slow.name = "Slow".into();
+        let mut kept = rule("messages_ready > 1", 0, 0);
+        kept.name = "Kept".into();
+        let mut e = Engine::new(vec![rule("messages_ready > 10", 0, 0), slow, kept.clone()]);
+        e.evaluate(&snap(Some(Some(50)), false), at(0));
+        let states = |e: &Engine| -> BTreeMap<String, State> {
+            e.alerts()
+                .map(|a| (a.labels["alertname"].clone(), a.state))
+                .collect()
+        };
+        assert_eq!(
+            states(&e),
+            BTreeMap::from([
+                ("Backlog".to_owned(), State::Firing),
+                ("Kept".to_owned(), State::Firing),
+                ("Slow".to_owned(), State::Pending),
+            ])
+        );
+        let (resolved, dropped) = e.reconfigure(settings(vec![kept]), at(5));
+        assert_eq!((resolved, dropped), (1, 1));
+        assert_eq!(
+            states(&e),
+            BTreeMap::from([
+                ("Backlog".to_owned(), State::Resolved),
+                ("Kept".to_owned(), State::Firing),
+            ])
+        );
+        let gone = e
+            .alerts()
+            .find(|a| a.labels["alertname"] == "Backlog")
+            .unwrap();
+        assert_eq!(gone.resolved_at, Some(at(5)));
+        // The next evaluation leaves the resolved one alone (no rule judges it) until it ages out.
+        e.evaluate(&snap(Some(Some(50)), false), at(10));
+        assert_eq!(states(&e)["Backlog"], State::Resolved);
+        e.evaluate(&snap(Some(Some(50)), false), at(5 + 15 * 60 + 1));
+        assert!(!states(&e).contains_key("Backlog"));
+    }
+
+    /// Changed annotation templates apply to alerts kept across a reload, even when nothing
+    /// else about them changed.
+    #[test]
+    fn a_reload_renders_the_annotations_again() {
+        let mut e = Engine::new(vec![rule("messages_ready > 10", 0, 0)]);
+        e.evaluate(&snap(Some(Some(50)), false), at(0));
+        assert_eq!(e.alerts().next().unwrap().annotations["summary"], "q: 50");
+        let mut changed = rule("messages_ready > 10", 0, 0);
+        changed.annotations.insert(
+            "summary".into(),
+            "queue {{ $labels.queue }} holds {{ $value }}".into(),
+        );
+        e.reconfigure(settings(vec![changed]), at(5));
+        e.evaluate(&snap(Some(Some(50)), false), at(10));
+        let a = e.alerts().next().unwrap();
+        assert_eq!(a.annotations["summary"], "queue q holds 50");
+        assert_eq!(a.active_since, at(0));
     }
 }

@@ -18,6 +18,7 @@ pub mod audit;
 pub mod backlog;
 pub mod capacity;
 pub mod cluster;
+pub mod config_reload;
 pub mod format;
 pub mod nodes;
 pub mod notify;
@@ -56,6 +57,8 @@ pub struct SidecarInfo {
     pub notify_stats: Option<Arc<crate::notify::NotifyStats>>,
     /// The reliability audit's reports (`None`: `audit.enabled` is false).
     pub audit: Option<audit::AuditSource>,
+    /// The configuration reloads' outcome (`None`: no reloads, the families are not exported).
+    pub config_reload: Option<Arc<config_reload::ReloadStatus>>,
 }
 
 /// An encoded exposition and the poll it was built from.
@@ -235,6 +238,9 @@ impl prometheus_client::collector::Collector for SnapshotCollector {
             audit::encode(&mut enc, r, a.max_findings)?;
         }
         alerts::encode(&mut enc, &self.alerts, &self.info)?;
+        if let Some(status) = &self.info.config_reload {
+            config_reload::encode(&mut enc, status)?;
+        }
         if let Some(stats) = &self.info.notify_stats {
             notify::encode(&mut enc, stats)?;
         }
@@ -305,18 +311,28 @@ pub fn encode(
 
 /// Encodes every new assessment (snapshot + alerts), and the latest one again on every new
 /// audit report, and publishes the result on `tx` until `shutdown`.
+///
+/// A configuration reload hands a new `info` on `updates` (rule names, poll interval, the
+/// reload's outcome): the latest assessment is encoded again with it at once.
 pub async fn run(
     mut assessments: AssessmentReceiver,
     tx: watch::Sender<Arc<Exposition>>,
-    info: SidecarInfo,
+    mut info: SidecarInfo,
+    mut updates: crate::util::Updates<SidecarInfo>,
     shutdown: CancellationToken,
 ) {
     // A new audit report is encoded with the latest assessment at once, not at the next poll.
     let mut audit = info.audit.as_ref().map(|a| a.reports.clone());
     loop {
+        let mut taken = None;
         tokio::select! {
             _ = shutdown.cancelled() => break,
             changed = assessments.changed() => if changed.is_err() { break },
+            Some(update) = updates.recv() => {
+                // Encoded below, before the reload is reported as applied.
+                info = update.value;
+                taken = Some(update.taken);
+            }
             changed = async {
                 match audit.as_mut() {
                     Some(rx) => rx.changed().await,
@@ -334,6 +350,9 @@ pub async fn run(
             rx.borrow_and_update();
         }
         let Some(assessment) = assessments.borrow_and_update().clone() else {
+            if let Some(taken) = taken {
+                let _ = taken.send(());
+            }
             continue;
         };
         let info = info.clone();
@@ -352,6 +371,9 @@ pub async fn run(
                 tx.send_replace(Arc::new(exposition));
             }
             Err(e) => tracing::error!(error = %e, "encoding task failed"),
+        }
+        if let Some(taken) = taken {
+            let _ = taken.send(());
         }
     }
 }
@@ -393,6 +415,7 @@ mod tests {
         let info = SidecarInfo {
             poll_interval: Duration::from_secs(15),
             rule_names: vec![],
+            config_reload: None,
             notify_stats: None,
             audit: None,
         };
@@ -492,6 +515,7 @@ mod tests {
         let info = SidecarInfo {
             poll_interval: Duration::from_secs(15),
             rule_names: vec![],
+            config_reload: None,
             notify_stats: None,
             audit: None,
         };

@@ -28,7 +28,7 @@ pub use super::silence::{Silence, Silences};
 pub use super::state::SavedState;
 pub use crate::config::{InhibitRule, Route};
 pub use crate::matcher::{MatchOp, Matcher};
-use crate::util::elapsed;
+use crate::util::{Updates, elapsed};
 
 /// A receiver: a name and its integrations.
 #[derive(Debug, Clone)]
@@ -479,6 +479,9 @@ fn label_text(labels: &BTreeMap<String, String>) -> String {
     format!("{{{}}}", pairs.join(","))
 }
 
+/// One ordered queue per (receiver, integration index), with the integration's kind.
+type Queues = BTreeMap<(String, usize), (mpsc::Sender<Job>, &'static str)>;
+
 /// What [`run`] needs besides the dispatcher.
 pub struct Runtime {
     /// Where state is saved (`notify.state_file`); `None`: kept in memory only.
@@ -496,6 +499,10 @@ pub struct Runtime {
 
 /// Dispatches notifications for every assessment until `shutdown`, then saves the state.
 ///
+/// A reloaded configuration's dispatcher arrives on `updates` and replaces the routes,
+/// receivers and inhibition rules at once, keeping every group's notification log and the
+/// undelivered notifications (delivered with the settings they were queued with).
+///
 /// A save that fails (I/O, or content that cannot be written) is logged and counted
 /// (`rabbitmq_watch_state_file_write_failures_total`); dispatching goes on, and the next change
 /// tries again.
@@ -503,6 +510,7 @@ pub async fn run(
     dispatcher: Dispatcher,
     runtime: Runtime,
     mut assessments: AssessmentReceiver,
+    mut updates: Updates<Dispatcher>,
     shutdown: CancellationToken,
 ) {
     let Runtime {
@@ -518,61 +526,65 @@ pub async fn run(
     if saved.set_aside.is_some() {
         stats.state_file_load_failed();
     }
-    let dispatcher = Arc::new(dispatcher);
+    let mut dispatcher = Arc::new(dispatcher);
     let pending: Arc<Mutex<BTreeMap<u64, Job>>> = Arc::new(Mutex::new(BTreeMap::new()));
     // Workers report each job's outcome here; the dispatcher writes the notification log.
     let (outcome_tx, mut outcomes) = mpsc::unbounded_channel::<Outcome>();
-    // One ordered queue per (receiver, integration).
-    let mut queues: BTreeMap<(String, usize), (mpsc::Sender<Job>, &'static str)> = BTreeMap::new();
     let workers = tokio_util::task::TaskTracker::new();
-    for receiver in &dispatcher.receivers {
-        for (i, integration) in receiver.integrations.iter().enumerate() {
-            stats.register(&receiver.name, integration.kind());
-            let (tx, mut rx) = mpsc::channel::<Job>(super::QUEUE_CAPACITY);
-            queues.insert((receiver.name.clone(), i), (tx, integration.kind()));
-            let integration = integration.clone();
-            let outcome_tx = outcome_tx.clone();
-            let stats = stats.clone();
-            let name = receiver.name.clone();
-            let stop = shutdown.clone();
-            workers.spawn(async move {
-                loop {
-                    let job = tokio::select! {
-                        _ = stop.cancelled() => break,
-                        job = rx.recv() => match job { Some(j) => j, None => break },
-                    };
-                    stats.started(&name, integration.kind());
-                    let delivery = tokio::select! {
-                        // An interrupted delivery stays pending and is resent after a restart.
-                        _ = stop.cancelled() => { stats.ended(&name, integration.kind()); break },
-                        d = deliver(backoff, || integration.notify(&job.message), |attempt, e, wait| {
-                            stats.attempt_failed(&name, integration.kind(), e.reason);
-                            tracing::warn!(receiver = %name, integration = integration.kind(), attempt, reason = e.reason, error = %e, retry_in = ?wait, "notification failed, retrying");
-                        }) => d,
-                    };
-                    stats.ended(&name, integration.kind());
-                    stats.record(&name, integration.kind(), &delivery);
-                    match &delivery.result {
-                        Ok(()) => tracing::info!(receiver = %name, integration = integration.kind(), group = %job.message.group_key, status = %job.message.status, alerts = job.message.alerts.len(), attempts = delivery.attempts, "notification sent"),
-                        Err(e) => tracing::error!(receiver = %name, integration = integration.kind(), group = %job.message.group_key, attempts = delivery.attempts, reason = e.reason, error = %e, "notification given up; the group is sent again at its next group_interval"),
+    // One ordered queue per (receiver, integration), each with its worker. A reload replaces
+    // them: the old workers deliver what they were given, with the old settings, then stop.
+    let spawn_workers = |dispatcher: &Dispatcher| -> Queues {
+        let mut queues = Queues::new();
+        for receiver in &dispatcher.receivers {
+            for (i, integration) in receiver.integrations.iter().enumerate() {
+                stats.register(&receiver.name, integration.kind());
+                let (tx, mut rx) = mpsc::channel::<Job>(super::QUEUE_CAPACITY);
+                queues.insert((receiver.name.clone(), i), (tx, integration.kind()));
+                let integration = integration.clone();
+                let outcome_tx = outcome_tx.clone();
+                let stats = stats.clone();
+                let name = receiver.name.clone();
+                let stop = shutdown.clone();
+                workers.spawn(async move {
+                    loop {
+                        let job = tokio::select! {
+                            _ = stop.cancelled() => break,
+                            job = rx.recv() => match job { Some(j) => j, None => break },
+                        };
+                        stats.started(&name, integration.kind());
+                        let delivery = tokio::select! {
+                            // An interrupted delivery stays pending and is resent after a restart.
+                            _ = stop.cancelled() => { stats.ended(&name, integration.kind()); break },
+                            d = deliver(backoff, || integration.notify(&job.message), |attempt, e, wait| {
+                                stats.attempt_failed(&name, integration.kind(), e.reason);
+                                tracing::warn!(receiver = %name, integration = integration.kind(), attempt, reason = e.reason, error = %e, retry_in = ?wait, "notification failed, retrying");
+                            }) => d,
+                        };
+                        stats.ended(&name, integration.kind());
+                        stats.record(&name, integration.kind(), &delivery);
+                        match &delivery.result {
+                            Ok(()) => tracing::info!(receiver = %name, integration = integration.kind(), group = %job.message.group_key, status = %job.message.status, alerts = job.message.alerts.len(), attempts = delivery.attempts, "notification sent"),
+                            Err(e) => tracing::error!(receiver = %name, integration = integration.kind(), group = %job.message.group_key, attempts = delivery.attempts, reason = e.reason, error = %e, "notification given up; the group is sent again at its next group_interval"),
+                        }
+                        let _ = outcome_tx.send(Outcome {
+                            group: job.message.group_key.clone(),
+                            job: job.id,
+                            integration: job.integration,
+                            delivered: delivery.result.is_ok(),
+                        });
                     }
-                    let _ = outcome_tx.send(Outcome {
-                        group: job.message.group_key.clone(),
-                        job: job.id,
-                        integration: job.integration,
-                        delivered: delivery.result.is_ok(),
-                    });
-                }
-            });
+                });
+            }
         }
-    }
+        queues
+    };
+    let mut queues = spawn_workers(&dispatcher);
     workers.close();
-    drop(outcome_tx);
 
     // Queues the job; false when its (receiver, integration) does not exist (any more), or its
     // queue is full (dropped and counted: the group is sent again at its next group_interval).
     let dropped = std::sync::atomic::AtomicBool::new(false);
-    let enqueue = |job: Job| -> bool {
+    let enqueue = |queues: &Queues, job: Job| -> bool {
         let Some((tx, kind)) = queues.get(&(job.receiver.clone(), job.integration)) else {
             return false;
         };
@@ -600,7 +612,7 @@ pub async fn run(
     for job in saved.pending {
         tracing::info!(receiver = %job.receiver, group = %job.message.group_key, "resending a notification left undelivered before the restart");
         let id = job.id;
-        if enqueue(job) {
+        if enqueue(&queues, job) {
             live.insert(id);
         }
     }
@@ -642,6 +654,14 @@ pub async fn run(
                 finished(&mut groups, &outcome);
                 changed = true;
             }
+            Some(update) = updates.recv() => {
+                // New routes, receivers and inhibition; the groups and their notification log
+                // stay, so nothing already notified is sent again.
+                dispatcher = Arc::new(update.value);
+                queues = spawn_workers(&dispatcher);
+                let _ = update.taken.send(());
+                changed = true;
+            }
             _ = tick.tick() => {}
         }
         let now = SystemTime::now();
@@ -655,7 +675,7 @@ pub async fn run(
                 dropped.store(false, std::sync::atomic::Ordering::Relaxed);
                 for job in dispatcher.jobs(&flush, &mut next_id) {
                     let id = job.id;
-                    if !skipped.contains(&job.integration) && enqueue(job) {
+                    if !skipped.contains(&job.integration) && enqueue(&queues, job) {
                         ids.push(id);
                     }
                 }
@@ -1122,6 +1142,7 @@ mod tests {
                 backoff: Backoff::default(),
             },
             rx,
+            mpsc::channel(1).1,
             shutdown.clone(),
         ));
         tokio::time::sleep(Duration::from_secs(5)).await;
@@ -1177,6 +1198,7 @@ mod tests {
                 },
             },
             rx,
+            mpsc::channel(1).1,
             shutdown.clone(),
         ));
         tokio::time::sleep(Duration::from_secs(40)).await;

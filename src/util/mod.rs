@@ -1,7 +1,8 @@
 //! Small helpers shared by several modules, each in one place so that copies cannot drift:
 //! error-chain formatting ([`error_chain`]), HTML escaping ([`html::escape`]), RFC 3339 times
 //! ([`time`]: formatting, parsing, serde adapters, [`time::elapsed`]) and serde serializers for
-//! durations and displayable values ([`ser`]).
+//! durations and displayable values ([`ser`]), and the [`Update`] a configuration reload hands
+//! to a running task.
 //!
 //! This is a leaf module: it imports nothing of the crate.
 
@@ -28,6 +29,20 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     }
     text
 }
+
+/// A new setting handed to a running task by a configuration reload, and how the task says
+/// it took it: it sends `()` on `taken` once the value is in place (the reload waits for every
+/// task before it reports success).
+#[derive(Debug)]
+pub struct Update<T> {
+    /// The new setting.
+    pub value: T,
+    /// Answered once `value` is in place.
+    pub taken: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Where a task receives its [`Update`]s; a closed channel (no reloads) never yields.
+pub type Updates<T> = tokio::sync::mpsc::Receiver<Update<T>>;
 
 #[cfg(test)]
 mod tests {

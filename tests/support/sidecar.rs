@@ -76,6 +76,11 @@ impl Sidecar {
         Sidecar::start(url, &all)
     }
 
+    /// The process id (to send it signals, e.g. SIGHUP).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Every log line so far, joined.
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().join("\n")

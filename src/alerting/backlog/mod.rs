@@ -383,6 +383,20 @@ impl Tracker {
         }
     }
 
+    /// Takes new settings (a configuration reload), keeping every queue's window. A window
+    /// keeps the sample capacity it was created with; turning dead-letter discovery on starts
+    /// it afresh.
+    pub fn set_config(&mut self, config: BacklogConfig) {
+        if config.discover_dead_letter_queues != self.config.discover_dead_letter_queues {
+            self.dead_letters = if config.discover_dead_letter_queues {
+                None
+            } else {
+                Some(Vec::new())
+            };
+        }
+        self.config = config;
+    }
+
     /// Adds the snapshot's samples to the windows and judges every queue. When the queue
     /// listing failed nothing changes and the report judges no queue (unknown); its `samples`
     /// still counts what the kept windows hold.
