@@ -2,12 +2,12 @@
 //! members and leader, classic mirrors and their synchronisation (3.x), the 4.x delivery
 //! limit (from the queue listing), and every member's health checks
 //! ([`crate::rabbitmq::health`]: quorum / mirror sync criticality, virtual hosts, certificate
-//! expiry). Called by the rule evaluation ([`super::rules`]) for the fields it does not know.
+//! expiry, protocol listeners). Called by the rule evaluation ([`super::rules`]) for the fields it does not know.
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use crate::rabbitmq::health::Check;
+use crate::rabbitmq::health::{Check, MemberHealth};
 use crate::rabbitmq::model::Queue;
 use crate::snapshot::Snapshot;
 
@@ -27,12 +27,13 @@ pub const QUEUE_FIELDS: [&str; 10] = [
 ];
 
 /// The node fields of this module.
-pub const NODE_FIELDS: [&str; 5] = [
+pub const NODE_FIELDS: [&str; 6] = [
     "quorum_critical",
     "mirror_sync_critical",
     "virtual_hosts_down",
     "certificate_expiring",
     "certificate_expires_in",
+    "protocol_listeners_down",
 ];
 
 fn count<T>(v: Option<&Vec<T>>) -> Option<f64> {
@@ -160,9 +161,27 @@ pub fn node_field(s: &Snapshot, node: &str, field: &str) -> Option<Option<f64>> 
             .and_then(|m| m.verdict(Check::Certificates))
             .and_then(crate::rabbitmq::health::Verdict::earliest_expiry)
             .map(|t| seconds_between(s.started_at, t)),
+        "protocol_listeners_down" => member.and_then(protocols_down).map(|d| d.len() as f64),
         _ => return None,
     };
     Some(v)
+}
+
+/// The protocols checked on `member` whose listener is not running, sorted; `None` when no
+/// protocol listener check was answered (none checked, every read failed, or the version
+/// lacks the check). A check whose read failed is left out (unknown, not down).
+pub fn protocols_down(member: &MemberHealth) -> Option<Vec<&str>> {
+    let mut answered = false;
+    let mut down = Vec::new();
+    for (protocol, _) in &member.listeners {
+        match member.listener_down(protocol) {
+            Some(true) => down.push(protocol.as_str()),
+            Some(false) => {}
+            None => continue,
+        }
+        answered = true;
+    }
+    answered.then_some(down)
 }
 
 /// `to - from` in seconds (negative when `to` is earlier).
@@ -176,7 +195,9 @@ fn seconds_between(from: SystemTime, to: SystemTime) -> f64 {
 /// The details of member `node` for alert texts: `critical_queues` (the queues that lose
 /// availability if it stops), `mirror_critical_queues`, `virtual_hosts` (those down),
 /// `certificates` (`protocol:port expires DATE` per listener), `certificate_expires` (the
-/// earliest expiry, UTC); only those its checks report.
+/// earliest expiry, UTC), `protocols_down` (protocols checked whose listener is not running)
+/// and `protocols_served` (the listeners a failing protocol-listener check says run); only
+/// those its checks report.
 pub fn node_details(s: &Snapshot, node: &str) -> BTreeMap<String, String> {
     let mut d = BTreeMap::new();
     let Some(member) = s.health.of(node) else {
@@ -200,6 +221,32 @@ pub fn node_details(s: &Snapshot, node: &str) -> BTreeMap<String, String> {
             "virtual_hosts".to_owned(),
             join(v.virtual_hosts.clone().unwrap_or_default()),
         );
+    }
+    if let Some(down) = protocols_down(member) {
+        let list = |v: Vec<String>| {
+            if v.is_empty() {
+                "none".to_owned()
+            } else {
+                v.join(", ")
+            }
+        };
+        d.insert(
+            "protocols_down".to_owned(),
+            list(down.iter().map(|p| (*p).to_owned()).collect()),
+        );
+        // What the node does serve, as a failing check lists it.
+        let served = member
+            .listeners
+            .iter()
+            .filter_map(|(_, f)| f.ok()?.as_ref()?.protocols.clone())
+            .next()
+            .map(|mut p| {
+                p.sort();
+                p
+            });
+        if let Some(served) = served {
+            d.insert("protocols_served".to_owned(), list(served));
+        }
     }
     if let Some(v) = member.verdict(Check::Certificates) {
         let listeners = v

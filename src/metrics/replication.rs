@@ -2,7 +2,8 @@
 //! mirrors (3.x) and the 4.x delivery limit, from the queue listing (`GET /api/queues`,
 //! labelled `vhost`, `queue`; the management source only: rabbitmq_prometheus has no
 //! member lists); and every member's health checks (`GET /api/health/checks/...` on its own
-//! API, labelled `node`: [`crate::rabbitmq::health`]). A queue that reports no such field
+//! API, labelled `node`: [`crate::rabbitmq::health`]; the protocol listener checks also
+//! `protocol`: [`crate::rabbitmq::listeners`]). A queue that reports no such field
 //! (a classic queue; mirrors on 4.x) has no series; a check a version lacks has none either.
 
 use std::fmt;
@@ -128,6 +129,14 @@ pub const CERTIFICATE_EXPIRY: Family = Family {
     source: "/api/health/checks/certificate-expiration/30/days expired[].certfile_expires_on, cacertfile_expires_on",
 };
 
+/// `rabbitmq_node_protocol_listener_down{node,protocol}`.
+pub const PROTOCOL_LISTENER_DOWN: Family = Family {
+    name: "rabbitmq_node_protocol_listener_down",
+    help: "1 when no listener for `protocol` runs on the member (its protocol-listener check fails), else 0; for the protocols it served when first seen and cluster.expected_protocols.",
+    unit: None,
+    source: "/api/health/checks/protocol-listener/{protocol}, read from each member",
+};
+
 /// `rabbitmq_watch_health_check_up{node,check}`.
 pub const CHECK_UP: Family = Family {
     name: "rabbitmq_watch_health_check_up",
@@ -248,15 +257,36 @@ pub fn encode(enc: &mut DescriptorEncoder, s: &Snapshot) -> fmt::Result {
                 })
         }),
     )?;
+    PROTOCOL_LISTENER_DOWN.gauge(
+        enc,
+        members.iter().flat_map(|m| {
+            m.listeners.iter().filter_map(move |(protocol, _)| {
+                m.listener_down(protocol).map(|down| {
+                    (
+                        [("node", m.node.as_str()), ("protocol", protocol.as_str())],
+                        flag(down),
+                    )
+                })
+            })
+        }),
+    )?;
     CHECK_UP.gauge(
         enc,
         members.iter().flat_map(|m| {
-            m.checks
+            let checks = m
+                .checks
                 .iter()
-                .filter_map(move |(check, fetched)| match &fetched.result {
+                .map(|(check, fetched)| (check.label().to_owned(), &fetched.result));
+            let listeners = m
+                .listeners
+                .iter()
+                .map(|(p, fetched)| (format!("protocol-listener/{p}"), &fetched.result));
+            checks
+                .chain(listeners)
+                .filter_map(move |(check, result)| match result {
                     Ok(None) => None,
                     r => Some((
-                        [("node", m.node.as_str()), ("check", check.label())],
+                        [("node", m.node.clone()), ("check", check)],
                         flag(r.is_ok()),
                     )),
                 })
