@@ -63,6 +63,10 @@ const INCIDENT: &[(&str, &str)] = &[
         "rabbitmq_queue_mirrors",
         "only for classic mirrored queues (RabbitMQ 3.x with an ha-mode policy; none here)",
     ),
+    (
+        "and on (instance, vhost, queue) rabbitmq_queue_delivery_limit",
+        "only for quorum queues with a delivery limit that consumers redeliver (tests/rabbitmq4.rs and tests/poison_messages.rs make one; none here)",
+    ),
 ];
 
 const DS: &str = "${DS_PROMETHEUS}";

@@ -922,3 +922,64 @@ async fn a_plugin_refusing_the_credentials_is_a_401_with_up_0_and_absent_figures
     untagged.terminate();
     wrong.terminate();
 }
+
+// -------------------------------------------------------------------------------------------
+// #16: poison messages of a 4.0 quorum queue (delivery limit, default 20).
+
+/// A 4.0.5 quorum queue with the default delivery limit (20) and a dead-letter exchange; a
+/// producer publishes one message every 200 ms and a consumer nacks every delivery with
+/// requeue: each message is redelivered until the limit drops it. The sidecar (polling every
+/// 500 ms, 6 s backlog windows) raises RabbitmqPoisonMessage naming the queue, the limit the
+/// listing reports and the dead-letter target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_statistics_a_consumer_that_always_requeues_raises_the_poison_message_alert() {
+    let _serial = ON_NODE.lock().await;
+    let node = node4("on");
+    let queue = "r4-poison";
+    let (_conn, ch) = amqp(node, "/").await;
+    support::declare_quorum(
+        &ch,
+        queue,
+        &[(
+            "x-dead-letter-exchange",
+            AMQPValue::LongString("r4-poison.dlx".into()),
+        )],
+    )
+    .await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (_pconn, pch) = amqp(node, "/").await;
+    producer(pch, queue, Duration::from_millis(200), stop.clone());
+    let (_cconn, cch) = amqp(node, "/").await;
+    support::requeue_forever(&cch, queue, Duration::from_millis(10)).await;
+    let yaml = format!(
+        "queues:\n  include: \"^{queue}$\"\nalerting:\n  backlog:\n    window: 6s\n    min_completeness: 0.8\n"
+    );
+    let sidecar = Sidecar::start_with_config(
+        &node.mgmt_url,
+        &yaml,
+        &[("RABBITMQ_WATCH__POLL__INTERVAL", "500ms")],
+    );
+    let alert = eventually(Duration::from_secs(60), "RabbitmqPoisonMessage", || {
+        firing_alert(&sidecar, "RabbitmqPoisonMessage", "queue", queue)
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(alert["labels"]["vhost"], "/");
+    assert_eq!(alert["labels"]["severity"], "warning");
+    assert_eq!(
+        alert["annotations"]["summary"],
+        format!(
+            "Queue {queue} in vhost / keeps redelivering the same messages: each is dead-lettered to exchange \"r4-poison.dlx\" after 20 deliveries"
+        )
+    );
+    let description = alert["annotations"]["description"].as_str().unwrap();
+    assert!(
+        description.contains("Its delivery limit is 20:"),
+        "{description}"
+    );
+    let m = sidecar.metrics();
+    let labels = [("vhost", "/"), ("queue", queue)];
+    assert_eq!(m.get("rabbitmq_queue_delivery_limit", &labels), Some(20.0));
+    let ratio = m.get("rabbitmq_queue_redelivery_ratio", &labels).unwrap();
+    assert!(ratio > 0.5, "redelivery ratio {ratio}");
+    sidecar.terminate();
+}

@@ -89,11 +89,47 @@ pub fn queue_field(q: &Queue, field: &str) -> Option<Option<f64>> {
         "mirrors" => count(q.slave_nodes.as_ref()),
         "synchronised_mirrors" => count(q.synchronised_slave_nodes.as_ref()),
         "unsynchronised_mirrors" => unsynchronised(q).map(|u| u.len() as f64),
-        "delivery_limit" => q.delivery_limit.map(|v| v as f64),
+        "delivery_limit" => delivery_limit(q).map(|v| v as f64),
         "messages_dlx" => q.messages_dlx.map(|v| v as f64),
         _ => return None,
     };
     Some(v)
+}
+
+/// Deliveries after which quorum queue `q` drops or dead-letters a message: the queue
+/// listing's `delivery_limit` (4.x with statistics: 20 by default, `unlimited` when switched
+/// off), else the `x-delivery-limit` argument or `delivery-limit` policy key of a quorum queue
+/// (3.x, where quorum queues have no limit unless one is set, and 4.x without statistics; the
+/// smaller when both are set); `None` when none is known (no limit, a negative one, or a 4.x
+/// default not reported).
+pub fn delivery_limit(q: &Queue) -> Option<u64> {
+    q.delivery_limit.or_else(|| {
+        (q.queue_type.as_deref() == Some("quorum"))
+            .then(|| q.limit("delivery-limit"))
+            .flatten()
+    })
+}
+
+/// What happens to a message of `q` delivered [`delivery_limit`] times, in words:
+/// `dead-lettered to exchange "dlx"` (`with routing key "k"`), or `dropped (no dead-letter
+/// exchange)`.
+pub fn delivery_limit_outcome(q: &Queue) -> String {
+    match q.setting("dead-letter-exchange") {
+        Some(exchange) => {
+            let exchange = if exchange.is_empty() {
+                "(the default exchange)".to_owned()
+            } else {
+                format!("\"{exchange}\"")
+            };
+            match q.setting("dead-letter-routing-key") {
+                Some(key) => {
+                    format!("dead-lettered to exchange {exchange} with routing key \"{key}\"")
+                }
+                None => format!("dead-lettered to exchange {exchange}"),
+            }
+        }
+        None => "dropped (no dead-letter exchange)".to_owned(),
+    }
 }
 
 /// The mirrors of `q` that are not synchronised; `None` when not a mirrored queue (3.x).
@@ -111,7 +147,9 @@ pub fn unsynchronised(q: &Queue) -> Option<Vec<&str>> {
 
 /// The details of a queue for alert texts (`{{ $details.NAME }}`): `members`,
 /// `online_members`, `missing_members`, `leader`, `unsynchronised_mirrors` (member lists
-/// sorted, space-separated, `none` when empty); empty for a queue that reports none of them.
+/// sorted, space-separated, `none` when empty), `delivery_limit` and
+/// `delivery_limit_outcome` ([`delivery_limit_outcome`]); empty for a queue that reports none
+/// of them.
 pub fn queue_details(q: &Queue) -> BTreeMap<String, String> {
     let list = |v: &[&str]| {
         let mut sorted = v.to_vec();
@@ -142,6 +180,13 @@ pub fn queue_details(q: &Queue) -> BTreeMap<String, String> {
     }
     if let Some(u) = unsynchronised(q) {
         d.insert("unsynchronised_mirrors".to_owned(), list(&u));
+    }
+    if let Some(limit) = delivery_limit(q) {
+        d.insert("delivery_limit".to_owned(), limit.to_string());
+        d.insert(
+            "delivery_limit_outcome".to_owned(),
+            delivery_limit_outcome(q),
+        );
     }
     d
 }
@@ -373,5 +418,54 @@ mod tests {
         // 4.x: no mirroring, the fields are absent: unknown, never an error.
         assert_eq!(queue_field(&Queue::default(), "mirrors"), Some(None));
         assert_eq!(queue_field(&Queue::default(), "messages_ready"), None);
+    }
+
+    /// A queue as `/api/queues` lists it (the JSON the brokers answered).
+    fn listed(json: &str) -> Queue {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn the_delivery_limit_is_reported_on_4_0_and_read_from_the_arguments_on_3_10() {
+        // 4.0.5 with statistics: `delivery_limit` (20 by default, "unlimited" when off).
+        let q = listed(
+            r#"{"name":"q","vhost":"/","type":"quorum","arguments":{"x-queue-type":"quorum"},"delivery_limit":20}"#,
+        );
+        assert_eq!(queue_field(&q, "delivery_limit"), Some(Some(20.0)));
+        assert_eq!(
+            queue_details(&q)["delivery_limit_outcome"],
+            "dropped (no dead-letter exchange)"
+        );
+        let q = listed(
+            r#"{"name":"q","vhost":"/","type":"quorum","arguments":{"x-delivery-limit":-1},"delivery_limit":"unlimited"}"#,
+        );
+        assert_eq!(delivery_limit(&q), None, "unlimited");
+        // 3.10.8 (and 4.x without statistics): only the argument or policy tells.
+        let q = listed(
+            r#"{"name":"q","vhost":"/","type":"quorum","arguments":{"x-delivery-limit":5,"x-dead-letter-exchange":"dlx","x-queue-type":"quorum"},"effective_policy_definition":{}}"#,
+        );
+        assert_eq!(queue_field(&q, "delivery_limit"), Some(Some(5.0)));
+        let d = queue_details(&q);
+        assert_eq!(d["delivery_limit"], "5");
+        assert_eq!(
+            d["delivery_limit_outcome"],
+            "dead-lettered to exchange \"dlx\""
+        );
+        let q = listed(
+            r#"{"name":"q","vhost":"/","type":"quorum","arguments":{"x-delivery-limit":9},"effective_policy_definition":{"delivery-limit":3,"dead-letter-exchange":"","dead-letter-routing-key":"dead"}}"#,
+        );
+        assert_eq!(delivery_limit(&q), Some(3), "the smaller applies");
+        assert_eq!(
+            delivery_limit_outcome(&q),
+            "dead-lettered to exchange (the default exchange) with routing key \"dead\""
+        );
+        // A quorum queue of 3.10 without a limit has none; a classic queue ignores the argument.
+        let q = listed(r#"{"name":"q","vhost":"/","type":"quorum","arguments":{}}"#);
+        assert_eq!(queue_field(&q, "delivery_limit"), Some(None));
+        assert!(!queue_details(&q).contains_key("delivery_limit"));
+        let q = listed(
+            r#"{"name":"q","vhost":"/","type":"classic","arguments":{"x-delivery-limit":5}}"#,
+        );
+        assert_eq!(delivery_limit(&q), None);
     }
 }

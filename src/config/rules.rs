@@ -686,6 +686,16 @@ pub const DEFAULTS: &[DefaultRule] = &[
         summary: "No listener for {{ $details.protocols_down }} on node {{ $labels.node }}",
         description: "The node's own health check (protocol-listener) has found no running listener for {{ $details.protocols_down }} for {{ $for }} (it serves: {{ $details.protocols_served }}): clients of that protocol cannot connect to this node. The protocols checked are those the node served when the sidecar first saw it, plus cluster.expected_protocols.",
     },
+    DefaultRule {
+        name: "RabbitmqPoisonMessage",
+        kind: Kind::Queue,
+        expr: "delivery_limit > 0 and backlog_redelivering == 1",
+        for_: "0s",
+        keep_firing_for: "1m",
+        severity: "warning",
+        summary: "Queue {{ $labels.queue }} in vhost {{ $labels.vhost }} keeps redelivering the same messages: each is {{ $details.delivery_limit_outcome }} after {{ $value }} deliveries",
+        description: "Consumers reject or nack with requeue (or crash before acknowledging) the messages of this quorum queue: {{ $details.redelivery_ratio }} of the deliveries in the backlog window ({{ $details.window }}) were redeliveries and messages went back to the queue. Its delivery limit is {{ $value }}: a message delivered that many times is {{ $details.delivery_limit_outcome }}, unprocessed. RabbitMQ counts such messages only cluster-wide (rabbitmq_global_messages_dead_lettered_delivery_limit_total).",
+    },
 ];
 
 #[cfg(test)]

@@ -76,9 +76,9 @@ pub const SYNCHRONISED_MIRRORS: Family = Family {
 /// `rabbitmq_queue_delivery_limit{vhost,queue}`.
 pub const DELIVERY_LIMIT: Family = Family {
     name: "rabbitmq_queue_delivery_limit",
-    help: "Deliveries after which a quorum queue drops or dead-letters a message (RabbitMQ 4.x, default 20; absent without management statistics).",
+    help: "Deliveries after which a quorum queue drops or dead-letters a message (RabbitMQ 4.x: default 20; 3.x, and 4.x without management statistics: only when an x-delivery-limit argument or delivery-limit policy sets one).",
     unit: None,
-    source: "/api/queues delivery_limit",
+    source: "/api/queues delivery_limit, else arguments x-delivery-limit / effective_policy_definition delivery-limit",
 };
 
 /// `rabbitmq_queue_messages_dlx{vhost,queue}`.
@@ -167,7 +167,9 @@ const QUEUE_GAUGES: [QueueGauge; 6] = [
     (&SYNCHRONISED_MIRRORS, |q| {
         q.synchronised_slave_nodes.as_ref().map(|m| m.len() as i64)
     }),
-    (&DELIVERY_LIMIT, |q| q.delivery_limit.map(|v| v as i64)),
+    (&DELIVERY_LIMIT, |q| {
+        crate::alerting::replication::delivery_limit(q).map(|v| v as i64)
+    }),
 ];
 
 /// Writes the replication families of the queue listing and the health check families.
