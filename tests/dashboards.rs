@@ -618,14 +618,6 @@ const ABSENT_WITHOUT_STATISTICS: &[(&str, &str)] = &[
         "/api/nodes has no partitions without statistics",
     ),
     (
-        "rabbitmq_connections_opened_total",
-        "/api/nodes connection_created/closed: absent without statistics",
-    ),
-    (
-        "rabbitmq_channels_opened_total",
-        "/api/nodes channel_created/closed: absent without statistics",
-    ),
-    (
         "rabbitmq_node_cluster_links",
         "/api/nodes cluster_links: absent without statistics",
     ),

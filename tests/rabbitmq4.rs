@@ -983,3 +983,92 @@ async fn with_statistics_a_consumer_that_always_requeues_raises_the_poison_messa
     assert!(ratio > 0.5, "redelivery ratio {ratio}");
     sidecar.terminate();
 }
+
+// -------------------------------------------------------------------------------------------
+// #16: connection churn without management statistics, from the plugin's counters.
+
+/// The alert `alertname` in `state` (`firing`, `resolved`), from the sidecar's `/api/v1/alerts`.
+fn alert_in_state(sidecar: &Sidecar, alertname: &str, state: &str) -> Option<serde_json::Value> {
+    let (_, body) = sidecar.get("/api/v1/alerts");
+    let api: serde_json::Value = serde_json::from_str(&body).ok()?;
+    api["data"]["alerts"]
+        .as_array()?
+        .iter()
+        .find(|a| a["labels"]["alertname"] == alertname && a["state"] == state)
+        .cloned()
+}
+
+/// On 4.0.5 with statistics disabled `/api/overview` has no `churn_rates` and `/api/nodes` no
+/// `connection_created`: the churn comes from rabbitmq_prometheus's
+/// `rabbitmq_connections_opened_total` / `_closed_total` (`source: auto` reads the plugin).
+/// Real clients reconnecting in a loop raise RabbitmqHighConnectionChurn (its 100-connection
+/// floor lowered to the one held here), which resolves when they stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_statistics_connection_churn_from_the_plugin_fires_and_resolves() {
+    let _serial = OFF_NODE.lock().await;
+    let node = node4("off");
+    assert_eq!(overview(node)["churn_rates"], serde_json::Value::Null);
+    let yaml = r#"
+alerting:
+  backlog:
+    window: 3s
+  rules:
+    - alert: RabbitmqHighConnectionChurn
+      expr: "connection_churn / connections > 0.1 and connections >= 1"
+      for: 1s
+"#;
+    let sidecar = Sidecar::start_with_config(
+        &node.mgmt_url,
+        yaml,
+        &[
+            ("RABBITMQ_WATCH__POLL__INTERVAL", "1s"),
+            ("RABBITMQ_WATCH__RABBITMQ__PROMETHEUS_URL", &node.prom_url),
+        ],
+    );
+    let connect = |url: String| async move {
+        lapin::Connection::connect(&url, lapin::ConnectionProperties::default())
+            .await
+            .expect("AMQP connect")
+    };
+    let _steady = connect(node.amqp_url.clone()).await;
+    let this_node = [("node", node.name.as_str())];
+    let opened_before = tokio::task::block_in_place(|| {
+        eventually(WAIT, "rabbitmq_connections_opened_total", || {
+            sidecar
+                .metrics()
+                .get("rabbitmq_connections_opened_total", &this_node)
+        })
+    });
+    let churn = {
+        let url = node.amqp_url.clone();
+        tokio::spawn(async move {
+            loop {
+                let c = connect(url.clone()).await;
+                c.close(200, "churn".into()).await.expect("close");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let firing = tokio::task::block_in_place(|| {
+        eventually(WAIT, "RabbitmqHighConnectionChurn firing", || {
+            alert_in_state(&sidecar, "RabbitmqHighConnectionChurn", "firing")
+        })
+    });
+    assert!(firing["value"].as_f64().unwrap() > 0.1, "{firing}");
+    let m = sidecar.metrics();
+    assert_eq!(
+        m.get("rabbitmq_watch_source_info", &[("source", "prometheus")]),
+        Some(1.0)
+    );
+    let opened = m
+        .get("rabbitmq_connections_opened_total", &this_node)
+        .unwrap();
+    assert!(opened > opened_before, "{opened} after {opened_before}");
+    churn.abort();
+    tokio::task::block_in_place(|| {
+        eventually(WAIT, "RabbitmqHighConnectionChurn resolved", || {
+            alert_in_state(&sidecar, "RabbitmqHighConnectionChurn", "resolved")
+        })
+    });
+    sidecar.terminate();
+}
