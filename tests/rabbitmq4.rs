@@ -1072,3 +1072,47 @@ alerting:
     });
     sidecar.terminate();
 }
+
+/// On 4.0.5 with statistics disabled `/api/overview` lists no listeners, so only
+/// `cluster.expected_protocols` are checked: `amqp` is up, `stomp` (plugin not enabled) is
+/// down and raises RabbitmqProtocolListenerDown naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_statistics_the_expected_protocols_are_checked() {
+    let _serial = OFF_NODE.lock().await;
+    let node = node4("off");
+    assert_eq!(overview(node)["listeners"], serde_json::Value::Null);
+    let yaml = "cluster:\n  expected_protocols: amqp, stomp\nalerting:\n  rules:\n    - alert: RabbitmqProtocolListenerDown\n      for: 0s\n";
+    let sidecar = Sidecar::start_with_config(
+        &node.mgmt_url,
+        yaml,
+        &[("RABBITMQ_WATCH__RABBITMQ__PROMETHEUS_URL", &node.prom_url)],
+    );
+    let alert = tokio::task::block_in_place(|| {
+        eventually(WAIT, "RabbitmqProtocolListenerDown firing", || {
+            firing_alert(
+                &sidecar,
+                "RabbitmqProtocolListenerDown",
+                "node",
+                node.name.as_str(),
+            )
+        })
+    });
+    assert_eq!(
+        alert["annotations"]["summary"],
+        format!("No listener for stomp on node {}", node.name)
+    );
+    let m = sidecar.metrics();
+    let down = |protocol| {
+        m.get(
+            "rabbitmq_node_protocol_listener_down",
+            &[("node", node.name.as_str()), ("protocol", protocol)],
+        )
+    };
+    assert_eq!((down("amqp"), down("stomp")), (Some(0.0), Some(1.0)));
+    assert_eq!(
+        down("http"),
+        None,
+        "not listed by the overview: not checked"
+    );
+    sidecar.terminate();
+}

@@ -8,7 +8,8 @@
 //! served when the sidecar first saw it in `/api/overview` `listeners` (remembered for the
 //! sidecar's lifetime, so a listener that stops later is noticed), plus
 //! `cluster.expected_protocols` on every member (a protocol the deployment needs even if the
-//! node never served it since the sidecar started).
+//! node never served it since the sidecar started). With management statistics disabled (4.x)
+//! the overview has no `listeners`: then only `cluster.expected_protocols` are checked.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
