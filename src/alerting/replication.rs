@@ -468,4 +468,65 @@ mod tests {
         );
         assert_eq!(delivery_limit(&q), None);
     }
+
+    #[test]
+    fn protocols_down_leave_out_unread_checks_and_name_what_runs() {
+        use crate::rabbitmq::health::{Health, Verdict};
+        use crate::rabbitmq::{Endpoint, Error, Fetched};
+        let verdict =
+            |json: &str| Fetched::answered(Some(serde_json::from_str::<Verdict>(json).unwrap()));
+        let timed_out = || {
+            Fetched::failed(Error::Timeout {
+                endpoint: Endpoint::HealthChecks,
+                timeout_ms: 5000,
+            })
+        };
+        let member = |listeners| MemberHealth {
+            node: "rabbit@a".to_owned(),
+            checks: Vec::new(),
+            listeners,
+        };
+        let a = member(vec![
+            (
+                "amqp".to_owned(),
+                verdict(r#"{"status":"ok","protocol":"amqp"}"#),
+            ),
+            (
+                "mqtt".to_owned(),
+                verdict(
+                    r#"{"status":"failed","reason":"No active listener","missing":"mqtt","protocols":["http","clustering","amqp"]}"#,
+                ),
+            ),
+            ("stomp".to_owned(), timed_out()),
+            // A version without the check (404).
+            ("http".to_owned(), Fetched::answered(None)),
+        ]);
+        assert_eq!(protocols_down(&a), Some(vec!["mqtt"]));
+        let s = Snapshot::builder()
+            .health(Health { members: vec![a] })
+            .build();
+        assert_eq!(
+            node_field(&s, "rabbit@a", "protocol_listeners_down"),
+            Some(Some(1.0))
+        );
+        let d = node_details(&s, "rabbit@a");
+        assert_eq!(d["protocols_down"], "mqtt");
+        assert_eq!(d["protocols_served"], "amqp, clustering, http");
+        // Nothing answered: unknown, not "none down".
+        let unread = member(vec![("amqp".to_owned(), timed_out())]);
+        assert_eq!(protocols_down(&unread), None);
+        let s = Snapshot::builder()
+            .health(Health {
+                members: vec![unread],
+            })
+            .build();
+        assert_eq!(
+            node_field(&s, "rabbit@a", "protocol_listeners_down"),
+            Some(None)
+        );
+        assert_eq!(
+            node_field(&s, "rabbit@b", "protocol_listeners_down"),
+            Some(None)
+        );
+    }
 }
