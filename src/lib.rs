@@ -184,6 +184,7 @@ fn build_poller(config: &Config) -> Result<Poller, RunError> {
         config.alerting.backlog.discover_dead_letter_queues,
     )
     .with_deadline(config.poll.deadline)
+    .with_expected_protocols(config.cluster.expected_protocols.clone())
     .with_cluster(rabbitmq::members::Reader::new(
         config.cluster.clone(),
         config.rabbitmq.clone(),

@@ -126,6 +126,13 @@ impl Poller {
         self
     }
 
+    /// The same poller, also checking the listeners of `protocols` on every member
+    /// (`cluster.expected_protocols`; see [`crate::rabbitmq::listeners`]).
+    pub fn with_expected_protocols(mut self, protocols: Vec<String>) -> Self {
+        self.health = HealthReader::new(protocols);
+        self
+    }
+
     /// The same poller, also reading every cluster member's own view through `reader`
     /// (concurrently with the other reads; see [`crate::rabbitmq::members`]).
     pub fn with_cluster(mut self, reader: Reader) -> Self {
@@ -254,6 +261,8 @@ impl Poller {
                 totals: state.totals.clone(),
                 ..PollState::default()
             };
+        } else {
+            next.poller.health.adopt(&self.health);
         }
         *self = next.poller;
     }
@@ -354,6 +363,10 @@ impl Poller {
             if alarms.result.is_err() {
                 alarms = Self::failover(name, Fetched::timed(client.alarms()).await, alarms);
             }
+        }
+        // The protocols each member serves, for the next polls' listener checks.
+        if let Some(o) = overview.ok() {
+            self.health.learn(o);
         }
         if let Some(read) = &prom {
             if let Ok(listed) = &mut queues.result {

@@ -95,6 +95,14 @@ fn health() -> Health {
                     verdict("health-certificate-expiration-failed.json"),
                 ),
             ],
+            // The node serves amqp; mqtt is expected but its plugin is not enabled.
+            listeners: vec![
+                ("amqp".into(), verdict("health-protocol-listener-ok.json")),
+                (
+                    "mqtt".into(),
+                    verdict("health-protocol-listener-failed.json"),
+                ),
+            ],
         }],
     }
 }
@@ -130,7 +138,8 @@ fn check(name: &str, actual: &str) {
 
 /// The exposition with the default alert rules evaluated on the snapshot, after ten earlier
 /// polls a minute apart that read the same (so the backlog windows are complete): the
-/// recorded memory alarm makes RabbitmqMemoryAlarm fire; three queues with ready messages and
+/// recorded memory alarm makes RabbitmqMemoryAlarm fire, the recorded mqtt listener check
+/// RabbitmqProtocolListenerDown; three queues with ready messages and
 /// no consumer for 10 minutes make RabbitmqQueueNoConsumers fire; `prio`'s head message,
 /// older than 1 s for the last minute only, makes RabbitmqQueueLatencyHigh pending.
 fn exposition(format: Format) -> String {
@@ -162,6 +171,8 @@ fn exposition(format: Format) -> String {
             // The recorded certificate check names a listener expiring within 30 days.
             ("RabbitmqCertificateExpiring".into(), "Firing".into()),
             ("RabbitmqMemoryAlarm".into(), "Firing".into()),
+            // The recorded mqtt check: no listener (the plugin is not enabled).
+            ("RabbitmqProtocolListenerDown".into(), "Firing".into()),
             // `prio`'s head message is 120 s old at the last poll and was not yet published
             // two polls before: latency above 1 s for one minute, pending (`for` 5m).
             ("RabbitmqQueueLatencyHigh".into(), "Pending".into()),

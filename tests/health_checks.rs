@@ -237,3 +237,73 @@ fn a_virtual_host_down_raises_its_alert_and_resolves_when_restarted() {
     });
     sidecar.terminate();
 }
+
+/// `cluster.expected_protocols` names `mqtt`, whose plugin this node does not run: the
+/// protocol-listener check fails for it, and RabbitmqProtocolListenerDown names the node and
+/// the protocol. The protocols the node serves (`/api/overview` `listeners`: `amqp`,
+/// `amqp/ssl`, `http`, `clustering`) are learned at the first poll and reported up.
+#[test]
+fn an_expected_protocol_without_a_listener_raises_the_listener_alert_naming_it() {
+    let tls = tls_node();
+    let node = tls.node.name.as_str();
+    let sidecar = Sidecar::start_with_config(
+        &tls.node.mgmt_url,
+        "cluster:\n  expected_protocols: [mqtt]\nalerting:\n  rules:\n    - alert: RabbitmqProtocolListenerDown\n      for: 0s\n",
+        &[],
+    );
+    let alert = eventually(WAIT, "RabbitmqProtocolListenerDown firing", || {
+        firing(&sidecar, "RabbitmqProtocolListenerDown")
+            .into_iter()
+            .next()
+    });
+    assert_eq!(alert["labels"]["node"], node);
+    assert_eq!(alert["labels"]["severity"], "critical");
+    assert_eq!(
+        alert["annotations"]["summary"],
+        format!("No listener for mqtt on node {node}")
+    );
+    let description = alert["annotations"]["description"].as_str().unwrap();
+    assert!(
+        description.contains("(it serves: amqp, amqp/ssl, clustering, http)"),
+        "{description}"
+    );
+    // The served protocols are learned from the first overview and checked from the next
+    // poll on: each is up.
+    let m = eventually(WAIT, "the served protocols checked", || {
+        let m = sidecar.metrics();
+        m.get(
+            "rabbitmq_node_protocol_listener_down",
+            &[("node", node), ("protocol", "amqp")],
+        )
+        .is_some()
+        .then_some(m)
+    });
+    for (protocol, down) in [
+        ("mqtt", 1.0),
+        ("amqp", 0.0),
+        ("amqp/ssl", 0.0),
+        ("http", 0.0),
+        ("clustering", 0.0),
+    ] {
+        assert_eq!(
+            m.get(
+                "rabbitmq_node_protocol_listener_down",
+                &[("node", node), ("protocol", protocol)]
+            ),
+            Some(down),
+            "{protocol}"
+        );
+        let check = format!("protocol-listener/{protocol}");
+        assert_eq!(
+            m.get(
+                "rabbitmq_watch_health_check_up",
+                &[("node", node), ("check", check.as_str())]
+            ),
+            Some(1.0),
+            "{check}"
+        );
+    }
+    // Only mqtt is named.
+    assert_eq!(firing(&sidecar, "RabbitmqProtocolListenerDown").len(), 1);
+    sidecar.terminate();
+}

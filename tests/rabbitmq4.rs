@@ -922,3 +922,197 @@ async fn a_plugin_refusing_the_credentials_is_a_401_with_up_0_and_absent_figures
     untagged.terminate();
     wrong.terminate();
 }
+
+// -------------------------------------------------------------------------------------------
+// #16: poison messages of a 4.0 quorum queue (delivery limit, default 20).
+
+/// A 4.0.5 quorum queue with the default delivery limit (20) and a dead-letter exchange; a
+/// producer publishes one message every 200 ms and a consumer nacks every delivery with
+/// requeue: each message is redelivered until the limit drops it. The sidecar (polling every
+/// 500 ms, 6 s backlog windows) raises RabbitmqPoisonMessage naming the queue, the limit the
+/// listing reports and the dead-letter target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_statistics_a_consumer_that_always_requeues_raises_the_poison_message_alert() {
+    let _serial = ON_NODE.lock().await;
+    let node = node4("on");
+    let queue = "r4-poison";
+    let (_conn, ch) = amqp(node, "/").await;
+    support::declare_quorum(
+        &ch,
+        queue,
+        &[(
+            "x-dead-letter-exchange",
+            AMQPValue::LongString("r4-poison.dlx".into()),
+        )],
+    )
+    .await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (_pconn, pch) = amqp(node, "/").await;
+    producer(pch, queue, Duration::from_millis(200), stop.clone());
+    let (_cconn, cch) = amqp(node, "/").await;
+    support::requeue_forever(&cch, queue, Duration::from_millis(10)).await;
+    let yaml = format!(
+        "queues:\n  include: \"^{queue}$\"\nalerting:\n  backlog:\n    window: 6s\n    min_completeness: 0.8\n"
+    );
+    let sidecar = Sidecar::start_with_config(
+        &node.mgmt_url,
+        &yaml,
+        &[("RABBITMQ_WATCH__POLL__INTERVAL", "500ms")],
+    );
+    let alert = eventually(Duration::from_secs(60), "RabbitmqPoisonMessage", || {
+        firing_alert(&sidecar, "RabbitmqPoisonMessage", "queue", queue)
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(alert["labels"]["vhost"], "/");
+    assert_eq!(alert["labels"]["severity"], "warning");
+    assert_eq!(
+        alert["annotations"]["summary"],
+        format!(
+            "Queue {queue} in vhost / keeps redelivering the same messages: each is dead-lettered to exchange \"r4-poison.dlx\" after 20 deliveries"
+        )
+    );
+    let description = alert["annotations"]["description"].as_str().unwrap();
+    assert!(
+        description.contains("Its delivery limit is 20:"),
+        "{description}"
+    );
+    let m = sidecar.metrics();
+    let labels = [("vhost", "/"), ("queue", queue)];
+    assert_eq!(m.get("rabbitmq_queue_delivery_limit", &labels), Some(20.0));
+    let ratio = m.get("rabbitmq_queue_redelivery_ratio", &labels).unwrap();
+    assert!(ratio > 0.5, "redelivery ratio {ratio}");
+    sidecar.terminate();
+}
+
+// -------------------------------------------------------------------------------------------
+// #16: connection churn without management statistics, from the plugin's counters.
+
+/// The alert `alertname` in `state` (`firing`, `resolved`), from the sidecar's `/api/v1/alerts`.
+fn alert_in_state(sidecar: &Sidecar, alertname: &str, state: &str) -> Option<serde_json::Value> {
+    let (_, body) = sidecar.get("/api/v1/alerts");
+    let api: serde_json::Value = serde_json::from_str(&body).ok()?;
+    api["data"]["alerts"]
+        .as_array()?
+        .iter()
+        .find(|a| a["labels"]["alertname"] == alertname && a["state"] == state)
+        .cloned()
+}
+
+/// On 4.0.5 with statistics disabled `/api/overview` has no `churn_rates` and `/api/nodes` no
+/// `connection_created`: the churn comes from rabbitmq_prometheus's
+/// `rabbitmq_connections_opened_total` / `_closed_total` (`source: auto` reads the plugin).
+/// Real clients reconnecting in a loop raise RabbitmqHighConnectionChurn (its 100-connection
+/// floor lowered to the one held here), which resolves when they stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_statistics_connection_churn_from_the_plugin_fires_and_resolves() {
+    let _serial = OFF_NODE.lock().await;
+    let node = node4("off");
+    assert_eq!(overview(node)["churn_rates"], serde_json::Value::Null);
+    let yaml = r#"
+alerting:
+  backlog:
+    window: 3s
+  rules:
+    - alert: RabbitmqHighConnectionChurn
+      expr: "connection_churn / connections > 0.1 and connections >= 1"
+      for: 1s
+"#;
+    let sidecar = Sidecar::start_with_config(
+        &node.mgmt_url,
+        yaml,
+        &[
+            ("RABBITMQ_WATCH__POLL__INTERVAL", "1s"),
+            ("RABBITMQ_WATCH__RABBITMQ__PROMETHEUS_URL", &node.prom_url),
+        ],
+    );
+    let connect = |url: String| async move {
+        lapin::Connection::connect(&url, lapin::ConnectionProperties::default())
+            .await
+            .expect("AMQP connect")
+    };
+    let _steady = connect(node.amqp_url.clone()).await;
+    let this_node = [("node", node.name.as_str())];
+    let opened_before = tokio::task::block_in_place(|| {
+        eventually(WAIT, "rabbitmq_connections_opened_total", || {
+            sidecar
+                .metrics()
+                .get("rabbitmq_connections_opened_total", &this_node)
+        })
+    });
+    let churn = {
+        let url = node.amqp_url.clone();
+        tokio::spawn(async move {
+            loop {
+                let c = connect(url.clone()).await;
+                c.close(200, "churn".into()).await.expect("close");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let firing = tokio::task::block_in_place(|| {
+        eventually(WAIT, "RabbitmqHighConnectionChurn firing", || {
+            alert_in_state(&sidecar, "RabbitmqHighConnectionChurn", "firing")
+        })
+    });
+    assert!(firing["value"].as_f64().unwrap() > 0.1, "{firing}");
+    let m = sidecar.metrics();
+    assert_eq!(
+        m.get("rabbitmq_watch_source_info", &[("source", "prometheus")]),
+        Some(1.0)
+    );
+    let opened = m
+        .get("rabbitmq_connections_opened_total", &this_node)
+        .unwrap();
+    assert!(opened > opened_before, "{opened} after {opened_before}");
+    churn.abort();
+    tokio::task::block_in_place(|| {
+        eventually(WAIT, "RabbitmqHighConnectionChurn resolved", || {
+            alert_in_state(&sidecar, "RabbitmqHighConnectionChurn", "resolved")
+        })
+    });
+    sidecar.terminate();
+}
+
+/// On 4.0.5 with statistics disabled `/api/overview` lists no listeners, so only
+/// `cluster.expected_protocols` are checked: `amqp` is up, `stomp` (plugin not enabled) is
+/// down and raises RabbitmqProtocolListenerDown naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_statistics_the_expected_protocols_are_checked() {
+    let _serial = OFF_NODE.lock().await;
+    let node = node4("off");
+    assert_eq!(overview(node)["listeners"], serde_json::Value::Null);
+    let yaml = "cluster:\n  expected_protocols: amqp, stomp\nalerting:\n  rules:\n    - alert: RabbitmqProtocolListenerDown\n      for: 0s\n";
+    let sidecar = Sidecar::start_with_config(
+        &node.mgmt_url,
+        yaml,
+        &[("RABBITMQ_WATCH__RABBITMQ__PROMETHEUS_URL", &node.prom_url)],
+    );
+    let alert = tokio::task::block_in_place(|| {
+        eventually(WAIT, "RabbitmqProtocolListenerDown firing", || {
+            firing_alert(
+                &sidecar,
+                "RabbitmqProtocolListenerDown",
+                "node",
+                node.name.as_str(),
+            )
+        })
+    });
+    assert_eq!(
+        alert["annotations"]["summary"],
+        format!("No listener for stomp on node {}", node.name)
+    );
+    let m = sidecar.metrics();
+    let down = |protocol| {
+        m.get(
+            "rabbitmq_node_protocol_listener_down",
+            &[("node", node.name.as_str()), ("protocol", protocol)],
+        )
+    };
+    assert_eq!((down("amqp"), down("stomp")), (Some(0.0), Some(1.0)));
+    assert_eq!(
+        down("http"),
+        None,
+        "not listed by the overview: not checked"
+    );
+    sidecar.terminate();
+}

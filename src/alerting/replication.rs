@@ -2,12 +2,12 @@
 //! members and leader, classic mirrors and their synchronisation (3.x), the 4.x delivery
 //! limit (from the queue listing), and every member's health checks
 //! ([`crate::rabbitmq::health`]: quorum / mirror sync criticality, virtual hosts, certificate
-//! expiry). Called by the rule evaluation ([`super::rules`]) for the fields it does not know.
+//! expiry, protocol listeners). Called by the rule evaluation ([`super::rules`]) for the fields it does not know.
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use crate::rabbitmq::health::Check;
+use crate::rabbitmq::health::{Check, MemberHealth};
 use crate::rabbitmq::model::Queue;
 use crate::snapshot::Snapshot;
 
@@ -27,12 +27,13 @@ pub const QUEUE_FIELDS: [&str; 10] = [
 ];
 
 /// The node fields of this module.
-pub const NODE_FIELDS: [&str; 5] = [
+pub const NODE_FIELDS: [&str; 6] = [
     "quorum_critical",
     "mirror_sync_critical",
     "virtual_hosts_down",
     "certificate_expiring",
     "certificate_expires_in",
+    "protocol_listeners_down",
 ];
 
 fn count<T>(v: Option<&Vec<T>>) -> Option<f64> {
@@ -88,11 +89,47 @@ pub fn queue_field(q: &Queue, field: &str) -> Option<Option<f64>> {
         "mirrors" => count(q.slave_nodes.as_ref()),
         "synchronised_mirrors" => count(q.synchronised_slave_nodes.as_ref()),
         "unsynchronised_mirrors" => unsynchronised(q).map(|u| u.len() as f64),
-        "delivery_limit" => q.delivery_limit.map(|v| v as f64),
+        "delivery_limit" => delivery_limit(q).map(|v| v as f64),
         "messages_dlx" => q.messages_dlx.map(|v| v as f64),
         _ => return None,
     };
     Some(v)
+}
+
+/// Deliveries after which quorum queue `q` drops or dead-letters a message: the queue
+/// listing's `delivery_limit` (4.x with statistics: 20 by default, `unlimited` when switched
+/// off), else the `x-delivery-limit` argument or `delivery-limit` policy key of a quorum queue
+/// (3.x, where quorum queues have no limit unless one is set, and 4.x without statistics; the
+/// smaller when both are set); `None` when none is known (no limit, a negative one, or a 4.x
+/// default not reported).
+pub fn delivery_limit(q: &Queue) -> Option<u64> {
+    q.delivery_limit.or_else(|| {
+        (q.queue_type.as_deref() == Some("quorum"))
+            .then(|| q.limit("delivery-limit"))
+            .flatten()
+    })
+}
+
+/// What happens to a message of `q` delivered [`delivery_limit`] times, in words:
+/// `dead-lettered to exchange "dlx"` (`with routing key "k"`), or `dropped (no dead-letter
+/// exchange)`.
+pub fn delivery_limit_outcome(q: &Queue) -> String {
+    match q.setting("dead-letter-exchange") {
+        Some(exchange) => {
+            let exchange = if exchange.is_empty() {
+                "(the default exchange)".to_owned()
+            } else {
+                format!("\"{exchange}\"")
+            };
+            match q.setting("dead-letter-routing-key") {
+                Some(key) => {
+                    format!("dead-lettered to exchange {exchange} with routing key \"{key}\"")
+                }
+                None => format!("dead-lettered to exchange {exchange}"),
+            }
+        }
+        None => "dropped (no dead-letter exchange)".to_owned(),
+    }
 }
 
 /// The mirrors of `q` that are not synchronised; `None` when not a mirrored queue (3.x).
@@ -110,7 +147,9 @@ pub fn unsynchronised(q: &Queue) -> Option<Vec<&str>> {
 
 /// The details of a queue for alert texts (`{{ $details.NAME }}`): `members`,
 /// `online_members`, `missing_members`, `leader`, `unsynchronised_mirrors` (member lists
-/// sorted, space-separated, `none` when empty); empty for a queue that reports none of them.
+/// sorted, space-separated, `none` when empty), `delivery_limit` and
+/// `delivery_limit_outcome` ([`delivery_limit_outcome`]); empty for a queue that reports none
+/// of them.
 pub fn queue_details(q: &Queue) -> BTreeMap<String, String> {
     let list = |v: &[&str]| {
         let mut sorted = v.to_vec();
@@ -142,6 +181,13 @@ pub fn queue_details(q: &Queue) -> BTreeMap<String, String> {
     if let Some(u) = unsynchronised(q) {
         d.insert("unsynchronised_mirrors".to_owned(), list(&u));
     }
+    if let Some(limit) = delivery_limit(q) {
+        d.insert("delivery_limit".to_owned(), limit.to_string());
+        d.insert(
+            "delivery_limit_outcome".to_owned(),
+            delivery_limit_outcome(q),
+        );
+    }
     d
 }
 
@@ -160,9 +206,27 @@ pub fn node_field(s: &Snapshot, node: &str, field: &str) -> Option<Option<f64>> 
             .and_then(|m| m.verdict(Check::Certificates))
             .and_then(crate::rabbitmq::health::Verdict::earliest_expiry)
             .map(|t| seconds_between(s.started_at, t)),
+        "protocol_listeners_down" => member.and_then(protocols_down).map(|d| d.len() as f64),
         _ => return None,
     };
     Some(v)
+}
+
+/// The protocols checked on `member` whose listener is not running, sorted; `None` when no
+/// protocol listener check was answered (none checked, every read failed, or the version
+/// lacks the check). A check whose read failed is left out (unknown, not down).
+pub fn protocols_down(member: &MemberHealth) -> Option<Vec<&str>> {
+    let mut answered = false;
+    let mut down = Vec::new();
+    for (protocol, _) in &member.listeners {
+        match member.listener_down(protocol) {
+            Some(true) => down.push(protocol.as_str()),
+            Some(false) => {}
+            None => continue,
+        }
+        answered = true;
+    }
+    answered.then_some(down)
 }
 
 /// `to - from` in seconds (negative when `to` is earlier).
@@ -176,7 +240,9 @@ fn seconds_between(from: SystemTime, to: SystemTime) -> f64 {
 /// The details of member `node` for alert texts: `critical_queues` (the queues that lose
 /// availability if it stops), `mirror_critical_queues`, `virtual_hosts` (those down),
 /// `certificates` (`protocol:port expires DATE` per listener), `certificate_expires` (the
-/// earliest expiry, UTC); only those its checks report.
+/// earliest expiry, UTC), `protocols_down` (protocols checked whose listener is not running)
+/// and `protocols_served` (the listeners a failing protocol-listener check says run); only
+/// those its checks report.
 pub fn node_details(s: &Snapshot, node: &str) -> BTreeMap<String, String> {
     let mut d = BTreeMap::new();
     let Some(member) = s.health.of(node) else {
@@ -200,6 +266,32 @@ pub fn node_details(s: &Snapshot, node: &str) -> BTreeMap<String, String> {
             "virtual_hosts".to_owned(),
             join(v.virtual_hosts.clone().unwrap_or_default()),
         );
+    }
+    if let Some(down) = protocols_down(member) {
+        let list = |v: Vec<String>| {
+            if v.is_empty() {
+                "none".to_owned()
+            } else {
+                v.join(", ")
+            }
+        };
+        d.insert(
+            "protocols_down".to_owned(),
+            list(down.iter().map(|p| (*p).to_owned()).collect()),
+        );
+        // What the node does serve, as a failing check lists it.
+        let served = member
+            .listeners
+            .iter()
+            .filter_map(|(_, f)| f.ok()?.as_ref()?.protocols.clone())
+            .next()
+            .map(|mut p| {
+                p.sort();
+                p
+            });
+        if let Some(served) = served {
+            d.insert("protocols_served".to_owned(), list(served));
+        }
     }
     if let Some(v) = member.verdict(Check::Certificates) {
         let listeners = v
@@ -326,5 +418,115 @@ mod tests {
         // 4.x: no mirroring, the fields are absent: unknown, never an error.
         assert_eq!(queue_field(&Queue::default(), "mirrors"), Some(None));
         assert_eq!(queue_field(&Queue::default(), "messages_ready"), None);
+    }
+
+    /// A queue as `/api/queues` lists it (the JSON the brokers answered).
+    fn listed(json: &str) -> Queue {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn the_delivery_limit_is_reported_on_4_0_and_read_from_the_arguments_on_3_10() {
+        // 4.0.5 with statistics: `delivery_limit` (20 by default, "unlimited" when off).
+        let q = listed(
+            r#"{"name":"q","vhost":"/","type":"quorum","arguments":{"x-queue-type":"quorum"},"delivery_limit":20}"#,
+        );
+        assert_eq!(queue_field(&q, "delivery_limit"), Some(Some(20.0)));
+        assert_eq!(
+            queue_details(&q)["delivery_limit_outcome"],
+            "dropped (no dead-letter exchange)"
+        );
+        let q = listed(
+            r#"{"name":"q","vhost":"/","type":"quorum","arguments":{"x-delivery-limit":-1},"delivery_limit":"unlimited"}"#,
+        );
+        assert_eq!(delivery_limit(&q), None, "unlimited");
+        // 3.10.8 (and 4.x without statistics): only the argument or policy tells.
+        let q = listed(
+            r#"{"name":"q","vhost":"/","type":"quorum","arguments":{"x-delivery-limit":5,"x-dead-letter-exchange":"dlx","x-queue-type":"quorum"},"effective_policy_definition":{}}"#,
+        );
+        assert_eq!(queue_field(&q, "delivery_limit"), Some(Some(5.0)));
+        let d = queue_details(&q);
+        assert_eq!(d["delivery_limit"], "5");
+        assert_eq!(
+            d["delivery_limit_outcome"],
+            "dead-lettered to exchange \"dlx\""
+        );
+        let q = listed(
+            r#"{"name":"q","vhost":"/","type":"quorum","arguments":{"x-delivery-limit":9},"effective_policy_definition":{"delivery-limit":3,"dead-letter-exchange":"","dead-letter-routing-key":"dead"}}"#,
+        );
+        assert_eq!(delivery_limit(&q), Some(3), "the smaller applies");
+        assert_eq!(
+            delivery_limit_outcome(&q),
+            "dead-lettered to exchange (the default exchange) with routing key \"dead\""
+        );
+        // A quorum queue of 3.10 without a limit has none; a classic queue ignores the argument.
+        let q = listed(r#"{"name":"q","vhost":"/","type":"quorum","arguments":{}}"#);
+        assert_eq!(queue_field(&q, "delivery_limit"), Some(None));
+        assert!(!queue_details(&q).contains_key("delivery_limit"));
+        let q = listed(
+            r#"{"name":"q","vhost":"/","type":"classic","arguments":{"x-delivery-limit":5}}"#,
+        );
+        assert_eq!(delivery_limit(&q), None);
+    }
+
+    #[test]
+    fn protocols_down_leave_out_unread_checks_and_name_what_runs() {
+        use crate::rabbitmq::health::{Health, Verdict};
+        use crate::rabbitmq::{Endpoint, Error, Fetched};
+        let verdict =
+            |json: &str| Fetched::answered(Some(serde_json::from_str::<Verdict>(json).unwrap()));
+        let timed_out = || {
+            Fetched::failed(Error::Timeout {
+                endpoint: Endpoint::HealthChecks,
+                timeout_ms: 5000,
+            })
+        };
+        let member = |listeners| MemberHealth {
+            node: "rabbit@a".to_owned(),
+            checks: Vec::new(),
+            listeners,
+        };
+        let a = member(vec![
+            (
+                "amqp".to_owned(),
+                verdict(r#"{"status":"ok","protocol":"amqp"}"#),
+            ),
+            (
+                "mqtt".to_owned(),
+                verdict(
+                    r#"{"status":"failed","reason":"No active listener","missing":"mqtt","protocols":["http","clustering","amqp"]}"#,
+                ),
+            ),
+            ("stomp".to_owned(), timed_out()),
+            // A version without the check (404).
+            ("http".to_owned(), Fetched::answered(None)),
+        ]);
+        assert_eq!(protocols_down(&a), Some(vec!["mqtt"]));
+        let s = Snapshot::builder()
+            .health(Health { members: vec![a] })
+            .build();
+        assert_eq!(
+            node_field(&s, "rabbit@a", "protocol_listeners_down"),
+            Some(Some(1.0))
+        );
+        let d = node_details(&s, "rabbit@a");
+        assert_eq!(d["protocols_down"], "mqtt");
+        assert_eq!(d["protocols_served"], "amqp, clustering, http");
+        // Nothing answered: unknown, not "none down".
+        let unread = member(vec![("amqp".to_owned(), timed_out())]);
+        assert_eq!(protocols_down(&unread), None);
+        let s = Snapshot::builder()
+            .health(Health {
+                members: vec![unread],
+            })
+            .build();
+        assert_eq!(
+            node_field(&s, "rabbit@a", "protocol_listeners_down"),
+            Some(None)
+        );
+        assert_eq!(
+            node_field(&s, "rabbit@b", "protocol_listeners_down"),
+            Some(None)
+        );
     }
 }

@@ -39,6 +39,12 @@ pub struct ClusterConfig {
     /// RabbitmqClusterPartition mutes RabbitmqNodeDown, RabbitmqNodeUnreachable and
     /// RabbitmqNodeNotRunning". Default `true`.
     pub inhibit_node_alerts: bool,
+    /// `cluster.expected_protocols`: protocols whose listener must run on every member,
+    /// checked each poll with `/api/health/checks/protocol-listener/{protocol}` besides those
+    /// each member served when first seen (`/api/overview` `listeners`), as the check names
+    /// them: `amqp`, `amqp/ssl`, `http`, `https`, `mqtt`, `stomp`, `clustering`, … (a YAML
+    /// list, or one string separated by commas or spaces). Default: none.
+    pub expected_protocols: Vec<String>,
 }
 
 /// Writes each member as `NAME=URL`.
@@ -54,6 +60,20 @@ enum RawList {
     Many(Vec<String>),
 }
 
+impl RawList {
+    /// The items: the list's, or the string's separated by commas or whitespace.
+    fn items(self) -> Vec<String> {
+        match self {
+            RawList::One(text) => text
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            RawList::Many(list) => list,
+        }
+    }
+}
+
 /// `cluster.*` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -63,6 +83,7 @@ pub(super) struct RawCluster {
     expected_nodes: Option<String>,
     timeout: Option<String>,
     inhibit_node_alerts: Option<String>,
+    expected_protocols: Option<RawList>,
 }
 
 /// The inhibit rule added by `cluster.inhibit_node_alerts`.
@@ -95,15 +116,7 @@ fn cluster_url(key: &str, text: &str) -> Result<Url, ConfigError> {
 
 /// Validates `cluster.*`.
 pub(super) fn validate_cluster(raw: RawCluster) -> Result<ClusterConfig, ConfigError> {
-    let items: Vec<String> = match raw.nodes {
-        None => Vec::new(),
-        Some(RawList::One(text)) => text
-            .split(|c: char| c == ',' || c.is_whitespace())
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        Some(RawList::Many(list)) => list,
-    };
+    let items = raw.nodes.map(RawList::items).unwrap_or_default();
     let mut nodes: Vec<(String, Url)> = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let key = format!("cluster.nodes[{i}]");
@@ -148,11 +161,63 @@ pub(super) fn validate_cluster(raw: RawCluster) -> Result<ClusterConfig, ConfigE
         None => true,
         Some(t) => parse_bool("cluster.inhibit_node_alerts", t)?,
     };
+    let mut expected_protocols = Vec::new();
+    for (i, p) in raw
+        .expected_protocols
+        .map(RawList::items)
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        let p = p.trim().to_ascii_lowercase();
+        let valid = !p.is_empty()
+            && p.len() <= 64
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.'));
+        if !valid {
+            return Err(invalid(
+                &format!("cluster.expected_protocols[{i}]"),
+                &p,
+                "a protocol name as the protocol-listener check names it, such as amqp, amqp/ssl, http, mqtt or stomp",
+            ));
+        }
+        if !expected_protocols.contains(&p) {
+            expected_protocols.push(p);
+        }
+    }
     Ok(ClusterConfig {
         nodes,
         url_template,
         expected_nodes: (expected > 0).then_some(expected),
         timeout,
         inhibit_node_alerts,
+        expected_protocols,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expected(raw: RawList) -> Result<Vec<String>, String> {
+        validate_cluster(RawCluster {
+            expected_protocols: Some(raw),
+            ..RawCluster::default()
+        })
+        .map(|c| c.expected_protocols)
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn expected_protocols_are_a_list_or_one_string_lowercased_each_once() {
+        let one = RawList::One("amqp, MQTT amqp/ssl,amqp".to_owned());
+        assert_eq!(expected(one).unwrap(), ["amqp", "mqtt", "amqp/ssl"]);
+        let many = RawList::Many(vec!["stomp".to_owned(), "http/web-mqtt".to_owned()]);
+        assert_eq!(expected(many).unwrap(), ["stomp", "http/web-mqtt"]);
+        let e = expected(RawList::Many(vec!["amqp".to_owned(), "a?b".to_owned()])).unwrap_err();
+        assert!(
+            e.contains("`cluster.expected_protocols[1]`") && e.contains("amqp/ssl"),
+            "{e}"
+        );
+    }
 }

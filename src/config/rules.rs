@@ -97,6 +97,7 @@ impl Kind {
                 "virtual_hosts_down",
                 "certificate_expiring",
                 "certificate_expires_in",
+                "protocol_listeners_down",
                 // Capacity (alerting::capacity).
                 "cluster_links",
                 "time_to_disk_alarm",
@@ -673,6 +674,27 @@ pub const DEFAULTS: &[DefaultRule] = &[
         severity: "warning",
         summary: "Node {{ $labels.node }} uses {{ $value }} of its schedulers' CPU capacity",
         description: "The Erlang runtime has used more than 80% of its online schedulers' CPU time for {{ $for }} (rabbitmq_prometheus runtime counters; rabbitmq.source prometheus only): publishers and consumers slow down and latencies grow.",
+    },
+    // --- Protocol listeners and poison messages (issue #16; fields in alerting::replication) ---
+    DefaultRule {
+        name: "RabbitmqProtocolListenerDown",
+        kind: Kind::Node,
+        expr: "protocol_listeners_down > 0",
+        for_: "1m",
+        keep_firing_for: "0s",
+        severity: "critical",
+        summary: "No listener for {{ $details.protocols_down }} on node {{ $labels.node }}",
+        description: "The node's own health check (protocol-listener) has found no running listener for {{ $details.protocols_down }} for {{ $for }} (it serves: {{ $details.protocols_served }}): clients of that protocol cannot connect to this node. The protocols checked are those the node served when the sidecar first saw it, plus cluster.expected_protocols.",
+    },
+    DefaultRule {
+        name: "RabbitmqPoisonMessage",
+        kind: Kind::Queue,
+        expr: "delivery_limit > 0 and backlog_redelivering == 1",
+        for_: "0s",
+        keep_firing_for: "1m",
+        severity: "warning",
+        summary: "Queue {{ $labels.queue }} in vhost {{ $labels.vhost }} keeps redelivering the same messages: each is {{ $details.delivery_limit_outcome }} after {{ $value }} deliveries",
+        description: "Consumers reject or nack with requeue (or crash before acknowledging) the messages of this quorum queue: {{ $details.redelivery_ratio }} of the deliveries in the backlog window ({{ $details.window }}) were redeliveries and messages went back to the queue. Its delivery limit is {{ $value }}: a message delivered that many times is {{ $details.delivery_limit_outcome }}, unprocessed. RabbitMQ counts such messages only cluster-wide (rabbitmq_global_messages_dead_lettered_delivery_limit_total).",
     },
 ];
 

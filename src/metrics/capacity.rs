@@ -23,33 +23,33 @@ use crate::snapshot::Snapshot;
 /// `rabbitmq_connections_opened_total{node}`.
 pub const CONNECTIONS_OPENED: Family = Family {
     name: "rabbitmq_connections_opened",
-    help: "Client connections opened on the node since its statistics started.",
+    help: "Client connections opened on the node since its statistics started (the plugin: since the node started).",
     unit: None,
-    source: "/api/nodes connection_created",
+    source: "/api/nodes connection_created; with rabbitmq.source prometheus, rabbitmq_connections_opened_total of the member's rabbitmq_prometheus /metrics (also counted with statistics disabled)",
 };
 
 /// `rabbitmq_connections_closed_total{node}`.
 pub const CONNECTIONS_CLOSED: Family = Family {
     name: "rabbitmq_connections_closed",
-    help: "Client connections closed on the node since its statistics started.",
+    help: "Client connections closed on the node since its statistics started (the plugin: since the node started).",
     unit: None,
-    source: "/api/nodes connection_closed",
+    source: "/api/nodes connection_closed; with rabbitmq.source prometheus, rabbitmq_connections_closed_total of the member's rabbitmq_prometheus /metrics (also counted with statistics disabled)",
 };
 
 /// `rabbitmq_channels_opened_total{node}`.
 pub const CHANNELS_OPENED: Family = Family {
     name: "rabbitmq_channels_opened",
-    help: "Channels opened on the node since its statistics started.",
+    help: "Channels opened on the node since its statistics started (the plugin: since the node started).",
     unit: None,
-    source: "/api/nodes channel_created",
+    source: "/api/nodes channel_created; with rabbitmq.source prometheus, rabbitmq_channels_opened_total of the member's rabbitmq_prometheus /metrics (also counted with statistics disabled)",
 };
 
 /// `rabbitmq_channels_closed_total{node}`.
 pub const CHANNELS_CLOSED: Family = Family {
     name: "rabbitmq_channels_closed",
-    help: "Channels closed on the node since its statistics started.",
+    help: "Channels closed on the node since its statistics started (the plugin: since the node started).",
     unit: None,
-    source: "/api/nodes channel_closed",
+    source: "/api/nodes channel_closed; with rabbitmq.source prometheus, rabbitmq_channels_closed_total of the member's rabbitmq_prometheus /metrics (also counted with statistics disabled)",
 };
 
 /// `rabbitmq_node_cluster_links{node}`: established Erlang distribution links.

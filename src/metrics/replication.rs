@@ -2,7 +2,8 @@
 //! mirrors (3.x) and the 4.x delivery limit, from the queue listing (`GET /api/queues`,
 //! labelled `vhost`, `queue`; the management source only: rabbitmq_prometheus has no
 //! member lists); and every member's health checks (`GET /api/health/checks/...` on its own
-//! API, labelled `node`: [`crate::rabbitmq::health`]). A queue that reports no such field
+//! API, labelled `node`: [`crate::rabbitmq::health`]; the protocol listener checks also
+//! `protocol`: [`crate::rabbitmq::listeners`]). A queue that reports no such field
 //! (a classic queue; mirrors on 4.x) has no series; a check a version lacks has none either.
 
 use std::fmt;
@@ -75,9 +76,9 @@ pub const SYNCHRONISED_MIRRORS: Family = Family {
 /// `rabbitmq_queue_delivery_limit{vhost,queue}`.
 pub const DELIVERY_LIMIT: Family = Family {
     name: "rabbitmq_queue_delivery_limit",
-    help: "Deliveries after which a quorum queue drops or dead-letters a message (RabbitMQ 4.x, default 20; absent without management statistics).",
+    help: "Deliveries after which a quorum queue drops or dead-letters a message (RabbitMQ 4.x: default 20; 3.x, and 4.x without management statistics: only when an x-delivery-limit argument or delivery-limit policy sets one).",
     unit: None,
-    source: "/api/queues delivery_limit",
+    source: "/api/queues delivery_limit, else arguments x-delivery-limit / effective_policy_definition delivery-limit",
 };
 
 /// `rabbitmq_queue_messages_dlx{vhost,queue}`.
@@ -128,6 +129,14 @@ pub const CERTIFICATE_EXPIRY: Family = Family {
     source: "/api/health/checks/certificate-expiration/30/days expired[].certfile_expires_on, cacertfile_expires_on",
 };
 
+/// `rabbitmq_node_protocol_listener_down{node,protocol}`.
+pub const PROTOCOL_LISTENER_DOWN: Family = Family {
+    name: "rabbitmq_node_protocol_listener_down",
+    help: "1 when no listener for `protocol` runs on the member (its protocol-listener check fails), else 0; for the protocols it served when first seen and cluster.expected_protocols.",
+    unit: None,
+    source: "/api/health/checks/protocol-listener/{protocol}, read from each member",
+};
+
 /// `rabbitmq_watch_health_check_up{node,check}`.
 pub const CHECK_UP: Family = Family {
     name: "rabbitmq_watch_health_check_up",
@@ -158,7 +167,9 @@ const QUEUE_GAUGES: [QueueGauge; 6] = [
     (&SYNCHRONISED_MIRRORS, |q| {
         q.synchronised_slave_nodes.as_ref().map(|m| m.len() as i64)
     }),
-    (&DELIVERY_LIMIT, |q| q.delivery_limit.map(|v| v as i64)),
+    (&DELIVERY_LIMIT, |q| {
+        crate::alerting::replication::delivery_limit(q).map(|v| v as i64)
+    }),
 ];
 
 /// Writes the replication families of the queue listing and the health check families.
@@ -248,15 +259,36 @@ pub fn encode(enc: &mut DescriptorEncoder, s: &Snapshot) -> fmt::Result {
                 })
         }),
     )?;
+    PROTOCOL_LISTENER_DOWN.gauge(
+        enc,
+        members.iter().flat_map(|m| {
+            m.listeners.iter().filter_map(move |(protocol, _)| {
+                m.listener_down(protocol).map(|down| {
+                    (
+                        [("node", m.node.as_str()), ("protocol", protocol.as_str())],
+                        flag(down),
+                    )
+                })
+            })
+        }),
+    )?;
     CHECK_UP.gauge(
         enc,
         members.iter().flat_map(|m| {
-            m.checks
+            let checks = m
+                .checks
                 .iter()
-                .filter_map(move |(check, fetched)| match &fetched.result {
+                .map(|(check, fetched)| (check.label().to_owned(), &fetched.result));
+            let listeners = m
+                .listeners
+                .iter()
+                .map(|(p, fetched)| (format!("protocol-listener/{p}"), &fetched.result));
+            checks
+                .chain(listeners)
+                .filter_map(move |(check, result)| match result {
                     Ok(None) => None,
                     r => Some((
-                        [("node", m.node.as_str()), ("check", check.label())],
+                        [("node", m.node.clone()), ("check", check)],
                         flag(r.is_ok()),
                     )),
                 })

@@ -3,7 +3,8 @@
 //! their majority (`node-is-quorum-critical`) or classic mirrored queues their last
 //! synchronised mirror (`node-is-mirror-sync-critical`, 3.x), whether all its virtual hosts
 //! run (`virtual-hosts`), and whether a TLS listener's certificate expires within
-//! [`CERTIFICATE_WINDOW_DAYS`] (`certificate-expiration/30/days`).
+//! [`CERTIFICATE_WINDOW_DAYS`] (`certificate-expiration/30/days`); and whether a listener runs
+//! for each protocol it should serve (`protocol-listener/{protocol}`: [`super::listeners`]).
 //!
 //! The checks are cheap and answer even with management statistics disabled. Each answers
 //! 200 (`{"status":"ok"}`) or 503 (`{"status":"failed","reason":…}` plus what failed); both are
@@ -19,7 +20,8 @@ use std::time::SystemTime;
 use reqwest::StatusCode;
 use serde::Deserialize;
 
-use super::model::lenient;
+use super::listeners::Protocols;
+use super::model::{Overview, lenient};
 use super::{Body, Client, Endpoint, Error, Fetched};
 
 /// The window of the certificate check, in days: a TLS listener whose certificate (or CA
@@ -82,6 +84,10 @@ pub struct Verdict {
     /// `virtual-hosts` (`virtual-hosts`, 503 only): the virtual hosts that are down.
     #[serde(default, rename = "virtual-hosts", deserialize_with = "lenient")]
     pub virtual_hosts: Option<Vec<String>>,
+    /// `protocols` (`protocol-listener`, 503 only): the protocols whose listeners do run on
+    /// the member.
+    #[serde(default, deserialize_with = "lenient")]
+    pub protocols: Option<Vec<String>>,
 }
 
 impl Verdict {
@@ -173,6 +179,10 @@ pub struct MemberHealth {
     pub node: String,
     /// Each check of [`CHECKS`] and its outcome.
     pub checks: Vec<(Check, Fetched<Option<Verdict>>)>,
+    /// Each protocol checked with `protocol-listener/{protocol}` and its outcome, sorted by
+    /// protocol ([`super::listeners`]: those the member served when first seen, plus
+    /// `cluster.expected_protocols`).
+    pub listeners: Vec<(String, Fetched<Option<Verdict>>)>,
 }
 
 impl MemberHealth {
@@ -188,6 +198,17 @@ impl MemberHealth {
     /// Whether `check` failed on this member (`None`: unknown or not available).
     pub fn failing(&self, check: Check) -> Option<bool> {
         self.verdict(check).map(|v| !v.passing())
+    }
+
+    /// Whether no listener for `protocol` runs on this member (`None`: not checked, unknown,
+    /// or the version lacks the check).
+    pub fn listener_down(&self, protocol: &str) -> Option<bool> {
+        self.listeners
+            .iter()
+            .find(|(p, _)| p == protocol)
+            .and_then(|(_, f)| f.ok())
+            .and_then(Option::as_ref)
+            .map(|v| !v.passing())
     }
 }
 
@@ -214,10 +235,19 @@ impl Client {
     /// [`Error`] for [`Endpoint::HealthChecks`]: transport failures, other statuses, a body
     /// that is not a verdict.
     pub async fn health_check(&self, check: &str) -> Result<Body<Option<Verdict>>, Error> {
+        self.verdict_at(&check.split('/').collect::<Vec<_>>()).await
+    }
+
+    /// Reads the check at `/api/health/checks/` followed by `segments` (each one path segment,
+    /// percent-encoded: a `/` inside one becomes `%2F`), as [`Client::health_check`] does.
+    pub(super) async fn verdict_at(
+        &self,
+        segments: &[&str],
+    ) -> Result<Body<Option<Verdict>>, Error> {
         let endpoint = Endpoint::HealthChecks;
-        let mut segments = vec!["api", "health", "checks"];
-        segments.extend(check.split('/'));
-        let url = self.url(&segments, endpoint)?;
+        let mut path = vec!["api", "health", "checks"];
+        path.extend(segments);
+        let url = self.url(&path, endpoint)?;
         match self
             .get_json::<Verdict>(endpoint, url, &[], &[StatusCode::SERVICE_UNAVAILABLE])
             .await
@@ -242,29 +272,55 @@ impl Client {
 }
 
 /// Reads the checks of every member; remembers which checks were found missing so that is
-/// logged once.
+/// logged once, and which protocols each member serves.
 #[derive(Debug, Default)]
 pub struct Reader {
     /// (member, check) pairs already logged as not available.
     logged: Mutex<BTreeSet<(String, Check)>>,
+    /// The protocols whose listeners are checked on each member.
+    protocols: Protocols,
 }
 
 impl Reader {
-    /// Reads every check of [`CHECKS`] from each of `members` ((name, client) pairs),
-    /// concurrently; each read is bounded by its client's timeout.
+    /// A reader that also checks the listeners of `expected` protocols on every member
+    /// (`cluster.expected_protocols`), besides those each member served when first seen.
+    pub fn new(expected: Vec<String>) -> Self {
+        Self {
+            logged: Mutex::default(),
+            protocols: Protocols::new(expected),
+        }
+    }
+
+    /// Takes over the protocols `previous` learnt (see [`Protocols::adopt`]).
+    pub fn adopt(&self, previous: &Reader) {
+        self.protocols.adopt(&previous.protocols);
+    }
+
+    /// Learns the protocols each member serves from an `/api/overview` read
+    /// ([`Protocols::learn`]).
+    pub fn learn(&self, overview: &Overview) {
+        self.protocols.learn(overview);
+    }
+
+    /// Reads every check of [`CHECKS`] and every protocol listener check from each of
+    /// `members` ((name, client) pairs; `""`: the node behind `rabbitmq.url`, named by the
+    /// last overview), concurrently; each read is bounded by its client's timeout.
     pub async fn read(&self, members: Vec<(String, Client)>) -> Health {
         let mut tasks = tokio::task::JoinSet::new();
         for (node, client) in members {
+            let protocols = self.protocols.of(&node);
             tasks.spawn(async move {
                 let reads = CHECKS.map(|(check, path)| {
                     let client = client.clone();
                     async move { (check, Fetched::timed(client.health_check(path)).await) }
                 });
                 let [a, b, c, d] = reads;
-                let (a, b, c, d) = tokio::join!(a, b, c, d);
+                let (a, b, c, d, listeners) =
+                    tokio::join!(a, b, c, d, super::listeners::read(&client, protocols));
                 MemberHealth {
                     node,
                     checks: vec![a, b, c, d],
+                    listeners,
                 }
             });
         }

@@ -12,6 +12,7 @@ pub mod audit_reads;
 pub mod client;
 pub mod exposition;
 pub mod health;
+pub mod listeners;
 pub mod members;
 pub mod model;
 pub mod prometheus;

@@ -54,6 +54,23 @@ pub struct Overview {
     /// statistics are disabled).
     #[serde(deserialize_with = "lenient")]
     pub churn_rates: Option<ChurnRates>,
+    /// `listeners`: every running member's listeners (answered even with statistics off).
+    #[serde(deserialize_with = "lenient")]
+    pub listeners: Option<Vec<Listener>>,
+}
+
+/// One element of `/api/overview` `listeners`: a protocol listener running on a member
+/// (e.g. `{"node":"rabbit@a","protocol":"amqp","ip_address":"::","port":5672,…}`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Listener {
+    /// `node` the listener runs on.
+    #[serde(deserialize_with = "lenient")]
+    pub node: Option<String>,
+    /// `protocol`, as the protocol-listener health check names it: `amqp`, `amqp/ssl`,
+    /// `clustering`, `http`, `https`, `http/prometheus`, `mqtt`, `stomp`, …
+    #[serde(deserialize_with = "lenient")]
+    pub protocol: Option<String>,
 }
 
 impl Overview {
@@ -162,7 +179,7 @@ pub struct QueueTotals {
 }
 
 /// The fields of `/api/overview` the sidecar asks for (`columns=`).
-pub const OVERVIEW_COLUMNS: &str = "cluster_name,rabbitmq_version,erlang_version,management_version,node,object_totals,queue_totals,message_stats,disable_stats,churn_rates";
+pub const OVERVIEW_COLUMNS: &str = "cluster_name,rabbitmq_version,erlang_version,management_version,node,object_totals,queue_totals,message_stats,disable_stats,churn_rates,listeners";
 
 /// One element of `GET /api/nodes`: a cluster member as seen by the node that answered.
 ///

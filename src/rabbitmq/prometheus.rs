@@ -21,7 +21,7 @@ use reqwest::Url;
 
 use super::client::BuildError;
 use super::exposition::{self, ParseError, Sample};
-use super::model::{CpuCounters, MessageStats, Node, Overview, Queue};
+use super::model::{ChurnRates, CpuCounters, MessageStats, Node, Overview, Queue};
 use super::{Body, Client, Endpoint, Error, Fetched};
 use crate::config::{ClusterConfig, RabbitmqConfig};
 use crate::rabbitmq::members::expand_template;
@@ -108,6 +108,14 @@ pub struct NodeFigures {
     pub wallclock_ms: Option<u64>,
     /// `erlang_vm_schedulers_online`.
     pub schedulers_online: Option<u64>,
+    /// `rabbitmq_connections_opened_total`: connections opened on this node since it started.
+    pub connections_opened: Option<u64>,
+    /// `rabbitmq_connections_closed_total`: connections closed on this node.
+    pub connections_closed: Option<u64>,
+    /// `rabbitmq_channels_opened_total`: channels opened on this node.
+    pub channels_opened: Option<u64>,
+    /// `rabbitmq_channels_closed_total`: channels closed on this node.
+    pub channels_closed: Option<u64>,
 }
 
 /// Queue figures by (vhost, queue name), as one member answered.
@@ -256,6 +264,10 @@ pub fn parse_node(text: &str) -> Result<NodeFigures, ParseError> {
                 put(&mut n.wallclock_ms, count(&s)?, name)
             }
             "erlang_vm_schedulers_online" => put(&mut n.schedulers_online, count(&s)?, name),
+            "rabbitmq_connections_opened_total" => put(&mut n.connections_opened, count(&s)?, name),
+            "rabbitmq_connections_closed_total" => put(&mut n.connections_closed, count(&s)?, name),
+            "rabbitmq_channels_opened_total" => put(&mut n.channels_opened, count(&s)?, name),
+            "rabbitmq_channels_closed_total" => put(&mut n.channels_closed, count(&s)?, name),
             _ => Ok(()),
         }
     })?;
@@ -390,11 +402,18 @@ pub fn apply_nodes(nodes: &mut [Node], read: &Read) {
                 wallclock_ms,
                 schedulers,
             });
+        // The churn counters: the plugin's where it answered (they also count with management
+        // statistics off), else what /api/nodes reported.
+        node.connection_created = f.connections_opened.or(node.connection_created);
+        node.connection_closed = f.connections_closed.or(node.connection_closed);
+        node.channel_created = f.channels_opened.or(node.channel_created);
+        node.channel_closed = f.channels_closed.or(node.channel_closed);
     }
 }
 
 /// Fills what `/api/overview` lacks without management statistics (`object_totals.channels`
-/// and `.consumers`, `queue_totals`) with the sums of every member's `/metrics` totals, but
+/// and `.consumers`, `queue_totals`, `churn_rates` from the plugin's
+/// `rabbitmq_{connections,channels}_{opened,closed}_total`) with the sums of every member's `/metrics` totals, but
 /// only when every member read answered and they are `cluster_size` distinct nodes (the
 /// members `/api/nodes` lists): a sum over part of the cluster would be too low, so the totals
 /// then stay unknown. Figures the overview has are kept.
@@ -410,6 +429,14 @@ pub fn apply_overview(overview: &mut Overview, read: &Read, cluster_size: usize)
     let objects = overview.object_totals.get_or_insert_with(Default::default);
     objects.channels = objects.channels.or_else(|| sum(|f| f.channels));
     objects.consumers = objects.consumers.or_else(|| sum(|f| f.consumers));
+    if overview.churn_rates.is_none() {
+        overview.churn_rates = Some(ChurnRates {
+            connection_created: sum(|f| f.connections_opened),
+            connection_closed: sum(|f| f.connections_closed),
+            channel_created: sum(|f| f.channels_opened),
+            channel_closed: sum(|f| f.channels_closed),
+        });
+    }
     let totals = overview.queue_totals.get_or_insert_with(Default::default);
     if totals.messages_ready.is_none() && totals.messages_unacknowledged.is_none() {
         totals.messages_ready = sum(|f| f.messages_ready);
@@ -795,9 +822,28 @@ mod tests {
             ),
             (Some(19), Some(2), Some(21))
         );
+        // The churn counters /api/overview lacks without statistics: the plugin's.
+        assert_eq!(listed.churn_rates, None, "stats off: no churn_rates");
+        assert_eq!(
+            o.churn_rates,
+            Some(ChurnRates {
+                connection_created: Some(22),
+                connection_closed: Some(21),
+                channel_created: Some(22),
+                channel_closed: Some(21),
+            })
+        );
+        let mut nodes: Vec<Node> = serde_json::from_str(NODES_4_OFF).unwrap();
+        assert_eq!(nodes[0].connection_created, None, "stats off");
+        apply_nodes(&mut nodes, &read);
+        assert_eq!(
+            (nodes[0].connection_created, nodes[0].channel_closed),
+            (Some(22), Some(21))
+        );
         // Two nodes listed, one member read: a partial sum would be too low.
         let mut o = listed.clone();
         apply_overview(&mut o, &read, 2);
+        assert_eq!(o.churn_rates, None, "unknown, not a partial sum");
         assert_eq!(o.object_totals.unwrap().channels, None);
         assert!(o.queue_totals.unwrap_or_default().messages_ready.is_none());
     }

@@ -4,7 +4,7 @@ use futures_lite::StreamExt;
 use lapin::options::{
     BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
 };
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
 
 use super::RabbitNode;
@@ -84,4 +84,56 @@ pub async fn consume_and_hold(ch: &Channel, queue: &str, tag: &str, n: usize) ->
             .expect("delivery ok");
     }
     consumer
+}
+
+/// Declares a durable quorum queue with `arguments` (besides `x-queue-type`).
+pub async fn declare_quorum(ch: &Channel, queue: &str, arguments: &[(&str, AMQPValue)]) {
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    for (k, v) in arguments {
+        args.insert((*k).into(), v.clone());
+    }
+    ch.queue_declare(
+        queue.into(),
+        QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        args,
+    )
+    .await
+    .expect("queue.declare (quorum)");
+}
+
+/// A consumer that always fails on its messages: consumes `queue` with prefetch 1 and nacks
+/// every delivery with requeue after `delay`, for as long as the channel is open.
+pub async fn requeue_forever(ch: &Channel, queue: &str, delay: std::time::Duration) {
+    use lapin::options::{BasicNackOptions, BasicQosOptions};
+    ch.basic_qos(1, BasicQosOptions::default())
+        .await
+        .expect("basic.qos");
+    let mut deliveries = ch
+        .basic_consume(
+            queue.into(),
+            format!("{queue}-requeuer").as_str().into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("basic.consume");
+    tokio::spawn(async move {
+        while let Some(Ok(d)) = deliveries.next().await {
+            tokio::time::sleep(delay).await;
+            let requeue = BasicNackOptions {
+                requeue: true,
+                ..Default::default()
+            };
+            if d.nack(requeue).await.is_err() {
+                break;
+            }
+        }
+    });
 }

@@ -33,7 +33,9 @@ pub mod sidecar;
 pub mod smtp;
 
 pub use alertmanager::{Alertmanager, client};
-pub use amqp::{amqp, consume_and_hold, declare, publish, publish_with};
+pub use amqp::{
+    amqp, consume_and_hold, declare, declare_quorum, publish, publish_with, requeue_forever,
+};
 pub use exposition::{Exposition, Sample};
 pub use fake_api::{FakeApi, json_response};
 pub use fault_proxy::{Fault, FaultProxy, RandomFaults};
