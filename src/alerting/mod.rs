@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::BacklogConfig;
+use crate::config::{BacklogConfig, CLUSTER_LABEL};
 use crate::snapshot::{Snapshot, SnapshotReceiver};
 use crate::util::elapsed;
 /// Serde adapters for times, re-exported from [`crate::util::time`] for the state file
@@ -178,6 +178,9 @@ pub struct Engine {
     /// The reliability audit's findings, for `kind: audit` rules (`None`: no audit; those
     /// rules are then unknown).
     findings: Option<findings::FindingsReceiver>,
+    /// The cluster's name under `clusters:`: every alert carries it as label
+    /// `rabbitmq_cluster` (`None`: the single cluster of the top level, no such label).
+    cluster_name: Option<String>,
 }
 
 impl Engine {
@@ -199,6 +202,7 @@ impl Engine {
             capacity: capacity::Tracker::new(window),
             last_vars: BTreeMap::new(),
             findings: None,
+            cluster_name: None,
         }
     }
 
@@ -215,6 +219,14 @@ impl Engine {
     #[must_use]
     pub fn with_expected_nodes(mut self, expected: Option<u64>) -> Self {
         self.cluster = Detector::new(expected);
+        self
+    }
+
+    /// The same engine, for the cluster `name` of `clusters:`: every alert carries the label
+    /// `rabbitmq_cluster="name"`, and only the saved alerts with that label are restored.
+    #[must_use]
+    pub fn for_cluster(mut self, name: Option<String>) -> Self {
+        self.cluster_name = name;
         self
     }
 
@@ -238,7 +250,8 @@ impl Engine {
     pub fn restore(&mut self, alerts: impl IntoIterator<Item = Alert>) {
         for alert in alerts {
             let name = alert.labels.get("alertname").cloned().unwrap_or_default();
-            if self.rules.iter().any(|r| r.name == name) {
+            let ours = alert.labels.get(CLUSTER_LABEL) == self.cluster_name.as_ref();
+            if ours && self.rules.iter().any(|r| r.name == name) {
                 self.alerts.insert(alert.fingerprint.clone(), alert);
             }
         }
@@ -270,6 +283,7 @@ impl Engine {
             } else {
                 rule.evaluate(snapshot, &self.report, &self.cluster_status)
             };
+            let evaluation = with_cluster_label(evaluation, self.cluster_name.as_deref());
             step(&mut self.alerts, rule, evaluation, now, &vars, vars_changed);
         }
         self.last_vars = vars;
@@ -280,6 +294,29 @@ impl Engine {
                     .is_some_and(|t| elapsed(t, now) > RESOLVED_RETENTION))
         });
     }
+}
+
+/// `evaluation` with the label `rabbitmq_cluster="name"` on every object (before the
+/// fingerprints are taken: the same queue in two clusters is two alerts).
+fn with_cluster_label(evaluation: Evaluation, name: Option<&str>) -> Evaluation {
+    let Some(name) = name else {
+        return evaluation;
+    };
+    let Evaluation::Known {
+        mut active,
+        mut unknown,
+    } = evaluation
+    else {
+        return evaluation;
+    };
+    for labels in active
+        .iter_mut()
+        .map(|i| &mut i.labels)
+        .chain(unknown.iter_mut())
+    {
+        labels.insert(CLUSTER_LABEL.to_owned(), name.to_owned());
+    }
+    Evaluation::Known { active, unknown }
 }
 
 /// One rule's evaluation applied to its alerts.
@@ -440,6 +477,25 @@ pub struct Assessment {
 
 /// The receiving side of the assessment channel: `None` until the first snapshot is evaluated.
 pub type AssessmentReceiver = watch::Receiver<Option<Arc<Assessment>>>;
+
+/// Waits until any of `receivers` has a new value; `false` when one of them is closed (its
+/// engine stopped). Pending forever when `receivers` is empty.
+pub async fn any_changed(receivers: &mut [AssessmentReceiver]) -> bool {
+    use std::future::Future as _;
+    let mut waits: Vec<_> = receivers
+        .iter_mut()
+        .map(|rx| Box::pin(rx.changed()))
+        .collect();
+    std::future::poll_fn(|cx| {
+        for wait in &mut waits {
+            if let std::task::Poll::Ready(result) = wait.as_mut().poll(cx) {
+                return std::task::Poll::Ready(result.is_ok());
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
 
 /// Evaluates every new snapshot with `engine` and publishes the result on `tx`, until
 /// `shutdown`.

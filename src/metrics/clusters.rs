@@ -1,0 +1,215 @@
+//! Several clusters (`clusters:`) in one exposition: each cluster's families are encoded from
+//! its own latest assessment with the constant label `rabbitmq_cluster="NAME"` on every
+//! sample, then the expositions are merged family by family (each family once, its samples
+//! from every cluster in the order of `clusters:`), and the sidecar-wide families (the
+//! notifiers' deliveries and state file) are added once, without the label.
+//!
+//! A cluster not polled yet has only its sidecar families, with `rabbitmq_up 0`.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::registry::Registry;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::{Exposition, SidecarInfo, SnapshotCollector, alerts, format, notify};
+use crate::alerting::{Assessment, AssessmentReceiver};
+use crate::config::CLUSTER_LABEL;
+
+/// One cluster's name and latest assessment (`None`: not evaluated yet).
+pub type ClusterPart = (String, Option<Arc<Assessment>>);
+
+/// The sidecar-wide families: the notifiers' counters.
+#[derive(Debug)]
+struct SidecarWide(Option<Arc<crate::notify::NotifyStats>>);
+
+impl prometheus_client::collector::Collector for SidecarWide {
+    fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
+        match &self.0 {
+            Some(stats) => notify::encode(&mut enc, stats),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The OpenMetrics text (without `# EOF`) of one cluster's families, every sample labelled
+/// `rabbitmq_cluster=name`.
+fn cluster_text(name: &str, assessment: Option<&Assessment>, info: &SidecarInfo) -> String {
+    let label = [(Cow::Borrowed(CLUSTER_LABEL), Cow::Owned(name.to_owned()))];
+    let mut registry = Registry::with_labels(label.into_iter());
+    registry.register_collector(Box::new(SnapshotCollector {
+        snapshot: assessment.map(|a| a.snapshot.clone()),
+        backlog: assessment.map(|a| a.backlog.clone()),
+        cluster: assessment.map(|a| a.cluster.clone()),
+        alerts: alerts::count(assessment.map_or(&[][..], |a| a.alerts.as_slice())),
+        info: SidecarInfo {
+            notify_stats: None,
+            audit: None,
+            ..info.clone()
+        },
+    }));
+    let mut out = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode_registry(&mut out, &registry) {
+        // Our collectors do not fail; keep serving the other clusters rather than panic.
+        tracing::error!(error = %e, cluster = name, "encoding a cluster's exposition failed");
+        out.clear();
+    }
+    out
+}
+
+/// Merges OpenMetrics texts (without `# EOF`) so that each family appears once: a family
+/// starts at its `# HELP` line; its metadata is taken from the first text that has it and
+/// its samples from every text, in order. Ends with `# EOF`.
+pub fn merge(texts: &[String], out: &mut impl fmt::Write) -> fmt::Result {
+    // (metadata lines, sample lines) per family, in the order first seen.
+    let mut families: Vec<(String, String)> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    for text in texts {
+        let mut current: Option<usize> = None;
+        let mut header = false;
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                let name = rest.split(' ').next().unwrap_or("");
+                let i = *index.entry(name).or_insert_with(|| {
+                    families.push((String::new(), String::new()));
+                    families.len() - 1
+                });
+                header = families[i].0.is_empty();
+                current = Some(i);
+                if header {
+                    families[i].0.push_str(line);
+                    families[i].0.push('\n');
+                }
+                continue;
+            }
+            let Some(i) = current else { continue };
+            if line.starts_with('#') {
+                if header {
+                    families[i].0.push_str(line);
+                    families[i].0.push('\n');
+                }
+            } else if !line.is_empty() {
+                families[i].1.push_str(line);
+                families[i].1.push('\n');
+            }
+        }
+    }
+    for (header, samples) in &families {
+        out.write_str(header)?;
+        out.write_str(samples)?;
+    }
+    out.write_str("# EOF\n")
+}
+
+/// Encodes the exposition of several clusters: each cluster's families with its label, the
+/// sidecar-wide ones once.
+pub fn encode_clusters(parts: &[ClusterPart], info: &SidecarInfo) -> Exposition {
+    let mut texts: Vec<String> = parts
+        .iter()
+        .map(|(name, a)| cluster_text(name, a.as_deref(), info))
+        .collect();
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(SidecarWide(info.notify_stats.clone())));
+    let mut wide = String::new();
+    if prometheus_client::encoding::text::encode_registry(&mut wide, &registry).is_ok() {
+        texts.push(wide);
+    }
+    let mut writer = format::GzipWriter::new();
+    if merge(&texts, &mut writer).is_err() {
+        tracing::error!("merging the clusters' expositions failed");
+        writer = format::GzipWriter::new();
+        let _ = fmt::Write::write_str(&mut writer, "# EOF\n");
+    }
+    Exposition {
+        // Grows with every poll of any cluster.
+        seq: parts
+            .iter()
+            .filter_map(|(_, a)| a.as_ref().map(|a| a.snapshot.seq))
+            .sum(),
+        variants: format::Variants::from_openmetrics_gzip(writer.finish()),
+    }
+}
+
+/// Encodes the clusters' latest assessments again whenever any of them changes, and
+/// publishes the result on `tx` until `shutdown`. `clusters` holds each cluster's name and
+/// assessment channel, in the order of `clusters:`.
+pub async fn run(
+    clusters: Vec<(String, AssessmentReceiver)>,
+    tx: watch::Sender<Arc<Exposition>>,
+    info: SidecarInfo,
+    shutdown: CancellationToken,
+) {
+    let (names, mut receivers): (Vec<String>, Vec<AssessmentReceiver>) =
+        clusters.into_iter().unzip();
+    loop {
+        let changed = crate::alerting::any_changed(&mut receivers);
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            ok = changed => if !ok { break },
+        }
+        let parts: Vec<ClusterPart> = names
+            .iter()
+            .cloned()
+            .zip(
+                receivers
+                    .iter_mut()
+                    .map(|rx| rx.borrow_and_update().clone()),
+            )
+            .collect();
+        let info = info.clone();
+        // Encoding thousands of queues is CPU work: keep it off the async workers.
+        match tokio::task::spawn_blocking(move || encode_clusters(&parts, &info)).await {
+            Ok(exposition) => {
+                tx.send_replace(Arc::new(exposition));
+            }
+            Err(e) => tracing::error!(error = %e, "encoding task failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn text(parts: &[ClusterPart]) -> String {
+        let info = SidecarInfo {
+            poll_interval: Duration::from_secs(15),
+            rule_names: vec!["RabbitmqNodeDown".to_owned()],
+            notify_stats: Some(Arc::default()),
+            audit: None,
+        };
+        let e = encode_clusters(parts, &info);
+        String::from_utf8(e.variants.get(format::Format::OpenMetrics, false).to_vec()).unwrap()
+    }
+
+    #[test]
+    fn each_family_once_with_every_clusters_samples_and_sidecar_wide_ones_unlabelled() {
+        let t = text(&[("a".to_owned(), None), ("b".to_owned(), None)]);
+        assert_eq!(t.matches("# TYPE rabbitmq_up gauge\n").count(), 1, "{t}");
+        assert!(t.contains("rabbitmq_up{rabbitmq_cluster=\"a\"} 0\n"), "{t}");
+        assert!(t.contains("rabbitmq_up{rabbitmq_cluster=\"b\"} 0\n"), "{t}");
+        assert!(t.contains(
+            "rabbitmq_watch_alerts{rabbitmq_cluster=\"b\",alertname=\"RabbitmqNodeDown\",state=\"firing\"} 0\n"
+        ), "{t}");
+        // The notifiers serve every cluster: their families have no cluster label.
+        assert_eq!(
+            t.matches("# TYPE rabbitmq_watch_notifications counter\n")
+                .count(),
+            1,
+            "{t}"
+        );
+        assert_eq!(t.matches("# EOF").count(), 1);
+        assert!(t.ends_with("# EOF\n"));
+        // Every family's samples follow its own metadata (a valid exposition).
+        let mut families = std::collections::HashSet::new();
+        for line in t.lines().filter(|l| l.starts_with("# TYPE ")) {
+            assert!(families.insert(line.to_owned()), "{line} twice");
+        }
+    }
+}
