@@ -136,6 +136,21 @@ async fn one_sidecar_watches_a_3_10_and_a_4_0_broker_and_a_stopped_one_stays_its
     };
     assert!(version("r3").starts_with("3.10."), "{}", m.text);
     assert!(version("r4").starts_with("4.0."), "{}", m.text);
+    // The broker's own cluster_name moves to `cluster_name` (a label appears once per series).
+    for s in &m.samples {
+        let mut names: Vec<&str> = s.labels.iter().map(|(k, _)| k.as_str()).collect();
+        names.sort_unstable();
+        let count = names.len();
+        names.dedup();
+        assert_eq!(names.len(), count, "a label repeated: {s:?}");
+    }
+    for c in ["r3", "r4"] {
+        let identity = m.find("rabbitmq_identity_info", &[("rabbitmq_cluster", c)]);
+        assert!(
+            identity.len() == 1 && identity[0].labels.iter().any(|(k, _)| k == "cluster_name"),
+            "{c}: {identity:?}"
+        );
+    }
     // No series without the label (the sidecar-wide notifier families aside: none here).
     let unlabelled: Vec<_> = m
         .text

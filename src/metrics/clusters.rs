@@ -58,6 +58,23 @@ fn cluster_text(name: &str, assessment: Option<&Assessment>, info: &SidecarInfo)
         tracing::error!(error = %e, cluster = name, "encoding a cluster's exposition failed");
         out.clear();
     }
+    rename_broker_cluster_name(&out)
+}
+
+/// `rabbitmq_identity_info`'s own label `rabbitmq_cluster` is the broker's `cluster_name`;
+/// with several clusters that label is the configured name (written first, as a constant
+/// label), so the broker's name moves to the label `cluster_name` (a label may appear once).
+fn rename_broker_cluster_name(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        match line.strip_prefix("rabbitmq_identity_info{") {
+            Some(rest) => {
+                out.push_str("rabbitmq_identity_info{");
+                out.push_str(&rest.replacen(",rabbitmq_cluster=\"", ",cluster_name=\"", 1));
+            }
+            None => out.push_str(line),
+        }
+    }
     out
 }
 
