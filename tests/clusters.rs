@@ -170,6 +170,13 @@ async fn one_sidecar_watches_a_3_10_and_a_4_0_broker_and_a_stopped_one_stays_its
         .then_some(())
     });
 
+    // The status page lists both clusters' alerts, each naming its cluster.
+    let (status, page) = sidecar.get("/");
+    assert_eq!(status, 200);
+    for c in ["r3", "r4"] {
+        assert!(page.contains(&format!("multi (cluster {c})")), "{page}");
+    }
+
     // The 4.0 broker stops: only its cluster is down and only its alert unknown.
     r4.stop();
     let m = eventually(WAIT, "r4 down, r3 up", || {

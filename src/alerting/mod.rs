@@ -769,4 +769,31 @@ mod tests {
         e.evaluate(&s, s.started_at);
         assert_eq!(state(&e), Some(State::Firing));
     }
+
+    #[test]
+    fn a_cluster_engine_labels_its_alerts_and_restores_only_its_own() {
+        let mut e =
+            Engine::new(vec![rule("messages_ready > 10", 0, 0)]).for_cluster(Some("a".into()));
+        e.evaluate(&snap(Some(Some(50)), false), at(0));
+        let fired = e.alerts().next().unwrap().clone();
+        assert_eq!(fired.labels[CLUSTER_LABEL], "a");
+        // The same queue in another cluster is another alert (another fingerprint).
+        let mut b =
+            Engine::new(vec![rule("messages_ready > 10", 0, 0)]).for_cluster(Some("b".into()));
+        b.evaluate(&snap(Some(Some(50)), false), at(0));
+        assert_ne!(b.alerts().next().unwrap().fingerprint, fired.fingerprint);
+        // Restoring keeps the alerts of this cluster only.
+        let saved: Vec<Alert> = e.alerts().chain(b.alerts()).cloned().collect();
+        let mut restored =
+            Engine::new(vec![rule("messages_ready > 10", 0, 0)]).for_cluster(Some("b".into()));
+        restored.restore(saved.clone());
+        let labels: Vec<_> = restored
+            .alerts()
+            .map(|a| a.labels[CLUSTER_LABEL].clone())
+            .collect();
+        assert_eq!(labels, ["b"]);
+        let mut single = Engine::new(vec![rule("messages_ready > 10", 0, 0)]);
+        single.restore(saved);
+        assert_eq!(single.alerts().count(), 0);
+    }
 }

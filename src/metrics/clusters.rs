@@ -81,7 +81,10 @@ fn rename_broker_cluster_name(text: &str) -> String {
 /// Merges OpenMetrics texts (without `# EOF`) so that each family appears once: a family
 /// starts at its `# HELP` line; its metadata is taken from the first text that has it and
 /// its samples from every text, in order. Ends with `# EOF`.
-pub fn merge(texts: &[String], out: &mut impl fmt::Write) -> fmt::Result {
+pub fn merge<'a>(
+    texts: impl IntoIterator<Item = &'a str>,
+    out: &mut impl fmt::Write,
+) -> fmt::Result {
     // (metadata lines, sample lines) per family, in the order first seen.
     let mut families: Vec<(String, String)> = Vec::new();
     let mut index: HashMap<&str, usize> = HashMap::new();
@@ -125,35 +128,52 @@ pub fn merge(texts: &[String], out: &mut impl fmt::Write) -> fmt::Result {
 /// Encodes the exposition of several clusters: each cluster's families with its label, the
 /// sidecar-wide ones once.
 pub fn encode_clusters(parts: &[ClusterPart], info: &SidecarInfo) -> Exposition {
-    let mut texts: Vec<String> = parts
+    let texts: Vec<Arc<str>> = parts
         .iter()
-        .map(|(name, a)| cluster_text(name, a.as_deref(), info))
+        .map(|(name, a)| cluster_text(name, a.as_deref(), info).into())
         .collect();
+    assemble(&texts, seq_of(parts.iter().map(|(_, a)| a)), info)
+}
+
+/// Grows with every poll of any cluster: the sum of the clusters' snapshot numbers.
+fn seq_of<'a>(assessments: impl Iterator<Item = &'a Option<Arc<Assessment>>>) -> u64 {
+    assessments
+        .filter_map(|a| a.as_ref().map(|a| a.snapshot.seq))
+        .sum()
+}
+
+/// The exposition of the clusters' `texts` ([`cluster_text`]) and the sidecar-wide families.
+fn assemble(texts: &[Arc<str>], seq: u64, info: &SidecarInfo) -> Exposition {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(SidecarWide(info.notify_stats.clone())));
     let mut wide = String::new();
-    if prometheus_client::encoding::text::encode_registry(&mut wide, &registry).is_ok() {
-        texts.push(wide);
+    if prometheus_client::encoding::text::encode_registry(&mut wide, &registry).is_err() {
+        wide.clear();
     }
     let mut writer = format::GzipWriter::new();
-    if merge(&texts, &mut writer).is_err() {
+    if merge(
+        texts.iter().map(|t| &**t).chain([wide.as_str()]),
+        &mut writer,
+    )
+    .is_err()
+    {
         tracing::error!("merging the clusters' expositions failed");
         writer = format::GzipWriter::new();
         let _ = fmt::Write::write_str(&mut writer, "# EOF\n");
     }
     Exposition {
-        // Grows with every poll of any cluster.
-        seq: parts
-            .iter()
-            .filter_map(|(_, a)| a.as_ref().map(|a| a.snapshot.seq))
-            .sum(),
+        seq,
         variants: format::Variants::from_openmetrics_gzip(writer.finish()),
     }
 }
 
-/// Encodes the clusters' latest assessments again whenever any of them changes, and
-/// publishes the result on `tx` until `shutdown`. `clusters` holds each cluster's name and
-/// assessment channel, in the order of `clusters:`.
+/// One cluster's assessment last encoded and its text.
+type Encoded = (Option<Arc<Assessment>>, Arc<str>);
+
+/// Encodes the clusters' latest assessments whenever any of them changes, and publishes the
+/// result on `tx` until `shutdown`. `clusters` holds each cluster's name and assessment
+/// channel, in the order of `clusters:`. Only the clusters whose assessment changed are
+/// encoded again; the others' text is kept from before.
 pub async fn run(
     clusters: Vec<(String, AssessmentReceiver)>,
     tx: watch::Sender<Arc<Exposition>>,
@@ -162,25 +182,51 @@ pub async fn run(
 ) {
     let (names, mut receivers): (Vec<String>, Vec<AssessmentReceiver>) =
         clusters.into_iter().unzip();
+    // Per cluster: the assessment last encoded and its text.
+    let mut cache: Arc<Vec<Encoded>> = Arc::new(
+        names
+            .iter()
+            .map(|n| (None, cluster_text(n, None, &info).into()))
+            .collect(),
+    );
     loop {
         let changed = crate::alerting::any_changed(&mut receivers);
         tokio::select! {
             _ = shutdown.cancelled() => break,
             ok = changed => if !ok { break },
         }
-        let parts: Vec<ClusterPart> = names
-            .iter()
-            .cloned()
-            .zip(
-                receivers
-                    .iter_mut()
-                    .map(|rx| rx.borrow_and_update().clone()),
-            )
+        let latest: Vec<Option<Arc<Assessment>>> = receivers
+            .iter_mut()
+            .map(|rx| rx.borrow_and_update().clone())
             .collect();
-        let info = info.clone();
+        let (info, names, previous) = (info.clone(), names.clone(), cache.clone());
         // Encoding thousands of queues is CPU work: keep it off the async workers.
-        match tokio::task::spawn_blocking(move || encode_clusters(&parts, &info)).await {
-            Ok(exposition) => {
+        let job = move || {
+            let next: Vec<Encoded> = previous
+                .iter()
+                .zip(latest)
+                .zip(&names)
+                .map(|(((before, text), now), name)| {
+                    let same = match (before, &now) {
+                        (Some(b), Some(n)) => Arc::ptr_eq(b, n),
+                        (None, None) => true,
+                        _ => false,
+                    };
+                    let text = if same {
+                        text.clone()
+                    } else {
+                        cluster_text(name, now.as_deref(), &info).into()
+                    };
+                    (now, text)
+                })
+                .collect();
+            let texts: Vec<Arc<str>> = next.iter().map(|(_, t)| t.clone()).collect();
+            let exposition = assemble(&texts, seq_of(next.iter().map(|(a, _)| a)), &info);
+            (next, exposition)
+        };
+        match tokio::task::spawn_blocking(job).await {
+            Ok((next, exposition)) => {
+                cache = Arc::new(next);
                 tx.send_replace(Arc::new(exposition));
             }
             Err(e) => tracing::error!(error = %e, "encoding task failed"),
