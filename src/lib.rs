@@ -90,6 +90,7 @@
 
 pub mod alerting;
 pub mod audit;
+pub mod clusters;
 pub mod config;
 pub mod http;
 pub mod matcher;
@@ -116,7 +117,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::metrics::SidecarInfo;
-use crate::poller::Poller;
 
 /// Why [`run`] stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -173,28 +173,6 @@ fn build_dispatcher(config: &Config) -> Result<notify::dispatch::Dispatcher, Run
     })
 }
 
-/// The poller of `config` (`poll.*`, `queues.*`, `cluster.*`, `rabbitmq.*`), with its
-/// management API client and readers built.
-fn build_poller(config: &Config) -> Result<Poller, RunError> {
-    let client = rabbitmq::Client::new(&config.rabbitmq)?;
-    Ok(Poller::new(
-        client,
-        config.poll.interval,
-        config.queues.clone(),
-        config.alerting.backlog.discover_dead_letter_queues,
-    )
-    .with_deadline(config.poll.deadline)
-    .with_expected_protocols(config.cluster.expected_protocols.clone())
-    .with_cluster(rabbitmq::members::Reader::new(
-        config.cluster.clone(),
-        config.rabbitmq.clone(),
-    )?)
-    .with_prometheus(
-        config.rabbitmq.source,
-        rabbitmq::prometheus::Reader::new(config.rabbitmq.clone(), Some(config.cluster.clone()))?,
-    ))
-}
-
 /// [`run`], reloading the configuration through `loader` on SIGHUP and `POST /-/reload`
 /// (see [`reload`]).
 ///
@@ -240,13 +218,23 @@ async fn run_with(
         Some(path) => Some(web::WebFile::load(path)?),
         None => None,
     };
-    let client = rabbitmq::Client::new(&config.rabbitmq)?;
     let saved = match &config.notify.state_file {
         Some(path) => notify::dispatch::SavedState::load(path),
         None => notify::dispatch::SavedState::default(),
     };
     let notify_stats = Arc::new(notify::NotifyStats::default());
     let dispatcher = build_dispatcher(&config)?;
+    let (audit_tx, audit_rx) = watch::channel(None);
+    let audit_rx = config.audit.enabled.then_some(audit_rx);
+    // Reloads: one update channel per task, a poller and an engine per cluster (see `reload`).
+    let targets = config.targets();
+    let (senders, updates, info_rx) = reload::channels(
+        targets.iter().map(|t| t.name.clone()).collect(),
+        reload::server_info(&config),
+    );
+    let reload_status = Arc::new(metrics::config_reload::ReloadStatus::new(
+        std::time::SystemTime::now(),
+    ));
     let sidecar = SidecarInfo {
         poll_interval: config.poll.interval,
         rule_names: config
@@ -256,42 +244,47 @@ async fn run_with(
             .map(|r| r.name.clone())
             .collect(),
         notify_stats: Some(notify_stats.clone()),
-        audit: None,
-        config_reload: None,
-    };
-    let (audit_tx, audit_rx) = watch::channel(None);
-    let audit_rx = config.audit.enabled.then_some(audit_rx);
-    let sidecar = SidecarInfo {
         audit: audit_rx.clone().map(|reports| metrics::audit::AuditSource {
             reports,
             max_findings: config.audit.max_findings,
         }),
-        ..sidecar
+        config_reload: loader.is_some().then(|| reload_status.clone()),
     };
-    let (snapshot_tx, snapshot_rx) = watch::channel(None);
-    let (assessment_tx, assessment_rx) = watch::channel(None);
-    let (exposition_tx, exposition_rx) =
-        watch::channel(Arc::new(metrics::encode(None, None, None, &[], &sidecar)));
     // The audit's findings for `kind: audit` rules (audit.alerts): the audit publishes, the
     // engine reads (the engine cannot read the audit's report, which sits above it).
     let (findings_tx, findings_rx) = watch::channel(None);
-    let mut engine = alerting::Engine::with_backlog(
-        config.alerting.rules.clone(),
-        config.alerting.backlog.clone(),
-    )
-    .with_expected_nodes(config.cluster.expected_nodes)
-    .with_findings(findings_rx);
-    engine.restore(saved.alerts.clone());
     let silences = Arc::new(notify::dispatch::Silences::from_saved(
         saved.silences.clone(),
     ));
 
     let supervisor = supervise::Supervisor::new(shutdown.clone());
+    // One poller and alert engine per cluster (see `clusters`); the rest reads one assessment.
+    let several = !config.clusters.is_empty();
+    let mut pipelines = Vec::new();
+    for (target, cluster_updates) in targets.into_iter().zip(updates.clusters) {
+        let findings = (!several).then(|| findings_rx.clone());
+        pipelines.push(clusters::spawn_cluster(
+            &supervisor,
+            &config,
+            target,
+            &saved.alerts,
+            findings,
+            cluster_updates,
+            &shutdown,
+        )?);
+    }
+    let (snapshot_rx, assessment_rx, exposition_rx) = clusters::spawn_readers(
+        &supervisor,
+        &pipelines,
+        &sidecar,
+        updates.metrics,
+        &shutdown,
+    );
     if config.audit.enabled {
         supervisor.spawn(
             "reliability audit",
             audit::run(
-                client.clone(),
+                pipelines[0].client.clone(),
                 config.audit.clone(),
                 assessment_rx.clone(),
                 audit_tx,
@@ -300,40 +293,6 @@ async fn run_with(
             ),
         );
     }
-    let poller = build_poller(&config)?;
-    // Reloads: one update channel per task (see `reload`).
-    let (senders, updates, info_rx) = reload::channels(reload::server_info(&config));
-    let reload_status = Arc::new(metrics::config_reload::ReloadStatus::new(
-        std::time::SystemTime::now(),
-    ));
-    let sidecar = SidecarInfo {
-        config_reload: loader.is_some().then(|| reload_status.clone()),
-        ..sidecar
-    };
-    supervisor.spawn(
-        "poller",
-        poller.run(snapshot_tx, updates.poller, shutdown.clone()),
-    );
-    supervisor.spawn(
-        "alert engine",
-        alerting::run(
-            engine,
-            snapshot_rx.clone(),
-            updates.engine,
-            assessment_tx,
-            shutdown.clone(),
-        ),
-    );
-    supervisor.spawn(
-        "metrics encoder",
-        metrics::run(
-            assessment_rx.clone(),
-            exposition_tx,
-            sidecar.clone(),
-            updates.metrics,
-            shutdown.clone(),
-        ),
-    );
     supervisor.spawn(
         "notification dispatcher",
         notify::dispatch::run(
@@ -396,7 +355,7 @@ async fn run_with(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(
             %addr,
-            target = %config.rabbitmq.url,
+            target = %clusters::describe_targets(&config),
             interval = ?config.poll.interval,
             tls = web.as_ref().is_some_and(|w| w.tls.is_some()),
             basic_auth = web.as_ref().is_some_and(|w| !w.users.is_empty()),

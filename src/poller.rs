@@ -119,6 +119,11 @@ impl Poller {
         choose_source(self.source, overview)
     }
 
+    /// The management API client this poller reads through.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// The same poller, ending every read still running `deadline` after a poll started
     /// (`poll.deadline`; default 60 s).
     pub fn with_deadline(mut self, deadline: Duration) -> Self {

@@ -28,6 +28,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::alerting;
+use crate::clusters::ClusterUpdates;
 use crate::config::{Config, ConfigError};
 use crate::http::ServerInfo;
 use crate::metrics::SidecarInfo;
@@ -80,13 +81,22 @@ pub fn restart_only_changes(running: &Config, new: &Config) -> Vec<&'static str>
         .collect()
 }
 
+/// One cluster's poller and alert engine, as a reload reaches them.
+#[derive(Debug)]
+pub struct ClusterSenders {
+    /// The cluster's name (`None`: the single cluster of the top level).
+    pub name: Option<String>,
+    /// To its poller.
+    pub poller: mpsc::Sender<Update<Replacement>>,
+    /// To its alert engine.
+    pub engine: mpsc::Sender<Update<alerting::Settings>>,
+}
+
 /// What a running task is handed on a reload, one channel per task.
 #[derive(Debug)]
 pub struct Senders {
-    /// To the poller.
-    pub poller: mpsc::Sender<Update<Replacement>>,
-    /// To the alert engine.
-    pub engine: mpsc::Sender<Update<alerting::Settings>>,
+    /// To each cluster's poller and engine, in the order of the start-up configuration.
+    pub clusters: Vec<ClusterSenders>,
     /// To the notification dispatcher.
     pub dispatcher: mpsc::Sender<Update<Dispatcher>>,
     /// To the metrics encoder.
@@ -98,34 +108,47 @@ pub struct Senders {
 /// The receiving ends of [`Senders`] but the HTTP one, for the tasks' `run` functions.
 #[derive(Debug)]
 pub struct Receivers {
-    /// For [`crate::poller::Poller::run`].
-    pub poller: Updates<Replacement>,
-    /// For [`crate::alerting::run`].
-    pub engine: Updates<alerting::Settings>,
+    /// For each cluster's [`crate::poller::Poller::run`] and [`crate::alerting::run`], in the
+    /// order of the names given to [`channels`].
+    pub clusters: Vec<ClusterUpdates>,
     /// For [`crate::notify::dispatch::run`].
     pub dispatcher: Updates<Dispatcher>,
-    /// For [`crate::metrics::run`].
+    /// For [`crate::metrics::run`] or [`crate::metrics::clusters::run`].
     pub metrics: Updates<SidecarInfo>,
 }
 
-/// The update channels of every task, and the HTTP facts' channel starting at `server`.
-pub fn channels(server: ServerInfo) -> (Senders, Receivers, watch::Receiver<Arc<ServerInfo>>) {
-    let (poller, poller_rx) = mpsc::channel(1);
-    let (engine, engine_rx) = mpsc::channel(1);
+/// The update channels of every task (a poller and an engine for each of the clusters
+/// `names`), and the HTTP facts' channel starting at `server`.
+pub fn channels(
+    names: Vec<Option<String>>,
+    server: ServerInfo,
+) -> (Senders, Receivers, watch::Receiver<Arc<ServerInfo>>) {
+    let (mut cluster_senders, mut cluster_receivers) = (Vec::new(), Vec::new());
+    for name in names {
+        let (poller, poller_rx) = mpsc::channel(1);
+        let (engine, engine_rx) = mpsc::channel(1);
+        cluster_senders.push(ClusterSenders {
+            name,
+            poller,
+            engine,
+        });
+        cluster_receivers.push(ClusterUpdates {
+            poller: poller_rx,
+            engine: engine_rx,
+        });
+    }
     let (dispatcher, dispatcher_rx) = mpsc::channel(1);
     let (metrics, metrics_rx) = mpsc::channel(1);
     let (server, server_rx) = watch::channel(Arc::new(server));
     (
         Senders {
-            poller,
-            engine,
+            clusters: cluster_senders,
             dispatcher,
             metrics,
             server,
         },
         Receivers {
-            poller: poller_rx,
-            engine: engine_rx,
+            clusters: cluster_receivers,
             dispatcher: dispatcher_rx,
             metrics: metrics_rx,
         },
@@ -133,17 +156,24 @@ pub fn channels(server: ServerInfo) -> (Senders, Receivers, watch::Receiver<Arc<
     )
 }
 
-/// The HTTP routes' facts for `config`.
+/// The HTTP routes' facts for `config`: the target(s) as the status page shows them, and a
+/// readiness age of two poll intervals plus the longest management API timeout.
 pub fn server_info(config: &Config) -> ServerInfo {
+    let timeout = config
+        .targets()
+        .iter()
+        .map(|t| t.rabbitmq.timeout)
+        .max()
+        .unwrap_or(config.rabbitmq.timeout);
     ServerInfo {
-        target: config.rabbitmq.url.to_string(),
+        target: crate::clusters::describe_targets(config),
         poll_interval: config.poll.interval,
         admin_api: config.web.enable_admin_api,
         ready_max_age: config
             .poll
             .interval
             .saturating_mul(2)
-            .saturating_add(config.rabbitmq.timeout),
+            .saturating_add(timeout),
         inhibit_rules: config.notify.inhibit_rules.clone(),
     }
 }
@@ -262,7 +292,23 @@ impl Reloader {
         if let Some(path) = &new.web.config_file {
             crate::web::WebFile::load(path).map_err(|e| error_chain(&e))?;
         }
-        let poller = crate::build_poller(new).map_err(|e| error_chain(&e))?;
+        // Every cluster's poller is built before anything is handed: one that fails to build
+        // rejects the whole reload.
+        let running_targets = running.targets();
+        let new_targets = new.targets();
+        let mut handed = Vec::new();
+        for senders in &self.senders.clusters {
+            let Some(target) = new_targets.iter().find(|t| t.name == senders.name) else {
+                continue;
+            };
+            let poller = crate::clusters::build_poller(new, target).map_err(|e| error_chain(&e))?;
+            let new_target = running_targets
+                .iter()
+                .find(|t| t.name == senders.name)
+                .is_none_or(|t| t.rabbitmq.url != target.rabbitmq.url);
+            let settings = crate::clusters::engine_settings(new, target);
+            handed.push((senders, Replacement { poller, new_target }, settings));
+        }
         let dispatcher = crate::build_dispatcher(new).map_err(|e| error_chain(&e))?;
         let mut warnings: Vec<String> = restart_only_changes(&self.started, new)
             .into_iter()
@@ -272,24 +318,38 @@ impl Reloader {
                 )
             })
             .collect();
+        let running_names: Vec<_> = self.senders.clusters.iter().map(|c| &c.name).collect();
+        let new_names: Vec<_> = new_targets.iter().map(|t| &t.name).collect();
+        if running_names != new_names {
+            warnings.push(format!(
+                "clusters changed from {} to {}: adding, removing or renaming a cluster takes effect only after a restart; the clusters running keep polling, those still configured with the new settings",
+                names_of(&running_names),
+                names_of(&new_names)
+            ));
+        }
         warnings.extend(new.warnings());
-        let replacement = Replacement {
-            poller,
-            new_target: new.rabbitmq.url != running.rabbitmq.url,
-        };
-        let settings = alerting::Settings {
-            rules: new.alerting.rules.clone(),
-            backlog: new.alerting.backlog.clone(),
-            expected_nodes: new.cluster.expected_nodes,
-        };
         let mut server = server_info(new);
         server.admin_api = self.started.web.enable_admin_api;
-        hand(&self.senders.engine, settings).await?;
+        for (senders, _, settings) in &handed {
+            hand(&senders.engine, settings.clone()).await?;
+        }
         hand(&self.senders.dispatcher, dispatcher).await?;
-        hand(&self.senders.poller, replacement).await?;
+        for (senders, replacement, _) in handed {
+            hand(&senders.poller, replacement).await?;
+        }
         self.senders.server.send_replace(Arc::new(server));
         Ok(warnings)
     }
+}
+
+/// Cluster names as a reload's warning shows them (`[a, b]`; `(top level)` for the single
+/// unnamed cluster).
+fn names_of(names: &[&Option<String>]) -> String {
+    let names: Vec<&str> = names
+        .iter()
+        .map(|n| n.as_deref().unwrap_or("(top level)"))
+        .collect();
+    format!("[{}]", names.join(", "))
 }
 
 /// Sends `value` to a task and waits until it took it.

@@ -185,6 +185,11 @@ fn dashboards_are_importable_grafana_json_with_the_datasource_as_an_input() {
         assert_eq!(vars["DS_PROMETHEUS"]["type"], "datasource", "{path}");
         assert_eq!(vars["DS_PROMETHEUS"]["query"], "prometheus", "{path}");
         assert!(vars.contains_key("instance"), "{path}: instance variable");
+        // Several clusters from one sidecar (`clusters:`): every dashboard selects them.
+        assert!(
+            vars.contains_key("rabbitmq_cluster"),
+            "{path}: rabbitmq_cluster variable"
+        );
         for (name, v) in &vars {
             if v["type"] == "query" {
                 let q = v["definition"].as_str().unwrap();
@@ -502,6 +507,9 @@ notify:
         ("vhost", "/".to_owned()),
         ("queue", "dash-.*".to_owned()),
         ("queue_regex", ".*".to_owned()),
+        // "All" (the single-cluster sidecar of this test has no rabbitmq_cluster label; `.*`
+        // matches its absence).
+        ("rabbitmq_cluster", ".*".to_owned()),
     ]
     .into();
     let optional = |expr: &str| -> Option<String> {

@@ -323,6 +323,10 @@ async fn sighup_reloads_the_binary_and_reads_the_password_file_again() {
     // The alert survived both reloads and the failed polls.
     let a = alert(&sidecar, "ReloadBacklog").expect("listed");
     assert_eq!(a["state"], "firing");
+    // Sent once group_wait (1 s) has passed, across the reloads.
+    eventually(WAIT, "the firing notification", || {
+        (!delivered(&receiver, "firing").is_empty()).then_some(())
+    });
     assert_eq!(delivered(&receiver, "firing").len(), 1);
     let logs = sidecar.terminate();
     assert!(

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::BacklogConfig;
+use crate::config::{BacklogConfig, CLUSTER_LABEL};
 use crate::snapshot::{Snapshot, SnapshotReceiver};
 /// Serde adapters for times, re-exported from [`crate::util::time`] for the state file
 /// types that name them by this path.
@@ -191,6 +191,9 @@ pub struct Engine {
     /// The reliability audit's findings, for `kind: audit` rules (`None`: no audit; those
     /// rules are then unknown).
     findings: Option<findings::FindingsReceiver>,
+    /// The cluster's name under `clusters:`: every alert carries it as label
+    /// `rabbitmq_cluster` (`None`: the single cluster of the top level, no such label).
+    cluster_name: Option<String>,
 }
 
 impl Engine {
@@ -213,6 +216,7 @@ impl Engine {
             last_vars: BTreeMap::new(),
             render_all: false,
             findings: None,
+            cluster_name: None,
         }
     }
 
@@ -229,6 +233,14 @@ impl Engine {
     #[must_use]
     pub fn with_expected_nodes(mut self, expected: Option<u64>) -> Self {
         self.cluster = Detector::new(expected);
+        self
+    }
+
+    /// The same engine, for the cluster `name` of `clusters:`: every alert carries the label
+    /// `rabbitmq_cluster="name"`, and only the saved alerts with that label are restored.
+    #[must_use]
+    pub fn for_cluster(mut self, name: Option<String>) -> Self {
+        self.cluster_name = name;
         self
     }
 
@@ -252,7 +264,8 @@ impl Engine {
     pub fn restore(&mut self, alerts: impl IntoIterator<Item = Alert>) {
         for alert in alerts {
             let name = alert.labels.get("alertname").cloned().unwrap_or_default();
-            if self.rules.iter().any(|r| r.name == name) {
+            let ours = alert.labels.get(CLUSTER_LABEL) == self.cluster_name.as_ref();
+            if ours && self.rules.iter().any(|r| r.name == name) {
                 self.alerts.insert(alert.fingerprint.clone(), alert);
             }
         }
@@ -333,6 +346,7 @@ impl Engine {
             } else {
                 rule.evaluate(snapshot, &self.report, &self.cluster_status)
             };
+            let evaluation = with_cluster_label(evaluation, self.cluster_name.as_deref());
             step(&mut self.alerts, rule, evaluation, now, &vars, vars_changed);
         }
         self.last_vars = vars;
@@ -343,6 +357,29 @@ impl Engine {
                     .is_some_and(|t| elapsed(t, now) > RESOLVED_RETENTION))
         });
     }
+}
+
+/// `evaluation` with the label `rabbitmq_cluster="name"` on every object (before the
+/// fingerprints are taken: the same queue in two clusters is two alerts).
+fn with_cluster_label(evaluation: Evaluation, name: Option<&str>) -> Evaluation {
+    let Some(name) = name else {
+        return evaluation;
+    };
+    let Evaluation::Known {
+        mut active,
+        mut unknown,
+    } = evaluation
+    else {
+        return evaluation;
+    };
+    for labels in active
+        .iter_mut()
+        .map(|i| &mut i.labels)
+        .chain(unknown.iter_mut())
+    {
+        labels.insert(CLUSTER_LABEL.to_owned(), name.to_owned());
+    }
+    Evaluation::Known { active, unknown }
 }
 
 /// One rule's evaluation applied to its alerts.
@@ -503,6 +540,25 @@ pub struct Assessment {
 
 /// The receiving side of the assessment channel: `None` until the first snapshot is evaluated.
 pub type AssessmentReceiver = watch::Receiver<Option<Arc<Assessment>>>;
+
+/// Waits until any of `receivers` has a new value; `false` when one of them is closed (its
+/// engine stopped). Pending forever when `receivers` is empty.
+pub async fn any_changed(receivers: &mut [AssessmentReceiver]) -> bool {
+    use std::future::Future as _;
+    let mut waits: Vec<_> = receivers
+        .iter_mut()
+        .map(|rx| Box::pin(rx.changed()))
+        .collect();
+    std::future::poll_fn(|cx| {
+        for wait in &mut waits {
+            if let std::task::Poll::Ready(result) = wait.as_mut().poll(cx) {
+                return std::task::Poll::Ready(result.is_ok());
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
 
 /// Evaluates every new snapshot with `engine` and publishes the result on `tx`, until
 /// `shutdown`.
@@ -883,5 +939,34 @@ mod tests {
         let a = e.alerts().next().unwrap();
         assert_eq!(a.annotations["summary"], "queue q holds 50");
         assert_eq!(a.active_since, at(0));
+    }
+
+    /// A cluster's engine labels its alerts `rabbitmq_cluster` (the same queue in two clusters
+    /// is two alerts) and restores only its own cluster's saved alerts.
+    #[test]
+    fn a_cluster_engine_labels_its_alerts_and_restores_only_its_own() {
+        let mut e =
+            Engine::new(vec![rule("messages_ready > 10", 0, 0)]).for_cluster(Some("a".into()));
+        e.evaluate(&snap(Some(Some(50)), false), at(0));
+        let fired = e.alerts().next().unwrap().clone();
+        assert_eq!(fired.labels[CLUSTER_LABEL], "a");
+        // The same queue in another cluster is another alert (another fingerprint).
+        let mut b =
+            Engine::new(vec![rule("messages_ready > 10", 0, 0)]).for_cluster(Some("b".into()));
+        b.evaluate(&snap(Some(Some(50)), false), at(0));
+        assert_ne!(b.alerts().next().unwrap().fingerprint, fired.fingerprint);
+        // Restoring keeps the alerts of this cluster only.
+        let saved: Vec<Alert> = e.alerts().chain(b.alerts()).cloned().collect();
+        let mut restored =
+            Engine::new(vec![rule("messages_ready > 10", 0, 0)]).for_cluster(Some("b".into()));
+        restored.restore(saved.clone());
+        let labels: Vec<_> = restored
+            .alerts()
+            .map(|a| a.labels[CLUSTER_LABEL].clone())
+            .collect();
+        assert_eq!(labels, ["b"]);
+        let mut single = Engine::new(vec![rule("messages_ready > 10", 0, 0)]);
+        single.restore(saved);
+        assert_eq!(single.alerts().count(), 0);
     }
 }

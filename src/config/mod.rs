@@ -18,6 +18,7 @@ pub mod alerting;
 pub mod alertmanager;
 pub mod audit;
 pub mod cluster;
+pub mod clusters;
 pub mod email;
 pub mod log;
 pub mod notify;
@@ -41,6 +42,7 @@ pub use self::alerting::queue_inhibit_rule;
 pub use self::alerting::{AlertingConfig, BacklogConfig};
 pub use self::audit::AuditConfig;
 pub use self::cluster::{ClusterConfig, DEFAULT_CLUSTER_TIMEOUT, cluster_inhibit_rule};
+pub use self::clusters::{CLUSTER_LABEL, NamedCluster, Target};
 pub use self::log::{DEFAULT_LOG_LEVEL, LogConfig, LogFormat};
 pub use self::notify::{InhibitRule, NotifyConfig, ReceiverConfig, Route};
 pub use self::queues::{DEFAULT_MAX_QUEUES, DEFAULT_QUEUE_EXCLUDE, QueuesConfig};
@@ -81,6 +83,10 @@ pub struct Config {
     pub web: WebConfig,
     /// The reliability audit (`audit.*`).
     pub audit: AuditConfig,
+    /// Several clusters (`clusters:`, see [`clusters`]); empty: the top-level `rabbitmq`,
+    /// `cluster` and `queues` sections describe the one cluster ([`Config::targets`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub clusters: Vec<NamedCluster>,
 }
 
 /// Why a configuration was rejected. The messages name the key, the value and what is allowed;
@@ -127,6 +133,7 @@ struct RawConfig {
     cluster: cluster::RawCluster,
     web: web::RawWeb,
     audit: audit::RawAudit,
+    clusters: Vec<clusters::RawNamedCluster>,
 }
 
 /// Loads and validates the configuration.
@@ -200,12 +207,21 @@ where
     let raw: RawConfig = layered
         .try_deserialize()
         .map_err(|e| ConfigError::Load(e.to_string()))?;
-    validate(raw)
+    // With `clusters:`, the top-level per-cluster sections would be ignored: an error.
+    let top_level: Vec<&str> = match &tree.kind {
+        config::ValueKind::Table(t) => ["rabbitmq", "cluster", "queues", "audit"]
+            .into_iter()
+            .filter(|s| t.contains_key(*s))
+            .collect(),
+        _ => Vec::new(),
+    };
+    validate(raw, &top_level)
 }
 
 /// Validates every section, in the order of the documentation, and adds the cluster
 /// detector's inhibit rule to the notifications when it is on.
-fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+fn validate(raw: RawConfig, top_level: &[&str]) -> Result<Config, ConfigError> {
+    let clusters = clusters::validate_clusters(raw.clusters, top_level)?;
     let rabbitmq = rabbitmq::validate_rabbitmq(raw.rabbitmq)?;
     let poll = rabbitmq::validate_poll(raw.poll)?;
     let queues = queues::validate_queues(raw.queues)?;
@@ -222,19 +238,37 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
 
     let mut notify = notify::validate_notify(raw.notify, listen.port())?;
     let cluster = cluster::validate_cluster(raw.cluster)?;
-    if cluster.inhibit_node_alerts {
+    if clusters.is_empty() && cluster.inhibit_node_alerts {
         notify.inhibit_rules.push(cluster_inhibit_rule());
+    }
+    if clusters.iter().any(|c| c.cluster.inhibit_node_alerts) {
+        // One cluster's partition mutes only its own node alerts.
+        let mut rule = cluster_inhibit_rule();
+        rule.equal.push(CLUSTER_LABEL.to_owned());
+        notify.inhibit_rules.push(rule);
     }
     if alerting.inhibit_growing {
         notify.inhibit_rules.push(queue_inhibit_rule());
     }
     let log = log::validate_log(raw.log)?;
-    let audit = audit::validate_audit(raw.audit)?;
+    let mut audit = audit::validate_audit(raw.audit)?;
+    if !clusters.is_empty() {
+        // The reliability audit watches one cluster: off with `clusters:`.
+        if top_level.contains(&"audit") {
+            return Err(invalid(
+                "audit",
+                "given beside `clusters`",
+                "no audit section with `clusters` (the reliability audit watches one cluster)",
+            ));
+        }
+        audit.enabled = false;
+        audit.alerts = false;
+    }
     let mut alerting = alerting;
     if audit.alerts && !alerting.rules.iter().any(|r| r.name == audit::AUDIT_ALERT) {
         alerting.rules.push(audit::audit_rule());
     }
-
+    clusters::check_rule_selectors(&clusters, &alerting.rules)?;
     Ok(Config {
         rabbitmq,
         poll,
@@ -246,6 +280,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         cluster,
         web: web::validate_web(raw.web)?,
         audit,
+        clusters,
     })
 }
 

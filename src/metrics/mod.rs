@@ -18,6 +18,7 @@ pub mod audit;
 pub mod backlog;
 pub mod capacity;
 pub mod cluster;
+pub mod clusters;
 pub mod config_reload;
 pub mod format;
 pub mod nodes;

@@ -545,6 +545,10 @@ fn alert_rows(alerts: &[Alert], muting: &Suppressor<'_>, now: SystemTime) -> Vec
                 (_, _, Some(n)) => n.clone(),
                 _ => String::new(),
             };
+            let object = match a.labels.get("rabbitmq_cluster") {
+                Some(c) => format!("{object} (cluster {c})").trim_start().to_owned(),
+                None => object,
+            };
             let firing = a.state == State::Firing;
             let since = if firing {
                 format!(
@@ -554,7 +558,7 @@ fn alert_rows(alerts: &[Alert], muting: &Suppressor<'_>, now: SystemTime) -> Vec
             } else {
                 format!("pending for {}", words(elapsed(a.active_since, now)))
             };
-            let matchers = ["alertname", "vhost", "queue", "node"]
+            let matchers = ["alertname", "vhost", "queue", "node", "rabbitmq_cluster"]
                 .iter()
                 .filter_map(|k| {
                     a.labels

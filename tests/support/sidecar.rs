@@ -39,6 +39,36 @@ impl Sidecar {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        Self::spawn(cmd)
+    }
+
+    /// Starts `rabbitmq-watch` configured by the file `yaml` alone (no `RABBITMQ_WATCH__…`
+    /// defaults: a `clusters:` file names no top-level `rabbitmq` keys), listening on a free
+    /// loopback port. Waits until it serves.
+    pub fn start_config_only(yaml: &str) -> Sidecar {
+        let path = temp_dir("config").join("config.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        Self::start_config_file(&path)
+    }
+
+    /// [`Sidecar::start_config_only`] reading the configuration file `path` (which the test
+    /// may rewrite and have reloaded).
+    #[allow(dead_code)]
+    pub fn start_config_file(path: &std::path::Path) -> Sidecar {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rabbitmq-watch"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info")
+            .env("RABBITMQ_WATCH_CONFIG", path)
+            .env("RABBITMQ_WATCH__LISTEN", "127.0.0.1:0")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        Self::spawn(cmd)
+    }
+
+    /// Spawns `cmd` (stderr piped) and waits until it logs the address it serves on.
+    fn spawn(mut cmd: Command) -> Sidecar {
         let mut child = cmd.spawn().expect("spawn rabbitmq-watch");
         let stderr = child.stderr.take().expect("stderr");
         let logs = Arc::new(Mutex::new(Vec::new()));
