@@ -64,7 +64,7 @@ const INCIDENT: &[(&str, &str)] = &[
         "only for classic mirrored queues (RabbitMQ 3.x with an ha-mode policy; none here)",
     ),
     (
-        "and on (instance, vhost, queue) rabbitmq_queue_delivery_limit",
+        "and on (instance, rabbitmq_cluster, vhost, queue) rabbitmq_queue_delivery_limit",
         "only for quorum queues with a delivery limit that consumers redeliver (tests/rabbitmq4.rs and tests/poison_messages.rs make one; none here)",
     ),
 ];
