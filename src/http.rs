@@ -669,7 +669,7 @@ mod tests {
             .collect();
         crate::alerting::Alert {
             fingerprint: format!("{name}-{queue}"),
-            labels,
+            labels: Arc::new(labels),
             annotations: Default::default(),
             analysis: None,
             state,

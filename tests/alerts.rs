@@ -795,7 +795,10 @@ async fn alerts_are_filtered_by_matchers_and_by_silenced_and_inhibited() {
     });
     for (query, expected) in [
         ("", &queues[..]),
-        ("?filter=queue%3D~%22alerts-filter-%5Bab%5D%22", &queues[..2]),
+        (
+            "?filter=queue%3D~%22alerts-filter-%5Bab%5D%22",
+            &queues[..2],
+        ),
         (
             "?filter=alertname%3D%22LiveBacklog%22&filter=queue!%3D%22alerts-filter-a%22",
             &queues[1..],
@@ -805,7 +808,10 @@ async fn alerts_are_filtered_by_matchers_and_by_silenced_and_inhibited() {
         ("?inhibited=false", &["alerts-filter-a", "alerts-filter-c"]),
         ("?silenced=false&inhibited=false", &queues[..1]),
         ("?active=false&inhibited=false", &queues[2..]),
-        ("?filter=team%3D%22core%22&active=false&silenced=false", &queues[1..2]),
+        (
+            "?filter=team%3D%22core%22&active=false&silenced=false",
+            &queues[1..2],
+        ),
         ("?filter=queue%3D%22none%22", &[]),
     ] {
         let (code, names) = listed(query);
