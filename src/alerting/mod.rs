@@ -19,7 +19,6 @@ pub mod replication;
 pub mod rules;
 mod stale;
 
-use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -170,19 +169,48 @@ fn details_map<S: serde::Serializer>(
 
 /// 16 hex digits of FNV-1a over the sorted label pairs (stable across restarts and versions).
 pub fn fingerprint(labels: &Labels) -> String {
-    fingerprint_pairs(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    Hex::new(fingerprint_hash(
+        labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    ))
+    .as_str()
+    .to_owned()
 }
 
-/// [`fingerprint`] of the label pairs `pairs`, given sorted by name.
-fn fingerprint_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+/// FNV-1a over the label pairs `pairs`, given sorted by name: the number [`fingerprint`]
+/// writes in hex.
+fn fingerprint_hash<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for (k, v) in pairs {
-        for byte in k.bytes().chain([0xff]).chain(v.bytes()).chain([0xff]) {
+    let mut eat = |bytes: &[u8]| {
+        for &byte in bytes {
             hash ^= u64::from(byte);
             hash = hash.wrapping_mul(0x0100_0000_01b3);
         }
+    };
+    for (k, v) in pairs {
+        eat(k.as_bytes());
+        eat(&[0xff]);
+        eat(v.as_bytes());
+        eat(&[0xff]);
     }
-    format!("{hash:016x}")
+    hash
+}
+
+/// A fingerprint's 16 hex digits, on the stack: looked up without allocating.
+struct Hex([u8; 16]);
+
+impl Hex {
+    fn new(hash: u64) -> Self {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 16];
+        for (i, digit) in out.iter_mut().enumerate() {
+            *digit = DIGITS[((hash >> (60 - 4 * i)) & 0xf) as usize];
+        }
+        Hex(out)
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
 }
 
 /// The rules, the detectors' history and the state of every alert instance.
@@ -294,6 +322,14 @@ impl Engine {
             .as_ref()
             .filter(|rx| rx.has_changed().is_ok())
             .and_then(|rx| rx.borrow().clone());
+        // The rules with an alert that is pending or firing: only their unknown instances
+        // can mark an alert unknown.
+        let holding: HashSet<String> = self
+            .alerts
+            .values()
+            .filter(|a| a.state != State::Resolved)
+            .filter_map(|a| a.labels.get("alertname").cloned())
+            .collect();
         let mut outcomes: HashMap<&str, (&Rule, Outcome)> = HashMap::new();
         for rule in &self.rules {
             let evaluation = if rule.kind == rules::Kind::Audit {
@@ -301,7 +337,15 @@ impl Engine {
             } else {
                 rule.evaluate(snapshot, &self.report, &self.cluster_status)
             };
-            let outcome = step(&mut self.alerts, rule, evaluation, now, &vars, vars_changed);
+            let holds = holding.contains(&rule.name);
+            let outcome = step(
+                &mut self.alerts,
+                rule,
+                evaluation,
+                now,
+                (&vars, vars_changed),
+                holds,
+            );
             outcomes.insert(&rule.name, (rule, outcome));
         }
         // One pass over every alert: those of a rule that could not be evaluated are
@@ -316,7 +360,9 @@ impl Engine {
                     a.unknown = true;
                     true
                 }
-                Some((rule, Outcome::Seen(seen))) if !seen.contains(fp) => {
+                Some((rule, Outcome::Seen(seen)))
+                    if !u64::from_str_radix(fp, 16).is_ok_and(|h| seen.contains(&h)) =>
+                {
                     no_longer_holds(a, rule, now, &vars)
                 }
                 _ => true,
@@ -335,8 +381,9 @@ enum Outcome {
     /// The data it needs was not read: its alerts keep their state, marked unknown.
     Unknown,
     /// The fingerprints of the instances that hold or are unknown; its other alerts do not
-    /// hold (or their object is gone).
-    Seen(HashSet<String>),
+    /// hold (or their object is gone). As numbers ([`fingerprint_hash`]): no string per
+    /// instance.
+    Seen(HashSet<u64>),
 }
 
 /// One rule's evaluation applied to its instances that hold or are unknown; what it says
@@ -346,8 +393,8 @@ fn step(
     rule: &Rule,
     evaluation: Evaluation,
     now: SystemTime,
-    vars: &BTreeMap<String, String>,
-    vars_changed: bool,
+    (vars, vars_changed): (&BTreeMap<String, String>, bool),
+    holding: bool,
 ) -> Outcome {
     let (active, unknown) = match evaluation {
         Evaluation::Unknown => return Outcome::Unknown,
@@ -365,25 +412,25 @@ fn step(
         facts,
     } in active
     {
-        let fp = labels.fingerprint(&base);
-        let entry = alerts.entry(fp.clone());
+        let hash = labels.hash(&base);
+        seen.insert(hash);
+        let fp = Hex::new(hash);
         // The annotations are a function of the labels (same fingerprint), the value, the
         // analysis when they use it and the template variables (the cluster's and the
         // rule's own, fixed for a rule): rendered again only when one of them changed.
         // Facts (replication and health details, audit findings) are not kept: with any,
         // render again.
-        let unchanged = !vars_changed
-            && facts.is_empty()
-            && matches!(&entry, Entry::Occupied(a) if {
-                let a = a.get();
-                a.state != State::Resolved
-                    && a.keep_firing_since.is_none()
-                    && a.value.to_bits() == value.to_bits()
-                    && (!uses_details || a.analysis == analysis)
-            });
-        let alert = match entry {
-            Entry::Occupied(a) => {
-                let a = a.into_mut();
+        let unchanged = |a: &Alert| {
+            !vars_changed
+                && facts.is_empty()
+                && a.state != State::Resolved
+                && a.keep_firing_since.is_none()
+                && a.value.to_bits() == value.to_bits()
+                && (!uses_details || a.analysis == analysis)
+        };
+        let (alert, unchanged) = match alerts.get_mut(fp.as_str()) {
+            Some(a) => {
+                let unchanged = unchanged(a);
                 if a.state == State::Resolved {
                     // It comes back: a new episode.
                     a.state = State::Pending;
@@ -391,23 +438,27 @@ fn step(
                     a.fired_at = None;
                     a.resolved_at = None;
                 }
-                a
+                (a, unchanged)
             }
             // The label set is built only for a new alert.
-            Entry::Vacant(v) => v.insert(Alert {
-                fingerprint: fp.clone(),
-                labels: Arc::new(labels.build(&base)),
-                annotations: Arc::default(),
-                analysis: None,
-                state: State::Pending,
-                value,
-                active_since: now,
-                fired_at: None,
-                resolved_at: None,
-                last_true: now,
-                unknown: false,
-                keep_firing_since: None,
-            }),
+            None => {
+                let fingerprint = fp.as_str().to_owned();
+                let alert = Alert {
+                    fingerprint: fingerprint.clone(),
+                    labels: Arc::new(labels.build(&base)),
+                    annotations: Arc::default(),
+                    analysis: None,
+                    state: State::Pending,
+                    value,
+                    active_since: now,
+                    fired_at: None,
+                    resolved_at: None,
+                    last_true: now,
+                    unknown: false,
+                    keep_firing_since: None,
+                };
+                (alerts.entry(fingerprint).or_insert(alert), false)
+            }
         };
         if !unchanged {
             // An empty map does not allocate.
@@ -439,14 +490,19 @@ fn step(
             alert.state = State::Firing;
             alert.fired_at = Some(now);
         }
-        seen.insert(fp);
     }
-    for labels in unknown {
-        let fp = labels.fingerprint(&base);
-        if let Some(alert) = alerts.get_mut(&fp).filter(|a| a.state != State::Resolved) {
+    // Without a pending or firing alert of the rule before this evaluation, an unknown
+    // instance has no alert to mark (nor to keep: the rule's others are resolved, and stay
+    // so); the rule's new alerts come from its active instances, never from these.
+    for labels in unknown.into_iter().filter(|_| holding) {
+        let hash = labels.hash(&base);
+        if let Some(alert) = alerts
+            .get_mut(Hex::new(hash).as_str())
+            .filter(|a| a.state != State::Resolved)
+        {
             alert.unknown = true;
         }
-        seen.insert(fp);
+        seen.insert(hash);
     }
     Outcome::Seen(seen)
 }

@@ -53,14 +53,15 @@ impl<'a> ObjectLabels<'a> {
 }
 
 impl InstanceLabels<'_> {
-    /// The fingerprint of the full label set (with the rule's `base` labels), as
-    /// [`super::fingerprint`] of [`InstanceLabels::build`] gives it, without building it.
-    pub fn fingerprint(&self, base: &Labels) -> String {
+    /// The number whose 16 hex digits are the fingerprint of the full label set (with the
+    /// rule's `base` labels), as [`super::fingerprint`] of [`InstanceLabels::build`] gives
+    /// it, without building it.
+    pub fn hash(&self, base: &Labels) -> u64 {
         match self {
-            InstanceLabels::Full(labels) => super::fingerprint(labels),
-            InstanceLabels::Object(object) => {
-                super::fingerprint_pairs(merged(base, object.pairs()))
+            InstanceLabels::Full(labels) => {
+                super::fingerprint_hash(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             }
+            InstanceLabels::Object(object) => super::fingerprint_hash(merged(base, object.pairs())),
         }
     }
 
@@ -525,7 +526,7 @@ mod tests {
                 let labels = InstanceLabels::Object(ObjectLabels::new(object));
                 let built = labels.clone().build(base);
                 assert_eq!(
-                    labels.fingerprint(base),
+                    format!("{:016x}", labels.hash(base)),
                     crate::alerting::fingerprint(&built),
                     "{base:?} {object:?}"
                 );
@@ -533,7 +534,7 @@ mod tests {
                     assert_eq!(built[*k], *v);
                 }
                 assert_eq!(
-                    InstanceLabels::Full(built.clone()).fingerprint(base),
+                    format!("{:016x}", InstanceLabels::Full(built.clone()).hash(base)),
                     crate::alerting::fingerprint(&built)
                 );
             }
