@@ -29,11 +29,12 @@ use tower_http::classify::{
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+mod alerts;
+
 use crate::alerting::AssessmentReceiver;
 use crate::metrics::Exposition;
 use crate::metrics::format::{Format, accepts_gzip};
 use crate::notify::dispatch::{Silence, Silences};
-use crate::notify::suppress::{self, Suppressor};
 use crate::snapshot::{Snapshot, SnapshotReceiver};
 use crate::status;
 use crate::supervise::Health;
@@ -93,7 +94,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
-        .route("/api/v1/alerts", get(alerts))
+        .route("/api/v1/alerts", get(alerts::alerts))
         .route("/api/v1/audit", get(audit))
         .route(
             "/api/v1/silences",
@@ -288,197 +289,6 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
         );
     }
     response
-}
-
-/// `GET /api/v1/alerts`: `{"status":"success","data":{"alerts":[…]}}`, each alert with
-/// `fingerprint`, `labels`, `annotations`, `state` (pending, firing, resolved), `value`,
-/// `active_since`, `fired_at`, `resolved_at`, `last_true` (RFC 3339), `unknown` (the last
-/// evaluation could not tell; the state is held), `keep_firing_since` (present while only
-/// `keep_firing_for` keeps it firing) and Alertmanager's `status` object: `state` `active`
-/// or `suppressed`, `silencedBy` (silence ids), `inhibitedBy` (fingerprints).
-///
-/// Filters (all must hold): `alertname=NAME`, `state=pending|firing|resolved` (repeatable or
-/// comma-separated: any of them), and `filter=MATCHER` as Alertmanager's API takes them
-/// (repeatable: `filter=queue=~"orders.*"&filter=severity!="info"`). A bad filter answers 400
-/// naming it. The body is streamed, a few dozen alerts per chunk, so a response with 10,000
-/// alerts never exists as one string.
-async fn alerts(
-    State(state): State<AppState>,
-    axum::extract::RawQuery(query): axum::extract::RawQuery,
-) -> Response {
-    let filter = match AlertFilter::parse(query.as_deref().unwrap_or("")) {
-        Ok(f) => f,
-        Err(message) => return bad_request(message),
-    };
-    let assessment = state.assessments.borrow().clone();
-    let alerts = assessment.as_ref().map_or(&[][..], |a| a.alerts.as_slice());
-    let silences = state.silences.list(SystemTime::now());
-    let info = state.info.borrow().clone();
-    let suppressor = Suppressor::new(&info.inhibit_rules, alerts, &silences, SystemTime::now());
-    let statuses = alerts.iter().map(|a| suppressor.status(a)).collect();
-    let body = AlertsBody {
-        assessment,
-        statuses,
-        filter,
-        next: 0,
-        written: 0,
-        started: false,
-        done: false,
-    };
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        axum::body::Body::new(body),
-    )
-        .into_response()
-}
-
-/// Which alerts `GET /api/v1/alerts` lists.
-#[derive(Debug, Default)]
-struct AlertFilter {
-    /// `alertname=`: these names only (any of them).
-    names: Vec<String>,
-    /// `state=`: these states only (any of them).
-    states: Vec<crate::alerting::State>,
-    /// `filter=`: label matchers, all of which must hold.
-    matchers: Vec<crate::matcher::Matcher>,
-}
-
-impl AlertFilter {
-    /// Parses the query string; unknown parameters are errors (a typo must not list
-    /// everything).
-    fn parse(query: &str) -> Result<AlertFilter, String> {
-        use crate::alerting::State as S;
-        let mut f = AlertFilter::default();
-        let url = reqwest::Url::parse(&format!("http://q/?{query}"))
-            .map_err(|e| format!("invalid query string: {e}"))?;
-        for (key, value) in url.query_pairs() {
-            match key.as_ref() {
-                "alertname" => f.names.push(value.into_owned()),
-                "state" => {
-                    for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                        f.states.push(match part {
-                            "pending" => S::Pending,
-                            "firing" => S::Firing,
-                            "resolved" => S::Resolved,
-                            other => {
-                                return Err(format!(
-                                    "invalid state {other:?}: expected pending, firing or resolved"
-                                ));
-                            }
-                        });
-                    }
-                }
-                "filter" => f.matchers.push(
-                    crate::matcher::Matcher::parse(&value)
-                        .map_err(|e| format!("invalid filter {:?}: {e}", value.as_ref()))?,
-                ),
-                other => {
-                    return Err(format!(
-                        "unknown parameter {other:?}: expected alertname, state or filter"
-                    ));
-                }
-            }
-        }
-        Ok(f)
-    }
-
-    fn matches(&self, alert: &crate::alerting::Alert) -> bool {
-        (self.names.is_empty()
-            || alert
-                .labels
-                .get("alertname")
-                .is_some_and(|n| self.names.iter().any(|w| w == n)))
-            && (self.states.is_empty() || self.states.contains(&alert.state))
-            && self.matchers.iter().all(|m| m.matches(&alert.labels))
-    }
-}
-
-/// Bytes per chunk of the alerts body (a chunk ends after the alert that crosses it).
-const ALERTS_CHUNK_BYTES: usize = 64 * 1024;
-
-/// The `/api/v1/alerts` body, serialized chunk by chunk from the shared assessment.
-struct AlertsBody {
-    /// The assessment listed (`None`: no evaluation yet, an empty list).
-    assessment: Option<Arc<crate::alerting::Assessment>>,
-    /// Each alert's silences and inhibitions, in the assessment's order.
-    statuses: Vec<suppress::Status>,
-    /// Which alerts to list.
-    filter: AlertFilter,
-    /// Index of the next alert to look at.
-    next: usize,
-    /// Alerts written so far.
-    written: usize,
-    /// The opening was written.
-    started: bool,
-    /// The closing was written.
-    done: bool,
-}
-
-impl hyper::body::Body for AlertsBody {
-    type Data = axum::body::Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        self: std::pin::Pin<&mut Self>,
-        _cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
-        let this = self.get_mut();
-        if this.done {
-            return std::task::Poll::Ready(None);
-        }
-        let mut buf = Vec::with_capacity(ALERTS_CHUNK_BYTES + 4096);
-        if !this.started {
-            buf.extend_from_slice(br#"{"status":"success","data":{"alerts":["#);
-            this.started = true;
-        }
-        let alerts = this
-            .assessment
-            .as_ref()
-            .map_or(&[][..], |a| a.alerts.as_slice());
-        while this.next < alerts.len() && buf.len() < ALERTS_CHUNK_BYTES {
-            let alert = &alerts[this.next];
-            this.next += 1;
-            if !this.filter.matches(alert) {
-                continue;
-            }
-            let status = this
-                .statuses
-                .get(this.next - 1)
-                .cloned()
-                .unwrap_or_default();
-            match serde_json::to_vec(&Listed { alert, status }) {
-                Ok(json) => {
-                    if this.written > 0 {
-                        buf.push(b',');
-                    }
-                    buf.extend_from_slice(&json);
-                    this.written += 1;
-                }
-                Err(e) => tracing::warn!(
-                    fingerprint = %alert.fingerprint,
-                    error = %e,
-                    "alert left out of /api/v1/alerts: cannot serialize it"
-                ),
-            }
-        }
-        if this.next >= alerts.len() {
-            buf.extend_from_slice(b"]}}");
-            this.done = true;
-        }
-        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(buf.into()))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.done
-    }
-}
-
-/// An alert as `/api/v1/alerts` lists it: its fields and Alertmanager's `status` object.
-#[derive(serde::Serialize)]
-struct Listed<'a> {
-    #[serde(flatten)]
-    alert: &'a crate::alerting::Alert,
-    status: suppress::Status,
 }
 
 /// Body of `POST /api/v1/silences`.
@@ -863,7 +673,7 @@ mod tests {
             .collect();
         crate::alerting::Alert {
             fingerprint: format!("{name}-{queue}"),
-            labels,
+            labels: Arc::new(labels),
             annotations: Default::default(),
             analysis: None,
             state,
@@ -912,7 +722,7 @@ mod tests {
         let mut chunks = 0;
         while let Some(frame) = body.frame().await {
             if let Ok(data) = frame.unwrap().into_data() {
-                assert!(data.len() < 2 * ALERTS_CHUNK_BYTES);
+                assert!(data.len() < 2 * alerts::ALERTS_CHUNK_BYTES);
                 text.extend_from_slice(&data);
                 chunks += 1;
             }
@@ -1052,6 +862,50 @@ mod tests {
             by_name("RabbitmqQueueGrowing")["state"],
             "firing",
             "still listed as firing"
+        );
+        // Alertmanager's booleans: `false` leaves out the alerts not muted, the silenced
+        // ones, the inhibited ones.
+        let listed = |body: String| -> Vec<String> {
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            v["data"]["alerts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["labels"]["alertname"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        for (query, expected) in [
+            (
+                "?active=false",
+                &["RabbitmqQueueGrowing", "RabbitmqQueueMessagesReady"][..],
+            ),
+            (
+                "?silenced=false",
+                &["RabbitmqQueueStalled", "RabbitmqQueueGrowing"],
+            ),
+            (
+                "?inhibited=false",
+                &["RabbitmqQueueStalled", "RabbitmqQueueMessagesReady"],
+            ),
+            ("?silenced=false&inhibited=false", &["RabbitmqQueueStalled"]),
+            ("?active=false&silenced=false", &["RabbitmqQueueGrowing"]),
+            (
+                "?active=true&silenced=1&inhibited=true",
+                &[
+                    "RabbitmqQueueStalled",
+                    "RabbitmqQueueGrowing",
+                    "RabbitmqQueueMessagesReady",
+                ],
+            ),
+        ] {
+            let path: &'static str = format!("/api/v1/alerts{query}").leak();
+            assert_eq!(listed(get(path).await), expected, "{query}");
+        }
+        let path = "/api/v1/alerts?silenced=maybe";
+        let body = get(path).await;
+        assert!(
+            body.contains("invalid silenced") && body.contains("maybe"),
+            "{body}"
         );
 
         let page = get("/").await;

@@ -52,11 +52,11 @@ fn alert(name: &str, state: State) -> Alert {
     let started = now - Duration::from_secs(120);
     Alert {
         fingerprint: fingerprint(&labels),
-        labels,
-        annotations: [
+        labels: labels.into(),
+        annotations: BTreeMap::from([
             ("summary".to_owned(), format!("{name} on orders")),
             ("description".to_owned(), "42 messages ready".to_owned()),
-        ]
+        ])
         .into(),
         analysis: None,
         state,

@@ -743,3 +743,92 @@ async fn a_corrupt_state_file_is_moved_aside_and_alerting_starts() {
     assert_eq!(saved["alerts"][0]["state"], "firing");
     drain(node, queue).await;
 }
+
+/// Issue #13: `GET /api/v1/alerts` filtered as Alertmanager's API v2 filters, on the real
+/// endpoint: three queues over the threshold, one inhibited by another's alert (an inhibit
+/// rule) and one silenced (the silences API); `filter=` label matchers and the `active`,
+/// `silenced` and `inhibited` booleans pick the alerts Alertmanager would list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_are_filtered_by_matchers_and_by_silenced_and_inhibited() {
+    let node = RabbitNode::shared();
+    let (_conn, ch) = amqp(node, "/").await;
+    let queues = ["alerts-filter-a", "alerts-filter-b", "alerts-filter-c"];
+    for q in queues {
+        declare(&ch, q).await;
+        publish(&ch, q, 10).await;
+    }
+    let receiver = HttpReceiver::start(None, vec![]);
+    let inhibit = r#"  inhibit_rules:
+    - source_matchers: ['queue="alerts-filter-a"']
+      target_matchers: ['queue="alerts-filter-b"']
+      equal: [alertname]
+"#;
+    let sidecar = Sidecar::start_with_config(
+        &node.mgmt_url,
+        &config("alerts-filter-.*", &receiver.url, inhibit),
+        &[("RABBITMQ_WATCH__WEB__ENABLE_ADMIN_API", "true")],
+    );
+    let (code, body) = post_silence(
+        &sidecar,
+        r#"{"matchers":["queue=\"alerts-filter-c\""],"duration":"1h","createdBy":"test","comment":"filters"}"#,
+    );
+    assert_eq!(code, "200", "{body}");
+    // The queues listed by a query, sorted.
+    let listed = |query: &str| -> (u16, Vec<String>) {
+        let (code, body) = sidecar.get(&format!("/api/v1/alerts{query}"));
+        if code != 200 {
+            return (code, vec![body]);
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        let mut names: Vec<String> = v["data"]["alerts"]
+            .as_array()
+            .expect("alerts")
+            .iter()
+            .map(|a| a["labels"]["queue"].as_str().unwrap_or("").to_owned())
+            .collect();
+        names.sort();
+        (code, names)
+    };
+    eventually(WAIT, "three firing alerts", || {
+        (listed("?state=firing").1 == queues).then_some(())
+    });
+    for (query, expected) in [
+        ("", &queues[..]),
+        (
+            "?filter=queue%3D~%22alerts-filter-%5Bab%5D%22",
+            &queues[..2],
+        ),
+        (
+            "?filter=alertname%3D%22LiveBacklog%22&filter=queue!%3D%22alerts-filter-a%22",
+            &queues[1..],
+        ),
+        ("?active=false", &queues[1..]),
+        ("?silenced=false", &queues[..2]),
+        ("?inhibited=false", &["alerts-filter-a", "alerts-filter-c"]),
+        ("?silenced=false&inhibited=false", &queues[..1]),
+        ("?active=false&inhibited=false", &queues[2..]),
+        (
+            "?filter=team%3D%22core%22&active=false&silenced=false",
+            &queues[1..2],
+        ),
+        ("?filter=queue%3D%22none%22", &[]),
+    ] {
+        let (code, names) = listed(query);
+        assert_eq!(code, 200, "{query}: {names:?}");
+        assert_eq!(names, expected, "{query}");
+    }
+    for (query, says) in [
+        ("?active=yes", "invalid active"),
+        ("?filter=queue", "invalid filter"),
+        ("?receiver=team", "unknown parameter"),
+    ] {
+        let (code, body) = listed(query);
+        assert_eq!(code, 400, "{query}: {body:?}");
+        assert!(body[0].contains(says), "{query}: {body:?}");
+    }
+    sidecar.terminate();
+    for q in queues {
+        drain(node, q).await;
+    }
+}

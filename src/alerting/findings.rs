@@ -16,7 +16,7 @@ use std::time::SystemTime;
 use tokio::sync::watch;
 
 use super::Alert;
-use super::rules::{Evaluation, Instance, Labels, Rule};
+use super::rules::{Evaluation, Instance, InstanceLabels, Labels, Rule};
 
 /// One finding: a check that failed for one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,7 +94,7 @@ pub fn evaluate(
     rule: &Rule,
     view: Option<&AuditView>,
     alerts: &BTreeMap<String, Alert>,
-) -> Evaluation {
+) -> Evaluation<'static> {
     let Some(view) = view else {
         return Evaluation::Unknown;
     };
@@ -131,7 +131,7 @@ pub fn evaluate(
             continue;
         }
         active.push(Instance {
-            labels,
+            labels: InstanceLabels::Full(labels),
             value,
             analysis: None,
             facts: details(f),
@@ -141,7 +141,7 @@ pub fn evaluate(
         .values()
         .filter(|a| a.labels.get("alertname") == Some(&rule.name))
         .filter(|a| !seen.contains(&a.labels) && view.is_unknown(&a.labels))
-        .map(|a| a.labels.clone())
+        .map(|a| InstanceLabels::Full((*a.labels).clone()))
         .collect();
     Evaluation::Known { active, unknown }
 }
@@ -299,7 +299,13 @@ mod tests {
         let Evaluation::Known { active, .. } = evaluate(&rule, Some(&v), &BTreeMap::new()) else {
             panic!("known");
         };
-        let objects: Vec<_> = active.iter().map(|i| i.labels["object"].as_str()).collect();
+        let objects: Vec<_> = active
+            .iter()
+            .map(|i| match &i.labels {
+                InstanceLabels::Full(l) => l["object"].as_str(),
+                InstanceLabels::Object(_) => "",
+            })
+            .collect();
         assert_eq!(objects, vec!["a"]);
         rule.selector.vhost = Some(crate::types::Regex::new("other").unwrap());
         let Evaluation::Known { active, .. } = evaluate(&rule, Some(&v), &BTreeMap::new()) else {

@@ -19,7 +19,7 @@ pub mod replication;
 pub mod rules;
 mod stale;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -35,7 +35,7 @@ pub use crate::util::time::{rfc3339, rfc3339_opt};
 use crate::util::{Updates, elapsed};
 use backlog::{Report, Tracker};
 use cluster::{ClusterStatus, Detector};
-use rules::{Evaluation, Instance, Labels, Rule, render};
+use rules::{Evaluation, Instance, InstanceLabels, Labels, Rule, render};
 
 /// How long a resolved alert stays listed (and available to notifiers) after resolving.
 pub const RESOLVED_RETENTION: Duration = Duration::from_secs(15 * 60);
@@ -63,9 +63,13 @@ pub struct Alert {
     /// Stable identity: 16 hex digits of a hash of `labels`.
     pub fingerprint: String,
     /// `alertname`, `severity`, the rule's labels, the object's labels (`vhost`, `queue`, `node`).
-    pub labels: Labels,
+    /// Shared: an alert published in each assessment costs a reference, not a copy.
+    #[serde(with = "shared")]
+    pub labels: Arc<Labels>,
     /// Rendered annotations (`summary`, `description`, …) as of the last evaluation that held.
-    pub annotations: BTreeMap<String, String>,
+    /// Shared like `labels`, and replaced only when they are rendered again.
+    #[serde(with = "shared")]
+    pub annotations: Arc<BTreeMap<String, String>>,
     /// For queue alerts, the backlog detector's judgement as of the last evaluation that held;
     /// served as `details` (`status`, `cause`, rates, `time_to_drain`, `time_to_overflow`, …:
     /// see [`backlog::Analysis::details`], rendered when serialized). Not restored from the
@@ -109,8 +113,8 @@ impl Alert {
     pub(crate) fn firing_since(labels: Labels, at: SystemTime) -> Alert {
         Alert {
             fingerprint: fingerprint(&labels),
-            labels,
-            annotations: BTreeMap::new(),
+            labels: Arc::new(labels),
+            annotations: Arc::default(),
             analysis: None,
             state: State::Firing,
             value: 1.0,
@@ -132,6 +136,26 @@ impl Alert {
     }
 }
 
+/// Serde for a shared value (`Arc<T>`) as the value itself: the same JSON as `T`.
+mod shared {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(super) fn serialize<T: Serialize, S: Serializer>(
+        v: &Arc<T>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        T::serialize(v, s)
+    }
+
+    pub(super) fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Arc<T>, D::Error> {
+        T::deserialize(d).map(Arc::new)
+    }
+}
+
 /// Serializes an analysis as its details map.
 fn details_map<S: serde::Serializer>(
     analysis: &Option<backlog::Analysis>,
@@ -145,14 +169,48 @@ fn details_map<S: serde::Serializer>(
 
 /// 16 hex digits of FNV-1a over the sorted label pairs (stable across restarts and versions).
 pub fn fingerprint(labels: &Labels) -> String {
+    Hex::new(fingerprint_hash(
+        labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    ))
+    .as_str()
+    .to_owned()
+}
+
+/// FNV-1a over the label pairs `pairs`, given sorted by name: the number [`fingerprint`]
+/// writes in hex.
+fn fingerprint_hash<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for (k, v) in labels {
-        for byte in k.bytes().chain([0xff]).chain(v.bytes()).chain([0xff]) {
+    let mut eat = |bytes: &[u8]| {
+        for &byte in bytes {
             hash ^= u64::from(byte);
             hash = hash.wrapping_mul(0x0100_0000_01b3);
         }
+    };
+    for (k, v) in pairs {
+        eat(k.as_bytes());
+        eat(&[0xff]);
+        eat(v.as_bytes());
+        eat(&[0xff]);
     }
-    format!("{hash:016x}")
+    hash
+}
+
+/// A fingerprint's 16 hex digits, on the stack: looked up without allocating.
+struct Hex([u8; 16]);
+
+impl Hex {
+    fn new(hash: u64) -> Self {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 16];
+        for (i, digit) in out.iter_mut().enumerate() {
+            *digit = DIGITS[((hash >> (60 - 4 * i)) & 0xf) as usize];
+        }
+        Hex(out)
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
 }
 
 /// What a configuration reload changes in the engine ([`Engine::reconfigure`]).
@@ -340,74 +398,96 @@ impl Engine {
             .as_ref()
             .filter(|rx| rx.has_changed().is_ok())
             .and_then(|rx| rx.borrow().clone());
+        // The rules with an alert that is pending or firing: only their unknown instances
+        // can mark an alert unknown.
+        let holding: HashSet<String> = self
+            .alerts
+            .values()
+            .filter(|a| a.state != State::Resolved)
+            .filter_map(|a| a.labels.get("alertname").cloned())
+            .collect();
+        let mut outcomes: HashMap<&str, (&Rule, Outcome)> = HashMap::new();
         for rule in &self.rules {
             let evaluation = if rule.kind == rules::Kind::Audit {
                 findings::evaluate(rule, view.as_deref(), &self.alerts)
             } else {
                 rule.evaluate(snapshot, &self.report, &self.cluster_status)
             };
-            let evaluation = with_cluster_label(evaluation, self.cluster_name.as_deref());
-            step(&mut self.alerts, rule, evaluation, now, &vars, vars_changed);
+            let holds = holding.contains(&rule.name);
+            let outcome = step(
+                &mut self.alerts,
+                rule,
+                evaluation,
+                now,
+                (&vars, vars_changed),
+                holds,
+                self.cluster_name.as_deref(),
+            );
+            outcomes.insert(&rule.name, (rule, outcome));
         }
-        self.last_vars = vars;
-        // Alerts of removed rules and long-resolved alerts go.
-        self.alerts.retain(|_, a| {
-            !(a.state == State::Resolved
+        // One pass over every alert: those of a rule that could not be evaluated are
+        // unknown, those a rule no longer finds move on (or go), long-resolved ones go.
+        self.alerts.retain(|fp, a| {
+            let outcome = a
+                .labels
+                .get("alertname")
+                .and_then(|n| outcomes.get(n.as_str()));
+            let kept = match outcome {
+                Some((_, Outcome::Unknown)) if a.state != State::Resolved => {
+                    a.unknown = true;
+                    true
+                }
+                Some((rule, Outcome::Seen(seen)))
+                    if !u64::from_str_radix(fp, 16).is_ok_and(|h| seen.contains(&h)) =>
+                {
+                    no_longer_holds(a, rule, now, &vars)
+                }
+                _ => true,
+            };
+            kept && !(a.state == State::Resolved
                 && a.resolved_at
                     .is_some_and(|t| elapsed(t, now) > RESOLVED_RETENTION))
         });
+        self.last_vars = vars;
     }
 }
 
-/// `evaluation` with the label `rabbitmq_cluster="name"` on every object (before the
-/// fingerprints are taken: the same queue in two clusters is two alerts).
-fn with_cluster_label(evaluation: Evaluation, name: Option<&str>) -> Evaluation {
-    let Some(name) = name else {
-        return evaluation;
-    };
-    let Evaluation::Known {
-        mut active,
-        mut unknown,
-    } = evaluation
-    else {
-        return evaluation;
-    };
-    for labels in active
-        .iter_mut()
-        .map(|i| &mut i.labels)
-        .chain(unknown.iter_mut())
-    {
-        labels.insert(CLUSTER_LABEL.to_owned(), name.to_owned());
-    }
-    Evaluation::Known { active, unknown }
+/// What a rule's evaluation says about its alerts not found holding, applied in
+/// [`Engine::evaluate`]'s single pass over every alert.
+enum Outcome {
+    /// The data it needs was not read: its alerts keep their state, marked unknown.
+    Unknown,
+    /// The fingerprints of the instances that hold or are unknown; its other alerts do not
+    /// hold (or their object is gone). As numbers ([`fingerprint_hash`]): no string per
+    /// instance.
+    Seen(HashSet<u64>),
 }
 
-/// One rule's evaluation applied to its alerts.
+/// One rule's evaluation applied to its instances that hold or are unknown; what it says
+/// about the rule's other alerts is returned.
 fn step(
     alerts: &mut BTreeMap<String, Alert>,
     rule: &Rule,
     evaluation: Evaluation,
     now: SystemTime,
-    vars: &BTreeMap<String, String>,
-    vars_changed: bool,
-) {
-    let of_rule = |a: &Alert| a.labels.get("alertname") == Some(&rule.name);
+    (vars, vars_changed): (&BTreeMap<String, String>, bool),
+    holding: bool,
+    cluster: Option<&str>,
+) -> Outcome {
     let (active, unknown) = match evaluation {
-        Evaluation::Unknown => {
-            for alert in alerts
-                .values_mut()
-                .filter(|a| of_rule(a) && a.state != State::Resolved)
-            {
-                alert.unknown = true;
-            }
-            return;
-        }
+        Evaluation::Unknown => return Outcome::Unknown,
         Evaluation::Known { active, unknown } => (active, unknown),
     };
-    let mut seen = std::collections::BTreeSet::new();
+    let mut seen = HashSet::with_capacity(active.len() + unknown.len());
     // The details are rendered only for rules whose annotations use them.
     let uses_details = rule.annotations.values().any(|t| t.contains("$details."));
     let rule_vars = rule.template_vars();
+    // With several clusters, `rabbitmq_cluster="name"` is one of every alert's labels (before
+    // the fingerprints are taken: the same queue in two clusters is two alerts).
+    let mut base = rule.base_labels();
+    if let Some(name) = cluster {
+        base.insert(CLUSTER_LABEL.to_owned(), name.to_owned());
+    }
     for Instance {
         labels,
         value,
@@ -415,40 +495,26 @@ fn step(
         facts,
     } in active
     {
-        let fp = fingerprint(&labels);
+        let labels = in_cluster(labels, cluster);
+        let hash = labels.hash(&base);
+        seen.insert(hash);
+        let fp = Hex::new(hash);
         // The annotations are a function of the labels (same fingerprint), the value, the
-        // analysis and the template variables (the cluster's and the rule's own, fixed for a
-        // rule): rendered again only when one of them changed.
+        // analysis when they use it and the template variables (the cluster's and the
+        // rule's own, fixed for a rule): rendered again only when one of them changed.
         // Facts (replication and health details, audit findings) are not kept: with any,
         // render again.
-        let unchanged = !vars_changed
-            && facts.is_empty()
-            && alerts.get(&fp).is_some_and(|a| {
-                a.state != State::Resolved
-                    && a.keep_firing_since.is_none()
-                    && a.value.to_bits() == value.to_bits()
-                    && a.analysis == analysis
-            });
-        let annotations = (!unchanged).then(|| {
-            // An empty map does not allocate.
-            let mut details = match &analysis {
-                Some(a) if uses_details => a.details(),
-                _ => BTreeMap::new(),
-            };
-            details.extend(facts);
-            rule.annotations
-                .iter()
-                .map(|(k, t)| {
-                    (
-                        k.clone(),
-                        render(t, &labels, value, &details, vars, &rule_vars),
-                    )
-                })
-                .collect()
-        });
-        let alert = alerts
-            .entry(fp.clone())
-            .and_modify(|a| {
+        let unchanged = |a: &Alert| {
+            !vars_changed
+                && facts.is_empty()
+                && a.state != State::Resolved
+                && a.keep_firing_since.is_none()
+                && a.value.to_bits() == value.to_bits()
+                && (!uses_details || a.analysis == analysis)
+        };
+        let (alert, unchanged) = match alerts.get_mut(fp.as_str()) {
+            Some(a) => {
+                let unchanged = unchanged(a);
                 if a.state == State::Resolved {
                     // It comes back: a new episode.
                     a.state = State::Pending;
@@ -456,26 +522,49 @@ fn step(
                     a.fired_at = None;
                     a.resolved_at = None;
                 }
-            })
-            .or_insert_with(|| Alert {
-                fingerprint: fp.clone(),
-                labels: labels.clone(),
-                annotations: BTreeMap::new(),
-                analysis: None,
-                state: State::Pending,
-                value,
-                active_since: now,
-                fired_at: None,
-                resolved_at: None,
-                last_true: now,
-                unknown: false,
-                keep_firing_since: None,
-            });
-        alert.value = value;
-        if let Some(annotations) = annotations {
-            alert.annotations = annotations;
-            alert.analysis = analysis;
+                (a, unchanged)
+            }
+            // The label set is built only for a new alert.
+            None => {
+                let fingerprint = fp.as_str().to_owned();
+                let alert = Alert {
+                    fingerprint: fingerprint.clone(),
+                    labels: Arc::new(labels.build(&base)),
+                    annotations: Arc::default(),
+                    analysis: None,
+                    state: State::Pending,
+                    value,
+                    active_since: now,
+                    fired_at: None,
+                    resolved_at: None,
+                    last_true: now,
+                    unknown: false,
+                    keep_firing_since: None,
+                };
+                (alerts.entry(fingerprint).or_insert(alert), false)
+            }
+        };
+        if !unchanged {
+            // An empty map does not allocate.
+            let mut details = match &analysis {
+                Some(a) if uses_details => a.details(),
+                _ => BTreeMap::new(),
+            };
+            details.extend(facts);
+            let annotations = rule
+                .annotations
+                .iter()
+                .map(|(k, t)| {
+                    (
+                        k.clone(),
+                        render(t, &alert.labels, value, &details, vars, &rule_vars),
+                    )
+                })
+                .collect();
+            alert.annotations = Arc::new(annotations);
         }
+        alert.value = value;
+        alert.analysis = analysis;
         alert.last_true = now;
         alert.unknown = false;
         alert.keep_firing_since = None;
@@ -485,40 +574,63 @@ fn step(
             alert.state = State::Firing;
             alert.fired_at = Some(now);
         }
-        seen.insert(fp);
     }
-    for labels in unknown {
-        let fp = fingerprint(&labels);
-        if let Some(alert) = alerts.get_mut(&fp).filter(|a| a.state != State::Resolved) {
+    // Without a pending or firing alert of the rule before this evaluation, an unknown
+    // instance has no alert to mark (nor to keep: the rule's others are resolved, and stay
+    // so); the rule's new alerts come from its active instances, never from these.
+    for labels in unknown.into_iter().filter(|_| holding) {
+        let hash = in_cluster(labels, cluster).hash(&base);
+        if let Some(alert) = alerts
+            .get_mut(Hex::new(hash).as_str())
+            .filter(|a| a.state != State::Resolved)
+        {
             alert.unknown = true;
         }
-        seen.insert(fp);
+        seen.insert(hash);
     }
-    // Known not to hold (or the object is gone).
-    alerts.retain(|fp, a| {
-        if !of_rule(a) || seen.contains(fp) {
-            return true;
+    Outcome::Seen(seen)
+}
+
+/// `labels` in `cluster`: a full label set gets `rabbitmq_cluster="name"` (an object's labels
+/// get it from the rule's base labels).
+fn in_cluster<'a>(labels: InstanceLabels<'a>, cluster: Option<&str>) -> InstanceLabels<'a> {
+    match (labels, cluster) {
+        (InstanceLabels::Full(mut full), Some(name)) => {
+            full.insert(CLUSTER_LABEL.to_owned(), name.to_owned());
+            InstanceLabels::Full(full)
         }
-        a.unknown = false;
-        match a.state {
-            State::Pending => false,
-            State::Firing => {
-                if a.keep_firing_since.is_none() {
-                    // The first evaluation that finds it no longer holding: the texts say so.
-                    a.keep_firing_since = Some(now);
-                    if rule.annotations.values().any(|t| t.contains("$cluster.")) {
-                        stale::mark(a, now, vars);
-                    }
+        (labels, _) => labels,
+    }
+}
+
+/// Moves on `a`, an alert of `rule` whose condition is known not to hold at `now` (or whose
+/// object is gone): a pending alert goes (false), a firing one resolves after
+/// `keep_firing_for`.
+fn no_longer_holds(
+    a: &mut Alert,
+    rule: &Rule,
+    now: SystemTime,
+    vars: &BTreeMap<String, String>,
+) -> bool {
+    a.unknown = false;
+    match a.state {
+        State::Pending => false,
+        State::Firing => {
+            if a.keep_firing_since.is_none() {
+                // The first evaluation that finds it no longer holding: the texts say so.
+                a.keep_firing_since = Some(now);
+                if rule.annotations.values().any(|t| t.contains("$cluster.")) {
+                    stale::mark(a, now, vars);
                 }
-                if elapsed(a.last_true, now) + TIMING_SLACK >= rule.keep_firing_for {
-                    a.state = State::Resolved;
-                    a.resolved_at = Some(now);
-                }
-                true
             }
-            State::Resolved => true,
+            if elapsed(a.last_true, now) + TIMING_SLACK >= rule.keep_firing_for {
+                a.state = State::Resolved;
+                a.resolved_at = Some(now);
+            }
+            true
         }
-    });
+        State::Resolved => true,
+    }
 }
 
 /// A snapshot and the alerts evaluated on it: what metrics, the HTTP API and the notifier read,

@@ -16,11 +16,98 @@ use crate::snapshot::Snapshot;
 /// A label set, sorted by name.
 pub type Labels = BTreeMap<String, String>;
 
+/// The labels of an instance: a full set, or the object's own labels (`vhost` and `queue`,
+/// `node`, none for the cluster) borrowed from the snapshot, beside the rule's
+/// ([`Rule::base_labels`]). The second is what rules give: its fingerprint is computed
+/// without building a label set, which is built only for an alert that is new.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InstanceLabels<'a> {
+    /// Every label.
+    Full(Labels),
+    /// The object's labels, added to (and replacing) the rule's.
+    Object(ObjectLabels<'a>),
+}
+
+/// At most two labels of an object, sorted by name, borrowed from the snapshot.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ObjectLabels<'a> {
+    pairs: [(&'static str, &'a str); 2],
+    len: usize,
+}
+
+impl<'a> ObjectLabels<'a> {
+    /// The labels `pairs` (at most two are kept).
+    pub fn new(pairs: &[(&'static str, &'a str)]) -> Self {
+        let mut labels = ObjectLabels {
+            pairs: [("", ""); 2],
+            len: pairs.len().min(2),
+        };
+        labels.pairs[..labels.len].copy_from_slice(&pairs[..labels.len]);
+        labels.pairs[..labels.len].sort_unstable_by_key(|(k, _)| *k);
+        labels
+    }
+
+    fn pairs(&self) -> &[(&'static str, &'a str)] {
+        &self.pairs[..self.len]
+    }
+}
+
+impl InstanceLabels<'_> {
+    /// The number whose 16 hex digits are the fingerprint of the full label set (with the
+    /// rule's `base` labels), as [`super::fingerprint`] of [`InstanceLabels::build`] gives
+    /// it, without building it.
+    pub fn hash(&self, base: &Labels) -> u64 {
+        match self {
+            InstanceLabels::Full(labels) => {
+                super::fingerprint_hash(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            }
+            InstanceLabels::Object(object) => super::fingerprint_hash(merged(base, object.pairs())),
+        }
+    }
+
+    /// The full label set, with the rule's `base` labels.
+    pub fn build(self, base: &Labels) -> Labels {
+        match self {
+            InstanceLabels::Full(labels) => labels,
+            InstanceLabels::Object(object) => {
+                let mut labels = base.clone();
+                for (k, v) in object.pairs() {
+                    labels.insert((*k).to_owned(), (*v).to_owned());
+                }
+                labels
+            }
+        }
+    }
+}
+
+/// `base`'s pairs and `object`'s (sorted by name; an object's label replaces the base's of the
+/// same name), in name order.
+fn merged<'b>(
+    base: &'b Labels,
+    object: &'b [(&'static str, &'b str)],
+) -> impl Iterator<Item = (&'b str, &'b str)> {
+    let mut base = base
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .peekable();
+    let mut object = object.iter().copied().peekable();
+    std::iter::from_fn(move || match (base.peek(), object.peek()) {
+        (Some(b), Some(o)) if b.0 < o.0 => base.next(),
+        (Some(b), Some(o)) if b.0 == o.0 => {
+            base.next();
+            object.next()
+        }
+        (_, Some(_)) => object.next(),
+        (Some(_), None) => base.next(),
+        (None, None) => None,
+    })
+}
+
 /// An object for which a rule's condition holds.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Instance {
+pub struct Instance<'a> {
     /// The alert's labels.
-    pub labels: Labels,
+    pub labels: InstanceLabels<'a>,
     /// The left side of the condition's first comparison.
     pub value: f64,
     /// The backlog detector's judgement of a queue (rendered by [`Analysis::details`] only
@@ -35,16 +122,16 @@ pub struct Instance {
 
 /// The outcome of evaluating a rule against one snapshot.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Evaluation {
+pub enum Evaluation<'a> {
     /// The data the rule needs was not read (endpoint failed): nothing can be said.
     Unknown,
     /// Per object: the condition holds (with the value) or not; objects missing a field are in
     /// `unknown`; objects not listed do not exist (or are not selected).
     Known {
         /// Objects for which the condition holds.
-        active: Vec<Instance>,
+        active: Vec<Instance<'a>>,
         /// Objects for which a needed field is unknown.
-        unknown: Vec<Labels>,
+        unknown: Vec<InstanceLabels<'a>>,
     },
 }
 
@@ -59,32 +146,35 @@ impl Rule {
         .into()
     }
 
-    /// The labels of an instance: alertname, severity, the rule's labels, the object's labels.
-    fn instance_labels(&self, object: &[(&str, &str)]) -> Labels {
+    /// The labels every instance of the rule has: its labels, `alertname` and `severity`
+    /// (the object's are added: [`InstanceLabels::build`]).
+    pub fn base_labels(&self) -> Labels {
         let mut labels = self.labels.clone();
         labels.insert("alertname".into(), self.name.clone());
         labels.insert("severity".into(), self.severity.clone());
-        for (k, v) in object {
-            labels.insert((*k).to_owned(), (*v).to_owned());
-        }
         labels
     }
 
     /// Evaluates the rule against `snapshot`, with the backlog detector's `backlog` report
     /// of the same snapshot (its queues in the snapshot's order) for queue rules and the
     /// cluster detector's verdict `cluster` on it for cluster rules.
-    pub fn evaluate(&self, s: &Snapshot, backlog: &Report, cluster: &ClusterStatus) -> Evaluation {
+    pub fn evaluate<'a>(
+        &self,
+        s: &'a Snapshot,
+        backlog: &Report,
+        cluster: &ClusterStatus,
+    ) -> Evaluation<'a> {
         let mut active = Vec::new();
         let mut unknown = Vec::new();
         // Labels are built only for objects that hold or are unknown (most do not hold).
         let uses_details = self.annotations.values().any(|t| t.contains("$details."));
         let mut record =
-            |object: &[(&str, &str)],
+            |object: &[(&'static str, &'a str)],
              result: Option<(bool, f64)>,
              analysis: Option<&Analysis>,
              facts: &dyn Fn() -> BTreeMap<String, String>| match result {
                 Some((true, value)) => active.push(Instance {
-                    labels: self.instance_labels(object),
+                    labels: InstanceLabels::Object(ObjectLabels::new(object)),
                     value,
                     analysis: analysis.cloned(),
                     facts: if uses_details {
@@ -94,7 +184,7 @@ impl Rule {
                     },
                 }),
                 Some((false, _)) => {}
-                None => unknown.push(self.instance_labels(object)),
+                None => unknown.push(InstanceLabels::Object(ObjectLabels::new(object))),
             };
         match self.kind {
             Kind::Queue => {
@@ -407,6 +497,48 @@ mod tests {
         assert_eq!(check(&c, get(Some(10.0), Some(100.0))), Some((false, 0.1)));
         assert_eq!(check(&c, get(None, Some(100.0))), None);
         assert_eq!(check(&c, get(Some(1.0), Some(0.0))), None);
+    }
+
+    #[test]
+    fn an_object_instance_has_the_fingerprint_of_its_built_label_set() {
+        let label = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        let bases: [Labels; 3] = [
+            Labels::new(),
+            [label("alertname", "X"), label("severity", "warning")].into(),
+            // A rule label the object's replaces, and names sorting before, between and
+            // after the object's.
+            [
+                label("a", "1"),
+                label("queue", "from-rule"),
+                label("team", "core"),
+                label("w", "2"),
+            ]
+            .into(),
+        ];
+        let objects: [&[(&'static str, &str)]; 4] = [
+            &[],
+            &[("node", "rabbit@a")],
+            &[("vhost", "/"), ("queue", "orders")],
+            &[("queue", "orders"), ("vhost", "/")],
+        ];
+        for base in &bases {
+            for object in objects {
+                let labels = InstanceLabels::Object(ObjectLabels::new(object));
+                let built = labels.clone().build(base);
+                assert_eq!(
+                    format!("{:016x}", labels.hash(base)),
+                    crate::alerting::fingerprint(&built),
+                    "{base:?} {object:?}"
+                );
+                for (k, v) in object {
+                    assert_eq!(built[*k], *v);
+                }
+                assert_eq!(
+                    format!("{:016x}", InstanceLabels::Full(built.clone()).hash(base)),
+                    crate::alerting::fingerprint(&built)
+                );
+            }
+        }
     }
 
     #[test]

@@ -17,15 +17,15 @@ pub(super) fn mark(alert: &mut Alert, now: SystemTime, vars: &BTreeMap<String, S
     let last = humantime::format_rfc3339_seconds(alert.last_true);
     let gone = humantime::format_rfc3339_seconds(now);
     let now_text = vars.get("sides").map_or("unknown", String::as_str);
-    if let Some(summary) = alert.annotations.get_mut("summary") {
+    let annotations = std::sync::Arc::make_mut(&mut alert.annotations);
+    if let Some(summary) = annotations.get_mut("summary") {
         *summary = format!("{summary} (as last observed at {last}; not observed since {gone})");
     }
-    let description = alert
-        .annotations
+    let description = annotations
         .get("description")
         .map(|d| format!(" As last observed at {last}: {d}"))
         .unwrap_or_default();
-    alert.annotations.insert(
+    annotations.insert(
         "description".to_owned(),
         format!("Not observed by any member since {gone}; now: {now_text}.{description}"),
     );

@@ -124,18 +124,18 @@ impl Variants {
             // Converted while decompressing: the plain OpenMetrics text is not kept for it.
             (Format::Text, false) => self
                 .text
-                .get_or_init(|| Bytes::from(gunzip_to_text(&self.openmetrics_gzip)))
+                .get_or_init(|| {
+                    // The text is about as long as the OpenMetrics it comes from.
+                    let size = stated_size(&self.openmetrics_gzip);
+                    let out = String::with_capacity(size + size / 32);
+                    Bytes::from(convert_to_text(&self.openmetrics_gzip, out))
+                })
                 .clone(),
+            // Converted while decompressing and compressed as converted: neither plain text
+            // is kept for it.
             (Format::Text, true) => self
                 .text_gzip
-                .get_or_init(|| {
-                    let mut w = GzipWriter::new();
-                    let _ = fmt::Write::write_str(
-                        &mut w,
-                        &String::from_utf8_lossy(&self.get(Format::Text, false)),
-                    );
-                    w.finish()
-                })
+                .get_or_init(|| convert_to_text(&self.openmetrics_gzip, GzipWriter::new()).finish())
                 .clone(),
         }
     }
@@ -188,21 +188,36 @@ impl fmt::Write for GzipWriter {
     }
 }
 
-/// The text format of a gzip-compressed OpenMetrics exposition, converted line by line.
-fn gunzip_to_text(data: &[u8]) -> String {
+/// The text format of a gzip-compressed OpenMetrics exposition, converted line by line into
+/// `out`.
+fn convert_to_text<W: fmt::Write>(data: &[u8], out: W) -> W {
     use std::io::BufRead as _;
-    let reader = std::io::BufReader::with_capacity(64 * 1024, GzDecoder::new(data));
-    let mut converter = TextConverter::default();
-    for line in reader.lines() {
-        // Our own gzip output: cannot be corrupt short of a bug; serve what decodes.
-        let Ok(line) = line else { break };
-        converter.line(&line);
+    let mut reader = std::io::BufReader::with_capacity(64 * 1024, GzDecoder::new(data));
+    let mut converter = TextConverter { out, help: None };
+    let mut line = String::new();
+    // Our own gzip output: cannot be corrupt short of a bug; serve what decodes.
+    while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+        converter.line(line.strip_suffix('\n').unwrap_or(&line));
+        line.clear();
     }
+    converter.flush_help();
     converter.out
 }
 
+/// The uncompressed size stated in the trailer of gzip data (`ISIZE`, the size modulo 2^32),
+/// bounded by deflate's largest ratio: a capacity, so the plain variants are allocated once
+/// at their size instead of growing by doubling (up to twice the memory).
+fn stated_size(data: &[u8]) -> usize {
+    let stated = data
+        .len()
+        .checked_sub(4)
+        .and_then(|start| <[u8; 4]>::try_from(&data[start..]).ok())
+        .map_or(0, |b| u32::from_le_bytes(b) as usize);
+    stated.min(data.len().saturating_mul(1032))
+}
+
 fn gunzip(data: &[u8]) -> Bytes {
-    let mut out = Vec::with_capacity(data.len() * 20);
+    let mut out = Vec::with_capacity(stated_size(data));
     // Our own gzip output: cannot be corrupt short of a bug; serve what decodes.
     let _ = GzDecoder::new(data).read_to_end(&mut out);
     Bytes::from(out)
@@ -212,24 +227,29 @@ fn gunzip(data: &[u8]) -> Bytes {
 /// `# UNIT` lines go; a counter's `HELP`/`TYPE` name its `_total` samples; an info family
 /// becomes a gauge named `…_info`; `\"` in HELP (not an escape in 0.0.4) becomes `"`.
 pub fn openmetrics_to_text(openmetrics: &[u8]) -> String {
-    let mut converter = TextConverter::default();
+    let mut converter = TextConverter {
+        out: String::new(),
+        help: None,
+    };
     for line in String::from_utf8_lossy(openmetrics).lines() {
         converter.line(line);
     }
+    converter.flush_help();
     converter.out
 }
 
 /// Line-by-line OpenMetrics → text 0.0.4 conversion. prometheus-client writes `HELP` right
 /// before `TYPE`, so a `HELP` line is held until the `TYPE` line names the kind.
-#[derive(Default)]
-struct TextConverter {
-    /// Converted text so far.
-    out: String,
+struct TextConverter<W> {
+    /// Where the converted text goes (a string, or a [`GzipWriter`]).
+    out: W,
     /// A `HELP` line waiting for its `TYPE`: (name, help).
     help: Option<(String, String)>,
 }
 
-impl TextConverter {
+impl<W: fmt::Write> TextConverter<W> {
+    /// Converts one line (without its newline). Writing to a string or a [`GzipWriter`]
+    /// does not fail.
     fn line(&mut self, line: &str) {
         if line == "# EOF" || line.starts_with("# UNIT ") {
             return;
@@ -248,20 +268,20 @@ impl TextConverter {
                 other => (name.to_owned(), other),
             };
             if let Some((_, help)) = self.help.take() {
-                self.out.push_str(&format!("# HELP {name} {help}\n"));
+                let _ = writeln!(self.out, "# HELP {name} {help}");
             }
-            self.out.push_str(&format!("# TYPE {name} {kind}\n"));
+            let _ = writeln!(self.out, "# TYPE {name} {kind}");
             return;
         }
         self.flush_help();
-        self.out.push_str(line);
-        self.out.push('\n');
+        let _ = self.out.write_str(line);
+        let _ = self.out.write_char('\n');
     }
 
     /// A `HELP` without a `TYPE` (not written by prometheus-client) is kept as is.
     fn flush_help(&mut self) {
         if let Some((name, help)) = self.help.take() {
-            self.out.push_str(&format!("# HELP {name} {help}\n"));
+            let _ = writeln!(self.out, "# HELP {name} {help}");
         }
     }
 }

@@ -85,8 +85,8 @@ pub fn postable_alerts(
                 _ => firing_until,
             };
             PostableAlert {
-                labels: a.labels.clone(),
-                annotations: a.annotations.clone(),
+                labels: (*a.labels).clone(),
+                annotations: (*a.annotations).clone(),
                 starts_at: format_rfc3339(a.fired_at.unwrap_or(a.active_since)),
                 ends_at: format_rfc3339(ends_at),
                 generator_url: generator_url.clone(),
@@ -370,8 +370,8 @@ mod tests {
             .into();
         Alert {
             fingerprint: crate::alerting::fingerprint(&labels),
-            labels,
-            annotations: [("summary".to_owned(), format!("{queue} is backed up"))].into(),
+            labels: Arc::new(labels),
+            annotations: Arc::new([("summary".to_owned(), format!("{queue} is backed up"))].into()),
             analysis: None,
             state,
             value: 1.0,

@@ -327,7 +327,7 @@ impl Dispatcher {
                         .iter()
                         .filter_map(|n| alert.labels.get(n).map(|v| (n.clone(), v.clone())))
                         .collect(),
-                    None => alert.labels.clone(),
+                    None => (*alert.labels).clone(),
                 };
                 let key = format!("{id}:{}", label_text(&labels));
                 groups
@@ -737,8 +737,8 @@ mod tests {
         .into();
         Alert {
             fingerprint: fingerprint(&labels),
-            labels,
-            annotations: BTreeMap::new(),
+            labels: Arc::new(labels),
+            annotations: Default::default(),
             analysis: None,
             state,
             value: 1.0,

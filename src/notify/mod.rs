@@ -93,8 +93,8 @@ impl MessageAlert {
         let resolved = alert.state == State::Resolved;
         MessageAlert {
             status: if resolved { "resolved" } else { "firing" }.to_owned(),
-            labels: alert.labels.clone(),
-            annotations: alert.annotations.clone(),
+            labels: (*alert.labels).clone(),
+            annotations: (*alert.annotations).clone(),
             starts_at: format_rfc3339(alert.fired_at.unwrap_or(alert.active_since)),
             ends_at: match (resolved, alert.resolved_at) {
                 (true, Some(t)) => format_rfc3339(t),
