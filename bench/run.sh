@@ -18,7 +18,10 @@
 # BENCH_WRK1_DURATION [5s] (one scraper alone, for comparison), BENCH_KEEP [0]
 # (1 keeps the temporary work directory), BENCH_INTERVAL_S [15] and BENCH_TIMEOUT_S [14] (the
 # sidecar's poll.interval and rabbitmq.timeout; raise both for 100,000 queues),
-# BENCH_BASELINE_S [10] (seconds of the idle broker measured before the sidecar starts).
+# BENCH_BASELINE_S [10] (seconds of the idle broker measured before the sidecar starts),
+# BENCH_FULL_READS [BENCH_RUNS] (plain full /api/queues reads at the end; each takes ~2 s per
+# 1,000 queues on 2 cores, so use 1 at 100,000 queues), BENCH_CURL_MAX_S [the larger of 120 and
+# BENCH_TIMEOUT_S + 60] (curl's --max-time for the replays and the full reads).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -41,6 +44,8 @@ WRK_CONNECTIONS=${BENCH_WRK_CONNECTIONS:-16}
 WRK1_DURATION=${BENCH_WRK1_DURATION:-5s}
 INTERVAL_S=${BENCH_INTERVAL_S:-15}
 TIMEOUT_S=${BENCH_TIMEOUT_S:-14}
+FULL_READS=${BENCH_FULL_READS:-$RUNS}
+CURL_MAX_S=${BENCH_CURL_MAX_S:-$(( TIMEOUT_S + 60 > 120 ? TIMEOUT_S + 60 : 120 ))}
 STATS_INTERVAL_MS=5000
 
 PY=/usr/bin/python3
@@ -243,7 +248,7 @@ replay_chain() { # replay_chain OUTFILE URL...
   local out=$1 args=() u
   shift
   for u in "$@"; do args+=(-o /dev/null "$u"); done
-  curl -s -m 120 -u guest:guest -w '%{time_total} %{size_download} %{http_code}\n' "${args[@]}" > "$out"
+  curl -s -m "$CURL_MAX_S" -u guest:guest -w '%{time_total} %{size_download} %{http_code}\n' "${args[@]}" > "$out"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -306,20 +311,21 @@ run_one() {
   "$LOAD_BIN" --amqp-url "${AMQP_URL%/%2f}" --queues "$n" --vhosts "$VHOSTS" --messages "$MESSAGES" \
     --consumer-every "$CONSUMER_EVERY" --prefetch "$PREFETCH" > "$run/load.out" 2> "$run/load.err" &
   LOAD_PID=$!
-  local i
-  for i in $(seq 1 1200); do
+  # Up to 600 s, or 20 ms per queue when more (the broker declares ~700 queues/s here).
+  local i ready_max=$(( n / 50 > 600 ? n / 50 : 600 ))
+  for i in $(seq 1 $((ready_max * 2))); do
     grep -q '^READY' "$run/load.out" && break
     kill -0 "$LOAD_PID" 2>/dev/null || { cat "$run/load.err" >&2; die "bench_load exited before READY"; }
     sleep 0.5
   done
-  grep -q '^READY' "$run/load.out" || die "bench_load not READY after 600 s"
+  grep -q '^READY' "$run/load.out" || die "bench_load not READY after $ready_max s"
   log "load: $(grep '^READY' "$run/load.out")"
 
   # Wait until the broker's statistics show the whole load (up to a statistics interval).
   local want_unacked consumers_expected ok=""
   consumers_expected=$(( CONSUMER_EVERY > 0 ? (n + CONSUMER_EVERY - 1) / CONSUMER_EVERY : 0 ))
   want_unacked=$(( consumers_expected * (PREFETCH < MESSAGES ? PREFETCH : MESSAGES) ))
-  for i in $(seq 1 60); do
+  for i in $(seq 1 $(( n / 1000 > 60 ? n / 1000 : 60 ))); do
     api '/api/overview' > "$run/overview.json" || true
     if "$PY" - "$run/overview.json" "$n" "$((n * MESSAGES))" "$want_unacked" <<'EOF'
 import json, sys
@@ -350,6 +356,8 @@ EOF
     echo "runs=$RUNS"
     echo "interval_s=$INTERVAL_S"
     echo "timeout_s=$TIMEOUT_S"
+    echo "full_reads=$FULL_READS"
+    echo "nice=$(nice)"
     echo "stats_interval_ms=$STATS_INTERVAL_MS"
     echo "wrk_duration=$WRK_DURATION"
     echo "wrk_connections=$WRK_CONNECTIONS"
@@ -484,9 +492,9 @@ EOF
     log "replay after the polls, run $r of $RUNS"
     replay_measured "after-$r"
   done
-  for r in $(seq 1 "$RUNS"); do
-    log "plain GET /api/queues run $r of $RUNS"
-    curl -s -m 120 -u guest:guest -o /dev/null -w '%{time_total} %{size_download} %{http_code}\n' \
+  for r in $(seq 1 "$FULL_READS"); do
+    log "plain GET /api/queues run $r of $FULL_READS"
+    curl -s -m "$CURL_MAX_S" -u guest:guest -o /dev/null -w '%{time_total} %{size_download} %{http_code}\n' \
       "$MGMT_URL/api/queues" > "$run/replay/full-$r.txt"
   done
 
