@@ -115,7 +115,8 @@ mkdir -p "$run/metrics"
 NODE_DIR="$WORK/node"
 node_vars=$(scripts/rabbitmq-node.sh start "$NODE_DIR" --watch-pid $$ \
   --conf "collect_statistics_interval = $STATS_INTERVAL_MS") || die "the RabbitMQ node did not start"
-eval "$node_vars"
+# node.env also sets ROOT (the RabbitMQ 4 tree, empty for 3.10): keep ours.
+eval "$(grep -v '^ROOT=' <<< "$node_vars")"
 log "node $NODE_NAME up ($MGMT_URL)"
 for v in $(seq 0 $((VHOSTS - 1))); do
   vh=$(printf 'bench-vh-%02d' "$v")
