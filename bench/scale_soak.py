@@ -212,6 +212,7 @@ def main(raw, out_json, out_md):
     lo = t_full if t_full is not None else 0
     res["metrics_plain"] = reads_of("metrics", lo)
     res["metrics_gzip"] = reads_of("metrics-gzip", lo)
+    res["metrics_gzip_text"] = reads_of("metrics-gzip-text", lo)
     res["api_alerts"] = reads_of("alerts", lo)
     # RSS right after each /api/v1/alerts read against the last sample before it.
     bumps = []
@@ -274,8 +275,10 @@ def main(raw, out_json, out_md):
     mp, mg, aa = res["metrics_plain"], res["metrics_gzip"], res["api_alerts"]
     doc.append("| read (windows complete) | size, median (max) | time, median (max) | sidecar CPU per read, median |")
     doc.append("|---|---|---|---|")
-    for label, r in (("`/metrics`, plain text", mp), ("`/metrics`, OpenMetrics + gzip (Prometheus's headers)", mg),
-                     ("`/api/v1/alerts` (all alerts)", aa)):
+    rows = [("`/metrics`, plain text", mp), ("`/metrics`, OpenMetrics + gzip (Prometheus's headers)", mg),
+            ("`/metrics`, text format + gzip (`curl --compressed`)", res["metrics_gzip_text"]),
+            ("`/api/v1/alerts` (all alerts)", aa)]
+    for label, r in [(label, r) for label, r in rows if r["reads"]]:
         doc.append(f"| {label} | {r['bytes_median'] / 1e6 if r['bytes_median'] else 0:.2f} MB "
                    f"({(r['bytes_max'] or 0) / 1e6:.2f} MB) | {fs(r['time_s_median'])} ({fs(r['time_s_max'])}) | "
                    f"{fs(r['cpu_s_median'])} |")

@@ -19,7 +19,9 @@
 # SCALE_SOAK_TIMEOUT_S [30] (poll.interval, rabbitmq.timeout), SCALE_SOAK_SAMPLE_S [2] (RSS and
 # CPU samples), SCALE_SOAK_SCRAPE_S [30] (/metrics scrapes), SCALE_SOAK_ALERTS_S [60]
 # (GET /api/v1/alerts), BENCH_VHOSTS [10], BENCH_MESSAGES [5], BENCH_CONSUMER_EVERY [10],
-# BENCH_PREFETCH [2], BENCH_BASELINE_S [10] (idle broker measured before the sidecar starts).
+# BENCH_PREFETCH [2], BENCH_BASELINE_S [10] (idle broker measured before the sidecar starts),
+# SCALE_SOAK_PLAIN [1] (0: scrape /metrics only as Prometheus does, OpenMetrics + gzip, never the
+# ~18 MB plain text), SCALE_SOAK_OUT [scale-soak] (the name of the json, md and raw outputs).
 #
 # Everything started here (the node, the load generator, the sidecar, the sampler) is stopped on
 # exit by PID; the node is also tied to this script with --watch-pid. Other nodes are not
@@ -37,6 +39,8 @@ TIMEOUT_S=${SCALE_SOAK_TIMEOUT_S:-30}
 SAMPLE_S=${SCALE_SOAK_SAMPLE_S:-2}
 SCRAPE_S=${SCALE_SOAK_SCRAPE_S:-30}
 ALERTS_S=${SCALE_SOAK_ALERTS_S:-60}
+PLAIN=${SCALE_SOAK_PLAIN:-1}
+OUT=${SCALE_SOAK_OUT:-scale-soak}
 VHOSTS=${BENCH_VHOSTS:-10}
 MESSAGES=${BENCH_MESSAGES:-5}
 CONSUMER_EVERY=${BENCH_CONSUMER_EVERY:-10}
@@ -172,6 +176,7 @@ log "sidecar pid $SIDECAR_PID on 127.0.0.1:$PORT; soaking for $DURATION s (backl
   echo "sample_s=$SAMPLE_S"
   echo "scrape_s=$SCRAPE_S"
   echo "alerts_s=$ALERTS_S"
+  echo "plain=$PLAIN"
   echo "start=$START"
   echo "load_line=$(grep '^READY' "$run/load.out")"
   echo "loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -193,10 +198,15 @@ while :; do
   kill -0 "$SIDECAR_PID" 2>/dev/null || { tail -n 20 "$LOG_FILE" >&2; die "the sidecar exited"; }
   if [ "$now" -ge "$next_scrape" ]; then
     t0=$(cpu_ticks "$SIDECAR_PID")
-    w=$(curl -s -m 30 -o "$run/metrics/$now.prom" -w '%{time_total} %{size_download} %{http_code}' \
-      "http://127.0.0.1:$PORT/metrics" || echo "- 0 000")
+    if [ "$PLAIN" = 1 ]; then
+      w=$(curl -s -m 30 -o "$run/metrics/$now.prom" -w '%{time_total} %{size_download} %{http_code}' \
+        "http://127.0.0.1:$PORT/metrics" || echo "- 0 000")
+    else # the same series, fetched gzip-compressed (curl decompresses)
+      w=$(curl -s -m 30 --compressed -o "$run/metrics/$now.prom" -w '%{time_total} %{size_download} %{http_code}' \
+        "http://127.0.0.1:$PORT/metrics" || echo "- 0 000")
+    fi
     t1=$(cpu_ticks "$SIDECAR_PID")
-    echo "$EPOCHREALTIME metrics $w $t0 $t1 $(status_kb "$SIDECAR_PID" VmRSS)" >> "$run/scrapes.txt"
+    echo "$EPOCHREALTIME metrics$([ "$PLAIN" = 1 ] || echo -gzip-text) $w $t0 $t1 $(status_kb "$SIDECAR_PID" VmRSS)" >> "$run/scrapes.txt"
     # Keep only the sidecar's own series (the queue series are large and not needed here).
     grep -E '^(rabbitmq_watch_|rabbitmq_up |rabbitmq_queues )' "$run/metrics/$now.prom" > "$run/metrics/$now.txt" || true
     rm -f "$run/metrics/$now.prom"
@@ -235,10 +245,11 @@ stop_pid "$SAMPLER_PID"; SAMPLER_PID=""
 stop_pid "$SIDECAR_PID"; SIDECAR_PID=""
 log "soak done; writing the figures"
 
-raw=$ROOT/bench/results/raw-scale-soak
+raw=$ROOT/bench/results/raw-$OUT
 rm -rf "$raw"
 mkdir -p "$raw"
 cp -r "$run"/. "$raw/"
-python3 "$ROOT/bench/scale_soak.py" "$raw" "$ROOT/bench/results/scale-soak.json" "$ROOT/bench/SCALE_SOAK.md"
+if [ "$OUT" = scale-soak ]; then md=$ROOT/bench/SCALE_SOAK.md; else md=$ROOT/bench/results/$OUT.md; fi
+python3 "$ROOT/bench/scale_soak.py" "$raw" "$ROOT/bench/results/$OUT.json" "$md"
 python3 "$ROOT/bench/report.py" render "$ROOT/bench/results" "$ROOT/bench/RESULTS.md" >/dev/null
-log "wrote bench/results/scale-soak.json, bench/SCALE_SOAK.md and bench/RESULTS.md"
+log "wrote bench/results/$OUT.json, $md and bench/RESULTS.md"
