@@ -87,6 +87,11 @@ def parse_request(line):
     return ep.group(1), full
 
 
+# The reliability audit's reads: its own task on its own interval (audit.interval, 5m; the first
+# right after start-up), interleaved in the log with the polls' requests but not part of a poll.
+AUDIT_ENDPOINTS = {"/api/bindings", "/api/channels", "/api/consumers", "/api/exchanges"}
+
+
 def cmd_requests(log, seq):
     seq = int(seq)
     lines = [ANSI.sub("", line.rstrip("\n")) for line in open(log, errors="replace")]
@@ -94,6 +99,8 @@ def cmd_requests(log, seq):
     if any("poll finished" in line for line in lines):
         for line in lines:
             r = parse_request(line)
+            if r and r[0] in AUDIT_ENDPOINTS:
+                continue
             if r:
                 cur.append(r)
             elif "poll finished" in line:
