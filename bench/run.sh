@@ -24,7 +24,10 @@
 # BENCH_TIMEOUT_S + 60] (curl's --max-time for the replays and the full reads),
 # BENCH_MEMORY_WATERMARK [0.4, RabbitMQ's default] (the node's vm_memory_high_watermark.relative:
 # 100,000 queues with their consumers take ~11 GB of broker memory, above 0.4 of 24 GiB, and the
-# memory alarm would block the load's publishers: use 0.8 there).
+# memory alarm would block the load's publishers: use 0.8 there), BENCH_MGMT_TIMEOUT_MS [unset:
+# the broker's defaults] (management.tcp.idle_timeout, inactivity_timeout and request_timeout: the
+# management listener's cowboy closes a connection after 60 s without a byte, and at 100,000
+# queues the broker needs more than that before the first byte of /api/queues: use 600000 there).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -51,6 +54,13 @@ FULL_READS=${BENCH_FULL_READS:-$RUNS}
 CURL_MAX_S=${BENCH_CURL_MAX_S:-$(( TIMEOUT_S + 60 > 120 ? TIMEOUT_S + 60 : 120 ))}
 STATS_INTERVAL_MS=5000
 MEMORY_WATERMARK=${BENCH_MEMORY_WATERMARK:-0.4}
+MGMT_TIMEOUT_MS=${BENCH_MGMT_TIMEOUT_MS:-}
+MGMT_CONF=()
+if [ -n "$MGMT_TIMEOUT_MS" ]; then
+  MGMT_CONF=(--conf "management.tcp.idle_timeout = $MGMT_TIMEOUT_MS"
+    --conf "management.tcp.inactivity_timeout = $MGMT_TIMEOUT_MS"
+    --conf "management.tcp.request_timeout = $MGMT_TIMEOUT_MS")
+fi
 
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3)
@@ -293,7 +303,7 @@ run_one() {
   local node_vars
   node_vars=$(scripts/rabbitmq-node.sh start "$NODE_DIR" --watch-pid $$ \
     --conf "collect_statistics_interval = $STATS_INTERVAL_MS" \
-    --conf "vm_memory_high_watermark.relative = $MEMORY_WATERMARK") || die "the RabbitMQ node did not start"
+    --conf "vm_memory_high_watermark.relative = $MEMORY_WATERMARK" "${MGMT_CONF[@]}") || die "the RabbitMQ node did not start"
   # node.env also sets ROOT (the RabbitMQ 4 tree, empty for 3.10): keep ours.
   eval "$(grep -v '^ROOT=' <<< "$node_vars")"
   local csi
@@ -364,6 +374,7 @@ EOF
     echo "timeout_s=$TIMEOUT_S"
     echo "full_reads=$FULL_READS"
     echo "memory_watermark=$MEMORY_WATERMARK"
+    echo "mgmt_timeout_ms=$MGMT_TIMEOUT_MS"
     echo "nice=$(nice)"
     echo "stats_interval_ms=$STATS_INTERVAL_MS"
     echo "wrk_duration=$WRK_DURATION"
