@@ -801,16 +801,16 @@ def cmd_render(results_dir, out_path, wanted):
         doc.append("")
         doc.append(md_table(["target", "measured", "verdict"], targets_large(large[0])))
         doc.append("")
-    # The hand-written analysis at 100,000 queues and of the soak (bench/SCALE.md), kept across runs.
-    scale = os.path.join(os.path.dirname(os.path.abspath(__file__)), "SCALE.md")
-    if os.path.exists(scale):
-        with open(scale) as f:
-            doc.append(f.read().rstrip())
-        doc.append("")
     # The soak at 10,000 queues (bench/SCALE_SOAK.md, written by bench/scale_soak.sh).
     soak = os.path.join(os.path.dirname(os.path.abspath(__file__)), "SCALE_SOAK.md")
     if os.path.exists(soak):
         with open(soak) as f:
+            doc.append(f.read().rstrip())
+        doc.append("")
+    # The hand-written analysis at 100,000 queues and of the soak (bench/SCALE.md), kept across runs.
+    scale = os.path.join(os.path.dirname(os.path.abspath(__file__)), "SCALE.md")
+    if os.path.exists(scale):
+        with open(scale) as f:
             doc.append(f.read().rstrip())
         doc.append("")
     # The hand-written analysis of the misses (bench/ANALYSIS.md), kept across runs.
