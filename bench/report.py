@@ -29,6 +29,12 @@ POLL_RATIO_TARGET = 1.1
 P99_TARGET_MS = 25.0
 BYTES_FRACTION_TARGET = 1 / 3
 
+# Targets at 100,000 queues (issue #13).
+LARGE_N = 100000
+LARGE_BROKER_CPU_TARGET_S = 10.0
+LARGE_RSS_TARGET_MB = 350.0
+LARGE_POLL_TARGET_S = 60.0
+
 # Reference figures from shared/REFERENCE.md ("Measured cost on this machine, 10,000 queues,
 # median of 5"): not measured by this harness.
 REFERENCE_ROWS = [
@@ -81,6 +87,11 @@ def parse_request(line):
     return ep.group(1), full
 
 
+# The reliability audit's reads: its own task on its own interval (audit.interval, 5m; the first
+# right after start-up), interleaved in the log with the polls' requests but not part of a poll.
+AUDIT_ENDPOINTS = {"/api/bindings", "/api/channels", "/api/consumers", "/api/exchanges"}
+
+
 def cmd_requests(log, seq):
     seq = int(seq)
     lines = [ANSI.sub("", line.rstrip("\n")) for line in open(log, errors="replace")]
@@ -88,6 +99,8 @@ def cmd_requests(log, seq):
     if any("poll finished" in line for line in lines):
         for line in lines:
             r = parse_request(line)
+            if r and r[0] in AUDIT_ENDPOINTS:
+                continue
             if r:
                 cur.append(r)
             elif "poll finished" in line:
@@ -617,6 +630,50 @@ def targets(res):
     return out
 
 
+def verdict_of(value, limit):
+    if value is None:
+        return "not measured"
+    if value <= limit:
+        return f"**pass** ({(limit - value) / limit * 100:.0f}% under)"
+    return f"**miss** ({(value - limit) / limit * 100:.0f}% over)"
+
+
+def peak_rss_kb(res):
+    peaks = [res.get(k) for k in ("hwm_kb_after_polls", "hwm_kb_after_wrk",
+                                  "rss_kb_peak_sampled_polls", "rss_kb_peak_sampled_wrk")]
+    peaks = [p for p in peaks if p is not None]
+    return max(peaks) if peaks else None
+
+
+def targets_large(res):
+    """[(target, measured, verdict)] at 100k queues."""
+    out = []
+    bc = res.get("broker_cpu") or {}
+    per = [v["cpu_s"] for v in (bc.get("per_poll") or {}).values()]
+    out.append(("broker CPU per poll ≤ 10 s (baseline included; median of the measured polls)",
+                f"{fmt_s(bc.get('poll_cpu_s'))}" + (f" (max {max(per):.2f} s)" if per else ""),
+                verdict_of(bc.get("poll_cpu_s"), LARGE_BROKER_CPU_TARGET_S)))
+    base = bc.get("baseline_cores")
+    pd = res.get("poll_duration_s", {})
+    if base is not None and bc.get("poll_cpu_s") is not None and pd.get("median") is not None:
+        above = bc["poll_cpu_s"] - base * pd["median"]
+        out.append(("  the same above the broker's idle baseline (baseline cores × median poll wall time subtracted)",
+                    fmt_s(above), verdict_of(above, LARGE_BROKER_CPU_TARGET_S)))
+    hwm = peak_rss_kb(res)
+    hwm_mb = None if hwm is None else hwm * 1024 / 1e6
+    out.append(("RSS ≤ 350 MB (peak: the larger of VmHWM and the sampled VmRSS, polls and wrk)",
+                fmt_kb_as_mb(hwm), verdict_of(hwm_mb, LARGE_RSS_TARGET_MB)))
+    logged = [v for k, v in res.get("poll_duration_s_logged", {}).items() if v is not None and int(k) >= 2]
+    worst = max(logged) if logged else pd.get("max")
+    up = res.get("all_polls_up")
+    out.append(("the poll finishes within a 60 s interval (longest measured poll, as logged; every measured poll up)",
+                f"{fmt_s(worst)} (median {fmt_s(pd.get('median'))}); every poll up: {'yes' if up else 'no'}",
+                verdict_of(worst, LARGE_POLL_TARGET_S) if up else "**miss** (a measured poll failed)"))
+    cpu = res.get("cpu_s_per_poll")
+    out.append(("sidecar CPU per poll (no target at this size; for scale)", fmt_s(cpu), "–"))
+    return out
+
+
 def md_table(header, rows):
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
@@ -660,6 +717,9 @@ bytes."""
 def cmd_render(results_dir, out_path, wanted):
     results = []
     for path in sorted(glob.glob(os.path.join(results_dir, "*.json"))):
+        # Only N.json: soak.json and scale-soak.json live here too, with other shapes.
+        if not re.fullmatch(r"[0-9]+\.json", os.path.basename(path)):
+            continue
         try:
             results.append(json.load(open(path)))
         except (OSError, ValueError) as e:
@@ -706,7 +766,8 @@ def cmd_render(results_dir, out_path, wanted):
             f"`beam.smp` processes: {rm.get('other_beam_processes', '?')}. Polls counted by: {rm.get('poll_detection', '?')}. "
             f"Every measured poll up: {'yes' if res.get('all_polls_up') else '**no**'}. "
             f"Poll 2 made the same requests as poll 1 (replayed): {'yes' if rm.get('requests_poll2_same') == '1' else '**no**'}. "
-            f"Whole run: {rm.get('run_seconds', '?')} s."
+            f"Whole run: {rm.get('run_seconds', '?')} s. Sidecar `poll.interval` {rm.get('interval_s', '?')} s, "
+            f"`rabbitmq.timeout` {rm.get('timeout_s', '?')} s; bench niceness {rm.get('nice', '0')}."
         )
         rest = (res.get("machine_cpu_cores") or {}).get("everything_else")
         if rest is not None and rest > 0.3:
@@ -734,6 +795,24 @@ def cmd_render(results_dir, out_path, wanted):
     else:
         doc.append(f"Not measured yet: run `bench/run.sh {TARGET_N}`.")
     doc.append("")
+    large = [r for r in results if r["n"] == LARGE_N]
+    if large:
+        doc.append(f"## Targets at {LARGE_N:,} queues")
+        doc.append("")
+        doc.append(md_table(["target", "measured", "verdict"], targets_large(large[0])))
+        doc.append("")
+    # The soak at 10,000 queues (bench/SCALE_SOAK.md, written by bench/scale_soak.sh).
+    soak = os.path.join(os.path.dirname(os.path.abspath(__file__)), "SCALE_SOAK.md")
+    if os.path.exists(soak):
+        with open(soak) as f:
+            doc.append(f.read().rstrip())
+        doc.append("")
+    # The hand-written analysis at 100,000 queues and of the soak (bench/SCALE.md), kept across runs.
+    scale = os.path.join(os.path.dirname(os.path.abspath(__file__)), "SCALE.md")
+    if os.path.exists(scale):
+        with open(scale) as f:
+            doc.append(f.read().rstrip())
+        doc.append("")
     # The hand-written analysis of the misses (bench/ANALYSIS.md), kept across runs.
     analysis = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ANALYSIS.md")
     if os.path.exists(analysis):
@@ -764,6 +843,10 @@ def cmd_render(results_dir, out_path, wanted):
         width = max(len(k) for k, _ in rows)
         for k, v in rows:
             print(f"{k.ljust(width)}  {v}")
+        if res["n"] == LARGE_N:
+            print(f"\n-- targets at {LARGE_N} queues --")
+            for t, v, verdict in targets_large(res):
+                print(f"{t}: {v}: {verdict.replace('**', '')}")
         if res["n"] == TARGET_N:
             print(f"\n-- targets at {TARGET_N} queues --")
             for t, v, verdict in targets(res):

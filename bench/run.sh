@@ -18,7 +18,16 @@
 # BENCH_WRK1_DURATION [5s] (one scraper alone, for comparison), BENCH_KEEP [0]
 # (1 keeps the temporary work directory), BENCH_INTERVAL_S [15] and BENCH_TIMEOUT_S [14] (the
 # sidecar's poll.interval and rabbitmq.timeout; raise both for 100,000 queues),
-# BENCH_BASELINE_S [10] (seconds of the idle broker measured before the sidecar starts).
+# BENCH_BASELINE_S [10] (seconds of the idle broker measured before the sidecar starts),
+# BENCH_FULL_READS [BENCH_RUNS] (plain full /api/queues reads at the end; each takes ~2 s per
+# 1,000 queues on 2 cores, so use 1 at 100,000 queues), BENCH_CURL_MAX_S [the larger of 120 and
+# BENCH_TIMEOUT_S + 60] (curl's --max-time for the replays and the full reads),
+# BENCH_MEMORY_WATERMARK [0.4, RabbitMQ's default] (the node's vm_memory_high_watermark.relative:
+# 100,000 queues with their consumers take ~11 GB of broker memory, above 0.4 of 24 GiB, and the
+# memory alarm would block the load's publishers: use 0.8 there), BENCH_MGMT_TIMEOUT_MS [unset:
+# the broker's defaults] (management.tcp.idle_timeout, inactivity_timeout and request_timeout: the
+# management listener's cowboy closes a connection after 60 s without a byte, and at 100,000
+# queues the broker needs more than that before the first byte of /api/queues: use 600000 there).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -41,7 +50,17 @@ WRK_CONNECTIONS=${BENCH_WRK_CONNECTIONS:-16}
 WRK1_DURATION=${BENCH_WRK1_DURATION:-5s}
 INTERVAL_S=${BENCH_INTERVAL_S:-15}
 TIMEOUT_S=${BENCH_TIMEOUT_S:-14}
+FULL_READS=${BENCH_FULL_READS:-$RUNS}
+CURL_MAX_S=${BENCH_CURL_MAX_S:-$(( TIMEOUT_S + 60 > 120 ? TIMEOUT_S + 60 : 120 ))}
 STATS_INTERVAL_MS=5000
+MEMORY_WATERMARK=${BENCH_MEMORY_WATERMARK:-0.4}
+MGMT_TIMEOUT_MS=${BENCH_MGMT_TIMEOUT_MS:-}
+MGMT_CONF=()
+if [ -n "$MGMT_TIMEOUT_MS" ]; then
+  MGMT_CONF=(--conf "management.tcp.idle_timeout = $MGMT_TIMEOUT_MS"
+    --conf "management.tcp.inactivity_timeout = $MGMT_TIMEOUT_MS"
+    --conf "management.tcp.request_timeout = $MGMT_TIMEOUT_MS")
+fi
 
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3)
@@ -243,7 +262,7 @@ replay_chain() { # replay_chain OUTFILE URL...
   local out=$1 args=() u
   shift
   for u in "$@"; do args+=(-o /dev/null "$u"); done
-  curl -s -m 120 -u guest:guest -w '%{time_total} %{size_download} %{http_code}\n' "${args[@]}" > "$out"
+  curl -s -m "$CURL_MAX_S" -u guest:guest -w '%{time_total} %{size_download} %{http_code}\n' "${args[@]}" > "$out"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -283,8 +302,10 @@ run_one() {
   NODE_DIR="$WORK/node-$n"
   local node_vars
   node_vars=$(scripts/rabbitmq-node.sh start "$NODE_DIR" --watch-pid $$ \
-    --conf "collect_statistics_interval = $STATS_INTERVAL_MS") || die "the RabbitMQ node did not start"
-  eval "$node_vars"
+    --conf "collect_statistics_interval = $STATS_INTERVAL_MS" \
+    --conf "vm_memory_high_watermark.relative = $MEMORY_WATERMARK" "${MGMT_CONF[@]}") || die "the RabbitMQ node did not start"
+  # node.env also sets ROOT (the RabbitMQ 4 tree, empty for 3.10): keep ours.
+  eval "$(grep -v '^ROOT=' <<< "$node_vars")"
   local csi
   csi=$(scripts/rabbitmq-node.sh ctl "$NODE_DIR" eval 'application:get_env(rabbit, collect_statistics_interval).' 2>&1 | tr -d '\n ')
   [ "$csi" = "{ok,$STATS_INTERVAL_MS}" ] ||
@@ -306,20 +327,21 @@ run_one() {
   "$LOAD_BIN" --amqp-url "${AMQP_URL%/%2f}" --queues "$n" --vhosts "$VHOSTS" --messages "$MESSAGES" \
     --consumer-every "$CONSUMER_EVERY" --prefetch "$PREFETCH" > "$run/load.out" 2> "$run/load.err" &
   LOAD_PID=$!
-  local i
-  for i in $(seq 1 1200); do
+  # Up to 600 s, or 20 ms per queue when more (the broker declares ~700 queues/s here).
+  local i ready_max=$(( n / 50 > 600 ? n / 50 : 600 ))
+  for i in $(seq 1 $((ready_max * 2))); do
     grep -q '^READY' "$run/load.out" && break
     kill -0 "$LOAD_PID" 2>/dev/null || { cat "$run/load.err" >&2; die "bench_load exited before READY"; }
     sleep 0.5
   done
-  grep -q '^READY' "$run/load.out" || die "bench_load not READY after 600 s"
+  grep -q '^READY' "$run/load.out" || die "bench_load not READY after $ready_max s"
   log "load: $(grep '^READY' "$run/load.out")"
 
   # Wait until the broker's statistics show the whole load (up to a statistics interval).
   local want_unacked consumers_expected ok=""
   consumers_expected=$(( CONSUMER_EVERY > 0 ? (n + CONSUMER_EVERY - 1) / CONSUMER_EVERY : 0 ))
   want_unacked=$(( consumers_expected * (PREFETCH < MESSAGES ? PREFETCH : MESSAGES) ))
-  for i in $(seq 1 60); do
+  for i in $(seq 1 $(( n / 1000 > 60 ? n / 1000 : 60 ))); do
     api '/api/overview' > "$run/overview.json" || true
     if "$PY" - "$run/overview.json" "$n" "$((n * MESSAGES))" "$want_unacked" <<'EOF'
 import json, sys
@@ -350,6 +372,10 @@ EOF
     echo "runs=$RUNS"
     echo "interval_s=$INTERVAL_S"
     echo "timeout_s=$TIMEOUT_S"
+    echo "full_reads=$FULL_READS"
+    echo "memory_watermark=$MEMORY_WATERMARK"
+    echo "mgmt_timeout_ms=$MGMT_TIMEOUT_MS"
+    echo "nice=$(nice)"
     echo "stats_interval_ms=$STATS_INTERVAL_MS"
     echo "wrk_duration=$WRK_DURATION"
     echo "wrk_connections=$WRK_CONNECTIONS"
@@ -484,9 +510,9 @@ EOF
     log "replay after the polls, run $r of $RUNS"
     replay_measured "after-$r"
   done
-  for r in $(seq 1 "$RUNS"); do
-    log "plain GET /api/queues run $r of $RUNS"
-    curl -s -m 120 -u guest:guest -o /dev/null -w '%{time_total} %{size_download} %{http_code}\n' \
+  for r in $(seq 1 "$FULL_READS"); do
+    log "plain GET /api/queues run $r of $FULL_READS"
+    curl -s -m "$CURL_MAX_S" -u guest:guest -o /dev/null -w '%{time_total} %{size_download} %{http_code}\n' \
       "$MGMT_URL/api/queues" > "$run/replay/full-$r.txt"
   done
 
