@@ -577,8 +577,11 @@ fn partitions_node_loss_and_alarms_on_a_real_cluster() {
     );
     let heal = Instant::now();
     cluster.run(&["heal", "3"]);
+    // Autoheal's restart of the loser took 77 s after the heal in every run of 2026-11-30
+    // evening on this machine (with this and the previous day's code alike; seconds before):
+    // a wait that leaves room for that, not a timing assertion.
     eventually(
-        Duration::from_secs(90),
+        Duration::from_secs(240),
         "autoheal's application restart of the loser counted",
         || (n3_restarts(&sidecar) > restarts_before).then_some(()),
     );
@@ -588,7 +591,7 @@ fn partitions_node_loss_and_alarms_on_a_real_cluster() {
     );
     let resolved = events.wait(
         &receiver,
-        Duration::from_secs(120),
+        Duration::from_secs(240),
         "RabbitmqClusterPartition",
         "resolved",
         heal,
