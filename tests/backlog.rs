@@ -15,15 +15,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use futures_lite::StreamExt;
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions,
-    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
-};
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, ExchangeKind};
 use serde_json::Value;
-use support::{HttpReceiver, RabbitNode, Sidecar, amqp, eventually, publish};
+use support::{HttpReceiver, RabbitNode, Sidecar, amqp, consume, eventually, publish};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -138,36 +134,6 @@ fn producer(ch: Channel, queue: &'static str, per_second: u64, stop: Arc<AtomicB
     });
 }
 
-/// Consumes `queue` with `prefetch`, handling each delivery with `handle` after `delay`:
-/// `true` acknowledges, `false` rejects with requeue; `None` leaves it unacknowledged.
-async fn consumer(ch: &Channel, queue: &str, prefetch: u16, delay: Duration, handle: Option<bool>) {
-    ch.basic_qos(prefetch, BasicQosOptions::default())
-        .await
-        .expect("basic.qos");
-    let mut deliveries = ch
-        .basic_consume(
-            queue.into(),
-            format!("{queue}-consumer").as_str().into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("basic.consume");
-    tokio::spawn(async move {
-        while let Some(Ok(d)) = deliveries.next().await {
-            tokio::time::sleep(delay).await;
-            let result = match handle {
-                Some(true) => d.ack(BasicAckOptions::default()).await,
-                Some(false) => d.reject(BasicRejectOptions { requeue: true }).await,
-                None => continue,
-            };
-            if result.is_err() {
-                break;
-            }
-        }
-    });
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_producer_faster_than_its_consumer_is_growing_with_a_sane_time_to_overflow() {
     let node = RabbitNode::shared();
@@ -181,7 +147,7 @@ async fn a_producer_faster_than_its_consumer_is_growing_with_a_sane_time_to_over
     let (_pconn, pch) = amqp(node, "/").await;
     producer(pch, queue, 60, stop.clone());
     let (_cconn, cch) = amqp(node, "/").await;
-    consumer(&cch, queue, 1, Duration::from_millis(100), Some(true)).await;
+    consume(&cch, queue, 1, Duration::from_millis(100), Some(true)).await;
 
     let growing = wait_for(&receiver, "RabbitmqQueueGrowing", queue);
     let summary = growing["annotations"]["summary"].as_str().unwrap();
@@ -242,7 +208,7 @@ async fn a_consumer_that_stops_acking_with_its_prefetch_full_is_stalled() {
     declare_with(&ch, queue, &[]).await;
     publish(&ch, queue, 30).await;
     let (_cconn, cch) = amqp(node, "/").await;
-    consumer(&cch, queue, 5, Duration::ZERO, None).await;
+    consume(&cch, queue, 5, Duration::ZERO, None).await;
     // The prefetch fills before the sidecar starts: no delivery happens in its window.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let receiver = HttpReceiver::start(None, vec![]);
@@ -272,7 +238,7 @@ async fn a_consumer_rejecting_with_requeue_is_redelivering_not_stalled() {
     let receiver = HttpReceiver::start(None, vec![]);
     let sidecar = sidecar(node, queue, &receiver);
     let (_cconn, cch) = amqp(node, "/").await;
-    consumer(&cch, queue, 1, Duration::from_millis(50), Some(false)).await;
+    consume(&cch, queue, 1, Duration::from_millis(50), Some(false)).await;
 
     let alert = wait_for(&receiver, "RabbitmqQueueRedelivering", queue);
     let summary = alert["annotations"]["summary"].as_str().unwrap();
@@ -354,7 +320,7 @@ async fn a_steady_flow_that_keeps_up_stays_ok_and_raises_nothing() {
     let receiver = HttpReceiver::start(None, vec![]);
     let sidecar = sidecar(node, queue, &receiver);
     let (_cconn, cch) = amqp(node, "/").await;
-    consumer(&cch, queue, 10, Duration::ZERO, Some(true)).await;
+    consume(&cch, queue, 10, Duration::ZERO, Some(true)).await;
     let stop = Arc::new(AtomicBool::new(false));
     let (_pconn, pch) = amqp(node, "/").await;
     producer(pch, queue, 30, stop.clone());

@@ -643,32 +643,6 @@ fn producer(
     });
 }
 
-/// Consumes `queue` with prefetch 1, acknowledging each delivery after `delay`.
-async fn slow_consumer(ch: &lapin::Channel, queue: &str, delay: Duration) {
-    use futures_lite::StreamExt;
-    use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
-    ch.basic_qos(1, BasicQosOptions::default())
-        .await
-        .expect("basic.qos");
-    let mut deliveries = ch
-        .basic_consume(
-            queue.into(),
-            format!("{queue}-consumer").as_str().into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("basic.consume");
-    tokio::spawn(async move {
-        while let Some(Ok(d)) = deliveries.next().await {
-            tokio::time::sleep(delay).await;
-            if d.ack(BasicAckOptions::default()).await.is_err() {
-                break;
-            }
-        }
-    });
-}
-
 /// The backlog detector on `node` with real AMQP traffic: `growing` gets ~40 msg/s from a
 /// producer and loses ~8 msg/s to a slow consumer, `idle` holds 10 messages and no consumer.
 /// The sidecar (`source: auto`, polling every 500 ms, 6 s backlog windows,
@@ -689,7 +663,7 @@ async fn backlog_growing_and_no_consumers(
     let (_pconn, pch) = amqp(node, "/").await;
     producer(pch, growing, Duration::from_millis(25), stop.clone());
     let (_cconn, cch) = amqp(node, "/").await;
-    slow_consumer(&cch, growing, Duration::from_millis(120)).await;
+    support::consume(&cch, growing, 1, Duration::from_millis(120), Some(true)).await;
 
     let yaml = format!(
         r#"

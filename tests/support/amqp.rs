@@ -108,17 +108,25 @@ pub async fn declare_quorum(ch: &Channel, queue: &str, arguments: &[(&str, AMQPV
     .expect("queue.declare (quorum)");
 }
 
-/// A consumer that always fails on its messages: consumes `queue` with prefetch 1 and nacks
-/// every delivery with requeue after `delay`, for as long as the channel is open.
-pub async fn requeue_forever(ch: &Channel, queue: &str, delay: std::time::Duration) {
-    use lapin::options::{BasicNackOptions, BasicQosOptions};
-    ch.basic_qos(1, BasicQosOptions::default())
+/// Consumes `queue` with `prefetch`, handling each delivery with `handle` after `delay`:
+/// `true` acknowledges, `false` rejects with requeue; `None` leaves it unacknowledged. Runs
+/// for as long as the channel is open.
+#[allow(dead_code)]
+pub async fn consume(
+    ch: &Channel,
+    queue: &str,
+    prefetch: u16,
+    delay: std::time::Duration,
+    handle: Option<bool>,
+) {
+    use lapin::options::{BasicAckOptions, BasicQosOptions, BasicRejectOptions};
+    ch.basic_qos(prefetch, BasicQosOptions::default())
         .await
         .expect("basic.qos");
     let mut deliveries = ch
         .basic_consume(
             queue.into(),
-            format!("{queue}-requeuer").as_str().into(),
+            format!("{queue}-consumer").as_str().into(),
             BasicConsumeOptions::default(),
             FieldTable::default(),
         )
@@ -127,13 +135,21 @@ pub async fn requeue_forever(ch: &Channel, queue: &str, delay: std::time::Durati
     tokio::spawn(async move {
         while let Some(Ok(d)) = deliveries.next().await {
             tokio::time::sleep(delay).await;
-            let requeue = BasicNackOptions {
-                requeue: true,
-                ..Default::default()
+            let result = match handle {
+                Some(true) => d.ack(BasicAckOptions::default()).await,
+                Some(false) => d.reject(BasicRejectOptions { requeue: true }).await,
+                None => continue,
             };
-            if d.nack(requeue).await.is_err() {
+            if result.is_err() {
                 break;
             }
         }
     });
+}
+
+/// A consumer that always fails on its messages: consumes `queue` with prefetch 1 and
+/// rejects every delivery with requeue after `delay`, for as long as the channel is open.
+#[allow(dead_code)]
+pub async fn requeue_forever(ch: &Channel, queue: &str, delay: std::time::Duration) {
+    consume(ch, queue, 1, delay, Some(false)).await;
 }

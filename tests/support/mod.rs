@@ -34,7 +34,8 @@ pub mod smtp;
 
 pub use alertmanager::{Alertmanager, client};
 pub use amqp::{
-    amqp, consume_and_hold, declare, declare_quorum, publish, publish_with, requeue_forever,
+    amqp, consume, consume_and_hold, declare, declare_quorum, publish, publish_with,
+    requeue_forever,
 };
 pub use exposition::{Exposition, Sample};
 pub use fake_api::{FakeApi, json_response};
