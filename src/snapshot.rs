@@ -146,6 +146,15 @@ impl Snapshot {
         Endpoint::ALL.iter().all(|e| self.error(*e).is_none())
     }
 
+    /// When this poll started, in seconds since the Unix epoch (0 for a clock before it): the
+    /// time axis of the detectors' windows and of age figures.
+    pub fn started_at_secs(&self) -> f64 {
+        self.started_at
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64()
+    }
+
     /// When this poll ended.
     pub fn finished_at(&self) -> SystemTime {
         self.started_at + self.duration

@@ -62,11 +62,7 @@ impl DiskTrend {
         let Some(nodes) = s.nodes.ok() else {
             return BTreeMap::new();
         };
-        let now = s
-            .started_at
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs_f64();
+        let now = s.started_at_secs();
         let listed: BTreeSet<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
         self.samples
             .retain(|name, _| listed.contains(name.as_str()));
@@ -212,11 +208,7 @@ impl RateWindow {
         let Some(o) = s.overview.ok() else {
             return Rates::default();
         };
-        let now = s
-            .started_at
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs_f64();
+        let now = s.started_at_secs();
         // With statistics on, a counter RabbitMQ has not started (nothing counted yet) is 0.
         let zero = o.stats_enabled().then_some(0);
         let churn = o.churn_rates.clone().unwrap_or_default();
@@ -311,11 +303,7 @@ impl CpuWindow {
         let Some(nodes) = s.nodes.ok() else {
             return BTreeMap::new();
         };
-        let now = s
-            .started_at
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs_f64();
+        let now = s.started_at_secs();
         self.samples
             .retain(|name, _| nodes.iter().any(|n| &n.name == name && n.cpu.is_some()));
         let mut out = BTreeMap::new();

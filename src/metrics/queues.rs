@@ -4,7 +4,6 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::time::UNIX_EPOCH;
 
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Unit;
@@ -295,11 +294,7 @@ pub fn encode(
             .iter()
             .filter_map(|q| q.utilisation().map(|v| (labels(q), v))),
     )?;
-    let poll_time = s
-        .started_at
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64();
+    let poll_time = s.started_at_secs();
     HEAD_AGE.gauge(
         enc,
         queues.iter().filter_map(|q| {

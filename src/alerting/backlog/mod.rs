@@ -39,8 +39,6 @@
 //! [`Report`] also copies the depth history (16 bytes a sample: about 3.5 MB at 10,000 queues)
 //! for the status page's sparklines.
 
-use std::time::UNIX_EPOCH;
-
 use crate::config::BacklogConfig;
 use crate::rabbitmq::FigureSource;
 use crate::rabbitmq::model::Queue;
@@ -375,11 +373,7 @@ impl Tracker {
             // counters only where the node has `queue_delivery_metrics` (4.0.5, not 3.10.8).
             self.statistics = overview.stats_enabled() && s.source == FigureSource::Management;
         }
-        let at = s
-            .started_at
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs_f64();
+        let at = s.started_at_secs();
         let window = self.config.window.as_secs_f64();
         let spacing = window / self.config.max_samples as f64;
         let mut old = std::mem::take(&mut self.windows).into_iter().peekable();
@@ -441,7 +435,7 @@ impl Tracker {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     use super::words::rate;
     use super::*;
