@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# What the broker pays for the queue listing read whole versus split per vhost (issue #13).
+#
+# Usage: bench/vhost_reads.sh N [REPS]    (REPS: alternating repetitions, default 5)
+#
+# Starts a throwaway RabbitMQ node (scripts/rabbitmq-node.sh, statistics every 5 s as in
+# production), creates 10 vhosts (BENCH_VHOSTS) and loads N queues with examples/bench_load.rs
+# (as bench/run.sh does: 5 messages per queue, a never-acking consumer on every 10th queue),
+# then alternates, REPS times each:
+#   whole: one unpaged `GET /api/queues?columns=<QUEUE_COLUMNS>&sort=`
+#   split: `GET /api/vhosts?columns=name`, then `GET /api/queues/{vhost}?columns=…&sort=`
+#          for every vhost, one after the other on one kept-alive connection (one curl)
+# and records per read the broker's CPU (utime+stime of its beam.smp from /proc/PID/stat, the
+# idle baseline included), the wall time and the bytes. Between reads it sleeps BENCH_GAP_S
+# (6, > one statistics interval). Prints one TSV line per read and the medians.
+# Everything started here is stopped on exit (only the PIDs started here).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+N=${1:?usage: bench/vhost_reads.sh N [REPS]}
+REPS=${2:-5}
+VHOSTS=${BENCH_VHOSTS:-10}
+GAP_S=${BENCH_GAP_S:-6}
+LOAD_BIN=${BENCH_LOAD_BIN:-$ROOT/target/debug/examples/bench_load}
+CLK_TCK=$(getconf CLK_TCK)
+COLUMNS=$(sed -n 's/^pub const QUEUE_COLUMNS: &str = "\(.*\)";$/\1/p' src/rabbitmq/model.rs)
+[ -n "$COLUMNS" ] || { echo "QUEUE_COLUMNS not found in src/rabbitmq/model.rs" >&2; exit 1; }
+
+log() { printf '%s vhost_reads: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+WORK=$(mktemp -d /tmp/rabbitmq-watch-vhost-reads.XXXXXX)
+NODE_DIR="$WORK/node"
+LOAD_PID=""
+cleanup() {
+  [ -z "$LOAD_PID" ] || { kill "$LOAD_PID" 2>/dev/null || true; wait "$LOAD_PID" 2>/dev/null || true; }
+  scripts/rabbitmq-node.sh clean "$NODE_DIR" >/dev/null 2>&1 || true
+  [ "${BENCH_KEEP:-0}" = 1 ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+node_vars=$(scripts/rabbitmq-node.sh start "$NODE_DIR" --watch-pid $$ \
+  --conf "collect_statistics_interval = 5000" \
+  --conf "vm_memory_high_watermark.relative = 0.8" \
+  --conf "management.tcp.idle_timeout = 600000" \
+  --conf "management.tcp.inactivity_timeout = 600000" \
+  --conf "management.tcp.request_timeout = 600000")
+eval "$(grep -v '^ROOT=' <<< "$node_vars")"
+BEAM=$(pgrep -s "$NODE_PID" -x beam.smp | head -n 1)
+log "node $NODE_NAME up at $MGMT_URL (beam.smp $BEAM)"
+
+for v in $(seq 0 $((VHOSTS - 1))); do
+  vh=$(printf 'bench-vh-%02d' "$v")
+  curl -sf -u guest:guest -X PUT "$MGMT_URL/api/vhosts/$vh" >/dev/null
+  curl -sf -u guest:guest -X PUT -H 'content-type: application/json' \
+    -d '{"configure":".*","write":".*","read":".*"}' "$MGMT_URL/api/permissions/$vh/guest" >/dev/null
+done
+"$LOAD_BIN" --amqp-url "${AMQP_URL%/%2f}" --queues "$N" --vhosts "$VHOSTS" > "$WORK/load.out" 2> "$WORK/load.err" &
+LOAD_PID=$!
+for _ in $(seq 1 $((N / 25 + 600))); do
+  grep -q '^READY' "$WORK/load.out" && break
+  kill -0 "$LOAD_PID" 2>/dev/null || { cat "$WORK/load.err" >&2; exit 1; }
+  sleep 0.5
+done
+grep -q '^READY' "$WORK/load.out" || { log "load not ready"; exit 1; }
+log "load: $(grep '^READY' "$WORK/load.out")"
+sleep 15 # two statistics intervals: every queue has its figures
+
+ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$BEAM/stat"; }
+now() { date +%s.%N; }
+idle_cores() { # the broker's CPU over 10 s without reads, in cores
+  local a b
+  a=$(ticks); sleep 10; b=$(ticks)
+  awk -v a="$a" -v b="$b" -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", (b - a) / hz / 10 }'
+}
+Q="columns=$COLUMNS&sort="
+
+read_whole() {
+  curl -sf -m 900 -u guest:guest -o /dev/null -w '%{size_download}\n' "$MGMT_URL/api/queues?$Q"
+}
+read_split() {
+  local names args=() vh
+  names=$(curl -sf -m 60 -u guest:guest "$MGMT_URL/api/vhosts?columns=name" |
+    /usr/bin/python3 -c 'import json,sys,urllib.parse as u; print("\n".join(u.quote(v["name"], safe="") for v in json.load(sys.stdin)))')
+  for vh in $names; do args+=(-o /dev/null "$MGMT_URL/api/queues/$vh?$Q"); done
+  curl -sf -m 900 -u guest:guest -w '%{size_download}\n' "${args[@]}" | awk '{ s += $1 } END { print s }'
+}
+
+IDLE=$(idle_cores)
+log "idle broker before the reads: $IDLE cores"
+printf 'kind\trep\twall_s\tbroker_cpu_s\tabove_idle_s\tbytes\n'
+for rep in $(seq 1 "$REPS"); do
+  for kind in whole split; do
+    # Alternate which goes first, so a drift favours neither.
+    [ $((rep % 2)) = 0 ] && { [ "$kind" = whole ] && kind=split || kind=whole; }
+    sleep "$GAP_S"
+    c0=$(ticks); t0=$(now)
+    bytes=$("read_$kind")
+    t1=$(now); c1=$(ticks)
+    awk -v k="$kind" -v r="$rep" -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" -v hz="$CLK_TCK" \
+      -v b="$bytes" -v idle="$IDLE" 'BEGIN { w = t1 - t0; c = (c1 - c0) / hz
+        printf "%s\t%d\t%.2f\t%.2f\t%.2f\t%d\n", k, r, w, c, c - idle * w, b }'
+  done
+done | tee "$WORK/reads.tsv"
+/usr/bin/python3 - "$WORK/reads.tsv" >&2 <<'PYEOF'
+import statistics, sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+for kind in ("whole", "split"):
+    r = [x for x in rows if x[0] == kind]
+    med = lambda i: statistics.median(float(x[i]) for x in r)
+    print(f"{kind}: n={len(r)} median wall {med(2):.2f} s, broker CPU {med(3):.2f} s "
+          f"({med(4):.2f} s above idle), bytes {r[-1][5]}; CPU: {' '.join(x[3] for x in r)}")
+PYEOF
+log "idle broker after the reads: $(idle_cores) cores"
