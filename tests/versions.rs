@@ -16,8 +16,11 @@ fn serve(version: &str, target: &str) -> Vec<u8> {
     let file = match path {
         "/api/overview" => "overview.json",
         "/api/nodes" => "nodes.json",
-        "/api/queues" => "queues.json",
-        "/api/queues/detailed" => "queues-detailed.json",
+        // One read (`rabbitmq.queue_read: whole`) or one per vhost (the default); every
+        // fixture queue is in `/`.
+        "/api/vhosts" => return json_response("200 OK", r#"[{"name":"/"}]"#),
+        "/api/queues" | "/api/queues/%2F" => "queues.json",
+        "/api/queues/detailed" | "/api/queues/detailed/%2F" => "queues-detailed.json",
         "/api/health/checks/alarms" => return json_response("200 OK", r#"{"status":"ok"}"#),
         _ => return json_response("404 Not Found", r#"{"error":"Object Not Found"}"#),
     };
@@ -59,11 +62,13 @@ fn on_3_13_queues_are_read_from_the_detailed_listing() {
     assert!(
         requests
             .iter()
-            .any(|r| r.starts_with("/api/queues/detailed?")),
+            .any(|r| r.starts_with("/api/queues/detailed/%2F?")),
         "{requests:?}"
     );
     assert!(
-        !requests.iter().any(|r| r.starts_with("/api/queues?")),
+        !requests
+            .iter()
+            .any(|r| r.starts_with("/api/queues?") || r.starts_with("/api/queues/%2F?")),
         "{requests:?}"
     );
 }
