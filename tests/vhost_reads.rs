@@ -3,15 +3,16 @@
 //! exported with their vhost; a vhost added between polls is read from the next poll on;
 //! `whole` reads one `/api/queues`; and one vhost's read failing (a fault proxy resets it)
 //! fails the whole listing (`rabbitmq_up` 0, no queue series) without resolving the alert
-//! of a queue in that vhost.
+//! of a queue in that vhost. `rabbitmq.max_response_bytes` bounds the vhosts' bodies together
+//! (a fake API, for exact sizes).
 
 mod support;
 
 use std::time::Duration;
 
 use support::{
-    Exposition, Fault, FaultProxy, HttpReceiver, RabbitNode, Sidecar, amqp, declare, eventually,
-    publish,
+    Exposition, FakeApi, Fault, FaultProxy, HttpReceiver, RabbitNode, Sidecar, amqp, declare,
+    eventually, json_response, publish, repo_file,
 };
 
 const WAIT: Duration = Duration::from_secs(40);
@@ -232,4 +233,69 @@ async fn one_vhosts_failed_read_fails_the_listing_and_resolves_nothing() {
         !sent.iter().any(|p| p["status"] == "resolved"),
         "a resolution was sent while vr-cut's queues were unknown: {sent:?}"
     );
+}
+
+/// A listing of `n` queues in `vhost`, ~70 bytes each.
+fn listing(vhost: &str, n: usize) -> String {
+    let items: Vec<String> = (0..n)
+        .map(|i| {
+            format!("{{\"vhost\":\"{vhost}\",\"name\":\"q{i:06}\",\"messages_ready\":{i},\"consumers\":0}}")
+        })
+        .collect();
+    format!("[{}]", items.join(","))
+}
+
+/// Two vhosts of 1,000 queues, each listing ~70 KB; the 3.10 fixtures for the rest.
+fn two_vhosts(target: &str) -> Vec<u8> {
+    let fixture = |name: &str| repo_file(&format!("tests/fixtures/3.10/{name}"));
+    let path = target.split('?').next().unwrap_or("");
+    match path {
+        "/api/vhosts" => json_response("200 OK", r#"[{"name":"a"},{"name":"b"}]"#),
+        "/api/queues/a" => json_response("200 OK", &listing("a", 1_000)),
+        "/api/queues/b" => json_response("200 OK", &listing("b", 1_000)),
+        "/api/overview" => json_response("200 OK", &fixture("overview-columns.json")),
+        "/api/nodes" => json_response("200 OK", &fixture("nodes-columns.json")),
+        "/api/health/checks/alarms" => json_response("200 OK", &fixture("alarms-ok.json")),
+        _ => json_response("404 Not Found", "{}"),
+    }
+}
+
+/// `rabbitmq.max_response_bytes` bounds the per-vhost bodies together, as it bounded the one
+/// listing: 100,000 bytes admit either vhost's ~70 KB but not both. (A fake API: the sizes
+/// must be exact, which the shared node's other queues would spoil.)
+#[test]
+fn max_response_bytes_bounds_the_vhosts_listings_together() {
+    let api = FakeApi::start(two_vhosts);
+    let one = listing("a", 1_000).len();
+    assert!(one < 100_000 && 2 * one > 100_000, "{one}");
+    let sidecar = Sidecar::start(
+        &api.url,
+        &[("RABBITMQ_WATCH__RABBITMQ__MAX_RESPONSE_BYTES", "100000")],
+    );
+    let m = eventually(WAIT, "the oversized listing counted", || {
+        let m = sidecar.metrics();
+        (m.get(
+            "rabbitmq_watch_endpoint_failures_total",
+            &[("endpoint", "/api/queues"), ("reason", "request")],
+        )
+        .unwrap_or(0.0)
+            >= 1.0)
+            .then_some(m)
+    });
+    assert_eq!(m.get("rabbitmq_up", &[]), Some(0.0));
+    assert!(m.find("rabbitmq_queue_messages_ready", &[]).is_empty());
+    let (_, page) = sidecar.get("/");
+    assert!(
+        page.contains("larger than rabbitmq.max_response_bytes (100000 bytes)"),
+        "{page}"
+    );
+    drop(sidecar);
+    // Under the default bound both vhosts are read.
+    let sidecar = Sidecar::start(&api.url, &[]);
+    let m = eventually(WAIT, "both vhosts read", || {
+        let m = sidecar.metrics();
+        (m.get("rabbitmq_up", &[]) == Some(1.0)).then_some(m)
+    });
+    assert_eq!(m.get("rabbitmq_watch_queues_exported", &[]), Some(2_000.0));
+    assert_eq!(ready(&m, "b", "q000999"), Some(999.0));
 }
