@@ -10,9 +10,13 @@
 #   whole: one unpaged `GET /api/queues?columns=<QUEUE_COLUMNS>&sort=`
 #   split: `GET /api/vhosts?columns=name`, then `GET /api/queues/{vhost}?columns=…&sort=`
 #          for every vhost, one after the other on one kept-alive connection (one curl)
-# and records per read the broker's CPU (utime+stime of its beam.smp from /proc/PID/stat, the
-# idle baseline included), the wall time and the bytes. Between reads it sleeps BENCH_GAP_S
-# (6, > one statistics interval). Prints one TSV line per read and the medians.
+# and records per read the wall time, the bytes and the broker's CPU (utime+stime of its
+# beam.smp from /proc/PID/stat) over a fixed window of BENCH_WINDOW_S seconds (15: three
+# statistics intervals) from the read's start, so that both kinds carry the same share of the
+# broker's own background work whatever their wall time; the read's cost is that CPU minus the
+# idle broker's over the same window length (measured before and after the reads, 30 s each).
+# A read longer than the window fails the run (raise BENCH_WINDOW_S). Prints one TSV line per
+# read and the medians.
 # Everything started here is stopped on exit (only the PIDs started here).
 set -euo pipefail
 
@@ -21,7 +25,7 @@ cd "$ROOT"
 N=${1:?usage: bench/vhost_reads.sh N [REPS]}
 REPS=${2:-5}
 VHOSTS=${BENCH_VHOSTS:-10}
-GAP_S=${BENCH_GAP_S:-6}
+WINDOW_S=${BENCH_WINDOW_S:-15}
 LOAD_BIN=${BENCH_LOAD_BIN:-$ROOT/target/debug/examples/bench_load}
 CLK_TCK=$(getconf CLK_TCK)
 COLUMNS=$(sed -n 's/^pub const QUEUE_COLUMNS: &str = "\(.*\)";$/\1/p' src/rabbitmq/model.rs)
@@ -69,38 +73,46 @@ sleep 15 # two statistics intervals: every queue has its figures
 
 ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$BEAM/stat"; }
 now() { date +%s.%N; }
-idle_cores() { # the broker's CPU over 10 s without reads, in cores
+idle_cores() { # the broker's CPU over 30 s without reads, in cores
   local a b
-  a=$(ticks); sleep 10; b=$(ticks)
-  awk -v a="$a" -v b="$b" -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", (b - a) / hz / 10 }'
+  a=$(ticks); sleep 30; b=$(ticks)
+  awk -v a="$a" -v b="$b" -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", (b - a) / hz / 30 }'
 }
 Q="columns=$COLUMNS&sort="
 
+# Each read prints "BYTES TTFB": the body bytes and the longest time to the first byte of one
+# answer (the broker builds an answer before it sends a byte, and its management listener
+# closes a connection silent for management.tcp.idle_timeout, 60 s by default).
 read_whole() {
-  curl -sf -m 900 -u guest:guest -o /dev/null -w '%{size_download}\n' "$MGMT_URL/api/queues?$Q"
+  curl -sf -m 900 -u guest:guest -o /dev/null -w '%{size_download} %{time_starttransfer}\n' \
+    "$MGMT_URL/api/queues?$Q"
 }
 read_split() {
   local names args=() vh
   names=$(curl -sf -m 60 -u guest:guest "$MGMT_URL/api/vhosts?columns=name" |
     /usr/bin/python3 -c 'import json,sys,urllib.parse as u; print("\n".join(u.quote(v["name"], safe="") for v in json.load(sys.stdin)))')
   for vh in $names; do args+=(-o /dev/null "$MGMT_URL/api/queues/$vh?$Q"); done
-  curl -sf -m 900 -u guest:guest -w '%{size_download}\n' "${args[@]}" | awk '{ s += $1 } END { print s }'
+  curl -sf -m 900 -u guest:guest -w '%{size_download} %{time_starttransfer}\n' "${args[@]}" |
+    awk '{ s += $1; if ($2 > t) t = $2 } END { print s, t }'
 }
 
 IDLE=$(idle_cores)
 log "idle broker before the reads: $IDLE cores"
-printf 'kind\trep\twall_s\tbroker_cpu_s\tabove_idle_s\tbytes\n'
+printf 'kind\trep\twall_s\twindow_cpu_s\tread_cpu_s\tbytes\tmax_ttfb_s\n'
 for rep in $(seq 1 "$REPS"); do
   for kind in whole split; do
     # Alternate which goes first, so a drift favours neither.
     [ $((rep % 2)) = 0 ] && { [ "$kind" = whole ] && kind=split || kind=whole; }
-    sleep "$GAP_S"
     c0=$(ticks); t0=$(now)
-    bytes=$("read_$kind")
-    t1=$(now); c1=$(ticks)
+    read -r bytes ttfb < <("read_$kind")
+    t1=$(now)
+    rest=$(awk -v t0="$t0" -v t1="$t1" -v w="$WINDOW_S" 'BEGIN { printf "%.3f", w - (t1 - t0) }')
+    awk -v r="$rest" 'BEGIN { exit !(r > 0) }' || { log "a $kind read outlasted the ${WINDOW_S}s window"; exit 1; }
+    sleep "$rest"
+    c1=$(ticks)
     awk -v k="$kind" -v r="$rep" -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" -v hz="$CLK_TCK" \
-      -v b="$bytes" -v idle="$IDLE" 'BEGIN { w = t1 - t0; c = (c1 - c0) / hz
-        printf "%s\t%d\t%.2f\t%.2f\t%.2f\t%d\n", k, r, w, c, c - idle * w, b }'
+      -v b="$bytes" -v f="$ttfb" -v idle="$IDLE" -v w="$WINDOW_S" 'BEGIN { c = (c1 - c0) / hz
+        printf "%s\t%d\t%.2f\t%.2f\t%.2f\t%d\t%.2f\n", k, r, t1 - t0, c, c - idle * w, b, f }'
   done
 done | tee "$WORK/reads.tsv"
 /usr/bin/python3 - "$WORK/reads.tsv" >&2 <<'PYEOF'
@@ -109,7 +121,8 @@ rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 for kind in ("whole", "split"):
     r = [x for x in rows if x[0] == kind]
     med = lambda i: statistics.median(float(x[i]) for x in r)
-    print(f"{kind}: n={len(r)} median wall {med(2):.2f} s, broker CPU {med(3):.2f} s "
-          f"({med(4):.2f} s above idle), bytes {r[-1][5]}; CPU: {' '.join(x[3] for x in r)}")
+    print(f"{kind}: n={len(r)} median wall {med(2):.2f} s, broker CPU in the window {med(3):.2f} s, "
+          f"of which the read {med(4):.2f} s; bytes {r[-1][5]}; longest time to first byte "
+          f"{med(6):.2f} s; read CPU: {' '.join(x[4] for x in r)}")
 PYEOF
 log "idle broker after the reads: $(idle_cores) cores"
