@@ -55,15 +55,16 @@ impl Source {
         }
     }
 }
+
 /// `rabbitmq.queue_read`: how the queue listing is read from the management API.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum QueueRead {
     /// One unpaged `GET /api/queues/{vhost}` per vhost (vhosts from `/api/vhosts`), one after
-    /// the other: each answer covers one vhost, so the broker starts sending sooner and a
-    /// large broker's answer does not outlast its `management.tcp.idle_timeout` (60 s) before
-    /// its first byte. Costs the broker the same CPU as one read (bench/ANALYSIS.md). The
-    /// default.
+    /// the other: each answer covers one vhost, so the wait before its first byte grows with
+    /// the largest vhost, not the cluster (one answer for 100,000 queues outlasted the broker's
+    /// 60 s `management.tcp.idle_timeout`, bench/SCALE.md). Costs the broker the same CPU as
+    /// one read (bench/ANALYSIS.md). The default.
     #[default]
     PerVhost,
     /// One unpaged `GET /api/queues` (vhost filters still read per vhost).
