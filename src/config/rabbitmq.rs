@@ -63,8 +63,9 @@ pub enum QueueRead {
     /// One unpaged `GET /api/queues/{vhost}` per vhost (vhosts from `/api/vhosts`), one after
     /// the other: each answer covers one vhost, so the wait before its first byte grows with
     /// the largest vhost, not the cluster (one answer for 100,000 queues outlasted the broker's
-    /// 60 s `management.tcp.idle_timeout`, bench/SCALE.md). Costs the broker the same CPU as
-    /// one read (bench/ANALYSIS.md). The default.
+    /// 60 s `management.tcp.idle_timeout`, bench/SCALE.md). Costs the broker about the same
+    /// CPU as one read (equal at 10,000 queues, within the noise at 30,000: bench/ANALYSIS.md).
+    /// The default.
     #[default]
     PerVhost,
     /// One unpaged `GET /api/queues` (vhost filters still read per vhost).

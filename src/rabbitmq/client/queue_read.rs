@@ -21,8 +21,9 @@ impl Client {
     /// - `per_vhost` (default): `GET /api/vhosts?columns=name`, then, one after the other,
     ///   `GET /api/queues/{vhost}` for each vhost the queue filters keep. Each answer covers
     ///   one vhost, so the broker starts sending sooner (at ~100,000 queues a single answer
-    ///   took longer to start than the broker's own 60 s `management.tcp.idle_timeout`); the
-    ///   broker's CPU for the split read was measured equal to the single read's
+    ///   took longer to start than the broker's own 60 s `management.tcp.idle_timeout`; at
+    ///   30,000, 15–56 s against 2–5 s for the slowest vhost); the broker's CPU for the split
+    ///   read was measured equal at 10,000 queues and within the noise at 30,000
     ///   (bench/ANALYSIS.md, "Queue listing: whole or per vhost").
     /// - `whole`: ONE `GET /api/queues`, unless `queues.include_vhosts` /
     ///   `queues.exclude_vhosts` filter vhosts, which are then read per vhost as above.
