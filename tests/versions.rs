@@ -20,7 +20,7 @@ fn serve(version: &str, target: &str) -> Vec<u8> {
         // fixture queue is in `/`.
         "/api/vhosts" => return json_response("200 OK", r#"[{"name":"/"}]"#),
         "/api/queues" | "/api/queues/%2F" => "queues.json",
-        "/api/queues/detailed" | "/api/queues/detailed/%2F" => "queues-detailed.json",
+        "/api/queues/detailed" => "queues-detailed.json",
         "/api/health/checks/alarms" => return json_response("200 OK", r#"{"status":"ok"}"#),
         _ => return json_response("404 Not Found", r#"{"error":"Object Not Found"}"#),
     };
@@ -62,13 +62,19 @@ fn on_3_13_queues_are_read_from_the_detailed_listing() {
     assert!(
         requests
             .iter()
-            .any(|r| r.starts_with("/api/queues/detailed/%2F?")),
+            .any(|r| r.starts_with("/api/queues/detailed?")),
         "{requests:?}"
     );
+    // `/api/queues/detailed` has no per-vhost form (404 on 4.0.5): one read, whatever
+    // `rabbitmq.queue_read` says.
     assert!(
         !requests
             .iter()
             .any(|r| r.starts_with("/api/queues?") || r.starts_with("/api/queues/%2F?")),
+        "{requests:?}"
+    );
+    assert!(
+        !requests.iter().any(|r| r.starts_with("/api/vhosts")),
         "{requests:?}"
     );
 }

@@ -65,7 +65,8 @@ pub enum QueueRead {
     /// the largest vhost, not the cluster (one answer for 100,000 queues outlasted the broker's
     /// 60 s `management.tcp.idle_timeout`, bench/SCALE.md). Costs the broker about the same
     /// CPU as one read (equal at 10,000 queues, within the noise at 30,000: bench/ANALYSIS.md).
-    /// The default.
+    /// The default. Not for RabbitMQ 3.13+'s `/api/queues/detailed` (no per-vhost form),
+    /// which is always one read.
     #[default]
     PerVhost,
     /// One unpaged `GET /api/queues` (vhost filters still read per vhost).

@@ -28,7 +28,10 @@ impl Client {
     /// - `whole`: ONE `GET /api/queues`, unless `queues.include_vhosts` /
     ///   `queues.exclude_vhosts` filter vhosts, which are then read per vhost as above.
     ///
-    /// `/api/queues/detailed` (`…/detailed/{vhost}`) when `detailed` (RabbitMQ 3.13+).
+    /// When `detailed` (RabbitMQ 3.13+, whose `/api/queues` is reduced) ONE
+    /// `/api/queues/detailed` read whatever `rabbitmq.queue_read` says: that listing has no
+    /// per-vhost form (`/api/queues/detailed/{vhost}` answers 404 on 4.0.5), and the vhost
+    /// filters are then applied by the caller's selection only.
     /// Why unpaged: the API filters and sorts the whole list for every page, and a page holds
     /// at most 500 queues, so a paged listing costs the broker O(N²/500). The caller applies
     /// the exact filters and caps ([`crate::selection`]); a `queues.include` other than `.*`
@@ -56,7 +59,12 @@ impl Client {
         let endpoint = Endpoint::Queues;
         let mut bytes = 0;
         let vhost_filter = !filter.include_vhosts.is_match_all() || filter.exclude_vhosts.is_some();
-        let vhosts: Vec<Option<String>> = if self.queue_read == QueueRead::Whole && !vhost_filter {
+        // RabbitMQ 3.13+ lists its statistics under `/api/queues/detailed`, which has no
+        // per-vhost form (`/api/queues/detailed/{vhost}` is 404 on 4.0.5): one read there, and
+        // the vhost filters are applied as the queues are selected.
+        let whole =
+            (detailed && !settings_only) || (self.queue_read == QueueRead::Whole && !vhost_filter);
+        let vhosts: Vec<Option<String>> = if whole {
             vec![None]
         } else {
             let listed: Body<Vec<Vhost>> = self
@@ -84,11 +92,10 @@ impl Client {
         };
         for vhost in &vhosts {
             let mut segments = vec!["api", "queues"];
-            if detailed && !settings_only {
-                segments.push("detailed");
-            }
-            if let Some(v) = vhost {
-                segments.push(v);
+            match vhost {
+                Some(v) => segments.push(v),
+                None if detailed && !settings_only => segments.push("detailed"),
+                None => {}
             }
             let url = self.url(&segments, endpoint)?;
             let mut index = 0u64;
