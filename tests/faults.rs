@@ -10,7 +10,9 @@ use support::{FakeApi, Sidecar, eventually, json_response, repo_file};
 
 /// Answers each request according to its path with one kind of fault.
 fn faulty(target: &str) -> Vec<u8> {
-    if target.starts_with("/api/overview") {
+    if target.starts_with("/api/vhosts") {
+        json_response("200 OK", "[{\"name\":\"/\"}]")
+    } else if target.starts_with("/api/overview") {
         json_response("200 OK", "{\"cluster_name\": \"broken\", ")
     } else if target.starts_with("/api/nodes") {
         json_response("500 Internal Server Error", "{\"error\":\"boom\"}")
@@ -95,6 +97,8 @@ fn fixture_or(target: &str, queues: fn() -> Vec<u8>) -> Vec<u8> {
     let fixture = |name: &str| repo_file(&format!("tests/fixtures/3.10/{name}"));
     if target.starts_with("/api/queues") {
         queues()
+    } else if target.starts_with("/api/vhosts") {
+        json_response("200 OK", "[{\"name\":\"/\"}]")
     } else if target.starts_with("/api/overview") {
         json_response("200 OK", &fixture("overview-columns.json"))
     } else if target.starts_with("/api/nodes") {

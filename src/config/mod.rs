@@ -48,7 +48,7 @@ pub use self::notify::{InhibitRule, NotifyConfig, ReceiverConfig, Route};
 pub use self::queues::{DEFAULT_MAX_QUEUES, DEFAULT_QUEUE_EXCLUDE, QueuesConfig};
 pub use self::rabbitmq::{
     DEFAULT_INTERVAL, DEFAULT_PASSWORD, DEFAULT_PROMETHEUS_PORT, DEFAULT_TIMEOUT, DEFAULT_URL,
-    DEFAULT_USERNAME, MIN_INTERVAL, PollConfig, RabbitmqConfig, Source,
+    DEFAULT_USERNAME, MIN_INTERVAL, PollConfig, QueueRead, RabbitmqConfig, Source,
 };
 pub use self::web::WebConfig;
 pub use crate::types::{Regex, Secret};

@@ -27,7 +27,9 @@ pub struct QueuesConfig {
     pub exclude: Option<Regex>,
     /// `queues.include_vhosts`: vhosts whose queues are exported. Default `.*`. When this or
     /// `exclude_vhosts` is set, queues are listed per vhost (`/api/queues/{vhost}`) so that
-    /// other vhosts' queues are not downloaded.
+    /// other vhosts' queues are not downloaded, whatever `rabbitmq.queue_read` says; not on
+    /// RabbitMQ 3.13+ with statistics (`/api/queues/detailed` has no per-vhost form), where
+    /// they are filtered as they are decoded.
     #[serde(serialize_with = "ser::display")]
     pub include_vhosts: Regex,
     /// `queues.exclude_vhosts`: vhosts whose queues are not exported. Default: none.

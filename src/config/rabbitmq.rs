@@ -55,6 +55,37 @@ impl Source {
         }
     }
 }
+
+/// `rabbitmq.queue_read`: how the queue listing is read from the management API.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueRead {
+    /// One unpaged `GET /api/queues/{vhost}` per vhost (vhosts from `/api/vhosts`), one after
+    /// the other: each answer covers one vhost, so the wait before its first byte grows with
+    /// the largest vhost, not the cluster (one answer for 100,000 queues outlasted the broker's
+    /// 60 s `management.tcp.idle_timeout`, bench/SCALE.md). Costs the broker about the same
+    /// CPU as one read (equal at 10,000 queues, within the noise at 30,000: bench/ANALYSIS.md).
+    /// The default. Not for RabbitMQ 3.13+'s `/api/queues/detailed` (no per-vhost form),
+    /// which is always one read.
+    #[default]
+    PerVhost,
+    /// One unpaged `GET /api/queues` (vhost filters still read per vhost).
+    Whole,
+}
+
+impl QueueRead {
+    /// The accepted spellings, for error messages.
+    pub const ALLOWED: &'static str = "one of per_vhost, whole";
+
+    fn parse(text: &str) -> Option<Self> {
+        match text.trim() {
+            "per_vhost" => Some(Self::PerVhost),
+            "whole" => Some(Self::Whole),
+            _ => None,
+        }
+    }
+}
+
 /// Default `rabbitmq.max_response_bytes`: 256 MB, room for 100,000 queues at ~2.5 KB each
 /// (the sidecar's columns take ~0.5 KB per queue; arguments and policies add to it).
 pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 256_000_000;
@@ -95,8 +126,11 @@ pub struct RabbitmqConfig {
     pub prometheus_url: Url,
     /// `rabbitmq.max_response_bytes`: the largest response body read from the management
     /// API; a larger one fails that read (`rabbitmq_up` 0, reason in the log and on `/`).
-    /// Default 256 MB (100,000 queues); 0 for no limit.
+    /// Default 256 MB (100,000 queues); 0 for no limit. With `queue_read: per_vhost` it
+    /// bounds the queue listing's bodies together.
     pub max_response_bytes: u64,
+    /// `rabbitmq.queue_read`: `per_vhost` (default) or `whole` (see [`QueueRead`]).
+    pub queue_read: QueueRead,
 }
 
 /// `poll.*`: the polling schedule.
@@ -125,6 +159,7 @@ pub(super) struct RawRabbitmq {
     source: Option<String>,
     prometheus_url: Option<String>,
     max_response_bytes: Option<String>,
+    queue_read: Option<String>,
 }
 
 impl std::fmt::Debug for RawRabbitmq {
@@ -148,6 +183,7 @@ impl std::fmt::Debug for RawRabbitmq {
                     .map(super::parse::redact_url_text),
             )
             .field("max_response_bytes", &self.max_response_bytes)
+            .field("queue_read", &self.queue_read)
             .finish()
     }
 }
@@ -213,6 +249,11 @@ pub(super) fn validate_rabbitmq(r: RawRabbitmq) -> Result<RabbitmqConfig, Config
         r.max_response_bytes.as_deref(),
         DEFAULT_MAX_RESPONSE_BYTES,
     )?;
+    let queue_read = match r.queue_read.as_deref() {
+        None => QueueRead::default(),
+        Some(text) => QueueRead::parse(text)
+            .ok_or_else(|| invalid("rabbitmq.queue_read", text, QueueRead::ALLOWED))?,
+    };
     Ok(RabbitmqConfig {
         url,
         username,
@@ -223,6 +264,7 @@ pub(super) fn validate_rabbitmq(r: RawRabbitmq) -> Result<RabbitmqConfig, Config
         source,
         prometheus_url,
         max_response_bytes,
+        queue_read,
     })
 }
 

@@ -4,20 +4,19 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use reqwest::{StatusCode, Url};
 use serde::de::DeserializeOwned;
 
-use super::model::{
-    Alarms, Binding, Exchange, NODE_COLUMNS, Node, OVERVIEW_COLUMNS, Overview, QUEUE_COLUMNS,
-    QUEUE_SETTINGS_COLUMNS, Queue, Vhost,
-};
+use super::model::{Alarms, Binding, Exchange, NODE_COLUMNS, Node, OVERVIEW_COLUMNS, Overview};
 use super::stream::{ArraySplitter, SplitError};
 use super::{Body, Endpoint, Error};
-use crate::config::{QueuesConfig, RabbitmqConfig, Secret};
+use crate::config::{QueueRead, RabbitmqConfig, Secret};
 use crate::util::error_chain;
+
+mod queue_read;
 
 /// Most dead-letter exchanges whose bindings are read per poll (their names come from queue
 /// arguments and policies, which users choose).
@@ -119,6 +118,8 @@ pub struct Client {
     max_response_bytes: u64,
     /// The broker answered `sort=` with HTTP 500 (RabbitMQ 3.13.0): list without it.
     sort_rejected: Arc<AtomicBool>,
+    /// `rabbitmq.queue_read`: the queue listing in one read or one per vhost.
+    queue_read: QueueRead,
 }
 
 impl std::fmt::Debug for Client {
@@ -166,6 +167,7 @@ impl Client {
             timeout: cfg.timeout,
             max_response_bytes: cfg.max_response_bytes,
             sort_rejected: Arc::new(AtomicBool::new(false)),
+            queue_read: cfg.queue_read,
         })
     }
 
@@ -194,137 +196,6 @@ impl Client {
         let url = self.endpoint_url(endpoint)?;
         self.get_json(endpoint, url, &[("columns", NODE_COLUMNS.to_owned())], &[])
             .await
-    }
-
-    /// Reads every queue from ONE unpaged `GET /api/queues` (`/api/queues/detailed` when
-    /// `detailed`, for RabbitMQ 3.13+) with only the columns in [`QUEUE_COLUMNS`] and `sort=`
-    /// (empty: the broker skips sorting), decoding the body as it arrives and handing each
-    /// queue to `on_queue` in the broker's order (unsorted): nothing but the element being
-    /// decoded is held here, so memory follows what `on_queue` keeps, not the body.
-    ///
-    /// Why one read: the API filters and sorts the whole list for every page, and a page holds
-    /// at most 500 queues, so a paged listing costs the broker O(N²/500); one unpaged read
-    /// with `sort=` is the cheapest management read of the same fields (see bench/RESULTS.md).
-    /// With a vhost filter the vhosts are listed (`/api/vhosts`) and only the wanted ones are
-    /// read (`/api/queues/{vhost}`, unpaged as well). The caller applies the exact filters and
-    /// caps ([`crate::selection`]); a `queues.include` other than `.*` is not sent to the
-    /// broker (its name filter only applies to paged reads).
-    ///
-    /// Returns the body bytes received.
-    ///
-    /// # Errors
-    /// [`Error`] for [`Endpoint::Queues`] when a request fails, the body exceeds
-    /// `rabbitmq.max_response_bytes` or is not a complete JSON array of queues. `on_queue` may
-    /// have been called for some queues before the error.
-    ///
-    /// With `settings_only` (the prometheus source reads the figures elsewhere) the broker is
-    /// asked for no statistics (`disable_stats=true`) and only the settings columns
-    /// ([`QUEUE_SETTINGS_COLUMNS`]); the figure fields are then `None`.
-    pub async fn queues(
-        &self,
-        filter: &QueuesConfig,
-        detailed: bool,
-        settings_only: bool,
-        mut on_queue: impl FnMut(Queue),
-    ) -> Result<u64, Error> {
-        let endpoint = Endpoint::Queues;
-        let mut bytes = 0;
-        let vhosts: Vec<Option<String>> =
-            if filter.include_vhosts.is_match_all() && filter.exclude_vhosts.is_none() {
-                vec![None]
-            } else {
-                let listed: Body<Vec<Vhost>> = self
-                    .get_json(
-                        endpoint,
-                        self.url(&["api", "vhosts"], endpoint)?,
-                        &[("columns", "name".to_owned())],
-                        &[],
-                    )
-                    .await?;
-                bytes += listed.bytes;
-                listed
-                    .value
-                    .into_iter()
-                    .map(|v| v.name)
-                    .filter(|name| {
-                        filter.include_vhosts.is_match(name)
-                            && !filter
-                                .exclude_vhosts
-                                .as_ref()
-                                .is_some_and(|r| r.is_match(name))
-                    })
-                    .map(Some)
-                    .collect()
-            };
-        for vhost in &vhosts {
-            let mut segments = vec!["api", "queues"];
-            if detailed && !settings_only {
-                segments.push("detailed");
-            }
-            if let Some(v) = vhost {
-                segments.push(v);
-            }
-            let url = self.url(&segments, endpoint)?;
-            let mut index = 0u64;
-            let mut decode = |element: &[u8]| {
-                let queue =
-                    serde_json::from_slice::<Queue>(element).map_err(|e| Error::Decode {
-                        endpoint,
-                        detail: format!("queue {index}: {e}"),
-                    })?;
-                index += 1;
-                on_queue(queue);
-                Ok(())
-            };
-            match self
-                .get_queue_listing(endpoint, url, settings_only, &mut decode)
-                .await
-            {
-                Ok(read) => bytes += read,
-                // The vhost was deleted since it was listed.
-                Err(Error::Status { status: 404, .. }) if vhost.is_some() => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(bytes)
-    }
-
-    /// One unpaged listing read with `columns=` and `sort=`, streamed into `on_element`.
-    /// RabbitMQ 3.13.0 answers `sort=` (empty) with HTTP 500; on a 500 the read is made again
-    /// without `sort=` (the broker then sorts by name, which costs it more) and later reads
-    /// leave it out.
-    async fn get_queue_listing(
-        &self,
-        endpoint: Endpoint,
-        url: Url,
-        settings_only: bool,
-        on_element: &mut impl FnMut(&[u8]) -> Result<(), Error>,
-    ) -> Result<u64, Error> {
-        let mut base = vec![("columns", QUEUE_COLUMNS.to_owned())];
-        if settings_only {
-            base = vec![
-                ("columns", QUEUE_SETTINGS_COLUMNS.to_owned()),
-                ("disable_stats", "true".to_owned()),
-            ];
-        }
-        if !self.sort_rejected.load(Ordering::Relaxed) {
-            let mut query = base.clone();
-            query.push(("sort", String::new()));
-            match self
-                .get_stream(endpoint, url.clone(), &query, on_element)
-                .await
-            {
-                Err(Error::Status { status: 500, .. }) => {
-                    tracing::info!(
-                        endpoint = endpoint.path(),
-                        "the broker rejected `sort=` (RabbitMQ 3.13.0): listing sorted from now on"
-                    );
-                    self.sort_rejected.store(true, Ordering::Relaxed);
-                }
-                other => return other,
-            }
-        }
-        self.get_stream(endpoint, url, &base, on_element).await
     }
 
     /// Reads `GET /api/health/checks/alarms`. Both 200 (no alarm) and 503 (alarms in effect)
@@ -393,6 +264,7 @@ impl Client {
                     ("columns", "vhost,name".to_owned()),
                     ("sort", String::new()),
                 ],
+                0,
                 &mut decode,
             )
             .await?;
@@ -532,12 +404,14 @@ impl Client {
     }
 
     /// GETs `endpoint` with `query`, accepts only 200, and feeds the body, as it arrives,
-    /// through an [`ArraySplitter`] into `on_element`. Returns the body bytes.
+    /// through an [`ArraySplitter`] into `on_element`. Returns the body bytes; `prior` bytes
+    /// of the same listing were read before and count towards `rabbitmq.max_response_bytes`.
     async fn get_stream(
         &self,
         endpoint: Endpoint,
         url: Url,
         query: &[(&str, String)],
+        prior: u64,
         on_element: &mut impl FnMut(&[u8]) -> Result<(), Error>,
     ) -> Result<u64, Error> {
         let mut response = self.send(endpoint, url, query).await?;
@@ -551,7 +425,10 @@ impl Client {
                 body: body_excerpt(&body),
             });
         }
-        self.check_length(endpoint, response.content_length())?;
+        self.check_length(
+            endpoint,
+            response.content_length().map(|n| n.saturating_add(prior)),
+        )?;
         let mut splitter = ArraySplitter::new();
         let mut bytes = 0u64;
         while let Some(chunk) = response
@@ -560,7 +437,7 @@ impl Client {
             .map_err(|e| self.transport_error(endpoint, e))?
         {
             bytes += chunk.len() as u64;
-            self.check_length(endpoint, Some(bytes))?;
+            self.check_length(endpoint, Some(prior.saturating_add(bytes)))?;
             splitter
                 .feed(&chunk, |element| on_element(element).map_err(Feed::Stop))
                 .map_err(|e| match e {

@@ -114,7 +114,8 @@ pub enum Endpoint {
     Overview,
     /// `GET /api/nodes`: cluster members, memory, disk, alarms, partitions.
     Nodes,
-    /// `GET /api/queues`, one unpaged streamed read: per-queue depth and consumers.
+    /// `GET /api/queues` (or `/api/vhosts` then `/api/queues/{vhost}` per vhost,
+    /// `rabbitmq.queue_read`), unpaged streamed reads: per-queue depth and consumers.
     Queues,
     /// `GET /api/health/checks/alarms`: resource alarms in effect (answers even while
     /// `/api/nodes` hangs).
