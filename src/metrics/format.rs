@@ -433,9 +433,13 @@ mod tests {
 
     /// An exposition of `series` gauge lines, gzip-compressed as the encoder writes it.
     fn big_exposition(series: usize) -> (String, Variants) {
-        let mut om = String::from("# HELP rabbitmq_queue_messages Messages.\n# TYPE rabbitmq_queue_messages gauge\n");
+        let mut om = String::from(
+            "# HELP rabbitmq_queue_messages Messages.\n# TYPE rabbitmq_queue_messages gauge\n",
+        );
         for i in 0..series {
-            om.push_str(&format!("rabbitmq_queue_messages{{vhost=\"/\",queue=\"q{i}\"}} {i}\n"));
+            om.push_str(&format!(
+                "rabbitmq_queue_messages{{vhost=\"/\",queue=\"q{i}\"}} {i}\n"
+            ));
         }
         om.push_str("# EOF\n");
         let mut w = GzipWriter::new();
