@@ -50,7 +50,10 @@ fn rss() -> (f64, f64) {
 /// Prints one line: the phase, RSS, the high-water mark and the change since `before`.
 fn report(phase: &str, before: f64) -> f64 {
     let (now, peak) = rss();
-    println!("{phase:<52} RSS {now:6.1} MB  HWM {peak:6.1} MB  ({:+6.1} MB)", now - before);
+    println!(
+        "{phase:<52} RSS {now:6.1} MB  HWM {peak:6.1} MB  ({:+6.1} MB)",
+        now - before
+    );
     now
 }
 
@@ -80,7 +83,9 @@ impl Pool {
         let job: Job = Box::new(move || {
             let _ = tx.send(f());
         });
-        self.0[i % self.0.len()].send(job).expect("pool thread alive");
+        self.0[i % self.0.len()]
+            .send(job)
+            .expect("pool thread alive");
         rx.recv().expect("job ran")
     }
 }
