@@ -93,7 +93,7 @@ impl Pool {
 /// The JSON of queue `i` at poll `poll`, as the management API sends it with the sidecar's
 /// `columns` (the figures the engine bench uses): from poll 30 on 1 in 100 queues changed.
 fn queue_json(i: usize, poll: u64) -> String {
-    let consumed = i % 10 == 0;
+    let consumed = i.is_multiple_of(10);
     let changed = poll >= 30 && (i as u64 + poll).is_multiple_of(100);
     let ready = 5 + u64::from(changed);
     let unacked = if consumed { 2 } else { 0 };
@@ -213,7 +213,7 @@ fn main() {
                 e.variants.write_plain(Format::Text, |_| true);
             });
         }
-        if plain && p % 4 == 0 {
+        if plain && p.is_multiple_of(4) {
             let a = assessment.clone();
             pool.run(p as usize, move || {
                 serde_json::to_vec(&a.alerts).expect("serializable").len()
