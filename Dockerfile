@@ -31,6 +31,11 @@ COPY --from=build /rabbitmq-watch /usr/local/bin/rabbitmq-watch
 # A directory the non-root user may write, for notify.state_file (mount a volume here).
 COPY --from=build --chown=65532:65532 /state /var/lib/rabbitmq-watch
 USER 65532:65532
+# glibc's allocator: two arenas instead of up to 8 per core, and blocks of 128 KiB or more
+# mapped on their own and returned when freed (a fixed threshold: glibc's default raises it to
+# the largest block freed, which kept each poll's queue list in the arenas). 144 -> 74 MB RSS at
+# 10,000 queues (docs/operations.md, "Memory and the allocator"; bench/SCALE.md).
+ENV MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072
 EXPOSE 9419
 # Configuration: a mounted file (RABBITMQ_WATCH_CONFIG or --config) and/or
 # RABBITMQ_WATCH__SECTION__KEY variables; set notify.state_file to a mounted volume to keep

@@ -235,6 +235,7 @@ def main(raw, out_json, out_md):
     doc.append(
         f"Taken {meta.get('date')}, sidecar from commit {meta.get('sidecar_commit')}"
         + (f" plus uncommitted changes in {meta.get('sidecar_dirty')} file(s)" if meta.get("sidecar_dirty") not in (None, "0") else "")
+        + (f", glibc allocator settings `{meta.get('malloc_env').strip()}`" if (meta.get("malloc_env") or "").strip() else ", glibc's default allocator settings")
         + f", release build, default configuration except `alerting.backlog.window: {meta.get('window')}` "
         f"(default 10m, shortened so the soak fits), `poll.interval` {meta.get('interval_s')} s, "
         f"`rabbitmq.timeout` {meta.get('timeout_s')} s. Load: {meta.get('load_line')}. "

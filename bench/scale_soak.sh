@@ -22,6 +22,9 @@
 # BENCH_PREFETCH [2], BENCH_BASELINE_S [10] (idle broker measured before the sidecar starts),
 # SCALE_SOAK_PLAIN [1] (0: scrape /metrics only as Prometheus does, OpenMetrics + gzip, never the
 # ~18 MB plain text), SCALE_SOAK_OUT [scale-soak] (the name of the json, md and raw outputs).
+# glibc allocator settings (MALLOC_ARENA_MAX, MALLOC_MMAP_THRESHOLD_, GLIBC_TUNABLES; the
+# container image sets the first two) reach the sidecar from this script's environment and are
+# recorded in meta.env as malloc_env.
 #
 # Everything started here (the node, the load generator, the sidecar, the sampler) is stopped on
 # exit by PID; the node is also tied to this script with --watch-pid. Other nodes are not
@@ -182,6 +185,7 @@ log "sidecar pid $SIDECAR_PID on 127.0.0.1:$PORT; soaking for $DURATION s (backl
   echo "loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg)"
   echo "other_beam_processes=$(( $(pgrep -c -x beam.smp || true) - 1 ))"
   echo "nice=$(nice)"
+  echo "malloc_env=$(env | grep -E '^(MALLOC_|GLIBC_TUNABLES=)' | sort | tr '\n' ' ')"
   echo "sidecar_commit=$BUILD_COMMIT"
   echo "sidecar_dirty=$BUILD_DIRTY"
   echo "broker_baseline_s=$(awk -v a="$e0" -v b="$e1" 'BEGIN { print b - a }')"

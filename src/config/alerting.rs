@@ -61,7 +61,7 @@ pub struct BacklogConfig {
     pub min_completeness: f64,
     /// `alerting.backlog.max_samples`: samples kept per queue; samples closer together than
     /// `window / max_samples` replace each other, so memory is bounded at about
-    /// `(max_samples + 2) × 72` bytes per queue whatever the poll interval. Default 20, 3 to 1000.
+    /// `(max_samples + 2) × 40` bytes per queue whatever the poll interval. Default 20, 3 to 1000.
     pub max_samples: usize,
     /// `alerting.backlog.redelivery_threshold`: redelivered / delivered over the window above
     /// which a queue is REDELIVERING. Default 0.05; between 0 and 1.

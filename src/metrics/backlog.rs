@@ -73,7 +73,7 @@ pub const QUEUES: Family = Family {
 /// `rabbitmq_watch_backlog_samples`.
 pub const SAMPLES: Family = Family {
     name: "rabbitmq_watch_backlog_samples",
-    help: "Samples held by the backlog detector's windows, all queues together (72 bytes each).",
+    help: "Samples held by the backlog detector's windows, all queues together (40 bytes each).",
     unit: None,
     source: "sidecar",
 };

@@ -1,7 +1,8 @@
 //! Exposition formats: OpenMetrics 1.0 (what prometheus-client writes) and the classic
 //! Prometheus text format 0.0.4 (derived from it), chosen by the scraper's `Accept` header, each
-//! optionally gzip-compressed per `Accept-Encoding`. Every variant of one snapshot's exposition
-//! is built at most once and then shared by all scrapes.
+//! optionally gzip-compressed per `Accept-Encoding`. Each gzip variant of one snapshot's
+//! exposition is built at most once and then shared by all scrapes; the plain variants are
+//! decompressed chunk by chunk for each scrape and never held whole.
 
 use std::fmt;
 use std::io::{Read as _, Write as _};
@@ -77,17 +78,16 @@ pub fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
 }
 
 /// One snapshot's exposition in every variant. Only the gzip-compressed OpenMetrics text (what
-/// Prometheus asks for, typically 1/25 of the plain size) is kept from the start; the plain
-/// and text-format variants are built from it on first request and then kept.
+/// Prometheus asks for, typically 1/25 of the plain size) is kept from the start; the gzip of
+/// the text format is built from it on first request and then kept. The plain variants are
+/// never kept: [`Variants::write_plain`] decompresses (and converts) them chunk by chunk for
+/// each request, so a plain scrape holds 64 KiB chunks instead of a ~15 MB copy per snapshot
+/// at 10,000 queues (issue #13: those copies were the RSS growth of the plain-text soak).
 #[derive(Debug)]
 pub struct Variants {
     /// gzip of the OpenMetrics text, `# EOF` included.
     openmetrics_gzip: Bytes,
-    /// The OpenMetrics text.
-    openmetrics: OnceLock<Bytes>,
-    /// The 0.0.4 text.
-    text: OnceLock<Bytes>,
-    /// gzip of `text`.
+    /// gzip of the text format 0.0.4.
     text_gzip: OnceLock<Bytes>,
 }
 
@@ -96,47 +96,42 @@ impl Variants {
     pub fn from_openmetrics_gzip(openmetrics_gzip: Bytes) -> Self {
         Self {
             openmetrics_gzip,
-            openmetrics: OnceLock::new(),
-            text: OnceLock::new(),
             text_gzip: OnceLock::new(),
         }
     }
 
-    /// Whether `get(format, gzip)` is ready without work.
+    /// Whether `get(format, gzip)` is ready without work (never for a plain variant).
     pub fn is_built(&self, format: Format, gzip: bool) -> bool {
         match (format, gzip) {
             (Format::OpenMetrics, true) => true,
-            (Format::OpenMetrics, false) => self.openmetrics.get().is_some(),
-            (Format::Text, false) => self.text.get().is_some(),
             (Format::Text, true) => self.text_gzip.get().is_some(),
+            (_, false) => false,
         }
     }
 
-    /// The body for `format`, gzip-compressed when `gzip`; built now if it is the first ask
-    /// (milliseconds for thousands of queues: call from a blocking-friendly thread).
+    /// The body for `format`, gzip-compressed when `gzip`. A gzip variant is built on the
+    /// first ask and then kept; a plain one is built for this call (milliseconds for thousands
+    /// of queues: call from a blocking-friendly thread; to serve it, prefer
+    /// [`Variants::write_plain`], which never holds it whole).
     pub fn get(&self, format: Format, gzip: bool) -> Bytes {
         match (format, gzip) {
             (Format::OpenMetrics, true) => self.openmetrics_gzip.clone(),
-            (Format::OpenMetrics, false) => self
-                .openmetrics
-                .get_or_init(|| gunzip(&self.openmetrics_gzip))
-                .clone(),
-            // Converted while decompressing: the plain OpenMetrics text is not kept for it.
-            (Format::Text, false) => self
-                .text
-                .get_or_init(|| {
-                    // The text is about as long as the OpenMetrics it comes from.
-                    let size = stated_size(&self.openmetrics_gzip);
-                    let out = String::with_capacity(size + size / 32);
-                    Bytes::from(convert_to_text(&self.openmetrics_gzip, out))
-                })
-                .clone(),
             // Converted while decompressing and compressed as converted: neither plain text
             // is kept for it.
             (Format::Text, true) => self
                 .text_gzip
                 .get_or_init(|| convert_to_text(&self.openmetrics_gzip, GzipWriter::new()).finish())
                 .clone(),
+            (format, false) => {
+                // The plain text is about as long as the OpenMetrics it comes from.
+                let size = stated_size(&self.openmetrics_gzip);
+                let mut out = Vec::with_capacity(size + size / 32);
+                self.write_plain(format, |chunk| {
+                    out.extend_from_slice(&chunk);
+                    true
+                });
+                Bytes::from(out)
+            }
         }
     }
 }
@@ -216,13 +211,6 @@ fn stated_size(data: &[u8]) -> usize {
     stated.min(data.len().saturating_mul(1032))
 }
 
-fn gunzip(data: &[u8]) -> Bytes {
-    let mut out = Vec::with_capacity(stated_size(data));
-    // Our own gzip output: cannot be corrupt short of a bug; serve what decodes.
-    let _ = GzDecoder::new(data).read_to_end(&mut out);
-    Bytes::from(out)
-}
-
 /// Converts prometheus-client's OpenMetrics output to the text format 0.0.4: `# EOF` and
 /// `# UNIT` lines go; a counter's `HELP`/`TYPE` name its `_total` samples; an info family
 /// becomes a gauge named `…_info`; `\"` in HELP (not an escape in 0.0.4) becomes `"`.
@@ -236,6 +224,77 @@ pub fn openmetrics_to_text(openmetrics: &[u8]) -> String {
     }
     converter.flush_help();
     converter.out
+}
+
+/// Size of the chunks a plain body is written in.
+const CHUNK: usize = 64 * 1024;
+
+impl Variants {
+    /// Writes the uncompressed body of `format` to `sink` in chunks of about 64 KiB as it is
+    /// decompressed (and, for the text format, converted), so nothing of the exposition's size
+    /// is held. Stops decompressing once `sink` returns `false` (the client went away); a text
+    /// conversion then finishes its input without writing. Blocking work (milliseconds per MB).
+    pub fn write_plain(&self, format: Format, sink: impl FnMut(Bytes) -> bool) {
+        let mut out = ChunkWriter {
+            buffer: Vec::with_capacity(CHUNK),
+            sink,
+            open: true,
+        };
+        match format {
+            Format::OpenMetrics => {
+                let mut decoder = GzDecoder::new(&self.openmetrics_gzip[..]);
+                let mut buf = vec![0u8; CHUNK];
+                // Our own gzip output: cannot be corrupt short of a bug; serve what decodes.
+                while let Ok(n @ 1..) = decoder.read(&mut buf) {
+                    out.push(&buf[..n]);
+                    if !out.open {
+                        return;
+                    }
+                }
+                out.flush();
+            }
+            Format::Text => convert_to_text(&self.openmetrics_gzip, &mut out).flush(),
+        }
+    }
+}
+
+/// Collects written bytes into chunks of about [`CHUNK`] bytes and hands each to `sink`;
+/// after `sink` returned `false` it drops what is written (`open` is then false).
+struct ChunkWriter<F> {
+    /// Bytes not yet handed over.
+    buffer: Vec<u8>,
+    /// Takes each chunk; `false`: take no more.
+    sink: F,
+    /// Whether `sink` still takes chunks.
+    open: bool,
+}
+
+impl<F: FnMut(Bytes) -> bool> ChunkWriter<F> {
+    /// Appends `bytes`, handing over a chunk once [`CHUNK`] bytes are buffered.
+    fn push(&mut self, bytes: &[u8]) {
+        if !self.open {
+            return;
+        }
+        self.buffer.extend_from_slice(bytes);
+        if self.buffer.len() >= CHUNK {
+            self.flush();
+        }
+    }
+
+    /// Hands over what is buffered, if anything.
+    fn flush(&mut self) {
+        if self.open && !self.buffer.is_empty() {
+            let chunk = std::mem::replace(&mut self.buffer, Vec::with_capacity(CHUNK));
+            self.open = (self.sink)(Bytes::from(chunk));
+        }
+    }
+}
+
+impl<F: FnMut(Bytes) -> bool> fmt::Write for &mut ChunkWriter<F> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.push(s.as_bytes());
+        if self.open { Ok(()) } else { Err(fmt::Error) }
+    }
 }
 
 /// Line-by-line OpenMetrics → text 0.0.4 conversion. prometheus-client writes `HELP` right
@@ -333,6 +392,13 @@ mod tests {
         );
     }
 
+    fn gunzip(data: &[u8]) -> Bytes {
+        let mut out = Vec::with_capacity(stated_size(data));
+        // Our own gzip output: cannot be corrupt short of a bug; serve what decodes.
+        let _ = GzDecoder::new(data).read_to_end(&mut out);
+        Bytes::from(out)
+    }
+
     fn gunzip_text(data: &[u8]) -> String {
         String::from_utf8(gunzip(data).to_vec()).unwrap()
     }
@@ -363,5 +429,57 @@ mod tests {
             expected.push_str(line);
         }
         assert_eq!(gunzip_text(&w.finish()), expected);
+    }
+
+    /// An exposition of `series` gauge lines, gzip-compressed as the encoder writes it.
+    fn big_exposition(series: usize) -> (String, Variants) {
+        let mut om = String::from(
+            "# HELP rabbitmq_queue_messages Messages.\n# TYPE rabbitmq_queue_messages gauge\n",
+        );
+        for i in 0..series {
+            om.push_str(&format!(
+                "rabbitmq_queue_messages{{vhost=\"/\",queue=\"q{i}\"}} {i}\n"
+            ));
+        }
+        om.push_str("# EOF\n");
+        let mut w = GzipWriter::new();
+        fmt::Write::write_str(&mut w, &om).unwrap();
+        (om, Variants::from_openmetrics_gzip(w.finish()))
+    }
+
+    #[test]
+    fn plain_variants_are_written_in_bounded_chunks_and_not_kept() {
+        let (om, v) = big_exposition(20_000);
+        assert!(om.len() > 4 * CHUNK);
+        for (format, expected) in [
+            (Format::OpenMetrics, om.clone()),
+            (Format::Text, openmetrics_to_text(om.as_bytes())),
+        ] {
+            let mut chunks = Vec::new();
+            v.write_plain(format, |c| {
+                chunks.push(c);
+                true
+            });
+            assert!(chunks.len() > 4, "{format:?}: {} chunks", chunks.len());
+            // A chunk is handed over once it holds CHUNK bytes; one write adds at most a line
+            // (OpenMetrics: one read of at most CHUNK bytes).
+            assert!(chunks.iter().all(|c| c.len() < 2 * CHUNK && !c.is_empty()));
+            assert_eq!(chunks.concat(), expected.as_bytes(), "{format:?}");
+            assert_eq!(v.get(format, false), expected.as_bytes());
+            assert!(!v.is_built(format, false));
+        }
+    }
+
+    #[test]
+    fn a_plain_write_stops_when_the_sink_stops_taking() {
+        let (_, v) = big_exposition(20_000);
+        for format in [Format::OpenMetrics, Format::Text] {
+            let mut calls = 0;
+            v.write_plain(format, |_| {
+                calls += 1;
+                calls < 2
+            });
+            assert_eq!(calls, 2, "{format:?}");
+        }
     }
 }

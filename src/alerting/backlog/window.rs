@@ -2,8 +2,7 @@
 //! configured spacing) and the judgement made from them (rates by least squares, status,
 //! predictions). Owned by [`super::Tracker`].
 
-use std::collections::VecDeque;
-
+use super::samples::Samples;
 use super::*;
 
 /// A queue's window.
@@ -11,7 +10,8 @@ use super::*;
 pub(super) struct Window {
     pub(super) vhost: Box<str>,
     pub(super) name: Box<str>,
-    pub(super) samples: VecDeque<Sample>,
+    /// The samples, oldest first, stored compactly ([`Samples`]).
+    pub(super) samples: Samples,
     /// When the consumed counter last moved (or when the window started, if it never did).
     pub(super) consumed_moved_at: f64,
     /// Whether the consumed counter was seen moving (else `consumed_moved_at` is when the
@@ -56,7 +56,7 @@ impl Window {
         Window {
             vhost: q.vhost.as_str().into(),
             name: q.name.as_str().into(),
-            samples: VecDeque::with_capacity(capacity),
+            samples: Samples::with_capacity(capacity),
             consumed_moved_at: at,
             consumed_moved: false,
             delivery_since: None,
@@ -82,7 +82,7 @@ impl Window {
             if !known.publish {
                 sample.published = last.published;
             }
-            if sample.counters_went_back(last) {
+            if sample.counters_went_back(&last) {
                 self.samples.clear();
                 self.consumed_moved_at = sample.at;
                 self.consumed_moved = false;
@@ -99,13 +99,13 @@ impl Window {
         self.delivery_since = since(known.delivery, self.delivery_since);
         self.publish_since = since(known.publish, self.publish_since);
         let n = self.samples.len();
-        if n >= 2 && self.samples[n - 1].at - self.samples[n - 2].at < spacing {
-            self.samples[n - 1] = sample;
+        if n >= 2 && self.samples.get(n - 1).at - self.samples.get(n - 2).at < spacing {
+            self.samples.replace_back(sample);
         } else {
             self.samples.push_back(sample);
         }
         // Keep one sample at or before the window's start, so a full window is covered.
-        while self.samples.len() > 2 && self.samples[1].at <= sample.at - window {
+        while self.samples.len() > 2 && self.samples.get(1).at <= sample.at - window {
             self.samples.pop_front();
         }
     }
@@ -144,7 +144,7 @@ impl Window {
             }
             (true, false, FigureSource::Management) => "the broker collects no message statistics",
         };
-        let delta = |f: fn(&Sample) -> u64| (f(last) - f(first)) as f64;
+        let delta = |f: fn(&Sample) -> u64| (f(&last) - f(&first)) as f64;
         let delivered = delta(|s| s.delivered);
         let redelivery_ratio =
             (counters && delivered > 0.0).then(|| (delta(|s| s.redelivered) / delivered).min(1.0));
@@ -312,19 +312,22 @@ impl Window {
         &self,
         each: impl Fn(&Sample) -> bool,
         step: impl Fn(&Sample, &Sample) -> bool,
-    ) -> &Sample {
+    ) -> Sample {
         let n = self.samples.len();
         let mut start = n - 1;
-        if !each(&self.samples[start]) {
-            return &self.samples[start];
+        let mut newer = self.samples.get(start);
+        if !each(&newer) {
+            return newer;
         }
-        while start > 0
-            && each(&self.samples[start - 1])
-            && step(&self.samples[start - 1], &self.samples[start])
-        {
+        while start > 0 {
+            let older = self.samples.get(start - 1);
+            if !(each(&older) && step(&older, &newer)) {
+                break;
+            }
             start -= 1;
+            newer = older;
         }
-        &self.samples[start]
+        newer
     }
 
     /// The least-squares slope of `value` over time, per second.
@@ -332,8 +335,8 @@ impl Window {
         let n = self.samples.len() as f64;
         let t0 = self.samples.front().map_or(0.0, |s| s.at);
         let (mut st, mut sv, mut stt, mut stv) = (0.0, 0.0, 0.0, 0.0);
-        for s in &self.samples {
-            let (t, v) = (s.at - t0, value(s));
+        for s in self.samples.iter() {
+            let (t, v) = (s.at - t0, value(&s));
             st += t;
             sv += v;
             stt += t * t;
@@ -356,7 +359,7 @@ impl Window {
             return None;
         }
         let target = last.published.checked_sub(last.ready)? as f64;
-        let mut later: Option<&Sample> = None;
+        let mut later: Option<Sample> = None;
         for s in self.samples.iter().rev() {
             if (s.published as f64) <= target {
                 let t = match later {
