@@ -83,4 +83,7 @@ else
   fi
 fi
 echo "run.sh: metrics at http://localhost:9419/metrics (unless listen is configured otherwise)" >&2
+# glibc allocator settings of the container image (docs/operations.md, "Memory and the
+# allocator"); an operator's own values win.
+export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}" MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-131072}"
 exec "$bin" "${flags[@]+"${flags[@]}"}" run
