@@ -16,7 +16,7 @@ use std::time::SystemTime;
 use tokio::sync::watch;
 
 use super::Alert;
-use super::rules::{Evaluation, Instance, InstanceLabels, Labels, Rule};
+use super::rules::{Evaluation, Field, Instance, InstanceLabels, Labels, Rule};
 
 /// One finding: a check that failed for one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,7 +110,7 @@ pub fn evaluate(
             continue;
         }
         let warning = f.severity == "warning";
-        let get = |field: &str| match field {
+        let get = |field: Field| match field.name() {
             "finding" => Some(1.0),
             "warning" => Some(if warning { 1.0 } else { 0.0 }),
             _ => None,
