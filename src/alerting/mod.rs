@@ -561,7 +561,7 @@ fn step(
                 && a.state != State::Resolved
                 && a.keep_firing_since.is_none()
                 && a.value.to_bits() == value.to_bits()
-                && (!uses_details || a.analysis == analysis)
+                && (!uses_details || a.analysis.as_ref() == analysis)
         };
         let (alert, unchanged) = match alerts.get_mut(&hash) {
             Some(t) => {
@@ -621,7 +621,7 @@ fn step(
             alert.annotations = Arc::new(annotations);
         }
         alert.value = value;
-        alert.analysis = analysis;
+        alert.analysis = analysis.cloned();
         alert.last_true = now;
         alert.unknown = false;
         alert.keep_firing_since = None;

@@ -44,7 +44,10 @@ impl<'a> ObjectLabels<'a> {
             len: pairs.len().min(2),
         };
         labels.pairs[..labels.len].copy_from_slice(&pairs[..labels.len]);
-        labels.pairs[..labels.len].sort_unstable_by_key(|(k, _)| *k);
+        // Two at most: one comparison sorts them (no sort call per instance).
+        if labels.len == 2 && labels.pairs[0].0 > labels.pairs[1].0 {
+            labels.pairs.swap(0, 1);
+        }
         labels
     }
 
@@ -112,8 +115,9 @@ pub struct Instance<'a> {
     /// The left side of the condition's first comparison.
     pub value: f64,
     /// The backlog detector's judgement of a queue (rendered by [`Analysis::details`] only
-    /// where needed); `None` for other objects or while the queue's window is incomplete.
-    pub analysis: Option<Analysis>,
+    /// where needed), borrowed from its report (copied into the alert only);
+    /// `None` for other objects or while the queue's window is incomplete.
+    pub analysis: Option<&'a Analysis>,
     /// Facts about the object for `{{ $details.NAME }}` beside the backlog detector's: a
     /// quorum queue's missing members, a member's critical queues or expiring certificates
     /// ([`super::replication`]), an audit finding's `summary` and `fix`
@@ -162,7 +166,7 @@ impl Rule {
     pub fn evaluate<'a>(
         &self,
         s: &'a Snapshot,
-        backlog: &Report,
+        backlog: &'a Report,
         cluster: &ClusterStatus,
     ) -> Evaluation<'a> {
         let mut active = Vec::new();
@@ -172,12 +176,12 @@ impl Rule {
         let mut record =
             |object: &[(&'static str, &'a str)],
              result: Option<(bool, f64)>,
-             analysis: Option<&Analysis>,
+             analysis: Option<&'a Analysis>,
              facts: &dyn Fn() -> BTreeMap<String, String>| match result {
                 Some((true, value)) => active.push(Instance {
                     labels: InstanceLabels::Object(ObjectLabels::new(object)),
                     value,
-                    analysis: analysis.cloned(),
+                    analysis,
                     facts: if uses_details {
                         facts()
                     } else {
