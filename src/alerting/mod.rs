@@ -463,6 +463,7 @@ impl Engine {
         }
         let mut outcomes = Vec::with_capacity(self.rules.len());
         for (i, rule) in self.rules.iter().enumerate() {
+            let owner = self.owners[i];
             let evaluation = if rule.kind == rules::Kind::Audit {
                 findings::evaluate(
                     rule,
@@ -470,9 +471,9 @@ impl Engine {
                     self.alerts.values().map(|t| &t.alert),
                 )
             } else {
-                rule.evaluate(snapshot, &self.report, &self.cluster_status)
+                let report = &self.report;
+                rule.evaluate_listing(snapshot, report, &self.cluster_status, holding[owner])
             };
-            let owner = self.owners[i];
             let outcome = step(
                 &mut self.alerts,
                 (rule, owner, owner == i),

@@ -169,6 +169,20 @@ impl Rule {
         backlog: &'a Report,
         cluster: &ClusterStatus,
     ) -> Evaluation<'a> {
+        self.evaluate_listing(s, backlog, cluster, true)
+    }
+
+    /// [`Rule::evaluate`], listing the objects whose fields are unknown only when
+    /// `with_unknown`: the engine needs them only for a rule with a pending or firing alert
+    /// (they mark it unknown), and a rule on a field most queues do not report (a quorum
+    /// queue's members on 10,000 classic queues) would list every queue at every poll.
+    pub fn evaluate_listing<'a>(
+        &self,
+        s: &'a Snapshot,
+        backlog: &'a Report,
+        cluster: &ClusterStatus,
+        with_unknown: bool,
+    ) -> Evaluation<'a> {
         let mut active = Vec::new();
         let mut unknown = Vec::new();
         // Labels are built only for objects that hold or are unknown (most do not hold).
@@ -189,7 +203,10 @@ impl Rule {
                     },
                 }),
                 Some((false, _)) => {}
-                None => unknown.push(InstanceLabels::Object(ObjectLabels::new(object))),
+                None if with_unknown => {
+                    unknown.push(InstanceLabels::Object(ObjectLabels::new(object)));
+                }
+                None => {}
             };
         match self.kind {
             Kind::Queue => {
