@@ -1147,4 +1147,149 @@ mod tests {
         single.restore(saved);
         assert_eq!(single.alerts().count(), 0);
     }
+
+    /// Polls that find the same figures keep the alert as it is: same fingerprint, the
+    /// texts not rendered again (the same shared map), `last_true` moved on.
+    #[test]
+    fn a_queue_whose_figures_did_not_change_keeps_its_alert() {
+        let mut e = Engine::new(vec![rule("messages_ready > 10", 0, 0)]);
+        e.evaluate(&snap(Some(Some(50)), false), at(0));
+        let first = e.alerts().next().unwrap().clone();
+        for secs in [10, 20, 30] {
+            e.evaluate(&snap(Some(Some(50)), false), at(secs));
+            let a = e.alerts().next().unwrap();
+            assert_eq!(e.alerts().count(), 1);
+            assert_eq!((a.state, a.unknown), (State::Firing, false));
+            assert_eq!(a.fingerprint, first.fingerprint);
+            assert!(Arc::ptr_eq(&a.annotations, &first.annotations));
+            assert_eq!((a.active_since, a.last_true), (at(0), at(secs)));
+        }
+    }
+
+    /// A figure that changed is judged again: a new value renders the texts again, a value
+    /// below the threshold resolves the alert.
+    #[test]
+    fn a_queue_whose_figure_changed_is_evaluated_again() {
+        let mut e = Engine::new(vec![rule("messages_ready > 10", 0, 0)]);
+        e.evaluate(&snap(Some(Some(50)), false), at(0));
+        e.evaluate(&snap(Some(Some(70)), false), at(10));
+        let a = e.alerts().next().unwrap();
+        assert_eq!((a.state, a.value), (State::Firing, 70.0));
+        assert_eq!(a.annotations["summary"], "q: 70");
+        e.evaluate(&snap(Some(Some(3)), false), at(20));
+        assert_eq!(state(&e), Some(State::Resolved));
+    }
+
+    /// With the figures unchanged from poll to poll, a rule with `for` still fires once the
+    /// condition has held that long: time alone moves the alert on.
+    #[test]
+    fn a_rule_with_for_fires_on_unchanged_figures() {
+        let mut e = Engine::new(vec![rule("messages_ready > 10", 60, 0)]);
+        for secs in [0, 30] {
+            e.evaluate(&snap(Some(Some(50)), false), at(secs));
+            assert_eq!(state(&e), Some(State::Pending), "{secs}");
+        }
+        e.evaluate(&snap(Some(Some(50)), false), at(60));
+        let a = e.alerts().next().unwrap();
+        assert_eq!((a.state, a.fired_at), (State::Firing, Some(at(60))));
+    }
+
+    /// A condition on the time since the head message was published changes with time
+    /// alone: the same queue figures at later polls make it hold.
+    #[test]
+    fn a_time_dependent_condition_holds_later_on_the_same_figures() {
+        let mut head = rule("head_message_age > 60", 0, 0);
+        head.name = "Old".into();
+        let mut e = Engine::new(vec![head]);
+        let published = at(0).duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
+        let poll = |secs: u64| {
+            let queue = Queue {
+                vhost: "/".into(),
+                name: "q".into(),
+                messages_ready: Some(1),
+                head_message_timestamp: Some(published),
+                ..Queue::default()
+            };
+            Snapshot::builder()
+                .started_at(at(secs))
+                .queues(vec![queue])
+                .build()
+        };
+        e.evaluate(&poll(30), at(30));
+        assert_eq!(state(&e), None);
+        e.evaluate(&poll(90), at(90));
+        let a = e.alerts().next().unwrap();
+        assert_eq!((a.state, a.value), (State::Firing, 90.0));
+    }
+
+    /// An alert whose figure stops being reported stays as it was, marked unknown, at every
+    /// such poll; a rule without a pending or firing alert raises none from unknown figures.
+    #[test]
+    fn unknown_stays_unknown() {
+        let mut e = Engine::new(vec![rule("messages_ready > 10", 0, 0)]);
+        e.evaluate(&snap(Some(None), false), at(0));
+        assert_eq!(state(&e), None, "unknown figures raise nothing");
+        e.evaluate(&snap(Some(Some(50)), false), at(10));
+        for secs in [20, 30] {
+            e.evaluate(&snap(Some(None), false), at(secs));
+            let a = e.alerts().next().unwrap();
+            assert_eq!((a.state, a.unknown), (State::Firing, true), "{secs}");
+            assert_eq!(a.last_true, at(10));
+        }
+        e.evaluate(&snap(Some(Some(50)), false), at(40));
+        let a = e.alerts().next().unwrap();
+        assert_eq!(
+            (a.state, a.unknown, a.active_since),
+            (State::Firing, false, at(10))
+        );
+    }
+
+    /// A rule lists its unknown objects only when asked: the engine asks for a rule with a
+    /// pending or firing alert only.
+    #[test]
+    fn unknown_objects_are_listed_only_when_asked() {
+        let r = rule("messages_ready > 10", 0, 0);
+        let s = snap(Some(None), false);
+        let report = Report::default();
+        let cluster = ClusterStatus::default();
+        let listed = |with_unknown| match r.evaluate_listing(&s, &report, &cluster, with_unknown) {
+            Evaluation::Known { active, unknown } => (active.len(), unknown.len()),
+            Evaluation::Unknown => panic!("the queues were read"),
+        };
+        assert_eq!(listed(true), (0, 1));
+        assert_eq!(listed(false), (0, 0));
+        assert_eq!(
+            r.evaluate(&s, &report, &cluster),
+            r.evaluate_listing(&s, &report, &cluster, true)
+        );
+    }
+
+    /// A restored alert is found again by its fingerprint; one whose fingerprint was edited
+    /// by hand is keyed by (and given) its labels' fingerprint, so it is still the same
+    /// alert rather than a second one.
+    #[test]
+    fn restored_alerts_are_found_by_their_fingerprint() {
+        let mut e = Engine::new(vec![rule("messages_ready > 10", 0, 0)]);
+        e.evaluate(&snap(Some(Some(50)), false), at(0));
+        let saved = e.alerts().next().unwrap().clone();
+        for fingerprint in [
+            saved.fingerprint.clone(),
+            saved.fingerprint.to_uppercase(),
+            "x".into(),
+        ] {
+            let mut restored = Engine::new(vec![rule("messages_ready > 10", 0, 0)]);
+            restored.restore([Alert {
+                fingerprint,
+                ..saved.clone()
+            }]);
+            restored.evaluate(&snap(Some(Some(50)), false), at(10));
+            let alerts: Vec<&Alert> = restored.alerts().collect();
+            assert_eq!(alerts.len(), 1);
+            assert_eq!(alerts[0].fingerprint, saved.fingerprint);
+            assert_eq!(
+                (alerts[0].state, alerts[0].active_since),
+                (State::Firing, at(0))
+            );
+        }
+    }
 }
