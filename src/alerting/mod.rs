@@ -179,14 +179,7 @@ pub fn fingerprint(labels: &Labels) -> String {
 /// FNV-1a over the label pairs `pairs`, given sorted by name: the number [`fingerprint`]
 /// writes in hex.
 fn fingerprint_hash<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
-    fingerprint_hash_from(0xcbf2_9ce4_8422_2325, pairs)
-}
-
-/// [`fingerprint_hash`] continued from `hash`, the state after the pairs before `pairs`.
-fn fingerprint_hash_from<'a>(
-    mut hash: u64,
-    pairs: impl Iterator<Item = (&'a str, &'a str)>,
-) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let mut eat = |bytes: &[u8]| {
         for &byte in bytes {
             hash ^= u64::from(byte);
@@ -549,8 +542,6 @@ fn step(
     if let Some(name) = cluster {
         base.insert(CLUSTER_LABEL.to_owned(), name.to_owned());
     }
-    // The hash of the base labels before the objects' own, taken once for the rule.
-    let mut prefix = None;
     for Instance {
         labels,
         value,
@@ -559,7 +550,7 @@ fn step(
     } in active
     {
         let labels = in_cluster(labels, cluster);
-        let hash = labels.hash_with(&base, &mut prefix);
+        let hash = labels.hash(&base);
         // The annotations are a function of the labels (same fingerprint), the value, the
         // analysis when they use it and the template variables (the cluster's and the
         // rule's own, fixed for a rule): rendered again only when one of them changed.
@@ -646,7 +637,7 @@ fn step(
     // instance has no alert to mark (nor to keep: the rule's others are resolved, and stay
     // so); the rule's new alerts come from its active instances, never from these.
     for labels in unknown.into_iter().filter(|_| holding) {
-        let hash = in_cluster(labels, cluster).hash_with(&base, &mut prefix);
+        let hash = in_cluster(labels, cluster).hash(&base);
         if let Some(t) = alerts.get_mut(&hash) {
             t.seen |= marks;
             if t.alert.state != State::Resolved {

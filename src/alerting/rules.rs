@@ -69,40 +69,6 @@ impl InstanceLabels<'_> {
         }
     }
 
-    /// [`InstanceLabels::hash`], starting from `prefix`: the hash of the `base` labels
-    /// that sort before the object's first label, taken at the first call and kept for the
-    /// next ones (the instances of one rule have the same label names). The same number:
-    /// only the bytes hashed once per rule are not hashed again per instance.
-    pub fn hash_with(&self, base: &Labels, prefix: &mut Option<HashPrefix>) -> u64 {
-        let InstanceLabels::Object(object) = self else {
-            return self.hash(base);
-        };
-        let first = object.pairs().first().map_or("", |(k, _)| *k);
-        let prefix = match prefix {
-            Some(p) if p.first == first => *p,
-            _ => {
-                // Base labels before `first` (all of them when the object has none).
-                let before = base
-                    .keys()
-                    .take_while(|k| first.is_empty() || k.as_str() < first);
-                let skip = before.count();
-                let pairs = base.iter().take(skip);
-                let p = HashPrefix {
-                    first,
-                    state: super::fingerprint_hash(pairs.map(|(k, v)| (k.as_str(), v.as_str()))),
-                    skip,
-                };
-                *prefix = Some(p);
-                p
-            }
-        };
-        let rest = base
-            .iter()
-            .skip(prefix.skip)
-            .map(|(k, v)| (k.as_str(), v.as_str()));
-        super::fingerprint_hash_from(prefix.state, merged_pairs(rest, object.pairs()))
-    }
-
     /// The full label set, with the rule's `base` labels.
     pub fn build(self, base: &Labels) -> Labels {
         match self {
@@ -118,33 +84,16 @@ impl InstanceLabels<'_> {
     }
 }
 
-/// The state of [`InstanceLabels::hash_with`] for one rule: the hash of the base labels
-/// that sort before an object's first label `first`, and how many they are.
-#[derive(Debug, Clone, Copy)]
-pub struct HashPrefix {
-    /// The object's first label name (empty: an object without labels).
-    first: &'static str,
-    /// FNV-1a state after the base labels before `first`.
-    state: u64,
-    /// How many base labels that is.
-    skip: usize,
-}
-
 /// `base`'s pairs and `object`'s (sorted by name; an object's label replaces the base's of the
 /// same name), in name order.
 fn merged<'b>(
     base: &'b Labels,
     object: &'b [(&'static str, &'b str)],
 ) -> impl Iterator<Item = (&'b str, &'b str)> {
-    merged_pairs(base.iter().map(|(k, v)| (k.as_str(), v.as_str())), object)
-}
-
-/// [`merged`] of base pairs given in name order.
-fn merged_pairs<'b>(
-    base: impl Iterator<Item = (&'b str, &'b str)>,
-    object: &'b [(&'static str, &'b str)],
-) -> impl Iterator<Item = (&'b str, &'b str)> {
-    let mut base = base.peekable();
+    let mut base = base
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .peekable();
     let mut object = object.iter().copied().peekable();
     std::iter::from_fn(move || match (base.peek(), object.peek()) {
         (Some(b), Some(o)) if b.0 < o.0 => base.next(),
@@ -614,41 +563,6 @@ mod tests {
                 );
             }
         }
-    }
-
-    /// The hash from a rule's kept prefix is the fingerprint's number, for a fresh prefix,
-    /// one kept from an earlier instance, and one kept from an object with other label names.
-    #[test]
-    fn a_hash_from_the_kept_prefix_is_the_full_hash() {
-        let label = |k: &str, v: &str| (k.to_owned(), v.to_owned());
-        let base: Labels = [
-            label("a", "1"),
-            label("alertname", "X"),
-            label("queue", "from-rule"),
-            label("severity", "warning"),
-            label("w", "2"),
-        ]
-        .into();
-        let objects: [&[(&'static str, &str)]; 5] = [
-            &[("vhost", "/"), ("queue", "orders")],
-            &[("vhost", "b"), ("queue", "payments")],
-            &[("node", "rabbit@a")],
-            &[],
-            &[("queue", "q"), ("vhost", "/")],
-        ];
-        let mut kept = None;
-        for object in objects {
-            let labels = InstanceLabels::Object(ObjectLabels::new(object));
-            let mut fresh = None;
-            assert_eq!(labels.hash_with(&base, &mut fresh), labels.hash(&base));
-            assert_eq!(
-                labels.hash_with(&base, &mut kept),
-                labels.hash(&base),
-                "{object:?}"
-            );
-        }
-        let full = InstanceLabels::Full(base.clone());
-        assert_eq!(full.hash_with(&base, &mut kept), full.hash(&base));
     }
 
     #[test]
