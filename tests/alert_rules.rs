@@ -112,7 +112,7 @@ fn the_built_in_catalogue_has_the_same_rules_in_prometheus() {
         for c in &condition.0 {
             // Flags of the backlog detector are label matchers there (`status="growing"`,
             // `rabbitmq_queue_dead_letter_queue_info`), not comparisons.
-            if c.field.starts_with("backlog_") || c.field == "dead_letter_queue" {
+            if c.field.name().starts_with("backlog_") || c.field.name() == "dead_letter_queue" {
                 continue;
             }
             let whole = Condition(vec![c.clone()]).to_string();

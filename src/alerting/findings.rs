@@ -16,7 +16,7 @@ use std::time::SystemTime;
 use tokio::sync::watch;
 
 use super::Alert;
-use super::rules::{Evaluation, Instance, InstanceLabels, Labels, Rule};
+use super::rules::{Evaluation, Field, Instance, InstanceLabels, Labels, Rule};
 
 /// One finding: a check that failed for one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,10 +90,10 @@ pub fn details(f: &AuditFinding) -> BTreeMap<String, String> {
 /// Evaluates the audit rule `rule` over `view` (`None`: the audit has not run, or is off:
 /// unknown). `alerts` are the engine's current alerts: those of this rule about something the
 /// run could not judge are reported unknown, so they keep their state.
-pub fn evaluate(
+pub fn evaluate<'a>(
     rule: &Rule,
     view: Option<&AuditView>,
-    alerts: &BTreeMap<String, Alert>,
+    alerts: impl IntoIterator<Item = &'a Alert>,
 ) -> Evaluation<'static> {
     let Some(view) = view else {
         return Evaluation::Unknown;
@@ -110,7 +110,7 @@ pub fn evaluate(
             continue;
         }
         let warning = f.severity == "warning";
-        let get = |field: &str| match field {
+        let get = |field: Field| match field.name() {
             "finding" => Some(1.0),
             "warning" => Some(if warning { 1.0 } else { 0.0 }),
             _ => None,
@@ -138,7 +138,7 @@ pub fn evaluate(
         });
     }
     let unknown = alerts
-        .values()
+        .into_iter()
         .filter(|a| a.labels.get("alertname") == Some(&rule.name))
         .filter(|a| !seen.contains(&a.labels) && view.is_unknown(&a.labels))
         .map(|a| InstanceLabels::Full((*a.labels).clone()))
@@ -296,7 +296,7 @@ mod tests {
             unknown: vec![],
             run_at: at(0),
         };
-        let Evaluation::Known { active, .. } = evaluate(&rule, Some(&v), &BTreeMap::new()) else {
+        let Evaluation::Known { active, .. } = evaluate(&rule, Some(&v), &[]) else {
             panic!("known");
         };
         let objects: Vec<_> = active
@@ -308,10 +308,10 @@ mod tests {
             .collect();
         assert_eq!(objects, vec!["a"]);
         rule.selector.vhost = Some(crate::types::Regex::new("other").unwrap());
-        let Evaluation::Known { active, .. } = evaluate(&rule, Some(&v), &BTreeMap::new()) else {
+        let Evaluation::Known { active, .. } = evaluate(&rule, Some(&v), &[]) else {
             panic!("known");
         };
         assert!(active.is_empty());
-        assert_eq!(evaluate(&rule, None, &BTreeMap::new()), Evaluation::Unknown);
+        assert_eq!(evaluate(&rule, None, &[]), Evaluation::Unknown);
     }
 }

@@ -19,7 +19,7 @@ pub mod replication;
 pub mod rules;
 mod stale;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -224,13 +224,58 @@ pub struct Settings {
     pub expected_nodes: Option<u64>,
 }
 
+/// An alert instance as the engine keeps it: the alert and the rule that judges it.
+#[derive(Debug)]
+struct Tracked {
+    /// The alert.
+    alert: Alert,
+    /// The index in the engine's rules of the rule named by its `alertname` (the last of
+    /// that name: [`owners`]); `None` when no rule has its name (removed by a reload: kept,
+    /// resolved, until it ages out).
+    rule: Option<usize>,
+    /// Whether the evaluation under way found its instance holding or unknown (reset at the
+    /// start of each).
+    seen: bool,
+}
+
+/// For each of `rules`, the index of the last rule with its name: the one whose outcome
+/// judges the alerts of that name (names are unique in a configuration).
+fn owners(rules: &[Rule]) -> Vec<usize> {
+    rules
+        .iter()
+        .map(|r| rules.iter().rposition(|o| o.name == r.name).unwrap_or(0))
+        .collect()
+}
+
+/// The index of the rule whose outcome judges alerts named `name` (see [`owners`]).
+fn owner(rules: &[Rule], name: &str) -> Option<usize> {
+    rules.iter().rposition(|r| r.name == name)
+}
+
+/// The key of `alert` in the engine's table: the number its fingerprint writes in hex. A
+/// fingerprint that is not 16 lowercase hex digits (a state file edited by hand) is replaced
+/// by the one of its labels.
+fn key(alert: &mut Alert) -> u64 {
+    match u64::from_str_radix(&alert.fingerprint, 16) {
+        Ok(hash) if Hex::new(hash).as_str() == alert.fingerprint => hash,
+        _ => {
+            let hash = fingerprint_hash(alert.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            alert.fingerprint = Hex::new(hash).as_str().to_owned();
+            hash
+        }
+    }
+}
+
 /// The rules, the detectors' history and the state of every alert instance.
 #[derive(Debug)]
 pub struct Engine {
     /// The rules, evaluated in order.
     rules: Vec<Rule>,
-    /// Alert instances by fingerprint.
-    alerts: BTreeMap<String, Alert>,
+    /// For each rule, the index of the rule that judges the alerts of its name ([`owners`]).
+    owners: Vec<usize>,
+    /// Alert instances by fingerprint, as a number ([`fingerprint_hash`]; in the order of
+    /// their hex fingerprints): looked up without comparing strings.
+    alerts: BTreeMap<u64, Tracked>,
     /// The backlog detector's windows.
     backlog: Tracker,
     /// The backlog detector's report on the last snapshot evaluated.
@@ -264,6 +309,7 @@ impl Engine {
     pub fn with_backlog(rules: Vec<Rule>, backlog: BacklogConfig) -> Self {
         let window = backlog.window;
         Self {
+            owners: owners(&rules),
             rules,
             alerts: BTreeMap::new(),
             backlog: Tracker::new(backlog),
@@ -320,11 +366,17 @@ impl Engine {
 
     /// Restores alerts saved before a restart (those of rules that no longer exist are dropped).
     pub fn restore(&mut self, alerts: impl IntoIterator<Item = Alert>) {
-        for alert in alerts {
-            let name = alert.labels.get("alertname").cloned().unwrap_or_default();
+        for mut alert in alerts {
+            let name = alert.labels.get("alertname").map_or("", String::as_str);
             let ours = alert.labels.get(CLUSTER_LABEL) == self.cluster_name.as_ref();
-            if ours && self.rules.iter().any(|r| r.name == name) {
-                self.alerts.insert(alert.fingerprint.clone(), alert);
+            if let Some(rule) = owner(&self.rules, name).filter(|_| ours) {
+                let key = key(&mut alert);
+                let tracked = Tracked {
+                    alert,
+                    rule: Some(rule),
+                    seen: false,
+                };
+                self.alerts.insert(key, tracked);
             }
         }
     }
@@ -350,12 +402,14 @@ impl Engine {
         self.capacity.set_window(backlog.window);
         self.backlog.set_config(backlog);
         self.cluster.set_expected(expected_nodes);
+        self.owners = owners(&rules);
         self.rules = rules;
         let (mut resolved, mut dropped) = (0, 0);
         let rules = &self.rules;
-        self.alerts.retain(|_, a| {
-            let name = a.labels.get("alertname").map_or("", String::as_str);
-            if rules.iter().any(|r| r.name == name) {
+        self.alerts.retain(|_, t| {
+            let a = &mut t.alert;
+            t.rule = owner(rules, a.labels.get("alertname").map_or("", String::as_str));
+            if t.rule.is_some() {
                 return true;
             }
             match a.state {
@@ -380,7 +434,7 @@ impl Engine {
 
     /// Every alert instance, pending, firing or recently resolved, by fingerprint.
     pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
-        self.alerts.values()
+        self.alerts.values().map(|t| &t.alert)
     }
 
     /// Adds `snapshot` to the backlog and cluster detectors, evaluates every rule against it
@@ -399,49 +453,49 @@ impl Engine {
             .filter(|rx| rx.has_changed().is_ok())
             .and_then(|rx| rx.borrow().clone());
         // The rules with an alert that is pending or firing: only their unknown instances
-        // can mark an alert unknown.
-        let holding: HashSet<String> = self
-            .alerts
-            .values()
-            .filter(|a| a.state != State::Resolved)
-            .filter_map(|a| a.labels.get("alertname").cloned())
-            .collect();
-        let mut outcomes: HashMap<&str, (&Rule, Outcome)> = HashMap::new();
-        for rule in &self.rules {
+        // can mark an alert unknown. (By owner: [`owners`].)
+        let mut holding = vec![false; self.rules.len()];
+        for t in self.alerts.values_mut() {
+            t.seen = false;
+            if let Some(rule) = t.rule.filter(|_| t.alert.state != State::Resolved) {
+                holding[rule] = true;
+            }
+        }
+        let mut outcomes = Vec::with_capacity(self.rules.len());
+        for (i, rule) in self.rules.iter().enumerate() {
+            let owner = self.owners[i];
             let evaluation = if rule.kind == rules::Kind::Audit {
-                findings::evaluate(rule, view.as_deref(), &self.alerts)
+                findings::evaluate(
+                    rule,
+                    view.as_deref(),
+                    self.alerts.values().map(|t| &t.alert),
+                )
             } else {
-                rule.evaluate(snapshot, &self.report, &self.cluster_status)
+                let report = &self.report;
+                rule.evaluate_listing(snapshot, report, &self.cluster_status, holding[owner])
             };
-            let holds = holding.contains(&rule.name);
             let outcome = step(
                 &mut self.alerts,
-                rule,
+                (rule, owner, owner == i),
                 evaluation,
                 now,
                 (&vars, vars_changed),
-                holds,
+                holding[owner],
                 self.cluster_name.as_deref(),
             );
-            outcomes.insert(&rule.name, (rule, outcome));
+            outcomes.push(outcome);
         }
         // One pass over every alert: those of a rule that could not be evaluated are
         // unknown, those a rule no longer finds move on (or go), long-resolved ones go.
-        self.alerts.retain(|fp, a| {
-            let outcome = a
-                .labels
-                .get("alertname")
-                .and_then(|n| outcomes.get(n.as_str()));
-            let kept = match outcome {
+        let rules = &self.rules;
+        self.alerts.retain(|_, t| {
+            let a = &mut t.alert;
+            let kept = match t.rule.map(|r| (&rules[r], &outcomes[r])) {
                 Some((_, Outcome::Unknown)) if a.state != State::Resolved => {
                     a.unknown = true;
                     true
                 }
-                Some((rule, Outcome::Seen(seen)))
-                    if !u64::from_str_radix(fp, 16).is_ok_and(|h| seen.contains(&h)) =>
-                {
-                    no_longer_holds(a, rule, now, &vars)
-                }
+                Some((rule, Outcome::Known)) if !t.seen => no_longer_holds(a, rule, now, &vars),
                 _ => true,
             };
             kept && !(a.state == State::Resolved
@@ -457,17 +511,18 @@ impl Engine {
 enum Outcome {
     /// The data it needs was not read: its alerts keep their state, marked unknown.
     Unknown,
-    /// The fingerprints of the instances that hold or are unknown; its other alerts do not
-    /// hold (or their object is gone). As numbers ([`fingerprint_hash`]): no string per
-    /// instance.
-    Seen(HashSet<u64>),
+    /// Its alerts whose instance holds or is unknown are marked seen ([`Tracked::seen`]);
+    /// its other alerts do not hold (or their object is gone).
+    Known,
 }
 
 /// One rule's evaluation applied to its instances that hold or are unknown; what it says
-/// about the rule's other alerts is returned.
+/// about the rule's other alerts is returned. `rule` comes with the index of the rule that
+/// judges its alerts ([`owners`]) and whether it is that rule (only then does it mark its
+/// alerts seen).
 fn step(
-    alerts: &mut BTreeMap<String, Alert>,
-    rule: &Rule,
+    alerts: &mut BTreeMap<u64, Tracked>,
+    (rule, owner, marks): (&Rule, usize, bool),
     evaluation: Evaluation,
     now: SystemTime,
     (vars, vars_changed): (&BTreeMap<String, String>, bool),
@@ -478,7 +533,6 @@ fn step(
         Evaluation::Unknown => return Outcome::Unknown,
         Evaluation::Known { active, unknown } => (active, unknown),
     };
-    let mut seen = HashSet::with_capacity(active.len() + unknown.len());
     // The details are rendered only for rules whose annotations use them.
     let uses_details = rule.annotations.values().any(|t| t.contains("$details."));
     let rule_vars = rule.template_vars();
@@ -497,8 +551,6 @@ fn step(
     {
         let labels = in_cluster(labels, cluster);
         let hash = labels.hash(&base);
-        seen.insert(hash);
-        let fp = Hex::new(hash);
         // The annotations are a function of the labels (same fingerprint), the value, the
         // analysis when they use it and the template variables (the cluster's and the
         // rule's own, fixed for a rule): rendered again only when one of them changed.
@@ -510,10 +562,12 @@ fn step(
                 && a.state != State::Resolved
                 && a.keep_firing_since.is_none()
                 && a.value.to_bits() == value.to_bits()
-                && (!uses_details || a.analysis == analysis)
+                && (!uses_details || a.analysis.as_ref() == analysis)
         };
-        let (alert, unchanged) = match alerts.get_mut(fp.as_str()) {
-            Some(a) => {
+        let (alert, unchanged) = match alerts.get_mut(&hash) {
+            Some(t) => {
+                t.seen |= marks;
+                let a = &mut t.alert;
                 let unchanged = unchanged(a);
                 if a.state == State::Resolved {
                     // It comes back: a new episode.
@@ -526,9 +580,8 @@ fn step(
             }
             // The label set is built only for a new alert.
             None => {
-                let fingerprint = fp.as_str().to_owned();
                 let alert = Alert {
-                    fingerprint: fingerprint.clone(),
+                    fingerprint: Hex::new(hash).as_str().to_owned(),
                     labels: Arc::new(labels.build(&base)),
                     annotations: Arc::default(),
                     analysis: None,
@@ -541,7 +594,12 @@ fn step(
                     unknown: false,
                     keep_firing_since: None,
                 };
-                (alerts.entry(fingerprint).or_insert(alert), false)
+                let tracked = Tracked {
+                    alert,
+                    rule: Some(owner),
+                    seen: marks,
+                };
+                (&mut alerts.entry(hash).or_insert(tracked).alert, false)
             }
         };
         if !unchanged {
@@ -564,7 +622,7 @@ fn step(
             alert.annotations = Arc::new(annotations);
         }
         alert.value = value;
-        alert.analysis = analysis;
+        alert.analysis = analysis.cloned();
         alert.last_true = now;
         alert.unknown = false;
         alert.keep_firing_since = None;
@@ -580,15 +638,14 @@ fn step(
     // so); the rule's new alerts come from its active instances, never from these.
     for labels in unknown.into_iter().filter(|_| holding) {
         let hash = in_cluster(labels, cluster).hash(&base);
-        if let Some(alert) = alerts
-            .get_mut(Hex::new(hash).as_str())
-            .filter(|a| a.state != State::Resolved)
-        {
-            alert.unknown = true;
+        if let Some(t) = alerts.get_mut(&hash) {
+            t.seen |= marks;
+            if t.alert.state != State::Resolved {
+                t.alert.unknown = true;
+            }
         }
-        seen.insert(hash);
     }
-    Outcome::Seen(seen)
+    Outcome::Known
 }
 
 /// `labels` in `cluster`: a full label set gets `rabbitmq_cluster="name"` (an object's labels
@@ -1080,5 +1137,150 @@ mod tests {
         let mut single = Engine::new(vec![rule("messages_ready > 10", 0, 0)]);
         single.restore(saved);
         assert_eq!(single.alerts().count(), 0);
+    }
+
+    /// Polls that find the same figures keep the alert as it is: same fingerprint, the
+    /// texts not rendered again (the same shared map), `last_true` moved on.
+    #[test]
+    fn a_queue_whose_figures_did_not_change_keeps_its_alert() {
+        let mut e = Engine::new(vec![rule("messages_ready > 10", 0, 0)]);
+        e.evaluate(&snap(Some(Some(50)), false), at(0));
+        let first = e.alerts().next().unwrap().clone();
+        for secs in [10, 20, 30] {
+            e.evaluate(&snap(Some(Some(50)), false), at(secs));
+            let a = e.alerts().next().unwrap();
+            assert_eq!(e.alerts().count(), 1);
+            assert_eq!((a.state, a.unknown), (State::Firing, false));
+            assert_eq!(a.fingerprint, first.fingerprint);
+            assert!(Arc::ptr_eq(&a.annotations, &first.annotations));
+            assert_eq!((a.active_since, a.last_true), (at(0), at(secs)));
+        }
+    }
+
+    /// A figure that changed is judged again: a new value renders the texts again, a value
+    /// below the threshold resolves the alert.
+    #[test]
+    fn a_queue_whose_figure_changed_is_evaluated_again() {
+        let mut e = Engine::new(vec![rule("messages_ready > 10", 0, 0)]);
+        e.evaluate(&snap(Some(Some(50)), false), at(0));
+        e.evaluate(&snap(Some(Some(70)), false), at(10));
+        let a = e.alerts().next().unwrap();
+        assert_eq!((a.state, a.value), (State::Firing, 70.0));
+        assert_eq!(a.annotations["summary"], "q: 70");
+        e.evaluate(&snap(Some(Some(3)), false), at(20));
+        assert_eq!(state(&e), Some(State::Resolved));
+    }
+
+    /// With the figures unchanged from poll to poll, a rule with `for` still fires once the
+    /// condition has held that long: time alone moves the alert on.
+    #[test]
+    fn a_rule_with_for_fires_on_unchanged_figures() {
+        let mut e = Engine::new(vec![rule("messages_ready > 10", 60, 0)]);
+        for secs in [0, 30] {
+            e.evaluate(&snap(Some(Some(50)), false), at(secs));
+            assert_eq!(state(&e), Some(State::Pending), "{secs}");
+        }
+        e.evaluate(&snap(Some(Some(50)), false), at(60));
+        let a = e.alerts().next().unwrap();
+        assert_eq!((a.state, a.fired_at), (State::Firing, Some(at(60))));
+    }
+
+    /// A condition on the time since the head message was published changes with time
+    /// alone: the same queue figures at later polls make it hold.
+    #[test]
+    fn a_time_dependent_condition_holds_later_on_the_same_figures() {
+        let mut head = rule("head_message_age > 60", 0, 0);
+        head.name = "Old".into();
+        let mut e = Engine::new(vec![head]);
+        let published = at(0).duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
+        let poll = |secs: u64| {
+            let queue = Queue {
+                vhost: "/".into(),
+                name: "q".into(),
+                messages_ready: Some(1),
+                head_message_timestamp: Some(published),
+                ..Queue::default()
+            };
+            Snapshot::builder()
+                .started_at(at(secs))
+                .queues(vec![queue])
+                .build()
+        };
+        e.evaluate(&poll(30), at(30));
+        assert_eq!(state(&e), None);
+        e.evaluate(&poll(90), at(90));
+        let a = e.alerts().next().unwrap();
+        assert_eq!((a.state, a.value), (State::Firing, 90.0));
+    }
+
+    /// An alert whose figure stops being reported stays as it was, marked unknown, at every
+    /// such poll; a rule without a pending or firing alert raises none from unknown figures.
+    #[test]
+    fn unknown_stays_unknown() {
+        let mut e = Engine::new(vec![rule("messages_ready > 10", 0, 0)]);
+        e.evaluate(&snap(Some(None), false), at(0));
+        assert_eq!(state(&e), None, "unknown figures raise nothing");
+        e.evaluate(&snap(Some(Some(50)), false), at(10));
+        for secs in [20, 30] {
+            e.evaluate(&snap(Some(None), false), at(secs));
+            let a = e.alerts().next().unwrap();
+            assert_eq!((a.state, a.unknown), (State::Firing, true), "{secs}");
+            assert_eq!(a.last_true, at(10));
+        }
+        e.evaluate(&snap(Some(Some(50)), false), at(40));
+        let a = e.alerts().next().unwrap();
+        assert_eq!(
+            (a.state, a.unknown, a.active_since),
+            (State::Firing, false, at(10))
+        );
+    }
+
+    /// A rule lists its unknown objects only when asked: the engine asks for a rule with a
+    /// pending or firing alert only.
+    #[test]
+    fn unknown_objects_are_listed_only_when_asked() {
+        let r = rule("messages_ready > 10", 0, 0);
+        let s = snap(Some(None), false);
+        let report = Report::default();
+        let cluster = ClusterStatus::default();
+        let listed = |with_unknown| match r.evaluate_listing(&s, &report, &cluster, with_unknown) {
+            Evaluation::Known { active, unknown } => (active.len(), unknown.len()),
+            Evaluation::Unknown => panic!("the queues were read"),
+        };
+        assert_eq!(listed(true), (0, 1));
+        assert_eq!(listed(false), (0, 0));
+        assert_eq!(
+            r.evaluate(&s, &report, &cluster),
+            r.evaluate_listing(&s, &report, &cluster, true)
+        );
+    }
+
+    /// A restored alert is found again by its fingerprint; one whose fingerprint was edited
+    /// by hand is keyed by (and given) its labels' fingerprint, so it is still the same
+    /// alert rather than a second one.
+    #[test]
+    fn restored_alerts_are_found_by_their_fingerprint() {
+        let mut e = Engine::new(vec![rule("messages_ready > 10", 0, 0)]);
+        e.evaluate(&snap(Some(Some(50)), false), at(0));
+        let saved = e.alerts().next().unwrap().clone();
+        for fingerprint in [
+            saved.fingerprint.clone(),
+            saved.fingerprint.to_uppercase(),
+            "x".into(),
+        ] {
+            let mut restored = Engine::new(vec![rule("messages_ready > 10", 0, 0)]);
+            restored.restore([Alert {
+                fingerprint,
+                ..saved.clone()
+            }]);
+            restored.evaluate(&snap(Some(Some(50)), false), at(10));
+            let alerts: Vec<&Alert> = restored.alerts().collect();
+            assert_eq!(alerts.len(), 1);
+            assert_eq!(alerts[0].fingerprint, saved.fingerprint);
+            assert_eq!(
+                (alerts[0].state, alerts[0].active_since),
+                (State::Firing, at(0))
+            );
+        }
     }
 }

@@ -7,24 +7,10 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
+use crate::config::fields::QueueField;
 use crate::rabbitmq::health::{Check, MemberHealth};
 use crate::rabbitmq::model::Queue;
 use crate::snapshot::Snapshot;
-
-/// The queue fields of this module (for the condition language: see
-/// [`crate::config::rules::Kind::fields`]).
-pub const QUEUE_FIELDS: [&str; 10] = [
-    "members",
-    "online_members",
-    "offline_members",
-    "quorum_minority",
-    "leader_online",
-    "mirrors",
-    "synchronised_mirrors",
-    "unsynchronised_mirrors",
-    "delivery_limit",
-    "messages_dlx",
-];
 
 /// The node fields of this module.
 pub const NODE_FIELDS: [&str; 6] = [
@@ -74,23 +60,24 @@ pub fn leader_online(q: &Queue) -> Option<bool> {
 }
 
 /// A queue field of this module: `Some(value)` (the value itself `None` when unknown), or
-/// `None` when `field` is not one of [`QUEUE_FIELDS`].
-pub fn queue_field(q: &Queue, field: &str) -> Option<Option<f64>> {
+/// `None` when `field` is not one of this module's (replication: quorum queue members,
+/// mirrors, delivery limit).
+pub fn queue_field(q: &Queue, field: QueueField) -> Option<Option<f64>> {
     let v = match field {
-        "members" => count(q.members.as_ref()),
-        "online_members" => q
+        QueueField::Members => count(q.members.as_ref()),
+        QueueField::OnlineMembers => q
             .members
             .as_ref()
             .and(missing_members(q))
             .map(|missing| (q.members.as_ref().map_or(0, Vec::len) - missing.len()) as f64),
-        "offline_members" => missing_members(q).map(|m| m.len() as f64),
-        "quorum_minority" => minority(q).map(flag),
-        "leader_online" => leader_online(q).map(flag),
-        "mirrors" => count(q.slave_nodes.as_ref()),
-        "synchronised_mirrors" => count(q.synchronised_slave_nodes.as_ref()),
-        "unsynchronised_mirrors" => unsynchronised(q).map(|u| u.len() as f64),
-        "delivery_limit" => delivery_limit(q).map(|v| v as f64),
-        "messages_dlx" => q.messages_dlx.map(|v| v as f64),
+        QueueField::OfflineMembers => missing_members(q).map(|m| m.len() as f64),
+        QueueField::QuorumMinority => minority(q).map(flag),
+        QueueField::LeaderOnline => leader_online(q).map(flag),
+        QueueField::Mirrors => count(q.slave_nodes.as_ref()),
+        QueueField::SynchronisedMirrors => count(q.synchronised_slave_nodes.as_ref()),
+        QueueField::UnsynchronisedMirrors => unsynchronised(q).map(|u| u.len() as f64),
+        QueueField::DeliveryLimit => delivery_limit(q).map(|v| v as f64),
+        QueueField::MessagesDlx => q.messages_dlx.map(|v| v as f64),
         _ => return None,
     };
     Some(v)
@@ -342,8 +329,8 @@ mod tests {
     fn a_minority_online_is_named_with_its_missing_members() {
         let q = qq(&["a", "c", "b"], &["a"], Some("a"));
         assert_eq!(minority(&q), Some(true));
-        assert_eq!(queue_field(&q, "online_members"), Some(Some(1.0)));
-        assert_eq!(queue_field(&q, "offline_members"), Some(Some(2.0)));
+        assert_eq!(queue_field(&q, QueueField::OnlineMembers), Some(Some(1.0)));
+        assert_eq!(queue_field(&q, QueueField::OfflineMembers), Some(Some(2.0)));
         let d = queue_details(&q);
         assert_eq!(d["missing_members"], "b c");
         assert_eq!(d["online_members"], "1");
@@ -413,11 +400,20 @@ mod tests {
             synchronised_slave_nodes: Some(vec!["c".into()]),
             ..Queue::default()
         };
-        assert_eq!(queue_field(&q, "unsynchronised_mirrors"), Some(Some(1.0)));
+        assert_eq!(
+            queue_field(&q, QueueField::UnsynchronisedMirrors),
+            Some(Some(1.0))
+        );
         assert_eq!(queue_details(&q)["unsynchronised_mirrors"], "b");
         // 4.x: no mirroring, the fields are absent: unknown, never an error.
-        assert_eq!(queue_field(&Queue::default(), "mirrors"), Some(None));
-        assert_eq!(queue_field(&Queue::default(), "messages_ready"), None);
+        assert_eq!(
+            queue_field(&Queue::default(), QueueField::Mirrors),
+            Some(None)
+        );
+        assert_eq!(
+            queue_field(&Queue::default(), QueueField::MessagesReady),
+            None
+        );
     }
 
     /// A queue as `/api/queues` lists it (the JSON the brokers answered).
@@ -431,7 +427,7 @@ mod tests {
         let q = listed(
             r#"{"name":"q","vhost":"/","type":"quorum","arguments":{"x-queue-type":"quorum"},"delivery_limit":20}"#,
         );
-        assert_eq!(queue_field(&q, "delivery_limit"), Some(Some(20.0)));
+        assert_eq!(queue_field(&q, QueueField::DeliveryLimit), Some(Some(20.0)));
         assert_eq!(
             queue_details(&q)["delivery_limit_outcome"],
             "dropped (no dead-letter exchange)"
@@ -444,7 +440,7 @@ mod tests {
         let q = listed(
             r#"{"name":"q","vhost":"/","type":"quorum","arguments":{"x-delivery-limit":5,"x-dead-letter-exchange":"dlx","x-queue-type":"quorum"},"effective_policy_definition":{}}"#,
         );
-        assert_eq!(queue_field(&q, "delivery_limit"), Some(Some(5.0)));
+        assert_eq!(queue_field(&q, QueueField::DeliveryLimit), Some(Some(5.0)));
         let d = queue_details(&q);
         assert_eq!(d["delivery_limit"], "5");
         assert_eq!(
@@ -461,7 +457,7 @@ mod tests {
         );
         // A quorum queue of 3.10 without a limit has none; a classic queue ignores the argument.
         let q = listed(r#"{"name":"q","vhost":"/","type":"quorum","arguments":{}}"#);
-        assert_eq!(queue_field(&q, "delivery_limit"), Some(None));
+        assert_eq!(queue_field(&q, QueueField::DeliveryLimit), Some(None));
         assert!(!queue_details(&q).contains_key("delivery_limit"));
         let q = listed(
             r#"{"name":"q","vhost":"/","type":"classic","arguments":{"x-delivery-limit":5}}"#,

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use super::backlog::{Analysis, QueueBacklog, Report};
 use super::cluster::ClusterStatus;
+pub use crate::config::fields::{Field, QueueField};
 pub use crate::config::rules::{
     Comparison, Condition, DEFAULTS, DefaultRule, Kind, Op, Rule, Selector,
 };
@@ -43,7 +44,10 @@ impl<'a> ObjectLabels<'a> {
             len: pairs.len().min(2),
         };
         labels.pairs[..labels.len].copy_from_slice(&pairs[..labels.len]);
-        labels.pairs[..labels.len].sort_unstable_by_key(|(k, _)| *k);
+        // Two at most: one comparison sorts them (no sort call per instance).
+        if labels.len == 2 && labels.pairs[0].0 > labels.pairs[1].0 {
+            labels.pairs.swap(0, 1);
+        }
         labels
     }
 
@@ -111,8 +115,9 @@ pub struct Instance<'a> {
     /// The left side of the condition's first comparison.
     pub value: f64,
     /// The backlog detector's judgement of a queue (rendered by [`Analysis::details`] only
-    /// where needed); `None` for other objects or while the queue's window is incomplete.
-    pub analysis: Option<Analysis>,
+    /// where needed), borrowed from its report (copied into the alert only);
+    /// `None` for other objects or while the queue's window is incomplete.
+    pub analysis: Option<&'a Analysis>,
     /// Facts about the object for `{{ $details.NAME }}` beside the backlog detector's: a
     /// quorum queue's missing members, a member's critical queues or expiring certificates
     /// ([`super::replication`]), an audit finding's `summary` and `fix`
@@ -161,8 +166,22 @@ impl Rule {
     pub fn evaluate<'a>(
         &self,
         s: &'a Snapshot,
-        backlog: &Report,
+        backlog: &'a Report,
         cluster: &ClusterStatus,
+    ) -> Evaluation<'a> {
+        self.evaluate_listing(s, backlog, cluster, true)
+    }
+
+    /// [`Rule::evaluate`], listing the objects whose fields are unknown only when
+    /// `with_unknown`: the engine needs them only for a rule with a pending or firing alert
+    /// (they mark it unknown), and a rule on a field most queues do not report (a quorum
+    /// queue's members on 10,000 classic queues) would list every queue at every poll.
+    pub fn evaluate_listing<'a>(
+        &self,
+        s: &'a Snapshot,
+        backlog: &'a Report,
+        cluster: &ClusterStatus,
+        with_unknown: bool,
     ) -> Evaluation<'a> {
         let mut active = Vec::new();
         let mut unknown = Vec::new();
@@ -171,12 +190,12 @@ impl Rule {
         let mut record =
             |object: &[(&'static str, &'a str)],
              result: Option<(bool, f64)>,
-             analysis: Option<&Analysis>,
+             analysis: Option<&'a Analysis>,
              facts: &dyn Fn() -> BTreeMap<String, String>| match result {
                 Some((true, value)) => active.push(Instance {
                     labels: InstanceLabels::Object(ObjectLabels::new(object)),
                     value,
-                    analysis: analysis.cloned(),
+                    analysis,
                     facts: if uses_details {
                         facts()
                     } else {
@@ -184,7 +203,10 @@ impl Rule {
                     },
                 }),
                 Some((false, _)) => {}
-                None => unknown.push(InstanceLabels::Object(ObjectLabels::new(object))),
+                None if with_unknown => {
+                    unknown.push(InstanceLabels::Object(ObjectLabels::new(object)));
+                }
+                None => {}
             };
         match self.kind {
             Kind::Queue => {
@@ -199,7 +221,10 @@ impl Rule {
                     let started = s.started_at;
                     record(
                         &[("vhost", &q.vhost), ("queue", &q.name)],
-                        check(&self.condition, |f| queue_field(q, f, started, b)),
+                        check(&self.condition, |f| match f {
+                            Field::Queue(f) => queue_field(q, f, started, b),
+                            Field::Named(_) => None,
+                        }),
                         b.and_then(|b| b.analysis.as_ref()),
                         &|| super::replication::queue_details(q),
                     );
@@ -212,7 +237,7 @@ impl Rule {
                 for n in nodes.iter().filter(|n| self.selects_node(n)) {
                     record(
                         &[("node", &n.name)],
-                        check(&self.condition, |f| node_field(n, f, s, cluster)),
+                        check(&self.condition, |f| node_field(n, f.name(), s, cluster)),
                         None,
                         &|| super::replication::node_details(s, &n.name),
                     );
@@ -221,7 +246,7 @@ impl Rule {
             Kind::Cluster => {
                 record(
                     &[],
-                    check(&self.condition, |f| cluster_field(s, cluster, f)),
+                    check(&self.condition, |f| cluster_field(s, cluster, f.name())),
                     None,
                     &BTreeMap::new,
                 );
@@ -257,13 +282,13 @@ impl Rule {
 /// `Some((holds, value))`, or `None` when a field it needs is unknown or a divisor is 0.
 pub(super) fn check(
     condition: &Condition,
-    get: impl Fn(&str) -> Option<f64>,
+    get: impl Fn(Field) -> Option<f64>,
 ) -> Option<(bool, f64)> {
     let mut holds = true;
     let mut first = None;
     for c in &condition.0 {
-        let mut v = get(&c.field)?;
-        if let Some(d) = &c.divisor {
+        let mut v = get(c.field)?;
+        if let Some(d) = c.divisor {
             let d = get(d)?;
             if d == 0.0 {
                 return None;
@@ -298,47 +323,46 @@ fn bit(v: Option<bool>) -> Option<f64> {
 
 fn queue_field(
     q: &Queue,
-    field: &str,
+    field: QueueField,
     poll_time: std::time::SystemTime,
     backlog: Option<&QueueBacklog>,
 ) -> Option<f64> {
+    use QueueField as F;
     let analysis = backlog.and_then(|b| b.analysis.as_ref());
     // Fields that need message statistics are unknown without them.
     let counted = analysis.filter(|a| a.counters);
     let flag = |b: bool| if b { 1.0 } else { 0.0 };
     match field {
-        "messages" => num(q.total_messages()),
-        "messages_ready" => num(q.messages_ready),
-        "messages_unacknowledged" => num(q.messages_unacknowledged),
-        "messages_persistent" => num(q.messages_persistent),
-        "message_bytes" => num(q.total_bytes()),
-        "message_bytes_ready" => num(q.message_bytes_ready),
-        "message_bytes_unacknowledged" => num(q.message_bytes_unacknowledged),
-        "consumers" => num(q.consumers),
-        "consumer_utilisation" => q.utilisation(),
-        "memory" => num(q.memory),
-        "head_message_age" => head_message_age(q, poll_time),
-        "max_length" => num(q.limit("max-length")),
-        "max_length_bytes" => num(q.limit("max-length-bytes")),
-        "backlog_growing" => analysis.map(|a| flag(a.growing)),
-        "backlog_no_consumers" => analysis.map(|a| flag(a.no_consumers)),
-        "backlog_stalled" => counted.map(|a| flag(a.stalled)),
-        "backlog_redelivering" => counted.map(|a| flag(a.redelivering)),
-        "redelivery_ratio" => counted.and_then(|a| a.redelivery_ratio),
-        "ingress_rate" => counted
+        F::Messages => num(q.total_messages()),
+        F::MessagesReady => num(q.messages_ready),
+        F::MessagesUnacknowledged => num(q.messages_unacknowledged),
+        F::MessagesPersistent => num(q.messages_persistent),
+        F::MessageBytes => num(q.total_bytes()),
+        F::MessageBytesReady => num(q.message_bytes_ready),
+        F::MessageBytesUnacknowledged => num(q.message_bytes_unacknowledged),
+        F::Consumers => num(q.consumers),
+        F::ConsumerUtilisation => q.utilisation(),
+        F::Memory => num(q.memory),
+        F::HeadMessageAge => head_message_age(q, poll_time),
+        F::MaxLength => num(q.limit("max-length")),
+        F::MaxLengthBytes => num(q.limit("max-length-bytes")),
+        F::BacklogGrowing => analysis.map(|a| flag(a.growing)),
+        F::BacklogNoConsumers => analysis.map(|a| flag(a.no_consumers)),
+        F::BacklogStalled => counted.map(|a| flag(a.stalled)),
+        F::BacklogRedelivering => counted.map(|a| flag(a.redelivering)),
+        F::RedeliveryRatio => counted.and_then(|a| a.redelivery_ratio),
+        F::IngressRate => counted
             .filter(|a| a.publish_counter)
             .map(|a| a.ingress_rate),
-        "egress_rate" => counted.map(|a| a.egress_rate),
-        "messages_ready_growth" => analysis.map(|a| a.ready_growth as f64),
-        "time_to_drain" => analysis.map(|a| a.time_to_drain),
-        "time_to_overflow" => {
-            analysis.map(|a| a.time_to_overflow.map_or(f64::INFINITY, |(t, _)| t))
-        }
-        "oldest_message_age" => {
+        F::EgressRate => counted.map(|a| a.egress_rate),
+        F::MessagesReadyGrowth => analysis.map(|a| a.ready_growth as f64),
+        F::TimeToDrain => analysis.map(|a| a.time_to_drain),
+        F::TimeToOverflow => analysis.map(|a| a.time_to_overflow.map_or(f64::INFINITY, |(t, _)| t)),
+        F::OldestMessageAge => {
             head_message_age(q, poll_time).or_else(|| analysis.and_then(|a| a.oldest_age_estimate))
         }
-        "dead_letter_queue" => backlog.and_then(|b| b.dead_letter).map(flag),
-        "latency" => super::capacity::queue_latency(q, poll_time, analysis),
+        F::DeadLetterQueue => backlog.and_then(|b| b.dead_letter).map(flag),
+        F::Latency => super::capacity::queue_latency(q, poll_time, analysis),
         other => super::replication::queue_field(q, other).flatten(),
     }
 }
@@ -491,7 +515,7 @@ mod tests {
     fn unknown_fields_and_zero_divisors_are_unknown_not_false() {
         let c = Condition::parse("mem_used / mem_limit > 0.85", Kind::Node).unwrap();
         let get = |used: Option<f64>, limit: Option<f64>| {
-            move |f: &str| if f == "mem_used" { used } else { limit }
+            move |f: Field| if f.name() == "mem_used" { used } else { limit }
         };
         assert_eq!(check(&c, get(Some(90.0), Some(100.0))), Some((true, 0.9)));
         assert_eq!(check(&c, get(Some(10.0), Some(100.0))), Some((false, 0.1)));

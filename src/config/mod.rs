@@ -9,7 +9,8 @@
 //! configuration from here, and this module imports only the leaf modules ([`crate::util`],
 //! [`crate::types`], [`crate::matcher`]). One file per section:
 //! [`rabbitmq`] (with `poll.*`), [`queues`], [`alerting`] (with the backlog detector),
-//! [`rules`] (rule definitions, the default catalogue and their merging), [`notify`] (receivers,
+//! [`rules`] (rule definitions, the default catalogue and their merging; [`fields`] the fields
+//! conditions read, resolved when parsed), [`notify`] (receivers,
 //! route, inhibition) with one file per integration ([`email`], [`webhook`], [`alertmanager`]),
 //! [`cluster`], [`audit`] and [`log`]; `parse` holds the field parsers they share and `redact` the
 //! check-config view ([`Config::to_redacted_json`]).
@@ -20,6 +21,7 @@ pub mod audit;
 pub mod cluster;
 pub mod clusters;
 pub mod email;
+pub mod fields;
 pub mod log;
 pub mod notify;
 pub(crate) mod parse;

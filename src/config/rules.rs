@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use super::fields::{Field, QueueField};
 use crate::types::Regex;
 
 pub(super) use super::rule_merge::{RawRule, effective_rules};
@@ -37,46 +38,8 @@ impl Kind {
     /// The fields a condition of this kind may use.
     pub fn fields(self) -> &'static [&'static str] {
         match self {
-            Kind::Queue => &[
-                "messages",
-                "messages_ready",
-                "messages_unacknowledged",
-                "messages_persistent",
-                "message_bytes",
-                "message_bytes_ready",
-                "message_bytes_unacknowledged",
-                "consumers",
-                "consumer_utilisation",
-                "memory",
-                "head_message_age",
-                "max_length",
-                "max_length_bytes",
-                "backlog_growing",
-                "backlog_stalled",
-                "backlog_no_consumers",
-                "backlog_redelivering",
-                "redelivery_ratio",
-                "ingress_rate",
-                "egress_rate",
-                "messages_ready_growth",
-                // Capacity (alerting::capacity).
-                "latency",
-                "time_to_drain",
-                "time_to_overflow",
-                "oldest_message_age",
-                "dead_letter_queue",
-                // Replication (alerting::replication): quorum queues, mirrors, delivery limit.
-                "members",
-                "online_members",
-                "offline_members",
-                "quorum_minority",
-                "leader_online",
-                "mirrors",
-                "synchronised_mirrors",
-                "unsynchronised_mirrors",
-                "delivery_limit",
-                "messages_dlx",
-            ],
+            // One list with the resolved fields (config::fields).
+            Kind::Queue => QueueField::NAMES,
             Kind::Node => &[
                 "running",
                 "mem_used",
@@ -185,10 +148,10 @@ impl Op {
 /// One comparison: `field [/ divisor] op threshold`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Comparison {
-    /// The field compared (or the dividend of a ratio).
-    pub field: String,
+    /// The field compared (or the dividend of a ratio), resolved when parsed.
+    pub field: Field,
     /// The divisor of a ratio, if any.
-    pub divisor: Option<String>,
+    pub divisor: Option<Field>,
     /// The operator.
     pub op: Op,
     /// The number compared with.
@@ -205,9 +168,9 @@ impl fmt::Display for Condition {
             if i > 0 {
                 f.write_str(" and ")?;
             }
-            f.write_str(&c.field)?;
-            if let Some(d) = &c.divisor {
-                write!(f, " / {d}")?;
+            f.write_str(c.field.name())?;
+            if let Some(d) = c.divisor {
+                write!(f, " / {}", d.name())?;
             }
             write!(f, " {} {}", c.op.text(), c.threshold)?;
         }
@@ -234,14 +197,16 @@ impl Condition {
                     ));
                 }
             };
-            for name in std::iter::once(field).chain(divisor) {
-                if !kind.fields().contains(&name) {
-                    return Err(format!(
+            let resolve = |name: &str| {
+                Field::parse(name, kind).ok_or_else(|| {
+                    format!(
                         "unknown field `{name}`; fields are: {}",
                         kind.fields().join(", ")
-                    ));
-                }
-            }
+                    )
+                })
+            };
+            let field = resolve(field)?;
+            let divisor = divisor.map(resolve).transpose()?;
             let op = match op {
                 ">" => Op::Gt,
                 ">=" => Op::Ge,
@@ -261,8 +226,8 @@ impl Condition {
                 .filter(|n| n.is_finite())
                 .ok_or_else(|| format!("`{number}` is not a number"))?;
             comparisons.push(Comparison {
-                field: field.to_owned(),
-                divisor: divisor.map(str::to_owned),
+                field,
+                divisor,
                 op,
                 threshold,
             });
