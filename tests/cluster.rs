@@ -368,6 +368,14 @@ fn partitions_node_loss_and_alarms_on_a_real_cluster() {
     );
     let heal = Instant::now();
     cluster.run(&["heal", "3"]);
+    // The members list the partition once their cluster links reconnect (seconds here; RabbitMQ's
+    // own reconnection has been seen to take over a minute on a busy machine): wait for them,
+    // then the sidecar must report it promptly.
+    eventually(
+        Duration::from_secs(180),
+        "the members list the partition after the heal",
+        || (!reported_partitions(&cluster).is_empty()).then_some(()),
+    );
     eventually(
         Duration::from_secs(40),
         "partitions listed after the heal",
@@ -473,6 +481,7 @@ fn partitions_node_loss_and_alarms_on_a_real_cluster() {
         reported.alert
     );
     cluster.run(&["heal", "3"]);
+    recovered_or_recover(&cluster, "pause_minority", Duration::from_secs(180));
     eventually(
         Duration::from_secs(90),
         "pause_minority alerts resolved",
@@ -577,36 +586,24 @@ fn partitions_node_loss_and_alarms_on_a_real_cluster() {
     );
     let heal = Instant::now();
     cluster.run(&["heal", "3"]);
-    // Autoheal's restart of the loser came 77 s after the heal in every run on this machine on
-    // the evening of 2026-11-30, with the previous session's code as well (it had come within
-    // 90 s before): the wait leaves room for that; it is not a timing assertion.
-    eventually(
-        Duration::from_secs(240),
-        "autoheal's application restart of the loser counted",
-        || (n3_restarts(&sidecar) > restarts_before).then_some(()),
-    );
-    eprintln!(
-        "autoheal: restart counted {:?} after the heal",
-        heal.elapsed()
-    );
-    // The sidecar reports what the members report: wait for them to stop listing partitions.
-    // RabbitMQ clears a winner's list when it sees the loser's application go down; in one CI
-    // run (restart 77 s after the heal) the partition stayed reported for the next 240 s. If the
-    // members still list one after 120 s, the sidecar must still call it firing (never a false
-    // "resolved"), and the operator's manual recovery (restart the listing members' applications) follows.
-    let cleared = eventually_or_none(Duration::from_secs(120), || {
-        reported_partitions(&cluster).is_empty().then_some(())
+    // Autoheal's restart of the loser came 77 s after the heal in some runs (and within 10 s in
+    // others). The sidecar reports what the members report: wait for the restart and for the
+    // members to run as one cluster without partitions; if they do not within 240 s, the
+    // sidecar must still call the partition firing (never a false "resolved"), and the
+    // operator's manual recovery follows.
+    let healed = within(Duration::from_secs(240), || {
+        n3_restarts(&sidecar) > restarts_before && cluster_trouble(&cluster).is_empty()
     });
-    if cleared.is_none() {
-        let still = reported_partitions(&cluster);
-        eprintln!(
-            "autoheal: members still report partitions 120 s after the restart: {still:?}; restarting their applications by hand"
-        );
-        assert_eq!(
-            metric(&sidecar, "rabbitmq_cluster_partitioned", &[]),
-            Some(1.0),
-            "members report {still:?}: the sidecar must still see the partition"
-        );
+    if !healed {
+        let still = cluster_trouble(&cluster);
+        let answered = !still.iter().any(|t| matches!(t, Trouble::NoAnswer(_)));
+        if answered && still.iter().any(|t| matches!(t, Trouble::Lists { .. })) {
+            assert_eq!(
+                metric(&sidecar, "rabbitmq_cluster_partitioned", &[]),
+                Some(1.0),
+                "members report {still:?}: the sidecar must still see the partition"
+            );
+        }
         assert!(
             events
                 .names(&receiver, "resolved", heal, Instant::now())
@@ -614,24 +611,17 @@ fn partitions_node_loss_and_alarms_on_a_real_cluster() {
                 .all(|n| n != "RabbitmqClusterPartition"),
             "resolved while the members still reported {still:?}"
         );
-        // A member's list is its node monitor's, reset when its application restarts; one
-        // member at a time, until none lists a partition.
-        eventually(
-            Duration::from_secs(240),
-            "members report no partition after restarting the listing members",
-            || {
-                let still = reported_partitions(&cluster);
-                let Some((node, _)) = still.first() else {
-                    return Some(());
-                };
-                if let Some(i) = node.strip_prefix("rabbit@n").and_then(|i| i.parse().ok()) {
-                    cluster.ctl(i, &["stop_app"]);
-                    cluster.ctl(i, &["start_app"]);
-                }
-                None
-            },
-        );
+        recovered_or_recover(&cluster, "autoheal", Duration::ZERO);
     }
+    eventually(
+        Duration::from_secs(30),
+        "autoheal's application restart of the loser counted",
+        || (n3_restarts(&sidecar) > restarts_before).then_some(()),
+    );
+    eprintln!(
+        "autoheal: restart counted {:?} after the heal",
+        heal.elapsed()
+    );
     let resolved = events.wait(
         &receiver,
         Duration::from_secs(120),
@@ -659,11 +649,21 @@ fn partitions_node_loss_and_alarms_on_a_real_cluster() {
         "what the members report at resolution: {description}"
     );
     let noise = events.names(&receiver, "firing", phase, resolved.at);
-    // ... plus the loser's restart, announced for what it is (#16).
+    // ... plus the loser's restart, announced for what it is (#16); a manual recovery that
+    // restarted a whole node may add that node's absence.
+    let manual: &[&str] = if healed {
+        &[]
+    } else {
+        &[
+            "RabbitmqNodeDown",
+            "RabbitmqNodeNotRunning",
+            "RabbitmqNodeUnreachable",
+        ]
+    };
     assert!(
-        noise
-            .iter()
-            .all(|n| n == "RabbitmqClusterPartition" || n == "RabbitmqNodeRestarted"),
+        noise.iter().all(|n| n == "RabbitmqClusterPartition"
+            || n == "RabbitmqNodeRestarted"
+            || manual.contains(&n.as_str())),
         "an autoheal partition is one page: {noise:?}"
     );
     eventually(Duration::from_secs(30), "n3 running in every view", || {
@@ -822,50 +822,136 @@ fn partitions_node_loss_and_alarms_on_a_real_cluster() {
     eprintln!("suite took {:?}", suite.elapsed());
 }
 
-/// The members whose own `partitions` list is non-empty, as `(node name, partitions)`,
-/// read from every member's management API (`GET /api/nodes?columns=name,partitions`); a
-/// member whose API does not answer is listed as `("nK", ["no answer: …"])`.
-fn reported_partitions(cluster: &Cluster) -> Vec<(String, Vec<String>)> {
-    let mut found: Vec<(String, Vec<String>)> = Vec::new();
+/// What keeps the cluster from being whole, as its members' management APIs report it
+/// (`GET /api/nodes?columns=name,running,partitions` on every member): one entry per member
+/// whose API does not answer, per node another member reports not running, and per node whose
+/// own `partitions` list is non-empty. Empty: all three run as one cluster, no partition.
+fn cluster_trouble(cluster: &Cluster) -> Vec<Trouble> {
+    let mut found = Vec::new();
     for i in 1..=3u8 {
         let (_, url) = cluster.node(i);
         let out = Command::new("curl")
             .args(["-sS", "-m", "5", "-u", "guest:guest"])
-            .arg(format!("{url}/api/nodes?columns=name,partitions"))
+            .arg(format!("{url}/api/nodes?columns=name,running,partitions"))
             .output()
             .expect("run curl");
         let body = String::from_utf8_lossy(&out.stdout);
         let Ok(serde_json::Value::Array(nodes)) = serde_json::from_str(&body) else {
-            found.push((format!("n{i}"), vec![format!("no answer: {body}")]));
+            found.push(Trouble::NoAnswer(i));
             continue;
         };
         for n in nodes {
-            let name = n["name"].as_str().unwrap_or("").to_owned();
-            let parts: Vec<String> = n["partitions"]
+            let node = n["name"].as_str().unwrap_or("").to_owned();
+            if n["running"] != true {
+                found.push(Trouble::NotRunning { node, seen_by: i });
+                continue;
+            }
+            let partitions: Vec<String> = n["partitions"]
                 .as_array()
                 .into_iter()
                 .flatten()
                 .filter_map(|p| p.as_str().map(str::to_owned))
                 .collect();
-            if !parts.is_empty() && !found.iter().any(|(f, _)| *f == name) {
-                found.push((name, parts));
+            let listed = found
+                .iter()
+                .any(|t| matches!(t, Trouble::Lists { node: n, .. } if *n == node));
+            if !partitions.is_empty() && !listed {
+                found.push(Trouble::Lists { node, partitions });
             }
         }
     }
     found
 }
 
-/// Like `eventually`, but `None` after `timeout` instead of a panic.
-fn eventually_or_none<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + timeout;
+/// One thing [`cluster_trouble`] found (its fields are read in diagnostics, through `Debug`).
+#[derive(Debug)]
+#[allow(dead_code)]
+enum Trouble {
+    /// Member `nI`'s management API did not answer.
+    NoAnswer(u8),
+    /// `node` reported not running by member `nI`.
+    NotRunning { node: String, seen_by: u8 },
+    /// `node`'s own `partitions` list.
+    Lists {
+        node: String,
+        partitions: Vec<String>,
+    },
+}
+
+/// The members whose own `partitions` list is non-empty.
+fn reported_partitions(cluster: &Cluster) -> Vec<Trouble> {
+    cluster_trouble(cluster)
+        .into_iter()
+        .filter(|t| matches!(t, Trouble::Lists { .. }))
+        .collect()
+}
+
+/// Whether the members report a whole cluster (no [`cluster_trouble`]) within `patience`.
+fn recovered_within(cluster: &Cluster, patience: Duration) -> bool {
+    within(patience, || cluster_trouble(cluster).is_empty())
+}
+
+/// Whether `check` holds within `patience` (checked every 500 ms, at least once).
+fn within(patience: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + patience;
     loop {
-        if let Some(v) = check() {
-            return Some(v);
+        if check() {
+            return true;
         }
         if Instant::now() >= deadline {
-            return None;
+            return false;
         }
         std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Waits up to `patience` for RabbitMQ's own recovery; if the members still report trouble
+/// then, recovers as an operator would, one member at a time: a member whose API does not
+/// answer or that others see not running is restarted (`stop-node`, `start-node`), one that
+/// lists partitions has its application restarted (a list is reset only by its own node's
+/// restart). Panics if the cluster is not whole 240 s after that began.
+fn recovered_or_recover(cluster: &Cluster, phase: &str, patience: Duration) {
+    if recovered_within(cluster, patience) {
+        return;
+    }
+    eprintln!(
+        "{phase}: {patience:?} after the heal the members still report {:?}; recovering by hand",
+        cluster_trouble(cluster)
+    );
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let trouble = cluster_trouble(cluster);
+        let Some(first) = trouble.first() else {
+            return;
+        };
+        assert!(
+            Instant::now() < deadline,
+            "{phase}: the cluster is not whole 240 s into the manual recovery: {trouble:?}"
+        );
+        let index = |node: &str| {
+            node.strip_prefix("rabbit@n")
+                .and_then(|i| i.parse::<u8>().ok())
+        };
+        match first {
+            Trouble::NoAnswer(i) => {
+                cluster.run(&["stop-node", &i.to_string()]);
+                cluster.run(&["start-node", &i.to_string()]);
+            }
+            Trouble::NotRunning { node, .. } => {
+                if let Some(i) = index(node) {
+                    cluster.run(&["stop-node", &i.to_string()]);
+                    cluster.run(&["start-node", &i.to_string()]);
+                }
+            }
+            Trouble::Lists { node, .. } => {
+                if let Some(i) = index(node) {
+                    cluster.ctl(i, &["stop_app"]);
+                    cluster.ctl(i, &["start_app"]);
+                }
+            }
+        }
+        // Let the restarted member rejoin before judging again.
+        recovered_within(cluster, Duration::from_secs(20));
     }
 }
 
