@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rabbitmq_watch::alerting::{Assessment, Engine, State};
 use rabbitmq_watch::metrics::{SidecarInfo, encode};
-use rabbitmq_watch::rabbitmq::model::{MessageStats, Queue};
+use rabbitmq_watch::rabbitmq::model::{MessageStats, Queue, QueueStats};
 use rabbitmq_watch::snapshot::Snapshot;
 
 /// CPU time this thread has run (`/proc/thread-self/schedstat`, nanoseconds): what to compare
@@ -71,13 +71,13 @@ fn queues(n: usize, poll: u64) -> Vec<Queue> {
                 message_bytes_ready: Some(ready * 100),
                 message_bytes_unacknowledged: Some(0),
                 memory: Some(20_000),
-                message_stats: Some(MessageStats {
+                stats: QueueStats::new(Some(&MessageStats {
                     publish: Some(7),
                     deliver: Some(if consumed { 2 } else { 0 }),
                     ack: Some(0),
                     redeliver: Some(0),
                     ..MessageStats::default()
-                }),
+                })),
                 ..Queue::default()
             }
         })

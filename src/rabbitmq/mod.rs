@@ -16,6 +16,7 @@ pub mod listeners;
 pub mod members;
 pub mod model;
 pub mod prometheus;
+pub mod queue;
 pub mod stream;
 
 pub use client::Client;

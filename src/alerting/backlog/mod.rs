@@ -81,7 +81,8 @@ impl Sample {
     /// A missing counter reads as 0 (no such traffic yet); whether the broker collects
     /// statistics at all is the [`Tracker`]'s concern.
     pub fn of(q: &Queue, at: f64) -> Option<Sample> {
-        let stats = q.message_stats.as_ref();
+        let stats = q.message_stats();
+        let stats = stats.as_ref();
         let c = |f: fn(&crate::rabbitmq::model::MessageStats) -> Option<u64>| {
             stats.and_then(f).unwrap_or(0)
         };
@@ -441,7 +442,7 @@ mod tests {
 
     use super::words::rate;
     use super::*;
-    use crate::rabbitmq::model::MessageStats;
+    use crate::rabbitmq::model::{MessageStats, QueueStats};
 
     /// Every counter known, as with the management statistics.
     const ALL: Known = Known {
@@ -467,13 +468,13 @@ mod tests {
             messages_ready: Some(ready),
             messages_unacknowledged: Some(unacked),
             consumers: Some(consumers),
-            message_stats: Some(MessageStats {
+            stats: QueueStats::new(Some(&MessageStats {
                 publish: Some(publish),
                 deliver: Some(deliver),
                 ack: Some(ack),
                 redeliver: Some(redeliver),
                 ..MessageStats::default()
-            }),
+            })),
             ..Queue::default()
         }
     }
@@ -541,7 +542,7 @@ mod tests {
                 "vhost": "/", "name": "q",
                 "messages_ready": q.messages_ready, "messages_unacknowledged": 0,
                 "consumers": 1, "arguments": args,
-                "message_stats": {"publish": q.message_stats.as_ref().unwrap().publish}
+                "message_stats": {"publish": q.message_stats().unwrap().publish}
             }))
             .unwrap();
         };
@@ -1035,7 +1036,7 @@ mod tests {
 
     fn depth_only(ready: u64, unacked: u64, consumers: u64) -> Queue {
         Queue {
-            message_stats: None,
+            stats: QueueStats::default(),
             ..queue(ready, unacked, consumers, [0; 4])
         }
     }
@@ -1101,8 +1102,9 @@ mod tests {
     fn delivery_only(ready: u64, unacked: u64, consumers: u64, counters: [u64; 3]) -> Queue {
         let [deliver, ack, redeliver] = counters;
         let mut q = queue(ready, unacked, consumers, [0, deliver, ack, redeliver]);
-        if let Some(s) = q.message_stats.as_mut() {
+        if let Some(mut s) = q.message_stats() {
             s.publish = None;
+            q.set_message_stats(Some(s));
         }
         q
     }
