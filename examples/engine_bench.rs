@@ -57,9 +57,9 @@ fn queues(n: usize, poll: u64) -> Vec<Queue> {
             Queue {
                 vhost: format!("vhost-{}", i % 10),
                 name: format!("bench-queue-{i:05}"),
-                queue_type: Some("classic".to_owned()),
-                state: Some("running".to_owned()),
-                node: Some("rabbit@bench".to_owned()),
+                queue_type: Some("classic".into()),
+                state: Some("running".into()),
+                node: Some("rabbit@bench".into()),
                 messages: Some(ready + if consumed { 2 } else { 0 }),
                 messages_ready: Some(ready),
                 messages_unacknowledged: Some(if consumed { 2 } else { 0 }),
