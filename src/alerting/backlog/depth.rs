@@ -1,9 +1,10 @@
 //! The depth history each [`super::Report`] copies for the status page's sparklines, compact
 //! and lossless: the sample times are shared by every queue of a report whose window holds the
 //! same times (every window gets a sample at each poll, so in steady state one list serves all
-//! queues), and each queue keeps only its `messages_ready` values. At 10,000 queues with 22
-//! samples this is about 1.9 MB a report instead of 3.5 MB as `(at, ready)` pairs (issue #13:
-//! two or three reports are alive at once).
+//! queues), and each queue keeps only its `messages_ready` values, as `u32` when every one of
+//! them fits (else as `u64`). At 10,000 queues with 22 samples this is about 1 MB a report
+//! instead of 3.5 MB as `(at, ready)` pairs (issue #13: two or three reports are alive at
+//! once).
 
 use std::sync::Arc;
 
@@ -14,7 +15,40 @@ pub struct Depth {
     /// The sample times, shared with the other queues of the same report that hold the same.
     at: Arc<[f64]>,
     /// `messages_ready` of each sample, as many as `at`.
-    ready: Box<[u64]>,
+    ready: Ready,
+}
+
+/// The `messages_ready` values of a [`Depth`].
+#[derive(Debug, Clone, PartialEq)]
+enum Ready {
+    /// Every value fits in 32 bits (the usual case).
+    Narrow(Box<[u32]>),
+    /// Some value does not.
+    Wide(Box<[u64]>),
+}
+
+impl Default for Ready {
+    fn default() -> Self {
+        Ready::Narrow(Box::default())
+    }
+}
+
+impl Ready {
+    /// Value `i`.
+    fn get(&self, i: usize) -> u64 {
+        match self {
+            Ready::Narrow(v) => u64::from(v[i]),
+            Ready::Wide(v) => v[i],
+        }
+    }
+
+    /// Number of values.
+    fn len(&self) -> usize {
+        match self {
+            Ready::Narrow(v) => v.len(),
+            Ready::Wide(v) => v.len(),
+        }
+    }
 }
 
 impl Depth {
@@ -22,8 +56,8 @@ impl Depth {
     pub fn points(&self) -> Vec<(f64, u64)> {
         self.at
             .iter()
-            .copied()
-            .zip(self.ready.iter().copied())
+            .enumerate()
+            .map(|(i, &at)| (at, self.ready.get(i)))
             .collect()
     }
 
@@ -34,7 +68,7 @@ impl Depth {
 
     /// Whether there is no sample.
     pub fn is_empty(&self) -> bool {
-        self.ready.is_empty()
+        self.ready.len() == 0
     }
 }
 
@@ -46,18 +80,25 @@ pub(super) struct Depths {
     last: Option<Arc<[f64]>>,
     /// Scratch for the times being read.
     times: Vec<f64>,
+    /// Scratch for the values being read.
+    values: Vec<u64>,
 }
 
 impl Depths {
     /// The depth of `samples` (`(at, messages_ready)`, oldest first).
     pub(super) fn depth(&mut self, samples: impl Iterator<Item = (f64, u64)>) -> Depth {
         self.times.clear();
-        let ready: Box<[u64]> = samples
-            .map(|(at, ready)| {
-                self.times.push(at);
-                ready
-            })
-            .collect();
+        self.values.clear();
+        for (at, ready) in samples {
+            self.times.push(at);
+            self.values.push(ready);
+        }
+        let narrow: Option<Box<[u32]>> =
+            self.values.iter().map(|&v| u32::try_from(v).ok()).collect();
+        let ready = match narrow {
+            Some(narrow) => Ready::Narrow(narrow),
+            None => Ready::Wide(self.values.as_slice().into()),
+        };
         let same = |last: &Arc<[f64]>| {
             last.len() == self.times.len()
                 && last
@@ -99,5 +140,17 @@ mod tests {
         let empty = depths.depth(std::iter::empty());
         assert!(empty.is_empty() && empty.points().is_empty());
         assert_eq!(empty, Depth::default());
+    }
+
+    #[test]
+    fn values_beyond_32_bits_are_kept_whole() {
+        let mut depths = Depths::default();
+        let big = u64::from(u32::MAX) + 1;
+        let wide = depths.depth([(1.0, 3), (2.0, big), (3.0, u64::MAX)].into_iter());
+        assert_eq!(wide.points(), [(1.0, 3), (2.0, big), (3.0, u64::MAX)]);
+        assert!(matches!(wide.ready, Ready::Wide(_)));
+        let narrow = depths.depth([(1.0, 3), (2.0, u64::from(u32::MAX))].into_iter());
+        assert_eq!(narrow.points(), [(1.0, 3), (2.0, u64::from(u32::MAX))]);
+        assert!(matches!(narrow.ready, Ready::Narrow(_)));
     }
 }

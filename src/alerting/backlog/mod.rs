@@ -37,8 +37,8 @@
 //! Memory: a queue holds at most `max_samples + 2` samples, stored as 40 bytes each (a
 //! [`Sample`] is 72: see `samples`), default 20: about 0.9 KB per queue, 9 MB at 10,000
 //! queues, plus its names. Each
-//! [`Report`] also copies the depth history for the status page's sparklines (8 bytes a sample,
-//! the times shared between queues: about 1.9 MB at 10,000 queues; see `depth`).
+//! [`Report`] also copies the depth history for the status page's sparklines (4 bytes a sample,
+//! the times shared between queues: about 1 MB at 10,000 queues; see `depth`).
 
 use crate::config::BacklogConfig;
 use crate::rabbitmq::FigureSource;
