@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rabbitmq_watch::alerting::{Assessment, Engine, State};
 use rabbitmq_watch::metrics::{SidecarInfo, encode};
-use rabbitmq_watch::rabbitmq::model::{MessageStats, Queue};
+use rabbitmq_watch::rabbitmq::model::{MessageStats, Queue, QueueStats};
 use rabbitmq_watch::snapshot::Snapshot;
 
 /// CPU time this thread has run (`/proc/thread-self/schedstat`, nanoseconds): what to compare
@@ -57,9 +57,9 @@ fn queues(n: usize, poll: u64) -> Vec<Queue> {
             Queue {
                 vhost: format!("vhost-{}", i % 10),
                 name: format!("bench-queue-{i:05}"),
-                queue_type: Some("classic".to_owned()),
-                state: Some("running".to_owned()),
-                node: Some("rabbit@bench".to_owned()),
+                queue_type: Some("classic".into()),
+                state: Some("running".into()),
+                node: Some("rabbit@bench".into()),
                 messages: Some(ready + if consumed { 2 } else { 0 }),
                 messages_ready: Some(ready),
                 messages_unacknowledged: Some(if consumed { 2 } else { 0 }),
@@ -71,13 +71,13 @@ fn queues(n: usize, poll: u64) -> Vec<Queue> {
                 message_bytes_ready: Some(ready * 100),
                 message_bytes_unacknowledged: Some(0),
                 memory: Some(20_000),
-                message_stats: Some(MessageStats {
+                stats: QueueStats::new(Some(&MessageStats {
                     publish: Some(7),
                     deliver: Some(if consumed { 2 } else { 0 }),
                     ack: Some(0),
                     redeliver: Some(0),
                     ..MessageStats::default()
-                }),
+                })),
                 ..Queue::default()
             }
         })

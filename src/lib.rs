@@ -23,7 +23,8 @@
 //!   view in `config/redact.rs`.
 //! - [`rabbitmq`]: the only module that talks to the broker: [`rabbitmq::client`] (the
 //!   management API client: paging, columns, timeouts), [`rabbitmq::model`] (response types;
-//!   a field the broker did not report is `None`, never 0), [`rabbitmq::members`] (every
+//!   a field the broker did not report is `None`, never 0; [`rabbitmq::queue`]: a queue as
+//!   held, compact), [`rabbitmq::members`] (every
 //!   cluster member's own `/api/nodes`, for the cluster detector), [`rabbitmq::prometheus`]
 //!   (every member's rabbitmq_prometheus: the second source of queue and node figures,
 //!   `rabbitmq.source`) with its text parser [`rabbitmq::exposition`], [`rabbitmq::health`]

@@ -33,9 +33,10 @@ fn flag(b: bool) -> f64 {
 /// The members of `q` that are not online (in member order); `None` when either list is
 /// unknown.
 pub fn missing_members(q: &Queue) -> Option<Vec<&str>> {
-    let online = q.online.as_ref()?;
+    let online = q.replication().online.as_ref()?;
     Some(
-        q.members
+        q.replication()
+            .members
             .as_ref()?
             .iter()
             .filter(|m| !online.contains(m))
@@ -47,7 +48,7 @@ pub fn missing_members(q: &Queue) -> Option<Vec<&str>> {
 /// Whether fewer than a majority of `q`'s members are online (the queue cannot accept or
 /// deliver messages); `None` when not reported or without members.
 pub fn minority(q: &Queue) -> Option<bool> {
-    let members = q.members.as_ref()?.len();
+    let members = q.replication().members.as_ref()?.len();
     let missing = missing_members(q)?.len();
     (members > 0).then(|| (members - missing) * 2 <= members)
 }
@@ -55,8 +56,13 @@ pub fn minority(q: &Queue) -> Option<bool> {
 /// Whether `q`'s leader, as last known, is among its online members; `None` when `online` is
 /// not reported (not a replicated queue, or an older version).
 pub fn leader_online(q: &Queue) -> Option<bool> {
-    let online = q.online.as_ref()?;
-    Some(q.leader.as_ref().is_some_and(|l| online.contains(l)))
+    let online = q.replication().online.as_ref()?;
+    Some(
+        q.replication()
+            .leader
+            .as_ref()
+            .is_some_and(|l| online.contains(l)),
+    )
 }
 
 /// A queue field of this module: `Some(value)` (the value itself `None` when unknown), or
@@ -64,20 +70,23 @@ pub fn leader_online(q: &Queue) -> Option<bool> {
 /// mirrors, delivery limit).
 pub fn queue_field(q: &Queue, field: QueueField) -> Option<Option<f64>> {
     let v = match field {
-        QueueField::Members => count(q.members.as_ref()),
+        QueueField::Members => count(q.replication().members.as_ref()),
         QueueField::OnlineMembers => q
+            .replication()
             .members
             .as_ref()
             .and(missing_members(q))
-            .map(|missing| (q.members.as_ref().map_or(0, Vec::len) - missing.len()) as f64),
+            .map(|missing| {
+                (q.replication().members.as_ref().map_or(0, Vec::len) - missing.len()) as f64
+            }),
         QueueField::OfflineMembers => missing_members(q).map(|m| m.len() as f64),
         QueueField::QuorumMinority => minority(q).map(flag),
         QueueField::LeaderOnline => leader_online(q).map(flag),
-        QueueField::Mirrors => count(q.slave_nodes.as_ref()),
-        QueueField::SynchronisedMirrors => count(q.synchronised_slave_nodes.as_ref()),
+        QueueField::Mirrors => count(q.replication().slave_nodes.as_ref()),
+        QueueField::SynchronisedMirrors => count(q.replication().synchronised_slave_nodes.as_ref()),
         QueueField::UnsynchronisedMirrors => unsynchronised(q).map(|u| u.len() as f64),
         QueueField::DeliveryLimit => delivery_limit(q).map(|v| v as f64),
-        QueueField::MessagesDlx => q.messages_dlx.map(|v| v as f64),
+        QueueField::MessagesDlx => q.replication().messages_dlx.map(|v| v as f64),
         _ => return None,
     };
     Some(v)
@@ -90,7 +99,7 @@ pub fn queue_field(q: &Queue, field: QueueField) -> Option<Option<f64>> {
 /// smaller when both are set); `None` when none is known (no limit, a negative one, or a 4.x
 /// default not reported).
 pub fn delivery_limit(q: &Queue) -> Option<u64> {
-    q.delivery_limit.or_else(|| {
+    q.replication().delivery_limit.or_else(|| {
         (q.queue_type.as_deref() == Some("quorum"))
             .then(|| q.limit("delivery-limit"))
             .flatten()
@@ -121,9 +130,10 @@ pub fn delivery_limit_outcome(q: &Queue) -> String {
 
 /// The mirrors of `q` that are not synchronised; `None` when not a mirrored queue (3.x).
 pub fn unsynchronised(q: &Queue) -> Option<Vec<&str>> {
-    let synced = q.synchronised_slave_nodes.as_ref();
+    let synced = q.replication().synchronised_slave_nodes.as_ref();
     Some(
-        q.slave_nodes
+        q.replication()
+            .slave_nodes
             .as_ref()?
             .iter()
             .filter(|m| !synced.is_some_and(|s| s.contains(m)))
@@ -148,21 +158,24 @@ pub fn queue_details(q: &Queue) -> BTreeMap<String, String> {
         }
     };
     let mut d = BTreeMap::new();
-    if let Some(m) = &q.members {
+    if let Some(m) = &q.replication().members {
         d.insert("members".to_owned(), m.len().to_string());
     }
     if let Some(missing) = missing_members(q) {
-        let members = q.members.as_ref().map_or(0, Vec::len);
+        let members = q.replication().members.as_ref().map_or(0, Vec::len);
         d.insert(
             "online_members".to_owned(),
             (members - missing.len()).to_string(),
         );
         d.insert("missing_members".to_owned(), list(&missing));
     }
-    if q.online.is_some() || q.leader.is_some() {
+    if q.replication().online.is_some() || q.replication().leader.is_some() {
         d.insert(
             "leader".to_owned(),
-            q.leader.clone().unwrap_or_else(|| "none".to_owned()),
+            q.replication()
+                .leader
+                .clone()
+                .unwrap_or_else(|| "none".to_owned()),
         );
     }
     if let Some(u) = unsynchronised(q) {
@@ -311,6 +324,7 @@ fn utc_text(t: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rabbitmq::model::Replication;
 
     fn qq(members: &[&str], online: &[&str], leader: Option<&str>) -> Queue {
         let v = |l: &[&str]| Some(l.iter().map(ToString::to_string).collect());
@@ -318,9 +332,12 @@ mod tests {
             vhost: "/".into(),
             name: "orders".into(),
             queue_type: Some("quorum".into()),
-            members: v(members),
-            online: v(online),
-            leader: leader.map(str::to_owned),
+            replication: Some(Box::new(Replication {
+                members: v(members),
+                online: v(online),
+                leader: leader.map(str::to_owned),
+                ..Replication::default()
+            })),
             ..Queue::default()
         }
     }
@@ -396,8 +413,11 @@ mod tests {
     #[test]
     fn unsynchronised_mirrors_are_the_mirrors_not_synchronised() {
         let q = Queue {
-            slave_nodes: Some(vec!["b".into(), "c".into()]),
-            synchronised_slave_nodes: Some(vec!["c".into()]),
+            replication: Some(Box::new(Replication {
+                slave_nodes: Some(vec!["b".into(), "c".into()]),
+                synchronised_slave_nodes: Some(vec!["c".into()]),
+                ..Replication::default()
+            })),
             ..Queue::default()
         };
         assert_eq!(

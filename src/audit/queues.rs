@@ -249,7 +249,7 @@ mod tests {
                 delay: None,
             }),
             dead_letter: None,
-            depth: Vec::new(),
+            depth: Default::default(),
         }
     }
 

@@ -238,8 +238,11 @@ fn info_labels(q: &Queue) -> [(&'static str, Cow<'_, str>); 16] {
         ("auto_delete", flag(q.auto_delete)),
         ("exclusive", flag(q.exclusive)),
         ("node", text(q.node.as_deref())),
-        ("policy", text(q.policy.as_deref())),
-        ("operator_policy", text(q.operator_policy.as_deref())),
+        ("policy", text(q.settings().policy.as_deref())),
+        (
+            "operator_policy",
+            text(q.settings().operator_policy.as_deref()),
+        ),
         (
             "dead_letter_exchange",
             text(q.setting("dead-letter-exchange")),
@@ -315,7 +318,7 @@ pub fn encode(
         family.counter(
             enc,
             queues.iter().filter_map(|q| {
-                let value = match &q.message_stats {
+                let value = match &q.message_stats() {
                     Some(m) => field(m).or(stats_enabled.then_some(0)),
                     // No message_stats at all: nothing counted yet, if the queue is reported on.
                     None => (stats_enabled && q.messages_ready.is_some()).then_some(0),

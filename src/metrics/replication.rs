@@ -149,11 +149,14 @@ pub const CHECK_UP: Family = Family {
 type QueueGauge = (&'static Family, fn(&Queue) -> Option<i64>);
 
 const QUEUE_GAUGES: [QueueGauge; 6] = [
-    (&MEMBERS, |q| q.members.as_ref().map(|m| m.len() as i64)),
+    (&MEMBERS, |q| {
+        q.replication().members.as_ref().map(|m| m.len() as i64)
+    }),
     (&ONLINE_MEMBERS, |q| {
-        let online = q.online.as_ref()?;
+        let online = q.replication().online.as_ref()?;
         Some(
-            q.members
+            q.replication()
+                .members
                 .as_ref()?
                 .iter()
                 .filter(|m| online.contains(m))
@@ -163,9 +166,14 @@ const QUEUE_GAUGES: [QueueGauge; 6] = [
     (&LEADER_ONLINE, |q| {
         crate::alerting::replication::leader_online(q).map(flag)
     }),
-    (&MIRRORS, |q| q.slave_nodes.as_ref().map(|m| m.len() as i64)),
+    (&MIRRORS, |q| {
+        q.replication().slave_nodes.as_ref().map(|m| m.len() as i64)
+    }),
     (&SYNCHRONISED_MIRRORS, |q| {
-        q.synchronised_slave_nodes.as_ref().map(|m| m.len() as i64)
+        q.replication()
+            .synchronised_slave_nodes
+            .as_ref()
+            .map(|m| m.len() as i64)
     }),
     (&DELIVERY_LIMIT, |q| {
         crate::alerting::replication::delivery_limit(q).map(|v| v as i64)
@@ -187,14 +195,15 @@ pub fn encode(enc: &mut DescriptorEncoder, s: &Snapshot) -> fmt::Result {
         enc,
         queues
             .iter()
-            .filter_map(|q| q.messages_dlx.map(|v| (labels(q), v as i64))),
+            .filter_map(|q| q.replication().messages_dlx.map(|v| (labels(q), v as i64))),
     )?;
     MEMBER_ONLINE.gauge(
         enc,
         queues.iter().flat_map(|q| {
-            let online = q.online.as_deref().unwrap_or_default();
-            let known = q.online.is_some();
-            q.members
+            let online = q.replication().online.as_deref().unwrap_or_default();
+            let known = q.replication().online.is_some();
+            q.replication()
+                .members
                 .iter()
                 .flatten()
                 .filter(move |_| known)
@@ -213,7 +222,7 @@ pub fn encode(enc: &mut DescriptorEncoder, s: &Snapshot) -> fmt::Result {
     LEADER.info(
         enc,
         queues.iter().filter_map(|q| {
-            q.leader.as_deref().map(|l| {
+            q.replication().leader.as_deref().map(|l| {
                 [
                     ("vhost", q.vhost.as_str()),
                     ("queue", q.name.as_str()),

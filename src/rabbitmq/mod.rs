@@ -1,5 +1,6 @@
 //! The RabbitMQ management HTTP API: the HTTP client ([`client`]), the response types
-//! ([`model`]), the incremental decoder of listings ([`stream`]), the per-member reads of the
+//! ([`model`]; a queue as held, compact: [`queue`]), the incremental decoder of listings
+//! ([`stream`]), the per-member reads of the
 //! cluster detector ([`members`]), the reads of the reliability audit ([`audit_reads`]), the endpoints
 //! read ([`Endpoint`]), the outcome of one read ([`Fetched`]) and the ways a read can fail
 //! ([`Error`]). Also the second source of queue and node figures, every member's
@@ -16,6 +17,7 @@ pub mod listeners;
 pub mod members;
 pub mod model;
 pub mod prometheus;
+pub mod queue;
 pub mod stream;
 
 pub use client::Client;

@@ -312,249 +312,9 @@ pub struct Application {
 /// The fields of `/api/nodes` the sidecar asks for (`columns=`).
 pub const NODE_COLUMNS: &str = "name,running,type,mem_used,mem_limit,mem_alarm,disk_free,disk_free_limit,disk_free_alarm,fd_used,fd_total,proc_used,proc_total,uptime,mnesia_disk_tx_count,partitions,cluster_links,applications,connection_created,connection_closed,channel_created,channel_closed";
 
-/// One element of `GET /api/queues` (one unpaged listing, decoded element by element: see
-/// [`super::stream`]; [`Page`] is the paged shape, kept for recorded fixtures).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct Queue {
-    /// `vhost` the queue lives in.
-    pub vhost: String,
-    /// `name` of the queue.
-    pub name: String,
-    /// `type`: `classic`, `quorum` or `stream`.
-    #[serde(rename = "type")]
-    #[serde(deserialize_with = "lenient")]
-    pub queue_type: Option<String>,
-    /// `state`: e.g. `running`, `idle`, `flow`, `down`, `crashed`, `minority`.
-    #[serde(deserialize_with = "lenient")]
-    pub state: Option<String>,
-    /// `node`: node hosting the queue (the leader for quorum queues).
-    #[serde(deserialize_with = "lenient")]
-    pub node: Option<String>,
-    /// `messages`: ready + unacknowledged.
-    #[serde(deserialize_with = "lenient")]
-    pub messages: Option<u64>,
-    /// `messages_ready`: waiting to be delivered.
-    #[serde(deserialize_with = "lenient")]
-    pub messages_ready: Option<u64>,
-    /// `messages_unacknowledged`: delivered, not yet acknowledged.
-    #[serde(deserialize_with = "lenient")]
-    pub messages_unacknowledged: Option<u64>,
-    /// `consumers`: attached consumers.
-    #[serde(deserialize_with = "lenient")]
-    pub consumers: Option<u64>,
-    /// `durable`: survives a broker restart.
-    #[serde(deserialize_with = "lenient")]
-    pub durable: Option<bool>,
-    /// `auto_delete`: deleted when its last consumer goes.
-    #[serde(deserialize_with = "lenient")]
-    pub auto_delete: Option<bool>,
-    /// `exclusive`: owned by one connection, deleted with it.
-    #[serde(deserialize_with = "lenient")]
-    pub exclusive: Option<bool>,
-    /// `arguments`: the declare arguments the sidecar uses (`x-max-length`, `x-message-ttl`,
-    /// …; see [`SETTING_KEYS`]); others are not kept.
-    #[serde(deserialize_with = "arguments")]
-    pub arguments: Option<Settings>,
-    /// `policy`: name of the policy applied, if any.
-    #[serde(deserialize_with = "lenient")]
-    pub policy: Option<String>,
-    /// `operator_policy`: name of the operator policy applied, if any.
-    #[serde(deserialize_with = "lenient")]
-    pub operator_policy: Option<String>,
-    /// `effective_policy_definition`: the keys the policies set that the sidecar uses
-    /// (`max-length`, `overflow`, …; see [`SETTING_KEYS`]).
-    #[serde(deserialize_with = "policy_definition")]
-    pub effective_policy_definition: Option<Settings>,
-    /// `messages_persistent`: persistent messages in the queue.
-    #[serde(deserialize_with = "lenient")]
-    pub messages_persistent: Option<u64>,
-    /// `message_bytes`: body bytes of all messages in the queue.
-    #[serde(deserialize_with = "lenient")]
-    pub message_bytes: Option<u64>,
-    /// `message_bytes_ready`: body bytes of ready messages.
-    #[serde(deserialize_with = "lenient")]
-    pub message_bytes_ready: Option<u64>,
-    /// `message_bytes_unacknowledged`: body bytes of unacknowledged messages.
-    #[serde(deserialize_with = "lenient")]
-    pub message_bytes_unacknowledged: Option<u64>,
-    /// `consumer_utilisation`: share of time the queue can deliver to consumers at once,
-    /// 0..1 (a.k.a. consumer capacity).
-    #[serde(deserialize_with = "lenient")]
-    pub consumer_utilisation: Option<f64>,
-    /// `consumer_capacity`: the newer name of `consumer_utilisation` (3.9+).
-    #[serde(deserialize_with = "lenient")]
-    pub consumer_capacity: Option<f64>,
-    /// `memory`: bytes of memory used by the queue's Erlang process(es).
-    #[serde(deserialize_with = "lenient")]
-    pub memory: Option<u64>,
-    /// `head_message_timestamp`: the `timestamp` property (Unix seconds) of the oldest message,
-    /// when its publisher set it.
-    #[serde(deserialize_with = "lenient")]
-    pub head_message_timestamp: Option<f64>,
-    /// `message_stats`: the queue's message counters.
-    #[serde(deserialize_with = "lenient")]
-    pub message_stats: Option<MessageStats>,
-    // Replication (quorum queues, streams, 3.x classic mirrored queues): see
-    // `crate::rabbitmq::replication`. Reported also with `disable_stats=true`.
-    /// `members`: nodes holding a replica of a quorum queue or stream (3.10 and 4.x).
-    #[serde(deserialize_with = "lenient")]
-    pub members: Option<Vec<String>>,
-    /// `online`: the members whose replica is running.
-    #[serde(deserialize_with = "lenient")]
-    pub online: Option<Vec<String>>,
-    /// `leader`: the member the queue's leader runs on, as last known.
-    #[serde(deserialize_with = "lenient")]
-    pub leader: Option<String>,
-    /// `slave_nodes`: nodes holding a mirror of a classic mirrored queue (3.x; removed in 4.0).
-    #[serde(deserialize_with = "lenient")]
-    pub slave_nodes: Option<Vec<String>>,
-    /// `synchronised_slave_nodes`: the mirrors holding every message of the leader (3.x).
-    #[serde(deserialize_with = "lenient")]
-    pub synchronised_slave_nodes: Option<Vec<String>>,
-    /// `delivery_limit`: deliveries of a message after which a quorum queue drops or
-    /// dead-letters it (4.0: default 20; absent without statistics).
-    #[serde(deserialize_with = "lenient")]
-    pub delivery_limit: Option<u64>,
-    /// `messages_dlx`: dead-lettered messages a quorum queue holds until the dead-letter
-    /// target confirms them (at-least-once dead-lettering; 0 otherwise).
-    #[serde(deserialize_with = "lenient")]
-    pub messages_dlx: Option<u64>,
-}
-
-/// The setting keys kept from `arguments` (with their `x-` prefix) and from the effective
-/// policy definition: what the metrics, rules and the reliability audit use.
-pub const SETTING_KEYS: [&str; 10] = [
-    "max-length",
-    "max-length-bytes",
-    "message-ttl",
-    "overflow",
-    "dead-letter-exchange",
-    "dead-letter-routing-key",
-    "max-priority",
-    "delivery-limit",
-    "queue-mode",
-    "ha-mode",
-];
-
-/// A value of [`Settings`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum Setting {
-    /// A whole number (lengths, bytes, milliseconds, priorities).
-    Number(u64),
-    /// A text (overflow mode, exchange and routing key names).
-    Text(Box<str>),
-}
-
-/// The few queue settings the sidecar uses (keys of [`SETTING_KEYS`], without `x-`), kept
-/// compact: thousands of queues are held per poll, and most set none of them.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Settings(Vec<(&'static str, Setting)>);
-
-impl Settings {
-    /// The known keys of `map`, whose keys start with `prefix` (`x-` for arguments).
-    fn from_map(map: &serde_json::Map<String, Value>, prefix: &str) -> Settings {
-        let mut kept = Vec::new();
-        for key in SETTING_KEYS {
-            let value = match map.get(&format!("{prefix}{key}")) {
-                Some(Value::Number(n)) => n.as_u64().map(Setting::Number),
-                Some(Value::String(t)) => Some(Setting::Text(t.as_str().into())),
-                _ => None,
-            };
-            if let Some(v) = value {
-                kept.push((key, v));
-            }
-        }
-        Settings(kept)
-    }
-
-    /// The number set for `key`, if any.
-    pub fn number(&self, key: &str) -> Option<u64> {
-        self.0.iter().find_map(|(k, v)| match v {
-            Setting::Number(n) if *k == key => Some(*n),
-            _ => None,
-        })
-    }
-
-    /// The text set for `key`, if any.
-    pub fn text(&self, key: &str) -> Option<&str> {
-        self.0.iter().find_map(|(k, v)| match v {
-            Setting::Text(t) if *k == key => Some(&**t),
-            _ => None,
-        })
-    }
-}
-
-fn settings<'de, D: Deserializer<'de>>(d: D, prefix: &str) -> Result<Option<Settings>, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::Object(map) => Some(Settings::from_map(&map, prefix)),
-        _ => None,
-    })
-}
-
-fn arguments<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Settings>, D::Error> {
-    settings(d, "x-")
-}
-
-fn policy_definition<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Settings>, D::Error> {
-    settings(d, "")
-}
-
-impl Queue {
-    /// A numeric limit set by argument `x-KEY` and/or policy key `KEY` (`max-length`,
-    /// `max-length-bytes`, `message-ttl`); when both are set the smaller applies (RabbitMQ's
-    /// rule for lengths, TTLs and limits).
-    pub fn limit(&self, key: &str) -> Option<u64> {
-        let arg = self.arguments.as_ref().and_then(|s| s.number(key));
-        let pol = self
-            .effective_policy_definition
-            .as_ref()
-            .and_then(|s| s.number(key));
-        match (arg, pol) {
-            (Some(a), Some(p)) => Some(a.min(p)),
-            (a, p) => a.or(p),
-        }
-    }
-
-    /// A text setting from argument `x-KEY`, else from policy key `KEY` (`overflow`,
-    /// `dead-letter-exchange`, `dead-letter-routing-key`; the argument wins, as in RabbitMQ).
-    pub fn setting(&self, key: &str) -> Option<&str> {
-        self.arguments
-            .as_ref()
-            .and_then(|s| s.text(key))
-            .or_else(|| {
-                self.effective_policy_definition
-                    .as_ref()
-                    .and_then(|s| s.text(key))
-            })
-    }
-
-    /// `x-max-priority`, set only by argument.
-    pub fn max_priority(&self) -> Option<u64> {
-        self.arguments
-            .as_ref()
-            .and_then(|s| s.number("max-priority"))
-    }
-
-    /// Consumer utilisation (0..1) under either of its names.
-    pub fn utilisation(&self) -> Option<f64> {
-        self.consumer_capacity.or(self.consumer_utilisation)
-    }
-
-    /// Messages ready or unacknowledged: `messages` when reported, else the sum of its two
-    /// parts (unknown when either is).
-    pub fn total_messages(&self) -> Option<u64> {
-        self.messages
-            .or_else(|| Some(self.messages_ready? + self.messages_unacknowledged?))
-    }
-
-    /// Body bytes of all messages: `message_bytes` when reported, else the sum of the ready
-    /// and unacknowledged bytes (unknown when either is).
-    pub fn total_bytes(&self) -> Option<u64> {
-        self.message_bytes
-            .or_else(|| Some(self.message_bytes_ready? + self.message_bytes_unacknowledged?))
-    }
-}
+pub use super::queue::{
+    Queue, QueueSettings, QueueStats, Replication, SETTING_KEYS, Setting, Settings,
+};
 
 /// The fields of `/api/queues` the sidecar asks for (`columns=`).
 ///
@@ -765,7 +525,7 @@ mod tests {
         assert_eq!(orders.consumers, Some(0));
         assert_eq!(orders.queue_type.as_deref(), Some("classic"));
         assert_eq!(orders.limit("max-length"), Some(1000));
-        let stats = orders.message_stats.as_ref().unwrap();
+        let stats = orders.message_stats().unwrap();
         assert_eq!(
             (stats.publish, stats.get, stats.redeliver),
             (Some(5), Some(3), Some(2))
@@ -775,7 +535,7 @@ mod tests {
         assert_eq!(prio.messages_ready, Some(4));
         assert!(prio.head_message_timestamp.is_some());
         let emails = page.items.iter().find(|q| q.name == "emails").unwrap();
-        assert_eq!(emails.policy.as_deref(), Some("lim"));
+        assert_eq!(emails.settings().policy.as_deref(), Some("lim"));
         assert_eq!(emails.setting("overflow"), Some("reject-publish"));
     }
 
@@ -811,7 +571,7 @@ mod tests {
         assert_eq!(q.consumer_utilisation, None);
         assert_eq!(q.messages, None);
         assert_eq!(q.head_message_timestamp, None);
-        assert_eq!(q.arguments, None);
+        assert_eq!(q.settings().arguments, None);
     }
 
     #[test]

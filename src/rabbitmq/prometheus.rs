@@ -367,7 +367,7 @@ pub fn apply_queues(queues: &mut [Queue], read: &Read) {
         queue.consumer_capacity = f.consumer_capacity;
         queue.consumer_utilisation = f.consumer_utilisation;
         queue.head_message_timestamp = f.head_message_timestamp;
-        queue.message_stats = f.counters;
+        queue.set_message_stats(f.counters);
     }
 }
 
@@ -729,7 +729,7 @@ mod tests {
         assert_eq!(orders.message_bytes, Some(63));
         assert_eq!(orders.head_message_timestamp, Some(1_796_044_082.0));
         // This fixture was recorded without `queue_delivery_metrics`: unknown, not 0.
-        assert_eq!(orders.message_stats, None);
+        assert_eq!(orders.message_stats(), None);
         let work = q("work");
         assert_eq!(
             (

@@ -730,7 +730,7 @@ fn queue_row(q: &Queue, backlog: Option<&crate::alerting::backlog::QueueBacklog>
         drain,
         overflow,
         dead_letter: backlog.and_then(|b| b.dead_letter).unwrap_or(false),
-        spark: backlog.and_then(|b| sparkline::draw(&b.depth)),
+        spark: backlog.and_then(|b| sparkline::draw(&b.depth.points())),
     }
 }
 

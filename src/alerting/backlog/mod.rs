@@ -37,17 +37,20 @@
 //! Memory: a queue holds at most `max_samples + 2` samples, stored as 40 bytes each (a
 //! [`Sample`] is 72: see `samples`), default 20: about 0.9 KB per queue, 9 MB at 10,000
 //! queues, plus its names. Each
-//! [`Report`] also copies the depth history (16 bytes a sample: about 3.5 MB at 10,000 queues)
-//! for the status page's sparklines.
+//! [`Report`] also copies the depth history for the status page's sparklines (4 bytes a sample,
+//! the times shared between queues: about 1 MB at 10,000 queues; see `depth`).
 
 use crate::config::BacklogConfig;
 use crate::rabbitmq::FigureSource;
 use crate::rabbitmq::model::Queue;
 use crate::snapshot::Snapshot;
 
+mod depth;
 mod samples;
 mod window;
 mod words;
+pub use depth::Depth;
+use depth::Depths;
 use window::{Known, Window};
 pub use words::{human, human_floor};
 
@@ -81,7 +84,8 @@ impl Sample {
     /// A missing counter reads as 0 (no such traffic yet); whether the broker collects
     /// statistics at all is the [`Tracker`]'s concern.
     pub fn of(q: &Queue, at: f64) -> Option<Sample> {
-        let stats = q.message_stats.as_ref();
+        let stats = q.message_stats();
+        let stats = stats.as_ref();
         let c = |f: fn(&crate::rabbitmq::model::MessageStats) -> Option<u64>| {
             stats.and_then(f).unwrap_or(0)
         };
@@ -292,7 +296,7 @@ pub struct QueueBacklog {
     /// The window's depth history, oldest first: `(at, messages_ready)` of each sample held
     /// (at most `max_samples + 2`; `at` in seconds since the Unix epoch). A read-only copy for
     /// the status page's sparkline.
-    pub depth: Vec<(f64, u64)>,
+    pub depth: Depth,
 }
 
 /// The detector's output for one snapshot.
@@ -384,6 +388,7 @@ impl Tracker {
             queues: Vec::with_capacity(queues.len()),
             ..Report::default()
         };
+        let mut depths = Depths::default();
         for q in queues {
             let key = (q.vhost.as_str(), q.name.as_str());
             // Both sides are sorted by (vhost, name): skip the windows of vanished queues.
@@ -409,7 +414,7 @@ impl Tracker {
             report.queues.push(QueueBacklog {
                 analysis,
                 dead_letter,
-                depth: w.samples.iter().map(|s| (s.at, s.ready)).collect(),
+                depth: depths.depth(w.samples.iter().map(|s| (s.at, s.ready))),
             });
             windows.push(w);
         }
@@ -441,7 +446,7 @@ mod tests {
 
     use super::words::rate;
     use super::*;
-    use crate::rabbitmq::model::MessageStats;
+    use crate::rabbitmq::model::{MessageStats, QueueStats};
 
     /// Every counter known, as with the management statistics.
     const ALL: Known = Known {
@@ -467,13 +472,13 @@ mod tests {
             messages_ready: Some(ready),
             messages_unacknowledged: Some(unacked),
             consumers: Some(consumers),
-            message_stats: Some(MessageStats {
+            stats: QueueStats::new(Some(&MessageStats {
                 publish: Some(publish),
                 deliver: Some(deliver),
                 ack: Some(ack),
                 redeliver: Some(redeliver),
                 ..MessageStats::default()
-            }),
+            })),
             ..Queue::default()
         }
     }
@@ -541,7 +546,7 @@ mod tests {
                 "vhost": "/", "name": "q",
                 "messages_ready": q.messages_ready, "messages_unacknowledged": 0,
                 "consumers": 1, "arguments": args,
-                "message_stats": {"publish": q.message_stats.as_ref().unwrap().publish}
+                "message_stats": {"publish": q.message_stats().unwrap().publish}
             }))
             .unwrap();
         };
@@ -1035,7 +1040,7 @@ mod tests {
 
     fn depth_only(ready: u64, unacked: u64, consumers: u64) -> Queue {
         Queue {
-            message_stats: None,
+            stats: QueueStats::default(),
             ..queue(ready, unacked, consumers, [0; 4])
         }
     }
@@ -1101,8 +1106,9 @@ mod tests {
     fn delivery_only(ready: u64, unacked: u64, consumers: u64, counters: [u64; 3]) -> Queue {
         let [deliver, ack, redeliver] = counters;
         let mut q = queue(ready, unacked, consumers, [0, deliver, ack, redeliver]);
-        if let Some(s) = q.message_stats.as_mut() {
+        if let Some(mut s) = q.message_stats() {
             s.publish = None;
+            q.set_message_stats(Some(s));
         }
         q
     }

@@ -38,7 +38,8 @@ impl Known {
     /// being 0 (the queue has seen no such traffic yet); otherwise (rabbitmq_prometheus, or
     /// statistics disabled) only those the queue's `message_stats` carries.
     pub(super) fn of(q: &Queue, statistics: bool) -> Known {
-        let stats = q.message_stats.as_ref();
+        let stats = q.message_stats();
+        let stats = stats.as_ref();
         Known {
             delivery: statistics
                 || stats.is_some_and(|s| {
