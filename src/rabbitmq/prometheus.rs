@@ -535,7 +535,7 @@ impl Reader {
         )]
     }
 
-    /// Reads `/metrics/detailed` and `/metrics` of every member (see [`Reader::targets`]).
+    /// Reads `/metrics/detailed` and `/metrics` of every member (see `Reader::targets`).
     pub async fn read(&self, members: &BTreeSet<String>) -> Read {
         let start = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();

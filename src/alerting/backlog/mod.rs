@@ -16,7 +16,7 @@
 //!   rose over the window;
 //! - **OK**: otherwise (it drained to 0 somewhere in the window, or it is shrinking).
 //!
-//! Which counters are known is decided per queue and per sample ([`Known`]): with the
+//! Which counters are known is decided per queue and per sample (`Known`): with the
 //! management statistics all of them (a missing one is 0: no such traffic yet); with
 //! rabbitmq_prometheus the delivery counters (deliver, ack, redeliver) when the plugin serves
 //! them for the queue (`queue_delivery_metrics`, 4.0.5 does, 3.10.8 does not) and never the
