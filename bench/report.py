@@ -768,6 +768,8 @@ def cmd_render(results_dir, out_path, wanted):
             f"Poll 2 made the same requests as poll 1 (replayed): {'yes' if rm.get('requests_poll2_same') == '1' else '**no**'}. "
             f"Whole run: {rm.get('run_seconds', '?')} s. Sidecar `poll.interval` {rm.get('interval_s', '?')} s, "
             f"`rabbitmq.timeout` {rm.get('timeout_s', '?')} s; bench niceness {rm.get('nice', '0')}."
+            + (f" Allocator settings: `{rm.get('malloc_env').strip()}`." if (rm.get("malloc_env") or "").strip() else "")
+            + (f" Extra sidecar settings: `{rm.get('sidecar_env').strip()}`." if (rm.get("sidecar_env") or "").strip() else "")
         )
         rest = (res.get("machine_cpu_cores") or {}).get("everything_else")
         if rest is not None and rest > 0.3:

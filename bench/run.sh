@@ -279,6 +279,10 @@ log "building the release sidecar and the load generator"
 cargo build --release
 cargo build --release --example bench_load
 SIDECAR_BIN=$ROOT/target/release/rabbitmq-watch
+# The allocator settings of the image and scripts/run.sh (docs/operations.md, "Memory and the
+# allocator"); set MALLOC_ARENA_MAX / MALLOC_MMAP_THRESHOLD_ to measure others.
+SIDECAR_ARENA_MAX=${MALLOC_ARENA_MAX-2}
+SIDECAR_MMAP_THRESHOLD=${MALLOC_MMAP_THRESHOLD_-131072}
 LOAD_BIN=$ROOT/target/release/examples/bench_load
 [ -x "$SIDECAR_BIN" ] && [ -x "$LOAD_BIN" ] || die "build outputs missing"
 # What was built (src/ may change under us later: record it now, not at measurement time).
@@ -386,6 +390,8 @@ EOF
     echo "sidecar_commit=$BUILD_COMMIT"
     echo "sidecar_dirty=$BUILD_DIRTY"
     echo "sidecar_built=$BUILD_TIME"
+    echo "malloc_env=MALLOC_ARENA_MAX=$SIDECAR_ARENA_MAX MALLOC_MMAP_THRESHOLD_=$SIDECAR_MMAP_THRESHOLD"
+    echo "sidecar_env=$(env | grep -E '^RABBITMQ_WATCH__' | grep -v -i -E 'PASSWORD|SECRET|TOKEN' | sort | tr '\n' ' ')"
   } > "$run/meta.env"
 
   # The broker's own idle cost (statistics collection, the load generator's connections), to
@@ -409,6 +415,7 @@ EOF
     RABBITMQ_WATCH__RABBITMQ__TIMEOUT=${TIMEOUT_S}s \
     RABBITMQ_WATCH__POLL__DEADLINE=$((INTERVAL_S * 4))s \
     RABBITMQ_WATCH__LISTEN="127.0.0.1:$SIDECAR_PORT" \
+    MALLOC_ARENA_MAX="$SIDECAR_ARENA_MAX" MALLOC_MMAP_THRESHOLD_="$SIDECAR_MMAP_THRESHOLD" \
     RUST_LOG=rabbitmq_watch=debug NO_COLOR=1 \
     "$SIDECAR_BIN" > "$run/sidecar.stdout" 2> "$SIDECAR_LOG" &
   SIDECAR_PID=$!
