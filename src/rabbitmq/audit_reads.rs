@@ -4,23 +4,14 @@
 //! consumers and bindings are read in one request (the API does not page them). Each read
 //! keeps at most `max_objects` objects and counts the rest ([`Listed::dropped`]).
 
-use serde::{Deserialize, Deserializer};
-use serde_json::Value;
+use serde::Deserialize;
 
-use super::model::Page;
+use super::model::{Page, lenient};
 use super::{Body, Client, Endpoint, Error};
 
 /// Objects requested per page of the paged audit listings (`/api/channels`,
 /// `/api/exchanges`): the management API's maximum, 500.
 pub const PAGE_SIZE: u32 = 500;
-
-/// Reads a field as `T` when it has `T`'s shape and as unknown (`None`) otherwise.
-fn lenient<'de, D: Deserializer<'de>, T: serde::de::DeserializeOwned>(
-    d: D,
-) -> Result<Option<T>, D::Error> {
-    let value = Value::deserialize(d)?;
-    Ok(serde_json::from_value(value).ok())
-}
 
 /// The objects of one audit read, at most `max_objects` of them.
 #[derive(Debug, Clone, PartialEq)]

@@ -14,8 +14,12 @@ use serde_json::Value;
 pub(crate) fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(
     d: D,
 ) -> Result<Option<T>, D::Error> {
-    let value = Value::deserialize(d)?;
-    Ok(serde_json::from_value(value).ok())
+    match Value::deserialize(d)? {
+        // The common unknown, answered without building (and formatting) a type error: the
+        // broker sends null for unset policies and an empty queue's head timestamp.
+        Value::Null => Ok(None),
+        value => Ok(serde_json::from_value(value).ok()),
+    }
 }
 
 /// `GET /api/overview`: cluster-wide facts and totals.
