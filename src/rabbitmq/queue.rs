@@ -348,18 +348,27 @@ pub struct Settings(Vec<(&'static str, Setting)>);
 impl Settings {
     /// The known keys of `map`, whose keys start with `prefix` (`x-` for arguments).
     fn from_map(map: &serde_json::Map<String, Value>, prefix: &str) -> Settings {
-        let mut kept = Vec::new();
-        for key in SETTING_KEYS {
-            let value = match map.get(&format!("{prefix}{key}")) {
-                Some(Value::Number(n)) => n.as_u64().map(Setting::Number),
-                Some(Value::String(t)) => Some(Setting::Text(t.as_str().into())),
+        // One pass over the (usually few) entries, no key built per known key and queue.
+        let mut kept: Vec<(usize, &'static str, Setting)> = Vec::new();
+        for (name, value) in map {
+            let Some(index) = name
+                .strip_prefix(prefix)
+                .and_then(|bare| SETTING_KEYS.iter().position(|key| *key == bare))
+            else {
+                continue;
+            };
+            let value = match value {
+                Value::Number(n) => n.as_u64().map(Setting::Number),
+                Value::String(t) => Some(Setting::Text(t.as_str().into())),
                 _ => None,
             };
             if let Some(v) = value {
-                kept.push((key, v));
+                kept.push((index, SETTING_KEYS[index], v));
             }
         }
-        Settings(kept)
+        // In the order of SETTING_KEYS, as before, so equal settings compare equal.
+        kept.sort_unstable_by_key(|(index, _, _)| *index);
+        Settings(kept.into_iter().map(|(_, key, v)| (key, v)).collect())
     }
 
     /// The number set for `key`, if any.
