@@ -114,6 +114,12 @@ impl ArraySplitter {
                     if self.in_string {
                         if self.escaped {
                             self.escaped = false;
+                        } else if b != b'"' && b != b'\\' {
+                            // Skip to the string's next quote or backslash at once: most of
+                            // a listing's bytes are inside strings.
+                            i = memchr::memchr2(b'"', b'\\', &chunk[i..])
+                                .map_or(chunk.len(), |at| i + at);
+                            continue;
                         } else if b == b'\\' {
                             self.escaped = true;
                         } else if b == b'"' {
