@@ -210,6 +210,45 @@ pub(super) fn labels(q: &Queue) -> [(&'static str, &str); 2] {
     [("vhost", q.vhost.as_str()), ("queue", q.name.as_str())]
 }
 
+/// Every queue's `vhost` and `queue` label values, copied once per encode into one buffer.
+/// The per-queue families walk the queue list once per family (19 passes), and reading each
+/// queue's two separately allocated names again in every pass missed the CPU's caches: at
+/// 10,000 queues that was a sixth of the sidecar's CPU per poll (issue #13). The copy (a few
+/// hundred KB at 10,000 queues) stays cached across the passes.
+struct Names {
+    /// The names, one after the other.
+    text: String,
+    /// Per queue, in list order: where its vhost ends and where its name ends in `text`.
+    ends: Vec<(usize, usize)>,
+}
+
+impl Names {
+    fn of(queues: &[Queue]) -> Names {
+        let size = queues.iter().map(|q| q.vhost.len() + q.name.len()).sum();
+        let mut text = String::with_capacity(size);
+        let ends = queues
+            .iter()
+            .map(|q| {
+                text.push_str(&q.vhost);
+                let vhost_end = text.len();
+                text.push_str(&q.name);
+                (vhost_end, text.len())
+            })
+            .collect();
+        Names { text, ends }
+    }
+
+    /// The labels of the `i`th queue, as [`labels`] gives them.
+    fn labels(&self, i: usize) -> [(&'static str, &str); 2] {
+        let start = i.checked_sub(1).map_or(0, |before| self.ends[before].1);
+        let (vhost_end, end) = self.ends[i];
+        [
+            ("vhost", &self.text[start..vhost_end]),
+            ("queue", &self.text[vhost_end..end]),
+        ]
+    }
+}
+
 /// The labels of a queue's `rabbitmq_queue_info` series, borrowed where possible (this runs
 /// once per queue per poll). Unset facts are empty strings.
 fn info_labels(q: &Queue) -> [(&'static str, Cow<'_, str>); 16] {
@@ -271,6 +310,7 @@ pub fn encode(
     let Some(queues) = s.queues.ok() else {
         return Ok(());
     };
+    let names = Names::of(queues);
     for (family, field) in GAUGES {
         // Limits are optional settings and sums are derived: neither is a field that can miss.
         let counted =
@@ -283,7 +323,8 @@ pub fn encode(
             enc,
             queues
                 .iter()
-                .filter_map(|q| field(q).map(|v| (labels(q), v))),
+                .enumerate()
+                .filter_map(|(i, q)| field(q).map(|v| (names.labels(i), v))),
         )?;
     }
     missing.count(
@@ -295,14 +336,15 @@ pub fn encode(
         enc,
         queues
             .iter()
-            .filter_map(|q| q.utilisation().map(|v| (labels(q), v))),
+            .enumerate()
+            .filter_map(|(i, q)| q.utilisation().map(|v| (names.labels(i), v))),
     )?;
     let poll_time = s.started_at_secs();
     HEAD_AGE.gauge(
         enc,
-        queues.iter().filter_map(|q| {
+        queues.iter().enumerate().filter_map(|(i, q)| {
             q.head_message_timestamp
-                .map(|ts| (labels(q), (poll_time - ts).max(0.0)))
+                .map(|ts| (names.labels(i), (poll_time - ts).max(0.0)))
         }),
     )?;
 
@@ -317,7 +359,7 @@ pub fn encode(
         let mut missed = 0;
         family.counter(
             enc,
-            queues.iter().filter_map(|q| {
+            queues.iter().enumerate().filter_map(|(i, q)| {
                 let value = match &q.message_stats() {
                     Some(m) => field(m).or(stats_enabled.then_some(0)),
                     // No message_stats at all: nothing counted yet, if the queue is reported on.
@@ -326,11 +368,39 @@ pub fn encode(
                 if value.is_none() {
                     missed += 1;
                 }
-                value.map(|v| (labels(q), v))
+                value.map(|v| (names.labels(i), v))
             }),
         )?;
         missing.count(Endpoint::Queues, family.source, missed);
     }
 
     INFO.info(enc, queues.iter().map(info_labels))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The shared copy gives every queue exactly its own labels, whatever the names
+        /// (empty, non-ASCII, repeated).
+        #[test]
+        fn names_give_each_queue_its_own_labels(
+            pairs in proptest::collection::vec((".{0,6}", ".{0,12}"), 0..40)
+        ) {
+            let queues: Vec<Queue> = pairs
+                .iter()
+                .map(|(vhost, name)| Queue {
+                    vhost: vhost.clone(),
+                    name: name.clone(),
+                    ..Queue::default()
+                })
+                .collect();
+            let names = Names::of(&queues);
+            for (i, q) in queues.iter().enumerate() {
+                prop_assert_eq!(names.labels(i), labels(q));
+            }
+        }
+    }
 }
