@@ -85,6 +85,7 @@ impl Samples {
     }
 
     /// The oldest sample.
+    #[cfg(test)]
     pub(super) fn front(&self) -> Option<Sample> {
         (self.len() > 0).then(|| self.get(0))
     }

@@ -121,10 +121,12 @@ impl Window {
         source: FigureSource,
         dead_letter: bool,
     ) -> Option<Analysis> {
-        let (first, last) = (self.samples.front()?, self.samples.back()?);
+        // Unpacked once: the judgement below walks the samples several times.
+        let samples: Vec<Sample> = self.samples.iter().collect();
+        let (first, last) = (*samples.first()?, *samples.last()?);
         let span = last.at - first.at;
         let window = config.window.as_secs_f64();
-        if self.samples.len() < 3 || span < config.min_completeness * window || last.at < now {
+        if samples.len() < 3 || span < config.min_completeness * window || last.at < now {
             return None;
         }
         // A counter counts only when reported at every sample held.
@@ -153,11 +155,11 @@ impl Window {
         // redeliveries and messages went back to the queue (delivered, neither consumed nor
         // still unacknowledged). Requeued messages draining as redeliveries after a fix are
         // acknowledged: not a loop, so the flag clears without waiting for the whole window.
-        let recent = self
-            .samples
+        let recent = samples
             .iter()
             .rev()
             .find(|s| s.at <= last.at - window / 4.0)
+            .copied()
             .unwrap_or(first);
         let recent_delivered = last.delivered.saturating_sub(recent.delivered) as f64;
         let recent_redelivered = last.redelivered.saturating_sub(recent.redelivered) as f64;
@@ -181,7 +183,7 @@ impl Window {
         let estimated_age = if head_age.is_some() || !publish_counter {
             None
         } else {
-            self.oldest_age(now)
+            oldest_age(&samples, now)
         };
         let on_time = delay.map(|ttl| {
             let slack = (ttl * 0.1).max(10.0);
@@ -207,13 +209,14 @@ impl Window {
         // Each condition is judged from when it began (the trailing run of samples where it
         // holds), so a new queue's first empty sample does not hold it back for a whole window.
         let needed = config.min_completeness * window;
-        let stalled_from = self.run_start(
+        let stalled_from = run_start(
+            &samples,
             |s| s.consumers > 0 && s.waiting() > 0,
             |a, b| b.waiting() >= a.waiting() && b.consumed == a.consumed,
         );
         let stalled_for = last.at - stalled_from.at;
         let stalled = counters && !redelivering && stalled_for >= needed;
-        let growing_from = self.run_start(|s| s.ready > 0, |a, b| b.ready >= a.ready);
+        let growing_from = run_start(&samples, |s| s.ready > 0, |a, b| b.ready >= a.ready);
         let growing_for = last.at - growing_from.at;
         let growing = !behaving_delay && growing_for >= needed && last.ready > growing_from.ready;
         let status = [
@@ -235,7 +238,7 @@ impl Window {
             ((last.waiting() as f64 - first.waiting() as f64) + delta(|s| s.consumed)).max(0.0)
                 / span
         };
-        let waiting_slope = self.slope(|s| s.waiting() as f64);
+        let waiting_slope = slope(&samples, |s| s.waiting() as f64);
         let time_to_drain = if last.waiting() == 0 {
             0.0
         } else if waiting_slope < 0.0 {
@@ -259,13 +262,13 @@ impl Window {
         let by_length = until(
             q.limit("max-length"),
             last.ready,
-            self.slope(|s| s.ready as f64),
+            slope(&samples, |s| s.ready as f64),
         );
         let by_bytes = q.message_bytes_ready.and_then(|_| {
             until(
                 q.limit("max-length-bytes"),
                 last.ready_bytes,
-                self.slope(|s| s.ready_bytes as f64),
+                slope(&samples, |s| s.ready_bytes as f64),
             )
         });
         let time_to_overflow = match (by_length, by_bytes) {
@@ -306,75 +309,74 @@ impl Window {
             dead_letter,
         })
     }
+}
 
-    /// The first sample of the trailing run where every sample satisfies `each` and every
-    /// two consecutive ones satisfy `step` (the newest sample when it fails `each`).
-    pub(super) fn run_start(
-        &self,
-        each: impl Fn(&Sample) -> bool,
-        step: impl Fn(&Sample, &Sample) -> bool,
-    ) -> Sample {
-        let n = self.samples.len();
-        let mut start = n - 1;
-        let mut newer = self.samples.get(start);
-        if !each(&newer) {
-            return newer;
-        }
-        while start > 0 {
-            let older = self.samples.get(start - 1);
-            if !(each(&older) && step(&older, &newer)) {
-                break;
-            }
-            start -= 1;
-            newer = older;
-        }
-        newer
+/// The first sample of the trailing run where every sample satisfies `each` and every
+/// two consecutive ones satisfy `step` (the newest sample when it fails `each`).
+fn run_start(
+    samples: &[Sample],
+    each: impl Fn(&Sample) -> bool,
+    step: impl Fn(&Sample, &Sample) -> bool,
+) -> Sample {
+    let n = samples.len();
+    let mut start = n - 1;
+    let mut newer = samples[start];
+    if !each(&newer) {
+        return newer;
     }
+    while start > 0 {
+        let older = samples[start - 1];
+        if !(each(&older) && step(&older, &newer)) {
+            break;
+        }
+        start -= 1;
+        newer = older;
+    }
+    newer
+}
 
-    /// The least-squares slope of `value` over time, per second.
-    pub(super) fn slope(&self, value: impl Fn(&Sample) -> f64) -> f64 {
-        let n = self.samples.len() as f64;
-        let t0 = self.samples.front().map_or(0.0, |s| s.at);
-        let (mut st, mut sv, mut stt, mut stv) = (0.0, 0.0, 0.0, 0.0);
-        for s in self.samples.iter() {
-            let (t, v) = (s.at - t0, value(&s));
-            st += t;
-            sv += v;
-            stt += t * t;
-            stv += t * v;
-        }
-        let denominator = n * stt - st * st;
-        if denominator == 0.0 {
-            0.0
-        } else {
-            (n * stv - st * sv) / denominator
-        }
+/// The least-squares slope of `value` over time, per second.
+fn slope(samples: &[Sample], value: impl Fn(&Sample) -> f64) -> f64 {
+    let n = samples.len() as f64;
+    let t0 = samples.first().map_or(0.0, |s| s.at);
+    let (mut st, mut sv, mut stt, mut stv) = (0.0, 0.0, 0.0, 0.0);
+    for s in samples {
+        let (t, v) = (s.at - t0, value(s));
+        st += t;
+        sv += v;
+        stt += t * t;
+        stv += t * v;
     }
+    let denominator = n * stt - st * st;
+    if denominator == 0.0 {
+        0.0
+    } else {
+        (n * stv - st * sv) / denominator
+    }
+}
 
-    /// When the oldest ready message entered, by the publish counter: the ready messages are
-    /// the last `ready` published (FIFO), so the oldest was published when the counter passed
-    /// `published − ready`; interpolated between the two samples around that point.
-    pub(super) fn oldest_age(&self, now: f64) -> Option<f64> {
-        let last = self.samples.back()?;
-        if last.ready == 0 {
-            return None;
-        }
-        let target = last.published.checked_sub(last.ready)? as f64;
-        let mut later: Option<Sample> = None;
-        for s in self.samples.iter().rev() {
-            if (s.published as f64) <= target {
-                let t = match later {
-                    Some(l) if l.published > s.published => {
-                        let share =
-                            (target - s.published as f64) / (l.published - s.published) as f64;
-                        s.at + share * (l.at - s.at)
-                    }
-                    _ => s.at,
-                };
-                return Some((now - t).max(0.0));
-            }
-            later = Some(s);
-        }
-        None
+/// When the oldest ready message entered, by the publish counter: the ready messages are
+/// the last `ready` published (FIFO), so the oldest was published when the counter passed
+/// `published − ready`; interpolated between the two samples around that point.
+fn oldest_age(samples: &[Sample], now: f64) -> Option<f64> {
+    let last = samples.last()?;
+    if last.ready == 0 {
+        return None;
     }
+    let target = last.published.checked_sub(last.ready)? as f64;
+    let mut later: Option<Sample> = None;
+    for &s in samples.iter().rev() {
+        if (s.published as f64) <= target {
+            let t = match later {
+                Some(l) if l.published > s.published => {
+                    let share = (target - s.published as f64) / (l.published - s.published) as f64;
+                    s.at + share * (l.at - s.at)
+                }
+                _ => s.at,
+            };
+            return Some((now - t).max(0.0));
+        }
+        later = Some(s);
+    }
+    None
 }
