@@ -129,3 +129,129 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for WriteTimeout<I> {
         this.watch(cx, poll)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::body::Bytes;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+
+    /// Bytes of the `/big` response: far more than a connection's socket buffers hold.
+    const BIG: usize = 16 * 1024 * 1024;
+
+    /// A streamed body of [`BIG`] zero bytes in 64 KiB chunks, produced on demand as the
+    /// alert list is; counted in `live` until hyper drops it.
+    struct Zeros {
+        /// Bytes still to send.
+        left: usize,
+        /// Bodies not dropped yet.
+        live: Arc<AtomicUsize>,
+    }
+
+    impl Zeros {
+        /// A new body, counted in `live`.
+        fn new(live: Arc<AtomicUsize>) -> Self {
+            live.fetch_add(1, Ordering::SeqCst);
+            Zeros { left: BIG, live }
+        }
+    }
+
+    impl Drop for Zeros {
+        fn drop(&mut self) {
+            self.live.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    impl http_body::Body for Zeros {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+            if self.left == 0 {
+                return Poll::Ready(None);
+            }
+            let n = self.left.min(64 * 1024);
+            self.left -= n;
+            Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from(vec![0u8; n])))))
+        }
+    }
+
+    /// A client that stops reading a response whose body nothing else bounds (produced on
+    /// demand, no timer of its own) is disconnected after the write bound: the connection
+    /// lets the body go without the client reading anything more, and what the client reads
+    /// afterwards ends before the chunked body's last chunk.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_that_stops_reading_is_disconnected_after_the_write_bound() {
+        let live = Arc::new(AtomicUsize::new(0));
+        let counted = live.clone();
+        let app = axum::Router::new().route(
+            "/big",
+            axum::routing::get(move || {
+                let live = counted.clone();
+                async move { axum::body::Body::new(Zeros::new(live)) }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let server = tokio::spawn(async move {
+            super::super::serve_with_write_timeout(
+                listener,
+                app,
+                None,
+                token,
+                Duration::from_millis(300),
+            )
+            .await;
+        });
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut stream = socket.connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /big HTTP/1.1\r\nHost: sidecar\r\n\r\n")
+            .await
+            .unwrap();
+        let mut raw = Vec::new();
+        let mut byte = [0u8; 1];
+        while !raw.ends_with(b"\r\n\r\n") {
+            assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "{raw:?}");
+            raw.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&raw).to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(head.contains("transfer-encoding: chunked"), "{head}");
+        // The body is held while the response is being written; with nothing read, only the
+        // write bound ends that. (Guard against hanging only.)
+        let started = std::time::Instant::now();
+        assert_eq!(live.load(Ordering::SeqCst), 1);
+        while live.load(Ordering::SeqCst) > 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the body is still held"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(60), async {
+            let mut buf = vec![0u8; 64 * 1024];
+            // A reset also ends the response.
+            while let Ok(n @ 1..) = stream.read(&mut buf).await {
+                rest.extend_from_slice(&buf[..n]);
+            }
+        });
+        read.await.expect("the server closed the connection");
+        assert!(rest.len() < BIG, "{} bytes", rest.len());
+        assert!(!rest.ends_with(b"\r\n0\r\n\r\n"), "a complete chunked body");
+        shutdown.cancel();
+        server.await.unwrap();
+    }
+}
