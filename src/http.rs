@@ -261,7 +261,8 @@ pub async fn admin_only(
 
 /// Serves the latest exposition in the format `Accept` prefers, gzip-compressed when
 /// `Accept-Encoding` allows; a variant not built yet for this snapshot is built off the async
-/// workers, once.
+/// workers, once. The plain variants are streamed (`plain::plain_body`), given up on after
+/// [`crate::web::WRITE_STALL_TIMEOUT`] without a chunk taken.
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
     let format = Format::negotiate(text(header::ACCEPT));
