@@ -10,7 +10,7 @@
 //! - a request's headers must arrive within [`HEADER_READ_TIMEOUT`] (hyper closes the
 //!   connection otherwise; this also ends idle keep-alive connections);
 //! - a request is handled within [`crate::http::REQUEST_TIMEOUT`];
-//! - a response is taken: a write that makes no progress for [`WRITE_STALL_TIMEOUT`] closes the
+//! - a response must be taken: a write that makes no progress for [`WRITE_STALL_TIMEOUT`] closes the
 //!   connection (the `stall` module), so a client that stops reading frees what its response holds;
 //! - on shutdown, open connections get [`SHUTDOWN_GRACE`] to finish.
 
