@@ -30,6 +30,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 mod alerts;
+mod plain;
 
 use crate::alerting::AssessmentReceiver;
 use crate::metrics::Exposition;
@@ -260,14 +261,15 @@ pub async fn admin_only(
 
 /// Serves the latest exposition in the format `Accept` prefers, gzip-compressed when
 /// `Accept-Encoding` allows; a variant not built yet for this snapshot is built off the async
-/// workers, once.
+/// workers, once. The plain variants are streamed (`plain::plain_body`), given up on after
+/// [`crate::web::WRITE_STALL_TIMEOUT`] without a chunk taken.
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
     let format = Format::negotiate(text(header::ACCEPT));
     let gzip = accepts_gzip(text(header::ACCEPT_ENCODING));
     let exposition = state.exposition.borrow().clone();
     let body = if !gzip {
-        plain_body(exposition, format)
+        plain::plain_body(exposition, format, crate::web::WRITE_STALL_TIMEOUT)
     } else if exposition.variants.is_built(format, gzip) {
         axum::body::Body::from(exposition.variants.get(format, gzip))
     } else {
@@ -291,40 +293,6 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
         );
     }
     response
-}
-
-/// The uncompressed exposition as a streamed body: decompressed (and converted) off the async
-/// workers by [`crate::metrics::format::Variants::write_plain`] while it is sent, at most
-/// [`PLAIN_CHUNKS_QUEUED`] chunks of 64 KiB ahead of the client; a client that goes away stops
-/// the work. No plain copy of the exposition is held (issue #13).
-fn plain_body(exposition: Arc<Exposition>, format: Format) -> axum::body::Body {
-    let (tx, rx) = tokio::sync::mpsc::channel(PLAIN_CHUNKS_QUEUED);
-    tokio::task::spawn_blocking(move || {
-        exposition
-            .variants
-            .write_plain(format, |chunk| tx.blocking_send(chunk).is_ok());
-    });
-    axum::body::Body::new(ChunkBody(rx))
-}
-
-/// Chunks of a plain `/metrics` body waiting for the client, per request.
-const PLAIN_CHUNKS_QUEUED: usize = 4;
-
-/// A response body of the chunks a blocking task sends; ends when the task is done.
-struct ChunkBody(tokio::sync::mpsc::Receiver<axum::body::Bytes>);
-
-impl http_body::Body for ChunkBody {
-    type Data = axum::body::Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        self.0
-            .poll_recv(cx)
-            .map(|chunk| chunk.map(|c| Ok(http_body::Frame::data(c))))
-    }
 }
 
 /// Body of `POST /api/v1/silences`.

@@ -26,7 +26,9 @@ use crate::notify::suppress::{self, Suppressor};
 /// booleans `active`, `silenced`, `inhibited` (each `true` by default; `false` leaves out
 /// the alerts not muted, the silenced ones, the inhibited ones). A bad filter answers 400
 /// naming it. The body is streamed, a few dozen alerts per chunk, so a response with 10,000
-/// alerts never exists as one string.
+/// alerts never exists as one string. Each chunk is serialized when hyper asks for it (no task
+/// of its own); a client that stops reading holds the assessment until the server's write bound
+/// ([`crate::web::WRITE_STALL_TIMEOUT`]) closes its connection.
 pub(super) async fn alerts(
     State(state): State<AppState>,
     axum::extract::RawQuery(query): axum::extract::RawQuery,

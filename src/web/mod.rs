@@ -10,11 +10,14 @@
 //! - a request's headers must arrive within [`HEADER_READ_TIMEOUT`] (hyper closes the
 //!   connection otherwise; this also ends idle keep-alive connections);
 //! - a request is handled within [`crate::http::REQUEST_TIMEOUT`];
+//! - a response must be taken: a write that makes no progress for [`WRITE_STALL_TIMEOUT`] closes the
+//!   connection (the `stall` module), so a client that stops reading frees what its response holds;
 //! - on shutdown, open connections get [`SHUTDOWN_GRACE`] to finish.
 
 pub mod auth;
 pub mod config;
 pub mod probe;
+mod stall;
 mod tls;
 
 use std::convert::Infallible;
@@ -41,6 +44,10 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time open connections get to finish when the server shuts down.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Longest time a client may take no bytes of a response before its connection is closed
+/// (the `stall` module): 30 s. Progress (the client taking some bytes) starts it again, so a slow
+/// but reading client is served in full. Three times Prometheus' default scrape timeout.
+pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves `app` on `listener` until `shutdown` is cancelled, with TLS and authentication as
 /// `web` says (plain HTTP without authentication when `None`). Accept errors (out of file
@@ -50,6 +57,19 @@ pub async fn serve(
     app: Router,
     web: Option<&WebFile>,
     shutdown: CancellationToken,
+) {
+    serve_with_write_timeout(listener, app, web, shutdown, WRITE_STALL_TIMEOUT).await;
+}
+
+/// [`serve`] with the write bound `write_timeout` instead of [`WRITE_STALL_TIMEOUT`]: a
+/// connection whose response write makes no progress for that long is closed (tests use a
+/// short one).
+pub async fn serve_with_write_timeout(
+    listener: TcpListener,
+    app: Router,
+    web: Option<&WebFile>,
+    shutdown: CancellationToken,
+    write_timeout: Duration,
 ) {
     let gate = Arc::new(auth::Gate::new(
         web.map(|w| w.users.clone()).unwrap_or_default(),
@@ -92,11 +112,17 @@ pub async fn serve(
         tokio::spawn(async move {
             let _permit = permit;
             match acceptor {
-                None => serve_connection(stream, app, watcher).await,
+                None => {
+                    let io = stall::WriteTimeout::new(stream, write_timeout, peer);
+                    serve_connection(io, app, watcher).await;
+                }
                 Some(acceptor) => {
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
                     {
-                        Ok(Ok(tls)) => serve_connection(tls, app, watcher).await,
+                        Ok(Ok(tls)) => {
+                            let io = stall::WriteTimeout::new(tls, write_timeout, peer);
+                            serve_connection(io, app, watcher).await;
+                        }
                         Ok(Err(e)) => {
                             tracing::debug!(%peer, error = %e, "TLS handshake failed");
                         }
@@ -115,7 +141,8 @@ pub async fn serve(
     }
 }
 
-/// One HTTP/1.1 connection, with the header-read timeout and graceful shutdown.
+/// One HTTP/1.1 connection, with the header-read timeout and graceful shutdown (the write
+/// bound is `io`'s: [`stall::WriteTimeout`]).
 async fn serve_connection<I>(io: I, app: Router, watcher: hyper_util::server::graceful::Watcher)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
