@@ -80,8 +80,10 @@ pub fn select(cfg: &QueuesConfig, queues: Vec<Queue>) -> (Vec<Queue>, Selection)
 pub struct Selector<'a> {
     /// The filters and caps.
     cfg: &'a QueuesConfig,
-    /// The queues that can still be exported: vhost → name → queue.
-    kept: BTreeMap<String, BTreeMap<String, Queue>>,
+    /// The queues that can still be exported: vhost → name → queue. Boxed: a B-tree shifts
+    /// its values on every insert, and a `Queue` is ~400 bytes (at 10,000 queues those moves
+    /// were 7 % of the sidecar's CPU per poll, issue #13).
+    kept: BTreeMap<String, BTreeMap<String, Box<Queue>>>,
     /// Queues in `kept`.
     kept_count: u64,
     /// Wanted queues seen per vhost (for the per-vhost drop count).
@@ -111,17 +113,25 @@ impl<'a> Selector<'a> {
             self.selection.excluded += 1;
             return;
         }
-        let names = self.kept.entry(queue.vhost.clone()).or_default();
+        // The vhost's name is copied only for its first queue.
+        if !self.kept.contains_key(&queue.vhost) {
+            self.kept.insert(queue.vhost.clone(), BTreeMap::new());
+        }
+        let Some(names) = self.kept.get_mut(&queue.vhost) else {
+            return;
+        };
         if let Some(old) = names.get_mut(&queue.name) {
-            *old = queue;
+            **old = queue;
             return;
         }
         self.selection.listed += 1;
-        *self
-            .wanted_per_vhost
-            .entry(queue.vhost.clone())
-            .or_default() += 1;
-        names.insert(queue.name.clone(), queue);
+        match self.wanted_per_vhost.get_mut(&queue.vhost) {
+            Some(count) => *count += 1,
+            None => {
+                self.wanted_per_vhost.insert(queue.vhost.clone(), 1);
+            }
+        }
+        names.insert(queue.name.clone(), Box::new(queue));
         self.kept_count += 1;
         let cap = self.cfg.max_per_vhost;
         if cap > 0 && names.len() as u64 > cap {
@@ -157,6 +167,7 @@ impl<'a> Selector<'a> {
             .kept
             .into_values()
             .flat_map(BTreeMap::into_values)
+            .map(|queue| *queue)
             .collect();
         selection.exported = kept.len() as u64;
         selection.dropped_total = after_vhost_cap - selection.exported;
