@@ -12,7 +12,10 @@ use std::time::Duration;
 
 use lapin::options::QueueDeclareOptions;
 use lapin::types::{AMQPValue, FieldTable};
-use support::{RabbitNode, Sidecar, amqp, consume_and_hold, declare, eventually, publish};
+use support::{
+    RabbitNode, Sidecar, amqp, consume_and_hold, declare, declare_quorum, declare_with, eventually,
+    publish,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -63,21 +66,7 @@ fn overview(node: &RabbitNode) -> serde_json::Value {
 async fn seven_in_each(node: &RabbitNode, classic: &str, quorum: &str) {
     let (_conn, ch) = amqp(node, "/").await;
     declare(&ch, classic).await;
-    let mut args = FieldTable::default();
-    args.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString("quorum".into()),
-    );
-    ch.queue_declare(
-        quorum.into(),
-        QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
-        args,
-    )
-    .await
-    .expect("declare the quorum queue");
+    declare_quorum(&ch, quorum, &[]).await;
     publish(&ch, classic, 7).await;
     publish(&ch, quorum, 7).await;
 }
@@ -356,21 +345,15 @@ async fn without_statistics_the_audit_skips_what_it_cannot_see_and_says_so() {
             .await
             .expect("basic.publish");
     }
-    let mut args = FieldTable::default();
-    args.insert(
-        "x-dead-letter-exchange".into(),
-        AMQPValue::LongString("r4-nowhere".into()),
-    );
-    ch.queue_declare(
-        "r4-audit-dlx".into(),
-        QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
-        args,
+    declare_with(
+        &ch,
+        "r4-audit-dlx",
+        &[(
+            "x-dead-letter-exchange",
+            AMQPValue::LongString("r4-nowhere".into()),
+        )],
     )
-    .await
-    .expect("queue.declare");
+    .await;
 
     let sidecar = Sidecar::start(&node.mgmt_url, &[("RABBITMQ_WATCH__AUDIT__INTERVAL", "1s")]);
     let data = eventually(WAIT, "an audit run", || {
@@ -444,21 +427,7 @@ async fn quorum_queue_members_and_delivery_limit_without_mirrors_on_4_0() {
     let _serial = ON_NODE.lock().await;
     let node = node4("on");
     let (_conn, ch) = amqp(node, "/").await;
-    let mut args = FieldTable::default();
-    args.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString("quorum".into()),
-    );
-    ch.queue_declare(
-        "r4-replicated".into(),
-        QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
-        args,
-    )
-    .await
-    .expect("declare the quorum queue");
+    declare_quorum(&ch, "r4-replicated", &[]).await;
     let sidecar = Sidecar::start(&node.mgmt_url, &[]);
     let queue = [("vhost", "/"), ("queue", "r4-replicated")];
     let this_node = [("node", node.name.as_str())];
@@ -911,7 +880,7 @@ async fn with_statistics_a_consumer_that_always_requeues_raises_the_poison_messa
     let node = node4("on");
     let queue = "r4-poison";
     let (_conn, ch) = amqp(node, "/").await;
-    support::declare_quorum(
+    declare_quorum(
         &ch,
         queue,
         &[(

@@ -34,8 +34,8 @@ pub mod smtp;
 
 pub use alertmanager::{Alertmanager, client};
 pub use amqp::{
-    amqp, consume, consume_and_hold, declare, declare_quorum, publish, publish_with,
-    requeue_forever,
+    ack_all, amqp, bind, consume, consume_and_hold, declare, declare_fanout, declare_quorum,
+    declare_with, publish, publish_with, requeue_forever, subscribe, subscribe_with_prefetch,
 };
 pub use exposition::{Exposition, Sample};
 pub use fake_api::{FakeApi, json_response};
