@@ -13,11 +13,14 @@ use std::time::Duration;
 use lapin::options::QueueDeclareOptions;
 use lapin::types::{AMQPValue, FieldTable};
 use support::{
-    RabbitNode, Sidecar, amqp, consume_and_hold, declare, declare_quorum, declare_with, eventually,
-    publish,
+    NODE_MEMORY_AND_DISK, RabbitNode, Sidecar, amqp, consume_and_hold, declare, declare_quorum,
+    declare_with, eventually, publish,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
+
+/// The node's file-descriptor series (used and limit), labelled `node`.
+const NODE_FDS: [&str; 2] = ["rabbitmq_process_open_fds", "rabbitmq_process_max_fds"];
 
 /// Held by each test that uses the statistics-off node: one of them raises a memory alarm,
 /// which blocks every publisher of the node.
@@ -115,20 +118,7 @@ async fn with_statistics_queue_depths_and_node_resources_are_exported() {
     }
     let this_node = [("node", node.name.as_str())];
     assert_eq!(m.get("rabbitmq_node_running", &this_node), Some(1.0));
-    for series in [
-        "rabbitmq_process_resident_memory_bytes",
-        "rabbitmq_resident_memory_limit_bytes",
-        "rabbitmq_disk_space_available_bytes",
-        "rabbitmq_disk_space_available_limit_bytes",
-    ] {
-        let value = m.get(series, &this_node);
-        assert!(
-            value.is_some_and(|v| v > 0.0),
-            "{series} for {}: {value:?}\n{}",
-            node.name,
-            m.text
-        );
-    }
+    m.assert_positive(&NODE_MEMORY_AND_DISK, &this_node, &node.name);
     assert!(
         m.get("rabbitmq_resident_memory_limit_bytes", &this_node)
             > m.get("rabbitmq_process_resident_memory_bytes", &this_node),
@@ -270,21 +260,8 @@ async fn without_statistics_the_prometheus_source_gives_depth_consumers_resource
         );
     }
     let this_node = [("node", node.name.as_str())];
-    for series in [
-        "rabbitmq_process_resident_memory_bytes",
-        "rabbitmq_resident_memory_limit_bytes",
-        "rabbitmq_disk_space_available_bytes",
-        "rabbitmq_disk_space_available_limit_bytes",
-        "rabbitmq_process_open_fds",
-        "rabbitmq_process_max_fds",
-    ] {
-        let value = m.get(series, &this_node);
-        assert!(
-            value.is_some_and(|v| v > 0.0),
-            "{series}: {value:?}\n{}",
-            m.text
-        );
-    }
+    m.assert_positive(&NODE_MEMORY_AND_DISK, &this_node, "rabbitmq_prometheus");
+    m.assert_positive(&NODE_FDS, &this_node, "rabbitmq_prometheus");
 
     // A real memory alarm raises RabbitmqMemoryAlarm; the watermark is reset afterwards.
     node.ctl(&["set_vm_memory_high_watermark", "0.0001"]);
@@ -512,21 +489,8 @@ impl Drop for WatermarkReset<'_> {
 /// limit, file descriptors used and available.
 fn assert_node_resources(m: &support::Exposition, node: &RabbitNode, source: &str) {
     let this_node = [("node", node.name.as_str())];
-    for series in [
-        "rabbitmq_process_resident_memory_bytes",
-        "rabbitmq_resident_memory_limit_bytes",
-        "rabbitmq_disk_space_available_bytes",
-        "rabbitmq_disk_space_available_limit_bytes",
-        "rabbitmq_process_open_fds",
-        "rabbitmq_process_max_fds",
-    ] {
-        let value = m.get(series, &this_node);
-        assert!(
-            value.is_some_and(|v| v > 0.0),
-            "{source}: {series}: {value:?}\n{}",
-            m.text
-        );
-    }
+    m.assert_positive(&NODE_MEMORY_AND_DISK, &this_node, source);
+    m.assert_positive(&NODE_FDS, &this_node, source);
     assert!(
         m.get("rabbitmq_process_open_fds", &this_node)
             < m.get("rabbitmq_process_max_fds", &this_node),

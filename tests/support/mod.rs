@@ -37,7 +37,7 @@ pub use amqp::{
     ack_all, amqp, bind, consume, consume_and_hold, declare, declare_fanout, declare_quorum,
     declare_with, publish, publish_with, requeue_forever, subscribe, subscribe_with_prefetch,
 };
-pub use exposition::{Exposition, Sample};
+pub use exposition::{Exposition, NODE_MEMORY_AND_DISK, Sample};
 pub use fake_api::{FakeApi, json_response};
 pub use fault_proxy::{Fault, FaultProxy, RandomFaults};
 pub use http_receiver::{HttpReceiver, Received};
