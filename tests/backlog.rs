@@ -19,7 +19,7 @@ use lapin::Channel;
 use lapin::types::AMQPValue;
 use serde_json::Value;
 use support::{
-    HttpReceiver, RabbitNode, Sidecar, amqp, bind, consume, declare_fanout, declare_with,
+    HttpReceiver, Notify, RabbitNode, Sidecar, amqp, bind, consume, declare_fanout, declare_with,
     eventually, publish,
 };
 
@@ -40,19 +40,8 @@ alerting:
   rules:
     - alert: RabbitmqQueueNoConsumers
       for: 2s
-notify:
-  route:
-    receiver: team
-    group_by: [alertname, vhost, queue]
-    group_wait: 1s
-    group_interval: 1s
-    repeat_interval: 1h
-  receivers:
-    - name: team
-      webhook_configs:
-        - url: {url}/hook
-"#,
-        url = receiver.url
+{notify}"#,
+        notify = Notify::webhook(&receiver.url).group_by("alertname, vhost, queue")
     );
     Sidecar::start_with_config(
         &node.mgmt_url,

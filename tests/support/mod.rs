@@ -10,6 +10,7 @@
 //! - [`alertmanager`]: a real Alertmanager;
 //! - [`prometheus`]: a real Prometheus;
 //! - [`amqp`]: publishing and declaring over real AMQP (lapin);
+//! - [`notify`]: the `notify:` block of a test sidecar's configuration (one webhook receiver);
 //! - [`misc`]: polling, free ports, temporary directories, HTTP GET, repository files.
 //!
 //! Every item is re-exported here, so tests write `support::Sidecar`, `support::eventually`.
@@ -27,6 +28,7 @@ pub mod fake_api;
 pub mod fault_proxy;
 pub mod http_receiver;
 pub mod misc;
+pub mod notify;
 pub mod prometheus;
 pub mod rabbit;
 pub mod sidecar;
@@ -42,6 +44,7 @@ pub use fake_api::{FakeApi, json_response};
 pub use fault_proxy::{Fault, FaultProxy, RandomFaults};
 pub use http_receiver::{HttpReceiver, Received};
 pub use misc::{eventually, free_port, http_get, repo_file, temp_dir, yaml};
+pub use notify::Notify;
 pub use prometheus::Prometheus;
 pub use rabbit::RabbitNode;
 pub use sidecar::Sidecar;
