@@ -7,10 +7,10 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{Sidecar, eventually, free_port, temp_dir};
+use support::{Sidecar, eventually, free_port, output_text, run_watch, temp_dir};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -186,25 +186,6 @@ fn curl(args: &[&str]) -> Curl {
     }
 }
 
-fn run_watch(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rabbitmq-watch"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run rabbitmq-watch")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 #[test]
 fn tls_serves_the_configured_certificate_and_clients_of_other_cas_fail() {
     let pki = Pki::new("web-tls");
@@ -296,9 +277,9 @@ fn client_certificates_are_required_and_verified_when_configured() {
         ],
         &[],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     let out = run_watch(&["probe", "--url", &probe_url, "--ca-file", &ca], &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
 }
 
 #[test]
@@ -356,13 +337,13 @@ fn basic_auth_protects_every_path_and_headers_are_added() {
     // The probe: the password from the environment or a file, never the command line.
     let url = format!("{}/-/healthy", sidecar.base);
     let out = run_watch(&["probe", "--url", &url], &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("401"), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    assert!(output_text(&out).contains("401"), "{}", output_text(&out));
     let out = run_watch(
         &["probe", "--url", &url, "--username", "alice"],
         &[("RABBITMQ_WATCH_PROBE_PASSWORD", "correct horse")],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     let file = pki.dir.join("probe-password");
     std::fs::write(&file, "correct horse\n").unwrap();
     let out = run_watch(
@@ -375,13 +356,13 @@ fn basic_auth_protects_every_path_and_headers_are_added() {
             ),
         ],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     let out = run_watch(&["probe", "--url", &url, "--username", "alice"], &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     assert!(
-        text(&out).contains("RABBITMQ_WATCH_PROBE_PASSWORD"),
+        output_text(&out).contains("RABBITMQ_WATCH_PROBE_PASSWORD"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
 }
 
@@ -473,8 +454,8 @@ fn the_probe_follows_the_web_config_by_default() {
     // https at the listen address, trusting the web config's certificate: it reaches the
     // sidecar, which is not ready (no broker).
     let out = run_watch(&["probe"], &env);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    let said = output_text(&out);
     assert!(
         said.contains(&format!("https://127.0.0.1:{port}/-/ready")),
         "{said}"
@@ -482,13 +463,13 @@ fn the_probe_follows_the_web_config_by_default() {
     assert!(said.contains("503"), "{said}");
     let healthy = format!("https://127.0.0.1:{port}/-/healthy");
     let out = run_watch(&["probe", "--url", &healthy], &env);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     // --web.config.file on the command line works as well as the variable.
     let out = run_watch(
         &["probe", "--url", &healthy, "--web.config.file", &web],
         &env[2..],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     // A CA that did not sign the server's certificate is refused.
     let out = run_watch(
         &[
@@ -500,7 +481,7 @@ fn the_probe_follows_the_web_config_by_default() {
         ],
         &env,
     );
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
 }
 
 #[test]
@@ -557,9 +538,17 @@ fn a_bad_web_config_stops_start_up_naming_the_key() {
             &["check-config", "--web.config.file", &web],
             &[("RABBITMQ_WATCH__RABBITMQ__URL", "http://127.0.0.1:1")],
         );
-        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-        assert!(text(&out).contains(key), "{key}: {}", text(&out));
-        assert!(!text(&out).contains("plaintext"), "{}", text(&out));
+        assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
+        assert!(
+            output_text(&out).contains(key),
+            "{key}: {}",
+            output_text(&out)
+        );
+        assert!(
+            !output_text(&out).contains("plaintext"),
+            "{}",
+            output_text(&out)
+        );
         // The sidecar itself refuses to start.
         let out = run_watch(
             &["--web.config.file", &web],
@@ -568,8 +557,12 @@ fn a_bad_web_config_stops_start_up_naming_the_key() {
                 ("RABBITMQ_WATCH__LISTEN", "127.0.0.1:0"),
             ],
         );
-        assert_ne!(out.status.code(), Some(0), "{}", text(&out));
-        assert!(text(&out).contains(key), "{key}: {}", text(&out));
+        assert_ne!(out.status.code(), Some(0), "{}", output_text(&out));
+        assert!(
+            output_text(&out).contains(key),
+            "{key}: {}",
+            output_text(&out)
+        );
     }
 }
 

@@ -1,7 +1,7 @@
 //! Test harness shared by the integration tests, one file per harness:
 //!
 //! - [`rabbit`]: a throwaway RabbitMQ node (through `scripts/rabbitmq-node.sh`);
-//! - [`sidecar`]: the real `rabbitmq-watch` binary as a child process;
+//! - [`sidecar`]: the real `rabbitmq-watch` binary as a child process (or run to completion);
 //! - [`exposition`]: a parser of the `/metrics` text;
 //! - [`fake_api`]: a fake management API for faults a real broker cannot produce;
 //! - [`fault_proxy`]: a fault-injecting proxy in front of a real management API;
@@ -47,5 +47,5 @@ pub use misc::{eventually, free_port, http_get, repo_file, temp_dir, yaml};
 pub use notify::Notify;
 pub use prometheus::Prometheus;
 pub use rabbit::RabbitNode;
-pub use sidecar::Sidecar;
+pub use sidecar::{Sidecar, output_text, run_watch};
 pub use smtp::{Parsed, SmtpSink, parse, require_aiosmtpd};
