@@ -113,6 +113,15 @@ fn config(queue: &str, url: &str, extra_notify: &str) -> String {
     format!("{}{notify}", rule_yaml(queue))
 }
 
+/// The labels of the webhook receiver `team`'s series with `reason`.
+fn team_webhook(reason: &str) -> [(&str, &str); 3] {
+    [
+        ("receiver", "team"),
+        ("integration", "webhook"),
+        ("reason", reason),
+    ]
+}
+
 fn payload(r: &Received) -> serde_json::Value {
     serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("{e}: {}", r.body))
 }
@@ -276,11 +285,7 @@ async fn a_receiver_answering_500_then_200_gets_the_notification_once() {
     assert_eq!(
         m.get(
             "rabbitmq_watch_notifications_failed_total",
-            &[
-                ("receiver", "team"),
-                ("integration", "webhook"),
-                ("reason", "http_5xx")
-            ]
+            &team_webhook("http_5xx")
         ),
         Some(0.0),
         "retried, not given up"
@@ -288,11 +293,7 @@ async fn a_receiver_answering_500_then_200_gets_the_notification_once() {
     assert_eq!(
         m.get(
             "rabbitmq_watch_notification_attempts_failed_total",
-            &[
-                ("receiver", "team"),
-                ("integration", "webhook"),
-                ("reason", "http_5xx")
-            ]
+            &team_webhook("http_5xx")
         ),
         Some(2.0),
         "each failed attempt counted as it failed"
@@ -308,11 +309,7 @@ async fn a_receiver_answering_500_then_200_gets_the_notification_once() {
     assert_eq!(
         m.get(
             "rabbitmq_watch_notifications_dropped_total",
-            &[
-                ("receiver", "team"),
-                ("integration", "webhook"),
-                ("reason", "queue_full")
-            ]
+            &team_webhook("queue_full")
         ),
         Some(0.0)
     );
@@ -395,26 +392,7 @@ fn silences_are_created_listed_and_expired_through_the_api() {
         // Write endpoints are off by default (tests/web.rs checks the 403).
         &[("RABBITMQ_WATCH__WEB__ENABLE_ADMIN_API", "true")],
     );
-    let post = |body: &str| {
-        let out = std::process::Command::new("curl")
-            .args([
-                "-s",
-                "-w",
-                "\n%{http_code}",
-                "-X",
-                "POST",
-                "-H",
-                "content-type: application/json",
-                "-d",
-                body,
-            ])
-            .arg(format!("{}/api/v1/silences", sidecar.base))
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, code) = text.rsplit_once('\n').unwrap();
-        (code.to_owned(), body.to_owned())
-    };
+    let post = |body: &str| post_silence(&sidecar, body);
     let (code, body) = post(
         r#"{"matchers":["queue=\"orders\""],"duration":"2h","createdBy":"ops","comment":"maintenance"}"#,
     );
@@ -677,11 +655,7 @@ async fn a_receiver_answering_400_then_200_gets_the_group_again_at_the_next_grou
     assert_eq!(
         m.get(
             "rabbitmq_watch_notifications_failed_total",
-            &[
-                ("receiver", "team"),
-                ("integration", "webhook"),
-                ("reason", "http_4xx")
-            ]
+            &team_webhook("http_4xx")
         ),
         Some(1.0)
     );
