@@ -64,6 +64,18 @@ fn overview(node: &RabbitNode) -> serde_json::Value {
     serde_json::from_str(&body).expect("overview JSON")
 }
 
+/// The overview of `node` (as [`overview`]), asserting that the broker is a 4.0.x.
+fn overview_of_4_0(node: &RabbitNode) -> serde_json::Value {
+    let o = overview(node);
+    assert!(
+        o["rabbitmq_version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("4.0.")),
+        "{o}"
+    );
+    o
+}
+
 /// Declares a durable classic queue and a quorum queue and publishes 7 confirmed messages to
 /// each over AMQP.
 async fn seven_in_each(node: &RabbitNode, classic: &str, quorum: &str) {
@@ -78,13 +90,7 @@ async fn seven_in_each(node: &RabbitNode, classic: &str, quorum: &str) {
 async fn with_statistics_queue_depths_and_node_resources_are_exported() {
     let _serial = ON_NODE.lock().await;
     let node = node4("on");
-    let o = overview(node);
-    assert!(
-        o["rabbitmq_version"]
-            .as_str()
-            .is_some_and(|v| v.starts_with("4.0.")),
-        "{o}"
-    );
+    let o = overview_of_4_0(node);
     assert_eq!(o["disable_stats"], false, "{o}");
     seven_in_each(node, "r4-classic", "r4-quorum").await;
 
@@ -99,12 +105,7 @@ async fn with_statistics_queue_depths_and_node_resources_are_exported() {
     for (queue, queue_type) in [("r4-classic", "classic"), ("r4-quorum", "quorum")] {
         let info = m.find("rabbitmq_queue_info", &labels(queue));
         assert_eq!(info.len(), 1, "{queue}: {info:?}");
-        assert!(
-            info[0]
-                .labels
-                .contains(&("type".to_owned(), queue_type.to_owned())),
-            "{queue}: {info:?}"
-        );
+        assert!(info[0].has_label("type", queue_type), "{queue}: {info:?}");
         assert_eq!(
             m.get("rabbitmq_queue_messages_unacked", &labels(queue)),
             Some(0.0),
@@ -134,13 +135,7 @@ async fn with_statistics_queue_depths_and_node_resources_are_exported() {
 async fn without_statistics_the_broker_is_up_and_its_queues_are_listed() {
     let _serial = OFF_NODE.lock().await;
     let node = node4("off");
-    let o = overview(node);
-    assert!(
-        o["rabbitmq_version"]
-            .as_str()
-            .is_some_and(|v| v.starts_with("4.0.")),
-        "{o}"
-    );
+    let o = overview_of_4_0(node);
     assert_eq!(o["disable_stats"], true, "{o}");
     seven_in_each(node, "r4-off-classic", "r4-off-quorum").await;
 
@@ -165,18 +160,8 @@ async fn without_statistics_the_broker_is_up_and_its_queues_are_listed() {
     );
     for (queue, queue_type) in [("r4-off-classic", "classic"), ("r4-off-quorum", "quorum")] {
         let info = m.find("rabbitmq_queue_info", &[("vhost", "/"), ("queue", queue)]);
-        assert!(
-            info[0]
-                .labels
-                .contains(&("type".to_owned(), queue_type.to_owned())),
-            "{queue}: {info:?}"
-        );
-        assert!(
-            info[0]
-                .labels
-                .contains(&("node".to_owned(), node.name.clone())),
-            "{queue}: {info:?}"
-        );
+        assert!(info[0].has_label("type", queue_type), "{queue}: {info:?}");
+        assert!(info[0].has_label("node", &node.name), "{queue}: {info:?}");
     }
     sidecar.terminate();
 }

@@ -11,6 +11,13 @@ pub struct Sample {
     pub value: f64,
 }
 
+impl Sample {
+    /// Whether the sample has the label `key` with the value `value`.
+    pub fn has_label(&self, key: &str, value: &str) -> bool {
+        self.labels.iter().any(|(k, v)| k == key && v == value)
+    }
+}
+
 /// The node's memory and disk series, each with its limit (labelled `node`), as every source
 /// exports them.
 pub const NODE_MEMORY_AND_DISK: [&str; 4] = [
