@@ -131,6 +131,23 @@ impl Pki {
         self.dir.join(name).display().to_string()
     }
 
+    /// curl `url` trusting `ca.crt`, presenting the client certificate `NAME.crt` (key
+    /// `NAME.key`) when `cert` is `Some(NAME)`, with `extra` options.
+    fn curl_tls(&self, url: &str, cert: Option<&str>, extra: &[&str]) -> Curl {
+        let mut owned = vec!["--cacert".to_owned(), self.path("ca.crt")];
+        if let Some(name) = cert {
+            owned.extend([
+                "--cert".to_owned(),
+                self.path(&format!("{name}.crt")),
+                "--key".to_owned(),
+                self.path(&format!("{name}.key")),
+            ]);
+        }
+        owned.extend(extra.iter().map(ToString::to_string));
+        owned.push(url.to_owned());
+        curl(&owned.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
     /// Writes `web.yml` (relative certificate paths: resolved against its directory).
     fn web_config(&self, text: &str) -> String {
         let path = self.dir.join("web.yml");
@@ -194,15 +211,11 @@ fn tls_serves_the_configured_certificate_and_clients_of_other_cas_fail() {
     );
     let (_sidecar, port) = sidecar(&web, false);
     let url = format!("https://127.0.0.1:{port}/-/healthy");
-    let ok = curl(&["--cacert", &pki.path("ca.crt"), &url]);
+    let ok = pki.curl_tls(&url, None, &[]);
     assert_eq!((ok.exit, ok.status), (0, 200), "{ok:?}");
     assert_eq!(ok.body, "OK\n");
     // By name too (the certificate has DNS:localhost).
-    let by_name = curl(&[
-        "--cacert",
-        &pki.path("ca.crt"),
-        &format!("https://localhost:{port}/-/healthy"),
-    ]);
+    let by_name = pki.curl_tls(&format!("https://localhost:{port}/-/healthy"), None, &[]);
     assert_eq!(by_name.status, 200, "{by_name:?}");
 
     let wrong_ca = curl(&["--cacert", &pki.path("other-ca.crt"), &url]);
@@ -214,7 +227,7 @@ fn tls_serves_the_configured_certificate_and_clients_of_other_cas_fail() {
     assert!(wrong_ca.stderr.contains("certificate"), "{wrong_ca:?}");
 
     // min_version TLS13: a TLS 1.2 client is refused.
-    let old = curl(&["--cacert", &pki.path("ca.crt"), "--tls-max", "1.2", &url]);
+    let old = pki.curl_tls(&url, None, &["--tls-max", "1.2"]);
     assert_ne!(old.exit, 0, "{old:?}");
     assert_eq!(old.status, 0, "{old:?}");
 
@@ -233,31 +246,15 @@ fn client_certificates_are_required_and_verified_when_configured() {
     let url = format!("https://127.0.0.1:{port}/metrics");
     let ca = pki.path("ca.crt");
 
-    let without = curl(&["--cacert", &ca, &url]);
+    let without = pki.curl_tls(&url, None, &[]);
     assert_ne!(without.exit, 0, "{without:?}");
     assert_eq!(without.status, 0, "{without:?}");
 
-    let with = curl(&[
-        "--cacert",
-        &ca,
-        "--cert",
-        &pki.path("client.crt"),
-        "--key",
-        &pki.path("client.key"),
-        &url,
-    ]);
+    let with = pki.curl_tls(&url, Some("client"), &[]);
     assert_eq!((with.exit, with.status), (0, 200), "{with:?}");
     assert!(with.body.contains("rabbitmq_watch_polls_total"), "{with:?}");
 
-    let stranger = curl(&[
-        "--cacert",
-        &ca,
-        "--cert",
-        &pki.path("stranger.crt"),
-        "--key",
-        &pki.path("stranger.key"),
-        &url,
-    ]);
+    let stranger = pki.curl_tls(&url, Some("stranger"), &[]);
     assert_ne!(stranger.exit, 0, "{stranger:?}");
     assert_eq!(stranger.status, 0, "{stranger:?}");
 
@@ -643,21 +640,6 @@ fn a_renewed_certificate_is_served_without_a_restart() {
 #[test]
 fn client_auth_types_and_tls12_settings_behave_as_in_go() {
     let pki = Pki::new("web-auth-types");
-    let ca = pki.path("ca.crt");
-    let client = [
-        "--cert",
-        &pki.path("client.crt"),
-        "--key",
-        &pki.path("client.key"),
-    ]
-    .map(str::to_owned);
-    let stranger = [
-        "--cert",
-        &pki.path("stranger.crt"),
-        "--key",
-        &pki.path("stranger.key"),
-    ]
-    .map(str::to_owned);
     for (auth, none_ok, stranger_ok) in [
         ("RequestClientCert", true, true),
         ("RequireAnyClientCert", false, true),
@@ -673,30 +655,22 @@ fn client_auth_types_and_tls12_settings_behave_as_in_go() {
         ));
         let (_sidecar, port) = sidecar(&web, false);
         let url = format!("https://127.0.0.1:{port}/-/healthy");
-        let get = |extra: &[String]| {
-            let mut args: Vec<&str> = vec!["--cacert", &ca];
-            args.extend(extra.iter().map(String::as_str));
-            args.push(&url);
-            curl(&args)
-        };
-        let none = get(&[]);
+        let none = pki.curl_tls(&url, None, &[]);
         assert_eq!(
             none.status == 200,
             none_ok,
             "{auth}, no certificate: {none:?}"
         );
-        let theirs = get(&stranger);
+        let theirs = pki.curl_tls(&url, Some("stranger"), &[]);
         assert_eq!(
             theirs.status == 200,
             stranger_ok,
             "{auth}, other CA: {theirs:?}"
         );
-        let ours = get(&client);
+        let ours = pki.curl_tls(&url, Some("client"), &[]);
         assert_eq!(ours.status, 200, "{auth}, our CA: {ours:?}");
         // max_version TLS12: a client that insists on TLS 1.3 is refused.
-        let mut tls13 = client.to_vec();
-        tls13.push("--tlsv1.3".to_owned());
-        let refused = get(&tls13);
+        let refused = pki.curl_tls(&url, Some("client"), &["--tlsv1.3"]);
         assert_eq!(refused.status, 0, "{auth}, TLS 1.3 only: {refused:?}");
     }
 }
