@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{
-    RabbitNode, Sidecar, eventually, free_port, output_text, repo_file, run_watch, temp_dir, yaml,
+    RabbitNode, Sidecar, eventually, free_port, output_text, repo_file, run_watch, temp_dir,
+    watch_exits, yaml,
 };
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -31,19 +32,17 @@ fn probe_exits_0_when_ready_and_1_when_not_ready_or_unreachable() {
         (sidecar.get("/-/ready").0 == 200).then_some(())
     });
     let ready = format!("{}/-/ready", sidecar.base);
-    let out = run_watch(&["probe", "--url", &ready], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
-    assert!(output_text(&out).contains("ready"), "{}", output_text(&out));
+    let out = watch_exits(0, &["probe", "--url", &ready], &[]);
+    assert!(out.contains("ready"), "{out}");
     // Without --url: /-/ready at the configured `listen`, an unspecified IP taken as loopback
     // (as in the container, where the sidecar listens on 0.0.0.0:9419).
     let port = sidecar.base.rsplit(':').next().unwrap().to_owned();
-    let out = run_watch(
+    watch_exits(
+        0,
         &["probe"],
         &[("RABBITMQ_WATCH__LISTEN", &format!("0.0.0.0:{port}"))],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
-    let out = run_watch(&["probe"], &[("RABBITMQ_WATCH_PROBE_URL", &ready)]);
-    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    watch_exits(0, &["probe"], &[("RABBITMQ_WATCH_PROBE_URL", &ready)]);
 
     // Not ready: a sidecar whose broker does not answer serves 503 on /-/ready.
     let nowhere = format!("http://127.0.0.1:{}", free_port());
@@ -52,18 +51,22 @@ fn probe_exits_0_when_ready_and_1_when_not_ready_or_unreachable() {
         let m = blind.metrics();
         (m.get("rabbitmq_watch_polls_total", &[]).unwrap_or(0.0) >= 1.0).then_some(())
     });
-    let out = run_watch(&["probe", "--url", &format!("{}/-/ready", blind.base)], &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
-    assert!(output_text(&out).contains("503"), "{}", output_text(&out));
+    let out = watch_exits(
+        1,
+        &["probe", "--url", &format!("{}/-/ready", blind.base)],
+        &[],
+    );
+    assert!(out.contains("503"), "{out}");
     // ... while its liveness endpoint answers.
-    let out = run_watch(
+    watch_exits(
+        0,
         &["probe", "--url", &format!("{}/-/healthy", blind.base)],
         &[],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
 
     // Unreachable: nothing listens.
-    let out = run_watch(
+    let out = watch_exits(
+        1,
         &[
             "probe",
             "--url",
@@ -71,40 +74,23 @@ fn probe_exits_0_when_ready_and_1_when_not_ready_or_unreachable() {
         ],
         &[],
     );
-    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
-    assert!(
-        output_text(&out)
-            .to_lowercase()
-            .contains("connection refused"),
-        "{}",
-        output_text(&out)
-    );
+    assert!(out.to_lowercase().contains("connection refused"), "{out}");
 
     // Hanging: a listener that accepts and never answers; the timeout ends the probe.
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/-/ready", silent.local_addr().unwrap());
     let started = Instant::now();
-    let out = run_watch(&["probe", "--url", &url, "--timeout", "500ms"], &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    let out = watch_exits(1, &["probe", "--url", &url, "--timeout", "500ms"], &[]);
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "{:?}",
         started.elapsed()
     );
-    assert!(
-        output_text(&out).to_lowercase().contains("timed out"),
-        "{}",
-        output_text(&out)
-    );
+    assert!(out.to_lowercase().contains("timed out"), "{out}");
 
     // An invalid configuration is 1 too (Docker reserves other exit codes).
-    let out = run_watch(&["probe"], &[("RABBITMQ_WATCH__LISTEN", "nonsense")]);
-    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
-    assert!(
-        output_text(&out).contains("`listen`"),
-        "{}",
-        output_text(&out)
-    );
+    let out = watch_exits(1, &["probe"], &[("RABBITMQ_WATCH__LISTEN", "nonsense")]);
+    assert!(out.contains("`listen`"), "{out}");
 }
 
 /// hadolint from the project's virtualenv (scripts/install-deps.sh hadolint).

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{Sidecar, eventually, free_port, output_text, run_watch, temp_dir};
+use support::{Sidecar, eventually, free_port, output_text, run_watch, temp_dir, watch_exits};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -260,7 +260,8 @@ fn client_certificates_are_required_and_verified_when_configured() {
 
     // The probe presents a client certificate when told to.
     let probe_url = format!("https://127.0.0.1:{port}/-/healthy");
-    let out = run_watch(
+    watch_exits(
+        0,
         &[
             "probe",
             "--url",
@@ -274,9 +275,7 @@ fn client_certificates_are_required_and_verified_when_configured() {
         ],
         &[],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
-    let out = run_watch(&["probe", "--url", &probe_url, "--ca-file", &ca], &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    watch_exits(1, &["probe", "--url", &probe_url, "--ca-file", &ca], &[]);
 }
 
 #[test]
@@ -333,17 +332,17 @@ fn basic_auth_protects_every_path_and_headers_are_added() {
 
     // The probe: the password from the environment or a file, never the command line.
     let url = format!("{}/-/healthy", sidecar.base);
-    let out = run_watch(&["probe", "--url", &url], &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
-    assert!(output_text(&out).contains("401"), "{}", output_text(&out));
-    let out = run_watch(
+    let out = watch_exits(1, &["probe", "--url", &url], &[]);
+    assert!(out.contains("401"), "{out}");
+    watch_exits(
+        0,
         &["probe", "--url", &url, "--username", "alice"],
         &[("RABBITMQ_WATCH_PROBE_PASSWORD", "correct horse")],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     let file = pki.dir.join("probe-password");
     std::fs::write(&file, "correct horse\n").unwrap();
-    let out = run_watch(
+    watch_exits(
+        0,
         &["probe", "--url", &url],
         &[
             ("RABBITMQ_WATCH_PROBE_USERNAME", "alice"),
@@ -353,14 +352,8 @@ fn basic_auth_protects_every_path_and_headers_are_added() {
             ),
         ],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
-    let out = run_watch(&["probe", "--url", &url, "--username", "alice"], &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
-    assert!(
-        output_text(&out).contains("RABBITMQ_WATCH_PROBE_PASSWORD"),
-        "{}",
-        output_text(&out)
-    );
+    let out = watch_exits(1, &["probe", "--url", &url, "--username", "alice"], &[]);
+    assert!(out.contains("RABBITMQ_WATCH_PROBE_PASSWORD"), "{out}");
 }
 
 const SILENCE: &str = r#"{"matchers":["alertname=\"RabbitmqDown\""],"duration":"1h","createdBy":"test","comment":"web test"}"#;
@@ -450,25 +443,23 @@ fn the_probe_follows_the_web_config_by_default() {
     ];
     // https at the listen address, trusting the web config's certificate: it reaches the
     // sidecar, which is not ready (no broker).
-    let out = run_watch(&["probe"], &env);
-    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
-    let said = output_text(&out);
+    let said = watch_exits(1, &["probe"], &env);
     assert!(
         said.contains(&format!("https://127.0.0.1:{port}/-/ready")),
         "{said}"
     );
     assert!(said.contains("503"), "{said}");
     let healthy = format!("https://127.0.0.1:{port}/-/healthy");
-    let out = run_watch(&["probe", "--url", &healthy], &env);
-    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    watch_exits(0, &["probe", "--url", &healthy], &env);
     // --web.config.file on the command line works as well as the variable.
-    let out = run_watch(
+    watch_exits(
+        0,
         &["probe", "--url", &healthy, "--web.config.file", &web],
         &env[2..],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     // A CA that did not sign the server's certificate is refused.
-    let out = run_watch(
+    watch_exits(
+        1,
         &[
             "probe",
             "--url",
@@ -478,7 +469,6 @@ fn the_probe_follows_the_web_config_by_default() {
         ],
         &env,
     );
-    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
 }
 
 #[test]
@@ -531,21 +521,13 @@ fn a_bad_web_config_stops_start_up_naming_the_key() {
         ),
     ] {
         let web = pki.web_config(content);
-        let out = run_watch(
+        let out = watch_exits(
+            2,
             &["check-config", "--web.config.file", &web],
             &[("RABBITMQ_WATCH__RABBITMQ__URL", "http://127.0.0.1:1")],
         );
-        assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
-        assert!(
-            output_text(&out).contains(key),
-            "{key}: {}",
-            output_text(&out)
-        );
-        assert!(
-            !output_text(&out).contains("plaintext"),
-            "{}",
-            output_text(&out)
-        );
+        assert!(out.contains(key), "{key}: {out}");
+        assert!(!out.contains("plaintext"), "{out}");
         // The sidecar itself refuses to start.
         let out = run_watch(
             &["--web.config.file", &web],

@@ -47,5 +47,5 @@ pub use misc::{eventually, free_port, http_get, repo_file, temp_dir, yaml};
 pub use notify::Notify;
 pub use prometheus::Prometheus;
 pub use rabbit::RabbitNode;
-pub use sidecar::{Sidecar, output_text, run_watch};
+pub use sidecar::{Sidecar, output_text, run_watch, watch_exits};
 pub use smtp::{Parsed, SmtpSink, parse, require_aiosmtpd};

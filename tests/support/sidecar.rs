@@ -176,3 +176,16 @@ pub fn output_text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// Runs `rabbitmq-watch ARGS` as [`run_watch`], asserts that it exits with `code`, and returns
+/// what it wrote ([`output_text`]).
+pub fn watch_exits(code: i32, args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = run_watch(args, env);
+    let text = output_text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "rabbitmq-watch {args:?}: {text}"
+    );
+    text
+}
