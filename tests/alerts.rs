@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use lapin::options::{BasicAckOptions, BasicGetOptions};
 use support::{
-    Alertmanager, HttpReceiver, RabbitNode, Received, Sidecar, SmtpSink, amqp, declare, eventually,
-    free_port, publish, temp_dir,
+    Alertmanager, HttpReceiver, Notify, RabbitNode, Received, Sidecar, SmtpSink, amqp, declare,
+    eventually, free_port, publish, temp_dir,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -101,28 +101,25 @@ alerting:
     )
 }
 
-/// A configuration with [`rule_yaml`] and one webhook receiver at `url`; `extra_notify` is
+/// A configuration with [`rule_yaml`] and one webhook receiver at `url` (signed with
+/// `s3cr3t-key`, header `X-Team: core`); `extra_notify` (YAML as at the top of the block) is
 /// added under `notify:`.
 fn config(queue: &str, url: &str, extra_notify: &str) -> String {
-    format!(
-        r#"{rules}notify:
-  external_url: http://watch.example:9419
-{extra_notify}
-  route:
-    receiver: team
-    group_by: [alertname, queue]
-    group_wait: 1s
-    group_interval: 1s
-    repeat_interval: 1h
-  receivers:
-    - name: team
-      webhook_configs:
-        - url: {url}/hook
-          hmac_secret: s3cr3t-key
-          headers: {{X-Team: core}}
-"#,
-        rules = rule_yaml(queue)
-    )
+    let notify = Notify::webhook(url)
+        .setting("external_url: http://watch.example:9419")
+        .setting(extra_notify)
+        .webhook_option("hmac_secret: s3cr3t-key")
+        .webhook_option("headers: {X-Team: core}");
+    format!("{}{notify}", rule_yaml(queue))
+}
+
+/// The labels of the webhook receiver `team`'s series with `reason`.
+fn team_webhook(reason: &str) -> [(&str, &str); 3] {
+    [
+        ("receiver", "team"),
+        ("integration", "webhook"),
+        ("reason", reason),
+    ]
 }
 
 fn payload(r: &Received) -> serde_json::Value {
@@ -288,11 +285,7 @@ async fn a_receiver_answering_500_then_200_gets_the_notification_once() {
     assert_eq!(
         m.get(
             "rabbitmq_watch_notifications_failed_total",
-            &[
-                ("receiver", "team"),
-                ("integration", "webhook"),
-                ("reason", "http_5xx")
-            ]
+            &team_webhook("http_5xx")
         ),
         Some(0.0),
         "retried, not given up"
@@ -300,11 +293,7 @@ async fn a_receiver_answering_500_then_200_gets_the_notification_once() {
     assert_eq!(
         m.get(
             "rabbitmq_watch_notification_attempts_failed_total",
-            &[
-                ("receiver", "team"),
-                ("integration", "webhook"),
-                ("reason", "http_5xx")
-            ]
+            &team_webhook("http_5xx")
         ),
         Some(2.0),
         "each failed attempt counted as it failed"
@@ -320,11 +309,7 @@ async fn a_receiver_answering_500_then_200_gets_the_notification_once() {
     assert_eq!(
         m.get(
             "rabbitmq_watch_notifications_dropped_total",
-            &[
-                ("receiver", "team"),
-                ("integration", "webhook"),
-                ("reason", "queue_full")
-            ]
+            &team_webhook("queue_full")
         ),
         Some(0.0)
     );
@@ -342,7 +327,7 @@ async fn a_receiver_down_across_a_restart_gets_the_notification_once_after_recov
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let state = temp_dir("state").join("state.json");
-    let yaml = config(queue, &url, &format!("  state_file: {}", state.display()));
+    let yaml = config(queue, &url, &format!("state_file: {}", state.display()));
     publish(&ch, queue, 9).await;
 
     // Nobody listens: deliveries fail and are retried.
@@ -407,26 +392,7 @@ fn silences_are_created_listed_and_expired_through_the_api() {
         // Write endpoints are off by default (tests/web.rs checks the 403).
         &[("RABBITMQ_WATCH__WEB__ENABLE_ADMIN_API", "true")],
     );
-    let post = |body: &str| {
-        let out = std::process::Command::new("curl")
-            .args([
-                "-s",
-                "-w",
-                "\n%{http_code}",
-                "-X",
-                "POST",
-                "-H",
-                "content-type: application/json",
-                "-d",
-                body,
-            ])
-            .arg(format!("{}/api/v1/silences", sidecar.base))
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, code) = text.rsplit_once('\n').unwrap();
-        (code.to_owned(), body.to_owned())
-    };
+    let post = |body: &str| post_silence(&sidecar, body);
     let (code, body) = post(
         r#"{"matchers":["queue=\"orders\""],"duration":"2h","createdBy":"ops","comment":"maintenance"}"#,
     );
@@ -605,7 +571,7 @@ async fn absurd_or_mute_everything_silences_are_refused_and_notifications_go_on(
     let yaml = config(
         queue,
         &receiver.url,
-        &format!("  state_file: {}", state.display()),
+        &format!("state_file: {}", state.display()),
     );
     let sidecar = Sidecar::start_with_config(
         &node.mgmt_url,
@@ -689,11 +655,7 @@ async fn a_receiver_answering_400_then_200_gets_the_group_again_at_the_next_grou
     assert_eq!(
         m.get(
             "rabbitmq_watch_notifications_failed_total",
-            &[
-                ("receiver", "team"),
-                ("integration", "webhook"),
-                ("reason", "http_4xx")
-            ]
+            &team_webhook("http_4xx")
         ),
         Some(1.0)
     );
@@ -717,7 +679,7 @@ async fn a_corrupt_state_file_is_moved_aside_and_alerting_starts() {
     let yaml = config(
         queue,
         &receiver.url,
-        &format!("  state_file: {}", state.display()),
+        &format!("state_file: {}", state.display()),
     );
     let sidecar = Sidecar::start_with_config(&node.mgmt_url, &yaml, &[]);
     publish(&ch, queue, 7).await;
@@ -758,10 +720,10 @@ async fn alerts_are_filtered_by_matchers_and_by_silenced_and_inhibited() {
         publish(&ch, q, 10).await;
     }
     let receiver = HttpReceiver::start(None, vec![]);
-    let inhibit = r#"  inhibit_rules:
-    - source_matchers: ['queue="alerts-filter-a"']
-      target_matchers: ['queue="alerts-filter-b"']
-      equal: [alertname]
+    let inhibit = r#"inhibit_rules:
+  - source_matchers: ['queue="alerts-filter-a"']
+    target_matchers: ['queue="alerts-filter-b"']
+    equal: [alertname]
 "#;
     let sidecar = Sidecar::start_with_config(
         &node.mgmt_url,

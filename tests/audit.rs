@@ -14,14 +14,16 @@ use std::time::Duration;
 
 use futures_lite::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
-    BasicPublishOptions, BasicQosOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions, QueuePurgeOptions,
+    BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions,
+    QueuePurgeOptions,
 };
-use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel, Connection, ExchangeKind};
+use lapin::types::AMQPValue;
+use lapin::{BasicProperties, Channel, Connection};
 use serde_json::Value;
-use support::{RabbitNode, Sidecar, amqp, eventually, publish_with};
+use support::{
+    RabbitNode, Sidecar, ack_all, amqp, bind, declare_fanout, declare_with, eventually,
+    publish_with, subscribe, subscribe_with_prefetch,
+};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -101,24 +103,6 @@ fn disappears(sidecar: &Sidecar, check: &str, vhost: &str) {
     });
 }
 
-/// Declares a durable classic queue with `arguments`.
-async fn declare(ch: &Channel, queue: &str, arguments: &[(&str, AMQPValue)]) {
-    let mut table = FieldTable::default();
-    for (k, v) in arguments {
-        table.insert((*k).into(), v.clone());
-    }
-    ch.queue_declare(
-        queue.into(),
-        QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
-        table,
-    )
-    .await
-    .expect("queue.declare");
-}
-
 fn persistent() -> BasicProperties {
     BasicProperties::default().with_delivery_mode(2)
 }
@@ -128,7 +112,7 @@ async fn a_publisher_without_confirms_is_found_until_it_uses_confirms() {
     let node = RabbitNode::shared();
     let v = "audit-confirms";
     let (conn, ch) = vhost(node, v).await;
-    declare(&ch, "events", &[]).await;
+    declare_with(&ch, "events", &[]).await;
     let sidecar = sidecar(node);
     // A channel without confirm.select.
     let plain = conn.create_channel().await.expect("channel");
@@ -176,36 +160,18 @@ async fn an_auto_ack_consumer_is_found_until_it_acknowledges() {
     let node = RabbitNode::shared();
     let v = "audit-autoack";
     let (_conn, ch) = vhost(node, v).await;
-    declare(&ch, "work", &[]).await;
+    declare_with(&ch, "work", &[]).await;
     let sidecar = sidecar(node);
-    let _auto = ch
-        .basic_consume(
-            "work".into(),
-            "auto".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("basic.consume");
+    let no_ack = BasicConsumeOptions {
+        no_ack: true,
+        ..Default::default()
+    };
+    let _auto = subscribe(&ch, "work", "auto", no_ack).await;
     appears(&sidecar, "auto_ack_consumer", v, Some("work"));
     ch.basic_cancel("auto".into(), BasicCancelOptions::default())
         .await
         .expect("basic.cancel");
-    ch.basic_qos(10, BasicQosOptions::default())
-        .await
-        .expect("basic.qos");
-    let _manual = ch
-        .basic_consume(
-            "work".into(),
-            "manual".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("basic.consume");
+    let _manual = subscribe_with_prefetch(&ch, "work", "manual", 10).await;
     disappears(&sidecar, "auto_ack_consumer", v);
 }
 
@@ -214,7 +180,7 @@ async fn transient_messages_in_a_durable_queue_are_found_until_purged_and_publis
     let node = RabbitNode::shared();
     let v = "audit-transient";
     let (_conn, ch) = vhost(node, v).await;
-    declare(&ch, "ledger", &[]).await;
+    declare_with(&ch, "ledger", &[]).await;
     let sidecar = sidecar(node);
     publish_with(&ch, "ledger", 5, BasicProperties::default()).await;
     let f = appears(&sidecar, "transient_messages", v, Some("ledger"));
@@ -237,7 +203,7 @@ async fn a_dead_letter_exchange_that_does_not_exist_then_routes_nowhere_is_found
     let node = RabbitNode::shared();
     let v = "audit-dlx";
     let (_conn, ch) = vhost(node, v).await;
-    declare(
+    declare_with(
         &ch,
         "payments",
         &[(
@@ -261,17 +227,7 @@ async fn a_dead_letter_exchange_that_does_not_exist_then_routes_nowhere_is_found
         "{f}"
     );
     // Declared but bound to nothing: dead letters still go nowhere.
-    ch.exchange_declare(
-        "payments.dlx".into(),
-        ExchangeKind::Fanout,
-        ExchangeDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await
-    .expect("exchange.declare");
+    declare_fanout(&ch, "payments.dlx").await;
     appears(
         &sidecar,
         "dead_letter_exchange_unrouted",
@@ -279,16 +235,8 @@ async fn a_dead_letter_exchange_that_does_not_exist_then_routes_nowhere_is_found
         Some("payments"),
     );
     disappears(&sidecar, "dead_letter_exchange_missing", v);
-    declare(&ch, "payments.dead", &[]).await;
-    ch.queue_bind(
-        "payments.dead".into(),
-        "payments.dlx".into(),
-        "".into(),
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .expect("queue.bind");
+    declare_with(&ch, "payments.dead", &[]).await;
+    bind(&ch, "payments.dead", "payments.dlx").await;
     disappears(&sidecar, "dead_letter_exchange_unrouted", v);
 }
 
@@ -297,20 +245,12 @@ async fn an_unlimited_prefetch_consumer_on_a_backed_up_queue_is_found_until_it_s
     let node = RabbitNode::shared();
     let v = "audit-prefetch";
     let (conn, ch) = vhost(node, v).await;
-    declare(&ch, "flood", &[]).await;
+    declare_with(&ch, "flood", &[]).await;
     publish_with(&ch, "flood", 50, persistent()).await;
     let sidecar = sidecar(node);
     // Manual acknowledgement, no basic.qos: the broker pushes all 50 and none is acked.
     let greedy = conn.create_channel().await.expect("channel");
-    let _c = greedy
-        .basic_consume(
-            "flood".into(),
-            "greedy".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("basic.consume");
+    let _c = subscribe(&greedy, "flood", "greedy", BasicConsumeOptions::default()).await;
     let f = appears(&sidecar, "unlimited_prefetch", v, Some("flood"));
     assert!(
         f["summary"]
@@ -321,19 +261,7 @@ async fn an_unlimited_prefetch_consumer_on_a_backed_up_queue_is_found_until_it_s
     );
     greedy.close(200, "fixed".into()).await.expect("close");
     let bounded = conn.create_channel().await.expect("channel");
-    bounded
-        .basic_qos(10, BasicQosOptions::default())
-        .await
-        .expect("basic.qos");
-    let _c = bounded
-        .basic_consume(
-            "flood".into(),
-            "bounded".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("basic.consume");
+    let _c = subscribe_with_prefetch(&bounded, "flood", "bounded", 10).await;
     disappears(&sidecar, "unlimited_prefetch", v);
 }
 
@@ -342,24 +270,12 @@ async fn a_requeue_loop_is_found_until_the_consumer_stops_requeueing() {
     let node = RabbitNode::shared();
     let v = "audit-poison";
     let (conn, ch) = vhost(node, v).await;
-    declare(&ch, "poison", &[]).await;
+    declare_with(&ch, "poison", &[]).await;
     publish_with(&ch, "poison", 1, persistent()).await;
     let sidecar = sidecar(node);
     // basic.nack requeue=true in a loop: the same message comes back again and again.
     let looping = conn.create_channel().await.expect("channel");
-    looping
-        .basic_qos(1, BasicQosOptions::default())
-        .await
-        .expect("basic.qos");
-    let mut deliveries = looping
-        .basic_consume(
-            "poison".into(),
-            "loop".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("basic.consume");
+    let mut deliveries = subscribe_with_prefetch(&looping, "poison", "loop", 1).await;
     let task = tokio::spawn(async move {
         while let Some(Ok(d)) = deliveries.next().await {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -383,25 +299,7 @@ async fn a_requeue_loop_is_found_until_the_consumer_stops_requeueing() {
     // The fix: the consumer acknowledges (here: the message finally succeeds).
     looping.close(200, "fixed".into()).await.expect("close");
     task.abort();
-    ch.basic_qos(10, BasicQosOptions::default())
-        .await
-        .expect("basic.qos");
-    let mut deliveries = ch
-        .basic_consume(
-            "poison".into(),
-            "acks".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("basic.consume");
-    tokio::spawn(async move {
-        while let Some(Ok(d)) = deliveries.next().await {
-            if d.ack(BasicAckOptions::default()).await.is_err() {
-                break;
-            }
-        }
-    });
+    ack_all(subscribe_with_prefetch(&ch, "poison", "acks", 10).await);
     disappears(&sidecar, "requeue_loop", v);
 }
 
@@ -410,33 +308,15 @@ async fn a_broker_set_up_by_the_book_has_no_finding() {
     let node = RabbitNode::shared();
     let v = "audit-book";
     let (_conn, ch) = vhost(node, v).await;
-    ch.exchange_declare(
-        "orders.dlx".into(),
-        ExchangeKind::Fanout,
-        ExchangeDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await
-    .expect("exchange.declare");
-    declare(
+    declare_fanout(&ch, "orders.dlx").await;
+    declare_with(
         &ch,
         "orders.dead",
         &[("x-max-length", AMQPValue::LongInt(10_000))],
     )
     .await;
-    ch.queue_bind(
-        "orders.dead".into(),
-        "orders.dlx".into(),
-        "".into(),
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .expect("queue.bind");
-    declare(
+    bind(&ch, "orders.dead", "orders.dlx").await;
+    declare_with(
         &ch,
         "orders",
         &[
@@ -450,25 +330,7 @@ async fn a_broker_set_up_by_the_book_has_no_finding() {
     .await;
     // A consumer with manual acknowledgements and prefetch 10.
     let (_cconn, cch) = amqp(node, v).await;
-    cch.basic_qos(10, BasicQosOptions::default())
-        .await
-        .expect("basic.qos");
-    let mut deliveries = cch
-        .basic_consume(
-            "orders".into(),
-            "worker".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("basic.consume");
-    tokio::spawn(async move {
-        while let Some(Ok(d)) = deliveries.next().await {
-            if d.ack(BasicAckOptions::default()).await.is_err() {
-                break;
-            }
-        }
-    });
+    ack_all(subscribe_with_prefetch(&cch, "orders", "worker", 10).await);
     let sidecar = sidecar(node);
     // A publisher with confirms and persistent messages, for longer than the backlog window
     // (so the trend checks have a verdict) and several audit runs.

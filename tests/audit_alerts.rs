@@ -13,11 +13,13 @@ mod support;
 
 use std::time::Duration;
 
-use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
-use lapin::types::FieldTable;
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions};
 use lapin::{BasicProperties, Channel, Connection, Consumer};
 use serde_json::Value;
-use support::{RabbitNode, Sidecar, amqp, declare, eventually, publish_with};
+use support::{
+    RabbitNode, Sidecar, amqp, declare, eventually, publish_with, subscribe,
+    subscribe_with_prefetch,
+};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -87,9 +89,20 @@ async fn auto_ack(ch: &Channel, queue: &str, tag: &str) -> Consumer {
         no_ack: true,
         ..Default::default()
     };
-    ch.basic_consume(queue.into(), tag.into(), opts, FieldTable::default())
-        .await
-        .expect("basic.consume")
+    subscribe(ch, queue, tag, opts).await
+}
+
+/// Waits until the sidecar has polled three more times (`rabbitmq_watch_polls_total`).
+fn three_more_polls(sidecar: &Sidecar) {
+    let runs = |s: &Sidecar| {
+        s.metrics()
+            .get("rabbitmq_watch_polls_total", &[])
+            .unwrap_or(0.0)
+    };
+    let seen = runs(sidecar);
+    eventually(WAIT, "three more polls", || {
+        (runs(sidecar) >= seen + 3.0).then_some(())
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,15 +117,7 @@ async fn a_finding_raises_no_alert_unless_audit_alerts_is_on() {
         has_finding(&sidecar, v, "auto_ack_consumer", "work").then_some(())
     });
     // Several polls after the finding: still no alert.
-    let runs = |s: &Sidecar| {
-        s.metrics()
-            .get("rabbitmq_watch_polls_total", &[])
-            .unwrap_or(0.0)
-    };
-    let seen = runs(&sidecar);
-    eventually(WAIT, "three more polls", || {
-        (runs(&sidecar) >= seen + 3.0).then_some(())
-    });
+    three_more_polls(&sidecar);
     assert!(audit_alerts(&sidecar, v).is_empty());
 }
 
@@ -179,15 +184,7 @@ async fn an_advisory_alert_per_finding_fires_is_held_while_unseen_and_resolves_w
     ch.basic_cancel("auto".into(), BasicCancelOptions::default())
         .await
         .expect("basic.cancel");
-    let runs = |s: &Sidecar| {
-        s.metrics()
-            .get("rabbitmq_watch_polls_total", &[])
-            .unwrap_or(0.0)
-    };
-    let seen = runs(&sidecar);
-    eventually(WAIT, "three more polls", || {
-        (runs(&sidecar) >= seen + 3.0).then_some(())
-    });
+    three_more_polls(&sidecar);
     let still = alert(&sidecar, v, "auto_ack_consumer", "work").expect("alert kept");
     assert_eq!(
         (&still["state"], &still["unknown"]),
@@ -196,18 +193,7 @@ async fn an_advisory_alert_per_finding_fires_is_held_while_unseen_and_resolves_w
 
     // Seen again: the fixed finding resolves, the other keeps firing.
     node.ctl(&["change_password", "audit-watcher", "watch-pass"]);
-    ch.basic_qos(10, BasicQosOptions::default())
-        .await
-        .expect("basic.qos");
-    let _manual = ch
-        .basic_consume(
-            "work".into(),
-            "manual".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("basic.consume");
+    let _manual = subscribe_with_prefetch(&ch, "work", "manual", 10).await;
     let r = wait_state(&sidecar, v, "auto_ack_consumer", "work", "resolved");
     assert_eq!(r["unknown"], false, "{r}");
     // The other keeps firing, and is known again once a whole audit run read the broker (the
@@ -234,16 +220,7 @@ async fn the_audits_unpaged_reads_are_bounded_by_max_response_bytes() {
     let mut held = Vec::new();
     for i in 0..40 {
         let tag = format!("{i:03}-{}", "t".repeat(196));
-        let c = ch
-            .basic_consume(
-                "capped".into(),
-                tag.as_str().into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .expect("basic.consume");
-        held.push(c);
+        held.push(subscribe(&ch, "capped", &tag, BasicConsumeOptions::default()).await);
     }
     let yaml = "audit:\n  interval: 1s\n";
     let sidecar = Sidecar::start_with_config(

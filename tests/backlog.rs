@@ -15,11 +15,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
-use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Channel, ExchangeKind};
+use lapin::Channel;
+use lapin::types::AMQPValue;
 use serde_json::Value;
-use support::{HttpReceiver, RabbitNode, Sidecar, amqp, consume, eventually, publish};
+use support::{
+    HttpReceiver, Notify, RabbitNode, Sidecar, amqp, bind, consume, declare_fanout, declare_with,
+    eventually, publish,
+};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -38,19 +40,8 @@ alerting:
   rules:
     - alert: RabbitmqQueueNoConsumers
       for: 2s
-notify:
-  route:
-    receiver: team
-    group_by: [alertname, vhost, queue]
-    group_wait: 1s
-    group_interval: 1s
-    repeat_interval: 1h
-  receivers:
-    - name: team
-      webhook_configs:
-        - url: {url}/hook
-"#,
-        url = receiver.url
+{notify}"#,
+        notify = Notify::webhook(&receiver.url).group_by("alertname, vhost, queue")
     );
     Sidecar::start_with_config(
         &node.mgmt_url,
@@ -101,24 +92,6 @@ fn status(sidecar: &Sidecar, queue: &str) -> Option<String> {
             .map(|(_, v)| v.clone())
             .unwrap_or_default()
     })
-}
-
-/// Declares `queue` (durable, classic) with `arguments`.
-async fn declare_with(ch: &Channel, queue: &str, arguments: &[(&str, AMQPValue)]) {
-    let mut table = FieldTable::default();
-    for (k, v) in arguments {
-        table.insert((*k).into(), v.clone());
-    }
-    ch.queue_declare(
-        queue.into(),
-        QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
-        table,
-    )
-    .await
-    .expect("queue.declare");
 }
 
 /// Publishes to `queue` at about `per_second` messages per second until `stop`.
@@ -353,27 +326,9 @@ async fn dead_lettered_messages_accumulating_in_a_dlq_raise_its_alert() {
     let node = RabbitNode::shared();
     let (work, dlq, dlx) = ("backlog-dl-work", "backlog-dl-dead", "backlog-dl-exchange");
     let (_conn, ch) = amqp(node, "/").await;
-    ch.exchange_declare(
-        dlx.into(),
-        ExchangeKind::Fanout,
-        ExchangeDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await
-    .expect("exchange.declare");
+    declare_fanout(&ch, dlx).await;
     declare_with(&ch, dlq, &[]).await;
-    ch.queue_bind(
-        dlq.into(),
-        dlx.into(),
-        "".into(),
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .expect("queue.bind");
+    bind(&ch, dlq, dlx).await;
     declare_with(
         &ch,
         work,

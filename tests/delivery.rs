@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use support::{
-    Exposition, HttpReceiver, RabbitNode, Sidecar, amqp, declare, eventually, free_port, publish,
-    temp_dir,
+    Exposition, HttpReceiver, Notify, RabbitNode, Sidecar, amqp, declare, eventually, free_port,
+    publish, temp_dir,
 };
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -70,16 +70,12 @@ fn group(state: &serde_json::Value) -> serde_json::Value {
     groups.values().next().unwrap().clone()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_flush_is_retried_until_delivered_and_logged_only_then() {
-    let node = RabbitNode::shared();
-    let queue = "delivery-flap";
-    let (_conn, ch) = amqp(node, "/").await;
-    declare(&ch, queue).await;
-    publish(&ch, queue, 7).await;
-    let port = free_port();
-    let state = temp_dir("delivery").join("state.json");
-    let yaml = format!(
+/// A configuration with one queue rule `messages_ready > 5` on `queue`, notifying a webhook
+/// at `http://127.0.0.1:{port}` (nothing need listen there yet), the state kept in `state`.
+fn config(queue: &str, state: &std::path::Path, port: u16) -> String {
+    let notify = Notify::webhook(&format!("http://127.0.0.1:{port}"))
+        .setting(&format!("state_file: {}", state.display()));
+    format!(
         r#"
 alerting:
   default_rules: false
@@ -89,21 +85,20 @@ alerting:
       select: {{queue: "{queue}"}}
       expr: messages_ready > 5
       severity: critical
-notify:
-  state_file: {state}
-  route:
-    receiver: team
-    group_by: [alertname, queue]
-    group_wait: 1s
-    group_interval: 1s
-    repeat_interval: 1h
-  receivers:
-    - name: team
-      webhook_configs:
-        - url: http://127.0.0.1:{port}/hook
-"#,
-        state = state.display()
-    );
+{notify}"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_flush_is_retried_until_delivered_and_logged_only_then() {
+    let node = RabbitNode::shared();
+    let queue = "delivery-flap";
+    let (_conn, ch) = amqp(node, "/").await;
+    declare(&ch, queue).await;
+    publish(&ch, queue, 7).await;
+    let port = free_port();
+    let state = temp_dir("delivery").join("state.json");
+    let yaml = config(queue, &state, port);
     let sidecar = Sidecar::start_with_config(&node.mgmt_url, &yaml, &[]);
 
     // 1. Nothing listens: the attempt fails (connect) and is retried; nothing is logged.

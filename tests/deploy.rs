@@ -9,36 +9,19 @@ mod support;
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{RabbitNode, Sidecar, eventually, free_port, repo_file, temp_dir, yaml};
+use support::{
+    RabbitNode, Sidecar, eventually, free_port, output_text, repo_file, run_watch, temp_dir,
+    watch_exits, yaml,
+};
 
 const WAIT: Duration = Duration::from_secs(20);
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Runs `rabbitmq-watch ARGS` with only `env` (and PATH) in its environment.
-fn watch(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rabbitmq-watch"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run rabbitmq-watch")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 #[test]
@@ -49,19 +32,17 @@ fn probe_exits_0_when_ready_and_1_when_not_ready_or_unreachable() {
         (sidecar.get("/-/ready").0 == 200).then_some(())
     });
     let ready = format!("{}/-/ready", sidecar.base);
-    let out = watch(&["probe", "--url", &ready], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).contains("ready"), "{}", text(&out));
+    let out = watch_exits(0, &["probe", "--url", &ready], &[]);
+    assert!(out.contains("ready"), "{out}");
     // Without --url: /-/ready at the configured `listen`, an unspecified IP taken as loopback
     // (as in the container, where the sidecar listens on 0.0.0.0:9419).
     let port = sidecar.base.rsplit(':').next().unwrap().to_owned();
-    let out = watch(
+    watch_exits(
+        0,
         &["probe"],
         &[("RABBITMQ_WATCH__LISTEN", &format!("0.0.0.0:{port}"))],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let out = watch(&["probe"], &[("RABBITMQ_WATCH_PROBE_URL", &ready)]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    watch_exits(0, &["probe"], &[("RABBITMQ_WATCH_PROBE_URL", &ready)]);
 
     // Not ready: a sidecar whose broker does not answer serves 503 on /-/ready.
     let nowhere = format!("http://127.0.0.1:{}", free_port());
@@ -70,18 +51,22 @@ fn probe_exits_0_when_ready_and_1_when_not_ready_or_unreachable() {
         let m = blind.metrics();
         (m.get("rabbitmq_watch_polls_total", &[]).unwrap_or(0.0) >= 1.0).then_some(())
     });
-    let out = watch(&["probe", "--url", &format!("{}/-/ready", blind.base)], &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("503"), "{}", text(&out));
+    let out = watch_exits(
+        1,
+        &["probe", "--url", &format!("{}/-/ready", blind.base)],
+        &[],
+    );
+    assert!(out.contains("503"), "{out}");
     // ... while its liveness endpoint answers.
-    let out = watch(
+    watch_exits(
+        0,
         &["probe", "--url", &format!("{}/-/healthy", blind.base)],
         &[],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
     // Unreachable: nothing listens.
-    let out = watch(
+    let out = watch_exits(
+        1,
         &[
             "probe",
             "--url",
@@ -89,34 +74,23 @@ fn probe_exits_0_when_ready_and_1_when_not_ready_or_unreachable() {
         ],
         &[],
     );
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        text(&out).to_lowercase().contains("connection refused"),
-        "{}",
-        text(&out)
-    );
+    assert!(out.to_lowercase().contains("connection refused"), "{out}");
 
     // Hanging: a listener that accepts and never answers; the timeout ends the probe.
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/-/ready", silent.local_addr().unwrap());
     let started = Instant::now();
-    let out = watch(&["probe", "--url", &url, "--timeout", "500ms"], &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = watch_exits(1, &["probe", "--url", &url, "--timeout", "500ms"], &[]);
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "{:?}",
         started.elapsed()
     );
-    assert!(
-        text(&out).to_lowercase().contains("timed out"),
-        "{}",
-        text(&out)
-    );
+    assert!(out.to_lowercase().contains("timed out"), "{out}");
 
     // An invalid configuration is 1 too (Docker reserves other exit codes).
-    let out = watch(&["probe"], &[("RABBITMQ_WATCH__LISTEN", "nonsense")]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("`listen`"), "{}", text(&out));
+    let out = watch_exits(1, &["probe"], &[("RABBITMQ_WATCH__LISTEN", "nonsense")]);
+    assert!(out.contains("`listen`"), "{out}");
 }
 
 /// hadolint from the project's virtualenv (scripts/install-deps.sh hadolint).
@@ -137,7 +111,7 @@ fn dockerfile_passes_hadolint_and_has_what_the_image_needs() {
         .current_dir(root())
         .output()
         .expect("run hadolint");
-    assert!(out.status.success(), "hadolint:\n{}", text(&out));
+    assert!(out.status.success(), "hadolint:\n{}", output_text(&out));
     // hadolint does find problems: a Dockerfile with a classic mistake fails.
     let dir = temp_dir("hadolint");
     std::fs::write(
@@ -150,8 +124,12 @@ fn dockerfile_passes_hadolint_and_has_what_the_image_needs() {
         .current_dir(&dir)
         .output()
         .unwrap();
-    assert!(!bad.status.success(), "{}", text(&bad));
-    assert!(text(&bad).contains("DL3007"), "{}", text(&bad));
+    assert!(!bad.status.success(), "{}", output_text(&bad));
+    assert!(
+        output_text(&bad).contains("DL3007"),
+        "{}",
+        output_text(&bad)
+    );
 
     let dockerfile = repo_file("Dockerfile");
     let instructions: Vec<&str> = dockerfile
@@ -252,8 +230,8 @@ fn compose_example_is_consistent_with_the_sidecar_prometheus_and_grafana() {
         assert!(k.starts_with("RABBITMQ_WATCH"), "{k}");
     }
     let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let out = watch(&["check-config"], &env_refs);
-    assert!(out.status.success(), "check-config:\n{}", text(&out));
+    let out = run_watch(&["check-config"], &env_refs);
+    assert!(out.status.success(), "check-config:\n{}", output_text(&out));
     let effective: Value = serde_json::from_slice(&out.stdout).expect("check-config JSON");
     // The environment really was applied (not silently ignored).
     assert_eq!(effective["rabbitmq"]["url"], "http://rabbitmq:15672/");
@@ -272,7 +250,7 @@ fn compose_example_is_consistent_with_the_sidecar_prometheus_and_grafana() {
     // A wrong key would be refused, so the check above can fail.
     let mut wrong = env_refs.clone();
     wrong.push(("RABBITMQ_WATCH__POLL__INTERVALL", "15s"));
-    assert!(!watch(&["check-config"], &wrong).status.success());
+    assert!(!run_watch(&["check-config"], &wrong).status.success());
 
     // Prometheus: promtool accepts its configuration; it scrapes the sidecar's service on
     // 9419 under the job name the rules expect, and loads the rules of alerts/.
@@ -284,7 +262,7 @@ fn compose_example_is_consistent_with_the_sidecar_prometheus_and_grafana() {
         .arg(config)
         .output()
         .expect("promtool (Debian's prometheus package; scripts/test.sh installs it)");
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let prom_config = yaml(&std::fs::read_to_string(config).unwrap(), "prometheus.yml");
     let job = &prom_config["scrape_configs"][0];
     assert_eq!(job["job_name"], "rabbitmq-watch");

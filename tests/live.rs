@@ -10,11 +10,13 @@ use std::time::Duration;
 
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicQosOptions,
-    QueueDeclareOptions, QueueDeleteOptions,
+    QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel};
-use support::{Prometheus, RabbitNode, Sidecar, amqp, declare, eventually, publish, publish_with};
+use support::{
+    Prometheus, RabbitNode, Sidecar, amqp, declare, declare_with, eventually, publish, publish_with,
+};
 
 /// Held by tests that publish or change broker-wide state (an alarm blocks publishers).
 static BROKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -280,26 +282,19 @@ async fn message_counters_limits_and_head_age_follow_real_traffic() {
     let _lock = BROKER.lock().await;
     let (_conn, ch) = amqp(node, "/").await;
     let queue = "live-counters";
-    let mut args = FieldTable::default();
-    args.insert("x-max-length".into(), AMQPValue::LongInt(50));
-    args.insert(
-        "x-overflow".into(),
-        AMQPValue::LongString("reject-publish".into()),
-    );
-    args.insert(
-        "x-dead-letter-exchange".into(),
-        AMQPValue::LongString("live-dlx".into()),
-    );
-    ch.queue_declare(
-        queue.into(),
-        QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
-        args,
+    declare_with(
+        &ch,
+        queue,
+        &[
+            ("x-max-length", AMQPValue::LongInt(50)),
+            ("x-overflow", AMQPValue::LongString("reject-publish".into())),
+            (
+                "x-dead-letter-exchange",
+                AMQPValue::LongString("live-dlx".into()),
+            ),
+        ],
     )
-    .await
-    .expect("queue.declare");
+    .await;
     let published_at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

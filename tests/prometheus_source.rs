@@ -13,7 +13,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use support::{
-    RabbitNode, Sidecar, amqp, consume_and_hold, declare, eventually, free_port, publish,
+    NODE_MEMORY_AND_DISK, RabbitNode, Sidecar, amqp, consume_and_hold, declare, eventually,
+    free_port, publish,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -80,19 +81,7 @@ async fn forced_prometheus_source_on_3_10_gives_the_same_families() {
         "the listing still comes from the management API"
     );
     let this_node = [("node", node.name.as_str())];
-    for series in [
-        "rabbitmq_process_resident_memory_bytes",
-        "rabbitmq_resident_memory_limit_bytes",
-        "rabbitmq_disk_space_available_bytes",
-        "rabbitmq_disk_space_available_limit_bytes",
-    ] {
-        let value = m.get(series, &this_node);
-        assert!(
-            value.is_some_and(|v| v > 0.0),
-            "{series}: {value:?}\n{}",
-            m.text
-        );
-    }
+    m.assert_positive(&NODE_MEMORY_AND_DISK, &this_node, "3.10 plugin");
     assert!(
         m.get(
             "rabbitmq_watch_endpoint_response_bytes",

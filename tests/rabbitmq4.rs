@@ -12,9 +12,15 @@ use std::time::Duration;
 
 use lapin::options::QueueDeclareOptions;
 use lapin::types::{AMQPValue, FieldTable};
-use support::{RabbitNode, Sidecar, amqp, consume_and_hold, declare, eventually, publish};
+use support::{
+    NODE_MEMORY_AND_DISK, RabbitNode, Sidecar, amqp, consume_and_hold, declare, declare_quorum,
+    declare_with, eventually, publish,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
+
+/// The node's file-descriptor series (used and limit), labelled `node`.
+const NODE_FDS: [&str; 2] = ["rabbitmq_process_open_fds", "rabbitmq_process_max_fds"];
 
 /// Held by each test that uses the statistics-off node: one of them raises a memory alarm,
 /// which blocks every publisher of the node.
@@ -58,26 +64,24 @@ fn overview(node: &RabbitNode) -> serde_json::Value {
     serde_json::from_str(&body).expect("overview JSON")
 }
 
+/// The overview of `node` (as [`overview`]), asserting that the broker is a 4.0.x.
+fn overview_of_4_0(node: &RabbitNode) -> serde_json::Value {
+    let o = overview(node);
+    assert!(
+        o["rabbitmq_version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("4.0.")),
+        "{o}"
+    );
+    o
+}
+
 /// Declares a durable classic queue and a quorum queue and publishes 7 confirmed messages to
 /// each over AMQP.
 async fn seven_in_each(node: &RabbitNode, classic: &str, quorum: &str) {
     let (_conn, ch) = amqp(node, "/").await;
     declare(&ch, classic).await;
-    let mut args = FieldTable::default();
-    args.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString("quorum".into()),
-    );
-    ch.queue_declare(
-        quorum.into(),
-        QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
-        args,
-    )
-    .await
-    .expect("declare the quorum queue");
+    declare_quorum(&ch, quorum, &[]).await;
     publish(&ch, classic, 7).await;
     publish(&ch, quorum, 7).await;
 }
@@ -86,13 +90,7 @@ async fn seven_in_each(node: &RabbitNode, classic: &str, quorum: &str) {
 async fn with_statistics_queue_depths_and_node_resources_are_exported() {
     let _serial = ON_NODE.lock().await;
     let node = node4("on");
-    let o = overview(node);
-    assert!(
-        o["rabbitmq_version"]
-            .as_str()
-            .is_some_and(|v| v.starts_with("4.0.")),
-        "{o}"
-    );
+    let o = overview_of_4_0(node);
     assert_eq!(o["disable_stats"], false, "{o}");
     seven_in_each(node, "r4-classic", "r4-quorum").await;
 
@@ -107,12 +105,7 @@ async fn with_statistics_queue_depths_and_node_resources_are_exported() {
     for (queue, queue_type) in [("r4-classic", "classic"), ("r4-quorum", "quorum")] {
         let info = m.find("rabbitmq_queue_info", &labels(queue));
         assert_eq!(info.len(), 1, "{queue}: {info:?}");
-        assert!(
-            info[0]
-                .labels
-                .contains(&("type".to_owned(), queue_type.to_owned())),
-            "{queue}: {info:?}"
-        );
+        assert!(info[0].has_label("type", queue_type), "{queue}: {info:?}");
         assert_eq!(
             m.get("rabbitmq_queue_messages_unacked", &labels(queue)),
             Some(0.0),
@@ -126,20 +119,7 @@ async fn with_statistics_queue_depths_and_node_resources_are_exported() {
     }
     let this_node = [("node", node.name.as_str())];
     assert_eq!(m.get("rabbitmq_node_running", &this_node), Some(1.0));
-    for series in [
-        "rabbitmq_process_resident_memory_bytes",
-        "rabbitmq_resident_memory_limit_bytes",
-        "rabbitmq_disk_space_available_bytes",
-        "rabbitmq_disk_space_available_limit_bytes",
-    ] {
-        let value = m.get(series, &this_node);
-        assert!(
-            value.is_some_and(|v| v > 0.0),
-            "{series} for {}: {value:?}\n{}",
-            node.name,
-            m.text
-        );
-    }
+    m.assert_positive(&NODE_MEMORY_AND_DISK, &this_node, &node.name);
     assert!(
         m.get("rabbitmq_resident_memory_limit_bytes", &this_node)
             > m.get("rabbitmq_process_resident_memory_bytes", &this_node),
@@ -155,13 +135,7 @@ async fn with_statistics_queue_depths_and_node_resources_are_exported() {
 async fn without_statistics_the_broker_is_up_and_its_queues_are_listed() {
     let _serial = OFF_NODE.lock().await;
     let node = node4("off");
-    let o = overview(node);
-    assert!(
-        o["rabbitmq_version"]
-            .as_str()
-            .is_some_and(|v| v.starts_with("4.0.")),
-        "{o}"
-    );
+    let o = overview_of_4_0(node);
     assert_eq!(o["disable_stats"], true, "{o}");
     seven_in_each(node, "r4-off-classic", "r4-off-quorum").await;
 
@@ -186,18 +160,8 @@ async fn without_statistics_the_broker_is_up_and_its_queues_are_listed() {
     );
     for (queue, queue_type) in [("r4-off-classic", "classic"), ("r4-off-quorum", "quorum")] {
         let info = m.find("rabbitmq_queue_info", &[("vhost", "/"), ("queue", queue)]);
-        assert!(
-            info[0]
-                .labels
-                .contains(&("type".to_owned(), queue_type.to_owned())),
-            "{queue}: {info:?}"
-        );
-        assert!(
-            info[0]
-                .labels
-                .contains(&("node".to_owned(), node.name.clone())),
-            "{queue}: {info:?}"
-        );
+        assert!(info[0].has_label("type", queue_type), "{queue}: {info:?}");
+        assert!(info[0].has_label("node", &node.name), "{queue}: {info:?}");
     }
     sidecar.terminate();
 }
@@ -281,21 +245,8 @@ async fn without_statistics_the_prometheus_source_gives_depth_consumers_resource
         );
     }
     let this_node = [("node", node.name.as_str())];
-    for series in [
-        "rabbitmq_process_resident_memory_bytes",
-        "rabbitmq_resident_memory_limit_bytes",
-        "rabbitmq_disk_space_available_bytes",
-        "rabbitmq_disk_space_available_limit_bytes",
-        "rabbitmq_process_open_fds",
-        "rabbitmq_process_max_fds",
-    ] {
-        let value = m.get(series, &this_node);
-        assert!(
-            value.is_some_and(|v| v > 0.0),
-            "{series}: {value:?}\n{}",
-            m.text
-        );
-    }
+    m.assert_positive(&NODE_MEMORY_AND_DISK, &this_node, "rabbitmq_prometheus");
+    m.assert_positive(&NODE_FDS, &this_node, "rabbitmq_prometheus");
 
     // A real memory alarm raises RabbitmqMemoryAlarm; the watermark is reset afterwards.
     node.ctl(&["set_vm_memory_high_watermark", "0.0001"]);
@@ -356,21 +307,15 @@ async fn without_statistics_the_audit_skips_what_it_cannot_see_and_says_so() {
             .await
             .expect("basic.publish");
     }
-    let mut args = FieldTable::default();
-    args.insert(
-        "x-dead-letter-exchange".into(),
-        AMQPValue::LongString("r4-nowhere".into()),
-    );
-    ch.queue_declare(
-        "r4-audit-dlx".into(),
-        QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
-        args,
+    declare_with(
+        &ch,
+        "r4-audit-dlx",
+        &[(
+            "x-dead-letter-exchange",
+            AMQPValue::LongString("r4-nowhere".into()),
+        )],
     )
-    .await
-    .expect("queue.declare");
+    .await;
 
     let sidecar = Sidecar::start(&node.mgmt_url, &[("RABBITMQ_WATCH__AUDIT__INTERVAL", "1s")]);
     let data = eventually(WAIT, "an audit run", || {
@@ -444,21 +389,7 @@ async fn quorum_queue_members_and_delivery_limit_without_mirrors_on_4_0() {
     let _serial = ON_NODE.lock().await;
     let node = node4("on");
     let (_conn, ch) = amqp(node, "/").await;
-    let mut args = FieldTable::default();
-    args.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString("quorum".into()),
-    );
-    ch.queue_declare(
-        "r4-replicated".into(),
-        QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
-        args,
-    )
-    .await
-    .expect("declare the quorum queue");
+    declare_quorum(&ch, "r4-replicated", &[]).await;
     let sidecar = Sidecar::start(&node.mgmt_url, &[]);
     let queue = [("vhost", "/"), ("queue", "r4-replicated")];
     let this_node = [("node", node.name.as_str())];
@@ -543,21 +474,8 @@ impl Drop for WatermarkReset<'_> {
 /// limit, file descriptors used and available.
 fn assert_node_resources(m: &support::Exposition, node: &RabbitNode, source: &str) {
     let this_node = [("node", node.name.as_str())];
-    for series in [
-        "rabbitmq_process_resident_memory_bytes",
-        "rabbitmq_resident_memory_limit_bytes",
-        "rabbitmq_disk_space_available_bytes",
-        "rabbitmq_disk_space_available_limit_bytes",
-        "rabbitmq_process_open_fds",
-        "rabbitmq_process_max_fds",
-    ] {
-        let value = m.get(series, &this_node);
-        assert!(
-            value.is_some_and(|v| v > 0.0),
-            "{source}: {series}: {value:?}\n{}",
-            m.text
-        );
-    }
+    m.assert_positive(&NODE_MEMORY_AND_DISK, &this_node, source);
+    m.assert_positive(&NODE_FDS, &this_node, source);
     assert!(
         m.get("rabbitmq_process_open_fds", &this_node)
             < m.get("rabbitmq_process_max_fds", &this_node),
@@ -911,7 +829,7 @@ async fn with_statistics_a_consumer_that_always_requeues_raises_the_poison_messa
     let node = node4("on");
     let queue = "r4-poison";
     let (_conn, ch) = amqp(node, "/").await;
-    support::declare_quorum(
+    declare_quorum(
         &ch,
         queue,
         &[(

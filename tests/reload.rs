@@ -14,7 +14,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use support::{
-    Exposition, HttpReceiver, RabbitNode, Sidecar, amqp, declare, eventually, publish, temp_dir,
+    Exposition, HttpReceiver, Notify, RabbitNode, Sidecar, amqp, declare, eventually, publish,
+    temp_dir,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -56,19 +57,9 @@ alerting:
       severity: critical
       annotations:
         summary: "{{{{ $labels.queue }}}} over {threshold}"
-notify:
-  route:
-    receiver: team
-    group_by: [alertname, queue]
-    group_wait: 1s
-    group_interval: 1s
-    repeat_interval: 1h
-  receivers:
-    - name: team
-      webhook_configs:
-        - url: {receiver}/hook
-{extra}"#,
+{notify}{extra}"#,
         password_file = password_file.display(),
+        notify = Notify::webhook(receiver),
     )
 }
 

@@ -11,8 +11,8 @@ mod support;
 use std::time::Duration;
 
 use support::{
-    Exposition, FakeApi, Fault, FaultProxy, HttpReceiver, RabbitNode, Sidecar, amqp, declare,
-    eventually, json_response, publish, repo_file,
+    Exposition, FakeApi, Fault, FaultProxy, HttpReceiver, Notify, RabbitNode, Sidecar, amqp,
+    declare, eventually, json_response, publish, repo_file,
 };
 
 const WAIT: Duration = Duration::from_secs(40);
@@ -128,18 +128,8 @@ alerting:
       select: {{queue: "vr-backlog"}}
       expr: messages_ready > 5
       severity: warning
-notify:
-  route:
-    receiver: team
-    group_by: [alertname, queue]
-    group_wait: 1s
-    group_interval: 1s
-    repeat_interval: 1h
-  receivers:
-    - name: team
-      webhook_configs:
-        - url: {url}/hook
-"#
+{notify}"#,
+        notify = Notify::webhook(url)
     )
 }
 

@@ -7,10 +7,10 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{Sidecar, eventually, free_port, temp_dir};
+use support::{Sidecar, eventually, free_port, output_text, run_watch, temp_dir, watch_exits};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -131,6 +131,23 @@ impl Pki {
         self.dir.join(name).display().to_string()
     }
 
+    /// curl `url` trusting `ca.crt`, presenting the client certificate `NAME.crt` (key
+    /// `NAME.key`) when `cert` is `Some(NAME)`, with `extra` options.
+    fn curl_tls(&self, url: &str, cert: Option<&str>, extra: &[&str]) -> Curl {
+        let mut owned = vec!["--cacert".to_owned(), self.path("ca.crt")];
+        if let Some(name) = cert {
+            owned.extend([
+                "--cert".to_owned(),
+                self.path(&format!("{name}.crt")),
+                "--key".to_owned(),
+                self.path(&format!("{name}.key")),
+            ]);
+        }
+        owned.extend(extra.iter().map(ToString::to_string));
+        owned.push(url.to_owned());
+        curl(&owned.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
     /// Writes `web.yml` (relative certificate paths: resolved against its directory).
     fn web_config(&self, text: &str) -> String {
         let path = self.dir.join("web.yml");
@@ -186,25 +203,6 @@ fn curl(args: &[&str]) -> Curl {
     }
 }
 
-fn run_watch(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rabbitmq-watch"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run rabbitmq-watch")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 #[test]
 fn tls_serves_the_configured_certificate_and_clients_of_other_cas_fail() {
     let pki = Pki::new("web-tls");
@@ -213,15 +211,11 @@ fn tls_serves_the_configured_certificate_and_clients_of_other_cas_fail() {
     );
     let (_sidecar, port) = sidecar(&web, false);
     let url = format!("https://127.0.0.1:{port}/-/healthy");
-    let ok = curl(&["--cacert", &pki.path("ca.crt"), &url]);
+    let ok = pki.curl_tls(&url, None, &[]);
     assert_eq!((ok.exit, ok.status), (0, 200), "{ok:?}");
     assert_eq!(ok.body, "OK\n");
     // By name too (the certificate has DNS:localhost).
-    let by_name = curl(&[
-        "--cacert",
-        &pki.path("ca.crt"),
-        &format!("https://localhost:{port}/-/healthy"),
-    ]);
+    let by_name = pki.curl_tls(&format!("https://localhost:{port}/-/healthy"), None, &[]);
     assert_eq!(by_name.status, 200, "{by_name:?}");
 
     let wrong_ca = curl(&["--cacert", &pki.path("other-ca.crt"), &url]);
@@ -233,7 +227,7 @@ fn tls_serves_the_configured_certificate_and_clients_of_other_cas_fail() {
     assert!(wrong_ca.stderr.contains("certificate"), "{wrong_ca:?}");
 
     // min_version TLS13: a TLS 1.2 client is refused.
-    let old = curl(&["--cacert", &pki.path("ca.crt"), "--tls-max", "1.2", &url]);
+    let old = pki.curl_tls(&url, None, &["--tls-max", "1.2"]);
     assert_ne!(old.exit, 0, "{old:?}");
     assert_eq!(old.status, 0, "{old:?}");
 
@@ -252,37 +246,22 @@ fn client_certificates_are_required_and_verified_when_configured() {
     let url = format!("https://127.0.0.1:{port}/metrics");
     let ca = pki.path("ca.crt");
 
-    let without = curl(&["--cacert", &ca, &url]);
+    let without = pki.curl_tls(&url, None, &[]);
     assert_ne!(without.exit, 0, "{without:?}");
     assert_eq!(without.status, 0, "{without:?}");
 
-    let with = curl(&[
-        "--cacert",
-        &ca,
-        "--cert",
-        &pki.path("client.crt"),
-        "--key",
-        &pki.path("client.key"),
-        &url,
-    ]);
+    let with = pki.curl_tls(&url, Some("client"), &[]);
     assert_eq!((with.exit, with.status), (0, 200), "{with:?}");
     assert!(with.body.contains("rabbitmq_watch_polls_total"), "{with:?}");
 
-    let stranger = curl(&[
-        "--cacert",
-        &ca,
-        "--cert",
-        &pki.path("stranger.crt"),
-        "--key",
-        &pki.path("stranger.key"),
-        &url,
-    ]);
+    let stranger = pki.curl_tls(&url, Some("stranger"), &[]);
     assert_ne!(stranger.exit, 0, "{stranger:?}");
     assert_eq!(stranger.status, 0, "{stranger:?}");
 
     // The probe presents a client certificate when told to.
     let probe_url = format!("https://127.0.0.1:{port}/-/healthy");
-    let out = run_watch(
+    watch_exits(
+        0,
         &[
             "probe",
             "--url",
@@ -296,9 +275,7 @@ fn client_certificates_are_required_and_verified_when_configured() {
         ],
         &[],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let out = run_watch(&["probe", "--url", &probe_url, "--ca-file", &ca], &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    watch_exits(1, &["probe", "--url", &probe_url, "--ca-file", &ca], &[]);
 }
 
 #[test]
@@ -355,17 +332,17 @@ fn basic_auth_protects_every_path_and_headers_are_added() {
 
     // The probe: the password from the environment or a file, never the command line.
     let url = format!("{}/-/healthy", sidecar.base);
-    let out = run_watch(&["probe", "--url", &url], &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("401"), "{}", text(&out));
-    let out = run_watch(
+    let out = watch_exits(1, &["probe", "--url", &url], &[]);
+    assert!(out.contains("401"), "{out}");
+    watch_exits(
+        0,
         &["probe", "--url", &url, "--username", "alice"],
         &[("RABBITMQ_WATCH_PROBE_PASSWORD", "correct horse")],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let file = pki.dir.join("probe-password");
     std::fs::write(&file, "correct horse\n").unwrap();
-    let out = run_watch(
+    watch_exits(
+        0,
         &["probe", "--url", &url],
         &[
             ("RABBITMQ_WATCH_PROBE_USERNAME", "alice"),
@@ -375,14 +352,8 @@ fn basic_auth_protects_every_path_and_headers_are_added() {
             ),
         ],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let out = run_watch(&["probe", "--url", &url, "--username", "alice"], &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        text(&out).contains("RABBITMQ_WATCH_PROBE_PASSWORD"),
-        "{}",
-        text(&out)
-    );
+    let out = watch_exits(1, &["probe", "--url", &url, "--username", "alice"], &[]);
+    assert!(out.contains("RABBITMQ_WATCH_PROBE_PASSWORD"), "{out}");
 }
 
 const SILENCE: &str = r#"{"matchers":["alertname=\"RabbitmqDown\""],"duration":"1h","createdBy":"test","comment":"web test"}"#;
@@ -472,25 +443,23 @@ fn the_probe_follows_the_web_config_by_default() {
     ];
     // https at the listen address, trusting the web config's certificate: it reaches the
     // sidecar, which is not ready (no broker).
-    let out = run_watch(&["probe"], &env);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let said = text(&out);
+    let said = watch_exits(1, &["probe"], &env);
     assert!(
         said.contains(&format!("https://127.0.0.1:{port}/-/ready")),
         "{said}"
     );
     assert!(said.contains("503"), "{said}");
     let healthy = format!("https://127.0.0.1:{port}/-/healthy");
-    let out = run_watch(&["probe", "--url", &healthy], &env);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    watch_exits(0, &["probe", "--url", &healthy], &env);
     // --web.config.file on the command line works as well as the variable.
-    let out = run_watch(
+    watch_exits(
+        0,
         &["probe", "--url", &healthy, "--web.config.file", &web],
         &env[2..],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     // A CA that did not sign the server's certificate is refused.
-    let out = run_watch(
+    watch_exits(
+        1,
         &[
             "probe",
             "--url",
@@ -500,7 +469,6 @@ fn the_probe_follows_the_web_config_by_default() {
         ],
         &env,
     );
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
 }
 
 #[test]
@@ -553,13 +521,13 @@ fn a_bad_web_config_stops_start_up_naming_the_key() {
         ),
     ] {
         let web = pki.web_config(content);
-        let out = run_watch(
+        let out = watch_exits(
+            2,
             &["check-config", "--web.config.file", &web],
             &[("RABBITMQ_WATCH__RABBITMQ__URL", "http://127.0.0.1:1")],
         );
-        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-        assert!(text(&out).contains(key), "{key}: {}", text(&out));
-        assert!(!text(&out).contains("plaintext"), "{}", text(&out));
+        assert!(out.contains(key), "{key}: {out}");
+        assert!(!out.contains("plaintext"), "{out}");
         // The sidecar itself refuses to start.
         let out = run_watch(
             &["--web.config.file", &web],
@@ -568,8 +536,12 @@ fn a_bad_web_config_stops_start_up_naming_the_key() {
                 ("RABBITMQ_WATCH__LISTEN", "127.0.0.1:0"),
             ],
         );
-        assert_ne!(out.status.code(), Some(0), "{}", text(&out));
-        assert!(text(&out).contains(key), "{key}: {}", text(&out));
+        assert_ne!(out.status.code(), Some(0), "{}", output_text(&out));
+        assert!(
+            output_text(&out).contains(key),
+            "{key}: {}",
+            output_text(&out)
+        );
     }
 }
 
@@ -650,21 +622,6 @@ fn a_renewed_certificate_is_served_without_a_restart() {
 #[test]
 fn client_auth_types_and_tls12_settings_behave_as_in_go() {
     let pki = Pki::new("web-auth-types");
-    let ca = pki.path("ca.crt");
-    let client = [
-        "--cert",
-        &pki.path("client.crt"),
-        "--key",
-        &pki.path("client.key"),
-    ]
-    .map(str::to_owned);
-    let stranger = [
-        "--cert",
-        &pki.path("stranger.crt"),
-        "--key",
-        &pki.path("stranger.key"),
-    ]
-    .map(str::to_owned);
     for (auth, none_ok, stranger_ok) in [
         ("RequestClientCert", true, true),
         ("RequireAnyClientCert", false, true),
@@ -680,30 +637,22 @@ fn client_auth_types_and_tls12_settings_behave_as_in_go() {
         ));
         let (_sidecar, port) = sidecar(&web, false);
         let url = format!("https://127.0.0.1:{port}/-/healthy");
-        let get = |extra: &[String]| {
-            let mut args: Vec<&str> = vec!["--cacert", &ca];
-            args.extend(extra.iter().map(String::as_str));
-            args.push(&url);
-            curl(&args)
-        };
-        let none = get(&[]);
+        let none = pki.curl_tls(&url, None, &[]);
         assert_eq!(
             none.status == 200,
             none_ok,
             "{auth}, no certificate: {none:?}"
         );
-        let theirs = get(&stranger);
+        let theirs = pki.curl_tls(&url, Some("stranger"), &[]);
         assert_eq!(
             theirs.status == 200,
             stranger_ok,
             "{auth}, other CA: {theirs:?}"
         );
-        let ours = get(&client);
+        let ours = pki.curl_tls(&url, Some("client"), &[]);
         assert_eq!(ours.status, 200, "{auth}, our CA: {ours:?}");
         // max_version TLS12: a client that insists on TLS 1.3 is refused.
-        let mut tls13 = client.to_vec();
-        tls13.push("--tlsv1.3".to_owned());
-        let refused = get(&tls13);
+        let refused = pki.curl_tls(&url, Some("client"), &["--tlsv1.3"]);
         assert_eq!(refused.status, 0, "{auth}, TLS 1.3 only: {refused:?}");
     }
 }

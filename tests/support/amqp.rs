@@ -26,16 +26,26 @@ pub async fn amqp(node: &RabbitNode, vhost: &str) -> (Connection, Channel) {
 
 /// Declares a durable classic queue.
 pub async fn declare(ch: &Channel, queue: &str) {
+    declare_with(ch, queue, &[]).await;
+}
+
+/// Declares a durable queue with `arguments` (`x-queue-type` among them makes it other than
+/// classic). Panics if the broker refuses the declaration.
+pub async fn declare_with(ch: &Channel, queue: &str, arguments: &[(&str, AMQPValue)]) {
+    let mut table = FieldTable::default();
+    for (k, v) in arguments {
+        table.insert((*k).into(), v.clone());
+    }
     ch.queue_declare(
         queue.into(),
         QueueDeclareOptions {
             durable: true,
             ..Default::default()
         },
-        FieldTable::default(),
+        table,
     )
     .await
-    .expect("queue.declare");
+    .unwrap_or_else(|e| panic!("queue.declare {queue}: {e}"));
 }
 
 /// Publishes `n` messages to `queue` through the default exchange, each confirmed.
@@ -88,24 +98,9 @@ pub async fn consume_and_hold(ch: &Channel, queue: &str, tag: &str, n: usize) ->
 
 /// Declares a durable quorum queue with `arguments` (besides `x-queue-type`).
 pub async fn declare_quorum(ch: &Channel, queue: &str, arguments: &[(&str, AMQPValue)]) {
-    let mut args = FieldTable::default();
-    args.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString("quorum".into()),
-    );
-    for (k, v) in arguments {
-        args.insert((*k).into(), v.clone());
-    }
-    ch.queue_declare(
-        queue.into(),
-        QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
-        args,
-    )
-    .await
-    .expect("queue.declare (quorum)");
+    let mut all = vec![("x-queue-type", AMQPValue::LongString("quorum".into()))];
+    all.extend(arguments.iter().cloned());
+    declare_with(ch, queue, &all).await;
 }
 
 /// Consumes `queue` with `prefetch`, handling each delivery with `handle` after `delay`:
@@ -152,4 +147,75 @@ pub async fn consume(
 #[allow(dead_code)]
 pub async fn requeue_forever(ch: &Channel, queue: &str, delay: std::time::Duration) {
     consume(ch, queue, 1, delay, Some(false)).await;
+}
+
+/// Declares a durable fanout exchange `exchange`. Panics if the broker refuses it.
+pub async fn declare_fanout(ch: &Channel, exchange: &str) {
+    ch.exchange_declare(
+        exchange.into(),
+        lapin::ExchangeKind::Fanout,
+        lapin::options::ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("exchange.declare {exchange}: {e}"));
+}
+
+/// Binds `queue` to `exchange` with the empty routing key. Panics if the broker refuses it.
+pub async fn bind(ch: &Channel, queue: &str, exchange: &str) {
+    ch.queue_bind(
+        queue.into(),
+        exchange.into(),
+        "".into(),
+        lapin::options::QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("queue.bind {queue} to {exchange}: {e}"));
+}
+
+/// Starts a consumer `tag` on `queue` with `options` (manual acknowledgement unless
+/// `options.no_ack`); the deliveries are the caller's to read (or not). The consumer is
+/// cancelled when its channel closes.
+pub async fn subscribe(
+    ch: &Channel,
+    queue: &str,
+    tag: &str,
+    options: BasicConsumeOptions,
+) -> Consumer {
+    ch.basic_consume(queue.into(), tag.into(), options, FieldTable::default())
+        .await
+        .unwrap_or_else(|e| panic!("basic.consume {queue} as {tag}: {e}"))
+}
+
+/// Sets the channel's prefetch to `prefetch` (`basic.qos`), then starts a consumer `tag` on
+/// `queue` with manual acknowledgement, as [`subscribe`].
+pub async fn subscribe_with_prefetch(
+    ch: &Channel,
+    queue: &str,
+    tag: &str,
+    prefetch: u16,
+) -> Consumer {
+    ch.basic_qos(prefetch, lapin::options::BasicQosOptions::default())
+        .await
+        .expect("basic.qos");
+    subscribe(ch, queue, tag, BasicConsumeOptions::default()).await
+}
+
+/// Acknowledges every delivery of `consumer` as it arrives, in a spawned task that ends when
+/// the consumer or its channel does.
+pub fn ack_all(mut consumer: Consumer) {
+    tokio::spawn(async move {
+        while let Some(Ok(d)) = consumer.next().await {
+            if d.ack(lapin::options::BasicAckOptions::default())
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
 }

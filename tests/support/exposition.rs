@@ -11,6 +11,22 @@ pub struct Sample {
     pub value: f64,
 }
 
+impl Sample {
+    /// Whether the sample has the label `key` with the value `value`.
+    pub fn has_label(&self, key: &str, value: &str) -> bool {
+        self.labels.iter().any(|(k, v)| k == key && v == value)
+    }
+}
+
+/// The node's memory and disk series, each with its limit (labelled `node`), as every source
+/// exports them.
+pub const NODE_MEMORY_AND_DISK: [&str; 4] = [
+    "rabbitmq_process_resident_memory_bytes",
+    "rabbitmq_resident_memory_limit_bytes",
+    "rabbitmq_disk_space_available_bytes",
+    "rabbitmq_disk_space_available_limit_bytes",
+];
+
 /// A parsed text exposition (OpenMetrics or Prometheus text), comments dropped.
 #[derive(Debug, Clone)]
 pub struct Exposition {
@@ -61,6 +77,19 @@ impl Exposition {
         let found: Vec<&Sample> = self.find(name, labels);
         assert!(found.len() <= 1, "{name} {labels:?} matches {found:?}");
         found.first().map(|s| s.value)
+    }
+
+    /// Asserts that each series of `names` has one sample whose labels include `labels`, with
+    /// a value above 0; the failure names `context`, the series, and the whole text.
+    pub fn assert_positive(&self, names: &[&str], labels: &[(&str, &str)], context: &str) {
+        for name in names {
+            let value = self.get(name, labels);
+            assert!(
+                value.is_some_and(|v| v > 0.0),
+                "{context}: {name} {labels:?}: {value:?}\n{}",
+                self.text
+            );
+        }
     }
 
     /// Every sample named `name` whose labels include `labels`.

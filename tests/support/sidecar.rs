@@ -2,7 +2,7 @@
 //! on a free loopback port, its stderr collected, stopped with SIGTERM or on drop.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -153,4 +153,39 @@ impl Drop for Sidecar {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs `rabbitmq-watch ARGS` to completion with only `env` (and `PATH`) in its environment,
+/// for its subcommands (`probe`, `check-config`): its exit status and output.
+pub fn run_watch(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rabbitmq-watch"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run rabbitmq-watch")
+}
+
+/// What a finished process wrote: its stdout then its stderr, lossily decoded.
+pub fn output_text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs `rabbitmq-watch ARGS` as [`run_watch`], asserts that it exits with `code`, and returns
+/// what it wrote ([`output_text`]).
+pub fn watch_exits(code: i32, args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = run_watch(args, env);
+    let text = output_text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "rabbitmq-watch {args:?}: {text}"
+    );
+    text
 }
