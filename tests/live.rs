@@ -343,12 +343,16 @@ async fn message_counters_limits_and_head_age_follow_real_traffic() {
         ("rabbitmq_queue_messages_delivered_ack_total", 0.0),
         ("rabbitmq_queue_max_length", 50.0),
     ];
-    let m = eventually(WAIT, "exact counters on /metrics", || {
+    // The head timestamp comes with the queue's own statistics event, which may reach the
+    // management database a poll after the counters: wait for both.
+    let m = eventually(WAIT, "exact counters and the head age on /metrics", || {
         let m = sidecar.metrics();
-        expected
+        (expected
             .iter()
             .all(|(name, want)| m.get(name, &labels) == Some(*want))
-            .then_some(m)
+            && m.get("rabbitmq_queue_head_message_age_seconds", &labels)
+                .is_some())
+        .then_some(m)
     });
     let age = m
         .get("rabbitmq_queue_head_message_age_seconds", &labels)
