@@ -313,12 +313,10 @@ impl Dispatcher {
         silences: &Silences,
         now: SystemTime,
     ) -> BTreeMap<String, Members<'a>> {
-        let firing: Vec<&Alert> = alerts.iter().filter(|a| a.state == State::Firing).collect();
+        let inhibitions = super::inhibit::Inhibitions::new(&self.inhibit_rules, alerts.iter());
         let mut groups: BTreeMap<String, Members<'a>> = BTreeMap::new();
         for alert in alerts.iter().filter(|a| a.state != State::Pending) {
-            if silences.mutes(&alert.labels, now)
-                || super::inhibit::inhibited(&self.inhibit_rules, alert, &firing)
-            {
+            if silences.mutes(&alert.labels, now) || inhibitions.inhibited(alert) {
                 continue;
             }
             for (id, route) in self.route.matching(&alert.labels) {

@@ -9,6 +9,7 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
+use super::inhibit::Inhibitions;
 use super::silence::Silence;
 use crate::alerting::Alert;
 use crate::config::InhibitRule;
@@ -54,9 +55,8 @@ impl Status {
 /// The silences and inhibitions in effect for one list of alerts, prepared once.
 #[derive(Debug)]
 pub struct Suppressor<'a> {
-    rules: &'a [InhibitRule],
-    /// Per rule, the alerts that can be its source (firing on evidence, matching it).
-    sources: Vec<Vec<&'a Alert>>,
+    /// The inhibit rules' sources, indexed.
+    inhibitions: Inhibitions<'a>,
     silences: Vec<(&'a str, Vec<Matcher>)>,
 }
 
@@ -70,16 +70,7 @@ impl<'a> Suppressor<'a> {
         now: SystemTime,
     ) -> Self {
         Suppressor {
-            rules,
-            sources: rules
-                .iter()
-                .map(|rule| {
-                    alerts
-                        .iter()
-                        .filter(|a| a.observed() && all_match(&rule.source, &a.labels))
-                        .collect()
-                })
-                .collect(),
+            inhibitions: Inhibitions::new(rules, alerts.iter()),
             silences: silences
                 .iter()
                 .filter(|s| s.state(now) == "active")
@@ -100,10 +91,8 @@ impl<'a> Suppressor<'a> {
             .map(|(id, _)| (*id).to_owned())
             .collect();
         let mut inhibited_by: Vec<String> = self
-            .rules
-            .iter()
-            .zip(&self.sources)
-            .flat_map(|(rule, firing)| super::inhibit::sources(rule, alert, firing))
+            .inhibitions
+            .sources(alert)
             .map(|a| a.fingerprint.clone())
             .collect();
         inhibited_by.sort();
