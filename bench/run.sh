@@ -307,7 +307,8 @@ run_one() {
   local node_vars
   node_vars=$(scripts/rabbitmq-node.sh start "$NODE_DIR" --watch-pid $$ \
     --conf "collect_statistics_interval = $STATS_INTERVAL_MS" \
-    --conf "vm_memory_high_watermark.relative = $MEMORY_WATERMARK" "${MGMT_CONF[@]}") || die "the RabbitMQ node did not start"
+    --conf "vm_memory_high_watermark.relative = $MEMORY_WATERMARK" \
+    --conf "consumer_timeout = 86400000" "${MGMT_CONF[@]}") || die "the RabbitMQ node did not start"
   # node.env also sets ROOT (the RabbitMQ 4 tree, empty for 3.10): keep ours.
   eval "$(grep -v '^ROOT=' <<< "$node_vars")"
   local csi

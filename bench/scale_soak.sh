@@ -26,6 +26,10 @@
 # container image sets the first two) reach the sidecar from this script's environment and are
 # recorded in meta.env as malloc_env.
 #
+# The node's consumer_timeout is raised to a day: the load's never-acking consumers (every 10th
+# queue) would otherwise lose their channels after RabbitMQ's default 30 minutes, turning the
+# 1,000 stalled queues into queues without consumers in the middle of a longer soak.
+#
 # Everything started here (the node, the load generator, the sidecar, the sampler) is stopped on
 # exit by PID; the node is also tied to this script with --watch-pid. Other nodes are not
 # touched. On a shared machine run it under `nice -n 10` and compare CPU times, not wall times.
@@ -121,7 +125,8 @@ mkdir -p "$run/metrics"
 
 NODE_DIR="$WORK/node"
 node_vars=$(scripts/rabbitmq-node.sh start "$NODE_DIR" --watch-pid $$ \
-  --conf "collect_statistics_interval = $STATS_INTERVAL_MS") || die "the RabbitMQ node did not start"
+  --conf "collect_statistics_interval = $STATS_INTERVAL_MS" \
+  --conf "consumer_timeout = 86400000") || die "the RabbitMQ node did not start"
 # node.env also sets ROOT (the RabbitMQ 4 tree, empty for 3.10): keep ours.
 eval "$(grep -v '^ROOT=' <<< "$node_vars")"
 log "node $NODE_NAME up ($MGMT_URL)"
