@@ -758,14 +758,29 @@ pub async fn run(
         // The poll's own time: `for` is measured between the polls that saw the condition,
         // not between when their evaluations happened to run.
         let now = snapshot.started_at;
-        engine.evaluate(&snapshot, now);
-        tx.send_replace(Some(Arc::new(Assessment {
-            snapshot,
-            backlog: engine.backlog().clone(),
-            cluster: engine.cluster().clone(),
-            alerts: engine.alerts().cloned().collect(),
-            evaluated_at: now,
-        })));
+        // Off the async workers: at 10,000 queues an evaluation is tens of milliseconds of
+        // CPU, which would hold up every request queued on the worker running it (the
+        // `/metrics` latency tail). A panic in it still ends this task, as before.
+        let evaluated = tokio::task::spawn_blocking(move || {
+            engine.evaluate(&snapshot, now);
+            let assessment = Assessment {
+                snapshot,
+                backlog: engine.backlog().clone(),
+                cluster: engine.cluster().clone(),
+                alerts: engine.alerts().cloned().collect(),
+                evaluated_at: now,
+            };
+            (engine, assessment)
+        })
+        .await;
+        let (returned, assessment) = match evaluated {
+            Ok(done) => done,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // The runtime is shutting down.
+            Err(_) => break,
+        };
+        engine = returned;
+        tx.send_replace(Some(Arc::new(assessment)));
     }
 }
 
