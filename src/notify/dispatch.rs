@@ -632,13 +632,6 @@ pub async fn run(
         set_aside: None,
     };
     let mut saved_pending = usize::MAX;
-    // When the groups were last planned: a tick plans again only when a group's timer has
-    // come due since, not on every tick while a timer lies in the past (a group whose
-    // group_interval passed with nothing new to send keeps its `next_flush` until it sends
-    // again). Planning all alerts every second that way cost ~0.3 s of CPU per poll with
-    // 10,000 firing alerts (issue #13). What a tick would have found then (a repeat falling
-    // due, a silence expiring) is found at the next assessment, one poll later at most.
-    let mut last_plan = SystemTime::UNIX_EPOCH;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -672,12 +665,7 @@ pub async fn run(
         let now = SystemTime::now();
         let alerts: &[Alert] = assessment.as_ref().map_or(&restored, |a| &a.alerts);
         // Groups change only with the alerts; otherwise only timers can make a flush due.
-        if changed
-            || groups
-                .values()
-                .any(|g| g.next_flush <= now && g.next_flush > last_plan)
-        {
-            last_plan = now;
+        if changed || groups.values().any(|g| g.next_flush <= now) {
             for flush in dispatcher.plan(alerts, &mut groups, &silences, now) {
                 changed = true;
                 let skipped = already_delivered(&groups, &flush);
