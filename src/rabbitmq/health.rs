@@ -166,9 +166,22 @@ impl ExpiringListener {
             .iter()
             .chain(self.cacertfile_expires_on.iter())
             .flatten()
-            .filter_map(|t| humantime::parse_rfc3339_weak(t.trim()).ok())
+            .filter_map(|t| parse_expiry(t))
             .min()
     }
+}
+
+/// An expiry as the check writes it: UTC `YYYY-MM-DD H:MM:SS`, the hour without a leading zero
+/// (RabbitMQ formats it with `~w-~2.2.0w-~2.2.0w ~w:~2.2.0w:~2.2.0w`), e.g.
+/// `2026-12-06 2:28:36`; a zero-padded hour reads too. `None` when it is not such a time.
+fn parse_expiry(text: &str) -> Option<SystemTime> {
+    let (date, time) = text.trim().split_once(' ')?;
+    let time = if time.find(':') == Some(1) {
+        format!("0{time}")
+    } else {
+        time.to_owned()
+    };
+    humantime::parse_rfc3339_weak(&format!("{date} {time}")).ok()
 }
 
 /// One member's answers to the checks. Each is `Ok(Some(verdict))`, `Ok(None)` when this
@@ -382,5 +395,29 @@ mod tests {
             serde_json::from_str(r#"{"status":"ok","reason":"single node cluster"}"#).unwrap();
         assert!(ok.passing());
         assert!(serde_json::from_str::<Verdict>(r#"{"error":"Object Not Found"}"#).is_err());
+    }
+
+    #[test]
+    fn an_expiry_with_the_hour_unpadded_as_rabbitmq_writes_it_is_read() {
+        let padded = humantime::parse_rfc3339("2026-12-06T02:28:36Z").unwrap();
+        assert_eq!(parse_expiry("2026-12-06 2:28:36"), Some(padded));
+        assert_eq!(parse_expiry("2026-12-06 02:28:36"), Some(padded));
+        let late = humantime::parse_rfc3339("2026-12-02T15:42:02Z").unwrap();
+        assert_eq!(parse_expiry(" 2026-12-02 15:42:02 "), Some(late));
+        assert_eq!(parse_expiry("2026-12-06"), None);
+        assert_eq!(parse_expiry("soon"), None);
+    }
+
+    proptest::proptest! {
+        /// Any second from 1970 to 2199, written as RabbitMQ writes it, reads back exactly.
+        #[test]
+        fn every_expiry_written_as_rabbitmq_does_reads_back(secs in 0u64..7_258_118_400) {
+            let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+            let iso = humantime::format_rfc3339_seconds(t).to_string();
+            let (date, time) = iso.trim_end_matches('Z').split_once('T').unwrap();
+            let hour: u32 = time[..2].parse().unwrap();
+            let written = format!("{date} {hour}{}", &time[2..]);
+            proptest::prop_assert_eq!(parse_expiry(&written), Some(t));
+        }
     }
 }
