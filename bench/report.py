@@ -391,6 +391,8 @@ def cmd_collect(raw, out_path):
     res["wrk_single"] = parse_wrk(os.path.join(raw, "wrk-1.txt"))
     prom = os.path.join(raw, "wrk-prometheus.txt")
     res["wrk_prometheus"] = parse_wrk(prom) if os.path.exists(prom) else {}
+    paced = os.path.join(raw, "wrk-paced.txt")
+    res["wrk_paced"] = parse_wrk(paced) if os.path.exists(paced) else {}
     expo = read_curl_lines(os.path.join(raw, "metrics", "exposition.prom.w"))
     res["exposition_bytes"] = expo[0][1] if expo else None
     res["exposition_lines"] = int(meta["exposition_lines"]) if meta.get("exposition_lines") else None
@@ -571,6 +573,11 @@ def table(res):
     pp = res.get("wrk_prometheus", {}).get("percentiles_ms", {})
     add(f"/metrics latency, {res.get('meta', {}).get('wrk_connections', 16)} concurrent scrapers sending Prometheus's headers (OpenMetrics, gzip): p50 / p90 / p99",
         f"{fmt_ms(pp.get('50'))} / {fmt_ms(pp.get('90'))} / {fmt_ms(pp.get('99'))}")
+    pq = res.get("wrk_paced", {})
+    if pq.get("percentiles_ms"):
+        pc = pq["percentiles_ms"]
+        add(f"/metrics latency, {res.get('meta', {}).get('wrk_connections', 16)} paced scrapers (each ~1 scrape/s, Prometheus's headers, across polls): p50 / p90 / p99 (requests)",
+            f"{fmt_ms(pc.get('50'))} / {fmt_ms(pc.get('90'))} / {fmt_ms(pc.get('99'))} ({pq.get('requests', 'n/a')})")
     p1 = res.get("wrk_single", {}).get("percentiles_ms", {})
     add("/metrics latency, one scraper alone: p50 / p99", f"{fmt_ms(p1.get('50'))} / {fmt_ms(p1.get('99'))}")
     add("/metrics throughput (wrk, concurrent scrapers)",

@@ -48,6 +48,9 @@ PREFETCH=${BENCH_PREFETCH:-2}
 WRK_DURATION=${BENCH_WRK_DURATION:-15s}
 WRK_CONNECTIONS=${BENCH_WRK_CONNECTIONS:-16}
 WRK1_DURATION=${BENCH_WRK1_DURATION:-5s}
+# Paced scrapers (bench/paced.lua): WRK_CONNECTIONS scrapers, each scraping about once a second
+# with Prometheus's headers, for long enough to span a few polls.
+WRK_PACED_DURATION=${BENCH_WRK_PACED_DURATION:-45s}
 INTERVAL_S=${BENCH_INTERVAL_S:-15}
 TIMEOUT_S=${BENCH_TIMEOUT_S:-14}
 FULL_READS=${BENCH_FULL_READS:-$RUNS}
@@ -385,6 +388,7 @@ EOF
     echo "wrk_duration=$WRK_DURATION"
     echo "wrk_connections=$WRK_CONNECTIONS"
     echo "wrk1_duration=$WRK1_DURATION"
+    echo "wrk_paced_duration=$WRK_PACED_DURATION"
     echo "load_line=$(grep '^READY' "$run/load.out")"
     echo "loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg)"
     echo "other_beam_processes=$(( $(pgrep -c -x beam.smp || true) - 1 ))"
@@ -496,6 +500,14 @@ EOF
   WRK_PID=$!
   wait "$WRK_PID" || log "WARNING: wrk exited with an error (see $run/wrk-prometheus.txt)"
   WRK_PID=""
+  # Scrapers paced as Prometheus's are (each waits ~1 s between scrapes), across polls: the
+  # latency of a scrape while the sidecar polls, not of a closed loop saturating 2 cores.
+  log "wrk: $WRK_CONNECTIONS paced scrapers (~1 scrape/s each) for $WRK_PACED_DURATION, Prometheus's headers"
+  wrk -t2 -c"$WRK_CONNECTIONS" -d"$WRK_PACED_DURATION" --latency -s "$ROOT/bench/paced.lua" \
+    "http://127.0.0.1:$SIDECAR_PORT/metrics" > "$run/wrk-paced.txt" 2>&1 &
+  WRK_PID=$!
+  wait "$WRK_PID" || log "WARNING: wrk exited with an error (see $run/wrk-paced.txt)"
+  WRK_PID=""
   cp "/proc/$SIDECAR_PID/status" "$run/status-after-wrk.txt"
   stop_pid "$RSS_PID"; RSS_PID=""
   scrape "$run/exposition.prom"
@@ -532,7 +544,7 @@ EOF
   local raw="$ROOT/bench/results/raw-$n"
   rm -rf "$raw"
   mkdir -p "$raw/metrics"
-  cp -r "$run/replay" "$run/meta.env" "$run/cpu.env" "$run/requests.tsv" "$run/requests-poll2.tsv" "$run/wrk.txt" "$run/wrk-1.txt" "$run/wrk-prometheus.txt" \
+  cp -r "$run/replay" "$run/meta.env" "$run/cpu.env" "$run/requests.tsv" "$run/requests-poll2.tsv" "$run/wrk.txt" "$run/wrk-1.txt" "$run/wrk-prometheus.txt" "$run/wrk-paced.txt" \
     "$run/rss-polls.txt" "$run/rss-wrk.txt" "$run/beam-ticks.txt" "$run/replay-cpu.txt" \
     "$run/status-after-polls.txt" "$run/status-after-wrk.txt" "$run/overview.json" \
     "$run/sidecar.log" "$run/load.out" "$raw/"
