@@ -547,6 +547,7 @@ def table(res):
             "n/a" if bc.get("baseline_cores") is None else f"{bc['baseline_cores']:.3f}")
     add("sidecar CPU per poll (utime+stime over "
         f"{res.get('meta', {}).get('polls', '?')} polls, one scrape each"
+        + {"plain": " (plain text)", "prometheus": " (as Prometheus sends it: OpenMetrics, gzip)"}.get(res.get('meta', {}).get('scrape'), " (plain text)")
         + (f", plus {res['extra_scrapes_in_window']} extra scrape(s) in all" if res.get("extra_scrapes_in_window") else "")
         + ")", fmt_s(res.get("cpu_s_per_poll")))
     mc = res.get("machine_cpu_cores")
