@@ -305,20 +305,9 @@ mod tests {
         let expected = exposition.variants.get(Format::Text, false);
         assert!(expected.len() > 6_000_000, "{} bytes", expected.len());
         let (addr, shutdown) = server(exposition.clone(), Duration::from_millis(300)).await;
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.set_recv_buffer_size(4096).unwrap();
-        let mut stream = socket.connect(addr).await.unwrap();
-        stream
-            .write_all(b"GET /metrics HTTP/1.1\r\nHost: sidecar\r\n\r\n")
-            .await
-            .unwrap();
         // Read the head only: the response has started (its producer holds the exposition).
-        let mut raw = Vec::new();
-        let mut byte = [0u8; 1];
-        while !raw.ends_with(b"\r\n\r\n") {
-            assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "{raw:?}");
-            raw.push(byte[0]);
-        }
+        let (mut stream, mut raw) =
+            crate::web::stall_testing::head_then_stop_reading(addr, "/metrics").await;
         assert!(raw.starts_with(b"HTTP/1.1 200"), "{raw:?}");
         // Then nothing: after the write bound (300 ms) the connection is closed, which stops
         // the producer. Waited for less than the producer's own bound (30 s), so that it is the

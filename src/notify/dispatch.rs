@@ -850,6 +850,10 @@ mod tests {
             .collect()
     }
 
+    /// The seconds at which a plan ran, and each flush with its second and its alerts' (queue,
+    /// status).
+    type Run = (Vec<u64>, Vec<(u64, Vec<(String, String)>)>);
+
     /// The dispatch loop's decision, second by second: `assess` holds the seconds at which an
     /// assessment arrives (with the alerts `alerts_at` gives), every other second is a tick.
     /// Returns the seconds at which a plan ran and the flushes with their second.
@@ -858,7 +862,7 @@ mod tests {
         seconds: std::ops::Range<u64>,
         assess: &[u64],
         alerts_at: impl Fn(u64) -> Vec<Alert>,
-    ) -> (Vec<u64>, Vec<(u64, Vec<(String, String)>)>) {
+    ) -> Run {
         let silences = Silences::default();
         let mut groups = BTreeMap::new();
         let mut clock = PlanClock::default();

@@ -18,6 +18,8 @@ pub mod auth;
 pub mod config;
 pub mod probe;
 mod stall;
+#[cfg(test)]
+pub(crate) use stall::testing as stall_testing;
 mod tls;
 
 use std::convert::Infallible;

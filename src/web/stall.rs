@@ -130,13 +130,45 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for WriteTimeout<I> {
     }
 }
 
+/// Test clients of the write bound.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::net::SocketAddr;
+
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::TcpStream;
+
+    /// A client that sends `GET {path}` to `addr` with a 4 KiB receive buffer, reads the
+    /// response head (up to its blank line) and then nothing more: returns the connection and
+    /// the head's bytes. Panics when the connection ends before the head is complete.
+    pub(crate) async fn head_then_stop_reading(
+        addr: SocketAddr,
+        path: &str,
+    ) -> (TcpStream, Vec<u8>) {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut stream = socket.connect(addr).await.unwrap();
+        stream
+            .write_all(format!("GET {path} HTTP/1.1\r\nHost: sidecar\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut raw = Vec::new();
+        let mut byte = [0u8; 1];
+        while !raw.ends_with(b"\r\n\r\n") {
+            assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "{raw:?}");
+            raw.push(byte[0]);
+        }
+        (stream, raw)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use axum::body::Bytes;
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::io::AsyncReadExt as _;
     use tokio_util::sync::CancellationToken;
 
     use super::*;
@@ -213,19 +245,7 @@ mod tests {
             )
             .await;
         });
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.set_recv_buffer_size(4096).unwrap();
-        let mut stream = socket.connect(addr).await.unwrap();
-        stream
-            .write_all(b"GET /big HTTP/1.1\r\nHost: sidecar\r\n\r\n")
-            .await
-            .unwrap();
-        let mut raw = Vec::new();
-        let mut byte = [0u8; 1];
-        while !raw.ends_with(b"\r\n\r\n") {
-            assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "{raw:?}");
-            raw.push(byte[0]);
-        }
+        let (mut stream, raw) = testing::head_then_stop_reading(addr, "/big").await;
         let head = String::from_utf8_lossy(&raw).to_ascii_lowercase();
         assert!(head.starts_with("http/1.1 200"), "{head}");
         assert!(head.contains("transfer-encoding: chunked"), "{head}");
