@@ -22,9 +22,10 @@
 # BENCH_PREFETCH [2], BENCH_BASELINE_S [10] (idle broker measured before the sidecar starts),
 # SCALE_SOAK_PLAIN [1] (0: scrape /metrics only as Prometheus does, OpenMetrics + gzip, never the
 # ~18 MB plain text), SCALE_SOAK_OUT [scale-soak] (the name of the json, md and raw outputs).
-# glibc allocator settings (MALLOC_ARENA_MAX, MALLOC_MMAP_THRESHOLD_, GLIBC_TUNABLES; the
-# container image sets the first two) reach the sidecar from this script's environment and are
-# recorded in meta.env as malloc_env.
+# glibc allocator settings: the sidecar runs with the container image's MALLOC_ARENA_MAX=2
+# MALLOC_MMAP_THRESHOLD_=131072 (as bench/run.sh does; set either in the environment to measure
+# another value; GLIBC_TUNABLES passes through); they are recorded in meta.env as malloc_env.
+# Soaks before 2026-12-01 04:00 UTC ran with whatever the environment had (see each record).
 #
 # The node's consumer_timeout is raised to a day: the load's never-acking consumers (every 10th
 # queue) would otherwise lose their channels after RabbitMQ's default 30 minutes, turning the
@@ -117,6 +118,8 @@ log "building the release sidecar and the load generator (no-op when up to date)
 cargo build --release
 cargo build --release --example bench_load
 SIDECAR_BIN=$ROOT/target/release/rabbitmq-watch
+SIDECAR_ARENA_MAX=${MALLOC_ARENA_MAX-2}
+SIDECAR_MMAP_THRESHOLD=${MALLOC_MMAP_THRESHOLD_-131072}
 LOAD_BIN=$ROOT/target/release/examples/bench_load
 BUILD_COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 BUILD_DIRTY=$(git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null | wc -l)
@@ -165,6 +168,7 @@ RABBITMQ_WATCH__RABBITMQ__URL="$MGMT_URL" \
   RABBITMQ_WATCH__ALERTING__BACKLOG__WINDOW="$WINDOW" \
   RABBITMQ_WATCH__LISTEN="127.0.0.1:$PORT" \
   RUST_LOG=rabbitmq_watch=debug NO_COLOR=1 \
+  MALLOC_ARENA_MAX="$SIDECAR_ARENA_MAX" MALLOC_MMAP_THRESHOLD_="$SIDECAR_MMAP_THRESHOLD" \
   "$SIDECAR_BIN" > "$run/sidecar.stdout" 2> "$LOG_FILE" &
 SIDECAR_PID=$!
 START=$EPOCHREALTIME
@@ -190,7 +194,7 @@ log "sidecar pid $SIDECAR_PID on 127.0.0.1:$PORT; soaking for $DURATION s (backl
   echo "loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg)"
   echo "other_beam_processes=$(( $(pgrep -c -x beam.smp || true) - 1 ))"
   echo "nice=$(nice)"
-  echo "malloc_env=$(env | grep -E '^(MALLOC_|GLIBC_TUNABLES=)' | sort | tr '\n' ' ')"
+  echo "malloc_env=MALLOC_ARENA_MAX=$SIDECAR_ARENA_MAX MALLOC_MMAP_THRESHOLD_=$SIDECAR_MMAP_THRESHOLD $(env | grep -E '^GLIBC_TUNABLES=' | tr '\n' ' ')"
   echo "sidecar_commit=$BUILD_COMMIT"
   echo "sidecar_dirty=$BUILD_DIRTY"
   echo "broker_baseline_s=$(awk -v a="$e0" -v b="$e1" 'BEGIN { print b - a }')"
