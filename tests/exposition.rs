@@ -3,7 +3,8 @@
 //! (`tests/fixtures/{3.10.8,4.0.5,4.0.5-stats-off}/metrics*.txt`): every recorded output
 //! parses; any cut, byte change or inserted garbage gives an answer or an error, never a
 //! panic; a cut anywhere but after a newline is an error (truncated); generated label values
-//! survive escaping.
+//! survive escaping; the incremental parser, fed any pieces of a text, visits the same samples
+//! and fails with the same error as the parse of the whole.
 
 use proptest::prelude::*;
 use rabbitmq_watch::rabbitmq::exposition;
@@ -28,6 +29,22 @@ fn samples(text: &str) -> Result<usize, exposition::ParseError> {
 }
 
 #[test]
+fn pieces_of_every_recorded_output_parse_as_the_whole() {
+    for text in RECORDED {
+        let (samples, result) = whole(text);
+        assert!(result.is_ok());
+        // One byte at a time, and in pieces of 4 KiB.
+        let every: Vec<usize> = (1..text.len()).collect();
+        assert_eq!(
+            in_pieces(text.as_bytes(), &every),
+            (samples.clone(), Ok(()))
+        );
+        let pages: Vec<usize> = (1..=text.len() / 4096).map(|k| k * 4096).collect();
+        assert_eq!(in_pieces(text.as_bytes(), &pages), (samples, Ok(())));
+    }
+}
+
+#[test]
 fn every_recorded_output_parses_completely() {
     for text in RECORDED {
         let lines = text
@@ -38,6 +55,43 @@ fn every_recorded_output_parses_completely() {
         parse_queues(text).unwrap();
         parse_node(text).unwrap();
     }
+}
+
+/// Each visited sample as text, and the outcome.
+type Visited = (Vec<String>, Result<(), exposition::ParseError>);
+
+fn shown(s: &exposition::Sample<'_>) -> String {
+    format!("{} {:?} {:x}", s.name, s.labels, s.value.to_bits())
+}
+
+fn whole(text: &str) -> Visited {
+    let mut seen = Vec::new();
+    let result = exposition::parse(text, |s| {
+        seen.push(shown(&s));
+        Ok(())
+    });
+    (seen, result)
+}
+
+/// `text` fed to [`exposition::Incremental`] in pieces cut at the byte offsets `cuts`.
+fn in_pieces(text: &[u8], cuts: &[usize]) -> Visited {
+    let mut seen = Vec::new();
+    let mut parser = exposition::Incremental::default();
+    let mut at = 0;
+    let mut bounds: Vec<usize> = cuts.iter().map(|&c| c.min(text.len())).collect();
+    bounds.sort_unstable();
+    bounds.push(text.len());
+    for end in bounds {
+        let fed = parser.feed(&text[at..end], &mut |s| {
+            seen.push(shown(&s));
+            Ok(())
+        });
+        if fed.is_err() {
+            return (seen, fed);
+        }
+        at = end;
+    }
+    (seen, parser.finish())
 }
 
 fn escape(v: &str) -> String {
@@ -86,6 +140,26 @@ proptest! {
         let _ = samples(&changed);
         let _ = parse_queues(&changed);
         let _ = parse_node(&changed);
+    }
+
+    #[test]
+    fn pieces_parse_as_the_whole(
+        which in 0..RECORDED.len(),
+        end in 0.0f64..1.0,
+        junk_at in 0.0f64..1.0,
+        junk in "\\PC{0,12}",
+        cuts in proptest::collection::vec(0.0f64..1.0, 0..12),
+    ) {
+        // A cut text (often truncated), with garbage inserted (often malformed).
+        let text = RECORDED[which];
+        let mut cut = (text.len() as f64 * end) as usize;
+        while !text.is_char_boundary(cut) { cut -= 1; }
+        let text = &text[..cut];
+        let mut i = (text.len() as f64 * junk_at) as usize;
+        while !text.is_char_boundary(i) { i -= 1; }
+        let text = format!("{}{}{}", &text[..i], junk, &text[i..]);
+        let cuts: Vec<usize> = cuts.iter().map(|c| (text.len() as f64 * c) as usize).collect();
+        prop_assert_eq!(in_pieces(text.as_bytes(), &cuts), whole(&text));
     }
 
     #[test]

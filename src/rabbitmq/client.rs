@@ -362,6 +362,35 @@ impl Client {
         endpoint: Endpoint,
         query: &[(&str, String)],
     ) -> Result<Body<String>, Error> {
+        let mut body = Vec::new();
+        let bytes = self
+            .exposition_each(endpoint, query, &mut |piece| {
+                body.extend_from_slice(piece);
+                Ok(())
+            })
+            .await?;
+        let value = String::from_utf8(body).map_err(|e| Error::Decode {
+            endpoint,
+            detail: format!("not UTF-8: {e}"),
+        })?;
+        Ok(Body { value, bytes })
+    }
+
+    /// Like [`Client::exposition`], but hands the body to `on_piece` as it arrives (pieces as
+    /// the connection delivers them, cut anywhere), so that nothing but what `on_piece` keeps
+    /// is held; returns the body's size in bytes. A status other than 200 is an error before
+    /// any piece is handed over.
+    ///
+    /// # Errors
+    /// [`Error`] for `endpoint`: transport failures, a status other than 200, a body over
+    /// [`MAX_EXPOSITION_BYTES`] ([`Error::Decode`]), or the first error of `on_piece` (the rest
+    /// of the body is not read).
+    pub async fn exposition_each(
+        &self,
+        endpoint: Endpoint,
+        query: &[(&str, String)],
+        on_piece: &mut impl FnMut(&[u8]) -> Result<(), Error>,
+    ) -> Result<u64, Error> {
         let url = self.endpoint_url(endpoint)?;
         tracing::debug!(endpoint = endpoint.path(), url = %url, query = ?query, "request");
         let mut response = self
@@ -373,34 +402,35 @@ impl Client {
             .await
             .map_err(|e| self.transport_error(endpoint, e))?;
         let status = response.status();
-        let mut body = Vec::new();
+        let mut error_body = Vec::new();
+        let mut bytes = 0usize;
         while let Some(chunk) = response
             .chunk()
             .await
             .map_err(|e| self.transport_error(endpoint, e))?
         {
-            if body.len() + chunk.len() > MAX_EXPOSITION_BYTES {
+            if bytes + chunk.len() > MAX_EXPOSITION_BYTES {
                 return Err(Error::Decode {
                     endpoint,
                     detail: format!("response larger than {MAX_EXPOSITION_BYTES} bytes"),
                 });
             }
-            body.extend_from_slice(&chunk);
+            bytes += chunk.len();
+            if status == StatusCode::OK {
+                on_piece(&chunk)?;
+            } else {
+                error_body.extend_from_slice(&chunk);
+            }
         }
         if status != StatusCode::OK {
             return Err(Error::Status {
                 endpoint,
                 status: status.as_u16(),
                 hint: status_hint(endpoint, status),
-                body: body_excerpt(&body),
+                body: body_excerpt(&error_body),
             });
         }
-        let bytes = body.len() as u64;
-        let value = String::from_utf8(body).map_err(|e| Error::Decode {
-            endpoint,
-            detail: format!("not UTF-8: {e}"),
-        })?;
-        Ok(Body { value, bytes })
+        Ok(bytes as u64)
     }
 
     /// GETs `endpoint` with `query`, accepts only 200, and feeds the body, as it arrives,

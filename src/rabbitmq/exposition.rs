@@ -56,20 +56,37 @@ pub fn parse<'a>(
     text: &'a str,
     mut visit: impl FnMut(Sample<'a>) -> Result<(), String>,
 ) -> Result<(), ParseError> {
+    let complete = text.rfind('\n').map_or(0, |i| i + 1);
     let mut number = 0;
-    let mut rest = text;
-    while !rest.is_empty() {
-        number += 1;
-        let Some(end) = rest.find('\n') else {
-            return Err(ParseError {
-                line: number,
-                detail: "truncated: the last line has no newline".to_owned(),
-            });
-        };
-        let line = rest[..end].strip_suffix('\r').unwrap_or(&rest[..end]);
-        rest = &rest[end + 1..];
+    if lines(&text[..complete], &mut number, &mut visit)? {
+        return Ok(());
+    }
+    if complete < text.len() {
+        return Err(truncated(number + 1));
+    }
+    Ok(())
+}
+
+/// The error of a last line without its newline.
+fn truncated(line: usize) -> ParseError {
+    ParseError {
+        line,
+        detail: "truncated: the last line has no newline".to_owned(),
+    }
+}
+
+/// Parses `text`, complete lines only (empty, or ending with a newline), numbering them after
+/// `number` (left at the last line read); true when it met `# EOF` (the rest is not read).
+fn lines<'a>(
+    text: &'a str,
+    number: &mut usize,
+    visit: &mut impl FnMut(Sample<'a>) -> Result<(), String>,
+) -> Result<bool, ParseError> {
+    for raw in text.split_terminator('\n') {
+        *number += 1;
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
         let err = |detail: String| ParseError {
-            line: number,
+            line: *number,
             detail,
         };
         if line.trim().is_empty() {
@@ -77,7 +94,7 @@ pub fn parse<'a>(
         }
         if let Some(comment) = line.strip_prefix('#') {
             if comment.trim_end() == " EOF" {
-                return Ok(());
+                return Ok(true);
             }
             check_comment(comment).map_err(err)?;
             continue;
@@ -85,7 +102,90 @@ pub fn parse<'a>(
         let sample = parse_sample(line).map_err(err)?;
         visit(sample).map_err(err)?;
     }
-    Ok(())
+    Ok(false)
+}
+
+/// [`parse`] for a text that arrives in pieces (an HTTP body as it is read): each piece's
+/// complete lines are parsed at once, and only the unfinished last line is kept, so memory is
+/// bounded by the longest line, not by the body. Fed the same bytes in any pieces, it visits
+/// the same samples and fails with the same error as [`parse`] of the whole.
+#[derive(Debug, Default)]
+pub struct Incremental {
+    /// The bytes after the last newline fed.
+    carry: Vec<u8>,
+    /// Lines read so far.
+    number: usize,
+    /// `# EOF` was read: what follows is ignored.
+    ended: bool,
+}
+
+impl Incremental {
+    /// Parses the complete lines that `piece` finishes, calling `visit` for each sample.
+    ///
+    /// # Errors
+    /// [`ParseError`] for the first malformed line, or a line that is not UTF-8; after an
+    /// error the parser must not be fed again.
+    pub fn feed(
+        &mut self,
+        piece: &[u8],
+        visit: &mut impl FnMut(Sample<'_>) -> Result<(), String>,
+    ) -> Result<(), ParseError> {
+        if self.ended {
+            return Ok(());
+        }
+        let Some(last) = memchr::memrchr(b'\n', piece) else {
+            self.carry.extend_from_slice(piece);
+            return Ok(());
+        };
+        let (head, tail) = piece.split_at(last + 1);
+        let ended = if self.carry.is_empty() {
+            self.complete(head, visit)?
+        } else {
+            let mut joined = std::mem::take(&mut self.carry);
+            joined.extend_from_slice(head);
+            let ended = self.complete(&joined, visit);
+            // Keep the allocation for the next unfinished line.
+            joined.clear();
+            self.carry = joined;
+            ended?
+        };
+        self.ended = ended;
+        if !ended {
+            self.carry.extend_from_slice(tail);
+        }
+        Ok(())
+    }
+
+    /// Parses `bytes`, complete lines; true at `# EOF`.
+    fn complete(
+        &mut self,
+        bytes: &[u8],
+        visit: &mut impl FnMut(Sample<'_>) -> Result<(), String>,
+    ) -> Result<bool, ParseError> {
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            // The line of the first bad byte.
+            let line =
+                self.number + 1 + memchr::memchr_iter(b'\n', &bytes[..e.valid_up_to()]).count();
+            ParseError {
+                line,
+                detail: format!("not UTF-8: {e}"),
+            }
+        })?;
+        lines(text, &mut self.number, visit)
+    }
+
+    /// Ends the text.
+    ///
+    /// # Errors
+    /// [`ParseError`] when the last line fed has no newline (truncated), unless `# EOF` came
+    /// before it.
+    pub fn finish(self) -> Result<(), ParseError> {
+        if self.ended || self.carry.is_empty() {
+            Ok(())
+        } else {
+            Err(truncated(self.number + 1))
+        }
+    }
 }
 
 /// Checks a `# HELP name text` / `# TYPE name type` line (without the `#`); other comments

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use reqwest::Url;
 
 use super::client::BuildError;
-use super::exposition::{self, ParseError, Sample};
+use super::exposition::{self, Incremental, ParseError, Sample};
 use super::model::{ChurnRates, CpuCounters, MessageStats, Node, Overview, Queue};
 use super::{Body, Client, Endpoint, Error, Fetched};
 use crate::config::{ClusterConfig, RabbitmqConfig};
@@ -147,52 +147,60 @@ fn count(s: &Sample<'_>) -> Result<u64, String> {
 /// or `queue`, a count that is negative or fractional, or a duplicate sample.
 pub fn parse_queues(text: &str) -> Result<QueueMap, ParseError> {
     let mut map = QueueMap::new();
-    exposition::parse(text, |s| {
-        let Some(field) = s.name.strip_prefix("rabbitmq_detailed_queue_") else {
-            return Ok(());
-        };
-        if !is_queue_field(field) {
-            return Ok(());
-        }
-        let (Some(vhost), Some(queue)) = (s.label("vhost"), s.label("queue")) else {
-            return Err(format!("{}: no vhost or queue label", s.name));
-        };
-        let q = map.entry((vhost.to_owned(), queue.to_owned())).or_default();
-        let name = s.name;
-        match field {
-            "messages_ready" => put(&mut q.messages_ready, count(&s)?, name),
-            "messages_unacked" => put(&mut q.messages_unacknowledged, count(&s)?, name),
-            "consumers" => put(&mut q.consumers, count(&s)?, name),
-            "process_memory_bytes" => put(&mut q.memory, count(&s)?, name),
-            "messages_persistent" => put(&mut q.messages_persistent, count(&s)?, name),
-            "messages_ready_bytes" => put(&mut q.message_bytes_ready, count(&s)?, name),
-            "messages_unacked_bytes" => put(&mut q.message_bytes_unacknowledged, count(&s)?, name),
-            "consumer_capacity" => put(&mut q.consumer_capacity, s.value, name),
-            "consumer_utilisation" => put(&mut q.consumer_utilisation, s.value, name),
-            "head_message_timestamp" => {
-                // NaN: the head message has no timestamp (or the queue is empty).
-                if s.value.is_nan() {
-                    Ok(())
-                } else {
-                    put(&mut q.head_message_timestamp, s.value, name)
-                }
-            }
-            counter => {
-                let c = q.counters.get_or_insert_with(MessageStats::default);
-                let v = count(&s)?;
-                match counter {
-                    "get_ack_total" => put(&mut c.get, v, name),
-                    "get_total" => put(&mut c.get_no_ack, v, name),
-                    "messages_delivered_ack_total" => put(&mut c.deliver, v, name),
-                    "messages_delivered_total" => put(&mut c.deliver_no_ack, v, name),
-                    "messages_redelivered_total" => put(&mut c.redeliver, v, name),
-                    "messages_acked_total" => put(&mut c.ack, v, name),
-                    _ => put(&mut c.get_empty, v, name), // get_empty_total
-                }
-            }
-        }
-    })?;
+    exposition::parse(text, |s| queue_sample(&mut map, &s))?;
     Ok(map)
+}
+
+/// Adds one sample of `/metrics/detailed` to `map`: a per-queue family's sample fills its
+/// queue's field, any other family is skipped.
+///
+/// # Errors
+/// A queue sample without `vhost` or `queue`, a count that is negative or fractional, or a
+/// duplicate sample (the text for [`ParseError`]).
+fn queue_sample(map: &mut QueueMap, s: &Sample<'_>) -> Result<(), String> {
+    let Some(field) = s.name.strip_prefix("rabbitmq_detailed_queue_") else {
+        return Ok(());
+    };
+    if !is_queue_field(field) {
+        return Ok(());
+    }
+    let (Some(vhost), Some(queue)) = (s.label("vhost"), s.label("queue")) else {
+        return Err(format!("{}: no vhost or queue label", s.name));
+    };
+    let q = map.entry((vhost.to_owned(), queue.to_owned())).or_default();
+    let name = s.name;
+    match field {
+        "messages_ready" => put(&mut q.messages_ready, count(s)?, name),
+        "messages_unacked" => put(&mut q.messages_unacknowledged, count(s)?, name),
+        "consumers" => put(&mut q.consumers, count(s)?, name),
+        "process_memory_bytes" => put(&mut q.memory, count(s)?, name),
+        "messages_persistent" => put(&mut q.messages_persistent, count(s)?, name),
+        "messages_ready_bytes" => put(&mut q.message_bytes_ready, count(s)?, name),
+        "messages_unacked_bytes" => put(&mut q.message_bytes_unacknowledged, count(s)?, name),
+        "consumer_capacity" => put(&mut q.consumer_capacity, s.value, name),
+        "consumer_utilisation" => put(&mut q.consumer_utilisation, s.value, name),
+        "head_message_timestamp" => {
+            // NaN: the head message has no timestamp (or the queue is empty).
+            if s.value.is_nan() {
+                Ok(())
+            } else {
+                put(&mut q.head_message_timestamp, s.value, name)
+            }
+        }
+        counter => {
+            let c = q.counters.get_or_insert_with(MessageStats::default);
+            let v = count(s)?;
+            match counter {
+                "get_ack_total" => put(&mut c.get, v, name),
+                "get_total" => put(&mut c.get_no_ack, v, name),
+                "messages_delivered_ack_total" => put(&mut c.deliver, v, name),
+                "messages_delivered_total" => put(&mut c.deliver_no_ack, v, name),
+                "messages_redelivered_total" => put(&mut c.redeliver, v, name),
+                "messages_acked_total" => put(&mut c.ack, v, name),
+                _ => put(&mut c.get_empty, v, name), // get_empty_total
+            }
+        }
+    }
 }
 
 fn is_queue_field(field: &str) -> bool {
@@ -620,7 +628,6 @@ fn combine<'a, T: 'a>(
 /// Reads and parses `/metrics/detailed`; the flag says the node refused the delivery family.
 async fn read_queues(client: &Client, with_delivery: bool) -> (Fetched<QueueMap>, bool) {
     let start = Instant::now();
-    let endpoint = Endpoint::PrometheusQueues;
     let query = |delivery: bool| -> Vec<(&str, String)> {
         let mut q: Vec<(&str, String)> = QUEUE_FAMILIES
             .iter()
@@ -632,7 +639,7 @@ async fn read_queues(client: &Client, with_delivery: bool) -> (Fetched<QueueMap>
         q
     };
     let mut refused = false;
-    let mut answer = client.exposition(endpoint, &query(with_delivery)).await;
+    let mut answer = stream_queues(client, &query(with_delivery)).await;
     if with_delivery
         && matches!(
             answer,
@@ -643,10 +650,10 @@ async fn read_queues(client: &Client, with_delivery: bool) -> (Fetched<QueueMap>
         )
     {
         refused = true;
-        answer = client.exposition(endpoint, &query(false)).await;
+        answer = stream_queues(client, &query(false)).await;
     }
     let (result, bytes) = match answer {
-        Ok(Body { value, bytes }) => (parse_queues(&value).map_err(|e| decode(endpoint, e)), bytes),
+        Ok(Body { value, bytes }) => (Ok(value), bytes),
         Err(e) => (Err(e), 0),
     };
     let fetched = Fetched {
@@ -655,6 +662,23 @@ async fn read_queues(client: &Client, with_delivery: bool) -> (Fetched<QueueMap>
         bytes,
     };
     (fetched, refused)
+}
+
+/// Reads `/metrics/detailed` with `query`, parsing it as it arrives ([`Incremental`]): the
+/// per-queue figures are kept, the text is not (tens of megabytes at 10,000 queues).
+async fn stream_queues(client: &Client, query: &[(&str, String)]) -> Result<Body<QueueMap>, Error> {
+    let endpoint = Endpoint::PrometheusQueues;
+    let mut map = QueueMap::new();
+    let mut parser = Incremental::default();
+    let bytes = client
+        .exposition_each(endpoint, query, &mut |piece| {
+            parser
+                .feed(piece, &mut |s| queue_sample(&mut map, &s))
+                .map_err(|e| decode(endpoint, e))
+        })
+        .await?;
+    parser.finish().map_err(|e| decode(endpoint, e))?;
+    Ok(Body { value: map, bytes })
 }
 
 async fn read_node(client: &Client) -> Result<Body<NodeFigures>, Error> {
