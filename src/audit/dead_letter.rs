@@ -44,7 +44,7 @@ pub(super) fn check(inputs: &Inputs, out: &mut Outcome) {
                 format!(
                     "the queue's dead-letter exchange '{dlx}' does not exist: messages that expire, are rejected or overflow are dropped silently"
                 ),
-                &format!(
+                format!(
                     "declare the exchange '{dlx}' in vhost '{}' and bind a queue to it, or point dead-letter-exchange at an existing exchange",
                     q.vhost
                 ),
@@ -58,7 +58,7 @@ pub(super) fn check(inputs: &Inputs, out: &mut Outcome) {
                 format!(
                     "the queue's dead-letter exchange '{dlx}' has no binding: dead-lettered messages route to no queue and are dropped silently"
                 ),
-                &format!(
+                format!(
                     "bind a dead-letter queue to the exchange '{dlx}' (with a routing key that matches, or a fanout exchange)"
                 ),
             ));

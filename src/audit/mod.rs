@@ -17,6 +17,7 @@ pub mod clients;
 pub mod dead_letter;
 pub mod queues;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -139,8 +140,9 @@ pub struct Finding {
     pub severity: Severity,
     /// What is wrong, in one line, with the figures seen.
     pub summary: String,
-    /// What to do about it, in operators' words.
-    pub fix: String,
+    /// What to do about it, in operators' words: most checks' text is a constant, borrowed
+    /// rather than copied into each of thousands of findings (#13).
+    pub fix: Cow<'static, str>,
 }
 
 fn ser_check<S: serde::Serializer>(c: &Check, s: S) -> Result<S::Ok, S::Error> {
@@ -149,7 +151,12 @@ fn ser_check<S: serde::Serializer>(c: &Check, s: S) -> Result<S::Ok, S::Error> {
 
 impl Finding {
     /// A finding of `check` on queue `q`.
-    fn queue(check: Check, q: &Queue, summary: String, fix: &str) -> Finding {
+    fn queue(
+        check: Check,
+        q: &Queue,
+        summary: String,
+        fix: impl Into<Cow<'static, str>>,
+    ) -> Finding {
         Finding {
             check,
             vhost: q.vhost.clone(),
@@ -157,7 +164,7 @@ impl Finding {
             object_type: "queue",
             severity: check.severity(),
             summary,
-            fix: fix.to_owned(),
+            fix: fix.into(),
         }
     }
 }
@@ -466,11 +473,11 @@ pub fn view(report: &Report) -> AuditView {
         .findings
         .iter()
         .map(|f| AuditFinding {
-            check: f.check.name().to_owned(),
+            check: f.check.name().into(),
             vhost: f.vhost.clone(),
             object: f.object.clone(),
-            object_type: f.object_type.to_owned(),
-            severity: f.severity.label().to_owned(),
+            object_type: f.object_type.into(),
+            severity: f.severity.label().into(),
             summary: f.summary.clone(),
             fix: f.fix.clone(),
         })
