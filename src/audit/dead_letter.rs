@@ -30,7 +30,7 @@ pub(super) fn check(inputs: &Inputs, out: &mut Outcome) {
     if sources.is_none() {
         out.skip(Check::DeadLetterUnrouted, inputs.why("/api/bindings"));
     }
-    for (q, _) in queues {
+    for (q, _) in queues.iter() {
         // The default exchange ("") routes by the routing key: not judged here.
         let Some(dlx) = q.setting("dead-letter-exchange").filter(|x| !x.is_empty()) else {
             continue;
