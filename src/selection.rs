@@ -163,12 +163,15 @@ impl<'a> Selector<'a> {
                 after_vhost_cap += wanted;
             }
         }
-        let kept: Vec<Queue> = self
-            .kept
-            .into_values()
-            .flat_map(BTreeMap::into_values)
-            .map(|queue| *queue)
-            .collect();
+        // Sized exactly: collecting the flattened maps grew the vector by doubling, to 16,384
+        // slots (6.7 MB) for 10,000 queues, kept for as long as the snapshot (#13).
+        let mut kept: Vec<Queue> = Vec::with_capacity(self.kept.values().map(BTreeMap::len).sum());
+        kept.extend(
+            self.kept
+                .into_values()
+                .flat_map(BTreeMap::into_values)
+                .map(|queue| *queue),
+        );
         selection.exported = kept.len() as u64;
         selection.dropped_total = after_vhost_cap - selection.exported;
         (kept, selection)

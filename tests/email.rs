@@ -30,7 +30,8 @@ fn alert(status: &str, queue: &str, ready: u32) -> MessageAlert {
             ("severity", "warning"),
             ("vhost", "/"),
             ("queue", queue),
-        ]),
+        ])
+        .into(),
         annotations: labels(&[
             (
                 "summary",
@@ -40,7 +41,8 @@ fn alert(status: &str, queue: &str, ready: u32) -> MessageAlert {
                 "description",
                 &format!("Consumers of <b>{queue}</b> are not keeping up & the backlog grows."),
             ),
-        ]),
+        ])
+        .into(),
         starts_at: "2026-03-01T10:00:00.000Z".to_owned(),
         ends_at: if status == "resolved" {
             "2026-03-01T10:20:00.000Z".to_owned()

@@ -78,7 +78,7 @@ fn consumers(inputs: &Inputs, out: &mut Outcome) {
                 cs.len(),
                 channels_of(cs)
             ),
-            fix: "consume with manual acknowledgement (no_ack/auto_ack false) and acknowledge each message after it is processed".to_owned(),
+            fix: "consume with manual acknowledgement (no_ack/auto_ack false) and acknowledge each message after it is processed".into(),
         });
     }
     let Some(queues) = &inputs.queues else {
@@ -104,7 +104,7 @@ fn consumers(inputs: &Inputs, out: &mut Outcome) {
                     cs.len(),
                     channels_of(cs)
                 ),
-                fix: "set a prefetch limit (basic.qos prefetch_count, e.g. 10 to 300) on the consumers' channels".to_owned(),
+                fix: "set a prefetch limit (basic.qos prefetch_count, e.g. 10 to 300) on the consumers' channels".into(),
             }),
             Some(_) => {}
             None => unknown.push(((*vhost).to_owned(), (*queue).to_owned())),
@@ -153,7 +153,7 @@ fn publishers(inputs: &Inputs, out: &mut Outcome) {
                 "channel of user '{}' published {published} messages ({rate:.1}/s now) without publisher confirms: the publisher cannot know which messages the broker took",
                 c.user.as_deref().unwrap_or("?")
             ),
-            fix: "enable publisher confirms (confirm.select) on the channel and resend messages that are not confirmed".to_owned(),
+            fix: "enable publisher confirms (confirm.select) on the channel and resend messages that are not confirmed".into(),
         });
     }
 }

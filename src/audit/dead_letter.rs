@@ -30,7 +30,7 @@ pub(super) fn check(inputs: &Inputs, out: &mut Outcome) {
     if sources.is_none() {
         out.skip(Check::DeadLetterUnrouted, inputs.why("/api/bindings"));
     }
-    for (q, _) in queues {
+    for (q, _) in queues.iter() {
         // The default exchange ("") routes by the routing key: not judged here.
         let Some(dlx) = q.setting("dead-letter-exchange").filter(|x| !x.is_empty()) else {
             continue;
@@ -44,7 +44,7 @@ pub(super) fn check(inputs: &Inputs, out: &mut Outcome) {
                 format!(
                     "the queue's dead-letter exchange '{dlx}' does not exist: messages that expire, are rejected or overflow are dropped silently"
                 ),
-                &format!(
+                format!(
                     "declare the exchange '{dlx}' in vhost '{}' and bind a queue to it, or point dead-letter-exchange at an existing exchange",
                     q.vhost
                 ),
@@ -58,7 +58,7 @@ pub(super) fn check(inputs: &Inputs, out: &mut Outcome) {
                 format!(
                     "the queue's dead-letter exchange '{dlx}' has no binding: dead-lettered messages route to no queue and are dropped silently"
                 ),
-                &format!(
+                format!(
                     "bind a dead-letter queue to the exchange '{dlx}' (with a routing key that matches, or a fanout exchange)"
                 ),
             ));

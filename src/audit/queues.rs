@@ -33,7 +33,7 @@ pub(super) fn check(inputs: &Inputs, out: &mut Outcome) {
     };
     let major = inputs.major_version();
     let (mut no_depth, mut no_persistent, mut no_verdict) = (Vec::new(), Vec::new(), Vec::new());
-    for (q, verdict) in queues {
+    for (q, verdict) in queues.iter() {
         let messages = q.total_messages();
         let kind = queue_type(q);
         // A queue that does not survive a restart (or its connection) holding messages.
@@ -206,6 +206,7 @@ mod tests {
 
     use super::super::testing::{found, inputs, queue};
     use crate::alerting::backlog::{Analysis, QueueBacklog, Status};
+    use crate::audit::QueueList;
 
     fn classic(name: &str, extra: serde_json::Value) -> serde_json::Value {
         let mut q = json!({"vhost": "/", "name": name, "type": "classic", "durable": true,
@@ -301,7 +302,7 @@ mod tests {
     #[test]
     fn requeue_loop_and_growth_need_the_detector_and_no_safety_net() {
         let mut i = inputs(vec![]);
-        i.queues = Some(vec![
+        i.queues = Some(QueueList::Owned(vec![
             (queue(classic("loop", json!({}))), verdict(true, false)),
             (
                 queue(classic(
@@ -325,7 +326,7 @@ mod tests {
                 )),
                 verdict(false, true),
             ),
-        ]);
+        ]));
         assert_eq!(
             found(&i),
             vec![
@@ -335,10 +336,10 @@ mod tests {
         );
         // On 4.x a quorum queue has a delivery limit by default.
         i.version = Some("4.0.5".to_owned());
-        i.queues = Some(vec![(
+        i.queues = Some(QueueList::Owned(vec![(
             queue(classic("qq", json!({"type": "quorum"}))),
             verdict(true, false),
-        )]);
+        )]));
         assert_eq!(found(&i), vec![]);
     }
 

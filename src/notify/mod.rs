@@ -17,6 +17,7 @@ pub mod webhook;
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -61,10 +62,13 @@ pub struct Message {
 pub struct MessageAlert {
     /// `firing` or `resolved`.
     pub status: String,
-    /// The alert's labels.
-    pub labels: BTreeMap<String, String>,
-    /// The alert's annotations.
-    pub annotations: BTreeMap<String, String>,
+    /// The alert's labels, shared with the [`Alert`] (serialized as the map itself): planning
+    /// 10,000 alerts once built 10,000 copies of each map, ~15 MB at the heap's peak (#13).
+    #[serde(with = "crate::util::ser::shared")]
+    pub labels: Arc<BTreeMap<String, String>>,
+    /// The alert's annotations, shared like `labels`.
+    #[serde(with = "crate::util::ser::shared")]
+    pub annotations: Arc<BTreeMap<String, String>>,
     /// When it started firing (RFC 3339).
     pub starts_at: String,
     /// When it resolved; `0001-01-01T00:00:00Z` while firing (as Alertmanager sends).
@@ -93,8 +97,8 @@ impl MessageAlert {
         let resolved = alert.state == State::Resolved;
         MessageAlert {
             status: if resolved { "resolved" } else { "firing" }.to_owned(),
-            labels: (*alert.labels).clone(),
-            annotations: (*alert.annotations).clone(),
+            labels: Arc::clone(&alert.labels),
+            annotations: Arc::clone(&alert.annotations),
             starts_at: format_rfc3339(alert.fired_at.unwrap_or(alert.active_since)),
             ends_at: match (resolved, alert.resolved_at) {
                 (true, Some(t)) => format_rfc3339(t),
@@ -127,8 +131,8 @@ impl Message {
             status: status.to_owned(),
             receiver: receiver.to_owned(),
             group_labels,
-            common_labels: common(alerts.iter().map(|a| &a.labels)),
-            common_annotations: common(alerts.iter().map(|a| &a.annotations)),
+            common_labels: common(alerts.iter().map(|a| &*a.labels)),
+            common_annotations: common(alerts.iter().map(|a| &*a.annotations)),
             external_url: external_url.to_owned(),
             alerts,
         }
@@ -556,8 +560,10 @@ mod tests {
             status: "firing".into(),
             labels: [("alertname", "X"), ("queue", q)]
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .into_iter()
+                .collect::<BTreeMap<_, _>>()
                 .into(),
-            annotations: BTreeMap::new(),
+            annotations: Default::default(),
             starts_at: "2026-01-01T00:00:00.000Z".into(),
             ends_at: NO_END.into(),
             generator_url: "http://w/api/v1/alerts".into(),

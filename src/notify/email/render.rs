@@ -81,7 +81,7 @@ pub fn text_body(msg: &Message) -> String {
                 }
             }
             let _ = writeln!(out, "   Labels:");
-            for (k, v) in &a.labels {
+            for (k, v) in a.labels.iter() {
                 let _ = writeln!(out, "     {k} = {}", indent(v, "       "));
             }
             let others: Vec<_> = a
@@ -213,6 +213,7 @@ fn link(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
+    use std::sync::Arc;
 
     use super::*;
     use crate::notify::NO_END;
@@ -226,15 +227,17 @@ mod tests {
         ];
         MessageAlert {
             status: status.into(),
-            labels: labels.map(|(k, v)| (k.to_owned(), v.to_owned())).into(),
-            annotations: [
-                ("summary".to_owned(), summary.to_owned()),
-                (
-                    "description".to_owned(),
-                    "Ready messages <b>grow</b> & grow".to_owned(),
-                ),
-            ]
-            .into(),
+            labels: Arc::new(labels.map(|(k, v)| (k.to_owned(), v.to_owned())).into()),
+            annotations: Arc::new(
+                [
+                    ("summary".to_owned(), summary.to_owned()),
+                    (
+                        "description".to_owned(),
+                        "Ready messages <b>grow</b> & grow".to_owned(),
+                    ),
+                ]
+                .into(),
+            ),
             starts_at: "2026-01-01T00:00:00.000Z".into(),
             ends_at: if status == "resolved" {
                 "2026-01-01T00:10:00.000Z".into()
